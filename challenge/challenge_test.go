@@ -1,0 +1,387 @@
+package challenge
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/gpu"
+)
+
+func newPeer(t testing.TB) peer.ID {
+	t.Helper()
+	_, pub, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+var testClock = EpochClock{Genesis: time.Unix(1_700_000_000, 0), Length: 10 * time.Second}
+
+func newChallenge(t testing.TB, challenger, target peer.ID, now time.Time) (*pb.Challenge, []byte, cid.Cid) {
+	t.Helper()
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	ch := &pb.Challenge{
+		Version: 1, Epoch: testClock.At(now), Challenger: []byte(challenger), Target: []byte(target),
+		Nonce: nonce, Workload: pb.Workload_WORKLOAD_GEMM_INT8, N: 96, K: 64, M: 32,
+		Openings: 20, DeadlineMs: 1000, IssuedUnixMs: now.UnixMilli(),
+	}
+	b, c, err := MessageCID(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch, b, c
+}
+
+type proved struct {
+	ch     *pb.Challenge
+	chCID  cid.Cid
+	com    *pb.Commitment
+	comCID cid.Cid
+	op     *pb.Opening
+}
+
+func prove(t testing.TB) proved {
+	t.Helper()
+	prover := newPeer(t)
+	ch, _, chCID := newChallenge(t, newPeer(t), prover, time.Now())
+	com, op, err := Prove(context.Background(), gpu.NewCPU(), ch, chCID, prover)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, comCID, _ := MessageCID(com)
+	return proved{ch, chCID, com, comCID, op}
+}
+
+func (p proved) verify(t *testing.T) Result {
+	t.Helper()
+	res, err := Verify(context.Background(), gpu.NewCPU(), p.ch, p.chCID, p.com, p.comCID, p.op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestProveVerifyHonest(t *testing.T) {
+	p := prove(t)
+	res := p.verify(t)
+	if res.Verdict != pb.Verdict_VERDICT_PASS || res.Accuracy != 1 || res.Deviation != 0 {
+		t.Fatalf("honest proof: %+v", res)
+	}
+	if len(p.op.Rows) != 20 {
+		t.Fatalf("opened %d rows, want 20", len(p.op.Rows))
+	}
+}
+
+func TestVerifyRejectsSingleWrongElement(t *testing.T) {
+	// A prover that commits to a C with one element off by one is caught
+	// when that row is opened: rebuild the commitment over the tampered C.
+	prover := newPeer(t)
+	ch, _, chCID := newChallenge(t, newPeer(t), prover, time.Now())
+	ch.Openings = uint32(ch.N) // open every row so the bad one is surely opened
+	c, leaves, err := gpu.NewCPU().MatMulInt8(context.Background(), Seed(ch), ShapeOf(ch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Row(37)[5]++
+	leaves[37] = gpu.LeafHash(c.Row(37))
+	com, op, err := Commit(ch, chCID, prover, c, leaves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, comCID, _ := MessageCID(com)
+	res, err := Verify(context.Background(), gpu.NewCPU(), ch, chCID, com, comCID, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict != pb.Verdict_VERDICT_WRONG_ANSWER {
+		t.Fatalf("verdict %v, want WRONG_ANSWER", res.Verdict)
+	}
+	if want := float64(ch.N-1) / float64(ch.N); res.Accuracy != want {
+		t.Fatalf("accuracy %v, want %v", res.Accuracy, want)
+	}
+	if res.Deviation <= 0 {
+		t.Fatalf("deviation %v, want > 0", res.Deviation)
+	}
+}
+
+func TestVerifyRejectsTampering(t *testing.T) {
+	cases := map[string]func(p *proved){
+		"value changed after commit": func(p *proved) { p.op.Rows[3].Values[0] ^= 1 },
+		"proof hash changed":         func(p *proved) { p.op.Rows[0].Proof[0][0] ^= 1 },
+		"row dropped":                func(p *proved) { p.op.Rows = p.op.Rows[1:] },
+		"rows swapped":               func(p *proved) { p.op.Rows[0], p.op.Rows[1] = p.op.Rows[1], p.op.Rows[0] },
+		"row truncated":              func(p *proved) { p.op.Rows[2].Values = p.op.Rows[2].Values[:8] },
+		"other challenge": func(p *proved) {
+			_, _, other := newChallenge(t, newPeer(t), newPeer(t), time.Now())
+			p.op.ChallengeCid = other.Bytes()
+		},
+		"root replaced": func(p *proved) {
+			p.com.MerkleRoot = make([]byte, 32)
+			_, p.comCID, _ = MessageCID(p.com)
+			p.op.CommitmentCid = p.comCID.Bytes()
+		},
+	}
+	for name, tamper := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := prove(t)
+			tamper(&p)
+			if res := p.verify(t); res.Verdict == pb.Verdict_VERDICT_PASS {
+				t.Fatalf("tampered opening passed: %+v", res)
+			}
+		})
+	}
+}
+
+func TestReplayedAnswerFails(t *testing.T) {
+	// An answer computed for one challenge, relabelled for another.
+	p := prove(t)
+	ch2, _, ch2CID := newChallenge(t, newPeer(t), peer.ID(p.ch.Target), time.Now())
+	c, leaves, _ := gpu.NewCPU().MatMulInt8(context.Background(), Seed(p.ch), ShapeOf(p.ch))
+	com, op, _ := Commit(ch2, ch2CID, peer.ID(p.ch.Target), c, leaves)
+	_, comCID, _ := MessageCID(com)
+	res, err := Verify(context.Background(), gpu.NewCPU(), ch2, ch2CID, com, comCID, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict != pb.Verdict_VERDICT_WRONG_ANSWER || res.Accuracy > 0.1 {
+		t.Fatalf("replayed answer: %+v", res)
+	}
+}
+
+func TestSampleRows(t *testing.T) {
+	var root [32]byte
+	a, err := SampleRows(root, []byte("nonce"), 100, 66)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, i := range a {
+		if i < 0 || i >= 100 || seen[i] {
+			t.Fatalf("bad or repeated index %d", i)
+		}
+		seen[i] = true
+	}
+	root[0] = 1
+	b, _ := SampleRows(root, []byte("nonce"), 100, 66)
+	if equalInts(a, b) {
+		t.Fatal("indices do not depend on the root")
+	}
+	if _, err := SampleRows(root, nil, 5, 6); err == nil {
+		t.Fatal("sampling more rows than exist succeeded")
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestOpeningsFor(t *testing.T) {
+	if got := OpeningsFor(0.9, 0.001); got != 66 {
+		t.Fatalf("OpeningsFor(0.9, 0.001) = %d, want 66", got)
+	}
+	s := OpeningsFor(0.5, 1e-9)
+	if p := pow(0.5, s); p > 1e-9 || pow(0.5, s-1) <= 1e-9 {
+		t.Fatalf("s=%d is not the smallest with 0.5^s <= 1e-9 (%g)", s, p)
+	}
+}
+
+func pow(x float64, n int) float64 {
+	r := 1.0
+	for range n {
+		r *= x
+	}
+	return r
+}
+
+func TestSizing(t *testing.T) {
+	s := Sizing{Target: time.Second, K: 512, M: 512, MinN: 66, MaxN: 1 << 20, Slack: 2, Allowance: 100 * time.Millisecond}
+	shape := s.ShapeFor(0.002) // 1e9 MAC/s for 1 s
+	if got := Anticipated(shape, 0.002); got < 990*time.Millisecond || got > 1010*time.Millisecond {
+		t.Fatalf("anticipated %v for %v, want about 1s", got, shape)
+	}
+	if d := s.DeadlineFor(shape, 0.002); d < 2*time.Second || d > 2200*time.Millisecond {
+		t.Fatalf("deadline %v", d)
+	}
+	if fast := s.ShapeFor(0.02); fast.N < 9*shape.N {
+		t.Fatalf("10x claim sized %d rows vs %d", fast.N, shape.N)
+	}
+}
+
+func TestValidatorChallenge(t *testing.T) {
+	now := testClock.Start(5).Add(time.Second)
+	challenger, target := newPeer(t), newPeer(t)
+	v := NewValidator(DefaultLimits(), testClock, 100)
+	ch, good, _ := newChallenge(t, challenger, target, now)
+	if _, _, err := v.Challenge(challenger, good, now); err != nil {
+		t.Fatalf("good challenge rejected: %v", err)
+	}
+	if _, _, err := v.Challenge(challenger, good, now.Add(time.Second)); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("replay: got %v", err)
+	}
+	mutate := func(f func(c *pb.Challenge)) []byte {
+		c := proto.Clone(ch).(*pb.Challenge)
+		rand.Read(c.Nonce) // a fresh message, so only f's change matters
+		f(c)
+		b, _ := Marshal(c)
+		return b
+	}
+	cases := []struct {
+		name string
+		from peer.ID
+		data []byte
+		want error
+	}{
+		{"garbage", challenger, []byte{0xff, 0x01, 0x02}, ErrMalformed},
+		{"oversized", challenger, make([]byte, 5000), ErrOversized},
+		{"wrong signer", target, mutate(func(*pb.Challenge) {}), ErrSigner},
+		{"stale timestamp", challenger, mutate(func(c *pb.Challenge) { c.IssuedUnixMs -= int64(time.Hour / time.Millisecond) }), ErrStale},
+		{"old epoch", challenger, mutate(func(c *pb.Challenge) { c.Epoch = 1 }), ErrStale},
+		{"short nonce", challenger, mutate(func(c *pb.Challenge) { c.Nonce = c.Nonce[:5] }), ErrMalformed},
+		{"zero rows", challenger, mutate(func(c *pb.Challenge) { c.N = 0 }), ErrMalformed},
+		{"k overflow", challenger, mutate(func(c *pb.Challenge) { c.K = gpu.MaxK + 1 }), ErrMalformed},
+		{"too many openings", challenger, mutate(func(c *pb.Challenge) { c.Openings = c.N + 1 }), ErrMalformed},
+		{"self target", challenger, mutate(func(c *pb.Challenge) { c.Target = []byte(challenger) }), ErrMalformed},
+		{"bad target", challenger, mutate(func(c *pb.Challenge) { c.Target = []byte("nope") }), ErrMalformed},
+		{"unknown workload", challenger, mutate(func(c *pb.Challenge) { c.Workload = 9 }), ErrMalformed},
+		{"no deadline", challenger, mutate(func(c *pb.Challenge) { c.DeadlineMs = 0 }), ErrMalformed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, err := v.Challenge(tc.from, tc.data, now); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidatorNonCanonical(t *testing.T) {
+	now := testClock.Start(5)
+	challenger := newPeer(t)
+	_, good, _ := newChallenge(t, challenger, newPeer(t), now)
+	// Append an unknown field: decodes, but is not the canonical encoding.
+	padded := append(append([]byte(nil), good...), 0xf8, 0x07, 0x01)
+	v := NewValidator(DefaultLimits(), testClock, 100)
+	if _, _, err := v.Challenge(challenger, padded, now); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("non-canonical encoding: got %v", err)
+	}
+}
+
+func TestValidatorAttestation(t *testing.T) {
+	now := testClock.Start(5)
+	verifier, target := newPeer(t), newPeer(t)
+	_, _, chCID := newChallenge(t, newPeer(t), target, now)
+	att := &pb.Attestation{ChallengeCid: chCID.Bytes(), Target: []byte(target), Verifier: []byte(verifier), Epoch: 5,
+		Verdict: pb.Verdict_VERDICT_PASS, LatencyMs: 10, DeadlineMs: 100, DataAccuracy: 1, IssuedUnixMs: now.UnixMilli()}
+	v := NewValidator(DefaultLimits(), testClock, 100)
+	b, _ := Marshal(att)
+	if _, _, err := v.Attestation(verifier, b, now); err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range map[string]func(a *pb.Attestation){
+		"accuracy > 1":       func(a *pb.Attestation) { a.DataAccuracy = 1.5 },
+		"no verdict":         func(a *pb.Attestation) { a.Verdict = 0 },
+		"self attestation":   func(a *pb.Attestation) { a.Target = []byte(verifier) },
+		"negative deviation": func(a *pb.Attestation) { a.ScoreDeviation = -1 },
+		"bad cid":            func(a *pb.Attestation) { a.ChallengeCid = []byte{1, 2, 3} },
+	} {
+		a := proto.Clone(att).(*pb.Attestation)
+		a.LatencyMs++ // make it a distinct message
+		f(a)
+		b, _ := Marshal(a)
+		if _, _, err := v.Attestation(verifier, b, now); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: got %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+func TestReplayCacheBounded(t *testing.T) {
+	r := NewReplayCache(10, time.Minute)
+	now := time.Now()
+	for i := range 100 {
+		r.Add(string(rune(i)), now)
+	}
+	if r.Len() > 10 {
+		t.Fatalf("cache holds %d > 10", r.Len())
+	}
+	r.Add("x", now)
+	if r.Seen("x", now.Add(2*time.Minute)) {
+		t.Fatal("entry outlived its ttl")
+	}
+}
+
+// fuzzValidator feeds arbitrary bytes to every decoder: none may panic, and
+// whatever is accepted must re-encode to the same bytes.
+func FuzzValidators(f *testing.F) {
+	now := testClock.Start(5)
+	challenger := newPeer(f)
+	_, good, _ := newChallenge(f, challenger, newPeer(f), now)
+	f.Add(good)
+	f.Add([]byte{})
+	f.Add([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v := NewValidator(DefaultLimits(), testClock, 16)
+		if m, _, err := v.Challenge(challenger, data, now); err == nil {
+			if b, _ := Marshal(m); string(b) != string(data) {
+				t.Fatal("accepted a non-canonical challenge")
+			}
+		}
+		v.Claim(challenger, data, now)
+		v.Commitment(challenger, data, now)
+		v.Opening(challenger, data, now)
+		v.Attestation(challenger, data, now)
+	})
+}
+
+// FuzzVerify mutates an honest opening: Verify must never panic and must
+// never pass an opening whose bytes differ from the honest one.
+func FuzzVerify(f *testing.F) {
+	p := prove(f)
+	honest, _ := Marshal(p.op)
+	f.Add(honest)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		op := &pb.Opening{}
+		if proto.Unmarshal(data, op) != nil {
+			return
+		}
+		res, err := Verify(context.Background(), gpu.NewCPU(), p.ch, p.chCID, p.com, p.comCID, op)
+		if err != nil {
+			return
+		}
+		if res.Verdict == pb.Verdict_VERDICT_PASS && !proto.Equal(op, p.op) {
+			t.Fatal("a different opening passed")
+		}
+	})
+}
+
+func BenchmarkVerify(b *testing.B) {
+	p := prove(b)
+	cpu := gpu.NewCPU()
+	for b.Loop() {
+		if _, err := Verify(context.Background(), cpu, p.ch, p.chCID, p.com, p.comCID, p.op); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package challenge
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/poai-network/poai/challenge/merkle"
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/gpu"
+)
+
+// Domain-separation tags for the hashes this package derives.
+const (
+	seedTag = "poai/1/seed"
+	fsTag   = "poai/1/fiat-shamir"
+)
+
+// Seed derives the workload seed of a challenge:
+// SHA-256(tag || challenger || target || nonce || epoch as 8 bytes BE).
+// It binds the workload to the target's peer ID, so an answer computed for
+// one peer is worthless for another, and it is unpredictable until the
+// challenger reveals its random nonce.
+func Seed(ch *pb.Challenge) gpu.Seed {
+	h := sha256.New()
+	h.Write([]byte(seedTag))
+	writeField(h, ch.GetChallenger())
+	writeField(h, ch.GetTarget())
+	writeField(h, ch.GetNonce())
+	var e [8]byte
+	binary.BigEndian.PutUint64(e[:], ch.GetEpoch())
+	h.Write(e[:])
+	var s gpu.Seed
+	h.Sum(s[:0])
+	return s
+}
+
+// writeField writes a length-prefixed field so that field boundaries cannot
+// be shifted between adjacent fields.
+func writeField(h interface{ Write([]byte) (int, error) }, b []byte) {
+	var l [4]byte
+	binary.BigEndian.PutUint32(l[:], uint32(len(b)))
+	h.Write(l[:])
+	h.Write(b)
+}
+
+// SampleRows returns count distinct row indices in [0, n), chosen by
+// Fiat-Shamir from the Merkle root and the challenge nonce: a stream of
+// SHA-256(tag || root || nonce || counter) words, rejection-sampled so every
+// index is uniform. The prover cannot choose which rows are opened without
+// changing the root, which fixes every row first. It returns an error if
+// count > n or n ≤ 0.
+func SampleRows(root merkle.Hash, nonce []byte, n, count int) ([]int, error) {
+	if n <= 0 || count < 0 || count > n {
+		return nil, fmt.Errorf("%w: cannot sample %d of %d rows", ErrMalformed, count, n)
+	}
+	limit := (uint64(1<<63) / uint64(n)) * uint64(n) // reject above to avoid modulo bias
+	seen := make(map[int]bool, count)
+	out := make([]int, 0, count)
+	var ctr uint64
+	for len(out) < count {
+		h := sha256.New()
+		h.Write([]byte(fsTag))
+		h.Write(root[:])
+		writeField(h, nonce)
+		var c [8]byte
+		binary.BigEndian.PutUint64(c[:], ctr)
+		h.Write(c[:])
+		ctr++
+		sum := h.Sum(nil)
+		for w := 0; w < 4 && len(out) < count; w++ {
+			v := binary.BigEndian.Uint64(sum[8*w:]) >> 1
+			if v >= limit {
+				continue
+			}
+			i := int(v % uint64(n))
+			if !seen[i] {
+				seen[i] = true
+				out = append(out, i)
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,338 @@
+package challenge
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/gpu"
+)
+
+// Limits bound what a validator accepts from the network.
+type Limits struct {
+	// MaxBytes is the largest encoded message per kind, in bytes.
+	MaxClaim, MaxChallenge, MaxCommitment, MaxOpening, MaxAttestation int
+	// MaxN, MaxK, MaxM bound a challenge's product shape.
+	MaxN, MaxK, MaxM int
+	// MaxOpenings bounds the rows a challenge may ask to open.
+	MaxOpenings int
+	// MaxDeadline bounds a challenge's deadline.
+	MaxDeadline time.Duration
+	// MaxSkew is how far a timestamp may lie from the receiver's clock.
+	MaxSkew time.Duration
+	// MaxEpochLag is how many epochs a challenge or attestation may trail
+	// or lead the receiver's current epoch.
+	MaxEpochLag uint64
+}
+
+// DefaultLimits returns limits that admit every workload poai sizes today.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxClaim:       4 << 10,
+		MaxChallenge:   4 << 10,
+		MaxCommitment:  1 << 10,
+		MaxOpening:     8 << 20,
+		MaxAttestation: 2 << 10,
+		MaxN:           1 << 22,
+		MaxK:           gpu.MaxK,
+		MaxM:           1 << 14,
+		MaxOpenings:    1024,
+		MaxDeadline:    10 * time.Minute,
+		MaxSkew:        2 * time.Minute,
+		MaxEpochLag:    2,
+	}
+}
+
+// Validator decodes and checks messages from the network. Checks are
+// stateless except for a bounded replay cache of accepted content IDs.
+// It is safe for concurrent use.
+type Validator struct {
+	limits Limits
+	clock  EpochClock
+	replay *ReplayCache
+}
+
+// NewValidator returns a validator with the given limits and epoch clock.
+// The replay cache remembers each accepted CID for 2·MaxSkew, after which
+// the timestamp check rejects it as stale; it holds at most capacity IDs.
+func NewValidator(limits Limits, clock EpochClock, capacity int) *Validator {
+	return &Validator{limits: limits, clock: clock, replay: NewReplayCache(capacity, 2*limits.MaxSkew)}
+}
+
+// decode runs the checks common to every kind: size, canonical decoding,
+// replay. It returns the message's CID.
+func (v *Validator) decode(data []byte, maxBytes int, m proto.Message, now time.Time) (cid.Cid, error) {
+	if len(data) > maxBytes {
+		return cid.Undef, fmt.Errorf("%w: %d bytes > %d", ErrOversized, len(data), maxBytes)
+	}
+	if err := unmarshalCanonical(data, m); err != nil {
+		return cid.Undef, err
+	}
+	c := CIDOf(data)
+	if v.replay.Seen(c.KeyString(), now) {
+		return cid.Undef, fmt.Errorf("%w: %s", ErrReplayed, c)
+	}
+	return c, nil
+}
+
+func (v *Validator) fresh(issuedMs int64, now time.Time) error {
+	at := time.UnixMilli(issuedMs)
+	if d := now.Sub(at); d > v.limits.MaxSkew || d < -v.limits.MaxSkew {
+		return fmt.Errorf("%w: issued %s from now", ErrStale, d.Round(time.Millisecond))
+	}
+	return nil
+}
+
+func (v *Validator) epochOK(e uint64, now time.Time) error {
+	cur := v.clock.At(now)
+	if e+v.limits.MaxEpochLag < cur || e > cur+v.limits.MaxEpochLag {
+		return fmt.Errorf("%w: epoch %d, current %d", ErrStale, e, cur)
+	}
+	return nil
+}
+
+// author checks that b is a valid peer ID equal to the gossipsub signer.
+func author(field string, b []byte, from peer.ID) error {
+	id, err := peer.IDFromBytes(b)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrMalformed, field, err)
+	}
+	if id != from {
+		return fmt.Errorf("%w: %s is %s, signed by %s", ErrSigner, field, id, from)
+	}
+	return nil
+}
+
+func finite(name string, x float64, lo, hi float64) error {
+	if math.IsNaN(x) || x < lo || x > hi {
+		return fmt.Errorf("%w: %s=%v outside [%v,%v]", ErrMalformed, name, x, lo, hi)
+	}
+	return nil
+}
+
+// accept records c as seen; call it only when every check passed.
+func (v *Validator) accept(c cid.Cid, now time.Time) { v.replay.Add(c.KeyString(), now) }
+
+// Claim validates a device claim signed by from.
+func (v *Validator) Claim(from peer.ID, data []byte, now time.Time) (*pb.DeviceClaim, cid.Cid, error) {
+	m := &pb.DeviceClaim{}
+	c, err := v.decode(data, v.limits.MaxClaim, m, now)
+	if err != nil {
+		return nil, cid.Undef, err
+	}
+	if err := author("peer_id", m.GetPeerId(), from); err != nil {
+		return nil, cid.Undef, err
+	}
+	if err := v.fresh(m.GetIssuedUnixMs(), now); err != nil {
+		return nil, cid.Undef, err
+	}
+	if m.GetModel() == "" || len(m.GetModel()) > 128 || len(m.GetBackend()) > 32 {
+		return nil, cid.Undef, fmt.Errorf("%w: model or backend name missing or too long", ErrMalformed)
+	}
+	for _, f := range []struct {
+		n string
+		x float64
+	}{{"int8_tops", m.GetInt8Tops()}, {"bf16_tflops", m.GetBf16Tflops()}, {"mem_bandwidth_gbps", m.GetMemBandwidthGbps()}} {
+		if err := finite(f.n, f.x, 0, 1e7); err != nil {
+			return nil, cid.Undef, err
+		}
+	}
+	if m.GetInt8Tops() <= 0 {
+		return nil, cid.Undef, fmt.Errorf("%w: int8_tops must be positive", ErrMalformed)
+	}
+	v.accept(c, now)
+	return m, c, nil
+}
+
+// Challenge validates a challenge signed by from.
+func (v *Validator) Challenge(from peer.ID, data []byte, now time.Time) (*pb.Challenge, cid.Cid, error) {
+	m := &pb.Challenge{}
+	c, err := v.decode(data, v.limits.MaxChallenge, m, now)
+	if err != nil {
+		return nil, cid.Undef, err
+	}
+	if err := author("challenger", m.GetChallenger(), from); err != nil {
+		return nil, cid.Undef, err
+	}
+	target, err := peer.IDFromBytes(m.GetTarget())
+	if err != nil {
+		return nil, cid.Undef, fmt.Errorf("%w: target: %v", ErrMalformed, err)
+	}
+	s := ShapeOf(m)
+	l := v.limits
+	switch {
+	case m.GetVersion() != 1:
+		return nil, cid.Undef, fmt.Errorf("%w: version %d", ErrMalformed, m.GetVersion())
+	case target == from:
+		return nil, cid.Undef, fmt.Errorf("%w: challenger targets itself", ErrMalformed)
+	case len(m.GetNonce()) != 32:
+		return nil, cid.Undef, fmt.Errorf("%w: nonce has %d bytes, want 32", ErrMalformed, len(m.GetNonce()))
+	case m.GetWorkload() != pb.Workload_WORKLOAD_GEMM_INT8:
+		return nil, cid.Undef, fmt.Errorf("%w: workload %v", ErrMalformed, m.GetWorkload())
+	case s.Validate() != nil:
+		return nil, cid.Undef, fmt.Errorf("%w: %v", ErrMalformed, s.Validate())
+	case s.N > l.MaxN || s.K > l.MaxK || s.M > l.MaxM:
+		return nil, cid.Undef, fmt.Errorf("%w: shape %dx%dx%d over limits", ErrMalformed, s.N, s.K, s.M)
+	case m.GetOpenings() == 0 || int(m.GetOpenings()) > min(s.N, l.MaxOpenings):
+		return nil, cid.Undef, fmt.Errorf("%w: %d openings of %d rows", ErrMalformed, m.GetOpenings(), s.N)
+	case int64(m.GetOpenings())*int64(s.M)*4 > int64(l.MaxOpening)/2:
+		return nil, cid.Undef, fmt.Errorf("%w: opening would exceed the size limit", ErrMalformed)
+	case m.GetDeadlineMs() == 0 || time.Duration(m.GetDeadlineMs())*time.Millisecond > l.MaxDeadline:
+		return nil, cid.Undef, fmt.Errorf("%w: deadline %d ms", ErrMalformed, m.GetDeadlineMs())
+	}
+	if len(m.GetClaimCid()) > 0 {
+		if _, err := parseCID("claim_cid", m.GetClaimCid()); err != nil {
+			return nil, cid.Undef, err
+		}
+	}
+	if err := v.fresh(m.GetIssuedUnixMs(), now); err != nil {
+		return nil, cid.Undef, err
+	}
+	if err := v.epochOK(m.GetEpoch(), now); err != nil {
+		return nil, cid.Undef, err
+	}
+	v.accept(c, now)
+	return m, c, nil
+}
+
+// Commitment validates a commitment signed by from.
+func (v *Validator) Commitment(from peer.ID, data []byte, now time.Time) (*pb.Commitment, cid.Cid, error) {
+	m := &pb.Commitment{}
+	c, err := v.decode(data, v.limits.MaxCommitment, m, now)
+	if err != nil {
+		return nil, cid.Undef, err
+	}
+	if err := author("prover", m.GetProver(), from); err != nil {
+		return nil, cid.Undef, err
+	}
+	if _, err := parseCID("challenge_cid", m.GetChallengeCid()); err != nil {
+		return nil, cid.Undef, err
+	}
+	if len(m.GetMerkleRoot()) != 32 || m.GetLeaves() == 0 || int(m.GetLeaves()) > v.limits.MaxN {
+		return nil, cid.Undef, fmt.Errorf("%w: root of %d bytes over %d leaves", ErrMalformed, len(m.GetMerkleRoot()), m.GetLeaves())
+	}
+	v.accept(c, now)
+	return m, c, nil
+}
+
+// Opening validates an opening signed by from. Whether its rows are the
+// right ones is Verify's business: that needs the challenge.
+func (v *Validator) Opening(from peer.ID, data []byte, now time.Time) (*pb.Opening, cid.Cid, error) {
+	m := &pb.Opening{}
+	c, err := v.decode(data, v.limits.MaxOpening, m, now)
+	if err != nil {
+		return nil, cid.Undef, err
+	}
+	if err := author("prover", m.GetProver(), from); err != nil {
+		return nil, cid.Undef, err
+	}
+	if _, err := parseCID("challenge_cid", m.GetChallengeCid()); err != nil {
+		return nil, cid.Undef, err
+	}
+	if _, err := parseCID("commitment_cid", m.GetCommitmentCid()); err != nil {
+		return nil, cid.Undef, err
+	}
+	if n := len(m.GetRows()); n == 0 || n > v.limits.MaxOpenings {
+		return nil, cid.Undef, fmt.Errorf("%w: %d rows opened", ErrMalformed, n)
+	}
+	for _, r := range m.GetRows() {
+		if len(r.GetProof()) > 64 {
+			return nil, cid.Undef, fmt.Errorf("%w: proof of %d hashes", ErrMalformed, len(r.GetProof()))
+		}
+	}
+	v.accept(c, now)
+	return m, c, nil
+}
+
+// Attestation validates an attestation signed by from (the verifier).
+func (v *Validator) Attestation(from peer.ID, data []byte, now time.Time) (*pb.Attestation, cid.Cid, error) {
+	m := &pb.Attestation{}
+	c, err := v.decode(data, v.limits.MaxAttestation, m, now)
+	if err != nil {
+		return nil, cid.Undef, err
+	}
+	if err := author("verifier", m.GetVerifier(), from); err != nil {
+		return nil, cid.Undef, err
+	}
+	target, err := peer.IDFromBytes(m.GetTarget())
+	if err != nil {
+		return nil, cid.Undef, fmt.Errorf("%w: target: %v", ErrMalformed, err)
+	}
+	if target == from {
+		return nil, cid.Undef, fmt.Errorf("%w: self-attestation", ErrMalformed)
+	}
+	if _, err := parseCID("challenge_cid", m.GetChallengeCid()); err != nil {
+		return nil, cid.Undef, err
+	}
+	if _, ok := pb.Verdict_name[int32(m.GetVerdict())]; !ok || m.GetVerdict() == pb.Verdict_VERDICT_UNSPECIFIED {
+		return nil, cid.Undef, fmt.Errorf("%w: verdict %d", ErrMalformed, m.GetVerdict())
+	}
+	if err := finite("data_accuracy", m.GetDataAccuracy(), 0, 1); err != nil {
+		return nil, cid.Undef, err
+	}
+	if math.IsNaN(m.GetScoreDeviation()) || m.GetScoreDeviation() < 0 {
+		return nil, cid.Undef, fmt.Errorf("%w: score_deviation %v", ErrMalformed, m.GetScoreDeviation())
+	}
+	if err := v.fresh(m.GetIssuedUnixMs(), now); err != nil {
+		return nil, cid.Undef, err
+	}
+	if err := v.epochOK(m.GetEpoch(), now); err != nil {
+		return nil, cid.Undef, err
+	}
+	v.accept(c, now)
+	return m, c, nil
+}
+
+// ReplayCache remembers content IDs for a fixed time, holding at most a
+// fixed number (the oldest are forgotten first). Safe for concurrent use.
+type ReplayCache struct {
+	mu    sync.Mutex
+	ttl   time.Duration
+	cap   int
+	seen  map[string]time.Time
+	order []string // insertion order, for eviction
+}
+
+// NewReplayCache returns a cache holding up to capacity IDs for ttl each.
+func NewReplayCache(capacity int, ttl time.Duration) *ReplayCache {
+	return &ReplayCache{ttl: ttl, cap: max(capacity, 1), seen: make(map[string]time.Time)}
+}
+
+// Seen reports whether id was added less than ttl before now.
+func (r *ReplayCache) Seen(id string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.seen[id]
+	return ok && now.Sub(at) < r.ttl
+}
+
+// Add records id at now, evicting expired or, when full, the oldest IDs.
+func (r *ReplayCache) Add(id string, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.seen[id]; !ok {
+		r.order = append(r.order, id)
+	}
+	r.seen[id] = now
+	for len(r.order) > 0 {
+		old := r.order[0]
+		if len(r.seen) <= r.cap && now.Sub(r.seen[old]) < r.ttl {
+			break
+		}
+		delete(r.seen, old)
+		r.order = r.order[1:]
+	}
+}
+
+// Len returns the number of IDs held.
+func (r *ReplayCache) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.seen)
+}

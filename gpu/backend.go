@@ -1,0 +1,48 @@
+package gpu
+
+import (
+	"context"
+	"crypto/sha256"
+)
+
+// Info describes the device a backend runs on, as the backend sees it.
+type Info struct {
+	// Backend names the implementation: "cpu", "cuda".
+	Backend string
+	// Model is the device model: a CPU brand string or a GPU name.
+	Model string
+	// Devices is the number of devices (GPUs, or CPU worker threads).
+	Devices int
+	// MemoryBytes is the memory available to workloads, in bytes.
+	MemoryBytes uint64
+}
+
+// Backend runs proof workloads on one device. Implementations must be safe
+// for concurrent use and must produce, for the same seed and shape, exactly
+// the bits the CPU backend produces.
+type Backend interface {
+	// Info describes the device.
+	Info() Info
+	// MatMulInt8 computes C = A·B where A (n×k) and B (k×m) are the int8
+	// matrices that Int8At defines for seed (MatrixA and MatrixB), with
+	// int32 accumulation. It returns C (n×m) and the Merkle leaf hash of
+	// each of C's rows (see LeafHash). It returns ctx.Err() if cancelled
+	// and an error wrapping ErrShape for a bad shape.
+	MatMulInt8(ctx context.Context, seed Seed, shape Shape) (*Int32Matrix, [][32]byte, error)
+}
+
+// LeafPrefix is the domain-separation byte of a Merkle leaf (RFC 6962,
+// section 2.1: leaves are hashed as H(0x00 || data), inner nodes as
+// H(0x01 || left || right)).
+const LeafPrefix = 0x00
+
+// LeafHash returns SHA-256(0x00 || EncodeInt32Row(row)), the Merkle leaf of
+// one result row. challenge/merkle must agree (a test checks it).
+func LeafHash(row []int32) [32]byte {
+	h := sha256.New()
+	h.Write([]byte{LeafPrefix})
+	h.Write(EncodeInt32Row(row))
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}

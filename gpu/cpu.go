@@ -1,0 +1,174 @@
+package gpu
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+)
+
+// CPU is the portable backend: it runs every workload with plain Go on all
+// cores. It is the reference that device backends must match bit for bit.
+type CPU struct {
+	workers int
+}
+
+// CPUOption configures a CPU backend.
+type CPUOption func(*CPU)
+
+// WithWorkers sets the number of worker goroutines (default
+// runtime.GOMAXPROCS(0)). Values below 1 are treated as 1.
+func WithWorkers(n int) CPUOption {
+	return func(c *CPU) { c.workers = max(n, 1) }
+}
+
+// NewCPU returns a CPU backend.
+func NewCPU(opts ...CPUOption) *CPU {
+	c := &CPU{workers: runtime.GOMAXPROCS(0)}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Info implements Backend.
+func (c *CPU) Info() Info {
+	return Info{Backend: "cpu", Model: runtime.GOARCH + " CPU", Devices: c.workers}
+}
+
+// parallel runs fn(lo, hi) over [0, n) split into chunks across the workers,
+// stopping early when ctx is cancelled.
+func (c *CPU) parallel(ctx context.Context, n, chunk int, fn func(lo, hi int)) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		next int
+	)
+	take := func() (int, int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if next >= n || ctx.Err() != nil {
+			return 0, 0, false
+		}
+		lo := next
+		next = min(n, next+chunk)
+		return lo, next, true
+	}
+	for w := 0; w < c.workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				lo, hi, ok := take()
+				if !ok {
+					return
+				}
+				fn(lo, hi)
+			}
+		}()
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// TransposedB returns Bᵀ (m×k, row j holding column j of B) for seed, so
+// that every product row is a series of contiguous dot products.
+func (c *CPU) TransposedB(ctx context.Context, seed Seed, shape Shape) ([]int8, error) {
+	bt := make([]int8, shape.M*shape.K)
+	err := c.parallel(ctx, shape.K, 64, func(lo, hi int) {
+		row := make([]int8, shape.M)
+		for p := lo; p < hi; p++ {
+			FillInt8Row(row, seed, MatrixB, p)
+			for j, v := range row {
+				bt[j*shape.K+p] = v
+			}
+		}
+	})
+	return bt, err
+}
+
+// MatMulInt8 implements Backend.
+func (c *CPU) MatMulInt8(ctx context.Context, seed Seed, shape Shape) (*Int32Matrix, [][32]byte, error) {
+	rows := make([]int, shape.N)
+	for i := range rows {
+		rows[i] = i
+	}
+	out, err := c.RowsInt8(ctx, seed, shape, rows)
+	if err != nil {
+		return nil, nil, err
+	}
+	leaves := make([][32]byte, shape.N)
+	err = c.parallel(ctx, shape.N, 64, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			leaves[i] = LeafHash(out.Row(i))
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, leaves, nil
+}
+
+// RowsInt8 computes only the listed rows of C = A·B (see MatMulInt8); row r
+// of the result is C[rows[r]]. Verifiers use it to recompute opened rows at
+// a cost of O(k·m) per row plus generating B. Every index must lie in
+// [0, n).
+func (c *CPU) RowsInt8(ctx context.Context, seed Seed, shape Shape, rows []int) (*Int32Matrix, error) {
+	if err := shape.Validate(); err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		if r < 0 || r >= shape.N {
+			return nil, fmt.Errorf("%w: row %d outside [0,%d)", ErrShape, r, shape.N)
+		}
+	}
+	bt, err := c.TransposedB(ctx, seed, shape)
+	if err != nil {
+		return nil, err
+	}
+	out := &Int32Matrix{Rows: len(rows), Cols: shape.M, Data: make([]int32, len(rows)*shape.M)}
+	k := shape.K
+	// Two rows at a time: each pass over Bᵀ then feeds a 2×2 register block.
+	pairs := (len(rows) + 1) / 2
+	err = c.parallel(ctx, pairs, 8, func(lo, hi int) {
+		a0 := make([]int8, k)
+		a1 := make([]int8, k)
+		for p := lo; p < hi; p++ {
+			r0 := 2 * p
+			r1 := min(r0+1, len(rows)-1)
+			FillInt8Row(a0, seed, MatrixA, rows[r0])
+			FillInt8Row(a1, seed, MatrixA, rows[r1])
+			c0 := out.Row(r0)
+			c1 := out.Row(r1)
+			j := 0
+			for ; j+1 < shape.M; j += 2 {
+				c0[j], c0[j+1], c1[j], c1[j+1] = dot2x2(a0, a1, bt[j*k:(j+1)*k], bt[(j+1)*k:(j+2)*k])
+			}
+			if j < shape.M {
+				c0[j], _, c1[j], _ = dot2x2(a0, a1, bt[j*k:(j+1)*k], bt[j*k:(j+1)*k])
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// dot2x2 returns the four dot products a0·b0, a0·b1, a1·b0, a1·b1 of int8
+// vectors of equal length, accumulated in int32.
+func dot2x2(a0, a1, b0, b1 []int8) (c00, c01, c10, c11 int32) {
+	n := len(a0)
+	a1, b0, b1 = a1[:n], b0[:n], b1[:n]
+	for p := 0; p < n; p++ {
+		x0, x1 := int32(a0[p]), int32(a1[p])
+		y0, y1 := int32(b0[p]), int32(b1[p])
+		c00 += x0 * y0
+		c01 += x0 * y1
+		c10 += x1 * y0
+		c11 += x1 * y1
+	}
+	return
+}
+
+var _ Backend = (*CPU)(nil)
