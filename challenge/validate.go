@@ -276,7 +276,7 @@ func (v *Validator) Attestation(from peer.ID, data []byte, now time.Time) (*pb.A
 	if err := finite("data_accuracy", m.GetDataAccuracy(), 0, 1); err != nil {
 		return nil, cid.Undef, err
 	}
-	if math.IsNaN(m.GetScoreDeviation()) || m.GetScoreDeviation() < 0 {
+	if d := m.GetScoreDeviation(); math.IsNaN(d) || math.IsInf(d, 0) || d < 0 {
 		return nil, cid.Undef, fmt.Errorf("%w: score_deviation %v", ErrMalformed, m.GetScoreDeviation())
 	}
 	if err := v.fresh(m.GetIssuedUnixMs(), now); err != nil {

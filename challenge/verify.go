@@ -22,7 +22,8 @@ type Result struct {
 	// a valid proof and equal the recomputed row, in [0,1].
 	Accuracy float64
 	// Deviation is the largest |claimed − true| / max(1, max|true row|)
-	// over the opened elements: 0 for an exact answer.
+	// over the opened elements: 0 for an exact answer, and 1 for a row that
+	// could not be checked (missing or with a bad proof).
 	Deviation float64
 	// Reason explains a verdict other than PASS.
 	Reason string
@@ -35,7 +36,7 @@ type Result struct {
 // by element. A single wrong element makes the verdict WRONG_ANSWER.
 func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid, op *pb.Opening) (Result, error) {
 	bad := func(format string, a ...any) (Result, error) {
-		return Result{Verdict: pb.Verdict_VERDICT_BAD_PROOF, Deviation: math.Inf(1), Reason: fmt.Sprintf(format, a...)}, nil
+		return Result{Verdict: pb.Verdict_VERDICT_BAD_PROOF, Deviation: 1, Reason: fmt.Sprintf(format, a...)}, nil
 	}
 	shape := ShapeOf(ch)
 	switch {
@@ -92,7 +93,7 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 	correct := 0
 	for r, vals := range rows {
 		if vals == nil {
-			res.Deviation = math.Inf(1)
+			res.Deviation = math.Max(res.Deviation, 1)
 			continue
 		}
 		t := truth.Row(r)

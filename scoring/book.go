@@ -1,0 +1,395 @@
+package scoring
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// SchemaVersion is the version of the on-disk layout written by this
+// package. Keys:
+//
+//	meta/schema                  → decimal schema version
+//	peer/<peerID>                → JSON PeerRecord
+//	tally/<peerID>/<challenge>   → JSON Tally
+const SchemaVersion = 1
+
+// Verdict names used in Attestation.Verdict.
+const (
+	VerdictPass        = "pass"
+	VerdictWrongAnswer = "wrong_answer"
+	VerdictLate        = "late"
+	VerdictNoAnswer    = "no_answer"
+	VerdictBadProof    = "bad_proof"
+)
+
+// Attestation is one verifier's judgement of one challenge of Target.
+type Attestation struct {
+	Challenge  string // challenge CID, string form
+	Target     string // peer ID of the prover
+	Verifier   string // peer ID of the verifier
+	Epoch      uint64
+	Verdict    string  // one of the Verdict* constants
+	LatencyMS  float64 // challenge to commitment, verifier's clock
+	DeadlineMS float64
+	Deviation  float64 // max relative error of opened elements
+	Accuracy   float64 // fraction of opened rows correct, [0,1]
+}
+
+// Pass reports whether the verdict is a pass.
+func (a Attestation) Pass() bool { return a.Verdict == VerdictPass }
+
+// Quality maps an attestation to [0,1]: 1 for a pass, (deadline/latency)²
+// for a correct but late answer, so slightly late costs little and far too
+// late costs nearly everything, and 0 for a wrong, missing or malformed
+// answer.
+func (a Attestation) Quality() float64 {
+	switch a.Verdict {
+	case VerdictPass:
+		return 1
+	case VerdictLate:
+		if a.LatencyMS <= 0 {
+			return 0
+		}
+		r := math.Min(1, a.DeadlineMS/a.LatencyMS)
+		return r * r
+	}
+	return 0
+}
+
+func (a Attestation) validate() error {
+	switch {
+	case a.Challenge == "" || a.Target == "" || a.Verifier == "":
+		return fmt.Errorf("%w: missing challenge, target or verifier", ErrInvalid)
+	case a.Target == a.Verifier:
+		return fmt.Errorf("%w: self-attestation", ErrInvalid)
+	case math.IsNaN(a.Accuracy) || a.Accuracy < 0 || a.Accuracy > 1:
+		return fmt.Errorf("%w: accuracy %v", ErrInvalid, a.Accuracy)
+	case math.IsNaN(a.Deviation) || math.IsInf(a.Deviation, 0) || a.Deviation < 0:
+		return fmt.Errorf("%w: deviation %v", ErrInvalid, a.Deviation)
+	case math.IsNaN(a.LatencyMS) || a.LatencyMS < 0 || math.IsNaN(a.DeadlineMS) || a.DeadlineMS < 0:
+		return fmt.Errorf("%w: latency %v deadline %v", ErrInvalid, a.LatencyMS, a.DeadlineMS)
+	}
+	switch a.Verdict {
+	case VerdictPass, VerdictWrongAnswer, VerdictLate, VerdictNoAnswer, VerdictBadProof:
+		return nil
+	}
+	return fmt.Errorf("%w: verdict %q", ErrInvalid, a.Verdict)
+}
+
+// Params tune the fold.
+type Params struct {
+	// Initial is the score of a peer nobody has attested yet.
+	Initial float64
+	// Alpha is the step of the moving average: one attestation of weight
+	// 1 moves the score a fraction Alpha of the way to its quality.
+	Alpha float64
+	// MinWeight is the least weight any attester's word carries.
+	MinWeight float64
+	// LatencySamples is how many recent latencies each peer keeps.
+	LatencySamples int
+}
+
+// DefaultParams returns Initial 0.5, Alpha 0.25, MinWeight 0.05 and 256
+// latency samples.
+func DefaultParams() Params {
+	return Params{Initial: 0.5, Alpha: 0.25, MinWeight: 0.05, LatencySamples: 256}
+}
+
+// PeerRecord is everything the book keeps about one peer.
+type PeerRecord struct {
+	Peer         string    `json:"peer"`
+	Score        float64   `json:"score"`
+	Attestations int       `json:"attestations"`
+	Passes       int       `json:"passes"`
+	Fails        int       `json:"fails"`
+	LatenciesMS  []float64 `json:"latencies_ms"` // most recent last
+	MaxDeviation float64   `json:"max_deviation"`
+	AccuracySum  float64   `json:"accuracy_sum"`
+	LastEpoch    uint64    `json:"last_epoch"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// Tally collects the attestations of one challenge.
+type Tally struct {
+	Epoch      uint64   `json:"epoch"`
+	PassWeight float64  `json:"pass_weight"`
+	FailWeight float64  `json:"fail_weight"`
+	Verifiers  []string `json:"verifiers"`
+}
+
+// Passed reports whether the weighted majority of attesters passed it.
+func (t Tally) Passed() bool { return t.PassWeight > t.FailWeight }
+
+// Book is a persistent score book. Scores are cached in memory, so Score is
+// cheap; every Record is one Badger transaction that updates the peer's
+// record and the challenge's tally together, synced to disk before Record
+// returns. Safe for concurrent use.
+type Book struct {
+	db     *badger.DB
+	self   string
+	params Params
+
+	mu    sync.RWMutex
+	peers map[string]*PeerRecord
+}
+
+// Open opens (creating if needed) the book in dir. self is the local peer
+// ID: its own verifications carry full weight. It returns an error
+// wrapping ErrSchema for a store from a newer version.
+func Open(dir, self string, params Params, log *slog.Logger) (*Book, error) {
+	opts := badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithLogger(badgerLogger{log}).
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(8 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2).
+		WithBlockCacheSize(8 << 20)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open score store %s: %w", dir, err)
+	}
+	b := &Book{db: db, self: self, params: params, peers: make(map[string]*PeerRecord)}
+	if err := b.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Book) load() error {
+	return b.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte("meta/schema"))
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			if err := txn.Set([]byte("meta/schema"), []byte(strconv.Itoa(SchemaVersion))); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(string(v))
+			if err != nil || n > SchemaVersion {
+				return fmt.Errorf("%w: store has %q, this binary writes %d", ErrSchema, v, SchemaVersion)
+			}
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("peer/"), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var rec PeerRecord
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+				return fmt.Errorf("load %s: %w", it.Item().Key(), err)
+			}
+			b.peers[rec.Peer] = &rec
+		}
+		return nil
+	})
+}
+
+// Close flushes and closes the store.
+func (b *Book) Close() error { return b.db.Close() }
+
+// Score returns the peer's integrity score in [0,1] (Params.Initial if
+// unknown).
+func (b *Book) Score(peer string) float64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if r, ok := b.peers[peer]; ok {
+		return r.Score
+	}
+	return b.params.Initial
+}
+
+// Weight returns how much an attestation by verifier counts: 1 for the
+// local peer, else its score clamped to [MinWeight, 1].
+func (b *Book) Weight(verifier string) float64 {
+	if verifier == b.self {
+		return 1
+	}
+	return math.Max(b.params.MinWeight, math.Min(1, b.Score(verifier)))
+}
+
+// Record folds one attestation into the target's score:
+// score += Alpha · weight(verifier) · (quality − score). It returns an
+// error wrapping ErrDuplicate if this verifier already attested the
+// challenge, or ErrInvalid for a malformed attestation; the book is then
+// unchanged.
+func (b *Book) Record(a Attestation) error {
+	if err := a.validate(); err != nil {
+		return err
+	}
+	w := b.Weight(a.Verifier)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	prev, ok := b.peers[a.Target]
+	rec := PeerRecord{Peer: a.Target, Score: b.params.Initial}
+	if ok {
+		rec = *prev
+		rec.LatenciesMS = slices.Clone(prev.LatenciesMS)
+	}
+	tallyKey := []byte("tally/" + a.Target + "/" + a.Challenge)
+	err := b.db.Update(func(txn *badger.Txn) error {
+		var t Tally
+		if err := getJSON(txn, tallyKey, &t); err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if slices.Contains(t.Verifiers, a.Verifier) {
+			return fmt.Errorf("%w: %s on %s", ErrDuplicate, a.Verifier, a.Challenge)
+		}
+		t.Epoch = a.Epoch
+		t.Verifiers = append(t.Verifiers, a.Verifier)
+		if a.Pass() {
+			t.PassWeight += w
+		} else {
+			t.FailWeight += w
+		}
+		rec.Score += b.params.Alpha * w * (a.Quality() - rec.Score)
+		rec.Score = math.Max(0, math.Min(1, rec.Score))
+		rec.Attestations++
+		if a.Pass() {
+			rec.Passes++
+		} else {
+			rec.Fails++
+		}
+		if a.Verdict != VerdictNoAnswer {
+			rec.LatenciesMS = append(rec.LatenciesMS, a.LatencyMS)
+			if over := len(rec.LatenciesMS) - b.params.LatencySamples; over > 0 {
+				rec.LatenciesMS = rec.LatenciesMS[over:]
+			}
+		}
+		rec.MaxDeviation = math.Max(rec.MaxDeviation, a.Deviation)
+		rec.AccuracySum += a.Accuracy
+		rec.LastEpoch = max(rec.LastEpoch, a.Epoch)
+		rec.UpdatedAt = time.Now().UTC()
+		if err := setJSON(txn, tallyKey, t); err != nil {
+			return err
+		}
+		return setJSON(txn, []byte("peer/"+a.Target), rec)
+	})
+	if err != nil {
+		return err
+	}
+	b.peers[a.Target] = &rec
+	return nil
+}
+
+// Peers returns a copy of every peer's record, sorted by peer ID.
+func (b *Book) Peers() []PeerRecord {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make([]PeerRecord, 0, len(b.peers))
+	for _, r := range b.peers {
+		c := *r
+		c.LatenciesMS = slices.Clone(r.LatenciesMS)
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
+	return out
+}
+
+// Summary is the report view of one peer.
+type Summary struct {
+	Peer         string  `json:"peer_id"`
+	Challenges   int     `json:"challenges_received"`
+	Passed       int     `json:"passed"`
+	Failed       int     `json:"failed"`
+	LatencyP50MS float64 `json:"latency_p50_ms"`
+	LatencyP99MS float64 `json:"latency_p99_ms"`
+	MaxDeviation float64 `json:"max_score_deviation"`
+	Accuracy     float64 `json:"accuracy"`
+	Score        float64 `json:"score"`
+	Attestations int     `json:"attestations"`
+}
+
+// Summarize returns the peer's summary: challenges counted from their
+// tallies (a challenge passed when the weighted majority of its attesters
+// passed it), latency percentiles over the kept samples, mean accuracy over
+// attestations.
+func (b *Book) Summarize(peer string) (Summary, error) {
+	s := Summary{Peer: peer, Score: b.Score(peer)}
+	b.mu.RLock()
+	if r, ok := b.peers[peer]; ok {
+		s.Attestations = r.Attestations
+		s.LatencyP50MS = Percentile(r.LatenciesMS, 50)
+		s.LatencyP99MS = Percentile(r.LatenciesMS, 99)
+		s.MaxDeviation = r.MaxDeviation
+		if r.Attestations > 0 {
+			s.Accuracy = r.AccuracySum / float64(r.Attestations)
+		}
+	}
+	b.mu.RUnlock()
+	err := b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("tally/" + peer + "/"), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var t Tally
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &t) }); err != nil {
+				return err
+			}
+			s.Challenges++
+			if t.Passed() {
+				s.Passed++
+			} else {
+				s.Failed++
+			}
+		}
+		return nil
+	})
+	return s, err
+}
+
+// Percentile returns the p-th percentile (0–100, nearest rank) of xs, or 0
+// for an empty slice. xs is not modified.
+func Percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	rank := int(math.Ceil(p / 100 * float64(len(s))))
+	return s[min(max(rank, 1), len(s))-1]
+}
+
+func getJSON(txn *badger.Txn, key []byte, v any) error {
+	item, err := txn.Get(key)
+	if err != nil {
+		return err
+	}
+	return item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+}
+
+func setJSON(txn *badger.Txn, key []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return txn.Set(key, b)
+}
+
+// badgerLogger routes Badger's logs to slog; its info chatter goes to
+// debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a...) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a...) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a...) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug-4, f, a...) }
+func (b badgerLogger) log(level slog.Level, f string, a ...any) {
+	if b.l != nil {
+		b.l.Log(nil, level, fmt.Sprintf(f, a...), "component", "badger")
+	}
+}

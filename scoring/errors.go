@@ -1,0 +1,14 @@
+package scoring
+
+import "errors"
+
+var (
+	// ErrDuplicate: the verifier already attested this challenge.
+	ErrDuplicate = errors.New("duplicate attestation")
+	// ErrSchema: the store was written by a newer schema than this binary
+	// understands.
+	ErrSchema = errors.New("unsupported score store schema")
+	// ErrInvalid: an attestation is missing a field or has one out of
+	// range.
+	ErrInvalid = errors.New("invalid attestation")
+)
