@@ -1,0 +1,316 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/multiformats/go-multiaddr"
+)
+
+// Config configures a Host.
+type Config struct {
+	// ListenAddrs are multiaddrs to listen on, e.g.
+	// /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/udp/4001/quic-v1.
+	ListenAddrs []string
+	// Bootstrap are full multiaddrs (ending in /p2p/<peer ID>) dialed at
+	// start and re-dialed while disconnected.
+	Bootstrap []string
+	// MDNS enables local-network discovery.
+	MDNS bool
+	// MaxMessageSize bounds any gossipsub message, in bytes.
+	MaxMessageSize int
+	// ValidatorTimeout bounds one validator call.
+	ValidatorTimeout time.Duration
+	// ReconnectInterval is how often missing bootstrap peers are re-dialed.
+	ReconnectInterval time.Duration
+	// ConnLow and ConnHigh are the connection manager's watermarks.
+	ConnLow, ConnHigh int
+}
+
+// DefaultConfig listens on all interfaces, TCP and QUIC port 4001, with
+// mDNS on and 8 MiB messages.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddrs:       []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
+		MDNS:              true,
+		MaxMessageSize:    8 << 20,
+		ValidatorTimeout:  5 * time.Second,
+		ReconnectInterval: 15 * time.Second,
+		ConnLow:           64,
+		ConnHigh:          192,
+	}
+}
+
+// ErrIgnore, returned by a Validator, drops a message without penalizing
+// its sender (gossipsub's ValidationIgnore). Any other error rejects it
+// (ValidationReject), which counts against the sender's peer score.
+var ErrIgnore = errors.New("ignore message")
+
+// Validator checks a message's payload, authored (and signed) by from. It
+// returns the decoded message, which handlers receive as Message.Decoded.
+type Validator func(ctx context.Context, from peer.ID, data []byte) (any, error)
+
+// Message is a validated message delivered to a handler.
+type Message struct {
+	Topic   string
+	From    peer.ID // author, verified by the gossipsub signature
+	Data    []byte
+	Decoded any // what the topic's Validator returned
+}
+
+// Handler consumes validated messages of one topic, in order. It must not
+// block for long: it runs on the topic's reader goroutine.
+type Handler func(Message)
+
+// Host is a libp2p host with gossipsub.
+type Host struct {
+	cfg  Config
+	log  *slog.Logger
+	host host.Host
+	ps   *pubsub.PubSub
+	mdns mdns.Service
+
+	mu     sync.Mutex
+	topics map[string]*pubsub.Topic
+	subs   []*pubsub.Subscription
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New starts a host with identity key. It listens, starts gossipsub
+// (StrictSign), mDNS if enabled, and the bootstrap dialer. Call Close to
+// stop everything it started.
+func New(key crypto.PrivKey, cfg Config, log *slog.Logger) (*Host, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh)
+	if err != nil {
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.DefaultLimits.AutoScale()))
+	if err != nil {
+		return nil, fmt.Errorf("resource manager: %w", err)
+	}
+	h, err := libp2p.New(
+		libp2p.Identity(key),
+		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.ConnectionManager(cm),
+		libp2p.ResourceManager(rm),
+		libp2p.UserAgent(UserAgent),
+		libp2p.DisableMetrics(),
+	)
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("libp2p host: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ps, err := pubsub.NewGossipSub(ctx, h,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithMaxMessageSize(cfg.MaxMessageSize),
+		pubsub.WithValidateQueueSize(512),
+		pubsub.WithPeerOutboundQueueSize(256),
+		pubsub.WithPeerExchange(true),
+		pubsub.WithSeenMessagesTTL(10*time.Minute),
+	)
+	if err != nil {
+		cancel()
+		h.Close()
+		return nil, fmt.Errorf("gossipsub: %w", err)
+	}
+	p := &Host{cfg: cfg, log: log, host: h, ps: ps, topics: make(map[string]*pubsub.Topic), ctx: ctx, cancel: cancel}
+	if cfg.MDNS {
+		p.mdns = mdns.NewMdnsService(h, MDNSServiceTag, mdnsNotifee{p})
+		if err := p.mdns.Start(); err != nil {
+			log.Warn("mDNS discovery unavailable", "err", err)
+			p.mdns = nil
+		}
+	}
+	if len(cfg.Bootstrap) > 0 {
+		infos, err := ParseBootstrap(cfg.Bootstrap)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.wg.Add(1)
+		go p.bootstrapLoop(infos)
+	}
+	return p, nil
+}
+
+// ParseBootstrap parses full multiaddrs (with /p2p/<peer ID>) into address
+// infos, merging addresses of the same peer.
+func ParseBootstrap(addrs []string) ([]peer.AddrInfo, error) {
+	var mas []multiaddr.Multiaddr
+	for _, s := range addrs {
+		ma, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap address %q: %w", s, err)
+		}
+		mas = append(mas, ma)
+	}
+	infos, err := peer.AddrInfosFromP2pAddrs(mas...)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap addresses: %w (each must end in /p2p/<peer ID>)", err)
+	}
+	return infos, nil
+}
+
+func (p *Host) bootstrapLoop(infos []peer.AddrInfo) {
+	defer p.wg.Done()
+	t := time.NewTicker(p.cfg.ReconnectInterval)
+	defer t.Stop()
+	for {
+		for _, ai := range infos {
+			if ai.ID == p.host.ID() || p.host.Network().Connectedness(ai.ID) == network.Connected {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+			if err := p.host.Connect(ctx, ai); err != nil && p.ctx.Err() == nil {
+				p.log.Warn("bootstrap dial failed", "peer", ai.ID, "err", err)
+			} else if err == nil {
+				p.host.ConnManager().Protect(ai.ID, "bootstrap")
+				p.log.Info("connected to bootstrap peer", "peer", ai.ID)
+			}
+			cancel()
+		}
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+type mdnsNotifee struct{ p *Host }
+
+func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	if ai.ID == n.p.host.ID() || n.p.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.p.ctx, 10*time.Second)
+	defer cancel()
+	if err := n.p.host.Connect(ctx, ai); err != nil {
+		n.p.log.Debug("mDNS peer dial failed", "peer", ai.ID, "err", err)
+		return
+	}
+	n.p.log.Info("connected to mDNS peer", "peer", ai.ID)
+}
+
+// ID returns the local peer ID.
+func (p *Host) ID() peer.ID { return p.host.ID() }
+
+// Libp2p returns the underlying libp2p host.
+func (p *Host) Libp2p() host.Host { return p.host }
+
+// Addrs returns the host's listen addresses as full multiaddrs ending in
+// /p2p/<peer ID>, ready to give others as bootstrap addresses.
+func (p *Host) Addrs() []multiaddr.Multiaddr {
+	out, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: p.host.ID(), Addrs: p.host.Addrs()})
+	return out
+}
+
+// Connect dials a peer.
+func (p *Host) Connect(ctx context.Context, ai peer.AddrInfo) error { return p.host.Connect(ctx, ai) }
+
+// ConnectedPeers returns the peers with an open connection.
+func (p *Host) ConnectedPeers() []peer.ID { return p.host.Network().Peers() }
+
+// MeshPeers returns the peers subscribed to topic that this host knows.
+func (p *Host) MeshPeers(topic string) []peer.ID { return p.ps.ListPeers(topic) }
+
+// Join registers v as topic's validator, joins the topic and subscribes,
+// delivering validated messages to h in order on one goroutine. Messages
+// from the local host are delivered too.
+func (p *Host) Join(topic string, v Validator, h Handler) error {
+	err := p.ps.RegisterTopicValidator(topic, func(ctx context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+		decoded, err := v(ctx, msg.GetFrom(), msg.GetData())
+		switch {
+		case err == nil:
+			msg.ValidatorData = decoded
+			return pubsub.ValidationAccept
+		case errors.Is(err, ErrIgnore):
+			return pubsub.ValidationIgnore
+		default:
+			p.log.Debug("message rejected", "topic", topic, "from", msg.GetFrom(), "err", err)
+			return pubsub.ValidationReject
+		}
+	}, pubsub.WithValidatorTimeout(p.cfg.ValidatorTimeout))
+	if err != nil {
+		return fmt.Errorf("register validator %s: %w", topic, err)
+	}
+	t, err := p.ps.Join(topic)
+	if err != nil {
+		return fmt.Errorf("join %s: %w", topic, err)
+	}
+	sub, err := t.Subscribe(pubsub.WithBufferSize(1024))
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", topic, err)
+	}
+	p.mu.Lock()
+	p.topics[topic] = t
+	p.subs = append(p.subs, sub)
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			msg, err := sub.Next(p.ctx)
+			if err != nil {
+				return // cancelled or subscription closed
+			}
+			h(Message{Topic: topic, From: msg.GetFrom(), Data: msg.GetData(), Decoded: msg.ValidatorData})
+		}
+	}()
+	return nil
+}
+
+// Publish publishes data on a joined topic. The local validator runs first;
+// a message it rejects is not sent and Publish returns an error.
+func (p *Host) Publish(ctx context.Context, topic string, data []byte) error {
+	p.mu.Lock()
+	t, ok := p.topics[topic]
+	p.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("publish: topic %s not joined", topic)
+	}
+	return t.Publish(ctx, data)
+}
+
+// Close stops discovery, the readers and the bootstrap dialer, then closes
+// gossipsub and the host. It joins every error.
+func (p *Host) Close() error {
+	var errs []error
+	if p.mdns != nil {
+		errs = append(errs, p.mdns.Close())
+	}
+	p.cancel()
+	p.mu.Lock()
+	for _, s := range p.subs {
+		s.Cancel()
+	}
+	p.subs = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+	errs = append(errs, p.host.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,114 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func TestIdentityPersists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "identity.key")
+	k1, err := LoadOrCreateKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := LoadOrCreateKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id1, _ := peer.IDFromPrivateKey(k1)
+	id2, _ := peer.IDFromPrivateKey(k2)
+	if id1 != id2 {
+		t.Fatalf("peer ID changed across loads: %s vs %s", id1, id2)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, want 0600", st.Mode().Perm())
+	}
+	os.WriteFile(path, []byte("garbage"), 0o600)
+	if _, err := LoadOrCreateKey(path); err == nil {
+		t.Fatal("corrupt key file accepted")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "garbage" {
+		t.Fatal("corrupt key file was overwritten")
+	}
+}
+
+func newHost(t *testing.T, bootstrap ...string) *Host {
+	t.Helper()
+	k, err := LoadOrCreateKey(filepath.Join(t.TempDir(), "identity.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	cfg.MDNS = false
+	cfg.Bootstrap = bootstrap
+	cfg.ReconnectInterval = 200 * time.Millisecond
+	h, err := New(k, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func TestGossipWithValidator(t *testing.T) {
+	a := newHost(t)
+	b := newHost(t, a.Addrs()[0].String())
+	var rejected atomic.Int32
+	validator := func(_ context.Context, from peer.ID, data []byte) (any, error) {
+		if string(data) == "bad" {
+			rejected.Add(1)
+			return nil, errors.New("bad payload")
+		}
+		return string(data) + " from " + from.String(), nil
+	}
+	got := make(chan Message, 10)
+	for _, h := range []*Host{a, b} {
+		if err := h.Join(TopicClaims, validator, func(m Message) {
+			if m.From != h.ID() {
+				got <- m
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(a.MeshPeers(TopicClaims)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(1200 * time.Millisecond) // one heartbeat, so the mesh forms
+	ctx := t.Context()
+	if err := b.Publish(ctx, TopicClaims, []byte("bad")); err == nil {
+		t.Fatal("publishing a message the local validator rejects succeeded")
+	}
+	if err := b.Publish(ctx, TopicClaims, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m.From != b.ID() || m.Decoded != "hello from "+b.ID().String() {
+			t.Fatalf("got %+v", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("message not delivered")
+	}
+	if rejected.Load() == 0 {
+		t.Fatal("validator never saw the bad message")
+	}
+}
+
+func TestParseBootstrap(t *testing.T) {
+	if _, err := ParseBootstrap([]string{"/ip4/127.0.0.1/tcp/1"}); err == nil {
+		t.Fatal("address without /p2p accepted")
+	}
+	if _, err := ParseBootstrap([]string{"not a multiaddr"}); err == nil {
+		t.Fatal("garbage accepted")
+	}
+}
