@@ -1,0 +1,164 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/poai-network/poai/node"
+)
+
+func devnetCmd() *cobra.Command {
+	var (
+		nodes       int
+		adversaries string
+		duration    time.Duration
+		target      time.Duration
+		epoch       time.Duration
+		jsonOut     bool
+		check       bool
+		dataDir     string
+		logLevel    string
+	)
+	cmd := &cobra.Command{
+		Use:   "devnet",
+		Short: "Run a local network of real nodes, with labelled adversaries, and report their scores",
+		Long: `devnet starts N real poai nodes in this process on 127.0.0.1, with real TCP and
+QUIC transports, real gossipsub and one Badger store each, all proving on the
+CPU backend. Some of them are ADVERSARIES, labelled as such:
+
+  slow    claims 8x the throughput it has, so its work is sized for a faster
+          device and it misses deadlines
+  lazy    computes only half of the rows of C and fills the rest with noise
+  replay  answers every challenge after the first with its first result
+
+A live table of peers and scores is drawn on stderr every epoch. At the end,
+--json prints the report on stdout: per peer its peer ID, role, challenges
+received, passed and failed, latency p50/p99 (ms, challenge receipt to
+commitment receipt on the verifiers' clocks), max score deviation, accuracy
+(fraction of opened rows correct) and final score (mean of the honest
+peers' views).`,
+		Example: `  poai devnet
+  poai devnet --nodes 6 --adversaries slow=1,lazy=1,replay=1 --duration 60s --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			adv, err := node.ParseAdversaries(adversaries)
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(logLevel, "text")
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			start := time.Now()
+			stderr := cmd.ErrOrStderr()
+			fmt.Fprintf(stderr, "devnet: measuring the CPU backend and starting %d nodes...\n", nodes)
+			d, err := node.StartDevnet(ctx, node.DevnetConfig{
+				Nodes: nodes, Adversaries: adv, DataDir: dataDir, Target: target, EpochLength: epoch, Log: log,
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "devnet: %d nodes up, CPU backend %.4f int8 TOPS, epoch %v, running for %v (Ctrl-C stops early)\n",
+				nodes, d.MeasuredTOPS, d.EpochLength, duration)
+			end := time.NewTimer(duration)
+			defer end.Stop()
+			tick := time.NewTicker(d.EpochLength)
+			defer tick.Stop()
+			live := isTerminal(stderr)
+		wait:
+			for {
+				select {
+				case <-ctx.Done():
+					break wait
+				case <-end.C:
+					break wait
+				case <-tick.C:
+					if r, err := d.Report(); err == nil {
+						drawTable(stderr, d, r, time.Since(start), live)
+					}
+				}
+			}
+			r, err := d.Report()
+			if err != nil {
+				d.Close()
+				return err
+			}
+			r.Elapsed = time.Since(start)
+			r.ElapsedS = r.Elapsed.Seconds()
+			drawTable(stderr, d, r, r.Elapsed, false)
+			if err := d.Close(); err != nil {
+				return fmt.Errorf("devnet shutdown: %w", err)
+			}
+			if jsonOut {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(r); err != nil {
+					return err
+				}
+			}
+			verdict := "every adversary scores below every honest peer"
+			if !r.Separated {
+				verdict = "NOT SEPARATED: some adversary scores at or above an honest peer"
+			}
+			fmt.Fprintf(stderr, "devnet: %s (honest min %.3f, adversary max %.3f, honest pass rate %.1f%%), %s\n",
+				verdict, r.HonestMin, r.AdversaryMax, 100*r.HonestPass, r.Elapsed.Round(time.Millisecond))
+			if check && (!r.Separated || r.HonestPass < 1) {
+				return exitError(3)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&nodes, "nodes", 6, "number of nodes, adversaries included")
+	f.StringVar(&adversaries, "adversaries", "slow=1,lazy=1,replay=1", "adversary roles and counts, e.g. slow=1,lazy=1,replay=1 (roles: slow, lazy, replay)")
+	f.DurationVar(&duration, "duration", 60*time.Second, "how long to run")
+	f.DurationVar(&target, "target", 400*time.Millisecond, "how long one challenge should take an honest node")
+	f.DurationVar(&epoch, "epoch", 0, "epoch length; 0 picks max(4s, 2 x target per node)")
+	f.BoolVar(&jsonOut, "json", false, "print the final report as JSON on stdout")
+	f.BoolVar(&check, "check", false, "exit with status 3 unless every adversary ends below every honest peer and honest peers pass every challenge")
+	f.StringVar(&dataDir, "data-dir", "", "keep each node's data in this folder (default: a temporary folder, removed at the end)")
+	f.StringVar(&logLevel, "log-level", "warn", "node log level on stderr: debug, info, warn or error")
+	return cmd
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// drawTable prints the peers and their scores. On a terminal it redraws in
+// place.
+func drawTable(w io.Writer, d *node.Devnet, r node.Report, elapsed time.Duration, redraw bool) {
+	var b strings.Builder
+	if redraw {
+		b.WriteString("\x1b[H\x1b[2J")
+	}
+	fmt.Fprintf(&b, "epoch %d  elapsed %s  nodes %d\n", d.Epoch(), elapsed.Round(time.Second), r.Nodes)
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "PEER\tROLE\tSCORE\tRECV\tPASS\tFAIL\tP50 ms\tP99 ms\tACCURACY\t")
+	peers := append([]node.PeerReport(nil), r.Peers...)
+	sort.SliceStable(peers, func(i, j int) bool { return peers[i].FinalScore > peers[j].FinalScore })
+	for _, p := range peers {
+		role := string(p.Role)
+		if p.Role.Adversary() {
+			role += " (adversary)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t\n", "…"+p.PeerID[len(p.PeerID)-8:], role,
+			p.FinalScore, p.Challenges, p.Passed, p.Failed, p.LatencyP50, p.LatencyP99, p.Accuracy)
+	}
+	tw.Flush()
+	io.WriteString(w, b.String())
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spf13/cobra"
+
+	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/p2p"
+)
+
+func initCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a data directory with an identity key and a default config",
+		Long: `init creates the data directory, an Ed25519 identity key (identity.key,
+mode 0600: the peer ID derives from it, so back it up) and config.toml with
+the defaults and a comment on every setting. An existing key is kept; an
+existing config is never overwritten.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			key, err := p2p.LoadOrCreateKey(filepath.Join(dir, node.KeyFile))
+			if err != nil {
+				return err
+			}
+			id, err := peer.IDFromPrivateKey(key)
+			if err != nil {
+				return err
+			}
+			cfgPath := filepath.Join(dir, node.ConfigFile)
+			switch err := node.WriteConfig(cfgPath, node.DefaultConfig()); {
+			case errors.Is(err, fs.ErrExist):
+				fmt.Fprintf(cmd.OutOrStdout(), "config %s exists, left as it is\n", cfgPath)
+			case err != nil:
+				return err
+			default:
+				fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", cfgPath)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "data dir %s\npeer ID  %s\n", dir, id)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "data-dir", defaultDataDir(), "data directory (env POAI_PATH)")
+	return cmd
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/poai-network/poai/node"
+)
+
+func runCmd() *cobra.Command {
+	var (
+		dir, cfgPath string
+		listen       []string
+		bootstrap    []string
+		mdns         bool
+		metricsAddr  string
+		logLevel     string
+		logFormat    string
+		tops         float64
+		model        string
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run one node: the operator's daemon",
+		Long: `run starts a node from its data directory (see 'poai init'): it joins the
+gossip network, announces its device claim, answers challenges addressed to
+it, challenges and verifies others, and keeps scores. Flags override the
+config file. SIGINT or SIGTERM shuts it down gracefully: in-flight work is
+cancelled, the score store is flushed and closed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfgPath == "" {
+				cfgPath = filepath.Join(dir, node.ConfigFile)
+			}
+			cfg, err := node.LoadConfig(cfgPath)
+			if err != nil {
+				return fmt.Errorf("%w (run 'poai init --data-dir %s' first)", err, dir)
+			}
+			f := cmd.Flags()
+			if f.Changed("listen") {
+				cfg.P2P.Listen = listen
+			}
+			if f.Changed("bootstrap") {
+				cfg.P2P.Bootstrap = bootstrap
+			}
+			if f.Changed("mdns") {
+				cfg.P2P.MDNS = mdns
+			}
+			if f.Changed("metrics-addr") {
+				cfg.Metrics.Listen = metricsAddr
+			}
+			if f.Changed("log-level") {
+				cfg.Log.Level = logLevel
+			}
+			if f.Changed("log-format") {
+				cfg.Log.Format = logFormat
+			}
+			if f.Changed("int8-tops") {
+				cfg.Device.Int8TOPS = tops
+			}
+			if f.Changed("model") {
+				cfg.Device.Model = model
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			log, err := newLogger(cfg.Log.Level, cfg.Log.Format)
+			if err != nil {
+				return err
+			}
+			n, err := node.New(dir, cfg, node.WithLogger(log))
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if err := n.Start(ctx); err != nil {
+				return err
+			}
+			var srv *http.Server
+			if cfg.Metrics.Listen != "" {
+				ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+				if err != nil {
+					n.Close()
+					return fmt.Errorf("metrics listener: %w", err)
+				}
+				mux := http.NewServeMux()
+				mux.Handle("/metrics", promhttp.HandlerFor(n.Registry(), promhttp.HandlerOpts{}))
+				srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+				go srv.Serve(ln)
+				log.Info("metrics listening", "addr", "http://"+ln.Addr().String()+"/metrics")
+			}
+			<-ctx.Done()
+			log.Info("shutting down")
+			var errs []error
+			if srv != nil {
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				errs = append(errs, srv.Shutdown(sctx))
+				cancel()
+			}
+			errs = append(errs, n.Close())
+			return errors.Join(errs...)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "data-dir", defaultDataDir(), "data directory holding identity.key, config.toml and scores/ (env POAI_PATH)")
+	f.StringVar(&cfgPath, "config", "", "config file (default <data-dir>/config.toml)")
+	f.StringSliceVar(&listen, "listen", nil, "multiaddrs to listen on, comma-separated (config p2p.listen)")
+	f.StringSliceVar(&bootstrap, "bootstrap", nil, "bootstrap peers, full multiaddrs ending in /p2p/<peer ID> (config p2p.bootstrap)")
+	f.BoolVar(&mdns, "mdns", true, "discover peers on the local network (config p2p.mdns)")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "host:port of the Prometheus /metrics endpoint, empty to disable (config metrics.listen, default 127.0.0.1:9464)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (config log.level)")
+	f.StringVar(&logFormat, "log-format", "text", "text or json (config log.format)")
+	f.Float64Var(&tops, "int8-tops", 0, "claimed dense int8 throughput in TOPS; 0 measures the backend at start (config device.int8_tops)")
+	f.StringVar(&model, "model", "", "device model to claim; empty uses the backend's own (config device.model)")
+	return cmd
+}

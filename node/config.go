@@ -1,0 +1,217 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/poai-network/poai/p2p"
+)
+
+// Duration is a time.Duration written as a string ("30s", "1m30s") in TOML.
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Std returns the time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Config is a node's configuration: the TOML file written by `poai init`,
+// overridden by flags.
+type Config struct {
+	P2P       P2PConfig       `toml:"p2p"`
+	Device    DeviceConfig    `toml:"device"`
+	Challenge ChallengeConfig `toml:"challenge"`
+	Scoring   ScoringConfig   `toml:"scoring"`
+	Metrics   MetricsConfig   `toml:"metrics"`
+	Log       LogConfig       `toml:"log"`
+}
+
+// P2PConfig is the [p2p] section.
+type P2PConfig struct {
+	Listen    []string `toml:"listen" comment:"Multiaddrs to listen on (TCP and QUIC)."`
+	Bootstrap []string `toml:"bootstrap" comment:"Bootstrap peers: full multiaddrs ending in /p2p/<peer ID>."`
+	MDNS      bool     `toml:"mdns" comment:"Discover peers on the local network with mDNS."`
+}
+
+// DeviceConfig is the [device] section: what this node claims.
+type DeviceConfig struct {
+	Model    string  `toml:"model" comment:"Device model announced in the claim; empty means the backend's own name."`
+	Int8TOPS float64 `toml:"int8_tops" comment:"Claimed dense int8 throughput in TOPS; 0 means measure the backend at start and claim that."`
+}
+
+// ChallengeConfig is the [challenge] section: epochs, workload sizing and
+// deadlines.
+type ChallengeConfig struct {
+	Genesis        int64    `toml:"genesis_unix" comment:"Start of epoch 0, Unix seconds. Every peer of a network must agree."`
+	EpochLength    Duration `toml:"epoch_length" comment:"Length of an epoch. Every peer of a network must agree."`
+	TargetDuration Duration `toml:"target_duration" comment:"How long a challenge should take on the claimed device."`
+	K              int      `toml:"k" comment:"Inner dimension of the challenge product."`
+	M              int      `toml:"m" comment:"Column dimension of the challenge product (row width)."`
+	MaxRows        int      `toml:"max_rows" comment:"Upper bound on the rows (n) of a challenge."`
+	Slack          float64  `toml:"slack" comment:"Deadline = anticipated time x slack + allowance."`
+	Allowance      Duration `toml:"allowance" comment:"Fixed part of the deadline, for gossip and scheduling."`
+	CheatFraction  float64  `toml:"cheat_fraction" comment:"Fraction f of rows a lazy prover might compute ..."`
+	PassProb       float64  `toml:"pass_probability" comment:"... and the most it may pass with: openings = ceil(ln p / ln f)."`
+	Verifiers      int      `toml:"verifiers" comment:"Verifiers chosen per challenge (rendezvous hashing on the challenge CID)."`
+	PeerTTLEpochs  int      `toml:"peer_ttl_epochs" comment:"A peer whose claim is older than this many epochs is no longer challenged."`
+}
+
+// ScoringConfig is the [scoring] section.
+type ScoringConfig struct {
+	Initial   float64 `toml:"initial" comment:"Score of a peer nobody has attested yet, in [0,1]."`
+	Alpha     float64 `toml:"alpha" comment:"Step of the moving average per attestation of weight 1, in (0,1]."`
+	MinWeight float64 `toml:"min_weight" comment:"Least weight of any attester's word, in [0,1]."`
+}
+
+// MetricsConfig is the [metrics] section.
+type MetricsConfig struct {
+	Listen string `toml:"listen" comment:"Address of the Prometheus /metrics endpoint; empty disables it."`
+}
+
+// LogConfig is the [log] section.
+type LogConfig struct {
+	Level  string `toml:"level" comment:"debug, info, warn or error."`
+	Format string `toml:"format" comment:"text or json."`
+}
+
+// DefaultGenesis is the start of epoch 0 of the default network,
+// 2026-01-01T00:00:00Z.
+const DefaultGenesis int64 = 1767225600
+
+// DefaultConfig returns the defaults `poai init` writes.
+func DefaultConfig() Config {
+	pc := p2p.DefaultConfig()
+	return Config{
+		P2P:    P2PConfig{Listen: pc.ListenAddrs, MDNS: true},
+		Device: DeviceConfig{},
+		Challenge: ChallengeConfig{
+			Genesis:        DefaultGenesis,
+			EpochLength:    Duration(30 * time.Second),
+			TargetDuration: Duration(2 * time.Second),
+			K:              512,
+			M:              512,
+			MaxRows:        1 << 20,
+			Slack:          2.5,
+			Allowance:      Duration(500 * time.Millisecond),
+			CheatFraction:  0.9,
+			PassProb:       0.001,
+			Verifiers:      3,
+			PeerTTLEpochs:  3,
+		},
+		Scoring: ScoringConfig{Initial: 0.5, Alpha: 0.25, MinWeight: 0.05},
+		Metrics: MetricsConfig{Listen: "127.0.0.1:9464"},
+		Log:     LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// Validate checks every section and returns all problems, each naming its
+// section and key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if len(c.P2P.Listen) == 0 {
+		bad("[p2p] listen: at least one address is required")
+	}
+	if _, err := p2p.ParseBootstrap(c.P2P.Bootstrap); err != nil {
+		bad("[p2p] bootstrap: %v", err)
+	}
+	if c.Device.Int8TOPS < 0 {
+		bad("[device] int8_tops: %v is negative", c.Device.Int8TOPS)
+	}
+	ch := c.Challenge
+	if ch.EpochLength.Std() < time.Second {
+		bad("[challenge] epoch_length: %v is under 1s", ch.EpochLength.Std())
+	}
+	if ch.TargetDuration.Std() <= 0 || ch.TargetDuration.Std() >= ch.EpochLength.Std() {
+		bad("[challenge] target_duration: %v must be positive and shorter than the epoch", ch.TargetDuration.Std())
+	}
+	if ch.K <= 0 || ch.K > 1<<16 || ch.M <= 0 || ch.M > 1<<14 {
+		bad("[challenge] k, m: %d, %d must be in [1,65536] and [1,16384]", ch.K, ch.M)
+	}
+	if ch.Slack < 1 {
+		bad("[challenge] slack: %v is under 1", ch.Slack)
+	}
+	if ch.Allowance.Std() < 0 {
+		bad("[challenge] allowance: negative")
+	}
+	if ch.CheatFraction <= 0 || ch.CheatFraction >= 1 || ch.PassProb <= 0 || ch.PassProb >= 1 {
+		bad("[challenge] cheat_fraction, pass_probability: both must be in (0,1)")
+	}
+	if ch.Verifiers < 1 {
+		bad("[challenge] verifiers: %d is under 1", ch.Verifiers)
+	}
+	if ch.MaxRows < 1 {
+		bad("[challenge] max_rows: %d is under 1", ch.MaxRows)
+	}
+	if ch.PeerTTLEpochs < 1 {
+		bad("[challenge] peer_ttl_epochs: %d is under 1", ch.PeerTTLEpochs)
+	}
+	s := c.Scoring
+	if s.Initial < 0 || s.Initial > 1 || s.Alpha <= 0 || s.Alpha > 1 || s.MinWeight < 0 || s.MinWeight > 1 {
+		bad("[scoring] initial, alpha, min_weight: out of range")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("[log] level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("[log] format: %q is not text or json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// LoadConfig reads a TOML file over the defaults and validates it. Unknown
+// keys are an error, so a typo never silently falls back to a default.
+func LoadConfig(path string) (Config, error) {
+	c := DefaultConfig()
+	f, err := os.Open(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	dec := toml.NewDecoder(f).DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// WriteConfig writes c as commented TOML to path, refusing to overwrite an
+// existing file.
+func WriteConfig(path string, c Config) error {
+	b, err := toml.Marshal(c)
+	if err != nil {
+		return err
+	}
+	header := "# poai node configuration. Flags given to `poai run` override these values.\n\n"
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	if _, err := f.Write(append([]byte(header), b...)); err != nil {
+		f.Close()
+		return fmt.Errorf("write config: %w", err)
+	}
+	return f.Close()
+}

@@ -1,0 +1,262 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/poai-network/poai/gpu"
+)
+
+// DevnetConfig describes a local network of real nodes in one process, on
+// 127.0.0.1 with real TCP and QUIC transports and one Badger store each.
+type DevnetConfig struct {
+	// Nodes is the total number of nodes, adversaries included.
+	Nodes int
+	// Adversaries maps each adversary role to how many nodes play it.
+	Adversaries map[Role]int
+	// DataDir holds one folder per node; empty means a temporary folder
+	// removed by Close.
+	DataDir string
+	// Target is how long a challenge should take an honest node.
+	Target time.Duration
+	// EpochLength of 0 picks max(4 s, 2·Target per node).
+	EpochLength time.Duration
+	// Warmup is the time between starting the nodes and epoch 0.
+	Warmup time.Duration
+	// Log receives every node's logs.
+	Log *slog.Logger
+}
+
+// ParseAdversaries parses "slow=1,lazy=2" into a role count map.
+func ParseAdversaries(s string) (map[Role]int, error) {
+	out := map[Role]int{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, count, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("adversary %q: want role=count", part)
+		}
+		r, err := ParseRole(name)
+		if err != nil {
+			return nil, err
+		}
+		if !r.Adversary() {
+			return nil, fmt.Errorf("adversary %q: honest is not an adversary role", part)
+		}
+		c, err := strconv.Atoi(count)
+		if err != nil || c < 0 {
+			return nil, fmt.Errorf("adversary %q: count must be a non-negative integer", part)
+		}
+		out[r] += c
+	}
+	return out, nil
+}
+
+// Devnet is a running local network.
+type Devnet struct {
+	Nodes        []*Node
+	MeasuredTOPS float64
+	Clock        time.Time // genesis
+	EpochLength  time.Duration
+	dir          string
+	tempDir      bool
+}
+
+// StartDevnet measures the CPU backend once, then starts cfg.Nodes nodes:
+// honest ones first, then the adversaries, each bootstrapping from node 0
+// and one random earlier node. Epoch 0 starts after the warm-up.
+func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
+	adv := 0
+	for _, c := range cfg.Adversaries {
+		adv += c
+	}
+	if cfg.Nodes < 3 || cfg.Nodes-adv < 2 {
+		return nil, fmt.Errorf("devnet: %d nodes with %d adversaries: need at least 3 nodes and 2 honest", cfg.Nodes, adv)
+	}
+	if cfg.Target <= 0 {
+		cfg.Target = 400 * time.Millisecond
+	}
+	if cfg.EpochLength == 0 {
+		cfg.EpochLength = max(4*time.Second, time.Duration(cfg.Nodes)*2*cfg.Target).Round(100 * time.Millisecond)
+	}
+	if cfg.Warmup == 0 {
+		cfg.Warmup = 3 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	d := &Devnet{dir: cfg.DataDir, EpochLength: cfg.EpochLength}
+	if d.dir == "" {
+		dir, err := os.MkdirTemp("", "poai-devnet-")
+		if err != nil {
+			return nil, err
+		}
+		d.dir, d.tempDir = dir, true
+	}
+	base := DefaultConfig()
+	shape := gpu.Shape{N: 256, K: base.Challenge.K, M: base.Challenge.M}
+	tops, best, err := gpu.MeasureInt8(ctx, gpu.NewCPU(), shape, 3)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("devnet: measure CPU backend: %w", err)
+	}
+	d.MeasuredTOPS = tops
+	cfg.Log.Info("measured CPU backend", "int8_tops", tops, "best", best, "shape", shape)
+
+	roles := make([]Role, 0, cfg.Nodes)
+	for range cfg.Nodes - adv {
+		roles = append(roles, RoleHonest)
+	}
+	for _, r := range Roles {
+		for range cfg.Adversaries[r] {
+			roles = append(roles, r)
+		}
+	}
+	// Genesis on a whole second after the warm-up; every node agrees.
+	genesis := time.Now().Add(cfg.Warmup + time.Second).Truncate(time.Second)
+	d.Clock = genesis
+	for i, role := range roles {
+		c := base
+		c.P2P = P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}}
+		if i > 0 {
+			c.P2P.Bootstrap = []string{d.Nodes[0].Addrs()[0].String()}
+			if i > 1 {
+				c.P2P.Bootstrap = append(c.P2P.Bootstrap, d.Nodes[1+rand.IntN(i-1)].Addrs()[0].String())
+			}
+		}
+		c.Challenge.Genesis = genesis.Unix()
+		c.Challenge.EpochLength = Duration(cfg.EpochLength)
+		c.Challenge.TargetDuration = Duration(cfg.Target)
+		c.Device.Model = "devnet CPU"
+		c.Metrics.Listen = ""
+		n, err := New(filepath.Join(d.dir, fmt.Sprintf("node-%02d", i)), c,
+			WithRole(role), WithMeasuredTOPS(tops), WithLogger(cfg.Log.With("node", i)))
+		if err == nil {
+			err = n.Start(ctx)
+		}
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("devnet: node %d: %w", i, err)
+		}
+		d.Nodes = append(d.Nodes, n)
+	}
+	return d, nil
+}
+
+// Epoch returns the current epoch of the devnet.
+func (d *Devnet) Epoch() int64 {
+	if time.Now().Before(d.Clock) {
+		return -1
+	}
+	return int64(time.Since(d.Clock) / d.EpochLength)
+}
+
+// PeerReport is one line of the devnet report.
+type PeerReport struct {
+	PeerID       string  `json:"peer_id"`
+	Role         Role    `json:"role"`
+	Challenges   int     `json:"challenges_received"`
+	Passed       int     `json:"passed"`
+	Failed       int     `json:"failed"`
+	LatencyP50   float64 `json:"latency_p50_ms"`
+	LatencyP99   float64 `json:"latency_p99_ms"`
+	MaxDeviation float64 `json:"max_score_deviation"`
+	Accuracy     float64 `json:"accuracy"`
+	FinalScore   float64 `json:"final_score"`
+	ClaimedTOPS  float64 `json:"claimed_int8_tops"`
+}
+
+// Report is the devnet's result.
+type Report struct {
+	Nodes        int           `json:"nodes"`
+	Epochs       int64         `json:"epochs"`
+	EpochLength  string        `json:"epoch_length"`
+	MeasuredTOPS float64       `json:"measured_int8_tops"`
+	Peers        []PeerReport  `json:"peers"`
+	HonestMin    float64       `json:"honest_min_score"`
+	AdversaryMax float64       `json:"adversary_max_score"`
+	HonestPass   float64       `json:"honest_pass_rate"`
+	Separated    bool          `json:"separated"`
+	Elapsed      time.Duration `json:"-"`
+	ElapsedS     float64       `json:"elapsed_s"`
+}
+
+// Report builds the report. Counts, latencies, deviation and accuracy are
+// the view of one honest observer (the first honest node other than the
+// peer); the final score is the mean over every honest node's score of the
+// peer, itself excluded. Separated is true when every adversary scores
+// below every honest peer.
+func (d *Devnet) Report() (Report, error) {
+	r := Report{Nodes: len(d.Nodes), Epochs: max(d.Epoch(), 0), EpochLength: d.EpochLength.String(),
+		MeasuredTOPS: d.MeasuredTOPS, HonestMin: math.Inf(1), AdversaryMax: math.Inf(-1)}
+	var honestPass, honestTotal int
+	for _, p := range d.Nodes {
+		var observer *Node
+		var sum float64
+		var views int
+		for _, o := range d.Nodes {
+			if o == p || o.Role().Adversary() {
+				continue
+			}
+			if observer == nil {
+				observer = o
+			}
+			sum += o.Book().Score(p.ID().String())
+			views++
+		}
+		s, err := observer.Book().Summarize(p.ID().String())
+		if err != nil {
+			return r, err
+		}
+		pr := PeerReport{
+			PeerID: p.ID().String(), Role: p.Role(), Challenges: s.Challenges, Passed: s.Passed, Failed: s.Failed,
+			LatencyP50: s.LatencyP50MS, LatencyP99: s.LatencyP99MS, MaxDeviation: s.MaxDeviation, Accuracy: s.Accuracy,
+			FinalScore: sum / float64(views), ClaimedTOPS: p.ClaimedTOPS(),
+		}
+		if p.Role().Adversary() {
+			r.AdversaryMax = math.Max(r.AdversaryMax, pr.FinalScore)
+		} else {
+			r.HonestMin = math.Min(r.HonestMin, pr.FinalScore)
+			honestPass += pr.Passed
+			honestTotal += pr.Challenges
+		}
+		r.Peers = append(r.Peers, pr)
+	}
+	sort.SliceStable(r.Peers, func(i, j int) bool { return r.Peers[i].FinalScore > r.Peers[j].FinalScore })
+	if honestTotal > 0 {
+		r.HonestPass = float64(honestPass) / float64(honestTotal)
+	}
+	if math.IsInf(r.AdversaryMax, -1) {
+		r.AdversaryMax = 0
+	}
+	r.Separated = r.AdversaryMax < r.HonestMin
+	return r, nil
+}
+
+// Close stops every node (graceful: stores flushed) in reverse order and
+// removes a temporary data folder.
+func (d *Devnet) Close() error {
+	var errs []error
+	for _, n := range slices.Backward(d.Nodes) {
+		errs = append(errs, n.Close())
+	}
+	d.Nodes = nil
+	if d.tempDir {
+		errs = append(errs, os.RemoveAll(d.dir))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,55 @@
+package node
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are a node's Prometheus collectors. Each node has its own
+// registry, so a devnet of many nodes in one process keeps them apart.
+type metrics struct {
+	registry    *prometheus.Registry
+	messages    *prometheus.CounterVec
+	issued      prometheus.Counter
+	answered    *prometheus.CounterVec
+	attested    *prometheus.CounterVec
+	proveTime   prometheus.Histogram
+	verifyTime  prometheus.Histogram
+	peers       prometheus.Gauge
+	epoch       prometheus.Gauge
+	droppedJobs prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "poai_messages_total",
+			Help: "Gossip messages seen by the topic validators, by topic, result (accept, reject) and reason.",
+		}, []string{"topic", "result", "reason"}),
+		issued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "poai_challenges_issued_total", Help: "Challenges this node published as challenger.",
+		}),
+		answered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "poai_challenges_answered_total", Help: "Challenges addressed to this node, by outcome (answered, failed, dropped).",
+		}, []string{"outcome"}),
+		attested: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "poai_attestations_published_total", Help: "Attestations this node published as verifier, by verdict.",
+		}, []string{"verdict"}),
+		proveTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "poai_prove_seconds", Help: "Time to compute and commit a proof workload.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
+		verifyTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "poai_verify_seconds", Help: "Time to verify one opening.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		peers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "poai_live_peers", Help: "Peers with a fresh device claim, this node included.",
+		}),
+		epoch: prometheus.NewGauge(prometheus.GaugeOpts{Name: "poai_epoch", Help: "Current epoch."}),
+		droppedJobs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "poai_prove_queue_dropped_total", Help: "Challenges dropped because the prove queue was full.",
+		}),
+	}
+	m.registry.MustRegister(m.messages, m.issued, m.answered, m.attested, m.proveTime, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,760 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/gpu"
+	"github.com/poai-network/poai/p2p"
+	"github.com/poai-network/poai/scoring"
+)
+
+// Files and folders inside a node's data directory.
+const (
+	KeyFile    = "identity.key"
+	ConfigFile = "config.toml"
+	ScoresDir  = "scores"
+)
+
+// Option configures a Node.
+type Option func(*options)
+
+type options struct {
+	log          *slog.Logger
+	backend      gpu.Backend
+	role         Role
+	measuredTOPS float64
+	warmup       time.Duration
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithBackend sets the proving backend (default the CPU backend).
+func WithBackend(b gpu.Backend) Option { return func(o *options) { o.backend = b } }
+
+// WithRole makes the node an ADVERSARY of the given role. For devnet and
+// tests only; see Role.
+func WithRole(r Role) Option { return func(o *options) { o.role = r } }
+
+// WithMeasuredTOPS gives the backend's measured int8 throughput (TOPS), so
+// Start need not measure it. Ignored when the config sets device.int8_tops.
+func WithMeasuredTOPS(t float64) Option { return func(o *options) { o.measuredTOPS = t } }
+
+// WithWarmup sets how long Start waits for the gossip mesh to form before
+// the first claim is published (default 1.5 s: one gossipsub heartbeat plus
+// margin).
+func WithWarmup(d time.Duration) Option { return func(o *options) { o.warmup = d } }
+
+// Node is one poai peer.
+type Node struct {
+	cfg  Config
+	dir  string
+	o    options
+	log  *slog.Logger
+	role Role
+
+	clock     challenge.EpochClock
+	sizing    challenge.Sizing
+	openings  int
+	validator *challenge.Validator
+	cpu       *gpu.CPU
+	backend   gpu.Backend
+	metrics   *metrics
+
+	key  crypto.PrivKey
+	id   peer.ID
+	host *p2p.Host
+	book *scoring.Book
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	events chan func()
+	proveQ chan proveJob
+
+	// Owned by the loop goroutine.
+	claim   *pb.DeviceClaim
+	peers   map[peer.ID]*peerEntry
+	tracked map[string]*tracked
+	orphans map[string]*orphan
+
+	// Owned by the prover goroutine.
+	replay struct {
+		c      *gpu.Int32Matrix
+		leaves [][32]byte
+	}
+
+	statsMu sync.Mutex
+	stats   Stats
+}
+
+// Stats counts what a node did, for reports.
+type Stats struct {
+	Issued, Answered, ProveFailed, Attested int
+}
+
+type peerEntry struct {
+	claim    *pb.DeviceClaim
+	claimCID cid.Cid
+	seen     time.Time
+}
+
+// tracked is a challenge this node has seen, with what arrived for it.
+type tracked struct {
+	ch         *pb.Challenge
+	cid        cid.Cid
+	target     peer.ID
+	challenger peer.ID
+	receivedAt time.Time
+	verifiers  []peer.ID
+	verifier   bool
+	com        *pb.Commitment
+	comCID     cid.Cid
+	comAt      time.Time
+	op         *pb.Opening
+	attested   bool
+}
+
+// orphan holds a commitment or opening that arrived before its challenge.
+type orphan struct {
+	com    *pb.Commitment
+	comCID cid.Cid
+	comAt  time.Time
+	from   peer.ID
+	op     *pb.Opening
+	opFrom peer.ID
+	at     time.Time
+}
+
+type proveJob struct {
+	ch  *pb.Challenge
+	cid cid.Cid
+}
+
+// decoded is what the topic validators hand to the handlers.
+type decoded struct {
+	msg proto.Message
+	cid cid.Cid
+}
+
+// New checks the configuration and prepares a node whose state lives in
+// dataDir. Nothing is opened until Start.
+func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := options{log: slog.Default(), role: RoleHonest, warmup: 1500 * time.Millisecond}
+	for _, f := range opts {
+		f(&o)
+	}
+	cpu := gpu.NewCPU()
+	if o.backend == nil {
+		o.backend = cpu
+	}
+	c := cfg.Challenge
+	n := &Node{
+		cfg: cfg, dir: dataDir, o: o, role: o.role,
+		clock: challenge.EpochClock{Genesis: time.Unix(c.Genesis, 0), Length: c.EpochLength.Std()},
+		sizing: challenge.Sizing{
+			Target: c.TargetDuration.Std(), K: c.K, M: c.M,
+			MinN: challenge.OpeningsFor(c.CheatFraction, c.PassProb), MaxN: c.MaxRows,
+			Slack: c.Slack, Allowance: c.Allowance.Std(),
+		},
+		openings: challenge.OpeningsFor(c.CheatFraction, c.PassProb),
+		cpu:      cpu,
+		backend:  o.backend,
+		metrics:  newMetrics(),
+		peers:    make(map[peer.ID]*peerEntry),
+		tracked:  make(map[string]*tracked),
+		orphans:  make(map[string]*orphan),
+		events:   make(chan func(), 4096),
+		proveQ:   make(chan proveJob, 16),
+	}
+	n.validator = challenge.NewValidator(challenge.DefaultLimits(), n.clock, 1<<16)
+	return n, nil
+}
+
+// Start opens the identity, the score book and the host, joins the topics
+// and starts the scheduler, the prover and the epoch loop. On failure it
+// closes whatever it had opened.
+func (n *Node) Start(ctx context.Context) (err error) {
+	var undo []func() error
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	if err := os.MkdirAll(n.dir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	n.key, err = p2p.LoadOrCreateKey(filepath.Join(n.dir, KeyFile))
+	if err != nil {
+		return err
+	}
+	n.id, err = peer.IDFromPrivateKey(n.key)
+	if err != nil {
+		return err
+	}
+	n.log = n.o.log.With("peer", shortID(n.id))
+	if n.role.Adversary() {
+		n.log = n.log.With("adversary", string(n.role))
+	}
+	claim, err := n.buildClaim(ctx)
+	if err != nil {
+		return err
+	}
+	n.claim = claim
+	sc := n.cfg.Scoring
+	n.book, err = scoring.Open(filepath.Join(n.dir, ScoresDir), n.id.String(),
+		scoring.Params{Initial: sc.Initial, Alpha: sc.Alpha, MinWeight: sc.MinWeight, LatencySamples: 256}, n.log)
+	if err != nil {
+		return err
+	}
+	undo = append(undo, n.book.Close)
+	pc := p2p.DefaultConfig()
+	pc.ListenAddrs = n.cfg.P2P.Listen
+	pc.Bootstrap = n.cfg.P2P.Bootstrap
+	pc.MDNS = n.cfg.P2P.MDNS
+	n.host, err = p2p.New(n.key, pc, n.log)
+	if err != nil {
+		return err
+	}
+	undo = append(undo, n.host.Close)
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	undo = append(undo, func() error { n.cancel(); return nil })
+	for _, t := range []struct {
+		topic  string
+		decode func(peer.ID, []byte, time.Time) (proto.Message, cid.Cid, error)
+		handle func(peer.ID, decoded, time.Time)
+	}{
+		{p2p.TopicClaims, wrap(n.validator.Claim), n.onClaim},
+		{p2p.TopicChallenges, wrap(n.validator.Challenge), n.onChallenge},
+		{p2p.TopicCommitments, wrap(n.validator.Commitment), n.onCommitment},
+		{p2p.TopicOpenings, wrap(n.validator.Opening), n.onOpening},
+		{p2p.TopicAttestation, wrap(n.validator.Attestation), n.onAttestation},
+	} {
+		if err := n.host.Join(t.topic, n.validatorFor(t.topic, t.decode), func(m p2p.Message) {
+			at := time.Now() // receipt time on this node's clock
+			d, ok := m.Decoded.(decoded)
+			if !ok {
+				return
+			}
+			n.post(func() { t.handle(m.From, d, at) })
+		}); err != nil {
+			return err
+		}
+	}
+	n.wg.Add(2)
+	go n.loop()
+	go n.prover()
+	n.log.Info("node started", "addrs", n.host.Addrs(), "role", n.role,
+		"claim_model", claim.GetModel(), "claim_int8_tops", claim.GetInt8Tops(), "epoch", n.clock.At(time.Now()))
+	return nil
+}
+
+// wrap adapts a typed validator method to one returning proto.Message.
+func wrap[M proto.Message](f func(peer.ID, []byte, time.Time) (M, cid.Cid, error)) func(peer.ID, []byte, time.Time) (proto.Message, cid.Cid, error) {
+	return func(from peer.ID, data []byte, now time.Time) (proto.Message, cid.Cid, error) {
+		return f(from, data, now)
+	}
+}
+
+// validatorFor returns the pubsub validator of topic: decode and check,
+// count the result.
+func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time) (proto.Message, cid.Cid, error)) p2p.Validator {
+	return func(_ context.Context, from peer.ID, data []byte) (any, error) {
+		m, c, err := decode(from, data, time.Now())
+		if err != nil {
+			n.metrics.messages.WithLabelValues(topic, "reject", challenge.Reason(err)).Inc()
+			return nil, err
+		}
+		n.metrics.messages.WithLabelValues(topic, "accept", "").Inc()
+		return decoded{msg: m, cid: c}, nil
+	}
+}
+
+// buildClaim returns this node's device claim, measuring the backend when
+// the configuration does not fix the throughput.
+func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
+	info := n.backend.Info()
+	tops := n.cfg.Device.Int8TOPS
+	if tops == 0 {
+		tops = n.o.measuredTOPS
+	}
+	if tops == 0 {
+		shape := gpu.Shape{N: 256, K: n.cfg.Challenge.K, M: n.cfg.Challenge.M}
+		t, best, err := gpu.MeasureInt8(ctx, n.backend, shape, 3)
+		if err != nil {
+			return nil, fmt.Errorf("measure backend: %w", err)
+		}
+		n.log.Info("measured backend", "backend", info.Backend, "int8_tops", t, "best", best)
+		tops = t
+	}
+	if n.role == RoleSlow {
+		tops *= SlowClaimFactor // ADVERSARY: claims a faster device than it has
+	}
+	model := n.cfg.Device.Model
+	if model == "" {
+		model = info.Model
+	}
+	return &pb.DeviceClaim{
+		PeerId: []byte(n.id), Model: model, Count: uint32(max(info.Devices, 1)), VramBytes: info.MemoryBytes,
+		Int8Tops: tops, Backend: info.Backend,
+	}, nil
+}
+
+// post runs f on the loop goroutine; it gives up when the node closes.
+func (n *Node) post(f func()) {
+	select {
+	case n.events <- f:
+	case <-n.ctx.Done():
+	}
+}
+
+// after runs f on the loop goroutine once d has passed.
+func (n *Node) after(d time.Duration, f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			n.post(f)
+		case <-n.ctx.Done():
+		}
+	}()
+}
+
+// publish encodes m and publishes it on topic without blocking the caller.
+func (n *Node) publish(topic string, m proto.Message) {
+	b, err := challenge.Marshal(m)
+	if err != nil {
+		n.log.Error("encode message", "topic", topic, "err", err)
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.host.Publish(n.ctx, topic, b); err != nil && n.ctx.Err() == nil {
+			n.log.Warn("publish failed", "topic", topic, "err", err)
+		}
+	}()
+}
+
+// loop owns the node's protocol state and runs every event in order.
+func (n *Node) loop() {
+	defer n.wg.Done()
+	n.after(n.o.warmup, n.publishClaim)
+	now := time.Now()
+	next := n.clock.At(now) + 1
+	if now.Before(n.clock.Genesis) {
+		next = 0
+	}
+	n.after(time.Until(n.clock.Start(next)), func() { n.onEpoch(next) })
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case f := <-n.events:
+			f()
+		}
+	}
+}
+
+func (n *Node) publishClaim() {
+	c := proto.Clone(n.claim).(*pb.DeviceClaim)
+	c.IssuedUnixMs = time.Now().UnixMilli()
+	n.publish(p2p.TopicClaims, c)
+}
+
+// livePeers returns the peers with a fresh claim, this node included,
+// sorted.
+func (n *Node) livePeers(now time.Time) []peer.ID {
+	ttl := time.Duration(n.cfg.Challenge.PeerTTLEpochs) * n.clock.Length
+	out := []peer.ID{n.id}
+	for id, e := range n.peers {
+		if id != n.id && now.Sub(e.seen) <= ttl {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// onEpoch runs at the start of every epoch: re-announce the claim, forget
+// old state, and schedule the challenges this node must issue.
+func (n *Node) onEpoch(e uint64) {
+	n.after(time.Until(n.clock.Start(e+1)), func() { n.onEpoch(e + 1) })
+	now := time.Now()
+	n.metrics.epoch.Set(float64(e))
+	n.publishClaim()
+	n.expire(now)
+	live := n.livePeers(now)
+	n.metrics.peers.Set(float64(len(live)))
+	for _, target := range live {
+		if target == n.id || challengerFor(e, target, live) != n.id {
+			continue
+		}
+		target := target
+		at := n.clock.Start(e).Add(slotOffset(target, live, n.clock.Length))
+		n.after(time.Until(at), func() { n.issue(e, target) })
+	}
+}
+
+// expire forgets challenges, orphans and peers too old to matter.
+func (n *Node) expire(now time.Time) {
+	keep := 3*n.clock.Length + 2*challenge.DefaultLimits().MaxDeadline
+	for k, t := range n.tracked {
+		if now.Sub(t.receivedAt) > keep {
+			delete(n.tracked, k)
+		}
+	}
+	for k, o := range n.orphans {
+		if now.Sub(o.at) > 2*time.Minute {
+			delete(n.orphans, k)
+		}
+	}
+	for id, p := range n.peers {
+		if now.Sub(p.seen) > 10*time.Duration(n.cfg.Challenge.PeerTTLEpochs)*n.clock.Length {
+			delete(n.peers, id)
+		}
+	}
+}
+
+// issue publishes a challenge of target sized from its latest claim.
+func (n *Node) issue(e uint64, target peer.ID) {
+	p, ok := n.peers[target]
+	if !ok || n.ctx.Err() != nil {
+		return
+	}
+	shape := n.sizing.ShapeFor(p.claim.GetInt8Tops())
+	deadline := n.sizing.DeadlineFor(shape, p.claim.GetInt8Tops())
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		n.log.Error("nonce", "err", err)
+		return
+	}
+	ch := &pb.Challenge{
+		Version: 1, Epoch: e, Challenger: []byte(n.id), Target: []byte(target), Nonce: nonce,
+		Workload: pb.Workload_WORKLOAD_GEMM_INT8,
+		N:        uint32(shape.N), K: uint32(shape.K), M: uint32(shape.M),
+		Openings:     uint32(min(n.openings, shape.N)),
+		DeadlineMs:   uint32(max(deadline.Milliseconds(), 1)),
+		IssuedUnixMs: time.Now().UnixMilli(),
+		ClaimCid:     p.claimCID.Bytes(),
+	}
+	n.metrics.issued.Inc()
+	n.bump(func(s *Stats) { s.Issued++ })
+	n.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "shape", fmt.Sprintf("%dx%dx%d", shape.N, shape.K, shape.M), "deadline", deadline)
+	n.publish(p2p.TopicChallenges, ch)
+}
+
+func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
+	c := d.msg.(*pb.DeviceClaim)
+	n.peers[from] = &peerEntry{claim: c, claimCID: d.cid, seen: at}
+}
+
+func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
+	ch := d.msg.(*pb.Challenge)
+	key := d.cid.KeyString()
+	if _, dup := n.tracked[key]; dup {
+		return
+	}
+	target := peer.ID(ch.GetTarget())
+	t := &tracked{ch: ch, cid: d.cid, target: target, challenger: from, receivedAt: at}
+	t.verifiers = verifiersFor(d.cid.Bytes(), target, from, n.livePeers(at), n.cfg.Challenge.Verifiers)
+	t.verifier = slices.Contains(t.verifiers, n.id)
+	n.tracked[key] = t
+	if target == n.id {
+		select {
+		case n.proveQ <- proveJob{ch: ch, cid: d.cid}:
+		default:
+			n.metrics.droppedJobs.Inc()
+			n.log.Warn("prove queue full, challenge dropped", "challenge", d.cid)
+		}
+	}
+	if t.verifier {
+		deadline := time.Duration(ch.GetDeadlineMs()) * time.Millisecond
+		n.after(time.Until(at.Add(2*deadline+time.Second)), func() { n.finalize(t) })
+	}
+	if o, ok := n.orphans[key]; ok {
+		delete(n.orphans, key)
+		if o.com != nil {
+			n.acceptCommitment(t, o.from, o.com, o.comCID, o.comAt)
+		}
+		if o.op != nil {
+			n.acceptOpening(t, o.opFrom, o.op)
+		}
+	}
+}
+
+func (n *Node) onCommitment(from peer.ID, d decoded, at time.Time) {
+	com := d.msg.(*pb.Commitment)
+	key := string(com.GetChallengeCid())
+	if t, ok := n.tracked[key]; ok {
+		n.acceptCommitment(t, from, com, d.cid, at)
+		return
+	}
+	o := n.orphan(key, at)
+	if o.com == nil {
+		o.com, o.comCID, o.comAt, o.from = com, d.cid, at, from
+	}
+}
+
+func (n *Node) onOpening(from peer.ID, d decoded, at time.Time) {
+	op := d.msg.(*pb.Opening)
+	key := string(op.GetChallengeCid())
+	if t, ok := n.tracked[key]; ok {
+		n.acceptOpening(t, from, op)
+		return
+	}
+	o := n.orphan(key, at)
+	if o.op == nil {
+		o.op, o.opFrom = op, from
+	}
+}
+
+func (n *Node) orphan(key string, at time.Time) *orphan {
+	o, ok := n.orphans[key]
+	if !ok {
+		if len(n.orphans) >= 4096 {
+			return &orphan{} // full: drop it
+		}
+		o = &orphan{at: at}
+		n.orphans[key] = o
+	}
+	return o
+}
+
+func (n *Node) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment, comCID cid.Cid, at time.Time) {
+	if from != t.target || t.com != nil {
+		return // only the target's first commitment counts
+	}
+	t.com, t.comCID, t.comAt = com, comCID, at
+	n.tryVerify(t)
+}
+
+func (n *Node) acceptOpening(t *tracked, from peer.ID, op *pb.Opening) {
+	if from != t.target || t.op != nil {
+		return
+	}
+	t.op = op
+	n.tryVerify(t)
+}
+
+// tryVerify verifies and attests once both the commitment and the opening
+// of a challenge this node verifies have arrived.
+func (n *Node) tryVerify(t *tracked) {
+	if !t.verifier || t.attested || t.com == nil || t.op == nil {
+		return
+	}
+	start := time.Now()
+	res, err := challenge.Verify(n.ctx, n.cpu, t.ch, t.cid, t.com, t.comCID, t.op)
+	n.metrics.verifyTime.Observe(time.Since(start).Seconds())
+	if err != nil {
+		n.log.Warn("verification aborted", "challenge", t.cid, "err", err)
+		return
+	}
+	latency := t.comAt.Sub(t.receivedAt)
+	deadline := time.Duration(t.ch.GetDeadlineMs()) * time.Millisecond
+	verdict := res.Verdict
+	if verdict == pb.Verdict_VERDICT_PASS && latency > deadline {
+		verdict = pb.Verdict_VERDICT_LATE
+	}
+	n.attest(t, verdict, latency, res.Deviation, res.Accuracy, res.Reason)
+}
+
+// finalize attests NO_ANSWER for a challenge whose answer never came.
+func (n *Node) finalize(t *tracked) {
+	if t.attested {
+		return
+	}
+	latency := time.Since(t.receivedAt)
+	if t.com != nil {
+		latency = t.comAt.Sub(t.receivedAt)
+	}
+	n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no complete answer before the deadline")
+}
+
+func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation, accuracy float64, reason string) {
+	t.attested = true
+	a := &pb.Attestation{
+		ChallengeCid: t.cid.Bytes(), Target: []byte(t.target), Verifier: []byte(n.id), Epoch: t.ch.GetEpoch(),
+		Verdict: v, LatencyMs: uint32(min(latency.Milliseconds(), math.MaxUint32)), DeadlineMs: t.ch.GetDeadlineMs(),
+		ScoreDeviation: deviation, DataAccuracy: accuracy, IssuedUnixMs: time.Now().UnixMilli(),
+	}
+	n.metrics.attested.WithLabelValues(verdictName(v)).Inc()
+	n.bump(func(s *Stats) { s.Attested++ })
+	lvl := slog.LevelDebug
+	if v != pb.Verdict_VERDICT_PASS {
+		lvl = slog.LevelInfo
+	}
+	n.log.Log(n.ctx, lvl, "attestation", "target", shortID(t.target), "verdict", verdictName(v),
+		"latency_ms", latency.Milliseconds(), "deadline_ms", t.ch.GetDeadlineMs(), "accuracy", accuracy, "reason", reason)
+	n.publish(p2p.TopicAttestation, a)
+}
+
+func (n *Node) onAttestation(from peer.ID, d decoded, _ time.Time) {
+	a := d.msg.(*pb.Attestation)
+	t, ok := n.tracked[string(a.GetChallengeCid())]
+	if !ok || peer.ID(a.GetTarget()) != t.target {
+		return // unknown challenge, or an attestation about someone else
+	}
+	// Accept verifiers from a slightly wider ranking than k: views of the
+	// peer set can differ by a peer or two between nodes.
+	wide := verifiersFor(t.cid.Bytes(), t.target, t.challenger, n.livePeers(time.Now()), n.cfg.Challenge.Verifiers+2)
+	if !slices.Contains(wide, from) && !slices.Contains(t.verifiers, from) {
+		n.log.Debug("attestation from a peer that is not a verifier", "from", shortID(from))
+		return
+	}
+	err := n.book.Record(scoring.Attestation{
+		Challenge: t.cid.String(), Target: t.target.String(), Verifier: from.String(), Epoch: a.GetEpoch(),
+		Verdict: verdictName(a.GetVerdict()), LatencyMS: float64(a.GetLatencyMs()), DeadlineMS: float64(a.GetDeadlineMs()),
+		Deviation: a.GetScoreDeviation(), Accuracy: a.GetDataAccuracy(),
+	})
+	if err != nil && !errors.Is(err, scoring.ErrDuplicate) {
+		n.log.Error("record attestation", "err", err)
+	}
+}
+
+// prover answers challenges addressed to this node, one at a time.
+func (n *Node) prover() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case job := <-n.proveQ:
+			n.answer(job)
+		}
+	}
+}
+
+func (n *Node) answer(job proveJob) {
+	deadline := time.Duration(job.ch.GetDeadlineMs()) * time.Millisecond
+	// Past twice the deadline no verifier is listening any more.
+	ctx, cancel := context.WithTimeout(n.ctx, 2*deadline)
+	defer cancel()
+	start := time.Now()
+	var (
+		com *pb.Commitment
+		op  *pb.Opening
+		err error
+	)
+	switch n.role {
+	case RoleLazy:
+		com, op, err = n.lazyProve(ctx, job.ch, job.cid)
+	case RoleReplay:
+		com, op, err = n.replayProve(ctx, job.ch, job.cid)
+	default:
+		com, op, err = challenge.Prove(ctx, n.backend, job.ch, job.cid, n.id)
+	}
+	n.metrics.proveTime.Observe(time.Since(start).Seconds())
+	if err != nil {
+		n.metrics.answered.WithLabelValues("failed").Inc()
+		n.bump(func(s *Stats) { s.ProveFailed++ })
+		if n.ctx.Err() == nil {
+			n.log.Warn("proof not completed", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "err", err)
+		}
+		return
+	}
+	n.metrics.answered.WithLabelValues("answered").Inc()
+	n.bump(func(s *Stats) { s.Answered++ })
+	n.log.Debug("challenge answered", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "deadline", deadline)
+	n.publish(p2p.TopicCommitments, com)
+	n.publish(p2p.TopicOpenings, op)
+}
+
+func (n *Node) bump(f func(*Stats)) {
+	n.statsMu.Lock()
+	f(&n.stats)
+	n.statsMu.Unlock()
+}
+
+// Close stops the loops, waits for every goroutine, then closes the host
+// and the score book, in reverse order of Start. It joins every error.
+func (n *Node) Close() error {
+	if n.cancel == nil {
+		return nil
+	}
+	n.cancel()
+	n.wg.Wait()
+	err := errors.Join(n.host.Close(), n.book.Close())
+	n.log.Info("node stopped")
+	return err
+}
+
+// ID returns the node's peer ID (valid after Start).
+func (n *Node) ID() peer.ID { return n.id }
+
+// Role returns the node's role.
+func (n *Node) Role() Role { return n.role }
+
+// Addrs returns the node's full listen multiaddrs (with /p2p/<peer ID>).
+func (n *Node) Addrs() []multiaddr.Multiaddr { return n.host.Addrs() }
+
+// Book returns the node's score book.
+func (n *Node) Book() *scoring.Book { return n.book }
+
+// Registry returns the node's Prometheus registry.
+func (n *Node) Registry() prometheus.Gatherer { return n.metrics.registry }
+
+// Stats returns a copy of the node's counters.
+func (n *Node) Stats() Stats {
+	n.statsMu.Lock()
+	defer n.statsMu.Unlock()
+	return n.stats
+}
+
+// ClaimedTOPS returns the int8 throughput this node claims.
+func (n *Node) ClaimedTOPS() float64 { return n.claim.GetInt8Tops() }
+
+// ConnectedPeers returns the peers this node has a connection to.
+func (n *Node) ConnectedPeers() []peer.ID { return n.host.ConnectedPeers() }
+
+func verdictName(v pb.Verdict) string {
+	switch v {
+	case pb.Verdict_VERDICT_PASS:
+		return scoring.VerdictPass
+	case pb.Verdict_VERDICT_WRONG_ANSWER:
+		return scoring.VerdictWrongAnswer
+	case pb.Verdict_VERDICT_LATE:
+		return scoring.VerdictLate
+	case pb.Verdict_VERDICT_NO_ANSWER:
+		return scoring.VerdictNoAnswer
+	case pb.Verdict_VERDICT_BAD_PROOF:
+		return scoring.VerdictBadProof
+	}
+	return "unknown"
+}
+
+// shortID returns the last 8 characters of a peer ID, as logs show it.
+func shortID(id peer.ID) string {
+	s := id.String()
+	if len(s) > 8 {
+		return s[len(s)-8:]
+	}
+	return s
+}

@@ -1,0 +1,85 @@
+package node
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// rendezvous returns SHA-256(tag || key || id), the weight of id for key in
+// highest-random-weight (rendezvous) hashing (Thaler and Ravishankar,
+// "Using Name-Based Mappings to Increase Hit Rates", IEEE/ACM ToN 1998).
+// Every peer with the same view computes the same ranking, and nobody can
+// choose its rank without choosing its peer ID before the key exists.
+func rendezvous(tag string, key []byte, id peer.ID) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(tag))
+	var l [4]byte
+	binary.BigEndian.PutUint32(l[:], uint32(len(key)))
+	h.Write(l[:])
+	h.Write(key)
+	h.Write([]byte(id))
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// rank orders candidates by descending rendezvous weight for key, skipping
+// the excluded peers.
+func rank(tag string, key []byte, candidates []peer.ID, exclude ...peer.ID) []peer.ID {
+	type w struct {
+		id peer.ID
+		h  [32]byte
+	}
+	ws := make([]w, 0, len(candidates))
+	for _, c := range candidates {
+		if !slices.Contains(exclude, c) {
+			ws = append(ws, w{c, rendezvous(tag, key, c)})
+		}
+	}
+	slices.SortFunc(ws, func(a, b w) int {
+		for i := range a.h {
+			if a.h[i] != b.h[i] {
+				return int(b.h[i]) - int(a.h[i])
+			}
+		}
+		return 0
+	})
+	out := make([]peer.ID, len(ws))
+	for i, x := range ws {
+		out[i] = x.id
+	}
+	return out
+}
+
+// challengerFor returns the peer that challenges target in epoch, or ""
+// when no other candidate exists.
+func challengerFor(epoch uint64, target peer.ID, candidates []peer.ID) peer.ID {
+	var key [8]byte
+	binary.BigEndian.PutUint64(key[:], epoch)
+	r := rank("poai/1/challenger", append(key[:], target...), candidates, target)
+	if len(r) == 0 {
+		return ""
+	}
+	return r[0]
+}
+
+// verifiersFor returns the k verifiers of a challenge: the top of the
+// rendezvous ranking on the challenge CID, excluding target and challenger.
+func verifiersFor(challengeCID []byte, target, challenger peer.ID, candidates []peer.ID, k int) []peer.ID {
+	r := rank("poai/1/verifier", challengeCID, candidates, target, challenger)
+	return r[:min(k, len(r))]
+}
+
+// slotOffset spreads the epoch's challenges so provers rarely compute at
+// the same time: target's offset is 10% of the epoch plus its position
+// among the sorted candidates times 80% of the epoch over their number.
+func slotOffset(target peer.ID, candidates []peer.ID, epoch time.Duration) time.Duration {
+	sorted := slices.Clone(candidates)
+	slices.Sort(sorted)
+	i := max(slices.Index(sorted, target), 0)
+	return epoch/10 + time.Duration(float64(epoch)*0.8*float64(i)/float64(max(len(sorted), 1)))
+}
