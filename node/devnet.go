@@ -34,6 +34,10 @@ type DevnetConfig struct {
 	EpochLength time.Duration
 	// Warmup is the time between starting the nodes and epoch 0.
 	Warmup time.Duration
+	// Workers is the number of CPU threads each node proves with; 0 means
+	// 1, so that N nodes sharing a small machine behave like N single-core
+	// devices instead of N peers fighting over every core.
+	Workers int
 	// Log receives every node's logs.
 	Log *slog.Logger
 }
@@ -107,9 +111,12 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 		d.dir, d.tempDir = dir, true
 	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+	}
 	base := DefaultConfig()
 	shape := gpu.Shape{N: 256, K: base.Challenge.K, M: base.Challenge.M}
-	tops, best, err := gpu.MeasureInt8(ctx, gpu.NewCPU(), shape, 3)
+	tops, best, err := gpu.MeasureInt8(ctx, gpu.NewCPU(gpu.WithWorkers(cfg.Workers)), shape, 3)
 	if err != nil {
 		d.Close()
 		return nil, fmt.Errorf("devnet: measure CPU backend: %w", err)
@@ -144,7 +151,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		c.Device.Model = "devnet CPU"
 		c.Metrics.Listen = ""
 		n, err := New(filepath.Join(d.dir, fmt.Sprintf("node-%02d", i)), c,
-			WithRole(role), WithMeasuredTOPS(tops), WithLogger(cfg.Log.With("node", i)))
+			WithRole(role), WithMeasuredTOPS(tops), WithBackend(gpu.NewCPU(gpu.WithWorkers(cfg.Workers))), WithLogger(cfg.Log.With("node", i)))
 		if err == nil {
 			err = n.Start(ctx)
 		}

@@ -186,10 +186,10 @@ func (p *Host) bootstrapLoop(infos []peer.AddrInfo) {
 			}
 			ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 			if err := p.host.Connect(ctx, ai); err != nil && p.ctx.Err() == nil {
-				p.log.Warn("bootstrap dial failed", "peer", ai.ID, "err", err)
+				p.log.Warn("bootstrap dial failed", "bootstrap", ai.ID, "err", err)
 			} else if err == nil {
 				p.host.ConnManager().Protect(ai.ID, "bootstrap")
-				p.log.Info("connected to bootstrap peer", "peer", ai.ID)
+				p.log.Info("connected to bootstrap peer", "bootstrap", ai.ID)
 			}
 			cancel()
 		}
@@ -210,10 +210,10 @@ func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 	ctx, cancel := context.WithTimeout(n.p.ctx, 10*time.Second)
 	defer cancel()
 	if err := n.p.host.Connect(ctx, ai); err != nil {
-		n.p.log.Debug("mDNS peer dial failed", "peer", ai.ID, "err", err)
+		n.p.log.Debug("mDNS peer dial failed", "remote", ai.ID, "err", err)
 		return
 	}
-	n.p.log.Info("connected to mDNS peer", "peer", ai.ID)
+	n.p.log.Info("connected to mDNS peer", "remote", ai.ID)
 }
 
 // ID returns the local peer ID.

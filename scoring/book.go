@@ -48,20 +48,21 @@ type Attestation struct {
 // Pass reports whether the verdict is a pass.
 func (a Attestation) Pass() bool { return a.Verdict == VerdictPass }
 
-// Quality maps an attestation to [0,1]: 1 for a pass, (deadline/latency)²
-// for a correct but late answer, so slightly late costs little and far too
-// late costs nearly everything, and 0 for a wrong, missing or malformed
-// answer.
+// Quality maps an attestation to [0,1]: 1 for a pass; for a correct but
+// late answer, a linear ramp from 1 at the deadline to 0 at 1.5 times the
+// deadline (10 % late scores 0.8, 25 % late 0.5), so jitter costs little and
+// a device consistently far slower than claimed earns nothing; and 0 for a
+// wrong, missing or malformed answer.
 func (a Attestation) Quality() float64 {
 	switch a.Verdict {
 	case VerdictPass:
 		return 1
 	case VerdictLate:
-		if a.LatencyMS <= 0 {
+		if a.DeadlineMS <= 0 {
 			return 0
 		}
-		r := math.Min(1, a.DeadlineMS/a.LatencyMS)
-		return r * r
+		over := a.LatencyMS/a.DeadlineMS - 1
+		return math.Max(0, math.Min(1, 1-2*over))
 	}
 	return 0
 }

@@ -39,14 +39,14 @@ func TestScoresSeparateHonestFromCheats(t *testing.T) {
 				t.Fatal(err)
 			}
 			late := att(ch+"s", "slow", v, VerdictLate)
-			late.LatencyMS = 800
+			late.LatencyMS = 240 // 20 % late: quality 0.6
 			if err := b.Record(late); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	h, l, s := b.Score("honest"), b.Score("lazy"), b.Score("slow")
-	if !(h > 0.95 && l < 0.05 && s < 0.2 && s > l) {
+	if !(h > 0.95 && l < 0.05 && s > 0.55 && s < 0.65) {
 		t.Fatalf("scores honest %.3f lazy %.3f slow %.3f", h, l, s)
 	}
 	sum, err := b.Summarize("lazy")
@@ -55,6 +55,28 @@ func TestScoresSeparateHonestFromCheats(t *testing.T) {
 	}
 	if sum.Challenges != 10 || sum.Failed != 10 || sum.Passed != 0 || sum.Accuracy != 0.5 {
 		t.Fatalf("lazy summary %+v", sum)
+	}
+}
+
+func TestQuality(t *testing.T) {
+	for _, tc := range []struct {
+		verdict           string
+		latency, deadline float64
+		want              float64
+	}{
+		{VerdictPass, 100, 200, 1},
+		{VerdictLate, 220, 200, 0.8},
+		{VerdictLate, 250, 200, 0.5},
+		{VerdictLate, 300, 200, 0},
+		{VerdictLate, 900, 200, 0},
+		{VerdictLate, 100, 0, 0},
+		{VerdictWrongAnswer, 10, 200, 0},
+		{VerdictNoAnswer, 0, 200, 0},
+	} {
+		a := Attestation{Verdict: tc.verdict, LatencyMS: tc.latency, DeadlineMS: tc.deadline}
+		if got := a.Quality(); got < tc.want-1e-9 || got > tc.want+1e-9 {
+			t.Errorf("%s %v/%v: quality %v, want %v", tc.verdict, tc.latency, tc.deadline, got, tc.want)
+		}
 	}
 }
 

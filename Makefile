@@ -1,0 +1,33 @@
+# Targets mirror .ci/run.
+GO ?= go
+RACE_PKGS = ./challenge/... ./scoring/... ./p2p/... ./node/...
+
+.PHONY: build test race lint proto fuzz bench devnet
+
+build:
+	$(GO) build -o bin/poai ./cmd/poai
+
+test:
+	$(GO) test ./...
+
+race:
+	$(GO) test -race -short $(RACE_PKGS)
+
+lint:
+	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt: files above need formatting"; exit 1)
+	$(GO) vet ./...
+
+proto:
+	$(GO) generate ./challenge/pb
+	git diff --exit-code -- challenge/pb
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzValidators -fuzztime 10s ./challenge/
+	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 10s ./challenge/
+	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 10s ./challenge/merkle/
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./gpu/ ./challenge/... ./scoring/
+
+devnet:
+	$(GO) run ./cmd/poai devnet

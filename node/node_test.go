@@ -1,0 +1,177 @@
+package node
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/poai-network/poai/scoring"
+)
+
+func testConfig() Config {
+	c := DefaultConfig()
+	c.P2P = P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}}
+	c.Challenge.EpochLength = Duration(2 * time.Second)
+	c.Challenge.TargetDuration = Duration(100 * time.Millisecond)
+	c.Device.Int8TOPS = 0.001
+	c.Metrics.Listen = ""
+	return c
+}
+
+func TestRestartKeepsIdentityAndScores(t *testing.T) {
+	dir := t.TempDir()
+	n, err := New(dir, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	id := n.ID()
+	for i, v := range []string{scoring.VerdictWrongAnswer, scoring.VerdictWrongAnswer, scoring.VerdictPass} {
+		err := n.Book().Record(scoring.Attestation{Challenge: string(rune('a' + i)), Target: "12D3KooWother", Verifier: id.String(),
+			Verdict: v, Accuracy: 1, LatencyMS: 10, DeadlineMS: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	score := n.Book().Score("12D3KooWother")
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	n2, err := New(dir, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	if n2.ID() != id {
+		t.Fatalf("peer ID changed across restart: %s, was %s", n2.ID(), id)
+	}
+	if got := n2.Book().Score("12D3KooWother"); got != score || got == DefaultConfig().Scoring.Initial {
+		t.Fatalf("score after restart %v, before %v", got, score)
+	}
+	if s, _ := n2.Book().Summarize("12D3KooWother"); s.Challenges != 3 || s.Passed != 1 {
+		t.Fatalf("history after restart: %+v", s)
+	}
+}
+
+func TestStartFailureRollsBack(t *testing.T) {
+	dir := t.TempDir()
+	c := testConfig()
+	c.P2P.Listen = []string{"/ip4/203.0.113.1/tcp/1"} // TEST-NET-3: not a local address, listen fails
+	n, err := New(dir, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err == nil {
+		n.Close()
+		t.Fatal("start succeeded on an unusable listen address")
+	}
+	// The score store must have been closed by the rollback: opening it
+	// again succeeds (Badger holds a directory lock while open).
+	b, err := scoring.Open(filepath.Join(dir, ScoresDir), "x", scoring.DefaultParams(), nil)
+	if err != nil {
+		t.Fatalf("score store still locked after a failed start: %v", err)
+	}
+	b.Close()
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	c := DefaultConfig()
+	c.Challenge.Slack = 0.5
+	c.Log.Level = "loud"
+	c.P2P.Bootstrap = []string{"/ip4/1.2.3.4/tcp/1"}
+	err := c.Validate()
+	for _, want := range []string{"[challenge] slack", "[log] level", "[p2p] bootstrap"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+}
+
+func TestConfigRoundTripAndUnknownKeys(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, ConfigFile)
+	c := DefaultConfig()
+	c.Challenge.Verifiers = 5
+	c.Challenge.EpochLength = Duration(42 * time.Second)
+	if err := WriteConfig(path, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteConfig(path, c); err == nil {
+		t.Fatal("existing config overwritten")
+	}
+	got, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Challenge.Verifiers != 5 || got.Challenge.EpochLength.Std() != 42*time.Second {
+		t.Fatalf("round trip lost values: %+v", got.Challenge)
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), "# Claimed dense int8 throughput in TOPS") {
+		t.Fatal("written config has no comments")
+	}
+	os.WriteFile(path, append(b, []byte("\n[p2p2]\nlisten = []\n")...), 0o644)
+	if _, err := LoadConfig(path); err == nil {
+		t.Fatal("unknown section accepted")
+	}
+}
+
+func TestSelection(t *testing.T) {
+	ids := []peer.ID{"a", "b", "c", "d", "e", "f"}
+	cid := []byte("challenge")
+	v1 := verifiersFor(cid, "a", "b", ids, 3)
+	v2 := verifiersFor(cid, "a", "b", []peer.ID{"f", "e", "d", "c", "b", "a"}, 3)
+	if len(v1) != 3 || strings.Join(peerStrings(v1), ",") != strings.Join(peerStrings(v2), ",") {
+		t.Fatalf("selection depends on input order: %v vs %v", v1, v2)
+	}
+	for _, v := range v1 {
+		if v == "a" || v == "b" {
+			t.Fatalf("target or challenger selected: %v", v1)
+		}
+	}
+	// Over many epochs every peer challenges target "a" sometimes, and
+	// never "a" itself.
+	seen := map[peer.ID]int{}
+	for e := uint64(0); e < 500; e++ {
+		seen[challengerFor(e, "a", ids)]++
+	}
+	if seen["a"] != 0 || len(seen) != 5 {
+		t.Fatalf("challenger distribution %v", seen)
+	}
+	if got := verifiersFor(cid, "a", "b", []peer.ID{"a", "b"}, 3); len(got) != 0 {
+		t.Fatalf("verifiers from an empty field: %v", got)
+	}
+}
+
+func peerStrings(ids []peer.ID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = string(id)
+	}
+	return out
+}
+
+func TestParseAdversaries(t *testing.T) {
+	m, err := ParseAdversaries("slow=2, lazy=1,replay=0")
+	if err != nil || m[RoleSlow] != 2 || m[RoleLazy] != 1 {
+		t.Fatalf("%v %v", m, err)
+	}
+	for _, bad := range []string{"slow", "fast=1", "honest=2", "lazy=-1", "lazy=x"} {
+		if _, err := ParseAdversaries(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
