@@ -577,7 +577,9 @@ func (n *Node) tryVerify(t *tracked) {
 		n.log.Warn("verification aborted", "challenge", t.cid, "err", err)
 		return
 	}
-	latency := t.comAt.Sub(t.receivedAt)
+	// A commitment can beat its challenge to this node (it is then held as
+	// an orphan): the latency on this clock is then zero, never negative.
+	latency := max(t.comAt.Sub(t.receivedAt), 0)
 	deadline := time.Duration(t.ch.GetDeadlineMs()) * time.Millisecond
 	verdict := res.Verdict
 	if verdict == pb.Verdict_VERDICT_PASS && latency > deadline {
@@ -593,7 +595,7 @@ func (n *Node) finalize(t *tracked) {
 	}
 	latency := time.Since(t.receivedAt)
 	if t.com != nil {
-		latency = t.comAt.Sub(t.receivedAt)
+		latency = max(t.comAt.Sub(t.receivedAt), 0)
 	}
 	n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no complete answer before the deadline")
 }

@@ -1,0 +1,48 @@
+package challenge_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/gpu"
+)
+
+// A challenger sizes a workload, the target proves it, and a verifier
+// recomputes the opened rows.
+func Example() {
+	newID := func() peer.ID {
+		_, pub, _ := crypto.GenerateEd25519Key(rand.Reader)
+		id, _ := peer.IDFromPublicKey(pub)
+		return id
+	}
+	challenger, target := newID(), newID()
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	openings := challenge.OpeningsFor(0.9, 0.001)
+	ch := &pb.Challenge{
+		Version: 1, Challenger: []byte(challenger), Target: []byte(target), Nonce: nonce,
+		Workload: pb.Workload_WORKLOAD_GEMM_INT8, N: 128, K: 64, M: 64,
+		Openings: uint32(openings), DeadlineMs: 1000, IssuedUnixMs: time.Now().UnixMilli(),
+	}
+	_, chCID, _ := challenge.MessageCID(ch)
+
+	cpu := gpu.NewCPU()
+	com, op, err := challenge.Prove(context.Background(), cpu, ch, chCID, target)
+	if err != nil {
+		panic(err)
+	}
+	_, comCID, _ := challenge.MessageCID(com)
+	res, err := challenge.Verify(context.Background(), cpu, ch, chCID, com, comCID, op)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(len(op.Rows), "rows opened:", res.Verdict, "accuracy", res.Accuracy)
+	// Output: 66 rows opened: VERDICT_PASS accuracy 1
+}
