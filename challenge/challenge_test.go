@@ -99,7 +99,7 @@ func TestVerifyRejectsSingleWrongElement(t *testing.T) {
 	}
 	c.Row(37)[5]++
 	leaves[37] = gpu.LeafHash(c.Row(37))
-	com, op, err := Commit(ch, chCID, prover, c, leaves)
+	com, op, err := CommitInt8(ch, chCID, prover, c, leaves)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestReplayedAnswerFails(t *testing.T) {
 	p := prove(t)
 	ch2, _, ch2CID := newChallenge(t, newPeer(t), peer.ID(p.ch.Target), time.Now())
 	c, leaves, _ := gpu.NewCPU().MatMulInt8(context.Background(), Seed(p.ch), ShapeOf(p.ch))
-	com, op, _ := Commit(ch2, ch2CID, peer.ID(p.ch.Target), c, leaves)
+	com, op, _ := CommitInt8(ch2, ch2CID, peer.ID(p.ch.Target), c, leaves)
 	_, comCID, _ := MessageCID(com)
 	res, err := Verify(context.Background(), gpu.NewCPU(), ch2, ch2CID, com, comCID, op)
 	if err != nil {

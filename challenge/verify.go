@@ -2,9 +2,11 @@ package challenge
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 
 	"github.com/ipfs/go-cid"
 
@@ -19,27 +21,44 @@ type Result struct {
 	// Verdict is PASS, WRONG_ANSWER or BAD_PROOF.
 	Verdict pb.Verdict
 	// Accuracy is the fraction of the requested rows that were opened with
-	// a valid proof and equal the recomputed row, in [0,1].
+	// a valid proof and found correct, in [0,1].
 	Accuracy float64
-	// Deviation is the largest |claimed − true| / max(1, max|true row|)
-	// over the opened elements: 0 for an exact answer, and 1 for a row that
-	// could not be checked (missing or with a bad proof).
+	// Deviation is the largest relative error over the opened elements:
+	// for int8, |claimed − true| / max(1, max|true row|), 0 when exact; for
+	// bf16, |claimed − true| / Σ_p |a_ip·b_pj| (compare BF16Tolerance). A
+	// row that could not be checked (missing, bad proof, not finite)
+	// counts 1.
 	Deviation float64
+	// Tolerance is the largest Deviation a correct answer may have: 0 for
+	// int8, BF16Tolerance(k) for bf16.
+	Tolerance float64
 	// Reason explains a verdict other than PASS.
 	Reason string
 }
 
 // Verify checks an opening against its commitment and challenge: the
 // opened rows must be exactly those SampleRows derives from the committed
-// root and the nonce, each with a valid Merkle proof; then every opened row
-// is recomputed from the seed with cpu (O(k·m) each) and compared element
-// by element. A single wrong element makes the verdict WRONG_ANSWER.
+// root and the nonce, each with a valid Merkle proof; then each opened row
+// is checked against the seed.
+//
+// int8: a Freivalds projection over GF(2^61 − 1) with a vector r private
+// to this verifier: row i is accepted iff C_i·r = A_i·(B·r). A wrong row
+// passes with probability at most 2^-61 (its difference from the true row
+// is a non-zero vector of integers below 2^32, so non-zero mod p, and a
+// random r is orthogonal to it with probability 1/p). Cost: k·m for B·r
+// plus k + m per row, against the prover's n·k·m. Rows found wrong are
+// recomputed in full to report their deviation.
+//
+// bf16: each opened row is recomputed in float64 (products of bf16 values
+// are exact) and every element compared with BF16Tolerance; cost s·k·m.
 func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid, op *pb.Opening) (Result, error) {
 	bad := func(format string, a ...any) (Result, error) {
 		return Result{Verdict: pb.Verdict_VERDICT_BAD_PROOF, Deviation: 1, Reason: fmt.Sprintf(format, a...)}, nil
 	}
 	shape := ShapeOf(ch)
 	switch {
+	case ch.GetWorkload() != pb.Workload_WORKLOAD_GEMM_INT8 && ch.GetWorkload() != pb.Workload_WORKLOAD_GEMM_BF16:
+		return Result{}, fmt.Errorf("%w: Verify handles GEMM workloads, not %v", ErrMalformed, ch.GetWorkload())
 	case !cidEqual(com.GetChallengeCid(), chCID):
 		return bad("commitment names another challenge")
 	case !cidEqual(op.GetChallengeCid(), chCID):
@@ -60,16 +79,15 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 	if len(op.GetRows()) != len(want) {
 		return bad("opened %d rows, %d requested", len(op.GetRows()), len(want))
 	}
-	// Check structure and proofs first; recompute only rows that verified.
-	rows := make([][]int32, len(want))
+	// Structure and proofs first; values only for rows whose proof holds.
+	values := make([][]byte, len(want))
 	var proofErr error
 	for r, ro := range op.GetRows() {
 		if int(ro.GetIndex()) != want[r] {
 			return bad("row %d opened at index %d, Fiat-Shamir says %d", r, ro.GetIndex(), want[r])
 		}
-		vals, err := gpu.DecodeInt32Row(ro.GetValues())
-		if err != nil || len(vals) != shape.M {
-			proofErr = errors.Join(proofErr, fmt.Errorf("row %d: width %d, want %d", want[r], len(vals), shape.M))
+		if len(ro.GetValues()) != 4*shape.M {
+			proofErr = errors.Join(proofErr, fmt.Errorf("row %d: %d bytes, want %d", want[r], len(ro.GetValues()), 4*shape.M))
 			continue
 		}
 		proof := make([]merkle.Hash, len(ro.GetProof()))
@@ -79,38 +97,22 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 			}
 			copy(proof[k][:], p)
 		}
-		if err := merkle.Verify(root, shape.N, want[r], gpu.LeafHash(vals), proof); err != nil {
+		if err := merkle.Verify(root, shape.N, want[r], merkle.LeafHash(ro.GetValues()), proof); err != nil {
 			proofErr = errors.Join(proofErr, fmt.Errorf("row %d: %w", want[r], err))
 			continue
 		}
-		rows[r] = vals
+		values[r] = ro.GetValues()
 	}
-	truth, err := cpu.RowsInt8(ctx, Seed(ch), shape, want)
+	var res Result
+	var correct int
+	if ch.GetWorkload() == pb.Workload_WORKLOAD_GEMM_INT8 {
+		correct, res.Deviation, err = checkInt8(ctx, cpu, Seed(ch), shape, want, values)
+	} else {
+		res.Tolerance = BF16Tolerance(shape.K)
+		correct, res.Deviation, err = checkBF16(ctx, cpu, Seed(ch), shape, want, values, res.Tolerance)
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("recompute rows: %w", err)
-	}
-	res := Result{Verdict: pb.Verdict_VERDICT_PASS}
-	correct := 0
-	for r, vals := range rows {
-		if vals == nil {
-			res.Deviation = math.Max(res.Deviation, 1)
-			continue
-		}
-		t := truth.Row(r)
-		scale := 1.0
-		for _, v := range t {
-			scale = math.Max(scale, math.Abs(float64(v)))
-		}
-		ok := true
-		for j, v := range vals {
-			if v != t[j] {
-				ok = false
-				res.Deviation = math.Max(res.Deviation, math.Abs(float64(v)-float64(t[j]))/scale)
-			}
-		}
-		if ok {
-			correct++
-		}
 	}
 	res.Accuracy = float64(correct) / float64(len(want))
 	switch {
@@ -119,9 +121,137 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 		res.Reason = proofErr.Error()
 	case correct < len(want):
 		res.Verdict = pb.Verdict_VERDICT_WRONG_ANSWER
-		res.Reason = fmt.Sprintf("%d of %d opened rows wrong", len(want)-correct, len(want))
+		res.Reason = fmt.Sprintf("%d of %d opened rows wrong (max deviation %.3g, tolerance %.3g)", len(want)-correct, len(want), res.Deviation, res.Tolerance)
+	default:
+		res.Verdict = pb.Verdict_VERDICT_PASS
 	}
 	return res, nil
+}
+
+// checkInt8 runs the Freivalds check on every opened row (nil values are
+// rows that failed their proof) and returns the number correct and the
+// largest deviation, recomputing wrong rows in full for the latter.
+func checkInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte) (int, float64, error) {
+	var key [32]byte
+	crand.Read(key[:])
+	rng := rand.New(rand.NewChaCha8(key))
+	r := make([]uint64, shape.M)
+	for j := range r {
+		r[j] = rng.Uint64N(gpu.FreivaldsPrime)
+	}
+	br, err := cpu.ProjectInt8B(ctx, seed, shape, r)
+	if err != nil {
+		return 0, 0, err
+	}
+	correct, deviation := 0, 0.0
+	var wrong []int
+	a := make([]int8, shape.K)
+	for n, v := range values {
+		if v == nil {
+			deviation = 1
+			continue
+		}
+		row, _ := gpu.DecodeInt32Row(v)
+		var lhs, rhs uint64
+		for j, c := range row {
+			lhs = (lhs + gpu.MulMod61(gpu.ToField61(int64(c)), r[j])) % gpu.FreivaldsPrime
+		}
+		gpu.FillInt8Row(a, seed, gpu.MatrixA, idx[n])
+		for p, x := range a {
+			rhs = (rhs + gpu.MulMod61(gpu.ToField61(int64(x)), br[p])) % gpu.FreivaldsPrime
+		}
+		if lhs == rhs {
+			correct++
+		} else {
+			wrong = append(wrong, n)
+		}
+	}
+	if len(wrong) > 0 {
+		rows := make([]int, len(wrong))
+		for i, n := range wrong {
+			rows[i] = idx[n]
+		}
+		truth, err := cpu.RowsInt8(ctx, seed, shape, rows)
+		if err != nil {
+			return 0, 0, err
+		}
+		for i, n := range wrong {
+			got, _ := gpu.DecodeInt32Row(values[n])
+			t := truth.Row(i)
+			scale := 1.0
+			for _, x := range t {
+				scale = math.Max(scale, math.Abs(float64(x)))
+			}
+			for j := range t {
+				deviation = math.Max(deviation, math.Abs(float64(got[j])-float64(t[j]))/scale)
+			}
+		}
+	}
+	return correct, deviation, nil
+}
+
+// checkBF16 recomputes every opened row in float64 and compares element by
+// element: deviation |c − t| / Σ_p |a_ip·b_pj| must not exceed tol.
+func checkBF16(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte, tol float64) (int, float64, error) {
+	bt, err := cpu.TransposedBF16B(ctx, seed, shape)
+	if err != nil {
+		return 0, 0, err
+	}
+	correct, deviation := 0, 0.0
+	a := make([]float32, shape.K)
+	for n, v := range values {
+		if v == nil {
+			deviation = 1
+			continue
+		}
+		row, _ := gpu.DecodeFloat32Row(v)
+		gpu.FillBF16Row(a, seed, gpu.MatrixBF16A, idx[n])
+		ok := true
+		for j, c := range row {
+			b := bt[j*shape.K : (j+1)*shape.K]
+			var t, abs float64
+			for p, x := range a {
+				prod := float64(x) * float64(b[p])
+				t += prod
+				abs += math.Abs(prod)
+			}
+			d := math.Abs(float64(c)-t) / math.Max(abs, math.SmallestNonzeroFloat64)
+			if math.IsNaN(d) || math.IsInf(float64(c), 0) {
+				d = 1
+			}
+			deviation = math.Max(deviation, d)
+			if d > tol {
+				ok = false
+			}
+		}
+		if ok {
+			correct++
+		}
+	}
+	return correct, deviation, nil
+}
+
+// BF16Lambda is the confidence parameter λ of the probabilistic rounding
+// error bound used for bf16 answers.
+const BF16Lambda = 8
+
+// BF16Tolerance returns the largest relative deviation an honest bf16
+// answer with inner dimension k may show: λ·√k·u with λ = BF16Lambda and
+// u = 2^-23, the unit roundoff of fp32 under round-toward-zero (twice the
+// round-to-nearest 2^-24, so accumulators that truncate, as tensor cores
+// may, are covered). This is the probabilistic bound of Higham and Mary,
+// "A New Approach to Probabilistic Rounding Error Analysis", SIAM J. Sci.
+// Comput. 41(5), 2019, Theorem 3.1: |fl(xᵀy) − xᵀy| ≤ γ̃_k(λ)·|x|ᵀ|y| with
+// γ̃_k(λ) = exp(λ√k·u + k·u²/(1−u)) − 1 ≈ λ√k·u, failing with probability
+// at most 2k·exp(−λ²(1−u)²/2) per element under independent rounding
+// errors. The products of two bf16 values are exact in fp32, so only
+// the accumulation contributes. The deterministic worst case (Higham,
+// "Accuracy and Stability of Numerical Algorithms", 2nd ed., 2002, eq.
+// (3.5): γ_k = k·u/(1 − k·u)) grows with k instead of √k and would let
+// int8-quantized answers through at large k.
+func BF16Tolerance(k int) float64 {
+	const u = 1.0 / (1 << 23)
+	return BF16Lambda * math.Sqrt(float64(k)) * u
 }
 
 func cidEqual(b []byte, c cid.Cid) bool { return string(b) == c.KeyString() }

@@ -29,6 +29,10 @@ type Backend interface {
 	// each of C's rows (see LeafHash). It returns ctx.Err() if cancelled
 	// and an error wrapping ErrShape for a bad shape.
 	MatMulInt8(ctx context.Context, seed Seed, shape Shape) (*Int32Matrix, [][32]byte, error)
+	// MatMulBF16 computes C = A·B for the bf16 matrices that BF16Bits
+	// defines for seed (MatrixBF16A, MatrixBF16B), accumulating in float32,
+	// and returns C and each row's Merkle leaf (LeafHashFloat32).
+	MatMulBF16(ctx context.Context, seed Seed, shape Shape) (*Float32Matrix, [][32]byte, error)
 }
 
 // LeafPrefix is the domain-separation byte of a Merkle leaf (RFC 6962,
@@ -38,10 +42,12 @@ const LeafPrefix = 0x00
 
 // LeafHash returns SHA-256(0x00 || EncodeInt32Row(row)), the Merkle leaf of
 // one result row. challenge/merkle must agree (a test checks it).
-func LeafHash(row []int32) [32]byte {
+func LeafHash(row []int32) [32]byte { return leafHashBytes(EncodeInt32Row(row)) }
+
+func leafHashBytes(b []byte) [32]byte {
 	h := sha256.New()
 	h.Write([]byte{LeafPrefix})
-	h.Write(EncodeInt32Row(row))
+	h.Write(b)
 	var out [32]byte
 	h.Sum(out[:0])
 	return out

@@ -3,6 +3,7 @@ package gpu
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"runtime"
 	"sync"
 )
@@ -114,13 +115,8 @@ func (c *CPU) MatMulInt8(ctx context.Context, seed Seed, shape Shape) (*Int32Mat
 // a cost of O(k·m) per row plus generating B. Every index must lie in
 // [0, n).
 func (c *CPU) RowsInt8(ctx context.Context, seed Seed, shape Shape, rows []int) (*Int32Matrix, error) {
-	if err := shape.Validate(); err != nil {
+	if err := checkRows(shape, rows); err != nil {
 		return nil, err
-	}
-	for _, r := range rows {
-		if r < 0 || r >= shape.N {
-			return nil, fmt.Errorf("%w: row %d outside [0,%d)", ErrShape, r, shape.N)
-		}
 	}
 	bt, err := c.TransposedB(ctx, seed, shape)
 	if err != nil {
@@ -155,6 +151,19 @@ func (c *CPU) RowsInt8(ctx context.Context, seed Seed, shape Shape, rows []int) 
 	return out, nil
 }
 
+// checkRows validates shape and that every row index lies in [0, n).
+func checkRows(shape Shape, rows []int) error {
+	if err := shape.Validate(); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if r < 0 || r >= shape.N {
+			return fmt.Errorf("%w: row %d outside [0,%d)", ErrShape, r, shape.N)
+		}
+	}
+	return nil
+}
+
 // dot2x2 returns the four dot products a0·b0, a0·b1, a1·b0, a1·b1 of int8
 // vectors of equal length, accumulated in int32.
 func dot2x2(a0, a1, b0, b1 []int8) (c00, c01, c10, c11 int32) {
@@ -172,3 +181,55 @@ func dot2x2(a0, a1, b0, b1 []int8) (c00, c01, c10, c11 int32) {
 }
 
 var _ Backend = (*CPU)(nil)
+
+// FreivaldsPrime is the Mersenne prime 2^61 − 1, the modulus of the
+// random projections verifiers use (Freivalds, "Probabilistic Machines Can
+// Use Less Running Time", IFIP 1977).
+const FreivaldsPrime = 1<<61 - 1
+
+// MulMod61 returns a·b mod 2^61 − 1 for a, b < 2^61 − 1.
+func MulMod61(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	s := (lo & FreivaldsPrime) + (lo>>61 | hi<<3)
+	s = (s & FreivaldsPrime) + (s >> 61)
+	if s >= FreivaldsPrime {
+		s -= FreivaldsPrime
+	}
+	return s
+}
+
+// ToField61 maps v (|v| < 2^61 − 1) to its residue mod 2^61 − 1.
+func ToField61(v int64) uint64 {
+	if v < 0 {
+		return FreivaldsPrime - uint64(-v)
+	}
+	return uint64(v)
+}
+
+// ProjectInt8B returns B·r mod 2^61 − 1 (length k) for the int8 workload's
+// B (k×m) of seed and a vector r of m field elements: k·m multiply-adds,
+// generating B on the fly, never storing it.
+func (c *CPU) ProjectInt8B(ctx context.Context, seed Seed, shape Shape, r []uint64) ([]uint64, error) {
+	if err := shape.Validate(); err != nil {
+		return nil, err
+	}
+	if len(r) != shape.M {
+		return nil, fmt.Errorf("%w: projection vector of %d, want %d", ErrShape, len(r), shape.M)
+	}
+	out := make([]uint64, shape.K)
+	err := c.parallel(ctx, shape.K, 64, func(lo, hi int) {
+		row := make([]int8, shape.M)
+		for p := lo; p < hi; p++ {
+			FillInt8Row(row, seed, MatrixB, p)
+			var acc uint64
+			for j, v := range row {
+				acc += MulMod61(ToField61(int64(v)), r[j])
+				if acc >= FreivaldsPrime {
+					acc -= FreivaldsPrime
+				}
+			}
+			out[p] = acc
+		}
+	})
+	return out, err
+}

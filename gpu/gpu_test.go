@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
+	"math/big"
 	"testing"
 )
 
@@ -166,4 +168,114 @@ func BenchmarkPhilox(b *testing.B) {
 		acc ^= Philox4x32([4]uint32{uint32(i), 0, 0, 0}, [2]uint32{1, 2})[0]
 	}
 	_ = acc
+}
+
+func TestBF16Generation(t *testing.T) {
+	seed := testSeed(6)
+	row := make([]float32, 21)
+	FillBF16Row(row, seed, MatrixBF16A, 3)
+	mantissas := map[uint16]bool{}
+	for j, v := range row {
+		b := BF16Bits(seed, MatrixBF16A, 3, j)
+		if BF16ToFloat32(b) != v {
+			t.Fatalf("col %d: FillBF16Row %v, BF16Bits %v", j, v, BF16ToFloat32(b))
+		}
+		if a := math.Abs(float64(v)); a < 0.5 || a >= 2 {
+			t.Fatalf("value %v outside ±[0.5, 2)", v)
+		}
+		mantissas[b&0x7f] = true
+	}
+	if len(mantissas) < 10 {
+		t.Fatalf("only %d distinct mantissas in 21 values: significand not full", len(mantissas))
+	}
+}
+
+func TestMatMulBF16NearExact(t *testing.T) {
+	seed := testSeed(7)
+	s := Shape{N: 9, K: 300, M: 7}
+	c, leaves, err := NewCPU().MatMulBF16(context.Background(), seed, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range s.N {
+		for j := range s.M {
+			var exact, abs float64
+			for p := range s.K {
+				prod := float64(BF16ToFloat32(BF16Bits(seed, MatrixBF16A, i, p))) * float64(BF16ToFloat32(BF16Bits(seed, MatrixBF16B, p, j)))
+				exact += prod
+				abs += math.Abs(prod)
+			}
+			if d := math.Abs(float64(c.Row(i)[j])-exact) / abs; d > float64(s.K)/(1<<24) {
+				t.Fatalf("C[%d][%d] = %v, exact %v: relative error %g beyond the fp32 bound", i, j, c.Row(i)[j], exact, d)
+			}
+		}
+		if leaves[i] != LeafHashFloat32(c.Row(i)) {
+			t.Fatalf("leaf %d", i)
+		}
+	}
+}
+
+// TestGoldenBF16 pins the bf16 inputs (bit-exact on every backend) and the
+// CPU backend's product (other backends agree within
+// challenge.BF16Tolerance, not bit for bit).
+func TestGoldenBF16(t *testing.T) {
+	var seed Seed
+	copy(seed[:], "poai golden vector bf16 v1......")
+	s := Shape{N: 64, K: 96, M: 48}
+	h := sha256.New()
+	for i := range s.N {
+		for p := range s.K {
+			b := BF16Bits(seed, MatrixBF16A, i, p)
+			h.Write([]byte{byte(b), byte(b >> 8)})
+		}
+	}
+	inputs := hex.EncodeToString(h.Sum(nil))
+	c, _, err := NewCPU().MatMulBF16(context.Background(), seed, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(EncodeFloat32Row(c.Data))
+	product := hex.EncodeToString(sum[:])
+	const wantInputs, wantProduct = "39d0339376b7d994375e02dc1624f2d190de167fe50df8948ea86836824dddcc", "47b45baa897ae7ac95b465fdd6864cb39eedebd986fb8e53005523ce0d1b4906"
+	if inputs != wantInputs || product != wantProduct {
+		t.Fatalf("golden bf16 inputs %s product %s", inputs, product)
+	}
+}
+
+func TestMulMod61(t *testing.T) {
+	p := new(big.Int).SetUint64(FreivaldsPrime)
+	for _, pair := range [][2]uint64{{0, 5}, {1, FreivaldsPrime - 1}, {FreivaldsPrime - 1, FreivaldsPrime - 1}, {1 << 60, 1<<60 + 12345}, {123456789123, 987654321987}} {
+		want := new(big.Int).Mul(new(big.Int).SetUint64(pair[0]), new(big.Int).SetUint64(pair[1]))
+		want.Mod(want, p)
+		if got := MulMod61(pair[0], pair[1]); got != want.Uint64() {
+			t.Fatalf("%d·%d mod p = %d, want %d", pair[0], pair[1], got, want)
+		}
+	}
+	if ToField61(-1) != FreivaldsPrime-1 || ToField61(7) != 7 {
+		t.Fatal("ToField61")
+	}
+}
+
+func TestProjectInt8B(t *testing.T) {
+	seed := testSeed(8)
+	s := Shape{N: 4, K: 19, M: 23}
+	r := make([]uint64, s.M)
+	for j := range r {
+		r[j] = uint64(j*j+1) * 1_000_003
+	}
+	got, err := NewCPU().ProjectInt8B(context.Background(), seed, s, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := new(big.Int).SetUint64(FreivaldsPrime)
+	for k := range s.K {
+		acc := new(big.Int)
+		for j := range s.M {
+			acc.Add(acc, new(big.Int).Mul(big.NewInt(int64(Int8At(seed, MatrixB, k, j))), new(big.Int).SetUint64(r[j])))
+		}
+		acc.Mod(acc, p)
+		if got[k] != acc.Uint64() {
+			t.Fatalf("(B·r)[%d] = %d, want %d", k, got[k], acc)
+		}
+	}
 }

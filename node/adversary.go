@@ -56,7 +56,7 @@ func ParseRole(s string) (Role, error) {
 func (r Role) Adversary() bool { return r != RoleHonest && r != "" }
 
 // lazyProve (adversary) computes rows [0, LazyFraction·n) honestly, fills
-// the others with Philox noise, and commits to the lot.
+// the others with noise, and commits to the lot.
 func (n *Node) lazyProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*pb.Commitment, *pb.Opening, error) {
 	shape := challenge.ShapeOf(ch)
 	honest := int(float64(shape.N) * LazyFraction)
@@ -65,34 +65,76 @@ func (n *Node) lazyProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (
 		rows[i] = i
 	}
 	seed := challenge.Seed(ch)
-	part, err := n.cpu.RowsInt8(ctx, seed, shape, rows)
-	if err != nil {
-		return nil, nil, err
-	}
-	c := &gpu.Int32Matrix{Rows: shape.N, Cols: shape.M, Data: make([]int32, shape.N*shape.M)}
-	copy(c.Data, part.Data)
 	noise := make([]int8, shape.M)
 	leaves := make([][32]byte, shape.N)
-	for i := 0; i < shape.N; i++ {
-		if i >= honest {
-			gpu.FillInt8Row(noise, seed, 7, i)
-			for j, v := range noise {
-				c.Row(i)[j] = int32(v) * 1000
-			}
-		}
-		leaves[i] = gpu.LeafHash(c.Row(i))
-	}
-	return challenge.Commit(ch, chCID, n.id, c, leaves)
-}
-
-// replayProve (adversary) answers with the result of its first challenge.
-func (n *Node) replayProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*pb.Commitment, *pb.Opening, error) {
-	if n.replay.c == nil {
-		c, leaves, err := n.backend.MatMulInt8(ctx, challenge.Seed(ch), challenge.ShapeOf(ch))
+	switch ch.GetWorkload() {
+	case pb.Workload_WORKLOAD_GEMM_BF16:
+		part, err := n.cpu.RowsBF16(ctx, seed, shape, rows)
 		if err != nil {
 			return nil, nil, err
 		}
-		n.replay.c, n.replay.leaves = c, leaves
+		c := &gpu.Float32Matrix{Rows: shape.N, Cols: shape.M, Data: make([]float32, shape.N*shape.M)}
+		copy(c.Data, part.Data)
+		for i := range shape.N {
+			if i >= honest {
+				gpu.FillInt8Row(noise, seed, 7, i)
+				for j, v := range noise {
+					c.Row(i)[j] = float32(v) / 8
+				}
+			}
+			leaves[i] = gpu.LeafHashFloat32(c.Row(i))
+		}
+		return challenge.CommitBF16(ch, chCID, n.id, c, leaves)
+	default:
+		part, err := n.cpu.RowsInt8(ctx, seed, shape, rows)
+		if err != nil {
+			return nil, nil, err
+		}
+		c := &gpu.Int32Matrix{Rows: shape.N, Cols: shape.M, Data: make([]int32, shape.N*shape.M)}
+		copy(c.Data, part.Data)
+		for i := range shape.N {
+			if i >= honest {
+				gpu.FillInt8Row(noise, seed, 7, i)
+				for j, v := range noise {
+					c.Row(i)[j] = int32(v) * 1000
+				}
+			}
+			leaves[i] = gpu.LeafHash(c.Row(i))
+		}
+		return challenge.CommitInt8(ch, chCID, n.id, c, leaves)
 	}
-	return challenge.Commit(ch, chCID, n.id, n.replay.c, n.replay.leaves)
+}
+
+// replayAnswer is a result kept by the replay adversary.
+type replayAnswer struct {
+	leaves [][32]byte
+	value  func(i int) []byte
+}
+
+// replayProve (adversary) answers with the result of its first challenge
+// of the same workload.
+func (n *Node) replayProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*pb.Commitment, *pb.Opening, error) {
+	if n.replay == nil {
+		n.replay = map[pb.Workload]replayAnswer{}
+	}
+	old, ok := n.replay[ch.GetWorkload()]
+	if !ok {
+		seed, shape := challenge.Seed(ch), challenge.ShapeOf(ch)
+		switch ch.GetWorkload() {
+		case pb.Workload_WORKLOAD_GEMM_BF16:
+			c, leaves, err := n.backend.MatMulBF16(ctx, seed, shape)
+			if err != nil {
+				return nil, nil, err
+			}
+			old = replayAnswer{leaves, func(i int) []byte { return gpu.EncodeFloat32Row(c.Row(i)) }}
+		default:
+			c, leaves, err := n.backend.MatMulInt8(ctx, seed, shape)
+			if err != nil {
+				return nil, nil, err
+			}
+			old = replayAnswer{leaves, func(i int) []byte { return gpu.EncodeInt32Row(c.Row(i)) }}
+		}
+		n.replay[ch.GetWorkload()] = old
+	}
+	return challenge.Commit(ch, chCID, n.id, old.leaves, old.value)
 }

@@ -98,10 +98,7 @@ type Node struct {
 	orphans map[string]*orphan
 
 	// Owned by the prover goroutine.
-	replay struct {
-		c      *gpu.Int32Matrix
-		leaves [][32]byte
-	}
+	replay map[pb.Workload]replayAnswer
 
 	statsMu sync.Mutex
 	stats   Stats

@@ -33,6 +33,12 @@ const (
 	Workload_WORKLOAD_UNSPECIFIED Workload = 0
 	// C = A·B with int8 inputs and int32 accumulation (exact).
 	Workload_WORKLOAD_GEMM_INT8 Workload = 1
+	// C = A·B with real-valued bf16 inputs and fp32 accumulation (within a
+	// tolerance).
+	Workload_WORKLOAD_GEMM_BF16 Workload = 2
+	// Memory-hard lanes filled by expensive hash chains and read in a
+	// data-dependent order (VRAM-capacity proof).
+	Workload_WORKLOAD_VRAM Workload = 3
 )
 
 // Enum value maps for Workload.
@@ -40,10 +46,14 @@ var (
 	Workload_name = map[int32]string{
 		0: "WORKLOAD_UNSPECIFIED",
 		1: "WORKLOAD_GEMM_INT8",
+		2: "WORKLOAD_GEMM_BF16",
+		3: "WORKLOAD_VRAM",
 	}
 	Workload_value = map[string]int32{
 		"WORKLOAD_UNSPECIFIED": 0,
 		"WORKLOAD_GEMM_INT8":   1,
+		"WORKLOAD_GEMM_BF16":   2,
+		"WORKLOAD_VRAM":        3,
 	}
 )
 
@@ -274,9 +284,15 @@ type Challenge struct {
 	DeadlineMs   uint32 `protobuf:"varint,11,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`
 	IssuedUnixMs int64  `protobuf:"varint,12,opt,name=issued_unix_ms,json=issuedUnixMs,proto3" json:"issued_unix_ms,omitempty"`
 	// CID of the device claim the workload was sized from.
-	ClaimCid      []byte `protobuf:"bytes,13,opt,name=claim_cid,json=claimCid,proto3" json:"claim_cid,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ClaimCid []byte `protobuf:"bytes,13,opt,name=claim_cid,json=claimCid,proto3" json:"claim_cid,omitempty"`
+	// VRAM workload only: lanes, blocks per lane, hash rounds per block and
+	// data-dependent reads per lane. openings counts lanes then.
+	VramLanes      uint32 `protobuf:"varint,14,opt,name=vram_lanes,json=vramLanes,proto3" json:"vram_lanes,omitempty"`
+	VramLaneBlocks uint32 `protobuf:"varint,15,opt,name=vram_lane_blocks,json=vramLaneBlocks,proto3" json:"vram_lane_blocks,omitempty"`
+	VramRounds     uint32 `protobuf:"varint,16,opt,name=vram_rounds,json=vramRounds,proto3" json:"vram_rounds,omitempty"`
+	VramReads      uint32 `protobuf:"varint,17,opt,name=vram_reads,json=vramReads,proto3" json:"vram_reads,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Challenge) Reset() {
@@ -400,7 +416,36 @@ func (x *Challenge) GetClaimCid() []byte {
 	return nil
 }
 
-// Commitment is the prover's Merkle root over the rows of C.
+func (x *Challenge) GetVramLanes() uint32 {
+	if x != nil {
+		return x.VramLanes
+	}
+	return 0
+}
+
+func (x *Challenge) GetVramLaneBlocks() uint32 {
+	if x != nil {
+		return x.VramLaneBlocks
+	}
+	return 0
+}
+
+func (x *Challenge) GetVramRounds() uint32 {
+	if x != nil {
+		return x.VramRounds
+	}
+	return 0
+}
+
+func (x *Challenge) GetVramReads() uint32 {
+	if x != nil {
+		return x.VramReads
+	}
+	return 0
+}
+
+// Commitment is the prover's Merkle root over the rows of C (GEMM
+// workloads) or the lane outputs (VRAM workload).
 type Commitment struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ChallengeCid  []byte                 `protobuf:"bytes,1,opt,name=challenge_cid,json=challengeCid,proto3" json:"challenge_cid,omitempty"`
@@ -473,7 +518,8 @@ func (x *Commitment) GetLeaves() uint32 {
 type RowOpening struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Index uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	// Row values, little-endian int32.
+	// Row values: little-endian int32 (int8 GEMM), little-endian float32
+	// bits (bf16 GEMM), or the 32-byte lane output (VRAM).
 	Values        []byte   `protobuf:"bytes,2,opt,name=values,proto3" json:"values,omitempty"`
 	Proof         [][]byte `protobuf:"bytes,3,rep,name=proof,proto3" json:"proof,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -739,7 +785,7 @@ const file_poai_proto_rawDesc = "" +
 	"bf16Tflops\x12,\n" +
 	"\x12mem_bandwidth_gbps\x18\a \x01(\x01R\x10memBandwidthGbps\x12\x18\n" +
 	"\abackend\x18\b \x01(\tR\abackend\x12$\n" +
-	"\x0eissued_unix_ms\x18\t \x01(\x03R\fissuedUnixMs\"\xe2\x02\n" +
+	"\x0eissued_unix_ms\x18\t \x01(\x03R\fissuedUnixMs\"\xeb\x03\n" +
 	"\tChallenge\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1e\n" +
@@ -757,7 +803,14 @@ const file_poai_proto_rawDesc = "" +
 	"\vdeadline_ms\x18\v \x01(\rR\n" +
 	"deadlineMs\x12$\n" +
 	"\x0eissued_unix_ms\x18\f \x01(\x03R\fissuedUnixMs\x12\x1b\n" +
-	"\tclaim_cid\x18\r \x01(\fR\bclaimCid\"\x82\x01\n" +
+	"\tclaim_cid\x18\r \x01(\fR\bclaimCid\x12\x1d\n" +
+	"\n" +
+	"vram_lanes\x18\x0e \x01(\rR\tvramLanes\x12(\n" +
+	"\x10vram_lane_blocks\x18\x0f \x01(\rR\x0evramLaneBlocks\x12\x1f\n" +
+	"\vvram_rounds\x18\x10 \x01(\rR\n" +
+	"vramRounds\x12\x1d\n" +
+	"\n" +
+	"vram_reads\x18\x11 \x01(\rR\tvramReads\"\x82\x01\n" +
 	"\n" +
 	"Commitment\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x16\n" +
@@ -788,10 +841,12 @@ const file_poai_proto_rawDesc = "" +
 	"\x0fscore_deviation\x18\b \x01(\x01R\x0escoreDeviation\x12#\n" +
 	"\rdata_accuracy\x18\t \x01(\x01R\fdataAccuracy\x12$\n" +
 	"\x0eissued_unix_ms\x18\n" +
-	" \x01(\x03R\fissuedUnixMs*<\n" +
+	" \x01(\x03R\fissuedUnixMs*g\n" +
 	"\bWorkload\x12\x18\n" +
 	"\x14WORKLOAD_UNSPECIFIED\x10\x00\x12\x16\n" +
-	"\x12WORKLOAD_GEMM_INT8\x10\x01*\x8e\x01\n" +
+	"\x12WORKLOAD_GEMM_INT8\x10\x01\x12\x16\n" +
+	"\x12WORKLOAD_GEMM_BF16\x10\x02\x12\x11\n" +
+	"\rWORKLOAD_VRAM\x10\x03*\x8e\x01\n" +
 	"\aVerdict\x12\x17\n" +
 	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fVERDICT_PASS\x10\x01\x12\x18\n" +
