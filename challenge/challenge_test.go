@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/poai-network/poai/challenge/merkle"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
 )
@@ -384,4 +385,13 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func rootOf(t testing.TB, leaves [][32]byte) [32]byte {
+	t.Helper()
+	tr, err := merkle.New(leaves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Root()
 }

@@ -34,6 +34,12 @@ func Prove(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID cid
 			return nil, nil, fmt.Errorf("run workload: %w", err)
 		}
 		return CommitBF16(ch, chCID, prover, c, leaves)
+	case pb.Workload_WORKLOAD_VRAM:
+		outputs, leaves, err := backend.VRAM(ctx, seed, VRAMParamsOf(ch))
+		if err != nil {
+			return nil, nil, fmt.Errorf("run workload: %w", err)
+		}
+		return Commit(ch, chCID, prover, leaves, func(i int) []byte { return outputs[i][:] })
 	}
 	return nil, nil, fmt.Errorf("%w: unsupported workload %v", ErrMalformed, ch.GetWorkload())
 }

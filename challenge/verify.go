@@ -37,9 +37,9 @@ type Result struct {
 }
 
 // Verify checks an opening against its commitment and challenge: the
-// opened rows must be exactly those SampleRows derives from the committed
+// opened leaves must be exactly those SampleRows derives from the committed
 // root and the nonce, each with a valid Merkle proof; then each opened row
-// is checked against the seed.
+// (GEMM) or lane (VRAM) is checked against the seed.
 //
 // int8: a Freivalds projection over GF(2^61 − 1) with a vector r private
 // to this verifier: row i is accepted iff C_i·r = A_i·(B·r). A wrong row
@@ -51,68 +51,39 @@ type Result struct {
 //
 // bf16: each opened row is recomputed in float64 (products of bf16 values
 // are exact) and every element compared with BF16Tolerance; cost s·k·m.
+//
+// VRAM: each opened lane's read chain is rerun, every block it reads
+// recomputed on demand; cost s·Reads·(Rounds+1) hashes.
 func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid, op *pb.Opening) (Result, error) {
-	bad := func(format string, a ...any) (Result, error) {
-		return Result{Verdict: pb.Verdict_VERDICT_BAD_PROOF, Deviation: 1, Reason: fmt.Sprintf(format, a...)}, nil
+	var leaves, width int
+	switch ch.GetWorkload() {
+	case pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16:
+		leaves, width = int(ch.GetN()), 4*int(ch.GetM())
+	case pb.Workload_WORKLOAD_VRAM:
+		leaves, width = int(ch.GetVramLanes()), gpu.VRAMBlockBytes
+	default:
+		return Result{}, fmt.Errorf("%w: cannot verify workload %v", ErrMalformed, ch.GetWorkload())
 	}
-	shape := ShapeOf(ch)
-	switch {
-	case ch.GetWorkload() != pb.Workload_WORKLOAD_GEMM_INT8 && ch.GetWorkload() != pb.Workload_WORKLOAD_GEMM_BF16:
-		return Result{}, fmt.Errorf("%w: Verify handles GEMM workloads, not %v", ErrMalformed, ch.GetWorkload())
-	case !cidEqual(com.GetChallengeCid(), chCID):
-		return bad("commitment names another challenge")
-	case !cidEqual(op.GetChallengeCid(), chCID):
-		return bad("opening names another challenge")
-	case !cidEqual(op.GetCommitmentCid(), comCID):
-		return bad("opening names another commitment")
-	case int(com.GetLeaves()) != shape.N:
-		return bad("commitment has %d leaves, challenge has %d rows", com.GetLeaves(), shape.N)
-	case len(com.GetMerkleRoot()) != 32:
-		return bad("merkle root has %d bytes", len(com.GetMerkleRoot()))
+	want, values, proofErr, bad := opened(ch, chCID, com, comCID, op, leaves, width)
+	if bad != nil {
+		return *bad, nil
 	}
-	var root merkle.Hash
-	copy(root[:], com.GetMerkleRoot())
-	want, err := SampleRows(root, ch.GetNonce(), shape.N, min(int(ch.GetOpenings()), shape.N))
-	if err != nil {
-		return bad("%v", err)
-	}
-	if len(op.GetRows()) != len(want) {
-		return bad("opened %d rows, %d requested", len(op.GetRows()), len(want))
-	}
-	// Structure and proofs first; values only for rows whose proof holds.
-	values := make([][]byte, len(want))
-	var proofErr error
-	for r, ro := range op.GetRows() {
-		if int(ro.GetIndex()) != want[r] {
-			return bad("row %d opened at index %d, Fiat-Shamir says %d", r, ro.GetIndex(), want[r])
-		}
-		if len(ro.GetValues()) != 4*shape.M {
-			proofErr = errors.Join(proofErr, fmt.Errorf("row %d: %d bytes, want %d", want[r], len(ro.GetValues()), 4*shape.M))
-			continue
-		}
-		proof := make([]merkle.Hash, len(ro.GetProof()))
-		for k, p := range ro.GetProof() {
-			if len(p) != 32 {
-				return bad("row %d: proof hash of %d bytes", want[r], len(p))
-			}
-			copy(proof[k][:], p)
-		}
-		if err := merkle.Verify(root, shape.N, want[r], merkle.LeafHash(ro.GetValues()), proof); err != nil {
-			proofErr = errors.Join(proofErr, fmt.Errorf("row %d: %w", want[r], err))
-			continue
-		}
-		values[r] = ro.GetValues()
-	}
-	var res Result
-	var correct int
-	if ch.GetWorkload() == pb.Workload_WORKLOAD_GEMM_INT8 {
-		correct, res.Deviation, err = checkInt8(ctx, cpu, Seed(ch), shape, want, values)
-	} else {
-		res.Tolerance = BF16Tolerance(shape.K)
-		correct, res.Deviation, err = checkBF16(ctx, cpu, Seed(ch), shape, want, values, res.Tolerance)
+	var (
+		res     Result
+		correct int
+		err     error
+	)
+	switch ch.GetWorkload() {
+	case pb.Workload_WORKLOAD_GEMM_INT8:
+		correct, res.Deviation, err = checkInt8(ctx, cpu, Seed(ch), ShapeOf(ch), want, values)
+	case pb.Workload_WORKLOAD_GEMM_BF16:
+		res.Tolerance = BF16Tolerance(int(ch.GetK()))
+		correct, res.Deviation, err = checkBF16(ctx, cpu, Seed(ch), ShapeOf(ch), want, values, res.Tolerance)
+	case pb.Workload_WORKLOAD_VRAM:
+		correct, res.Deviation, err = checkVRAM(ctx, Seed(ch), VRAMParamsOf(ch), want, values)
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("recompute rows: %w", err)
+		return Result{}, fmt.Errorf("recompute: %w", err)
 	}
 	res.Accuracy = float64(correct) / float64(len(want))
 	switch {
@@ -121,11 +92,67 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 		res.Reason = proofErr.Error()
 	case correct < len(want):
 		res.Verdict = pb.Verdict_VERDICT_WRONG_ANSWER
-		res.Reason = fmt.Sprintf("%d of %d opened rows wrong (max deviation %.3g, tolerance %.3g)", len(want)-correct, len(want), res.Deviation, res.Tolerance)
+		res.Reason = fmt.Sprintf("%d of %d opened leaves wrong (max deviation %.3g, tolerance %.3g)", len(want)-correct, len(want), res.Deviation, res.Tolerance)
 	default:
 		res.Verdict = pb.Verdict_VERDICT_PASS
 	}
 	return res, nil
+}
+
+// opened checks an opening's structure: it must name the challenge and
+// commitment, open exactly the leaves SampleRows derives from the root and
+// the nonce, in that order, each with the given width. It returns the
+// indices, the values of the leaves whose Merkle proof holds (nil for the
+// others, whose errors are joined in proofErr), or a BAD_PROOF result when
+// the opening cannot be checked at all.
+func opened(ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid, op *pb.Opening, leaves, width int) (want []int, values [][]byte, proofErr error, bad *Result) {
+	fail := func(format string, a ...any) ([]int, [][]byte, error, *Result) {
+		return nil, nil, nil, &Result{Verdict: pb.Verdict_VERDICT_BAD_PROOF, Deviation: 1, Reason: fmt.Sprintf(format, a...)}
+	}
+	switch {
+	case !cidEqual(com.GetChallengeCid(), chCID):
+		return fail("commitment names another challenge")
+	case !cidEqual(op.GetChallengeCid(), chCID):
+		return fail("opening names another challenge")
+	case !cidEqual(op.GetCommitmentCid(), comCID):
+		return fail("opening names another commitment")
+	case int(com.GetLeaves()) != leaves || leaves <= 0:
+		return fail("commitment has %d leaves, challenge has %d", com.GetLeaves(), leaves)
+	case len(com.GetMerkleRoot()) != 32:
+		return fail("merkle root has %d bytes", len(com.GetMerkleRoot()))
+	}
+	var root merkle.Hash
+	copy(root[:], com.GetMerkleRoot())
+	want, err := SampleRows(root, ch.GetNonce(), leaves, min(int(ch.GetOpenings()), leaves))
+	if err != nil {
+		return fail("%v", err)
+	}
+	if len(op.GetRows()) != len(want) {
+		return fail("opened %d leaves, %d requested", len(op.GetRows()), len(want))
+	}
+	values = make([][]byte, len(want))
+	for r, ro := range op.GetRows() {
+		if int(ro.GetIndex()) != want[r] {
+			return fail("leaf %d opened at index %d, Fiat-Shamir says %d", r, ro.GetIndex(), want[r])
+		}
+		if len(ro.GetValues()) != width {
+			proofErr = errors.Join(proofErr, fmt.Errorf("leaf %d: %d bytes, want %d", want[r], len(ro.GetValues()), width))
+			continue
+		}
+		proof := make([]merkle.Hash, len(ro.GetProof()))
+		for k, p := range ro.GetProof() {
+			if len(p) != 32 {
+				return fail("leaf %d: proof hash of %d bytes", want[r], len(p))
+			}
+			copy(proof[k][:], p)
+		}
+		if err := merkle.Verify(root, leaves, want[r], merkle.LeafHash(ro.GetValues()), proof); err != nil {
+			proofErr = errors.Join(proofErr, fmt.Errorf("leaf %d: %w", want[r], err))
+			continue
+		}
+		values[r] = ro.GetValues()
+	}
+	return want, values, proofErr, nil
 }
 
 // checkInt8 runs the Freivalds check on every opened row (nil values are

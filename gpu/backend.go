@@ -33,6 +33,10 @@ type Backend interface {
 	// defines for seed (MatrixBF16A, MatrixBF16B), accumulating in float32,
 	// and returns C and each row's Merkle leaf (LeafHashFloat32).
 	MatMulBF16(ctx context.Context, seed Seed, shape Shape) (*Float32Matrix, [][32]byte, error)
+	// VRAM runs the VRAM-capacity workload (see VRAMParams) holding all of
+	// its memory on the device, and returns each lane's output and Merkle
+	// leaf.
+	VRAM(ctx context.Context, seed Seed, p VRAMParams) (outputs, leaves [][32]byte, err error)
 }
 
 // LeafPrefix is the domain-separation byte of a Merkle leaf (RFC 6962,
