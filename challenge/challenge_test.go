@@ -217,17 +217,55 @@ func pow(x float64, n int) float64 {
 	return r
 }
 
-func TestSizing(t *testing.T) {
-	s := Sizing{Target: time.Second, K: 512, M: 512, MinN: 66, MaxN: 1 << 20, Slack: 2, Allowance: 100 * time.Millisecond}
-	shape := s.ShapeFor(0.002) // 1e9 MAC/s for 1 s
-	if got := Anticipated(shape, 0.002); got < 990*time.Millisecond || got > 1010*time.Millisecond {
-		t.Fatalf("anticipated %v for %v, want about 1s", got, shape)
+func testPlanner() Planner {
+	return Planner{Target: time.Second, Slack: 2, Allowance: 100 * time.Millisecond, Openings: 66,
+		Int8K: 512, Int8M: 512, BF16K: 128, BF16M: 128, MaxRows: 1 << 22, MaxVerifierFraction: 0.01,
+		VRAM: DefaultVRAMSizing(), Efficiency: DefaultEfficiency}
+}
+
+func TestPlan(t *testing.T) {
+	p := testPlanner()
+	cpu := &pb.DeviceClaim{Model: "devnet CPU", Int8Tops: 0.01, Bf16Tflops: 0.004, HashGhps: 0.005, VramBytes: 1 << 20}
+	for _, w := range []pb.Workload{pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16, pb.Workload_WORKLOAD_VRAM} {
+		pl, err := p.Plan(cpu, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pl.Anticipated < 500*time.Millisecond || pl.Anticipated > 3*time.Second {
+			t.Errorf("%v: anticipated %v for a 1 s target (%+v)", w, pl.Anticipated, pl)
+		}
+		if want := time.Duration(float64(pl.Anticipated)*2) + 100*time.Millisecond; pl.Deadline != want {
+			t.Errorf("%v: deadline %v, want %v", w, pl.Deadline, want)
+		}
+		if w != pb.Workload_WORKLOAD_VRAM && pl.VerifierFraction > 0.01 {
+			t.Errorf("%v: verifier does %.3f of the prover's work", w, pl.VerifierFraction)
+		}
+		t.Logf("%v: %+v", w, pl)
 	}
-	if d := s.DeadlineFor(shape, 0.002); d < 2*time.Second || d > 2200*time.Millisecond {
-		t.Fatalf("deadline %v", d)
+	// A 10x faster claim gets about 10x the work.
+	fast := &pb.DeviceClaim{Model: "devnet CPU", Int8Tops: 0.1}
+	a, _ := p.Plan(cpu, pb.Workload_WORKLOAD_GEMM_INT8)
+	b, _ := p.Plan(fast, pb.Workload_WORKLOAD_GEMM_INT8)
+	if r := float64(b.Shape.N) / float64(a.Shape.N); r < 9 || r > 11 {
+		t.Fatalf("10x claim sized %d rows vs %d", b.Shape.N, a.Shape.N)
 	}
-	if fast := s.ShapeFor(0.02); fast.N < 9*shape.N {
-		t.Fatalf("10x claim sized %d rows vs %d", fast.N, shape.N)
+	if _, err := p.Plan(&pb.DeviceClaim{Model: "x", Int8Tops: 1}, pb.Workload_WORKLOAD_GEMM_BF16); err == nil {
+		t.Fatal("planned bf16 for a claim without a bf16 rate")
+	}
+}
+
+func TestPlanUsesCatalog(t *testing.T) {
+	p := testPlanner()
+	// An H200 that underclaims to get longer deadlines is held to the
+	// catalog; one that overclaims is held to its claim.
+	under := &pb.DeviceClaim{Model: "NVIDIA H200", Int8Tops: 1, Bf16Tflops: 1}
+	r := p.RatesFor(under)
+	if !r.FromCatalog || r.BF16FLOPS != 989.5e12*DefaultEfficiency.BF16 || r.Int8OPS != 1979e12*DefaultEfficiency.Int8 {
+		t.Fatalf("rates %+v", r)
+	}
+	over := &pb.DeviceClaim{Model: "H200 SXM", Bf16Tflops: 5000}
+	if p.RatesFor(over).BF16FLOPS != 5000e12 {
+		t.Fatal("a higher claim was lowered to the catalog")
 	}
 }
 

@@ -29,6 +29,9 @@ type Limits struct {
 	// MaxEpochLag is how many epochs a challenge or attestation may trail
 	// or lead the receiver's current epoch.
 	MaxEpochLag uint64
+	// MaxVerifyWork bounds what verifying one challenge may cost, in
+	// multiply-adds (GEMM) or hashes (VRAM).
+	MaxVerifyWork float64
 }
 
 // DefaultLimits returns limits that admit every workload poai sizes today.
@@ -46,6 +49,7 @@ func DefaultLimits() Limits {
 		MaxDeadline:    10 * time.Minute,
 		MaxSkew:        2 * time.Minute,
 		MaxEpochLag:    2,
+		MaxVerifyWork:  1 << 30,
 	}
 }
 
@@ -138,7 +142,7 @@ func (v *Validator) Claim(from peer.ID, data []byte, now time.Time) (*pb.DeviceC
 	for _, f := range []struct {
 		n string
 		x float64
-	}{{"int8_tops", m.GetInt8Tops()}, {"bf16_tflops", m.GetBf16Tflops()}, {"mem_bandwidth_gbps", m.GetMemBandwidthGbps()}} {
+	}{{"int8_tops", m.GetInt8Tops()}, {"bf16_tflops", m.GetBf16Tflops()}, {"mem_bandwidth_gbps", m.GetMemBandwidthGbps()}, {"hash_ghps", m.GetHashGhps()}} {
 		if err := finite(f.n, f.x, 0, 1e7); err != nil {
 			return nil, cid.Undef, err
 		}
@@ -164,8 +168,6 @@ func (v *Validator) Challenge(from peer.ID, data []byte, now time.Time) (*pb.Cha
 	if err != nil {
 		return nil, cid.Undef, fmt.Errorf("%w: target: %v", ErrMalformed, err)
 	}
-	s := ShapeOf(m)
-	l := v.limits
 	switch {
 	case m.GetVersion() != 1:
 		return nil, cid.Undef, fmt.Errorf("%w: version %d", ErrMalformed, m.GetVersion())
@@ -173,18 +175,13 @@ func (v *Validator) Challenge(from peer.ID, data []byte, now time.Time) (*pb.Cha
 		return nil, cid.Undef, fmt.Errorf("%w: challenger targets itself", ErrMalformed)
 	case len(m.GetNonce()) != 32:
 		return nil, cid.Undef, fmt.Errorf("%w: nonce has %d bytes, want 32", ErrMalformed, len(m.GetNonce()))
-	case m.GetWorkload() != pb.Workload_WORKLOAD_GEMM_INT8:
-		return nil, cid.Undef, fmt.Errorf("%w: workload %v", ErrMalformed, m.GetWorkload())
-	case s.Validate() != nil:
-		return nil, cid.Undef, fmt.Errorf("%w: %v", ErrMalformed, s.Validate())
-	case s.N > l.MaxN || s.K > l.MaxK || s.M > l.MaxM:
-		return nil, cid.Undef, fmt.Errorf("%w: shape %dx%dx%d over limits", ErrMalformed, s.N, s.K, s.M)
-	case m.GetOpenings() == 0 || int(m.GetOpenings()) > min(s.N, l.MaxOpenings):
-		return nil, cid.Undef, fmt.Errorf("%w: %d openings of %d rows", ErrMalformed, m.GetOpenings(), s.N)
-	case int64(m.GetOpenings())*int64(s.M)*4 > int64(l.MaxOpening)/2:
-		return nil, cid.Undef, fmt.Errorf("%w: opening would exceed the size limit", ErrMalformed)
-	case m.GetDeadlineMs() == 0 || time.Duration(m.GetDeadlineMs())*time.Millisecond > l.MaxDeadline:
+	case m.GetDeadlineMs() == 0 || time.Duration(m.GetDeadlineMs())*time.Millisecond > v.limits.MaxDeadline:
 		return nil, cid.Undef, fmt.Errorf("%w: deadline %d ms", ErrMalformed, m.GetDeadlineMs())
+	case m.GetOpenings() == 0 || int(m.GetOpenings()) > v.limits.MaxOpenings:
+		return nil, cid.Undef, fmt.Errorf("%w: %d openings", ErrMalformed, m.GetOpenings())
+	}
+	if err := v.workload(m); err != nil {
+		return nil, cid.Undef, err
 	}
 	if len(m.GetClaimCid()) > 0 {
 		if _, err := parseCID("claim_cid", m.GetClaimCid()); err != nil {
@@ -201,6 +198,45 @@ func (v *Validator) Challenge(from peer.ID, data []byte, now time.Time) (*pb.Cha
 	return m, c, nil
 }
 
+// workload checks a challenge's workload parameters: within limits, and
+// cheap enough to verify that a challenge cannot be used to exhaust the
+// verifiers.
+func (v *Validator) workload(m *pb.Challenge) error {
+	l := v.limits
+	switch m.GetWorkload() {
+	case pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16:
+		s := ShapeOf(m)
+		switch {
+		case s.Validate() != nil:
+			return fmt.Errorf("%w: %v", ErrMalformed, s.Validate())
+		case s.N > l.MaxN || s.K > l.MaxK || s.M > l.MaxM:
+			return fmt.Errorf("%w: shape %dx%dx%d over limits", ErrMalformed, s.N, s.K, s.M)
+		case m.GetWorkload() == pb.Workload_WORKLOAD_GEMM_BF16 && s.K > MaxBF16K:
+			return fmt.Errorf("%w: bf16 k=%d over %d", ErrMalformed, s.K, MaxBF16K)
+		case int(m.GetOpenings()) > s.N:
+			return fmt.Errorf("%w: %d openings of %d rows", ErrMalformed, m.GetOpenings(), s.N)
+		case int64(m.GetOpenings())*int64(s.M)*4 > int64(l.MaxOpening)/2:
+			return fmt.Errorf("%w: opening would exceed the size limit", ErrMalformed)
+		case VerifierMACs(m.GetWorkload(), s, int(m.GetOpenings())) > l.MaxVerifyWork:
+			return fmt.Errorf("%w: verification would cost %.3g multiply-adds", ErrMalformed, VerifierMACs(m.GetWorkload(), s, int(m.GetOpenings())))
+		}
+	case pb.Workload_WORKLOAD_VRAM:
+		p := VRAMParamsOf(m)
+		verify := float64(m.GetOpenings()) * float64(p.Reads) * float64(p.Rounds+1)
+		switch {
+		case p.Validate() != nil:
+			return fmt.Errorf("%w: %v", ErrMalformed, p.Validate())
+		case int(m.GetOpenings()) > p.Lanes:
+			return fmt.Errorf("%w: %d openings of %d lanes", ErrMalformed, m.GetOpenings(), p.Lanes)
+		case verify > l.MaxVerifyWork:
+			return fmt.Errorf("%w: verification would cost %.3g hashes", ErrMalformed, verify)
+		}
+	default:
+		return fmt.Errorf("%w: workload %v", ErrMalformed, m.GetWorkload())
+	}
+	return nil
+}
+
 // Commitment validates a commitment signed by from.
 func (v *Validator) Commitment(from peer.ID, data []byte, now time.Time) (*pb.Commitment, cid.Cid, error) {
 	m := &pb.Commitment{}
@@ -214,7 +250,7 @@ func (v *Validator) Commitment(from peer.ID, data []byte, now time.Time) (*pb.Co
 	if _, err := parseCID("challenge_cid", m.GetChallengeCid()); err != nil {
 		return nil, cid.Undef, err
 	}
-	if len(m.GetMerkleRoot()) != 32 || m.GetLeaves() == 0 || int(m.GetLeaves()) > v.limits.MaxN {
+	if len(m.GetMerkleRoot()) != 32 || m.GetLeaves() == 0 {
 		return nil, cid.Undef, fmt.Errorf("%w: root of %d bytes over %d leaves", ErrMalformed, len(m.GetMerkleRoot()), m.GetLeaves())
 	}
 	v.accept(c, now)

@@ -27,11 +27,11 @@ type VRAMSizing struct {
 }
 
 // DefaultVRAMSizing returns Fill 0.9, Rounds 64, ReadsPerBlock 64 and
-// LaneReads 256: a prover must hold at least 95 % of the memory to stay
+// LaneReads 64: a prover must hold at least 95 % of the memory to stay
 // within a slack of 2.5 (see VRAMCheatFactor), and a verifier pays about
-// 17,000 hashes per opened lane.
+// 4,200 hashes per opened lane.
 func DefaultVRAMSizing() VRAMSizing {
-	return VRAMSizing{Fill: 0.9, Rounds: 64, ReadsPerBlock: 64, LaneReads: 256}
+	return VRAMSizing{Fill: 0.9, Rounds: 64, ReadsPerBlock: 64, LaneReads: 64}
 }
 
 // ParamsFor returns parameters that occupy Fill of memBytes: total blocks

@@ -5,21 +5,81 @@ import (
 	"time"
 )
 
-// MeasureInt8 runs MatMulInt8 on shape reps times (reps ≥ 1) and returns
-// the best observed throughput in TOPS (2 operations per multiply-
-// accumulate, 10^12 per second) and the best wall time. The best run, not
-// the mean, is what the device can do; noise only slows runs down.
-func MeasureInt8(ctx context.Context, b Backend, shape Shape, reps int) (tops float64, best time.Duration, err error) {
-	var seed Seed
+// Throughput is a backend's measured speed on each workload.
+type Throughput struct {
+	Int8TOPS   float64 // int8 product, 10^12 ops/s (2 per MAC)
+	BF16TFLOPS float64 // bf16 product, 10^12 flop/s (2 per MAC)
+	HashGHps   float64 // VRAM workload, 10^9 SHA-256 evaluations/s
+}
+
+// best runs f reps times (at least once) and returns the shortest time:
+// what the device can do, since noise only slows runs down.
+func best(reps int, f func(rep int) error) (time.Duration, error) {
+	var b time.Duration
 	for r := 0; r < max(reps, 1); r++ {
-		seed[0] = byte(r)
 		start := time.Now()
-		if _, _, err := b.MatMulInt8(ctx, seed, shape); err != nil {
-			return 0, 0, err
+		if err := f(r); err != nil {
+			return 0, err
 		}
-		if d := time.Since(start); best == 0 || d < best {
-			best = d
+		if d := time.Since(start); b == 0 || d < b {
+			b = d
 		}
 	}
-	return 2 * shape.MACs() / best.Seconds() / 1e12, best, nil
+	return b, nil
+}
+
+// MeasureInt8 runs MatMulInt8 on shape reps times and returns the best
+// throughput in TOPS and the best time.
+func MeasureInt8(ctx context.Context, b Backend, shape Shape, reps int) (float64, time.Duration, error) {
+	d, err := best(reps, func(r int) error {
+		_, _, err := b.MatMulInt8(ctx, Seed{byte(r)}, shape)
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return 2 * shape.MACs() / d.Seconds() / 1e12, d, nil
+}
+
+// MeasureBF16 runs MatMulBF16 on shape reps times and returns the best
+// throughput in TFLOPS and the best time.
+func MeasureBF16(ctx context.Context, b Backend, shape Shape, reps int) (float64, time.Duration, error) {
+	d, err := best(reps, func(r int) error {
+		_, _, err := b.MatMulBF16(ctx, Seed{byte(r)}, shape)
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return 2 * shape.MACs() / d.Seconds() / 1e12, d, nil
+}
+
+// MeasureVRAM runs the VRAM workload with p reps times and returns the
+// best rate in 10^9 hashes per second and the best time.
+func MeasureVRAM(ctx context.Context, b Backend, p VRAMParams, reps int) (float64, time.Duration, error) {
+	d, err := best(reps, func(r int) error {
+		_, _, err := b.VRAM(ctx, Seed{byte(r)}, p)
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return p.Hashes() / d.Seconds() / 1e9, d, nil
+}
+
+// MeasureAll measures every workload on small shapes (about a second on
+// one CPU core in all) and returns the throughputs.
+func MeasureAll(ctx context.Context, b Backend) (Throughput, error) {
+	var t Throughput
+	var err error
+	if t.Int8TOPS, _, err = MeasureInt8(ctx, b, Shape{N: 256, K: 512, M: 512}, 3); err != nil {
+		return t, err
+	}
+	if t.BF16TFLOPS, _, err = MeasureBF16(ctx, b, Shape{N: 512, K: 128, M: 128}, 3); err != nil {
+		return t, err
+	}
+	if t.HashGHps, _, err = MeasureVRAM(ctx, b, VRAMParams{Lanes: 256, Blocks: 16, Rounds: 64, Reads: 256}, 3); err != nil {
+		return t, err
+	}
+	return t, nil
 }

@@ -75,7 +75,7 @@ func TestHostileInputNeverPanics(t *testing.T) {
 	cfg.Challenge.Genesis = time.Now().Unix()
 	cfg.Challenge.EpochLength = node.Duration(2 * time.Second)
 	cfg.Challenge.TargetDuration = node.Duration(50 * time.Millisecond)
-	cfg.Device.Int8TOPS = 0.002
+	cfg.Device.Int8TOPS, cfg.Device.BF16TFLOPS, cfg.Device.HashGHps, cfg.Device.VRAMBytes = 0.002, 0.001, 0.002, 256<<10
 	cfg.Metrics.Listen = ""
 	var nodes []*node.Node
 	for i := range 3 {

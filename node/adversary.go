@@ -2,12 +2,14 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"strings"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/merkle"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
 )
@@ -58,6 +60,9 @@ func (r Role) Adversary() bool { return r != RoleHonest && r != "" }
 // lazyProve (adversary) computes rows [0, LazyFraction·n) honestly, fills
 // the others with noise, and commits to the lot.
 func (n *Node) lazyProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*pb.Commitment, *pb.Opening, error) {
+	if ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
+		return n.lazyVRAM(ch, chCID)
+	}
 	shape := challenge.ShapeOf(ch)
 	honest := int(float64(shape.N) * LazyFraction)
 	rows := make([]int, honest)
@@ -105,6 +110,27 @@ func (n *Node) lazyProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (
 	}
 }
 
+// lazyVRAM (adversary) fills the memory but runs the read chains of only
+// the first LazyFraction of the lanes, making up the other lanes' outputs.
+func (n *Node) lazyVRAM(ch *pb.Challenge, chCID cid.Cid) (*pb.Commitment, *pb.Opening, error) {
+	p, seed := challenge.VRAMParamsOf(ch), challenge.Seed(ch)
+	mem := make([][32]byte, p.Lanes*p.Blocks)
+	for g := range mem {
+		mem[g] = gpu.VRAMBlock(seed, uint64(g), p.Rounds)
+	}
+	outputs := make([][32]byte, p.Lanes)
+	leaves := make([][32]byte, p.Lanes)
+	for l := range p.Lanes {
+		if l < int(float64(p.Lanes)*LazyFraction) {
+			outputs[l] = gpu.VRAMLane(seed, l, p, func(g uint64) [32]byte { return mem[g] })
+		} else {
+			outputs[l] = sha256.Sum256([]byte(fmt.Sprint("made up ", l)))
+		}
+		leaves[l] = merkle.LeafHash(outputs[l][:])
+	}
+	return challenge.Commit(ch, chCID, n.id, leaves, func(i int) []byte { return outputs[i][:] })
+}
+
 // replayAnswer is a result kept by the replay adversary.
 type replayAnswer struct {
 	leaves [][32]byte
@@ -121,6 +147,12 @@ func (n *Node) replayProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid)
 	if !ok {
 		seed, shape := challenge.Seed(ch), challenge.ShapeOf(ch)
 		switch ch.GetWorkload() {
+		case pb.Workload_WORKLOAD_VRAM:
+			outputs, leaves, err := n.backend.VRAM(ctx, seed, challenge.VRAMParamsOf(ch))
+			if err != nil {
+				return nil, nil, err
+			}
+			old = replayAnswer{leaves, func(i int) []byte { return outputs[i][:] }}
 		case pb.Workload_WORKLOAD_GEMM_BF16:
 			c, leaves, err := n.backend.MatMulBF16(ctx, seed, shape)
 			if err != nil {

@@ -8,8 +8,35 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/p2p"
 )
+
+// ParseWorkload maps a config name (int8, bf16, vram) to its workload.
+func ParseWorkload(s string) (pb.Workload, error) {
+	switch s {
+	case "int8":
+		return pb.Workload_WORKLOAD_GEMM_INT8, nil
+	case "bf16":
+		return pb.Workload_WORKLOAD_GEMM_BF16, nil
+	case "vram":
+		return pb.Workload_WORKLOAD_VRAM, nil
+	}
+	return 0, fmt.Errorf("unknown workload %q (int8, bf16, vram)", s)
+}
+
+// Planner returns the challenge planner this configuration describes.
+func (c ChallengeConfig) Planner() challenge.Planner {
+	return challenge.Planner{
+		Target: c.TargetDuration.Std(), Slack: c.Slack, Allowance: c.Allowance.Std(),
+		Openings: challenge.OpeningsFor(c.CheatFraction, c.PassProb),
+		Int8K:    c.K, Int8M: c.M, BF16K: c.BF16K, BF16M: c.BF16M, MaxRows: c.MaxRows,
+		MaxVerifierFraction: c.VerifierShare,
+		VRAM:                challenge.VRAMSizing{Fill: c.VRAMFill, Rounds: c.VRAMRounds, ReadsPerBlock: c.VRAMReads, LaneReads: c.VRAMLaneReads},
+		Efficiency:          challenge.Efficiency{Int8: c.EffInt8, BF16: c.EffBF16},
+	}
+}
 
 // Duration is a time.Duration written as a string ("30s", "1m30s") in TOML.
 type Duration time.Duration
@@ -48,10 +75,15 @@ type P2PConfig struct {
 	MDNS      bool     `toml:"mdns" comment:"Discover peers on the local network with mDNS."`
 }
 
-// DeviceConfig is the [device] section: what this node claims.
+// DeviceConfig is the [device] section: what this node claims. For a model
+// in the catalog (gpu.Catalog), challengers hold the node to the catalog's
+// figures whatever it claims; the figures below matter for other models.
 type DeviceConfig struct {
-	Model    string  `toml:"model" comment:"Device model announced in the claim; empty means the backend's own name."`
-	Int8TOPS float64 `toml:"int8_tops" comment:"Claimed dense int8 throughput in TOPS; 0 means measure the backend at start and claim that."`
+	Model      string  `toml:"model" comment:"Device model announced in the claim, e.g. \"NVIDIA H200\"; empty means the backend's own name."`
+	Int8TOPS   float64 `toml:"int8_tops" comment:"Claimed dense int8 throughput in TOPS (10^12 ops/s); 0 means measure the backend at start."`
+	BF16TFLOPS float64 `toml:"bf16_tflops" comment:"Claimed dense bf16 throughput in TFLOPS; 0 means measure the backend at start."`
+	HashGHps   float64 `toml:"hash_ghps" comment:"Claimed SHA-256 rate for the VRAM proof, 10^9 hashes/s; 0 means measure the backend at start."`
+	VRAMBytes  uint64  `toml:"vram_bytes" comment:"Claimed device memory in bytes; 0 means the backend's own figure."`
 }
 
 // ChallengeConfig is the [challenge] section: epochs, workload sizing and
@@ -60,9 +92,19 @@ type ChallengeConfig struct {
 	Genesis        int64    `toml:"genesis_unix" comment:"Start of epoch 0, Unix seconds. Every peer of a network must agree."`
 	EpochLength    Duration `toml:"epoch_length" comment:"Length of an epoch. Every peer of a network must agree."`
 	TargetDuration Duration `toml:"target_duration" comment:"How long a challenge should take on the claimed device."`
-	K              int      `toml:"k" comment:"Inner dimension of the challenge product."`
-	M              int      `toml:"m" comment:"Column dimension of the challenge product (row width)."`
-	MaxRows        int      `toml:"max_rows" comment:"Upper bound on the rows (n) of a challenge."`
+	Workloads      []string `toml:"workloads" comment:"Workloads challenges rotate through: int8, bf16, vram."`
+	K              int      `toml:"int8_k" comment:"Inner dimension of the int8 product."`
+	M              int      `toml:"int8_m" comment:"Column dimension (row width) of the int8 product."`
+	BF16K          int      `toml:"bf16_k" comment:"Inner dimension of the bf16 product (its tolerance grows as sqrt(k))."`
+	BF16M          int      `toml:"bf16_m" comment:"Column dimension of the bf16 product."`
+	MaxRows        int      `toml:"max_rows" comment:"Upper bound on the rows (n) of a product."`
+	VerifierShare  float64  `toml:"max_verifier_fraction" comment:"Rows are added until a verifier's multiply-adds are at most this fraction of the prover's."`
+	VRAMFill       float64  `toml:"vram_fill" comment:"Fraction of the claimed memory the VRAM proof occupies."`
+	VRAMRounds     int      `toml:"vram_rounds" comment:"SHA-256 rounds per VRAM block: what recomputing a missing block costs."`
+	VRAMReads      int      `toml:"vram_reads_per_block" comment:"Data-dependent reads per block of memory, over all lanes."`
+	VRAMLaneReads  int      `toml:"vram_lane_reads" comment:"Reads per lane: a verifier recomputes lane_reads x (rounds+1) hashes per opened lane."`
+	EffInt8        float64  `toml:"efficiency_int8" comment:"Fraction of a catalog device's int8 peak that deadlines assume (best implementation known)."`
+	EffBF16        float64  `toml:"efficiency_bf16" comment:"Fraction of a catalog device's bf16 peak that deadlines assume."`
 	Slack          float64  `toml:"slack" comment:"Deadline = anticipated time x slack + allowance."`
 	Allowance      Duration `toml:"allowance" comment:"Fixed part of the deadline, for gossip and scheduling."`
 	CheatFraction  float64  `toml:"cheat_fraction" comment:"Fraction f of rows a lazy prover might compute ..."`
@@ -103,9 +145,19 @@ func DefaultConfig() Config {
 			Genesis:        DefaultGenesis,
 			EpochLength:    Duration(30 * time.Second),
 			TargetDuration: Duration(2 * time.Second),
+			Workloads:      []string{"int8", "bf16", "vram"},
 			K:              512,
 			M:              512,
-			MaxRows:        1 << 20,
+			BF16K:          128,
+			BF16M:          128,
+			MaxRows:        1 << 22,
+			VerifierShare:  0.01,
+			VRAMFill:       challenge.DefaultVRAMSizing().Fill,
+			VRAMRounds:     challenge.DefaultVRAMSizing().Rounds,
+			VRAMReads:      challenge.DefaultVRAMSizing().ReadsPerBlock,
+			VRAMLaneReads:  challenge.DefaultVRAMSizing().LaneReads,
+			EffInt8:        challenge.DefaultEfficiency.Int8,
+			EffBF16:        challenge.DefaultEfficiency.BF16,
 			Slack:          2.5,
 			Allowance:      Duration(500 * time.Millisecond),
 			CheatFraction:  0.9,
@@ -130,8 +182,8 @@ func (c Config) Validate() error {
 	if _, err := p2p.ParseBootstrap(c.P2P.Bootstrap); err != nil {
 		bad("[p2p] bootstrap: %v", err)
 	}
-	if c.Device.Int8TOPS < 0 {
-		bad("[device] int8_tops: %v is negative", c.Device.Int8TOPS)
+	if c.Device.Int8TOPS < 0 || c.Device.BF16TFLOPS < 0 || c.Device.HashGHps < 0 {
+		bad("[device] int8_tops, bf16_tflops, hash_ghps: negative")
 	}
 	ch := c.Challenge
 	if ch.EpochLength.Std() < time.Second {
@@ -141,7 +193,27 @@ func (c Config) Validate() error {
 		bad("[challenge] target_duration: %v must be positive and shorter than the epoch", ch.TargetDuration.Std())
 	}
 	if ch.K <= 0 || ch.K > 1<<16 || ch.M <= 0 || ch.M > 1<<14 {
-		bad("[challenge] k, m: %d, %d must be in [1,65536] and [1,16384]", ch.K, ch.M)
+		bad("[challenge] int8_k, int8_m: %d, %d must be in [1,65536] and [1,16384]", ch.K, ch.M)
+	}
+	if ch.BF16K <= 0 || ch.BF16K > challenge.MaxBF16K || ch.BF16M <= 0 || ch.BF16M > 1<<14 {
+		bad("[challenge] bf16_k, bf16_m: %d, %d must be in [1,%d] and [1,16384]", ch.BF16K, ch.BF16M, challenge.MaxBF16K)
+	}
+	if len(ch.Workloads) == 0 {
+		bad("[challenge] workloads: at least one of int8, bf16, vram")
+	}
+	for _, w := range ch.Workloads {
+		if _, err := ParseWorkload(w); err != nil {
+			bad("[challenge] workloads: %v", err)
+		}
+	}
+	if ch.VerifierShare <= 0 || ch.VerifierShare > 1 {
+		bad("[challenge] max_verifier_fraction: %v must be in (0,1]", ch.VerifierShare)
+	}
+	if ch.VRAMFill <= 0 || ch.VRAMFill > 1 || ch.VRAMRounds < 1 || ch.VRAMReads < 1 || ch.VRAMLaneReads < 1 {
+		bad("[challenge] vram_fill must be in (0,1] and vram_rounds, vram_reads_per_block, vram_lane_reads at least 1")
+	}
+	if ch.EffInt8 <= 0 || ch.EffInt8 > 1 || ch.EffBF16 <= 0 || ch.EffBF16 > 1 {
+		bad("[challenge] efficiency_int8, efficiency_bf16: must be in (0,1]")
 	}
 	if ch.Slack < 1 {
 		bad("[challenge] slack: %v is under 1", ch.Slack)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/gpu"
 )
 
@@ -72,12 +73,12 @@ func ParseAdversaries(s string) (map[Role]int, error) {
 
 // Devnet is a running local network.
 type Devnet struct {
-	Nodes        []*Node
-	MeasuredTOPS float64
-	Clock        time.Time // genesis
-	EpochLength  time.Duration
-	dir          string
-	tempDir      bool
+	Nodes       []*Node
+	Measured    gpu.Throughput
+	Clock       time.Time // genesis
+	EpochLength time.Duration
+	dir         string
+	tempDir     bool
 }
 
 // StartDevnet measures the CPU backend once, then starts cfg.Nodes nodes:
@@ -115,14 +116,18 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		cfg.Workers = 1
 	}
 	base := DefaultConfig()
-	shape := gpu.Shape{N: 256, K: base.Challenge.K, M: base.Challenge.M}
-	tops, best, err := gpu.MeasureInt8(ctx, gpu.NewCPU(gpu.WithWorkers(cfg.Workers)), shape, 3)
+	measured, err := gpu.MeasureAll(ctx, gpu.NewCPU(gpu.WithWorkers(cfg.Workers)))
 	if err != nil {
 		d.Close()
 		return nil, fmt.Errorf("devnet: measure CPU backend: %w", err)
 	}
-	d.MeasuredTOPS = tops
-	cfg.Log.Info("measured CPU backend", "int8_tops", tops, "best", best, "shape", shape)
+	d.Measured = measured
+	// Each node claims as much memory as its VRAM proof can fill in the
+	// target time on the measured hash rate.
+	vs := challenge.DefaultVRAMSizing()
+	blocks := measured.HashGHps * 1e9 * cfg.Target.Seconds() / float64(vs.Rounds+vs.ReadsPerBlock)
+	vram := uint64(blocks * gpu.VRAMBlockBytes / vs.Fill)
+	cfg.Log.Info("measured CPU backend", "int8_tops", measured.Int8TOPS, "bf16_tflops", measured.BF16TFLOPS, "hash_ghps", measured.HashGHps, "vram_claim", vram)
 
 	roles := make([]Role, 0, cfg.Nodes)
 	for range cfg.Nodes - adv {
@@ -149,9 +154,10 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		c.Challenge.EpochLength = Duration(cfg.EpochLength)
 		c.Challenge.TargetDuration = Duration(cfg.Target)
 		c.Device.Model = "devnet CPU"
+		c.Device.VRAMBytes = vram
 		c.Metrics.Listen = ""
 		n, err := New(filepath.Join(d.dir, fmt.Sprintf("node-%02d", i)), c,
-			WithRole(role), WithMeasuredTOPS(tops), WithBackend(gpu.NewCPU(gpu.WithWorkers(cfg.Workers))), WithLogger(cfg.Log.With("node", i)))
+			WithRole(role), WithMeasured(measured), WithBackend(gpu.NewCPU(gpu.WithWorkers(cfg.Workers))), WithLogger(cfg.Log.With("node", i)))
 		if err == nil {
 			err = n.Start(ctx)
 		}
@@ -185,21 +191,22 @@ type PeerReport struct {
 	Accuracy     float64 `json:"accuracy"`
 	FinalScore   float64 `json:"final_score"`
 	ClaimedTOPS  float64 `json:"claimed_int8_tops"`
+	ClaimedBF16  float64 `json:"claimed_bf16_tflops"`
 }
 
 // Report is the devnet's result.
 type Report struct {
-	Nodes        int           `json:"nodes"`
-	Epochs       int64         `json:"epochs"`
-	EpochLength  string        `json:"epoch_length"`
-	MeasuredTOPS float64       `json:"measured_int8_tops"`
-	Peers        []PeerReport  `json:"peers"`
-	HonestMin    float64       `json:"honest_min_score"`
-	AdversaryMax float64       `json:"adversary_max_score"`
-	HonestPass   float64       `json:"honest_pass_rate"`
-	Separated    bool          `json:"separated"`
-	Elapsed      time.Duration `json:"-"`
-	ElapsedS     float64       `json:"elapsed_s"`
+	Nodes        int            `json:"nodes"`
+	Epochs       int64          `json:"epochs"`
+	EpochLength  string         `json:"epoch_length"`
+	Measured     gpu.Throughput `json:"measured"`
+	Peers        []PeerReport   `json:"peers"`
+	HonestMin    float64        `json:"honest_min_score"`
+	AdversaryMax float64        `json:"adversary_max_score"`
+	HonestPass   float64        `json:"honest_pass_rate"`
+	Separated    bool           `json:"separated"`
+	Elapsed      time.Duration  `json:"-"`
+	ElapsedS     float64        `json:"elapsed_s"`
 }
 
 // Report builds the report. Counts, latencies, deviation and accuracy are
@@ -209,7 +216,7 @@ type Report struct {
 // below every honest peer.
 func (d *Devnet) Report() (Report, error) {
 	r := Report{Nodes: len(d.Nodes), Epochs: max(d.Epoch(), 0), EpochLength: d.EpochLength.String(),
-		MeasuredTOPS: d.MeasuredTOPS, HonestMin: math.Inf(1), AdversaryMax: math.Inf(-1)}
+		Measured: d.Measured, HonestMin: math.Inf(1), AdversaryMax: math.Inf(-1)}
 	var honestPass, honestTotal int
 	for _, p := range d.Nodes {
 		var observer *Node
@@ -232,7 +239,7 @@ func (d *Devnet) Report() (Report, error) {
 		pr := PeerReport{
 			PeerID: p.ID().String(), Role: p.Role(), Challenges: s.Challenges, Passed: s.Passed, Failed: s.Failed,
 			LatencyP50: s.LatencyP50MS, LatencyP99: s.LatencyP99MS, MaxDeviation: s.MaxDeviation, Accuracy: s.Accuracy,
-			FinalScore: sum / float64(views), ClaimedTOPS: p.ClaimedTOPS(),
+			FinalScore: sum / float64(views), ClaimedTOPS: p.Claim().GetInt8Tops(), ClaimedBF16: p.Claim().GetBf16Tflops(),
 		}
 		if p.Role().Adversary() {
 			r.AdversaryMax = math.Max(r.AdversaryMax, pr.FinalScore)

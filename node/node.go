@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -38,11 +39,11 @@ const (
 type Option func(*options)
 
 type options struct {
-	log          *slog.Logger
-	backend      gpu.Backend
-	role         Role
-	measuredTOPS float64
-	warmup       time.Duration
+	log      *slog.Logger
+	backend  gpu.Backend
+	role     Role
+	measured *gpu.Throughput
+	warmup   time.Duration
 }
 
 // WithLogger sets the logger (default slog.Default()).
@@ -55,9 +56,9 @@ func WithBackend(b gpu.Backend) Option { return func(o *options) { o.backend = b
 // tests only; see Role.
 func WithRole(r Role) Option { return func(o *options) { o.role = r } }
 
-// WithMeasuredTOPS gives the backend's measured int8 throughput (TOPS), so
-// Start need not measure it. Ignored when the config sets device.int8_tops.
-func WithMeasuredTOPS(t float64) Option { return func(o *options) { o.measuredTOPS = t } }
+// WithMeasured gives the backend's measured throughput, so Start need not
+// measure it. Figures the config sets in [device] take precedence.
+func WithMeasured(t gpu.Throughput) Option { return func(o *options) { o.measured = &t } }
 
 // WithWarmup sets how long Start waits for the gossip mesh to form before
 // the first claim is published (default 1.5 s: one gossipsub heartbeat plus
@@ -73,8 +74,8 @@ type Node struct {
 	role Role
 
 	clock     challenge.EpochClock
-	sizing    challenge.Sizing
-	openings  int
+	planner   challenge.Planner
+	workloads []pb.Workload
 	validator *challenge.Validator
 	cpu       *gpu.CPU
 	backend   gpu.Backend
@@ -170,21 +171,20 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	c := cfg.Challenge
 	n := &Node{
 		cfg: cfg, dir: dataDir, o: o, role: o.role,
-		clock: challenge.EpochClock{Genesis: time.Unix(c.Genesis, 0), Length: c.EpochLength.Std()},
-		sizing: challenge.Sizing{
-			Target: c.TargetDuration.Std(), K: c.K, M: c.M,
-			MinN: challenge.OpeningsFor(c.CheatFraction, c.PassProb), MaxN: c.MaxRows,
-			Slack: c.Slack, Allowance: c.Allowance.Std(),
-		},
-		openings: challenge.OpeningsFor(c.CheatFraction, c.PassProb),
-		cpu:      cpu,
-		backend:  o.backend,
-		metrics:  newMetrics(),
-		peers:    make(map[peer.ID]*peerEntry),
-		tracked:  make(map[string]*tracked),
-		orphans:  make(map[string]*orphan),
-		events:   make(chan func(), 4096),
-		proveQ:   make(chan proveJob, 16),
+		clock:   challenge.EpochClock{Genesis: time.Unix(c.Genesis, 0), Length: c.EpochLength.Std()},
+		planner: c.Planner(),
+		cpu:     cpu,
+		backend: o.backend,
+		metrics: newMetrics(),
+		peers:   make(map[peer.ID]*peerEntry),
+		tracked: make(map[string]*tracked),
+		orphans: make(map[string]*orphan),
+		events:  make(chan func(), 4096),
+		proveQ:  make(chan proveJob, 16),
+	}
+	for _, w := range c.Workloads {
+		wl, _ := ParseWorkload(w) // checked by Validate
+		n.workloads = append(n.workloads, wl)
 	}
 	n.validator = challenge.NewValidator(challenge.DefaultLimits(), n.clock, 1<<16)
 	return n, nil
@@ -265,8 +265,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.wg.Add(2)
 	go n.loop()
 	go n.prover()
-	n.log.Info("node started", "addrs", n.host.Addrs(), "role", n.role,
-		"claim_model", claim.GetModel(), "claim_int8_tops", claim.GetInt8Tops(), "epoch", n.clock.At(time.Now()))
+	n.log.Info("node started", "addrs", n.host.Addrs(), "role", n.role, "claim_model", claim.GetModel(),
+		"claim_int8_tops", claim.GetInt8Tops(), "claim_bf16_tflops", claim.GetBf16Tflops(), "claim_hash_ghps", claim.GetHashGhps(),
+		"claim_vram_bytes", claim.GetVramBytes(), "epoch", n.clock.At(time.Now()))
 	return nil
 }
 
@@ -291,33 +292,34 @@ func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time
 	}
 }
 
-// buildClaim returns this node's device claim, measuring the backend when
-// the configuration does not fix the throughput.
+// buildClaim returns this node's device claim, measuring the backend for
+// every figure the configuration leaves at 0.
 func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
 	info := n.backend.Info()
-	tops := n.cfg.Device.Int8TOPS
-	if tops == 0 {
-		tops = n.o.measuredTOPS
-	}
-	if tops == 0 {
-		shape := gpu.Shape{N: 256, K: n.cfg.Challenge.K, M: n.cfg.Challenge.M}
-		t, best, err := gpu.MeasureInt8(ctx, n.backend, shape, 3)
-		if err != nil {
-			return nil, fmt.Errorf("measure backend: %w", err)
+	d := n.cfg.Device
+	if d.Int8TOPS == 0 || d.BF16TFLOPS == 0 || d.HashGHps == 0 {
+		m := n.o.measured
+		if m == nil {
+			t, err := gpu.MeasureAll(ctx, n.backend)
+			if err != nil {
+				return nil, fmt.Errorf("measure backend: %w", err)
+			}
+			n.log.Info("measured backend", "backend", info.Backend, "int8_tops", t.Int8TOPS, "bf16_tflops", t.BF16TFLOPS, "hash_ghps", t.HashGHps)
+			m = &t
 		}
-		n.log.Info("measured backend", "backend", info.Backend, "int8_tops", t, "best", best)
-		tops = t
+		d.Int8TOPS = cmp.Or(d.Int8TOPS, m.Int8TOPS)
+		d.BF16TFLOPS = cmp.Or(d.BF16TFLOPS, m.BF16TFLOPS)
+		d.HashGHps = cmp.Or(d.HashGHps, m.HashGHps)
 	}
-	if n.role == RoleSlow {
-		tops *= SlowClaimFactor // ADVERSARY: claims a faster device than it has
-	}
-	model := n.cfg.Device.Model
-	if model == "" {
-		model = info.Model
+	if n.role == RoleSlow { // ADVERSARY: claims a faster device than it has
+		d.Int8TOPS *= SlowClaimFactor
+		d.BF16TFLOPS *= SlowClaimFactor
+		d.HashGHps *= SlowClaimFactor
 	}
 	return &pb.DeviceClaim{
-		PeerId: []byte(n.id), Model: model, Count: uint32(max(info.Devices, 1)), VramBytes: info.MemoryBytes,
-		Int8Tops: tops, Backend: info.Backend,
+		PeerId: []byte(n.id), Model: cmp.Or(d.Model, info.Model), Count: uint32(max(info.Devices, 1)),
+		VramBytes: cmp.Or(d.VRAMBytes, info.MemoryBytes),
+		Int8Tops:  d.Int8TOPS, Bf16Tflops: d.BF16TFLOPS, HashGhps: d.HashGHps, Backend: info.Backend,
 	}, nil
 }
 
@@ -440,14 +442,26 @@ func (n *Node) expire(now time.Time) {
 	}
 }
 
-// issue publishes a challenge of target sized from its latest claim.
+// issue publishes a challenge of target sized from its latest claim. The
+// workload rotates through the configured ones by epoch and target, skipping
+// those the claim gives no rate for.
 func (n *Node) issue(e uint64, target peer.ID) {
 	p, ok := n.peers[target]
 	if !ok || n.ctx.Err() != nil {
 		return
 	}
-	shape := n.sizing.ShapeFor(p.claim.GetInt8Tops())
-	deadline := n.sizing.DeadlineFor(shape, p.claim.GetInt8Tops())
+	var plan challenge.Plan
+	var err error
+	start := int(e) + int(rendezvous("poai/1/workload", []byte(target), n.id)[0])
+	for i := range n.workloads {
+		if plan, err = n.planner.Plan(p.claim, n.workloads[(start+i)%len(n.workloads)]); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		n.log.Debug("no workload for claim", "target", shortID(target), "err", err)
+		return
+	}
 	nonce := make([]byte, 32)
 	if _, err := rand.Read(nonce); err != nil {
 		n.log.Error("nonce", "err", err)
@@ -455,16 +469,13 @@ func (n *Node) issue(e uint64, target peer.ID) {
 	}
 	ch := &pb.Challenge{
 		Version: 1, Epoch: e, Challenger: []byte(n.id), Target: []byte(target), Nonce: nonce,
-		Workload: pb.Workload_WORKLOAD_GEMM_INT8,
-		N:        uint32(shape.N), K: uint32(shape.K), M: uint32(shape.M),
-		Openings:     uint32(min(n.openings, shape.N)),
-		DeadlineMs:   uint32(max(deadline.Milliseconds(), 1)),
-		IssuedUnixMs: time.Now().UnixMilli(),
-		ClaimCid:     p.claimCID.Bytes(),
+		IssuedUnixMs: time.Now().UnixMilli(), ClaimCid: p.claimCID.Bytes(),
 	}
+	plan.Apply(ch)
 	n.metrics.issued.Inc()
 	n.bump(func(s *Stats) { s.Issued++ })
-	n.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "shape", fmt.Sprintf("%dx%dx%d", shape.N, shape.K, shape.M), "deadline", deadline)
+	n.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "workload", plan.Workload,
+		"anticipated", plan.Anticipated, "deadline", plan.Deadline)
 	n.publish(p2p.TopicChallenges, ch)
 }
 
@@ -728,8 +739,8 @@ func (n *Node) Stats() Stats {
 	return n.stats
 }
 
-// ClaimedTOPS returns the int8 throughput this node claims.
-func (n *Node) ClaimedTOPS() float64 { return n.claim.GetInt8Tops() }
+// Claim returns this node's device claim.
+func (n *Node) Claim() *pb.DeviceClaim { return proto.Clone(n.claim).(*pb.DeviceClaim) }
 
 // ConnectedPeers returns the peers this node has a connection to.
 func (n *Node) ConnectedPeers() []peer.ID { return n.host.ConnectedPeers() }

@@ -163,8 +163,11 @@ type DeviceClaim struct {
 	// Claimed memory bandwidth, GB/s.
 	MemBandwidthGbps float64 `protobuf:"fixed64,7,opt,name=mem_bandwidth_gbps,json=memBandwidthGbps,proto3" json:"mem_bandwidth_gbps,omitempty"`
 	// Backend the peer says it proves with ("cpu", "cuda"); a hint only.
-	Backend       string `protobuf:"bytes,8,opt,name=backend,proto3" json:"backend,omitempty"`
-	IssuedUnixMs  int64  `protobuf:"varint,9,opt,name=issued_unix_ms,json=issuedUnixMs,proto3" json:"issued_unix_ms,omitempty"`
+	Backend      string `protobuf:"bytes,8,opt,name=backend,proto3" json:"backend,omitempty"`
+	IssuedUnixMs int64  `protobuf:"varint,9,opt,name=issued_unix_ms,json=issuedUnixMs,proto3" json:"issued_unix_ms,omitempty"`
+	// Claimed SHA-256 throughput for the VRAM workload, 10^9 hashes per
+	// second. Used only for models the catalog has no figure for.
+	HashGhps      float64 `protobuf:"fixed64,10,opt,name=hash_ghps,json=hashGhps,proto3" json:"hash_ghps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -258,6 +261,13 @@ func (x *DeviceClaim) GetBackend() string {
 func (x *DeviceClaim) GetIssuedUnixMs() int64 {
 	if x != nil {
 		return x.IssuedUnixMs
+	}
+	return 0
+}
+
+func (x *DeviceClaim) GetHashGhps() float64 {
+	if x != nil {
+		return x.HashGhps
 	}
 	return 0
 }
@@ -773,7 +783,7 @@ var File_poai_proto protoreflect.FileDescriptor
 const file_poai_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"poai.proto\x12\apoai.v1\"\x9d\x02\n" +
+	"poai.proto\x12\apoai.v1\"\xba\x02\n" +
 	"\vDeviceClaim\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\fR\x06peerId\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x14\n" +
@@ -785,7 +795,9 @@ const file_poai_proto_rawDesc = "" +
 	"bf16Tflops\x12,\n" +
 	"\x12mem_bandwidth_gbps\x18\a \x01(\x01R\x10memBandwidthGbps\x12\x18\n" +
 	"\abackend\x18\b \x01(\tR\abackend\x12$\n" +
-	"\x0eissued_unix_ms\x18\t \x01(\x03R\fissuedUnixMs\"\xeb\x03\n" +
+	"\x0eissued_unix_ms\x18\t \x01(\x03R\fissuedUnixMs\x12\x1b\n" +
+	"\thash_ghps\x18\n" +
+	" \x01(\x01R\bhashGhps\"\xeb\x03\n" +
 	"\tChallenge\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1e\n" +

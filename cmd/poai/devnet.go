@@ -67,8 +67,8 @@ peers' views).`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stderr, "devnet: %d nodes up, CPU backend %.4f int8 TOPS, epoch %v, running for %v (Ctrl-C stops early)\n",
-				nodes, d.MeasuredTOPS, d.EpochLength, duration)
+			fmt.Fprintf(stderr, "devnet: %d nodes up; CPU backend per node: %.2f int8 GOPS, %.2f bf16 GFLOPS, %.2f M hashes/s; epoch %v; running for %v (Ctrl-C stops early)\n",
+				nodes, d.Measured.Int8TOPS*1e3, d.Measured.BF16TFLOPS*1e3, d.Measured.HashGHps*1e3, d.EpochLength, duration)
 			end := time.NewTimer(duration)
 			defer end.Stop()
 			tick := time.NewTicker(d.EpochLength)

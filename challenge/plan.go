@@ -1,0 +1,171 @@
+package challenge
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/gpu"
+)
+
+// OpeningsFor returns the number s of rows to open so that a prover that
+// computed only a fraction f of the rows passes with probability at most p:
+// the smallest s with f^s ≤ p, i.e. ceil(ln p / ln f). Sampling without
+// replacement only lowers the cheater's odds. For f = 0.9 and p = 0.001 it
+// returns 66. Arguments outside (0,1) return 1.
+func OpeningsFor(f, p float64) int {
+	if f <= 0 || f >= 1 || p <= 0 || p >= 1 {
+		return 1
+	}
+	return int(math.Ceil(math.Log(p) / math.Log(f)))
+}
+
+// Efficiency is the fraction of a catalog device's peak that the best
+// implementation known reaches on each workload. Deadlines are calibrated
+// to it, not to whatever backend a prover says it runs: a prover cannot be
+// trusted about its software, and every point of efficiency conceded here
+// is margin a weaker device gets for free (see docs/soundness.md).
+type Efficiency struct {
+	// Int8 and BF16 are fractions of the dense tensor peak.
+	Int8, BF16 float64
+}
+
+// DefaultEfficiency is 0.77 for bf16 (cuBLAS reached 766 of 989.5 TFLOPS
+// at 8192³ on an H200, shared/reference/h200.md) and 0.70 for int8 (no
+// implementation measured yet near the peak; an assumption to replace with
+// the CUDA backend's figure).
+var DefaultEfficiency = Efficiency{Int8: 0.70, BF16: 0.77}
+
+// Planner turns a device claim into a challenge: workload shape, openings
+// and deadline.
+type Planner struct {
+	// Target is how long the workload should take on the claimed device.
+	Target time.Duration
+	// Slack multiplies the anticipated time (≥ 1); Allowance is added for
+	// gossip and scheduling.
+	Slack     float64
+	Allowance time.Duration
+	// Openings is the rows or lanes opened per challenge (OpeningsFor).
+	Openings int
+	// Int8K, Int8M, BF16K, BF16M fix the inner and column dimensions of
+	// each product; the row count grows with the claim.
+	Int8K, Int8M, BF16K, BF16M int
+	// MaxRows bounds the rows of a product.
+	MaxRows int
+	// MaxVerifierFraction bounds a verifier's multiply-adds as a fraction
+	// of the prover's; rows are added until it holds.
+	MaxVerifierFraction float64
+	// VRAM sizes the VRAM workload.
+	VRAM VRAMSizing
+	// Efficiency calibrates catalog peaks.
+	Efficiency Efficiency
+}
+
+// Rates are the throughputs a deadline is computed from.
+type Rates struct {
+	Int8OPS, BF16FLOPS, HashesPerSec float64 // per second
+	MemBytes                         uint64
+	// FromCatalog is true when the figures are the catalog's for the
+	// claimed model rather than the claim's own.
+	FromCatalog bool
+}
+
+// RatesFor returns the throughputs a challenger holds a claim to. For a
+// model in the catalog: its fastest acceptable unit's peak times
+// Efficiency, or the claim's own figure where that is higher (a claim can
+// only tighten its deadlines); for any other model, the claim's figures.
+func (p Planner) RatesFor(c *pb.DeviceClaim) Rates {
+	r := Rates{
+		Int8OPS: c.GetInt8Tops() * 1e12, BF16FLOPS: c.GetBf16Tflops() * 1e12,
+		HashesPerSec: c.GetHashGhps() * 1e9, MemBytes: c.GetVramBytes(),
+	}
+	if spec, ok := gpu.LookupDevice(c.GetModel()); ok {
+		count := float64(max(c.GetCount(), 1))
+		r.FromCatalog = true
+		r.Int8OPS = max(r.Int8OPS, spec.FastestExactInt8()*1e12*p.Efficiency.Int8*count)
+		r.BF16FLOPS = max(r.BF16FLOPS, spec.FastestAcceptableBF16()*1e12*p.Efficiency.BF16*count)
+		r.MemBytes = max(r.MemBytes, spec.VRAMBytes)
+	}
+	return r
+}
+
+// Plan is one challenge's workload and timing.
+type Plan struct {
+	Workload    pb.Workload
+	Shape       gpu.Shape      // GEMM workloads
+	VRAM        gpu.VRAMParams // VRAM workload
+	Openings    int
+	Anticipated time.Duration
+	Deadline    time.Duration
+	// VerifierFraction is a verifier's work over the prover's.
+	VerifierFraction float64
+}
+
+// Plan sizes workload w for claim c. It returns an error when the claim
+// gives no rate for that workload.
+func (p Planner) Plan(c *pb.DeviceClaim, w pb.Workload) (Plan, error) {
+	r := p.RatesFor(c)
+	pl := Plan{Workload: w, Openings: p.Openings}
+	switch w {
+	case pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16:
+		k, m, rate := p.Int8K, p.Int8M, r.Int8OPS
+		if w == pb.Workload_WORKLOAD_GEMM_BF16 {
+			k, m, rate = p.BF16K, p.BF16M, r.BF16FLOPS
+		}
+		if rate <= 0 {
+			return Plan{}, fmt.Errorf("claim of %s has no rate for %v", c.GetModel(), w)
+		}
+		macs := rate / 2 * p.Target.Seconds()
+		n := int(math.Ceil(macs / float64(k*m)))
+		n = max(n, p.Openings, minRowsForVerifier(w, k, m, p.Openings, p.MaxVerifierFraction))
+		n = min((n+7)/8*8, p.MaxRows)
+		pl.Shape = gpu.Shape{N: n, K: k, M: m}
+		pl.Openings = min(p.Openings, n)
+		pl.Anticipated = time.Duration(2 * pl.Shape.MACs() / rate * float64(time.Second))
+		pl.VerifierFraction = VerifierMACs(w, pl.Shape, pl.Openings) / pl.Shape.MACs()
+	case pb.Workload_WORKLOAD_VRAM:
+		if r.HashesPerSec <= 0 || r.MemBytes == 0 {
+			return Plan{}, fmt.Errorf("claim of %s has no memory or hash rate for the VRAM workload", c.GetModel())
+		}
+		pl.VRAM = p.VRAM.ParamsFor(r.MemBytes)
+		pl.Openings = min(p.Openings, pl.VRAM.Lanes)
+		pl.Anticipated = time.Duration(pl.VRAM.Hashes() / r.HashesPerSec * float64(time.Second))
+		pl.VerifierFraction = float64(pl.Openings) * float64(pl.VRAM.Reads) * float64(pl.VRAM.Rounds+1) / pl.VRAM.Hashes()
+	default:
+		return Plan{}, fmt.Errorf("cannot plan workload %v", w)
+	}
+	pl.Deadline = time.Duration(float64(pl.Anticipated)*p.Slack) + p.Allowance
+	return pl, nil
+}
+
+// Apply writes the plan into a challenge.
+func (pl Plan) Apply(ch *pb.Challenge) {
+	ch.Workload = pl.Workload
+	ch.N, ch.K, ch.M = uint32(pl.Shape.N), uint32(pl.Shape.K), uint32(pl.Shape.M)
+	ch.VramLanes, ch.VramLaneBlocks = uint32(pl.VRAM.Lanes), uint32(pl.VRAM.Blocks)
+	ch.VramRounds, ch.VramReads = uint32(pl.VRAM.Rounds), uint32(pl.VRAM.Reads)
+	ch.Openings = uint32(pl.Openings)
+	ch.DeadlineMs = uint32(max(pl.Deadline.Milliseconds(), 1))
+}
+
+// VerifierMACs returns the multiply-adds a verifier spends on one opening
+// of s rows: for int8 (Freivalds) B·r, k·m, plus k + m per row; for bf16
+// a full row, k·m, per row.
+func VerifierMACs(w pb.Workload, s gpu.Shape, openings int) float64 {
+	km := float64(s.K) * float64(s.M)
+	if w == pb.Workload_WORKLOAD_GEMM_BF16 {
+		return float64(openings) * km
+	}
+	return km + float64(openings)*float64(s.K+s.M)
+}
+
+// minRowsForVerifier returns the least n for which VerifierMACs ≤ frac of
+// the prover's n·k·m.
+func minRowsForVerifier(w pb.Workload, k, m, openings int, frac float64) int {
+	if frac <= 0 {
+		return 0
+	}
+	v := VerifierMACs(w, gpu.Shape{N: 1, K: k, M: m}, openings)
+	return int(math.Ceil(v / (frac * float64(k) * float64(m))))
+}
