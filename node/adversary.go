@@ -23,9 +23,9 @@ type Role string
 const (
 	// RoleHonest proves every challenge on its real backend.
 	RoleHonest Role = "honest"
-	// RoleSlow (adversary) claims SlowClaimFactor times the throughput it
-	// has, so its workloads are sized for a faster device and it misses
-	// the deadlines.
+	// RoleSlow (adversary) claims SlowClaimFactor times the throughput and
+	// memory it has, so its workloads are sized for a faster, bigger device
+	// and it misses the deadlines.
 	RoleSlow Role = "slow"
 	// RoleLazy (adversary) computes only LazyFraction of the rows and
 	// fills the rest with noise, committing to all of them.

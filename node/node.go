@@ -311,14 +311,16 @@ func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
 		d.BF16TFLOPS = cmp.Or(d.BF16TFLOPS, m.BF16TFLOPS)
 		d.HashGHps = cmp.Or(d.HashGHps, m.HashGHps)
 	}
-	if n.role == RoleSlow { // ADVERSARY: claims a faster device than it has
+	vram := cmp.Or(d.VRAMBytes, info.MemoryBytes)
+	if n.role == RoleSlow { // ADVERSARY: claims a faster, bigger device than it has
 		d.Int8TOPS *= SlowClaimFactor
 		d.BF16TFLOPS *= SlowClaimFactor
 		d.HashGHps *= SlowClaimFactor
+		vram *= SlowClaimFactor
 	}
 	return &pb.DeviceClaim{
 		PeerId: []byte(n.id), Model: cmp.Or(d.Model, info.Model), Count: uint32(max(info.Devices, 1)),
-		VramBytes: cmp.Or(d.VRAMBytes, info.MemoryBytes),
+		VramBytes: vram,
 		Int8Tops:  d.Int8TOPS, Bf16Tflops: d.BF16TFLOPS, HashGhps: d.HashGHps, Backend: info.Backend,
 	}, nil
 }

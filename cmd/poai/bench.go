@@ -1,0 +1,207 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spf13/cobra"
+
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/gpu"
+	"github.com/poai-network/poai/node"
+)
+
+// benchResult is one line of `poai bench`.
+type benchResult struct {
+	Workload     string  `json:"workload"`
+	Params       string  `json:"params"`
+	ProveMS      float64 `json:"prove_ms"`
+	Throughput   float64 `json:"throughput"`
+	Unit         string  `json:"unit"`
+	VerifyMS     float64 `json:"verify_ms"`
+	VerifyTime   float64 `json:"verify_time_fraction"`
+	VerifyWork   float64 `json:"verify_work_fraction"`
+	Verdict      string  `json:"verdict"`
+	ProverWork   float64 `json:"prover_work"`
+	VerifierWork float64 `json:"verifier_work"`
+}
+
+func benchCmd() *cobra.Command {
+	var (
+		reps    int
+		workers int
+		jsonOut bool
+		size    float64
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the CPU backend on every proof workload and what verifying it costs",
+		Long: `bench runs each proof workload (int8 product, bf16 product, VRAM proof) on the
+CPU backend, keeps the best of --reps runs, then verifies one answer the way a
+verifier does. It prints, per workload: the prover's time and throughput (int8
+in GOPS, bf16 in GFLOPS, 2 operations per multiply-add; VRAM in million SHA-256
+evaluations per second), and the verifier's time per challenge, as milliseconds
+and as a fraction of the prover's time and work (multiply-adds or hashes).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cpu := gpu.NewCPU()
+			if workers > 0 {
+				cpu = gpu.NewCPU(gpu.WithWorkers(workers))
+			}
+			cfg := node.DefaultConfig().Challenge
+			openings := challenge.OpeningsFor(cfg.CheatFraction, cfg.PassProb)
+			int8Rows := int(2048 * size)
+			bf16Rows := max(int(8192*size), 100*openings)
+			vram := challenge.DefaultVRAMSizing().ParamsFor(uint64(float64(2<<20) * size))
+			jobs := []struct {
+				name string
+				ch   *pb.Challenge
+			}{
+				{"int8 GEMM", gemm(pb.Workload_WORKLOAD_GEMM_INT8, int8Rows, cfg.K, cfg.M, openings)},
+				{"bf16 GEMM", gemm(pb.Workload_WORKLOAD_GEMM_BF16, bf16Rows, cfg.BF16K, cfg.BF16M, openings)},
+				{"VRAM proof", vramChallenge(vram, openings)},
+			}
+			bar := newProgress(cmd.ErrOrStderr(), len(jobs)*(reps+1))
+			var results []benchResult
+			for _, j := range jobs {
+				target, challenger := benchPeer(), benchPeer()
+				j.ch.Target, j.ch.Challenger = []byte(target), []byte(challenger)
+				_, chCID, err := challenge.MessageCID(j.ch)
+				if err != nil {
+					return err
+				}
+				var (
+					com  *pb.Commitment
+					op   *pb.Opening
+					best time.Duration
+				)
+				for r := range reps {
+					bar.step(fmt.Sprintf("%s: prove %d/%d", j.name, r+1, reps))
+					start := time.Now()
+					com, op, err = challenge.Prove(ctx, cpu, j.ch, chCID, target)
+					if err != nil {
+						return err
+					}
+					if d := time.Since(start); best == 0 || d < best {
+						best = d
+					}
+				}
+				bar.step(j.name + ": verify")
+				_, comCID, _ := challenge.MessageCID(com)
+				vstart := time.Now()
+				res, err := challenge.Verify(ctx, cpu, j.ch, chCID, com, comCID, op)
+				if err != nil {
+					return err
+				}
+				vtime := time.Since(vstart)
+				results = append(results, summarize(j.name, j.ch, best, vtime, res))
+			}
+			bar.done()
+			if jsonOut {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(results)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintf(tw, "WORKLOAD\tPARAMS\tPROVE ms\tTHROUGHPUT\tVERIFY ms\tVERIFY/PROVE time\tVERIFY/PROVE work\tVERDICT\n")
+			for _, r := range results {
+				fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.3f %s\t%.2f\t%.3f%%\t%.3f%%\t%s\n", r.Workload, r.Params, r.ProveMS, r.Throughput, r.Unit,
+					r.VerifyMS, 100*r.VerifyTime, 100*r.VerifyWork, r.Verdict)
+			}
+			return tw.Flush()
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&reps, "reps", 3, "prover runs per workload; the best is kept")
+	f.IntVar(&workers, "workers", 0, "CPU threads for the backend (0: all cores)")
+	f.Float64Var(&size, "size", 1, "scale of the workloads (1: about a second of prover work per workload on one core)")
+	f.BoolVar(&jsonOut, "json", false, "print the results as JSON")
+	return cmd
+}
+
+func gemm(w pb.Workload, n, k, m, openings int) *pb.Challenge {
+	return &pb.Challenge{Version: 1, Workload: w, N: uint32(n), K: uint32(k), M: uint32(m),
+		Openings: uint32(min(openings, n)), Nonce: benchNonce(), DeadlineMs: 1}
+}
+
+func vramChallenge(p gpu.VRAMParams, openings int) *pb.Challenge {
+	return &pb.Challenge{Version: 1, Workload: pb.Workload_WORKLOAD_VRAM, Nonce: benchNonce(), DeadlineMs: 1,
+		VramLanes: uint32(p.Lanes), VramLaneBlocks: uint32(p.Blocks), VramRounds: uint32(p.Rounds), VramReads: uint32(p.Reads),
+		Openings: uint32(min(openings, p.Lanes))}
+}
+
+func summarize(name string, ch *pb.Challenge, prove, verify time.Duration, res challenge.Result) benchResult {
+	r := benchResult{Workload: name, ProveMS: ms(prove), VerifyMS: ms(verify), VerifyTime: verify.Seconds() / prove.Seconds(), Verdict: res.Verdict.String()}
+	switch ch.GetWorkload() {
+	case pb.Workload_WORKLOAD_VRAM:
+		p := challenge.VRAMParamsOf(ch)
+		r.Params = fmt.Sprintf("%d lanes x %d blocks (%d KiB), %d rounds, %d reads/lane", p.Lanes, p.Blocks, p.Bytes()>>10, p.Rounds, p.Reads)
+		r.ProverWork = p.Hashes()
+		r.VerifierWork = float64(ch.GetOpenings()) * float64(p.Reads) * float64(p.Rounds+1)
+		r.Throughput, r.Unit = p.Hashes()/prove.Seconds()/1e6, "M hashes/s"
+	default:
+		s := challenge.ShapeOf(ch)
+		r.Params = fmt.Sprintf("%dx%dx%d, %d rows opened", s.N, s.K, s.M, ch.GetOpenings())
+		r.ProverWork = s.MACs()
+		r.VerifierWork = challenge.VerifierMACs(ch.GetWorkload(), s, int(ch.GetOpenings()))
+		r.Throughput, r.Unit = 2*s.MACs()/prove.Seconds()/1e9, "GOPS"
+		if ch.GetWorkload() == pb.Workload_WORKLOAD_GEMM_BF16 {
+			r.Unit = "GFLOPS"
+		}
+	}
+	r.VerifyWork = r.VerifierWork / r.ProverWork
+	return r
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func benchNonce() []byte {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return b
+}
+
+func benchPeer() peer.ID {
+	_, pub, _ := crypto.GenerateEd25519Key(rand.Reader)
+	id, _ := peer.IDFromPublicKey(pub)
+	return id
+}
+
+// progress draws a progress bar on a terminal, or one line per step
+// elsewhere.
+type progress struct {
+	w     io.Writer
+	total int
+	n     int
+	tty   bool
+}
+
+func newProgress(w io.Writer, total int) *progress {
+	return &progress{w: w, total: total, tty: isTerminal(w)}
+}
+
+func (p *progress) step(label string) {
+	p.n++
+	if !p.tty {
+		fmt.Fprintf(p.w, "bench: [%d/%d] %s\n", p.n, p.total, label)
+		return
+	}
+	const width = 30
+	filled := width * (p.n - 1) / p.total
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d %-40s", strings.Repeat("#", filled), strings.Repeat(" ", width-filled), p.n, p.total, label)
+}
+
+func (p *progress) done() {
+	if p.tty {
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", 90))
+	}
+}
