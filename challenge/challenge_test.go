@@ -394,25 +394,57 @@ func FuzzValidators(f *testing.F) {
 	})
 }
 
-// FuzzVerify mutates an honest opening: Verify must never panic and must
-// never pass an opening whose bytes differ from the honest one.
+// FuzzVerify feeds arbitrary openings, for each workload, to the verifier:
+// it must never panic and must never pass an opening that differs from the
+// honest one.
 func FuzzVerify(f *testing.F) {
-	p := prove(f)
-	honest, _ := Marshal(p.op)
-	f.Add(honest)
-	f.Fuzz(func(t *testing.T, data []byte) {
+	type honest struct {
+		p       proved
+		encoded []byte
+	}
+	var cases []honest
+	for _, w := range []pb.Workload{pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16, pb.Workload_WORKLOAD_VRAM} {
+		p := proveWorkload(f, w)
+		b, _ := Marshal(p.op)
+		cases = append(cases, honest{p, b})
+		f.Add(uint8(len(cases)-1), b)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
+		h := cases[int(which)%len(cases)]
 		op := &pb.Opening{}
 		if proto.Unmarshal(data, op) != nil {
 			return
 		}
-		res, err := Verify(context.Background(), gpu.NewCPU(), p.ch, p.chCID, p.com, p.comCID, op)
+		res, err := Verify(context.Background(), gpu.NewCPU(gpu.WithWorkers(1)), h.p.ch, h.p.chCID, h.p.com, h.p.comCID, op)
 		if err != nil {
 			return
 		}
-		if res.Verdict == pb.Verdict_VERDICT_PASS && !proto.Equal(op, p.op) {
+		if res.Verdict == pb.Verdict_VERDICT_PASS && !proto.Equal(op, h.p.op) {
 			t.Fatal("a different opening passed")
 		}
 	})
+}
+
+// proveWorkload proves a small challenge of workload w honestly.
+func proveWorkload(t testing.TB, w pb.Workload) proved {
+	t.Helper()
+	prover := newPeer(t)
+	ch, _, _ := newChallenge(t, newPeer(t), prover, time.Now())
+	ch.Workload = w
+	switch w {
+	case pb.Workload_WORKLOAD_GEMM_BF16:
+		ch.N, ch.K, ch.M = 40, 32, 8
+	case pb.Workload_WORKLOAD_VRAM:
+		ch.N, ch.K, ch.M = 0, 0, 0
+		ch.VramLanes, ch.VramLaneBlocks, ch.VramRounds, ch.VramReads = 32, 4, 4, 8
+	}
+	_, chCID, _ := MessageCID(ch)
+	com, op, err := Prove(context.Background(), gpu.NewCPU(), ch, chCID, prover)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, comCID, _ := MessageCID(com)
+	return proved{ch, chCID, com, comCID, op}
 }
 
 func BenchmarkVerify(b *testing.B) {

@@ -279,3 +279,75 @@ func TestProjectInt8B(t *testing.T) {
 		}
 	}
 }
+
+// TestGeneratorHasNoStructure: the challenge matrices must not let a CPU
+// shortcut the product. A Hankel or Toeplitz matrix repeats along
+// anti-diagonals or diagonals, and a low-rank one has dependent rows; a
+// 48×48 block of A over GF(2^61−1) must have full rank and no diagonal may
+// repeat more than chance allows.
+func TestGeneratorHasNoStructure(t *testing.T) {
+	seed := testSeed(9)
+	const n = 48
+	m := make([][]uint64, n)
+	diag, anti := 0, 0
+	for i := range m {
+		m[i] = make([]uint64, n)
+		for j := range m[i] {
+			m[i][j] = ToField61(int64(Int8At(seed, MatrixA, i, j)))
+			if i > 0 && j > 0 && Int8At(seed, MatrixA, i, j) == Int8At(seed, MatrixA, i-1, j-1) {
+				diag++
+			}
+			if i > 0 && j+1 < n && Int8At(seed, MatrixA, i, j) == Int8At(seed, MatrixA, i-1, j+1) {
+				anti++
+			}
+		}
+	}
+	// Independent uniform bytes agree with probability 1/256: about 9 of
+	// the 2,209 pairs; a Toeplitz or Hankel matrix would give 2,209.
+	if diag > 40 || anti > 40 {
+		t.Fatalf("diagonal repeats %d, anti-diagonal repeats %d: structured generator", diag, anti)
+	}
+	if r := rank61(m); r != n {
+		t.Fatalf("48×48 block has rank %d over GF(2^61−1)", r)
+	}
+}
+
+// rank61 returns the rank of m over GF(2^61 − 1) by Gaussian elimination.
+func rank61(m [][]uint64) int {
+	inv := func(a uint64) uint64 { // a^(p−2)
+		r, e := uint64(1), uint64(FreivaldsPrime-2)
+		for ; e > 0; e >>= 1 {
+			if e&1 == 1 {
+				r = MulMod61(r, a)
+			}
+			a = MulMod61(a, a)
+		}
+		return r
+	}
+	rank := 0
+	for col := 0; col < len(m[0]) && rank < len(m); col++ {
+		piv := -1
+		for r := rank; r < len(m); r++ {
+			if m[r][col] != 0 {
+				piv = r
+				break
+			}
+		}
+		if piv < 0 {
+			continue
+		}
+		m[rank], m[piv] = m[piv], m[rank]
+		iv := inv(m[rank][col])
+		for r := range m {
+			if r == rank || m[r][col] == 0 {
+				continue
+			}
+			f := MulMod61(m[r][col], iv)
+			for c := col; c < len(m[r]); c++ {
+				m[r][c] = (m[r][c] + FreivaldsPrime - MulMod61(f, m[rank][c])) % FreivaldsPrime
+			}
+		}
+		rank++
+	}
+	return rank
+}

@@ -31,8 +31,12 @@ type DevnetConfig struct {
 	DataDir string
 	// Target is how long a challenge should take an honest node.
 	Target time.Duration
-	// EpochLength of 0 picks max(4 s, 2·Target per node).
+	// EpochLength of 0 picks max(4 s, 3·Target per node).
 	EpochLength time.Duration
+	// Slack of 0 is 3: every node of a devnet shares one machine, so an
+	// honest prover can be slowed by its neighbours' work, which a real
+	// node on its own device is not (the default config says 2.5).
+	Slack float64
 	// Warmup is the time between starting the nodes and epoch 0.
 	Warmup time.Duration
 	// Workers is the number of CPU threads each node proves with; 0 means
@@ -96,7 +100,10 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		cfg.Target = 400 * time.Millisecond
 	}
 	if cfg.EpochLength == 0 {
-		cfg.EpochLength = max(4*time.Second, time.Duration(cfg.Nodes)*2*cfg.Target).Round(100 * time.Millisecond)
+		cfg.EpochLength = max(4*time.Second, time.Duration(cfg.Nodes)*3*cfg.Target).Round(100 * time.Millisecond)
+	}
+	if cfg.Slack == 0 {
+		cfg.Slack = 3
 	}
 	if cfg.Warmup == 0 {
 		cfg.Warmup = 3 * time.Second
@@ -153,6 +160,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		c.Challenge.Genesis = genesis.Unix()
 		c.Challenge.EpochLength = Duration(cfg.EpochLength)
 		c.Challenge.TargetDuration = Duration(cfg.Target)
+		c.Challenge.Slack = cfg.Slack
 		c.Device.Model = "devnet CPU"
 		c.Device.VRAMBytes = vram
 		c.Metrics.Listen = ""

@@ -26,6 +26,7 @@ func devnetCmd() *cobra.Command {
 		check       bool
 		dataDir     string
 		logLevel    string
+		slack       float64
 	)
 	cmd := &cobra.Command{
 		Use:   "devnet",
@@ -62,7 +63,7 @@ peers' views).`,
 			stderr := cmd.ErrOrStderr()
 			fmt.Fprintf(stderr, "devnet: measuring the CPU backend and starting %d nodes...\n", nodes)
 			d, err := node.StartDevnet(ctx, node.DevnetConfig{
-				Nodes: nodes, Adversaries: adv, DataDir: dataDir, Target: target, EpochLength: epoch, Log: log,
+				Nodes: nodes, Adversaries: adv, DataDir: dataDir, Target: target, EpochLength: epoch, Slack: slack, Log: log,
 			})
 			if err != nil {
 				return err
@@ -122,7 +123,8 @@ peers' views).`,
 	f.StringVar(&adversaries, "adversaries", "slow=1,lazy=1,replay=1", "adversary roles and counts, e.g. slow=1,lazy=1,replay=1 (roles: slow, lazy, replay)")
 	f.DurationVar(&duration, "duration", 60*time.Second, "how long to run")
 	f.DurationVar(&target, "target", 400*time.Millisecond, "how long one challenge should take an honest node")
-	f.DurationVar(&epoch, "epoch", 0, "epoch length; 0 picks max(4s, 2 x target per node)")
+	f.DurationVar(&epoch, "epoch", 0, "epoch length; 0 picks max(4s, 3 x target per node)")
+	f.Float64Var(&slack, "slack", 3, "deadline = anticipated time x slack + 0.5s; all nodes share this machine, so the devnet allows more than a real node's 2.5")
 	f.BoolVar(&jsonOut, "json", false, "print the final report as JSON on stdout")
 	f.BoolVar(&check, "check", false, "exit with status 3 unless every adversary ends below every honest peer and honest peers pass every challenge")
 	f.StringVar(&dataDir, "data-dir", "", "keep each node's data in this folder (default: a temporary folder, removed at the end)")
