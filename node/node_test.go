@@ -151,8 +151,8 @@ func TestSelection(t *testing.T) {
 	if seen["a"] != 0 || len(seen) != 5 {
 		t.Fatalf("challenger distribution %v", seen)
 	}
-	if got := verifiersFor(cid, "a", "b", []peer.ID{"a", "b"}, 3); len(got) != 0 {
-		t.Fatalf("verifiers from an empty field: %v", got)
+	if got := verifiersFor(cid, "a", "b", []peer.ID{"a", "b"}, 3); len(got) != 1 || got[0] != "b" {
+		t.Fatalf("in a network of two the challenger verifies, got %v", got)
 	}
 }
 

@@ -69,8 +69,12 @@ func challengerFor(epoch uint64, target peer.ID, candidates []peer.ID) peer.ID {
 
 // verifiersFor returns the k verifiers of a challenge: the top of the
 // rendezvous ranking on the challenge CID, excluding target and challenger.
+// In a network of two, where nobody else exists, the challenger verifies.
 func verifiersFor(challengeCID []byte, target, challenger peer.ID, candidates []peer.ID, k int) []peer.ID {
 	r := rank("poai/1/verifier", challengeCID, candidates, target, challenger)
+	if len(r) == 0 && challenger != "" && challenger != target {
+		return []peer.ID{challenger}
+	}
 	return r[:min(k, len(r))]
 }
 

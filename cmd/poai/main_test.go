@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := rootCmd()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(t.Context())
+	return out.String(), err
+}
+
+func TestInitKeepsIdentity(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	out1, err := run(t, "init", "--data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"identity.key", "config.toml"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatalf("init did not write %s: %v", f, err)
+		}
+	}
+	out2, err := run(t, "init", "--data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := func(s string) string { return s[strings.Index(s, "peer ID"):] }
+	if id(out1) != id(out2) || !strings.Contains(out2, "left as it is") {
+		t.Fatalf("second init changed the identity or the config:\n%s\n%s", out1, out2)
+	}
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := run(t, "run", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "poai init") {
+		t.Fatalf("run without init: %v", err)
+	}
+	run(t, "init", "--data-dir", dir)
+	if _, err := run(t, "run", "--data-dir", dir, "--bootstrap", "/ip4/1.2.3.4/tcp/1"); err == nil || !strings.Contains(err.Error(), "[p2p] bootstrap") {
+		t.Fatalf("bad bootstrap address: %v", err)
+	}
+}
+
+func TestBenchReportsEveryWorkload(t *testing.T) {
+	out, err := run(t, "bench", "--size", "0.05", "--reps", "1", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res []benchResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v in %q", err, out)
+	}
+	if len(res) != 3 {
+		t.Fatalf("%d workloads benched", len(res))
+	}
+	for _, r := range res {
+		if r.Verdict != "VERDICT_PASS" || r.Throughput <= 0 || r.VerifyWork <= 0 || r.VerifyWork >= 1 {
+			t.Errorf("%+v", r)
+		}
+	}
+}
+
+func TestDevnetRejectsBadAdversaries(t *testing.T) {
+	if _, err := run(t, "devnet", "--adversaries", "sneaky=1"); err == nil {
+		t.Fatal("unknown role accepted")
+	}
+	if _, err := run(t, "devnet", "--nodes", "3", "--adversaries", "lazy=2"); err == nil {
+		t.Fatal("devnet with one honest node accepted")
+	}
+}
