@@ -22,9 +22,9 @@ proto:
 	git diff --exit-code -- challenge/pb
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzValidators -fuzztime 10s ./challenge/
-	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 10s ./challenge/
-	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 10s ./challenge/merkle/
+	$(GO) test -run '^$$' -fuzz FuzzValidators -fuzztime 10s -fuzzminimizetime 2s ./challenge/
+	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 10s -fuzzminimizetime 2s ./challenge/
+	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 10s -fuzzminimizetime 2s ./challenge/merkle/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./gpu/ ./challenge/... ./scoring/

@@ -1,6 +1,7 @@
 package challenge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -375,8 +376,10 @@ func TestReplayCacheBounded(t *testing.T) {
 // whatever is accepted must re-encode to the same bytes.
 func FuzzValidators(f *testing.F) {
 	now := testClock.Start(5)
-	challenger := newPeer(f)
-	_, good, _ := newChallenge(f, challenger, newPeer(f), now)
+	challenger := fixedPeer(f, 5)
+	ch, _, _ := newChallenge(f, challenger, fixedPeer(f, 6), now)
+	ch.Nonce = bytes.Repeat([]byte{7}, 32)
+	good, _ := Marshal(ch)
 	f.Add(good)
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f})
@@ -402,6 +405,9 @@ func FuzzVerify(f *testing.F) {
 		p       proved
 		encoded []byte
 	}
+	// Fixed projection vectors keep every run of the target deterministic,
+	// which coverage-guided fuzzing needs.
+	freivaldsKey = func() [32]byte { return [32]byte{'f', 'u', 'z', 'z'} }
 	var cases []honest
 	for _, w := range []pb.Workload{pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16, pb.Workload_WORKLOAD_VRAM} {
 		p := proveWorkload(f, w)
@@ -425,11 +431,15 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
-// proveWorkload proves a small challenge of workload w honestly.
+// proveWorkload proves a small challenge of workload w honestly. Peers,
+// nonce and epoch are fixed, so the fuzzer sees the same challenge in every
+// worker process.
 func proveWorkload(t testing.TB, w pb.Workload) proved {
 	t.Helper()
-	prover := newPeer(t)
-	ch, _, _ := newChallenge(t, newPeer(t), prover, time.Now())
+	prover := fixedPeer(t, 3)
+	ch, _, _ := newChallenge(t, fixedPeer(t, 4), prover, time.Now())
+	ch.Nonce = bytes.Repeat([]byte{byte(w)}, 32)
+	ch.Epoch, ch.IssuedUnixMs = 5, testClock.Start(5).UnixMilli()
 	ch.Workload = w
 	switch w {
 	case pb.Workload_WORKLOAD_GEMM_BF16:

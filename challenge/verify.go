@@ -116,6 +116,8 @@ func opened(ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid,
 		return fail("opening names another challenge")
 	case !cidEqual(op.GetCommitmentCid(), comCID):
 		return fail("opening names another commitment")
+	case string(com.GetProver()) != string(ch.GetTarget()) || string(op.GetProver()) != string(ch.GetTarget()):
+		return fail("commitment or opening not authored by the challenge's target")
 	case int(com.GetLeaves()) != leaves || leaves <= 0:
 		return fail("commitment has %d leaves, challenge has %d", com.GetLeaves(), leaves)
 	case len(com.GetMerkleRoot()) != 32:
@@ -155,13 +157,18 @@ func opened(ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid,
 	return want, values, proofErr, nil
 }
 
+// freivaldsKey returns the seed of a verifier's private projection vector:
+// fresh from crypto/rand for every verification. Tests may fix it.
+var freivaldsKey = func() (key [32]byte) {
+	crand.Read(key[:])
+	return key
+}
+
 // checkInt8 runs the Freivalds check on every opened row (nil values are
 // rows that failed their proof) and returns the number correct and the
 // largest deviation, recomputing wrong rows in full for the latter.
 func checkInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte) (int, float64, error) {
-	var key [32]byte
-	crand.Read(key[:])
-	rng := rand.New(rand.NewChaCha8(key))
+	rng := rand.New(rand.NewChaCha8(freivaldsKey()))
 	r := make([]uint64, shape.M)
 	for j := range r {
 		r[j] = rng.Uint64N(gpu.FreivaldsPrime)

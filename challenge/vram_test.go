@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
 )
@@ -27,7 +29,7 @@ var smallVRAM = gpu.VRAMParams{Lanes: 128, Blocks: 64, Rounds: 16, Reads: 64}
 func TestVRAMHonestAndWrongLanes(t *testing.T) {
 	ch := vramChallenge(t, smallVRAM)
 	_, chCID, _ := MessageCID(ch)
-	prover := newPeer(t)
+	prover := peer.ID(ch.Target)
 	outputs, leaves, err := gpu.NewCPU().VRAM(context.Background(), Seed(ch), smallVRAM)
 	if err != nil {
 		t.Fatal(err)
