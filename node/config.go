@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -64,6 +65,7 @@ type Config struct {
 	Device    DeviceConfig    `toml:"device"`
 	Challenge ChallengeConfig `toml:"challenge"`
 	Scoring   ScoringConfig   `toml:"scoring"`
+	API       APIConfig       `toml:"api"`
 	Metrics   MetricsConfig   `toml:"metrics"`
 	Log       LogConfig       `toml:"log"`
 }
@@ -120,6 +122,13 @@ type ScoringConfig struct {
 	MinWeight float64 `toml:"min_weight" comment:"Least weight of any attester's word, in [0,1]."`
 }
 
+// APIConfig is the [api] section: the JSON API that `poai status`,
+// `poai peers` and `poai scores` read.
+type APIConfig struct {
+	Listen string `toml:"listen" comment:"Address of the HTTP API (/api/v1/...); empty disables it."`
+	Token  string `toml:"token" comment:"Bearer token the API requires; mandatory when listen is not a loopback address."`
+}
+
 // MetricsConfig is the [metrics] section.
 type MetricsConfig struct {
 	Listen string `toml:"listen" comment:"Address of the Prometheus /metrics endpoint; empty disables it."`
@@ -166,6 +175,7 @@ func DefaultConfig() Config {
 			PeerTTLEpochs:  3,
 		},
 		Scoring: ScoringConfig{Initial: 0.5, Alpha: 0.25, MinWeight: 0.05},
+		API:     APIConfig{Listen: "127.0.0.1:5280"},
 		Metrics: MetricsConfig{Listen: "127.0.0.1:9464"},
 		Log:     LogConfig{Level: "info", Format: "text"},
 	}
@@ -237,6 +247,9 @@ func (c Config) Validate() error {
 	if s.Initial < 0 || s.Initial > 1 || s.Alpha <= 0 || s.Alpha > 1 || s.MinWeight < 0 || s.MinWeight > 1 {
 		bad("[scoring] initial, alpha, min_weight: out of range")
 	}
+	if c.API.Listen != "" && c.API.Token == "" && !loopback(c.API.Listen) {
+		bad("[api] token: required when the API listens on %s, beyond loopback", c.API.Listen)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -248,6 +261,19 @@ func (c Config) Validate() error {
 		bad("[log] format: %q is not text or json", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// loopback reports whether a host:port address binds only to loopback.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // LoadConfig reads a TOML file over the defaults and validates it. Unknown

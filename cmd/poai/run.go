@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -22,6 +23,7 @@ func runCmd() *cobra.Command {
 		bootstrap    []string
 		mdns         bool
 		metricsAddr  string
+		apiAddr      string
 		logLevel     string
 		logFormat    string
 		tops         float64
@@ -57,6 +59,12 @@ cancelled, the score store is flushed and closed.`,
 			if f.Changed("metrics-addr") {
 				cfg.Metrics.Listen = metricsAddr
 			}
+			if f.Changed("api-addr") {
+				cfg.API.Listen = apiAddr
+			}
+			if t := os.Getenv("POAI_API_TOKEN"); t != "" {
+				cfg.API.Token = t
+			}
 			if f.Changed("log-level") {
 				cfg.Log.Level = logLevel
 			}
@@ -84,23 +92,38 @@ cancelled, the score store is flushed and closed.`,
 			if err := n.Start(ctx); err != nil {
 				return err
 			}
-			var srv *http.Server
-			if cfg.Metrics.Listen != "" {
-				ln, err := net.Listen("tcp", cfg.Metrics.Listen)
-				if err != nil {
-					n.Close()
-					return fmt.Errorf("metrics listener: %w", err)
+			// The API and /metrics share a server when they share an address.
+			muxes := map[string]*http.ServeMux{}
+			route := func(addr, pattern string, h http.Handler) {
+				if addr == "" {
+					return
 				}
-				mux := http.NewServeMux()
-				mux.Handle("/metrics", promhttp.HandlerFor(n.Registry(), promhttp.HandlerOpts{}))
-				srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+				if muxes[addr] == nil {
+					muxes[addr] = http.NewServeMux()
+				}
+				muxes[addr].Handle(pattern, h)
+			}
+			route(cfg.Metrics.Listen, "/metrics", promhttp.HandlerFor(n.Registry(), promhttp.HandlerOpts{}))
+			route(cfg.API.Listen, node.APIVersion+"/", n.APIHandler(cfg.API.Token))
+			var servers []*http.Server
+			for addr, mux := range muxes {
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					for _, s := range servers {
+						s.Close()
+					}
+					n.Close()
+					return fmt.Errorf("http listener %s: %w (is another poai running? change [api] listen or [metrics] listen)", addr, err)
+				}
+				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+				servers = append(servers, srv)
 				go srv.Serve(ln)
-				log.Info("metrics listening", "addr", "http://"+ln.Addr().String()+"/metrics")
+				log.Info("http listening", "addr", "http://"+ln.Addr().String(), "metrics", addr == cfg.Metrics.Listen, "api", addr == cfg.API.Listen)
 			}
 			<-ctx.Done()
 			log.Info("shutting down")
 			var errs []error
-			if srv != nil {
+			for _, srv := range servers {
 				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				errs = append(errs, srv.Shutdown(sctx))
 				cancel()
@@ -116,6 +139,7 @@ cancelled, the score store is flushed and closed.`,
 	f.StringSliceVar(&bootstrap, "bootstrap", nil, "bootstrap peers, full multiaddrs ending in /p2p/<peer ID> (config p2p.bootstrap)")
 	f.BoolVar(&mdns, "mdns", true, "discover peers on the local network (config p2p.mdns)")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "host:port of the Prometheus /metrics endpoint, empty to disable (config metrics.listen, default 127.0.0.1:9464)")
+	f.StringVar(&apiAddr, "api-addr", "", "host:port of the JSON API, empty to disable (config api.listen, default 127.0.0.1:5280; token from api.token or env POAI_API_TOKEN)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (config log.level)")
 	f.StringVar(&logFormat, "log-format", "text", "text or json (config log.format)")
 	f.Float64Var(&tops, "int8-tops", 0, "claimed dense int8 throughput in TOPS; 0 measures the backend at start (config device.int8_tops)")

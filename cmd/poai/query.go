@@ -1,0 +1,156 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/scoring"
+)
+
+// apiFlags are the flags of every command that reads a running node.
+type apiFlags struct {
+	addr, token string
+	json        bool
+}
+
+func (a *apiFlags) register(cmd *cobra.Command) {
+	def := "http://127.0.0.1:5280"
+	if e := os.Getenv("POAI_API"); e != "" {
+		def = e
+	}
+	cmd.Flags().StringVar(&a.addr, "api", def, "URL of the node's API (env POAI_API; config api.listen of the node)")
+	cmd.Flags().StringVar(&a.token, "token", os.Getenv("POAI_API_TOKEN"), "API bearer token (env POAI_API_TOKEN)")
+	cmd.Flags().BoolVar(&a.json, "json", false, "print the API's JSON instead of a table")
+}
+
+// get fetches path from the API into v, and returns the raw body.
+func (a *apiFlags) get(path string, q url.Values, v any) ([]byte, error) {
+	u := a.addr + node.APIVersion + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is 'poai run' running with its API on %s?)", err, a.addr)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s: %s", u, resp.Status, body)
+	}
+	return body, json.Unmarshal(body, v)
+}
+
+func statusCmd() *cobra.Command {
+	var a apiFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show a running node's peer ID, addresses, epoch, claim and counters",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var s node.StatusView
+			body, err := a.get("/status", nil, &s)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if a.json {
+				_, err := out.Write(body)
+				return err
+			}
+			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+			fmt.Fprintf(tw, "peer ID\t%s\nrole\t%s\nepoch\t%d (%s)\npeers\t%d connected, %d with a claim\n", s.PeerID, s.Role, s.Epoch, s.EpochLength, s.ConnectedPeers, s.LivePeers)
+			fmt.Fprintf(tw, "claim\t%s (%s): %.4g int8 TOPS, %.4g bf16 TFLOPS, %.4g G hashes/s, %d bytes\n", s.Claim.Model, s.Claim.Backend, s.Claim.Int8TOPS, s.Claim.BF16TFLOPS, s.Claim.HashGHps, s.Claim.VRAMBytes)
+			fmt.Fprintf(tw, "work\t%d challenges issued, %d answered, %d not completed, %d attestations\n", s.Stats.Issued, s.Stats.Answered, s.Stats.ProveFailed, s.Stats.Attested)
+			for _, ad := range s.Addrs {
+				fmt.Fprintf(tw, "address\t%s\n", ad)
+			}
+			return tw.Flush()
+		},
+	}
+	a.register(cmd)
+	return cmd
+}
+
+func peersCmd() *cobra.Command {
+	var a apiFlags
+	cmd := &cobra.Command{
+		Use:   "peers",
+		Short: "List the peers a running node knows from their device claims",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var ps []node.PeerView
+			body, err := a.get("/peers", nil, &ps)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				_, err := cmd.OutOrStdout().Write(body)
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "PEER ID\tCONNECTED\tMODEL\tINT8 TOPS\tBF16 TFLOPS\tSCORE\tLAST CLAIM")
+			for _, p := range ps {
+				fmt.Fprintf(tw, "%s\t%v\t%s\t%.4g\t%.4g\t%.3f\t%s\n", p.PeerID, p.Connected, p.Claim.Model, p.Claim.Int8TOPS, p.Claim.BF16TFLOPS, p.Score, p.LastSeen.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+	a.register(cmd)
+	return cmd
+}
+
+func scoresCmd() *cobra.Command {
+	var (
+		a    apiFlags
+		peer string
+	)
+	cmd := &cobra.Command{
+		Use:   "scores",
+		Short: "Show a running node's integrity scores: challenges, passes, latency, deviation, accuracy",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{}
+			if peer != "" {
+				q.Set("peer", peer)
+			}
+			var ss []scoring.Summary
+			body, err := a.get("/scores", q, &ss)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				_, err := cmd.OutOrStdout().Write(body)
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "PEER ID\tSCORE\tCHALLENGES\tPASSED\tFAILED\tP50 ms\tP99 ms\tMAX DEVIATION\tACCURACY")
+			for _, s := range ss {
+				fmt.Fprintf(tw, "%s\t%.3f\t%d\t%d\t%d\t%.0f\t%.0f\t%.3g\t%.3f\n", s.Peer, s.Score, s.Challenges, s.Passed, s.Failed, s.LatencyP50MS, s.LatencyP99MS, s.MaxDeviation, s.Accuracy)
+			}
+			return tw.Flush()
+		},
+	}
+	a.register(cmd)
+	cmd.Flags().StringVar(&peer, "peer", "", "show only this peer ID")
+	return cmd
+}

@@ -1,0 +1,173 @@
+package node
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/poai-network/poai/scoring"
+)
+
+// APIVersion prefixes every route of the HTTP API.
+const APIVersion = "/api/v1"
+
+// StatusView is the body of GET /api/v1/status.
+type StatusView struct {
+	PeerID         string    `json:"peer_id"`
+	Role           Role      `json:"role"`
+	Addrs          []string  `json:"addrs"`
+	Epoch          uint64    `json:"epoch"`
+	EpochLength    string    `json:"epoch_length"`
+	ConnectedPeers int       `json:"connected_peers"`
+	LivePeers      int       `json:"live_peers"`
+	Claim          ClaimView `json:"claim"`
+	Stats          Stats     `json:"stats"`
+}
+
+// ClaimView is a device claim as the API shows it.
+type ClaimView struct {
+	Model      string  `json:"model"`
+	Backend    string  `json:"backend"`
+	Int8TOPS   float64 `json:"int8_tops"`
+	BF16TFLOPS float64 `json:"bf16_tflops"`
+	HashGHps   float64 `json:"hash_ghps"`
+	VRAMBytes  uint64  `json:"vram_bytes"`
+}
+
+// PeerView is one entry of GET /api/v1/peers.
+type PeerView struct {
+	PeerID    string    `json:"peer_id"`
+	Self      bool      `json:"self"`
+	Connected bool      `json:"connected"`
+	LastSeen  time.Time `json:"last_claim"`
+	Claim     ClaimView `json:"claim"`
+	Score     float64   `json:"score"`
+}
+
+// snapshot runs f on the loop goroutine, which owns the protocol state, and
+// waits for it; it returns false if the node is closing.
+func (n *Node) snapshot(f func()) bool {
+	done := make(chan struct{})
+	select {
+	case n.events <- func() { f(); close(done) }:
+	case <-n.ctx.Done():
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-n.ctx.Done():
+		return false
+	}
+}
+
+// Status returns the node's status.
+func (n *Node) Status() StatusView {
+	s := StatusView{PeerID: n.id.String(), Role: n.role, Epoch: n.clock.At(time.Now()), EpochLength: n.clock.Length.String(),
+		ConnectedPeers: len(n.host.ConnectedPeers()), Claim: claimView(n.claim), Stats: n.Stats()}
+	for _, a := range n.host.Addrs() {
+		s.Addrs = append(s.Addrs, a.String())
+	}
+	n.snapshot(func() { s.LivePeers = len(n.livePeers(time.Now())) })
+	return s
+}
+
+// Peers returns the peers this node has a claim from, sorted by peer ID.
+func (n *Node) Peers() []PeerView {
+	var out []PeerView
+	n.snapshot(func() {
+		for id, e := range n.peers {
+			out = append(out, PeerView{PeerID: id.String(), LastSeen: e.seen.UTC(), Claim: claimView(e.claim)})
+		}
+	})
+	connected := n.host.ConnectedPeers()
+	for i := range out {
+		id, _ := peer.Decode(out[i].PeerID)
+		out[i].Self = id == n.id
+		out[i].Connected = out[i].Self || slices.Contains(connected, id)
+		out[i].Score = n.book.Score(out[i].PeerID)
+	}
+	slices.SortFunc(out, func(a, b PeerView) int {
+		if a.PeerID < b.PeerID {
+			return -1
+		}
+		if a.PeerID > b.PeerID {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func claimView(c interface {
+	GetModel() string
+	GetBackend() string
+	GetInt8Tops() float64
+	GetBf16Tflops() float64
+	GetHashGhps() float64
+	GetVramBytes() uint64
+}) ClaimView {
+	return ClaimView{Model: c.GetModel(), Backend: c.GetBackend(), Int8TOPS: c.GetInt8Tops(), BF16TFLOPS: c.GetBf16Tflops(),
+		HashGHps: c.GetHashGhps(), VRAMBytes: c.GetVramBytes()}
+}
+
+// APIHandler returns the node's versioned JSON API:
+//
+//	GET /api/v1/status              this node: peer ID, addresses, epoch, claim, counters
+//	GET /api/v1/peers               peers with a device claim, their claims and scores
+//	GET /api/v1/scores[?peer=ID]    score summaries of every scored peer, or one
+//
+// A non-empty token is required as "Authorization: Bearer <token>" on
+// every request; an operator who exposes the API beyond localhost must set
+// one.
+func (n *Node) APIHandler(token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+APIVersion+"/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.Status()) })
+	mux.HandleFunc("GET "+APIVersion+"/peers", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.Peers()) })
+	mux.HandleFunc("GET "+APIVersion+"/scores", func(w http.ResponseWriter, r *http.Request) {
+		var ids []string
+		if p := r.URL.Query().Get("peer"); p != "" {
+			if _, err := peer.Decode(p); err != nil {
+				http.Error(w, "peer: not a peer ID: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			ids = []string{p}
+		} else {
+			for _, rec := range n.book.Peers() {
+				ids = append(ids, rec.Peer)
+			}
+		}
+		out := make([]scoring.Summary, 0, len(ids))
+		for _, id := range ids {
+			s, err := n.book.Summarize(id)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			out = append(out, s)
+		}
+		writeJSON(w, out)
+	})
+	if token == "" {
+		return mux
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			http.Error(w, "unauthorized: send Authorization: Bearer <api token>", http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

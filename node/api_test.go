@@ -1,0 +1,80 @@
+package node
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/poai-network/poai/scoring"
+)
+
+func TestAPI(t *testing.T) {
+	n, err := New(t.TempDir(), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	n.Book().Record(scoring.Attestation{Challenge: "c", Target: "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN", Verifier: n.ID().String(),
+		Verdict: scoring.VerdictPass, Accuracy: 1, LatencyMS: 5, DeadlineMS: 10})
+	srv := httptest.NewServer(n.APIHandler("s3cret"))
+	defer srv.Close()
+
+	get := func(path, token string, v any) int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+APIVersion+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if v != nil && resp.StatusCode == http.StatusOK {
+			if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode
+	}
+	if code := get("/status", "", nil); code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", code)
+	}
+	if code := get("/status", "wrong", nil); code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d", code)
+	}
+	var st StatusView
+	if code := get("/status", "s3cret", &st); code != http.StatusOK || st.PeerID != n.ID().String() || len(st.Addrs) == 0 {
+		t.Fatalf("status %d %+v", code, st)
+	}
+	var ss []scoring.Summary
+	if code := get("/scores", "s3cret", &ss); code != http.StatusOK || len(ss) != 1 || ss[0].Challenges != 1 || ss[0].Passed != 1 {
+		t.Fatalf("scores %d %+v", code, ss)
+	}
+	if code := get("/scores?peer=nonsense", "s3cret", nil); code != http.StatusBadRequest {
+		t.Fatalf("bad peer ID: %d", code)
+	}
+	var ps []PeerView
+	if code := get("/peers", "s3cret", &ps); code != http.StatusOK {
+		t.Fatalf("peers %d", code)
+	}
+}
+
+func TestAPITokenRequiredBeyondLoopback(t *testing.T) {
+	c := DefaultConfig()
+	c.API.Listen = "0.0.0.0:5280"
+	if c.Validate() == nil {
+		t.Fatal("API on all interfaces without a token accepted")
+	}
+	c.API.Token = "x"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.API = APIConfig{Listen: "127.0.0.1:5280"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
