@@ -177,7 +177,7 @@ func TestSamplingSimulation(t *testing.T) {
 	prover, challenger := fixedPeer(t, 1), fixedPeer(t, 2)
 	ch, _, _ := newChallenge(t, challenger, prover, time.Now())
 	ch.N, ch.K, ch.M, ch.Openings = 200, 8, 8, uint32(OpeningsFor(0.9, 0.001))
-	ch.Epoch = 7
+	ch.Epoch, ch.IssuedUnixMs = 7, 1_700_000_000_000
 	for run := range runs {
 		ch.Nonce = make([]byte, 32)
 		for i := range ch.Nonce {

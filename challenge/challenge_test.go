@@ -221,7 +221,49 @@ func pow(x float64, n int) float64 {
 func testPlanner() Planner {
 	return Planner{Target: time.Second, Slack: 2, Allowance: 100 * time.Millisecond, Openings: 66,
 		Int8K: 512, Int8M: 512, BF16K: 128, BF16M: 128, MaxRows: 1 << 22, MaxVerifierFraction: 0.01,
-		VRAM: DefaultVRAMSizing(), Efficiency: DefaultEfficiency}
+		VRAM: DefaultVRAMSizing(), Efficiency: DefaultEfficiency, Limits: DefaultLimits()}
+}
+
+// TestPlanGPUScale: a fast claim gets a product big enough to take about
+// the target time within the protocol's limits, or ErrUnplannable — never a
+// deadline that is mostly allowance. A single product within today's
+// limits cannot keep an H200 busy for 2 s (A and C are capped at 2^32
+// elements): catalog GPUs get ErrUnplannable until GPU-scale workloads
+// (repeated products) arrive with the CUDA backend.
+func TestPlanGPUScale(t *testing.T) {
+	p := testPlanner()
+	p.Target, p.Allowance, p.Slack = 2*time.Second, 500*time.Millisecond, 2.5
+	fast := &pb.DeviceClaim{Model: "some accelerator", Int8Tops: 20}
+	pl, err := p.Plan(fast, pb.Workload_WORKLOAD_GEMM_INT8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl.Anticipated < time.Second || pl.Anticipated > 3*time.Second {
+		t.Fatalf("20-TOPS int8 plan %+v: anticipated %v for a 2 s target", pl.Shape, pl.Anticipated)
+	}
+	ch := &pb.Challenge{}
+	pl.Apply(ch)
+	if err := NewValidator(DefaultLimits(), testClock, 1).workload(ch); err != nil {
+		t.Fatalf("the plan breaks the validator's limits: %v", err)
+	}
+	if !pl.Matches(ch) {
+		t.Fatal("a plan does not match its own challenge")
+	}
+	t.Logf("20 TOPS int8: %+v anticipated %v deadline %v verifier %.2g", pl.Shape, pl.Anticipated, pl.Deadline, pl.VerifierFraction)
+	h200 := &pb.DeviceClaim{Model: "NVIDIA H200", Count: 1}
+	for _, w := range []pb.Workload{pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16} {
+		if pl, err := p.Plan(h200, w); !errors.Is(err, ErrUnplannable) {
+			t.Fatalf("H200 %v: got %+v, %v; want ErrUnplannable", w, pl, err)
+		}
+	}
+	big := &pb.DeviceClaim{Model: "x", HashGhps: 100, VramBytes: 600e9}
+	vp, err := p.Plan(big, pb.Workload_WORKLOAD_VRAM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fill := float64(vp.VRAM.Bytes()) / 600e9; fill < 0.85 || fill > 0.91 {
+		t.Fatalf("600 GB claim tested %.2f of its memory: %+v", fill, vp.VRAM)
+	}
 }
 
 func TestPlan(t *testing.T) {

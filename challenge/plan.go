@@ -1,6 +1,7 @@
 package challenge
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -60,7 +61,14 @@ type Planner struct {
 	VRAM VRAMSizing
 	// Efficiency calibrates catalog peaks.
 	Efficiency Efficiency
+	// Limits are what validators accept; every plan stays within them.
+	Limits Limits
 }
+
+// ErrUnplannable reports a claim the planner cannot size a meaningful
+// challenge for: the workload it would need exceeds the protocol's limits,
+// so the deadline would be mostly allowance.
+var ErrUnplannable = errors.New("no meaningful challenge within the limits")
 
 // Rates are the throughputs a deadline is computed from.
 type Rates struct {
@@ -90,6 +98,17 @@ func (p Planner) RatesFor(c *pb.DeviceClaim) Rates {
 	return r
 }
 
+// Matches reports whether ch carries exactly this plan's workload,
+// openings and deadline.
+func (pl Plan) Matches(ch *pb.Challenge) bool {
+	want := &pb.Challenge{}
+	pl.Apply(want)
+	return ch.GetWorkload() == want.GetWorkload() && ch.GetN() == want.GetN() && ch.GetK() == want.GetK() && ch.GetM() == want.GetM() &&
+		ch.GetVramLanes() == want.GetVramLanes() && ch.GetVramLaneBlocks() == want.GetVramLaneBlocks() &&
+		ch.GetVramRounds() == want.GetVramRounds() && ch.GetVramReads() == want.GetVramReads() &&
+		ch.GetOpenings() == want.GetOpenings() && ch.GetDeadlineMs() == want.GetDeadlineMs()
+}
+
 // Plan is one challenge's workload and timing.
 type Plan struct {
 	Workload    pb.Workload
@@ -109,17 +128,39 @@ func (p Planner) Plan(c *pb.DeviceClaim, w pb.Workload) (Plan, error) {
 	pl := Plan{Workload: w, Openings: p.Openings}
 	switch w {
 	case pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16:
-		k, m, rate := p.Int8K, p.Int8M, r.Int8OPS
+		k, m, rate, maxK := p.Int8K, p.Int8M, r.Int8OPS, p.Limits.MaxK
 		if w == pb.Workload_WORKLOAD_GEMM_BF16 {
-			k, m, rate = p.BF16K, p.BF16M, r.BF16FLOPS
+			k, m, rate, maxK = p.BF16K, p.BF16M, r.BF16FLOPS, min(maxK, MaxBF16K)
 		}
 		if rate <= 0 {
 			return Plan{}, fmt.Errorf("claim of %s has no rate for %v", c.GetModel(), w)
 		}
 		macs := rate / 2 * p.Target.Seconds()
-		n := int(math.Ceil(macs / float64(k*m)))
-		n = max(n, p.Openings, minRowsForVerifier(w, k, m, p.Openings, p.MaxVerifierFraction))
-		n = min((n+7)/8*8, p.MaxRows)
+		rows := func() int { return int(math.Ceil(macs / float64(k) / float64(m))) }
+		// A fast device needs a big product: grow k and m in turn while
+		// the rows needed exceed what a shape may hold (MaxRows, and 2^32
+		// elements in A and in C, gpu.Shape.Validate), keeping the opening
+		// and the verifier's work within the limits.
+		fits := func(k, m int) bool {
+			return int64(p.Openings)*int64(m)*4 <= int64(p.Limits.MaxOpening)/2 &&
+				VerifierMACs(w, gpu.Shape{N: 1, K: k, M: m}, p.Openings) <= p.Limits.MaxVerifyWork
+		}
+		maxRows := func() int { return min(p.MaxRows, p.Limits.MaxN, (1<<32)/max(k, m)) }
+		for rows() > maxRows() {
+			switch {
+			case k <= m && 2*k <= maxK && fits(2*k, m):
+				k *= 2
+			case 2*m <= p.Limits.MaxM && fits(k, 2*m):
+				m *= 2
+			case 2*k <= maxK && fits(2*k, m):
+				k *= 2
+			default:
+				goto sized
+			}
+		}
+	sized:
+		n := max(rows(), p.Openings, minRowsForVerifier(w, k, m, p.Openings, p.MaxVerifierFraction))
+		n = min((n+7)/8*8, maxRows()/8*8)
 		pl.Shape = gpu.Shape{N: n, K: k, M: m}
 		pl.Openings = min(p.Openings, n)
 		pl.Anticipated = time.Duration(2 * pl.Shape.MACs() / rate * float64(time.Second))
@@ -129,6 +170,9 @@ func (p Planner) Plan(c *pb.DeviceClaim, w pb.Workload) (Plan, error) {
 			return Plan{}, fmt.Errorf("claim of %s has no memory or hash rate for the VRAM workload", c.GetModel())
 		}
 		pl.VRAM = p.VRAM.ParamsFor(r.MemBytes)
+		if err := pl.VRAM.Validate(); err != nil || pl.VRAM.Lanes > p.Limits.MaxLanes {
+			return Plan{}, fmt.Errorf("%w: %d bytes of memory", ErrUnplannable, r.MemBytes)
+		}
 		pl.Openings = min(p.Openings, pl.VRAM.Lanes)
 		pl.Anticipated = time.Duration(pl.VRAM.Hashes() / r.HashesPerSec * float64(time.Second))
 		pl.VerifierFraction = float64(pl.Openings) * float64(pl.VRAM.Reads) * float64(pl.VRAM.Rounds+1) / pl.VRAM.Hashes()
@@ -136,6 +180,12 @@ func (p Planner) Plan(c *pb.DeviceClaim, w pb.Workload) (Plan, error) {
 		return Plan{}, fmt.Errorf("cannot plan workload %v", w)
 	}
 	pl.Deadline = time.Duration(float64(pl.Anticipated)*p.Slack) + p.Allowance
+	// When the allowance is most of the deadline, the deadline measures the
+	// network, not the device: refuse rather than pretend.
+	if float64(pl.Anticipated)*p.Slack < float64(p.Allowance) {
+		return Plan{}, fmt.Errorf("%w: %v of %v work on %s (anticipated %v, allowance %v)", ErrUnplannable,
+			w, pl.Shape, c.GetModel(), pl.Anticipated, p.Allowance)
+	}
 	return pl, nil
 }
 

@@ -16,20 +16,21 @@ const (
 	fsTag   = "poai/1/fiat-shamir"
 )
 
-// Seed derives the workload seed of a challenge:
-// SHA-256(tag || challenger || target || nonce || epoch as 8 bytes BE).
-// It binds the workload to the target's peer ID, so an answer computed for
-// one peer is worthless for another, and it is unpredictable until the
-// challenger reveals its random nonce.
+// Seed derives the workload seed of a challenge: SHA-256(tag || the
+// challenge's canonical encoding). Every field counts — challenger,
+// target, nonce, epoch, timestamp, workload — so the seed is bound to the
+// target's peer ID, unpredictable until the challenger reveals its random
+// nonce, and different for any two distinct challenges, even ones that
+// reuse a nonce.
 func Seed(ch *pb.Challenge) gpu.Seed {
+	b, err := Marshal(ch)
+	if err != nil {
+		// Deterministic marshalling of a generated message cannot fail.
+		panic(fmt.Sprintf("challenge: marshal for seed: %v", err))
+	}
 	h := sha256.New()
 	h.Write([]byte(seedTag))
-	writeField(h, ch.GetChallenger())
-	writeField(h, ch.GetTarget())
-	writeField(h, ch.GetNonce())
-	var e [8]byte
-	binary.BigEndian.PutUint64(e[:], ch.GetEpoch())
-	h.Write(e[:])
+	h.Write(b)
 	var s gpu.Seed
 	h.Sum(s[:0])
 	return s

@@ -29,27 +29,37 @@ type Limits struct {
 	// MaxEpochLag is how many epochs a challenge or attestation may trail
 	// or lead the receiver's current epoch.
 	MaxEpochLag uint64
-	// MaxVerifyWork bounds what verifying one challenge may cost, in
-	// multiply-adds (GEMM) or hashes (VRAM).
-	MaxVerifyWork float64
+	// MaxVerifyWork bounds what verifying one GEMM challenge may cost, in
+	// multiply-adds; MaxVerifyHashes one VRAM challenge, in SHA-256
+	// evaluations (about 1 s and 5 s of one CPU core).
+	MaxVerifyWork, MaxVerifyHashes float64
+	// MaxProverBytes bounds the memory a challenge may ask a prover for.
+	// It only stops absurd requests; a node proves only challenges planned
+	// from its own claim.
+	MaxProverBytes float64
+	// MaxLanes bounds the lanes of a VRAM challenge.
+	MaxLanes int
 }
 
 // DefaultLimits returns limits that admit every workload poai sizes today.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxClaim:       4 << 10,
-		MaxChallenge:   4 << 10,
-		MaxCommitment:  1 << 10,
-		MaxOpening:     8 << 20,
-		MaxAttestation: 2 << 10,
-		MaxN:           1 << 22,
-		MaxK:           gpu.MaxK,
-		MaxM:           1 << 14,
-		MaxOpenings:    1024,
-		MaxDeadline:    10 * time.Minute,
-		MaxSkew:        2 * time.Minute,
-		MaxEpochLag:    2,
-		MaxVerifyWork:  1 << 30,
+		MaxClaim:        4 << 10,
+		MaxChallenge:    4 << 10,
+		MaxCommitment:   1 << 10,
+		MaxOpening:      8 << 20,
+		MaxAttestation:  2 << 10,
+		MaxN:            1 << 22,
+		MaxK:            gpu.MaxK,
+		MaxM:            1 << 14,
+		MaxOpenings:     1024,
+		MaxDeadline:     10 * time.Minute,
+		MaxSkew:         2 * time.Minute,
+		MaxEpochLag:     2,
+		MaxVerifyWork:   1 << 30,
+		MaxVerifyHashes: 1 << 24,
+		MaxProverBytes:  1 << 40,
+		MaxLanes:        MaxLanes,
 	}
 }
 
@@ -219,6 +229,8 @@ func (v *Validator) workload(m *pb.Challenge) error {
 			return fmt.Errorf("%w: opening would exceed the size limit", ErrMalformed)
 		case VerifierMACs(m.GetWorkload(), s, int(m.GetOpenings())) > l.MaxVerifyWork:
 			return fmt.Errorf("%w: verification would cost %.3g multiply-adds", ErrMalformed, VerifierMACs(m.GetWorkload(), s, int(m.GetOpenings())))
+		case proverBytes(s) > l.MaxProverBytes:
+			return fmt.Errorf("%w: product needs %.3g bytes", ErrMalformed, proverBytes(s))
 		}
 	case pb.Workload_WORKLOAD_VRAM:
 		p := VRAMParamsOf(m)
@@ -228,13 +240,23 @@ func (v *Validator) workload(m *pb.Challenge) error {
 			return fmt.Errorf("%w: %v", ErrMalformed, p.Validate())
 		case int(m.GetOpenings()) > p.Lanes:
 			return fmt.Errorf("%w: %d openings of %d lanes", ErrMalformed, m.GetOpenings(), p.Lanes)
-		case verify > l.MaxVerifyWork:
+		case verify > l.MaxVerifyHashes:
 			return fmt.Errorf("%w: verification would cost %.3g hashes", ErrMalformed, verify)
+		case p.Lanes > l.MaxLanes:
+			return fmt.Errorf("%w: %d lanes", ErrMalformed, p.Lanes)
+		case float64(p.Bytes()) > l.MaxProverBytes:
+			return fmt.Errorf("%w: %d bytes of memory", ErrMalformed, p.Bytes())
 		}
 	default:
 		return fmt.Errorf("%w: workload %v", ErrMalformed, m.GetWorkload())
 	}
 	return nil
+}
+
+// proverBytes is the memory of A, B and C of a product, in bytes.
+func proverBytes(s gpu.Shape) float64 {
+	n, k, m := float64(s.N), float64(s.K), float64(s.M)
+	return n*k + k*m + 4*n*m
 }
 
 // Commitment validates a commitment signed by from.

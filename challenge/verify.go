@@ -55,11 +55,22 @@ type Result struct {
 // VRAM: each opened lane's read chain is rerun, every block it reads
 // recomputed on demand; cost s·Reads·(Rounds+1) hashes.
 func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid, op *pb.Opening) (Result, error) {
+	// Verify is public: it checks its challenge itself rather than trust
+	// that a validator did.
+	if ch.GetOpenings() == 0 {
+		return Result{}, fmt.Errorf("%w: challenge opens nothing", ErrMalformed)
+	}
 	var leaves, width int
 	switch ch.GetWorkload() {
 	case pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16:
+		if err := ShapeOf(ch).Validate(); err != nil {
+			return Result{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
 		leaves, width = int(ch.GetN()), 4*int(ch.GetM())
 	case pb.Workload_WORKLOAD_VRAM:
+		if err := VRAMParamsOf(ch).Validate(); err != nil {
+			return Result{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
 		leaves, width = int(ch.GetVramLanes()), gpu.VRAMBlockBytes
 	default:
 		return Result{}, fmt.Errorf("%w: cannot verify workload %v", ErrMalformed, ch.GetWorkload())
@@ -164,6 +175,9 @@ var freivaldsKey = func() (key [32]byte) {
 	return key
 }
 
+// maxRecomputedRows bounds the wrong int8 rows recomputed in full.
+const maxRecomputedRows = 4
+
 // checkInt8 runs the Freivalds check on every opened row (nil values are
 // rows that failed their proof) and returns the number correct and the
 // largest deviation, recomputing wrong rows in full for the latter.
@@ -200,6 +214,9 @@ func checkInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape
 			wrong = append(wrong, n)
 		}
 	}
+	// Recompute a few wrong rows in full to report the deviation; the
+	// verdict is already decided, so the rest need not cost anything.
+	wrong = wrong[:min(len(wrong), maxRecomputedRows)]
 	if len(wrong) > 0 {
 		rows := make([]int, len(wrong))
 		for i, n := range wrong {

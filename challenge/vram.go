@@ -13,6 +13,9 @@ func VRAMParamsOf(ch *pb.Challenge) gpu.VRAMParams {
 	return gpu.VRAMParams{Lanes: int(ch.GetVramLanes()), Blocks: int(ch.GetVramLaneBlocks()), Rounds: int(ch.GetVramRounds()), Reads: int(ch.GetVramReads())}
 }
 
+// MaxLanes bounds the lanes of a VRAM challenge (a uint32 on the wire).
+const MaxLanes = 1 << 28
+
 // VRAMSizing turns a claimed memory size into VRAM workload parameters.
 type VRAMSizing struct {
 	// Fill is the fraction of the claimed memory to occupy, in (0,1].
@@ -40,9 +43,15 @@ func DefaultVRAMSizing() VRAMSizing {
 func (s VRAMSizing) ParamsFor(memBytes uint64) gpu.VRAMParams {
 	total := max(int64(s.Fill*float64(memBytes))/gpu.VRAMBlockBytes, 1)
 	lanes := max(int64(s.ReadsPerBlock)*total/int64(s.LaneReads), 1)
+	reads := int64(s.LaneReads)
+	// Past MaxLanes, lanes get longer instead of more numerous, so the
+	// count never overflows and the reads still total about c·T.
+	if lanes > MaxLanes {
+		lanes = MaxLanes
+		reads = (int64(s.ReadsPerBlock)*total + lanes - 1) / lanes
+	}
 	blocks := max(total/lanes, 1)
-	// Keep reads per lane at LaneReads; the reads then total about c·T.
-	return gpu.VRAMParams{Lanes: int(lanes), Blocks: int(blocks), Rounds: s.Rounds, Reads: s.LaneReads}
+	return gpu.VRAMParams{Lanes: int(lanes), Blocks: int(blocks), Rounds: s.Rounds, Reads: int(reads)}
 }
 
 // VRAMCheatFactor returns the work of a prover that holds only a fraction q

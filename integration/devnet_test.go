@@ -74,7 +74,7 @@ func TestHostileInputNeverPanics(t *testing.T) {
 	cfg.P2P = node.P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}}
 	cfg.Challenge.Genesis = time.Now().Unix()
 	cfg.Challenge.EpochLength = node.Duration(2 * time.Second)
-	cfg.Challenge.TargetDuration = node.Duration(50 * time.Millisecond)
+	cfg.Challenge.TargetDuration = node.Duration(300 * time.Millisecond)
 	cfg.Device.Int8TOPS, cfg.Device.BF16TFLOPS, cfg.Device.HashGHps, cfg.Device.VRAMBytes = 0.002, 0.001, 0.002, 256<<10
 	cfg.Metrics.Listen = ""
 	var nodes []*node.Node

@@ -36,6 +36,7 @@ func (c ChallengeConfig) Planner() challenge.Planner {
 		MaxVerifierFraction: c.VerifierShare,
 		VRAM:                challenge.VRAMSizing{Fill: c.VRAMFill, Rounds: c.VRAMRounds, ReadsPerBlock: c.VRAMReads, LaneReads: c.VRAMLaneReads},
 		Efficiency:          challenge.Efficiency{Int8: c.EffInt8, BF16: c.EffBF16},
+		Limits:              challenge.DefaultLimits(),
 	}
 }
 

@@ -15,6 +15,7 @@ type metrics struct {
 	peers       prometheus.Gauge
 	epoch       prometheus.Gauge
 	droppedJobs prometheus.Counter
+	ignored     prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -49,7 +50,11 @@ func newMetrics() *metrics {
 			Name: "poai_prove_queue_dropped_total", Help: "Challenges dropped because the prove queue was full.",
 		}),
 	}
-	m.registry.MustRegister(m.messages, m.issued, m.answered, m.attested, m.proveTime, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
+	m.ignored = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "poai_challenges_ignored_total",
+		Help: "Valid challenges not acted on: not from a scheduled challenger, a second one in the epoch, or not the planned workload.",
+	})
+	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.answered, m.attested, m.proveTime, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

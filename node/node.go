@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,16 +87,18 @@ type Node struct {
 	host *p2p.Host
 	book *scoring.Book
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	events chan func()
-	proveQ chan proveJob
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	events    chan func()
+	proveQ    chan proveJob
+	verifySem chan struct{}
 
 	// Owned by the loop goroutine.
 	claim   *pb.DeviceClaim
 	peers   map[peer.ID]*peerEntry
 	tracked map[string]*tracked
+	slots   map[string]uint64 // target/epoch/challenger already challenged → epoch
 	orphans map[string]*orphan
 
 	// Owned by the prover goroutine.
@@ -129,6 +132,7 @@ type tracked struct {
 	comCID     cid.Cid
 	comAt      time.Time
 	op         *pb.Opening
+	verifying  bool
 	attested   bool
 }
 
@@ -171,16 +175,18 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	c := cfg.Challenge
 	n := &Node{
 		cfg: cfg, dir: dataDir, o: o, role: o.role,
-		clock:   challenge.EpochClock{Genesis: time.Unix(c.Genesis, 0), Length: c.EpochLength.Std()},
-		planner: c.Planner(),
-		cpu:     cpu,
-		backend: o.backend,
-		metrics: newMetrics(),
-		peers:   make(map[peer.ID]*peerEntry),
-		tracked: make(map[string]*tracked),
-		orphans: make(map[string]*orphan),
-		events:  make(chan func(), 4096),
-		proveQ:  make(chan proveJob, 16),
+		clock:     challenge.EpochClock{Genesis: time.Unix(c.Genesis, 0), Length: c.EpochLength.Std()},
+		planner:   c.Planner(),
+		cpu:       cpu,
+		backend:   o.backend,
+		metrics:   newMetrics(),
+		peers:     make(map[peer.ID]*peerEntry),
+		tracked:   make(map[string]*tracked),
+		slots:     make(map[string]uint64),
+		orphans:   make(map[string]*orphan),
+		events:    make(chan func(), 4096),
+		proveQ:    make(chan proveJob, 16),
+		verifySem: make(chan struct{}, 1),
 	}
 	for _, w := range c.Workloads {
 		wl, _ := ParseWorkload(w) // checked by Validate
@@ -432,6 +438,11 @@ func (n *Node) expire(now time.Time) {
 			delete(n.tracked, k)
 		}
 	}
+	for k, e := range n.slots {
+		if e+3 < n.clock.At(now) {
+			delete(n.slots, k)
+		}
+	}
 	for k, o := range n.orphans {
 		if now.Sub(o.at) > 2*time.Minute {
 			delete(n.orphans, k)
@@ -486,10 +497,60 @@ func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 	n.peers[from] = &peerEntry{claim: c, claimCID: d.cid, seen: at}
 }
 
+// maxTracked bounds the challenges a node follows at once.
+const maxTracked = 1 << 14
+
+// legitimate returns why a valid challenge is not one this node acts on,
+// or nil. The sender must rank among the two scheduled challengers of the
+// target for the epoch in this node's view (one spare for views that
+// differ by a peer), send at most one challenge of that target per epoch,
+// and ask for exactly the workload, openings and deadline the planner gives
+// for the target's claim. So nobody can make a node prove, or verify, a
+// challenge sized for another device, pick a target's verifiers by
+// grinding nonces, or add passes to a friend's record at will.
+func (n *Node) legitimate(ch *pb.Challenge, from peer.ID, at time.Time) error {
+	target := peer.ID(ch.GetTarget())
+	claim := n.claim
+	if target != n.id {
+		p, ok := n.peers[target]
+		if !ok {
+			return errors.New("no claim known for the target")
+		}
+		claim = p.claim
+	}
+	var key [8]byte
+	binary.BigEndian.PutUint64(key[:], ch.GetEpoch())
+	ranked := rank("poai/1/challenger", append(key[:], target...), n.livePeers(at), target)
+	if !slices.Contains(ranked[:min(2, len(ranked))], from) {
+		return errors.New("sender is not a scheduled challenger of the target this epoch")
+	}
+	slot := fmt.Sprintf("%s/%d/%s", target, ch.GetEpoch(), from)
+	if _, dup := n.slots[slot]; dup {
+		return errors.New("sender already challenged the target this epoch")
+	}
+	plan, err := n.planner.Plan(claim, ch.GetWorkload())
+	if err != nil {
+		return fmt.Errorf("no plan for the target's claim: %w", err)
+	}
+	if !plan.Matches(ch) {
+		return errors.New("workload, openings or deadline differ from the plan for the target's claim")
+	}
+	if len(n.tracked) >= maxTracked {
+		return errors.New("too many challenges in flight")
+	}
+	n.slots[slot] = ch.GetEpoch()
+	return nil
+}
+
 func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 	ch := d.msg.(*pb.Challenge)
 	key := d.cid.KeyString()
 	if _, dup := n.tracked[key]; dup {
+		return
+	}
+	if err := n.legitimate(ch, from, at); err != nil {
+		n.metrics.ignored.Inc()
+		n.log.Debug("challenge ignored", "challenge", d.cid, "from", shortID(from), "reason", err)
 		return
 	}
 	target := peer.ID(ch.GetTarget())
@@ -577,12 +638,39 @@ func (n *Node) acceptOpening(t *tracked, from peer.ID, op *pb.Opening) {
 // tryVerify verifies and attests once both the commitment and the opening
 // of a challenge this node verifies have arrived.
 func (n *Node) tryVerify(t *tracked) {
-	if !t.verifier || t.attested || t.com == nil || t.op == nil {
+	if !t.verifier || t.attested || t.verifying || t.com == nil || t.op == nil {
 		return
 	}
-	start := time.Now()
-	res, err := challenge.Verify(n.ctx, n.cpu, t.ch, t.cid, t.com, t.comCID, t.op)
-	n.metrics.verifyTime.Observe(time.Since(start).Seconds())
+	t.verifying = true
+	ch, chCID, com, comCID, op := t.ch, t.cid, t.com, t.comCID, t.op
+	// Verification runs off the loop, one at a time, bounded in time, so a
+	// costly opening never stalls the node's other work.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		select {
+		case n.verifySem <- struct{}{}:
+		case <-n.ctx.Done():
+			return
+		}
+		defer func() { <-n.verifySem }()
+		ctx, cancel := context.WithTimeout(n.ctx, verifyTimeout)
+		defer cancel()
+		start := time.Now()
+		res, err := challenge.Verify(ctx, n.cpu, ch, chCID, com, comCID, op)
+		n.metrics.verifyTime.Observe(time.Since(start).Seconds())
+		n.post(func() { n.verified(t, res, err) })
+	}()
+}
+
+// verifyTimeout bounds one verification.
+const verifyTimeout = time.Minute
+
+// verified attests the outcome of a verification.
+func (n *Node) verified(t *tracked, res challenge.Result, err error) {
+	if t.attested {
+		return
+	}
 	if err != nil {
 		n.log.Warn("verification aborted", "challenge", t.cid, "err", err)
 		return
@@ -600,8 +688,8 @@ func (n *Node) tryVerify(t *tracked) {
 
 // finalize attests NO_ANSWER for a challenge whose answer never came.
 func (n *Node) finalize(t *tracked) {
-	if t.attested {
-		return
+	if t.attested || t.verifying {
+		return // attested, or the answer came and is being checked
 	}
 	latency := time.Since(t.receivedAt)
 	if t.com != nil {

@@ -16,7 +16,7 @@ func testConfig() Config {
 	c := DefaultConfig()
 	c.P2P = P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}}
 	c.Challenge.EpochLength = Duration(2 * time.Second)
-	c.Challenge.TargetDuration = Duration(100 * time.Millisecond)
+	c.Challenge.TargetDuration = Duration(300 * time.Millisecond)
 	c.Device.Int8TOPS, c.Device.BF16TFLOPS, c.Device.HashGHps, c.Device.VRAMBytes = 0.001, 0.001, 0.001, 1<<20
 	c.Metrics.Listen = ""
 	return c

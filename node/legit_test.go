@@ -1,0 +1,83 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/poai-network/poai/challenge/pb"
+)
+
+func randomID(t *testing.T) peer.ID {
+	_, pub, _ := crypto.GenerateEd25519Key(rand.Reader)
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestLegitimateChallenges: a node acts only on challenges from a scheduled
+// challenger, one per target and epoch, with exactly the planned workload.
+func TestLegitimateChallenges(t *testing.T) {
+	n, err := New(t.TempDir(), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.id = randomID(t)
+	n.claim = &pb.DeviceClaim{PeerId: []byte(n.id), Model: "cpu", Int8Tops: 0.001, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20}
+	now := time.Now()
+	target := randomID(t)
+	claim := &pb.DeviceClaim{PeerId: []byte(target), Model: "cpu", Int8Tops: 0.002, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20}
+	n.peers[target] = &peerEntry{claim: claim, seen: now}
+	var others []peer.ID
+	for range 6 {
+		id := randomID(t)
+		others = append(others, id)
+		n.peers[id] = &peerEntry{claim: claim, seen: now}
+	}
+	epoch := n.clock.At(now)
+	var key [8]byte
+	binary.BigEndian.PutUint64(key[:], epoch)
+	ranked := rank("poai/1/challenger", append(key[:], target...), n.livePeers(now), target)
+	scheduled, outsider := ranked[0], ranked[len(ranked)-1]
+
+	plan, err := n.planner.Plan(claim, pb.Workload_WORKLOAD_GEMM_INT8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(from peer.ID) *pb.Challenge {
+		ch := &pb.Challenge{Version: 1, Epoch: epoch, Challenger: []byte(from), Target: []byte(target), Nonce: make([]byte, 32)}
+		plan.Apply(ch)
+		return ch
+	}
+	if err := n.legitimate(mk(outsider), outsider, now); err == nil {
+		t.Fatal("challenge from an unscheduled peer accepted")
+	}
+	small := mk(scheduled)
+	small.N, small.Openings = 8, 1
+	if err := n.legitimate(small, scheduled, now); err == nil {
+		t.Fatal("under-sized challenge accepted")
+	}
+	long := mk(scheduled)
+	long.DeadlineMs *= 10
+	if err := n.legitimate(long, scheduled, now); err == nil {
+		t.Fatal("challenge with a longer deadline than planned accepted")
+	}
+	if err := n.legitimate(mk(scheduled), scheduled, now); err != nil {
+		t.Fatalf("the planned challenge from the scheduled challenger refused: %v", err)
+	}
+	if err := n.legitimate(mk(scheduled), scheduled, now); err == nil {
+		t.Fatal("a second challenge of the target in the same epoch accepted")
+	}
+	huge := mk(ranked[1])
+	huge.Workload = pb.Workload_WORKLOAD_VRAM
+	huge.VramLanes, huge.VramLaneBlocks, huge.VramRounds, huge.VramReads = 1<<20, 1<<20, 1, 1
+	if err := n.legitimate(huge, ranked[1], now); err == nil {
+		t.Fatal("a VRAM challenge for 32 TiB accepted for a 1 MiB claim")
+	}
+}
