@@ -77,9 +77,12 @@ func LookupDevice(name string) (DeviceSpec, bool) {
 }
 
 // FastestExactInt8 returns the peak rate (TOPS) of the fastest unit that
-// computes an int8×int8→int32 product exactly: the int8 tensor cores. fp8
-// cannot hold an int8 value (4-bit significand), and fp16/bf16 units are
-// no faster on any catalog device.
+// can compute an int8×int8→int32 product exactly: int8 units, or fp16 units
+// with fp32 accumulation, which hold int8 values and their products
+// exactly and stay exact while partial sums are below 2^24 (always for
+// k ≤ 1024, almost always beyond for random signs). On the V100, which has
+// no int8 tensor unit, fp16 (125 TFLOPS) beats DP4A int8 (62.8 TOPS). fp8
+// cannot hold an int8 value (4-bit significand).
 func (d DeviceSpec) FastestExactInt8() float64 { return max(d.INT8TOPS, d.FP16TFLOPS) }
 
 // FastestAcceptableBF16 returns the peak rate (TFLOPS) of the fastest way
