@@ -34,12 +34,12 @@ func answerBF16(t *testing.T, ch *pb.Challenge, prover peer.ID, c *gpu.Float32Ma
 	for i := range leaves {
 		leaves[i] = gpu.LeafHashFloat32(c.Row(i))
 	}
-	com, op, err := CommitBF16(ch, chCID, prover, c, leaves)
+	com, op, err := oneShot(ch)(CommitBF16(ch, chCID, prover, c, leaves))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, comCID, _ := MessageCID(com)
-	res, err := Verify(context.Background(), gpu.NewCPU(), ch, chCID, com, comCID, op)
+	res, err := Verify(context.Background(), gpu.NewCPU(), ch, chCID, com, comCID, op, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,12 +49,12 @@ func answerBF16(t *testing.T, ch *pb.Challenge, prover peer.ID, c *gpu.Float32Ma
 func TestBF16HonestPasses(t *testing.T) {
 	ch, prover := bf16Challenge(t, 80, 256, 32)
 	_, chCID, _ := MessageCID(ch)
-	com, op, err := Prove(context.Background(), gpu.NewCPU(), ch, chCID, prover)
+	com, op, err := Prove(context.Background(), gpu.NewCPU(), ch, chCID, prover, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, comCID, _ := MessageCID(com)
-	res, err := Verify(context.Background(), gpu.NewCPU(), ch, chCID, com, comCID, op)
+	res, err := Verify(context.Background(), gpu.NewCPU(), ch, chCID, com, comCID, op, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,9 +189,9 @@ func TestSamplingSimulation(t *testing.T) {
 			t.Fatal(err)
 		}
 		if run < 200 { // honest
-			com, op, _ := CommitInt8(ch, chCID, prover, c, leaves)
+			com, op, _ := oneShot(ch)(CommitInt8(ch, chCID, prover, c, leaves))
 			_, comCID, _ := MessageCID(com)
-			if res, _ := Verify(context.Background(), cpu, ch, chCID, com, comCID, op); res.Verdict != pb.Verdict_VERDICT_PASS {
+			if res, _ := Verify(context.Background(), cpu, ch, chCID, com, comCID, op, testSecret); res.Verdict != pb.Verdict_VERDICT_PASS {
 				honestCaught++
 			}
 		}
@@ -199,9 +199,9 @@ func TestSamplingSimulation(t *testing.T) {
 			c.Row(i)[0]++
 			leaves[i] = gpu.LeafHash(c.Row(i))
 		}
-		com, op, _ := CommitInt8(ch, chCID, prover, c, leaves)
+		com, op, _ := oneShot(ch)(CommitInt8(ch, chCID, prover, c, leaves))
 		_, comCID, _ := MessageCID(com)
-		if res, _ := Verify(context.Background(), cpu, ch, chCID, com, comCID, op); res.Verdict != pb.Verdict_VERDICT_PASS {
+		if res, _ := Verify(context.Background(), cpu, ch, chCID, com, comCID, op, testSecret); res.Verdict != pb.Verdict_VERDICT_PASS {
 			caught++
 		}
 	}

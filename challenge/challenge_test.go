@@ -40,7 +40,7 @@ func newChallenge(t testing.TB, challenger, target peer.ID, now time.Time) (*pb.
 	ch := &pb.Challenge{
 		Version: 1, Epoch: testClock.At(now), Challenger: []byte(challenger), Target: []byte(target),
 		Nonce: nonce, Workload: pb.Workload_WORKLOAD_GEMM_INT8, N: 96, K: 64, M: 32,
-		Openings: 20, DeadlineMs: 1000, IssuedUnixMs: now.UnixMilli(),
+		Openings: 20, DeadlineMs: 1000, IssuedUnixMs: now.UnixMilli(), RevealHash: RevealHash(testSecret),
 	}
 	b, c, err := MessageCID(ch)
 	if err != nil {
@@ -61,7 +61,7 @@ func prove(t testing.TB) proved {
 	t.Helper()
 	prover := newPeer(t)
 	ch, _, chCID := newChallenge(t, newPeer(t), prover, time.Now())
-	com, op, err := Prove(context.Background(), gpu.NewCPU(), ch, chCID, prover)
+	com, op, err := Prove(context.Background(), gpu.NewCPU(), ch, chCID, prover, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func prove(t testing.TB) proved {
 
 func (p proved) verify(t *testing.T) Result {
 	t.Helper()
-	res, err := Verify(context.Background(), gpu.NewCPU(), p.ch, p.chCID, p.com, p.comCID, p.op)
+	res, err := Verify(context.Background(), gpu.NewCPU(), p.ch, p.chCID, p.com, p.comCID, p.op, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,12 +101,12 @@ func TestVerifyRejectsSingleWrongElement(t *testing.T) {
 	}
 	c.Row(37)[5]++
 	leaves[37] = gpu.LeafHash(c.Row(37))
-	com, op, err := CommitInt8(ch, chCID, prover, c, leaves)
+	com, op, err := oneShot(ch)(CommitInt8(ch, chCID, prover, c, leaves))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, comCID, _ := MessageCID(com)
-	res, err := Verify(context.Background(), gpu.NewCPU(), ch, chCID, com, comCID, op)
+	res, err := Verify(context.Background(), gpu.NewCPU(), ch, chCID, com, comCID, op, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,9 +154,9 @@ func TestReplayedAnswerFails(t *testing.T) {
 	p := prove(t)
 	ch2, _, ch2CID := newChallenge(t, newPeer(t), peer.ID(p.ch.Target), time.Now())
 	c, leaves, _ := gpu.NewCPU().MatMulInt8(context.Background(), Seed(p.ch), ShapeOf(p.ch))
-	com, op, _ := CommitInt8(ch2, ch2CID, peer.ID(p.ch.Target), c, leaves)
+	com, op, _ := oneShot(ch2)(CommitInt8(ch2, ch2CID, peer.ID(p.ch.Target), c, leaves))
 	_, comCID, _ := MessageCID(com)
-	res, err := Verify(context.Background(), gpu.NewCPU(), ch2, ch2CID, com, comCID, op)
+	res, err := Verify(context.Background(), gpu.NewCPU(), ch2, ch2CID, com, comCID, op, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestReplayedAnswerFails(t *testing.T) {
 
 func TestSampleRows(t *testing.T) {
 	var root [32]byte
-	a, err := SampleRows(root, []byte("nonce"), 100, 66)
+	a, err := SampleRows(root, []byte("nonce"), testSecret, 100, 66)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,11 +179,11 @@ func TestSampleRows(t *testing.T) {
 		seen[i] = true
 	}
 	root[0] = 1
-	b, _ := SampleRows(root, []byte("nonce"), 100, 66)
+	b, _ := SampleRows(root, []byte("nonce"), testSecret, 100, 66)
 	if equalInts(a, b) {
 		t.Fatal("indices do not depend on the root")
 	}
-	if _, err := SampleRows(root, nil, 5, 6); err == nil {
+	if _, err := SampleRows(root, nil, nil, 5, 6); err == nil {
 		t.Fatal("sampling more rows than exist succeeded")
 	}
 }
@@ -463,7 +463,7 @@ func FuzzVerify(f *testing.F) {
 		if proto.Unmarshal(data, op) != nil {
 			return
 		}
-		res, err := Verify(context.Background(), gpu.NewCPU(gpu.WithWorkers(1)), h.p.ch, h.p.chCID, h.p.com, h.p.comCID, op)
+		res, err := Verify(context.Background(), gpu.NewCPU(gpu.WithWorkers(1)), h.p.ch, h.p.chCID, h.p.com, h.p.comCID, op, testSecret)
 		if err != nil {
 			return
 		}
@@ -491,7 +491,7 @@ func proveWorkload(t testing.TB, w pb.Workload) proved {
 		ch.VramLanes, ch.VramLaneBlocks, ch.VramRounds, ch.VramReads = 32, 4, 4, 8
 	}
 	_, chCID, _ := MessageCID(ch)
-	com, op, err := Prove(context.Background(), gpu.NewCPU(), ch, chCID, prover)
+	com, op, err := Prove(context.Background(), gpu.NewCPU(), ch, chCID, prover, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +503,7 @@ func BenchmarkVerify(b *testing.B) {
 	p := prove(b)
 	cpu := gpu.NewCPU()
 	for b.Loop() {
-		if _, err := Verify(context.Background(), cpu, p.ch, p.chCID, p.com, p.comCID, p.op); err != nil {
+		if _, err := Verify(context.Background(), cpu, p.ch, p.chCID, p.com, p.comCID, p.op, testSecret); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -516,4 +516,20 @@ func rootOf(t testing.TB, leaves [][32]byte) [32]byte {
 		t.Fatal(err)
 	}
 	return tr.Root()
+}
+
+// testSecret is the challenger's opening secret in these tests; every test
+// challenge carries its reveal hash.
+var testSecret = []byte("poai test opening secret, 32 b..")
+
+// oneShot opens a commitment at once with testSecret, as a prover does
+// once the challenger has revealed it.
+func oneShot(ch *pb.Challenge) func(*Committed, error) (*pb.Commitment, *pb.Opening, error) {
+	return func(c *Committed, err error) (*pb.Commitment, *pb.Opening, error) {
+		if err != nil {
+			return nil, nil, err
+		}
+		op, err := c.Open(ch, testSecret)
+		return c.Commitment, op, err
+	}
 }

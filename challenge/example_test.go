@@ -26,20 +26,26 @@ func Example() {
 	nonce := make([]byte, 32)
 	rand.Read(nonce)
 	openings := challenge.OpeningsFor(0.9, 0.001)
+	secret := make([]byte, 32) // the challenger's, revealed after the commitment
+	rand.Read(secret)
 	ch := &pb.Challenge{
 		Version: 1, Challenger: []byte(challenger), Target: []byte(target), Nonce: nonce,
 		Workload: pb.Workload_WORKLOAD_GEMM_INT8, N: 128, K: 64, M: 64,
 		Openings: uint32(openings), DeadlineMs: 1000, IssuedUnixMs: time.Now().UnixMilli(),
+		RevealHash: challenge.RevealHash(secret),
 	}
 	_, chCID, _ := challenge.MessageCID(ch)
 
 	cpu := gpu.NewCPU()
-	com, op, err := challenge.Prove(context.Background(), cpu, ch, chCID, target)
+	committed, err := challenge.Run(context.Background(), cpu, ch, chCID, target) // publish committed.Commitment
 	if err != nil {
 		panic(err)
 	}
-	_, comCID, _ := challenge.MessageCID(com)
-	res, err := challenge.Verify(context.Background(), cpu, ch, chCID, com, comCID, op)
+	op, err := committed.Open(ch, secret) // once the challenger reveals the secret
+	if err != nil {
+		panic(err)
+	}
+	res, err := challenge.Verify(context.Background(), cpu, ch, chCID, committed.Commitment, committed.CommitmentCID, op, secret)
 	if err != nil {
 		panic(err)
 	}

@@ -17,57 +17,79 @@ func ShapeOf(ch *pb.Challenge) gpu.Shape {
 	return gpu.Shape{N: int(ch.GetN()), K: int(ch.GetK()), M: int(ch.GetM())}
 }
 
-// Prove runs the challenge's workload on backend and returns the
-// commitment and the Fiat-Shamir opening, authored by prover.
-func Prove(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID cid.Cid, prover peer.ID) (*pb.Commitment, *pb.Opening, error) {
+// Committed is a prover's state between its commitment and its opening:
+// the Merkle tree over its leaves and the values to open.
+type Committed struct {
+	Commitment    *pb.Commitment
+	CommitmentCID cid.Cid
+	chCID         cid.Cid
+	prover        peer.ID
+	tree          *merkle.Tree
+	value         func(i int) []byte
+}
+
+// Run runs the challenge's workload on backend and commits to the result.
+// Publish Committed.Commitment at once; open when the challenger's secret
+// is revealed.
+func Run(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID cid.Cid, prover peer.ID) (*Committed, error) {
 	seed := Seed(ch)
 	switch ch.GetWorkload() {
 	case pb.Workload_WORKLOAD_GEMM_INT8:
 		c, leaves, err := backend.MatMulInt8(ctx, seed, ShapeOf(ch))
 		if err != nil {
-			return nil, nil, fmt.Errorf("run workload: %w", err)
+			return nil, fmt.Errorf("run workload: %w", err)
 		}
 		return CommitInt8(ch, chCID, prover, c, leaves)
 	case pb.Workload_WORKLOAD_GEMM_BF16:
 		c, leaves, err := backend.MatMulBF16(ctx, seed, ShapeOf(ch))
 		if err != nil {
-			return nil, nil, fmt.Errorf("run workload: %w", err)
+			return nil, fmt.Errorf("run workload: %w", err)
 		}
 		return CommitBF16(ch, chCID, prover, c, leaves)
 	case pb.Workload_WORKLOAD_VRAM:
 		outputs, leaves, err := backend.VRAM(ctx, seed, VRAMParamsOf(ch))
 		if err != nil {
-			return nil, nil, fmt.Errorf("run workload: %w", err)
+			return nil, fmt.Errorf("run workload: %w", err)
 		}
-		return Commit(ch, chCID, prover, leaves, func(i int) []byte { return outputs[i][:] })
+		return Commit(chCID, prover, leaves, func(i int) []byte { return outputs[i][:] })
 	}
-	return nil, nil, fmt.Errorf("%w: unsupported workload %v", ErrMalformed, ch.GetWorkload())
+	return nil, fmt.Errorf("%w: unsupported workload %v", ErrMalformed, ch.GetWorkload())
+}
+
+// Prove runs the workload, commits and opens with secret at once: what a
+// prover does when it already holds the revealed secret (tests, benches).
+func Prove(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID cid.Cid, prover peer.ID, secret []byte) (*pb.Commitment, *pb.Opening, error) {
+	c, err := Run(ctx, backend, ch, chCID, prover)
+	if err != nil {
+		return nil, nil, err
+	}
+	op, err := c.Open(ch, secret)
+	return c.Commitment, op, err
 }
 
 // CommitInt8 commits to an int8-product result c (see Commit).
-func CommitInt8(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, c *gpu.Int32Matrix, leaves [][32]byte) (*pb.Commitment, *pb.Opening, error) {
+func CommitInt8(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, c *gpu.Int32Matrix, leaves [][32]byte) (*Committed, error) {
 	if c.Rows != len(leaves) {
-		return nil, nil, fmt.Errorf("commit: %d rows but %d leaves", c.Rows, len(leaves))
+		return nil, fmt.Errorf("commit: %d rows but %d leaves", c.Rows, len(leaves))
 	}
-	return Commit(ch, chCID, prover, leaves, func(i int) []byte { return gpu.EncodeInt32Row(c.Row(i)) })
+	return Commit(chCID, prover, leaves, func(i int) []byte { return gpu.EncodeInt32Row(c.Row(i)) })
 }
 
 // CommitBF16 commits to a bf16-product result c (see Commit).
-func CommitBF16(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, c *gpu.Float32Matrix, leaves [][32]byte) (*pb.Commitment, *pb.Opening, error) {
+func CommitBF16(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, c *gpu.Float32Matrix, leaves [][32]byte) (*Committed, error) {
 	if c.Rows != len(leaves) {
-		return nil, nil, fmt.Errorf("commit: %d rows but %d leaves", c.Rows, len(leaves))
+		return nil, fmt.Errorf("commit: %d rows but %d leaves", c.Rows, len(leaves))
 	}
-	return Commit(ch, chCID, prover, leaves, func(i int) []byte { return gpu.EncodeFloat32Row(c.Row(i)) })
+	return Commit(chCID, prover, leaves, func(i int) []byte { return gpu.EncodeFloat32Row(c.Row(i)) })
 }
 
-// Commit builds the Merkle tree over leaves and returns the commitment to
-// its root and the opening of the leaves that SampleRows picks from that
-// root and the challenge nonce; value(i) returns the encoded leaf i. Commit
-// does not check that the values are right — that is what verifiers do.
-func Commit(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, leaves [][32]byte, value func(i int) []byte) (*pb.Commitment, *pb.Opening, error) {
+// Commit builds the Merkle tree over leaves and the commitment to its
+// root; value(i) returns the encoded leaf i for the opening. Commit does
+// not check that the values are right — that is what verifiers do.
+func Commit(chCID cid.Cid, prover peer.ID, leaves [][32]byte, value func(i int) []byte) (*Committed, error) {
 	tree, err := merkle.New(leaves)
 	if err != nil {
-		return nil, nil, fmt.Errorf("commit: %w", err)
+		return nil, fmt.Errorf("commit: %w", err)
 	}
 	root := tree.Root()
 	com := &pb.Commitment{
@@ -78,23 +100,29 @@ func Commit(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, leaves [][32]byte, 
 	}
 	_, comCID, err := MessageCID(com)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	idx, err := SampleRows(root, ch.GetNonce(), len(leaves), min(int(ch.GetOpenings()), len(leaves)))
+	return &Committed{Commitment: com, CommitmentCID: comCID, chCID: chCID, prover: prover, tree: tree, value: value}, nil
+}
+
+// Open returns the opening of the leaves SampleRows draws from the root,
+// the challenge nonce and the challenger's revealed secret.
+func (c *Committed) Open(ch *pb.Challenge, secret []byte) (*pb.Opening, error) {
+	idx, err := SampleRows(c.tree.Root(), ch.GetNonce(), secret, c.tree.Size(), min(int(ch.GetOpenings()), c.tree.Size()))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	op := &pb.Opening{ChallengeCid: chCID.Bytes(), CommitmentCid: comCID.Bytes(), Prover: []byte(prover)}
+	op := &pb.Opening{ChallengeCid: c.chCID.Bytes(), CommitmentCid: c.CommitmentCID.Bytes(), Prover: []byte(c.prover)}
 	for _, i := range idx {
-		proof, err := tree.Proof(i)
+		proof, err := c.tree.Proof(i)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		ro := &pb.RowOpening{Index: uint32(i), Values: value(i)}
+		ro := &pb.RowOpening{Index: uint32(i), Values: c.value(i)}
 		for _, h := range proof {
 			ro.Proof = append(ro.Proof, h[:])
 		}
 		op.Rows = append(op.Rows, ro)
 	}
-	return com, op, nil
+	return op, nil
 }

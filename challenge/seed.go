@@ -12,8 +12,9 @@ import (
 
 // Domain-separation tags for the hashes this package derives.
 const (
-	seedTag = "poai/1/seed"
-	fsTag   = "poai/1/fiat-shamir"
+	seedTag   = "poai/1/seed"
+	fsTag     = "poai/1/fiat-shamir"
+	revealTag = "poai/1/reveal"
 )
 
 // Seed derives the workload seed of a challenge: SHA-256(tag || the
@@ -45,13 +46,21 @@ func writeField(h interface{ Write([]byte) (int, error) }, b []byte) {
 	h.Write(b)
 }
 
-// SampleRows returns count distinct row indices in [0, n), chosen by
-// Fiat-Shamir from the Merkle root and the challenge nonce: a stream of
-// SHA-256(tag || root || nonce || counter) words, rejection-sampled so every
-// index is uniform. The prover cannot choose which rows are opened without
-// changing the root, which fixes every row first. It returns an error if
-// count > n or n ≤ 0.
-func SampleRows(root merkle.Hash, nonce []byte, n, count int) ([]int, error) {
+// RevealHash returns SHA-256(tag || secret), the commitment to a
+// challenger's opening secret carried in the challenge.
+func RevealHash(secret []byte) []byte {
+	h := sha256.Sum256(append([]byte(revealTag), secret...))
+	return h[:]
+}
+
+// SampleRows returns count distinct leaf indices in [0, n), drawn from the
+// Merkle root, the challenge nonce and the challenger's revealed secret: a
+// stream of SHA-256(tag || root || nonce || secret || counter) words,
+// rejection-sampled so every index is uniform. The root fixes every leaf
+// before the indices exist, and the secret, revealed only after the
+// commitment, keeps the prover from grinding its root against them. It
+// returns an error if count > n or n ≤ 0.
+func SampleRows(root merkle.Hash, nonce, secret []byte, n, count int) ([]int, error) {
 	if n <= 0 || count < 0 || count > n {
 		return nil, fmt.Errorf("%w: cannot sample %d of %d rows", ErrMalformed, count, n)
 	}
@@ -64,6 +73,7 @@ func SampleRows(root merkle.Hash, nonce []byte, n, count int) ([]int, error) {
 		h.Write([]byte(fsTag))
 		h.Write(root[:])
 		writeField(h, nonce)
+		writeField(h, secret)
 		var c [8]byte
 		binary.BigEndian.PutUint64(c[:], ctr)
 		h.Write(c[:])

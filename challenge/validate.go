@@ -185,6 +185,8 @@ func (v *Validator) Challenge(from peer.ID, data []byte, now time.Time) (*pb.Cha
 		return nil, cid.Undef, fmt.Errorf("%w: challenger targets itself", ErrMalformed)
 	case len(m.GetNonce()) != 32:
 		return nil, cid.Undef, fmt.Errorf("%w: nonce has %d bytes, want 32", ErrMalformed, len(m.GetNonce()))
+	case len(m.GetRevealHash()) != 32:
+		return nil, cid.Undef, fmt.Errorf("%w: reveal_hash has %d bytes, want 32", ErrMalformed, len(m.GetRevealHash()))
 	case m.GetDeadlineMs() == 0 || time.Duration(m.GetDeadlineMs())*time.Millisecond > v.limits.MaxDeadline:
 		return nil, cid.Undef, fmt.Errorf("%w: deadline %d ms", ErrMalformed, m.GetDeadlineMs())
 	case m.GetOpenings() == 0 || int(m.GetOpenings()) > v.limits.MaxOpenings:
@@ -303,6 +305,28 @@ func (v *Validator) Opening(from peer.ID, data []byte, now time.Time) (*pb.Openi
 		if len(r.GetProof()) > 64 {
 			return nil, cid.Undef, fmt.Errorf("%w: proof of %d hashes", ErrMalformed, len(r.GetProof()))
 		}
+	}
+	v.accept(c, now)
+	return m, c, nil
+}
+
+// Reveal validates a challenger's reveal signed by from. Whether the
+// secret matches the challenge is the node's check: that needs the
+// challenge.
+func (v *Validator) Reveal(from peer.ID, data []byte, now time.Time) (*pb.Reveal, cid.Cid, error) {
+	m := &pb.Reveal{}
+	c, err := v.decode(data, v.limits.MaxCommitment, m, now)
+	if err != nil {
+		return nil, cid.Undef, err
+	}
+	if err := author("challenger", m.GetChallenger(), from); err != nil {
+		return nil, cid.Undef, err
+	}
+	if _, err := parseCID("challenge_cid", m.GetChallengeCid()); err != nil {
+		return nil, cid.Undef, err
+	}
+	if len(m.GetSecret()) != 32 {
+		return nil, cid.Undef, fmt.Errorf("%w: secret has %d bytes, want 32", ErrMalformed, len(m.GetSecret()))
 	}
 	v.accept(c, now)
 	return m, c, nil

@@ -35,12 +35,12 @@ func TestVRAMHonestAndWrongLanes(t *testing.T) {
 		t.Fatal(err)
 	}
 	verify := func(outputs, leaves [][32]byte) Result {
-		com, op, err := Commit(ch, chCID, prover, leaves, func(i int) []byte { return outputs[i][:] })
+		com, op, err := oneShot(ch)(Commit(chCID, prover, leaves, func(i int) []byte { return outputs[i][:] }))
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, comCID, _ := MessageCID(com)
-		res, err := Verify(context.Background(), gpu.NewCPU(), ch, chCID, com, comCID, op)
+		res, err := Verify(context.Background(), gpu.NewCPU(), ch, chCID, com, comCID, op, testSecret)
 		if err != nil {
 			t.Fatal(err)
 		}

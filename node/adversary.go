@@ -59,7 +59,7 @@ func (r Role) Adversary() bool { return r != RoleHonest && r != "" }
 
 // lazyProve (adversary) computes rows [0, LazyFraction·n) honestly, fills
 // the others with noise, and commits to the lot.
-func (n *Node) lazyProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*pb.Commitment, *pb.Opening, error) {
+func (n *Node) lazyProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
 	if ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
 		return n.lazyVRAM(ch, chCID)
 	}
@@ -76,7 +76,7 @@ func (n *Node) lazyProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (
 	case pb.Workload_WORKLOAD_GEMM_BF16:
 		part, err := n.cpu.RowsBF16(ctx, seed, shape, rows)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		c := &gpu.Float32Matrix{Rows: shape.N, Cols: shape.M, Data: make([]float32, shape.N*shape.M)}
 		copy(c.Data, part.Data)
@@ -93,7 +93,7 @@ func (n *Node) lazyProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (
 	default:
 		part, err := n.cpu.RowsInt8(ctx, seed, shape, rows)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		c := &gpu.Int32Matrix{Rows: shape.N, Cols: shape.M, Data: make([]int32, shape.N*shape.M)}
 		copy(c.Data, part.Data)
@@ -112,7 +112,7 @@ func (n *Node) lazyProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (
 
 // lazyVRAM (adversary) fills the memory but runs the read chains of only
 // the first LazyFraction of the lanes, making up the other lanes' outputs.
-func (n *Node) lazyVRAM(ch *pb.Challenge, chCID cid.Cid) (*pb.Commitment, *pb.Opening, error) {
+func (n *Node) lazyVRAM(ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
 	p, seed := challenge.VRAMParamsOf(ch), challenge.Seed(ch)
 	mem := make([][32]byte, p.Lanes*p.Blocks)
 	for g := range mem {
@@ -128,7 +128,7 @@ func (n *Node) lazyVRAM(ch *pb.Challenge, chCID cid.Cid) (*pb.Commitment, *pb.Op
 		}
 		leaves[l] = merkle.LeafHash(outputs[l][:])
 	}
-	return challenge.Commit(ch, chCID, n.id, leaves, func(i int) []byte { return outputs[i][:] })
+	return challenge.Commit(chCID, n.id, leaves, func(i int) []byte { return outputs[i][:] })
 }
 
 // replayAnswer is a result kept by the replay adversary.
@@ -139,7 +139,7 @@ type replayAnswer struct {
 
 // replayProve (adversary) answers with the result of its first challenge
 // of the same workload.
-func (n *Node) replayProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*pb.Commitment, *pb.Opening, error) {
+func (n *Node) replayProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
 	if n.replay == nil {
 		n.replay = map[pb.Workload]replayAnswer{}
 	}
@@ -150,23 +150,23 @@ func (n *Node) replayProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid)
 		case pb.Workload_WORKLOAD_VRAM:
 			outputs, leaves, err := n.backend.VRAM(ctx, seed, challenge.VRAMParamsOf(ch))
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			old = replayAnswer{leaves, func(i int) []byte { return outputs[i][:] }}
 		case pb.Workload_WORKLOAD_GEMM_BF16:
 			c, leaves, err := n.backend.MatMulBF16(ctx, seed, shape)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			old = replayAnswer{leaves, func(i int) []byte { return gpu.EncodeFloat32Row(c.Row(i)) }}
 		default:
 			c, leaves, err := n.backend.MatMulInt8(ctx, seed, shape)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			old = replayAnswer{leaves, func(i int) []byte { return gpu.EncodeInt32Row(c.Row(i)) }}
 		}
 		n.replay[ch.GetWorkload()] = old
 	}
-	return challenge.Commit(ch, chCID, n.id, old.leaves, old.value)
+	return challenge.Commit(chCID, n.id, old.leaves, old.value)
 }

@@ -99,6 +99,7 @@ type Node struct {
 	peers   map[peer.ID]*peerEntry
 	tracked map[string]*tracked
 	slots   map[string]uint64 // target/epoch/challenger already challenged → epoch
+	secrets map[string][]byte // opening secrets of the challenges this node issued
 	orphans map[string]*orphan
 
 	// Owned by the prover goroutine.
@@ -132,6 +133,9 @@ type tracked struct {
 	comCID     cid.Cid
 	comAt      time.Time
 	op         *pb.Opening
+	secret     []byte               // the challenger's revealed opening secret
+	committed  *challenge.Committed // this node's own proof, when it is the target
+	opened     bool
 	verifying  bool
 	attested   bool
 }
@@ -183,6 +187,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 		peers:     make(map[peer.ID]*peerEntry),
 		tracked:   make(map[string]*tracked),
 		slots:     make(map[string]uint64),
+		secrets:   make(map[string][]byte),
 		orphans:   make(map[string]*orphan),
 		events:    make(chan func(), 4096),
 		proveQ:    make(chan proveJob, 16),
@@ -254,6 +259,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		{p2p.TopicClaims, wrap(n.validator.Claim), n.onClaim},
 		{p2p.TopicChallenges, wrap(n.validator.Challenge), n.onChallenge},
 		{p2p.TopicCommitments, wrap(n.validator.Commitment), n.onCommitment},
+		{p2p.TopicReveals, wrap(n.validator.Reveal), n.onReveal},
 		{p2p.TopicOpenings, wrap(n.validator.Opening), n.onOpening},
 		{p2p.TopicAttestation, wrap(n.validator.Attestation), n.onAttestation},
 	} {
@@ -438,6 +444,11 @@ func (n *Node) expire(now time.Time) {
 			delete(n.tracked, k)
 		}
 	}
+	for k := range n.secrets {
+		if _, ok := n.tracked[k]; !ok {
+			delete(n.secrets, k)
+		}
+	}
 	for k, e := range n.slots {
 		if e+3 < n.clock.At(now) {
 			delete(n.slots, k)
@@ -480,11 +491,22 @@ func (n *Node) issue(e uint64, target peer.ID) {
 		n.log.Error("nonce", "err", err)
 		return
 	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		n.log.Error("secret", "err", err)
+		return
+	}
 	ch := &pb.Challenge{
 		Version: 1, Epoch: e, Challenger: []byte(n.id), Target: []byte(target), Nonce: nonce,
-		IssuedUnixMs: time.Now().UnixMilli(), ClaimCid: p.claimCID.Bytes(),
+		IssuedUnixMs: time.Now().UnixMilli(), ClaimCid: p.claimCID.Bytes(), RevealHash: challenge.RevealHash(secret),
 	}
 	plan.Apply(ch)
+	_, chCID, err := challenge.MessageCID(ch)
+	if err != nil {
+		n.log.Error("encode challenge", "err", err)
+		return
+	}
+	n.secrets[chCID.KeyString()] = secret
 	n.metrics.issued.Inc()
 	n.bump(func(s *Stats) { s.Issued++ })
 	n.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "workload", plan.Workload,
@@ -624,6 +646,11 @@ func (n *Node) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment, co
 		return // only the target's first commitment counts
 	}
 	t.com, t.comCID, t.comAt = com, comCID, at
+	if secret, ok := n.secrets[t.cid.KeyString()]; ok && t.challenger == n.id {
+		// The target has committed: reveal the opening secret.
+		delete(n.secrets, t.cid.KeyString())
+		n.publish(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Challenger: []byte(n.id), Secret: secret})
+	}
 	n.tryVerify(t)
 }
 
@@ -638,11 +665,11 @@ func (n *Node) acceptOpening(t *tracked, from peer.ID, op *pb.Opening) {
 // tryVerify verifies and attests once both the commitment and the opening
 // of a challenge this node verifies have arrived.
 func (n *Node) tryVerify(t *tracked) {
-	if !t.verifier || t.attested || t.verifying || t.com == nil || t.op == nil {
+	if !t.verifier || t.attested || t.verifying || t.com == nil || t.op == nil || t.secret == nil {
 		return
 	}
 	t.verifying = true
-	ch, chCID, com, comCID, op := t.ch, t.cid, t.com, t.comCID, t.op
+	ch, chCID, com, comCID, op, secret := t.ch, t.cid, t.com, t.comCID, t.op, t.secret
 	// Verification runs off the loop, one at a time, bounded in time, so a
 	// costly opening never stalls the node's other work.
 	n.wg.Add(1)
@@ -657,7 +684,7 @@ func (n *Node) tryVerify(t *tracked) {
 		ctx, cancel := context.WithTimeout(n.ctx, verifyTimeout)
 		defer cancel()
 		start := time.Now()
-		res, err := challenge.Verify(ctx, n.cpu, ch, chCID, com, comCID, op)
+		res, err := challenge.Verify(ctx, n.cpu, ch, chCID, com, comCID, op, secret)
 		n.metrics.verifyTime.Observe(time.Since(start).Seconds())
 		n.post(func() { n.verified(t, res, err) })
 	}()
@@ -690,6 +717,13 @@ func (n *Node) verified(t *tracked, res challenge.Result, err error) {
 func (n *Node) finalize(t *tracked) {
 	if t.attested || t.verifying {
 		return // attested, or the answer came and is being checked
+	}
+	if t.com != nil && t.secret == nil {
+		// The target committed but the challenger never revealed its
+		// secret, so nobody could open: not the target's fault.
+		n.log.Info("challenge void: the challenger did not reveal", "challenge", t.cid, "challenger", shortID(t.challenger))
+		t.attested = true
+		return
 	}
 	latency := time.Since(t.receivedAt)
 	if t.com != nil {
@@ -760,17 +794,16 @@ func (n *Node) answer(job proveJob) {
 	defer cancel()
 	start := time.Now()
 	var (
-		com *pb.Commitment
-		op  *pb.Opening
-		err error
+		committed *challenge.Committed
+		err       error
 	)
 	switch n.role {
 	case RoleLazy:
-		com, op, err = n.lazyProve(ctx, job.ch, job.cid)
+		committed, err = n.lazyProve(ctx, job.ch, job.cid)
 	case RoleReplay:
-		com, op, err = n.replayProve(ctx, job.ch, job.cid)
+		committed, err = n.replayProve(ctx, job.ch, job.cid)
 	default:
-		com, op, err = challenge.Prove(ctx, n.backend, job.ch, job.cid, n.id)
+		committed, err = challenge.Run(ctx, n.backend, job.ch, job.cid, n.id)
 	}
 	n.metrics.proveTime.Observe(time.Since(start).Seconds())
 	if err != nil {
@@ -784,8 +817,53 @@ func (n *Node) answer(job proveJob) {
 	n.metrics.answered.WithLabelValues("answered").Inc()
 	n.bump(func(s *Stats) { s.Answered++ })
 	n.log.Debug("challenge answered", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "deadline", deadline)
-	n.publish(p2p.TopicCommitments, com)
-	n.publish(p2p.TopicOpenings, op)
+	n.publish(p2p.TopicCommitments, committed.Commitment)
+	// The opening waits for the challenger's secret (onReveal).
+	n.post(func() {
+		if t, ok := n.tracked[job.cid.KeyString()]; ok {
+			t.committed = committed
+			n.open(t)
+		}
+	})
+}
+
+// open publishes this node's opening of a challenge it proved, once both
+// its commitment and the challenger's secret are there.
+func (n *Node) open(t *tracked) {
+	if t.committed == nil || t.secret == nil || t.opened {
+		return
+	}
+	t.opened = true
+	committed, ch, secret := t.committed, t.ch, t.secret
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		op, err := committed.Open(ch, secret)
+		if err != nil {
+			n.log.Error("open", "challenge", t.cid, "err", err)
+			return
+		}
+		n.publish(p2p.TopicOpenings, op)
+	}()
+}
+
+// onReveal takes a challenger's secret: this node opens its own proof
+// with it, or verifies the target's opening.
+func (n *Node) onReveal(from peer.ID, d decoded, _ time.Time) {
+	r := d.msg.(*pb.Reveal)
+	t, ok := n.tracked[string(r.GetChallengeCid())]
+	if !ok || from != t.challenger || t.secret != nil {
+		return
+	}
+	if string(challenge.RevealHash(r.GetSecret())) != string(t.ch.GetRevealHash()) {
+		n.log.Info("reveal does not match its challenge", "challenger", shortID(from), "challenge", t.cid)
+		return
+	}
+	t.secret = r.GetSecret()
+	if t.target == n.id {
+		n.open(t)
+	}
+	n.tryVerify(t)
 }
 
 func (n *Node) bump(f func(*Stats)) {

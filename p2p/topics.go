@@ -8,6 +8,7 @@ const (
 	TopicChallenges  = "/poai/" + ProtocolVersion + "/challenges"
 	TopicCommitments = "/poai/" + ProtocolVersion + "/commitments"
 	TopicOpenings    = "/poai/" + ProtocolVersion + "/openings"
+	TopicReveals     = "/poai/" + ProtocolVersion + "/reveals"
 	TopicAttestation = "/poai/" + ProtocolVersion + "/attestations"
 	// MDNSServiceTag is the service name peers advertise over mDNS.
 	MDNSServiceTag = "poai-" + ProtocolVersion
@@ -16,4 +17,4 @@ const (
 )
 
 // Topics lists every topic a full node joins, in the order it joins them.
-var Topics = []string{TopicClaims, TopicChallenges, TopicCommitments, TopicOpenings, TopicAttestation}
+var Topics = []string{TopicClaims, TopicChallenges, TopicCommitments, TopicReveals, TopicOpenings, TopicAttestation}

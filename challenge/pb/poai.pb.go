@@ -301,8 +301,10 @@ type Challenge struct {
 	VramLaneBlocks uint32 `protobuf:"varint,15,opt,name=vram_lane_blocks,json=vramLaneBlocks,proto3" json:"vram_lane_blocks,omitempty"`
 	VramRounds     uint32 `protobuf:"varint,16,opt,name=vram_rounds,json=vramRounds,proto3" json:"vram_rounds,omitempty"`
 	VramReads      uint32 `protobuf:"varint,17,opt,name=vram_reads,json=vramReads,proto3" json:"vram_reads,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// SHA-256 commitment to the challenger's opening secret (see Reveal).
+	RevealHash    []byte `protobuf:"bytes,18,opt,name=reveal_hash,json=revealHash,proto3" json:"reveal_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Challenge) Reset() {
@@ -454,6 +456,79 @@ func (x *Challenge) GetVramReads() uint32 {
 	return 0
 }
 
+func (x *Challenge) GetRevealHash() []byte {
+	if x != nil {
+		return x.RevealHash
+	}
+	return nil
+}
+
+// Reveal discloses the challenger's opening secret once the target's
+// commitment is out. The opened leaves derive from the committed root, the
+// nonce and this secret, so a prover cannot grind its commitment until the
+// sampled leaves avoid the ones it skipped.
+type Reveal struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ChallengeCid []byte                 `protobuf:"bytes,1,opt,name=challenge_cid,json=challengeCid,proto3" json:"challenge_cid,omitempty"`
+	Challenger   []byte                 `protobuf:"bytes,2,opt,name=challenger,proto3" json:"challenger,omitempty"`
+	// 32 bytes whose SHA-256 (with the reveal tag) is the challenge's
+	// reveal_hash.
+	Secret        []byte `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reveal) Reset() {
+	*x = Reveal{}
+	mi := &file_poai_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reveal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reveal) ProtoMessage() {}
+
+func (x *Reveal) ProtoReflect() protoreflect.Message {
+	mi := &file_poai_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reveal.ProtoReflect.Descriptor instead.
+func (*Reveal) Descriptor() ([]byte, []int) {
+	return file_poai_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Reveal) GetChallengeCid() []byte {
+	if x != nil {
+		return x.ChallengeCid
+	}
+	return nil
+}
+
+func (x *Reveal) GetChallenger() []byte {
+	if x != nil {
+		return x.Challenger
+	}
+	return nil
+}
+
+func (x *Reveal) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
 // Commitment is the prover's Merkle root over the rows of C (GEMM
 // workloads) or the lane outputs (VRAM workload).
 type Commitment struct {
@@ -468,7 +543,7 @@ type Commitment struct {
 
 func (x *Commitment) Reset() {
 	*x = Commitment{}
-	mi := &file_poai_proto_msgTypes[2]
+	mi := &file_poai_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +555,7 @@ func (x *Commitment) String() string {
 func (*Commitment) ProtoMessage() {}
 
 func (x *Commitment) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[2]
+	mi := &file_poai_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +568,7 @@ func (x *Commitment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Commitment.ProtoReflect.Descriptor instead.
 func (*Commitment) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{2}
+	return file_poai_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Commitment) GetChallengeCid() []byte {
@@ -538,7 +613,7 @@ type RowOpening struct {
 
 func (x *RowOpening) Reset() {
 	*x = RowOpening{}
-	mi := &file_poai_proto_msgTypes[3]
+	mi := &file_poai_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +625,7 @@ func (x *RowOpening) String() string {
 func (*RowOpening) ProtoMessage() {}
 
 func (x *RowOpening) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[3]
+	mi := &file_poai_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +638,7 @@ func (x *RowOpening) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowOpening.ProtoReflect.Descriptor instead.
 func (*RowOpening) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{3}
+	return file_poai_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RowOpening) GetIndex() uint32 {
@@ -601,7 +676,7 @@ type Opening struct {
 
 func (x *Opening) Reset() {
 	*x = Opening{}
-	mi := &file_poai_proto_msgTypes[4]
+	mi := &file_poai_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +688,7 @@ func (x *Opening) String() string {
 func (*Opening) ProtoMessage() {}
 
 func (x *Opening) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[4]
+	mi := &file_poai_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +701,7 @@ func (x *Opening) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Opening.ProtoReflect.Descriptor instead.
 func (*Opening) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{4}
+	return file_poai_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Opening) GetChallengeCid() []byte {
@@ -680,7 +755,7 @@ type Attestation struct {
 
 func (x *Attestation) Reset() {
 	*x = Attestation{}
-	mi := &file_poai_proto_msgTypes[5]
+	mi := &file_poai_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +767,7 @@ func (x *Attestation) String() string {
 func (*Attestation) ProtoMessage() {}
 
 func (x *Attestation) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[5]
+	mi := &file_poai_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,7 +780,7 @@ func (x *Attestation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attestation.ProtoReflect.Descriptor instead.
 func (*Attestation) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{5}
+	return file_poai_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Attestation) GetChallengeCid() []byte {
@@ -797,7 +872,7 @@ const file_poai_proto_rawDesc = "" +
 	"\abackend\x18\b \x01(\tR\abackend\x12$\n" +
 	"\x0eissued_unix_ms\x18\t \x01(\x03R\fissuedUnixMs\x12\x1b\n" +
 	"\thash_ghps\x18\n" +
-	" \x01(\x01R\bhashGhps\"\xeb\x03\n" +
+	" \x01(\x01R\bhashGhps\"\x8c\x04\n" +
 	"\tChallenge\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1e\n" +
@@ -822,7 +897,15 @@ const file_poai_proto_rawDesc = "" +
 	"\vvram_rounds\x18\x10 \x01(\rR\n" +
 	"vramRounds\x12\x1d\n" +
 	"\n" +
-	"vram_reads\x18\x11 \x01(\rR\tvramReads\"\x82\x01\n" +
+	"vram_reads\x18\x11 \x01(\rR\tvramReads\x12\x1f\n" +
+	"\vreveal_hash\x18\x12 \x01(\fR\n" +
+	"revealHash\"e\n" +
+	"\x06Reveal\x12#\n" +
+	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x1e\n" +
+	"\n" +
+	"challenger\x18\x02 \x01(\fR\n" +
+	"challenger\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\fR\x06secret\"\x82\x01\n" +
 	"\n" +
 	"Commitment\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x16\n" +
@@ -880,20 +963,21 @@ func file_poai_proto_rawDescGZIP() []byte {
 }
 
 var file_poai_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_poai_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_poai_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_poai_proto_goTypes = []any{
 	(Workload)(0),       // 0: poai.v1.Workload
 	(Verdict)(0),        // 1: poai.v1.Verdict
 	(*DeviceClaim)(nil), // 2: poai.v1.DeviceClaim
 	(*Challenge)(nil),   // 3: poai.v1.Challenge
-	(*Commitment)(nil),  // 4: poai.v1.Commitment
-	(*RowOpening)(nil),  // 5: poai.v1.RowOpening
-	(*Opening)(nil),     // 6: poai.v1.Opening
-	(*Attestation)(nil), // 7: poai.v1.Attestation
+	(*Reveal)(nil),      // 4: poai.v1.Reveal
+	(*Commitment)(nil),  // 5: poai.v1.Commitment
+	(*RowOpening)(nil),  // 6: poai.v1.RowOpening
+	(*Opening)(nil),     // 7: poai.v1.Opening
+	(*Attestation)(nil), // 8: poai.v1.Attestation
 }
 var file_poai_proto_depIdxs = []int32{
 	0, // 0: poai.v1.Challenge.workload:type_name -> poai.v1.Workload
-	5, // 1: poai.v1.Opening.rows:type_name -> poai.v1.RowOpening
+	6, // 1: poai.v1.Opening.rows:type_name -> poai.v1.RowOpening
 	1, // 2: poai.v1.Attestation.verdict:type_name -> poai.v1.Verdict
 	3, // [3:3] is the sub-list for method output_type
 	3, // [3:3] is the sub-list for method input_type
@@ -913,7 +997,7 @@ func file_poai_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_poai_proto_rawDesc), len(file_poai_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

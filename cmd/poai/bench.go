@@ -75,6 +75,8 @@ and as a fraction of the prover's time and work (multiply-adds or hashes).`,
 			for _, j := range jobs {
 				target, challenger := benchPeer(), benchPeer()
 				j.ch.Target, j.ch.Challenger = []byte(target), []byte(challenger)
+				secret := benchNonce()
+				j.ch.RevealHash = challenge.RevealHash(secret)
 				_, chCID, err := challenge.MessageCID(j.ch)
 				if err != nil {
 					return err
@@ -87,7 +89,7 @@ and as a fraction of the prover's time and work (multiply-adds or hashes).`,
 				for r := range reps {
 					bar.step(fmt.Sprintf("%s: prove %d/%d", j.name, r+1, reps))
 					start := time.Now()
-					com, op, err = challenge.Prove(ctx, cpu, j.ch, chCID, target)
+					com, op, err = challenge.Prove(ctx, cpu, j.ch, chCID, target, secret)
 					if err != nil {
 						return err
 					}
@@ -98,7 +100,7 @@ and as a fraction of the prover's time and work (multiply-adds or hashes).`,
 				bar.step(j.name + ": verify")
 				_, comCID, _ := challenge.MessageCID(com)
 				vstart := time.Now()
-				res, err := challenge.Verify(ctx, cpu, j.ch, chCID, com, comCID, op)
+				res, err := challenge.Verify(ctx, cpu, j.ch, chCID, com, comCID, op, secret)
 				if err != nil {
 					return err
 				}
