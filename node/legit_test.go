@@ -55,29 +55,29 @@ func TestLegitimateChallenges(t *testing.T) {
 		plan.Apply(ch)
 		return ch
 	}
-	if err := n.legitimate(mk(outsider), outsider, now); err == nil {
+	if err := n.legitimate(mk(outsider), "a", outsider, now); err == nil {
 		t.Fatal("challenge from an unscheduled peer accepted")
 	}
 	small := mk(scheduled)
 	small.N, small.Openings = 8, 1
-	if err := n.legitimate(small, scheduled, now); err == nil {
+	if err := n.legitimate(small, "b", scheduled, now); err == nil {
 		t.Fatal("under-sized challenge accepted")
 	}
 	long := mk(scheduled)
 	long.DeadlineMs *= 10
-	if err := n.legitimate(long, scheduled, now); err == nil {
+	if err := n.legitimate(long, "c", scheduled, now); err == nil {
 		t.Fatal("challenge with a longer deadline than planned accepted")
 	}
-	if err := n.legitimate(mk(scheduled), scheduled, now); err != nil {
+	if err := n.legitimate(mk(scheduled), "d", scheduled, now); err != nil {
 		t.Fatalf("the planned challenge from the scheduled challenger refused: %v", err)
 	}
-	if err := n.legitimate(mk(scheduled), scheduled, now); err == nil {
+	if err := n.legitimate(mk(scheduled), "d", scheduled, now); err == nil {
 		t.Fatal("a second challenge of the target in the same epoch accepted")
 	}
 	huge := mk(ranked[1])
 	huge.Workload = pb.Workload_WORKLOAD_VRAM
 	huge.VramLanes, huge.VramLaneBlocks, huge.VramRounds, huge.VramReads = 1<<20, 1<<20, 1, 1
-	if err := n.legitimate(huge, ranked[1], now); err == nil {
+	if err := n.legitimate(huge, "e", ranked[1], now); err == nil {
 		t.Fatal("a VRAM challenge for 32 TiB accepted for a 1 MiB claim")
 	}
 }

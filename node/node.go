@@ -530,7 +530,7 @@ const maxTracked = 1 << 14
 // for the target's claim. So nobody can make a node prove, or verify, a
 // challenge sized for another device, pick a target's verifiers by
 // grinding nonces, or add passes to a friend's record at will.
-func (n *Node) legitimate(ch *pb.Challenge, from peer.ID, at time.Time) error {
+func (n *Node) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Time) error {
 	target := peer.ID(ch.GetTarget())
 	claim := n.claim
 	if target != n.id {
@@ -540,10 +540,11 @@ func (n *Node) legitimate(ch *pb.Challenge, from peer.ID, at time.Time) error {
 		}
 		claim = p.claim
 	}
-	var key [8]byte
-	binary.BigEndian.PutUint64(key[:], ch.GetEpoch())
-	ranked := rank("poai/1/challenger", append(key[:], target...), n.livePeers(at), target)
-	if !slices.Contains(ranked[:min(2, len(ranked))], from) {
+	var epoch [8]byte
+	binary.BigEndian.PutUint64(epoch[:], ch.GetEpoch())
+	ranked := rank("poai/1/challenger", append(epoch[:], target...), n.livePeers(at), target)
+	_, own := n.secrets[key] // issued here, on this node's view at the epoch's start
+	if !own && !slices.Contains(ranked[:min(2, len(ranked))], from) {
 		return errors.New("sender is not a scheduled challenger of the target this epoch")
 	}
 	slot := fmt.Sprintf("%s/%d/%s", target, ch.GetEpoch(), from)
@@ -570,7 +571,7 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 	if _, dup := n.tracked[key]; dup {
 		return
 	}
-	if err := n.legitimate(ch, from, at); err != nil {
+	if err := n.legitimate(ch, key, from, at); err != nil {
 		n.metrics.ignored.Inc()
 		n.log.Debug("challenge ignored", "challenge", d.cid, "from", shortID(from), "reason", err)
 		return
