@@ -78,3 +78,33 @@ func TestAPITokenRequiredBeyondLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestMetricsIncludeLibp2p(t *testing.T) {
+	c := testConfig()
+	c.Metrics.Listen = "127.0.0.1:0" // any non-empty value turns libp2p's metrics on
+	n, err := New(t.TempDir(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	mfs, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, mf := range mfs {
+		have[mf.GetName()] = true
+	}
+	for _, name := range []string{"poai_challenges_issued_total", "poai_live_peers", "libp2p_rcmgr_connections", "libp2p_identify_addrs_count", "libp2p_eventbus_events_emitted_total"} {
+		if !have[name] {
+			var names []string
+			for k := range have {
+				names = append(names, k)
+			}
+			t.Fatalf("metric %s missing; have %v", name, names)
+		}
+	}
+}

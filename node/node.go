@@ -244,6 +244,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	pc.ListenAddrs = n.cfg.P2P.Listen
 	pc.Bootstrap = n.cfg.P2P.Bootstrap
 	pc.MDNS = n.cfg.P2P.MDNS
+	if n.cfg.Metrics.Listen != "" {
+		pc.Metrics = n.metrics.registry
+	}
 	n.host, err = p2p.New(n.key, pc, n.log)
 	if err != nil {
 		return err

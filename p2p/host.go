@@ -20,6 +20,7 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a Host.
@@ -40,6 +41,9 @@ type Config struct {
 	ReconnectInterval time.Duration
 	// ConnLow and ConnHigh are the connection manager's watermarks.
 	ConnLow, ConnHigh int
+	// Metrics, when set, receives go-libp2p's own metrics (swarm,
+	// identify, eventbus, resource manager...); nil disables them.
+	Metrics prometheus.Registerer
 }
 
 // DefaultConfig listens on all interfaces, TCP and QUIC port 4001, with
@@ -105,7 +109,18 @@ func New(key crypto.PrivKey, cfg Config, log *slog.Logger) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.DefaultLimits.AutoScale()))
+	var rmOpts []rcmgr.Option
+	metricsOpt := libp2p.DisableMetrics()
+	if cfg.Metrics != nil {
+		rcmgr.MustRegisterWith(cfg.Metrics)
+		reporter, err := rcmgr.NewStatsTraceReporter()
+		if err != nil {
+			return nil, fmt.Errorf("resource manager metrics: %w", err)
+		}
+		rmOpts = append(rmOpts, rcmgr.WithTraceReporter(reporter))
+		metricsOpt = libp2p.PrometheusRegisterer(cfg.Metrics)
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.DefaultLimits.AutoScale()), rmOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}
@@ -117,7 +132,7 @@ func New(key crypto.PrivKey, cfg Config, log *slog.Logger) (*Host, error) {
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
 		libp2p.UserAgent(UserAgent),
-		libp2p.DisableMetrics(),
+		metricsOpt,
 	)
 	if err != nil {
 		rm.Close()
