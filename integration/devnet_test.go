@@ -71,7 +71,7 @@ func TestHostileInputNeverPanics(t *testing.T) {
 		t.Skip("runs real nodes for about 15 s")
 	}
 	cfg := node.DefaultConfig()
-	cfg.P2P = node.P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}}
+	cfg.P2P.Listen, cfg.P2P.MDNS = []string{"/ip4/127.0.0.1/tcp/0"}, false
 	cfg.Challenge.Genesis = time.Now().Unix()
 	cfg.Challenge.EpochLength = node.Duration(2 * time.Second)
 	cfg.Challenge.TargetDuration = node.Duration(300 * time.Millisecond)

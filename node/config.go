@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
@@ -76,6 +79,8 @@ type P2PConfig struct {
 	Listen    []string `toml:"listen" comment:"Multiaddrs to listen on (TCP and QUIC)."`
 	Bootstrap []string `toml:"bootstrap" comment:"Bootstrap peers: full multiaddrs ending in /p2p/<peer ID>."`
 	MDNS      bool     `toml:"mdns" comment:"Discover peers on the local network with mDNS."`
+	ConnLow   int      `toml:"conn_low" comment:"Connection manager low watermark: trimming stops here."`
+	ConnHigh  int      `toml:"conn_high" comment:"Connection manager high watermark: above it connections are trimmed."`
 }
 
 // DeviceConfig is the [device] section: what this node claims. For a model
@@ -149,7 +154,7 @@ const DefaultGenesis int64 = 1767225600
 func DefaultConfig() Config {
 	pc := p2p.DefaultConfig()
 	return Config{
-		P2P:    P2PConfig{Listen: pc.ListenAddrs, MDNS: true},
+		P2P:    P2PConfig{Listen: pc.ListenAddrs, MDNS: true, ConnLow: pc.ConnLow, ConnHigh: pc.ConnHigh},
 		Device: DeviceConfig{},
 		Challenge: ChallengeConfig{
 			Genesis:        DefaultGenesis,
@@ -182,6 +187,91 @@ func DefaultConfig() Config {
 	}
 }
 
+// Profiles are the configurations `poai init --profile` writes.
+var Profiles = map[string]func() Config{
+	"default": DefaultConfig,
+	// bootstrap: a stable entry point others list under p2p.bootstrap —
+	// fixed listen ports, no mDNS, room for many connections.
+	"bootstrap": func() Config {
+		c := DefaultConfig()
+		c.P2P.Listen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1", "/ip6/::/tcp/4001", "/ip6/::/udp/4001/quic-v1"}
+		c.P2P.MDNS = false
+		c.P2P.ConnLow, c.P2P.ConnHigh = 512, 2048
+		return c
+	},
+}
+
+// ApplyEnv overrides c with environment variables named
+// POAI_<SECTION>_<KEY>, upper case (e.g. POAI_P2P_MDNS=false,
+// POAI_CHALLENGE_EPOCH_LENGTH=30s, POAI_P2P_BOOTSTRAP=addr1,addr2). Lists
+// are comma-separated. getenv is os.Getenv in production. It returns an
+// error naming the variable for a value that does not parse.
+func (c *Config) ApplyEnv(getenv func(string) string) error {
+	v := reflect.ValueOf(c).Elem()
+	var errs []error
+	for i := range v.NumField() {
+		section := v.Type().Field(i).Tag.Get("toml")
+		sv := v.Field(i)
+		for j := range sv.NumField() {
+			key := strings.Split(sv.Type().Field(j).Tag.Get("toml"), ",")[0]
+			name := "POAI_" + strings.ToUpper(section+"_"+key)
+			val := getenv(name)
+			if val == "" {
+				continue
+			}
+			if err := setField(sv.Field(j), val); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", name, val, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func setField(f reflect.Value, val string) error {
+	if u, ok := f.Addr().Interface().(interface{ UnmarshalText([]byte) error }); ok {
+		return u.UnmarshalText([]byte(val))
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(val)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(val)
+		if err != nil {
+			return err
+		}
+		f.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(val, 10, 64)
+		if err != nil {
+			return err
+		}
+		f.SetInt(n)
+	case reflect.Uint64:
+		n, err := strconv.ParseUint(val, 10, 64)
+		if err != nil {
+			return err
+		}
+		f.SetUint(n)
+	case reflect.Float64:
+		x, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return err
+		}
+		f.SetFloat(x)
+	case reflect.Slice:
+		var items []string
+		for _, s := range strings.Split(val, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				items = append(items, s)
+			}
+		}
+		f.Set(reflect.ValueOf(items))
+	default:
+		return fmt.Errorf("unsupported kind %s", f.Kind())
+	}
+	return nil
+}
+
 // Validate checks every section and returns all problems, each naming its
 // section and key.
 func (c Config) Validate() error {
@@ -192,6 +282,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := p2p.ParseBootstrap(c.P2P.Bootstrap); err != nil {
 		bad("[p2p] bootstrap: %v", err)
+	}
+	if c.P2P.ConnLow < 1 || c.P2P.ConnHigh < c.P2P.ConnLow {
+		bad("[p2p] conn_low, conn_high: need 1 <= conn_low <= conn_high, got %d, %d", c.P2P.ConnLow, c.P2P.ConnHigh)
 	}
 	if c.Device.Int8TOPS < 0 || c.Device.BF16TFLOPS < 0 || c.Device.HashGHps < 0 {
 		bad("[device] int8_tops, bf16_tflops, hash_ghps: negative")

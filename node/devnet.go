@@ -150,7 +150,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	d.Clock = genesis
 	for i, role := range roles {
 		c := base
-		c.P2P = P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}}
+		c.P2P = P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}, ConnLow: base.P2P.ConnLow, ConnHigh: base.P2P.ConnHigh}
 		if i > 0 {
 			c.P2P.Bootstrap = []string{d.Nodes[0].Addrs()[0].String()}
 			if i > 1 {

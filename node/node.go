@@ -244,6 +244,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	pc.ListenAddrs = n.cfg.P2P.Listen
 	pc.Bootstrap = n.cfg.P2P.Bootstrap
 	pc.MDNS = n.cfg.P2P.MDNS
+	pc.ConnLow, pc.ConnHigh = n.cfg.P2P.ConnLow, n.cfg.P2P.ConnHigh
 	if n.cfg.Metrics.Listen != "" {
 		pc.Metrics = n.metrics.registry
 	}

@@ -14,7 +14,8 @@ import (
 
 func testConfig() Config {
 	c := DefaultConfig()
-	c.P2P = P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}}
+	c.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	c.P2P.MDNS = false
 	c.Challenge.EpochLength = Duration(2 * time.Second)
 	c.Challenge.TargetDuration = Duration(300 * time.Millisecond)
 	c.Device.Int8TOPS, c.Device.BF16TFLOPS, c.Device.HashGHps, c.Device.VRAMBytes = 0.001, 0.001, 0.001, 1<<20
@@ -173,5 +174,46 @@ func TestParseAdversaries(t *testing.T) {
 		if _, err := ParseAdversaries(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+func TestApplyEnv(t *testing.T) {
+	c := DefaultConfig()
+	env := map[string]string{
+		"POAI_P2P_MDNS":               "false",
+		"POAI_P2P_BOOTSTRAP":          "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN, ",
+		"POAI_CHALLENGE_EPOCH_LENGTH": "45s",
+		"POAI_CHALLENGE_SLACK":        "3.5",
+		"POAI_DEVICE_VRAM_BYTES":      "1024",
+		"POAI_API_TOKEN":              "t0ken",
+	}
+	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.P2P.MDNS || len(c.P2P.Bootstrap) != 1 || c.Challenge.EpochLength.Std() != 45*time.Second ||
+		c.Challenge.Slack != 3.5 || c.Device.VRAMBytes != 1024 || c.API.Token != "t0ken" {
+		t.Fatalf("env not applied: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	err := c.ApplyEnv(func(k string) string {
+		if k == "POAI_CHALLENGE_SLACK" {
+			return "lots"
+		}
+		return ""
+	})
+	if err == nil || !strings.Contains(err.Error(), "POAI_CHALLENGE_SLACK") {
+		t.Fatalf("bad value: %v", err)
+	}
+}
+
+func TestBootstrapProfile(t *testing.T) {
+	c := Profiles["bootstrap"]()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.P2P.MDNS || c.P2P.ConnHigh <= DefaultConfig().P2P.ConnHigh || !strings.Contains(strings.Join(c.P2P.Listen, " "), "/tcp/4001") {
+		t.Fatalf("bootstrap profile %+v", c.P2P)
 	}
 }

@@ -15,14 +15,16 @@ import (
 )
 
 func initCmd() *cobra.Command {
-	var dir string
+	var dir, profile string
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a data directory with an identity key and a default config",
 		Long: `init creates the data directory, an Ed25519 identity key (identity.key,
 mode 0600: the peer ID derives from it, so back it up) and config.toml with
 the defaults and a comment on every setting. An existing key is kept; an
-existing config is never overwritten.`,
+existing config is never overwritten. --profile bootstrap writes the
+configuration of a bootstrap node: a stable entry point that other peers
+list under p2p.bootstrap.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -36,8 +38,12 @@ existing config is never overwritten.`,
 			if err != nil {
 				return err
 			}
+			mk, ok := node.Profiles[profile]
+			if !ok {
+				return fmt.Errorf("unknown profile %q (default, bootstrap)", profile)
+			}
 			cfgPath := filepath.Join(dir, node.ConfigFile)
-			switch err := node.WriteConfig(cfgPath, node.DefaultConfig()); {
+			switch err := node.WriteConfig(cfgPath, mk()); {
 			case errors.Is(err, fs.ErrExist):
 				fmt.Fprintf(cmd.OutOrStdout(), "config %s exists, left as it is\n", cfgPath)
 			case err != nil:
@@ -50,5 +56,6 @@ existing config is never overwritten.`,
 		},
 	}
 	cmd.Flags().StringVar(&dir, "data-dir", defaultDataDir(), "data directory (env POAI_PATH)")
+	cmd.Flags().StringVar(&profile, "profile", "default", "config profile: default, or bootstrap (fixed ports 4001 on all interfaces, no mDNS, 512-2048 connections) for a stable entry point")
 	return cmd
 }

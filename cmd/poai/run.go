@@ -35,7 +35,9 @@ func runCmd() *cobra.Command {
 		Long: `run starts a node from its data directory (see 'poai init'): it joins the
 gossip network, announces its device claim, answers challenges addressed to
 it, challenges and verifies others, and keeps scores. Flags override the
-config file. SIGINT or SIGTERM shuts it down gracefully: in-flight work is
+config file; environment variables POAI_<SECTION>_<KEY> (for example
+POAI_P2P_BOOTSTRAP, POAI_API_TOKEN, POAI_LOG_LEVEL) override the file, and
+flags override both. SIGINT or SIGTERM shuts it down gracefully: in-flight work is
 cancelled, the score store is flushed and closed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -45,6 +47,9 @@ cancelled, the score store is flushed and closed.`,
 			cfg, err := node.LoadConfig(cfgPath)
 			if err != nil {
 				return fmt.Errorf("%w (run 'poai init --data-dir %s' first)", err, dir)
+			}
+			if err := cfg.ApplyEnv(os.Getenv); err != nil {
+				return fmt.Errorf("environment: %w", err)
 			}
 			f := cmd.Flags()
 			if f.Changed("listen") {
@@ -61,9 +66,6 @@ cancelled, the score store is flushed and closed.`,
 			}
 			if f.Changed("api-addr") {
 				cfg.API.Listen = apiAddr
-			}
-			if t := os.Getenv("POAI_API_TOKEN"); t != "" {
-				cfg.API.Token = t
 			}
 			if f.Changed("log-level") {
 				cfg.Log.Level = logLevel
@@ -139,7 +141,7 @@ cancelled, the score store is flushed and closed.`,
 	f.StringSliceVar(&bootstrap, "bootstrap", nil, "bootstrap peers, full multiaddrs ending in /p2p/<peer ID> (config p2p.bootstrap)")
 	f.BoolVar(&mdns, "mdns", true, "discover peers on the local network (config p2p.mdns)")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "host:port of the Prometheus /metrics endpoint, empty to disable (config metrics.listen, default 127.0.0.1:9464)")
-	f.StringVar(&apiAddr, "api-addr", "", "host:port of the JSON API, empty to disable (config api.listen, default 127.0.0.1:5280; token from api.token or env POAI_API_TOKEN)")
+	f.StringVar(&apiAddr, "api-addr", "", "host:port of the JSON API, empty to disable (config api.listen, default 127.0.0.1:5280; token from api.token or POAI_API_TOKEN)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (config log.level)")
 	f.StringVar(&logFormat, "log-format", "text", "text or json (config log.format)")
 	f.Float64Var(&tops, "int8-tops", 0, "claimed dense int8 throughput in TOPS; 0 measures the backend at start (config device.int8_tops)")
