@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -120,6 +121,8 @@ func claimView(c interface {
 //	GET /api/v1/status              this node: peer ID, addresses, epoch, claim, counters
 //	GET /api/v1/peers               peers with a device claim, their claims and scores
 //	GET /api/v1/scores[?peer=ID]    score summaries of every scored peer, or one
+//	GET /api/v1/attestations?peer=ID[&limit=N]
+//	                                attestations about a peer, most recent first
 //
 // A non-empty token is required as "Authorization: Bearer <token>" on
 // every request; an operator who exposes the API beyond localhost must set
@@ -149,6 +152,28 @@ func (n *Node) APIHandler(token string) http.Handler {
 				return
 			}
 			out = append(out, s)
+		}
+		writeJSON(w, out)
+	})
+	mux.HandleFunc("GET "+APIVersion+"/attestations", func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Query().Get("peer")
+		if _, err := peer.Decode(p); err != nil {
+			http.Error(w, "peer: a peer ID is required: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		limit := 100
+		if l := r.URL.Query().Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 1 || n > 10000 {
+				http.Error(w, "limit: an integer in [1, 10000]", http.StatusBadRequest)
+				return
+			}
+			limit = n
+		}
+		out, err := n.book.Attestations(p, limit)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
 		}
 		writeJSON(w, out)
 	})

@@ -57,6 +57,13 @@ func TestAPI(t *testing.T) {
 	if code := get("/scores?peer=nonsense", "s3cret", nil); code != http.StatusBadRequest {
 		t.Fatalf("bad peer ID: %d", code)
 	}
+	var as []scoring.Recorded
+	if code := get("/attestations?peer=12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN", "s3cret", &as); code != http.StatusOK || len(as) != 1 || as[0].Verdict != scoring.VerdictPass {
+		t.Fatalf("attestations %d %+v", code, as)
+	}
+	if code := get("/attestations", "s3cret", nil); code != http.StatusBadRequest {
+		t.Fatalf("attestations without a peer: %d", code)
+	}
 	var ps []PeerView
 	if code := get("/peers", "s3cret", &ps); code != http.StatusOK {
 		t.Fatalf("peers %d", code)

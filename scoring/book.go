@@ -18,9 +18,11 @@ import (
 // SchemaVersion is the version of the on-disk layout written by this
 // package. Keys:
 //
-//	meta/schema                  → decimal schema version
-//	peer/<peerID>                → JSON PeerRecord
-//	tally/<peerID>/<challenge>   → JSON Tally
+//	meta/schema                          → decimal schema version
+//	peer/<peerID>                        → JSON PeerRecord
+//	tally/<peerID>/<challenge>           → JSON Tally
+//	att/<peerID>/<unix ns, 20 digits>/<challenge>/<verifier>
+//	                                     → JSON Recorded (time-ordered history)
 const SchemaVersion = 1
 
 // Verdict names used in Attestation.Verdict.
@@ -279,6 +281,11 @@ func (b *Book) Record(a Attestation) error {
 		if err := setJSON(txn, tallyKey, t); err != nil {
 			return err
 		}
+		now := time.Now().UTC()
+		attKey := fmt.Sprintf("att/%s/%020d/%s/%s", a.Target, now.UnixNano(), a.Challenge, a.Verifier)
+		if err := setJSON(txn, []byte(attKey), Recorded{Attestation: a, Weight: w, At: now}); err != nil {
+			return err
+		}
 		return setJSON(txn, []byte("peer/"+a.Target), rec)
 	})
 	if err != nil {
@@ -351,6 +358,34 @@ func (b *Book) Summarize(peer string) (Summary, error) {
 		return nil
 	})
 	return s, err
+}
+
+// Recorded is an attestation as the book kept it: with the weight it was
+// given and when it was recorded.
+type Recorded struct {
+	Attestation
+	Weight float64   `json:"weight"`
+	At     time.Time `json:"recorded_at"`
+}
+
+// Attestations returns up to limit attestations about peer, most recent
+// first.
+func (b *Book) Attestations(peer string, limit int) ([]Recorded, error) {
+	var out []Recorded
+	prefix := []byte("att/" + peer + "/")
+	err := b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true, PrefetchValues: true})
+		defer it.Close()
+		for it.Seek(append(append([]byte(nil), prefix...), 0xff)); it.Valid() && len(out) < limit; it.Next() {
+			var r Recorded
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Percentile returns the p-th percentile (0–100, nearest rank) of xs, or 0

@@ -179,3 +179,24 @@ func BenchmarkRecord(b *testing.B) {
 		}
 	}
 }
+
+func TestAttestationHistory(t *testing.T) {
+	b := open(t, t.TempDir())
+	defer b.Close()
+	for i := range 5 {
+		if err := b.Record(att(fmt.Sprint("c", i), "p", "self", VerdictPass)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Record(att("x", "q", "self", VerdictWrongAnswer))
+	got, err := b.Attestations("p", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Challenge != "c4" || got[2].Challenge != "c2" || got[0].Target != "p" || got[0].Weight != 1 {
+		t.Fatalf("history %+v", got)
+	}
+	if all, _ := b.Attestations("p", 100); len(all) != 5 {
+		t.Fatalf("%d attestations about p, want 5 (q's must not leak in)", len(all))
+	}
+}

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/poai-network/poai/node"
 )
 
 func run(t *testing.T, args ...string) (string, error) {
@@ -77,5 +80,39 @@ func TestDevnetRejectsBadAdversaries(t *testing.T) {
 	}
 	if _, err := run(t, "devnet", "--nodes", "3", "--adversaries", "lazy=2"); err == nil {
 		t.Fatal("devnet with one honest node accepted")
+	}
+}
+
+func TestQueryCommandsReadTheAPI(t *testing.T) {
+	cfg := node.DefaultConfig()
+	cfg.P2P.Listen, cfg.P2P.MDNS = []string{"/ip4/127.0.0.1/tcp/0"}, false
+	cfg.Metrics.Listen = ""
+	cfg.Device.Int8TOPS, cfg.Device.BF16TFLOPS, cfg.Device.HashGHps = 0.001, 0.001, 0.001
+	n, err := node.New(t.TempDir(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	srv := httptest.NewServer(n.APIHandler("tok"))
+	defer srv.Close()
+	out, err := run(t, "status", "--api", srv.URL, "--token", "tok")
+	if err != nil || !strings.Contains(out, n.ID().String()) {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	if _, err := run(t, "status", "--api", srv.URL, "--token", "wrong"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("wrong token: %v", err)
+	}
+	out, err = run(t, "peers", "--api", srv.URL, "--token", "tok", "--json")
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(out), "[") {
+		t.Fatalf("peers --json: %v\n%s", err, out)
+	}
+	if _, err := run(t, "attestations", "--api", srv.URL, "--token", "tok"); err == nil {
+		t.Fatal("attestations without --peer accepted")
+	}
+	if _, err := run(t, "attestations", "--api", srv.URL, "--token", "tok", "--peer", n.ID().String()); err != nil {
+		t.Fatal(err)
 	}
 }

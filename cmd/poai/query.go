@@ -154,3 +154,41 @@ func scoresCmd() *cobra.Command {
 	cmd.Flags().StringVar(&peer, "peer", "", "show only this peer ID")
 	return cmd
 }
+
+func attestationsCmd() *cobra.Command {
+	var (
+		a     apiFlags
+		peer  string
+		limit int
+	)
+	cmd := &cobra.Command{
+		Use:   "attestations",
+		Short: "List the attestations a running node holds about a peer, most recent first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if peer == "" {
+				return fmt.Errorf("--peer is required")
+			}
+			var rs []scoring.Recorded
+			body, err := a.get("/attestations", url.Values{"peer": {peer}, "limit": {fmt.Sprint(limit)}}, &rs)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				_, err := cmd.OutOrStdout().Write(body)
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "RECORDED\tEPOCH\tVERIFIER\tVERDICT\tLATENCY ms\tDEADLINE ms\tDEVIATION\tACCURACY\tWEIGHT")
+			for _, r := range rs {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.0f\t%.0f\t%.3g\t%.3f\t%.2f\n", r.At.Format(time.RFC3339), r.Epoch, r.Verifier, r.Verdict,
+					r.LatencyMS, r.DeadlineMS, r.Deviation, r.Accuracy, r.Weight)
+			}
+			return tw.Flush()
+		},
+	}
+	a.register(cmd)
+	cmd.Flags().StringVar(&peer, "peer", "", "peer ID (required)")
+	cmd.Flags().IntVar(&limit, "limit", 50, "most attestations to list")
+	return cmd
+}
