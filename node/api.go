@@ -79,7 +79,7 @@ func (n *Node) Status() StatusView {
 
 // Peers returns the peers this node has a claim from, sorted by peer ID.
 func (n *Node) Peers() []PeerView {
-	var out []PeerView
+	out := []PeerView{}
 	n.snapshot(func() {
 		for id, e := range n.peers {
 			out = append(out, PeerView{PeerID: id.String(), LastSeen: e.seen.UTC(), Claim: claimView(e.claim)})
