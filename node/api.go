@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/poai-network/poai/p2p"
 	"github.com/poai-network/poai/scoring"
 )
 
@@ -47,6 +48,34 @@ type PeerView struct {
 	LastSeen  time.Time `json:"last_claim"`
 	Claim     ClaimView `json:"claim"`
 	Score     float64   `json:"score"`
+}
+
+// TopologyView is the body of GET /api/v1/topology: this node's gossip mesh
+// per topic and its connections, each mesh peer with its integrity score.
+type TopologyView struct {
+	PeerID      string                `json:"peer_id"`
+	Mesh        map[string][]MeshPeer `json:"mesh"`
+	Connections []p2p.Conn            `json:"connections"`
+}
+
+// MeshPeer is a peer in this node's mesh of one topic.
+type MeshPeer struct {
+	PeerID string  `json:"peer_id"`
+	Score  float64 `json:"score"`
+}
+
+// Topology returns this node's mesh and connections.
+func (n *Node) Topology() TopologyView {
+	t := TopologyView{PeerID: n.id.String(), Mesh: map[string][]MeshPeer{}, Connections: n.host.Conns()}
+	for topic, peers := range n.host.Mesh() {
+		for _, p := range peers {
+			t.Mesh[topic] = append(t.Mesh[topic], MeshPeer{PeerID: p.String(), Score: n.book.Score(p.String())})
+		}
+	}
+	if t.Connections == nil {
+		t.Connections = []p2p.Conn{}
+	}
+	return t
 }
 
 // snapshot runs f on the loop goroutine, which owns the protocol state, and
@@ -121,6 +150,7 @@ func claimView(c interface {
 //	GET /api/v1/status              this node: peer ID, addresses, epoch, claim, counters
 //	GET /api/v1/peers               peers with a device claim, their claims and scores
 //	GET /api/v1/scores[?peer=ID]    score summaries of every scored peer, or one
+//	GET /api/v1/topology            gossip mesh per topic and connections
 //	GET /api/v1/attestations?peer=ID[&limit=N]
 //	                                attestations about a peer, most recent first
 //
@@ -155,6 +185,7 @@ func (n *Node) APIHandler(token string) http.Handler {
 		}
 		writeJSON(w, out)
 	})
+	mux.HandleFunc("GET "+APIVersion+"/topology", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.Topology()) })
 	mux.HandleFunc("GET "+APIVersion+"/attestations", func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Query().Get("peer")
 		if _, err := peer.Decode(p); err != nil {

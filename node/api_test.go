@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/poai-network/poai/scoring"
 )
@@ -114,4 +115,36 @@ func TestMetricsIncludeLibp2p(t *testing.T) {
 			t.Fatalf("metric %s missing; have %v", name, names)
 		}
 	}
+}
+
+func TestTopologyShowsMesh(t *testing.T) {
+	start := func(bootstrap ...string) *Node {
+		c := testConfig()
+		c.P2P.Bootstrap = bootstrap
+		n, err := New(t.TempDir(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	a := start()
+	b := start(a.Addrs()[0].String())
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		topo := a.Topology()
+		for topic, peers := range topo.Mesh {
+			for _, p := range peers {
+				if p.PeerID == b.ID().String() && len(topo.Connections) > 0 {
+					t.Logf("mesh of %s holds %s", topic, p.PeerID)
+					return
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("b never joined a's mesh: %+v", a.Topology())
 }

@@ -81,6 +81,7 @@ type P2PConfig struct {
 	MDNS      bool     `toml:"mdns" comment:"Discover peers on the local network with mDNS."`
 	ConnLow   int      `toml:"conn_low" comment:"Connection manager low watermark: trimming stops here."`
 	ConnHigh  int      `toml:"conn_high" comment:"Connection manager high watermark: above it connections are trimmed."`
+	TraceFile string   `toml:"trace_file" comment:"Write gossipsub's event trace to this file as JSON lines (see 'poai trace summarize'); empty disables it."`
 }
 
 // DeviceConfig is the [device] section: what this node claims. For a model

@@ -245,6 +245,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	pc.Bootstrap = n.cfg.P2P.Bootstrap
 	pc.MDNS = n.cfg.P2P.MDNS
 	pc.ConnLow, pc.ConnHigh = n.cfg.P2P.ConnLow, n.cfg.P2P.ConnHigh
+	pc.TraceFile = n.cfg.P2P.TraceFile
 	if n.cfg.Metrics.Listen != "" {
 		pc.Metrics = n.metrics.registry
 	}

@@ -44,6 +44,10 @@ type Config struct {
 	// Metrics, when set, receives go-libp2p's own metrics (swarm,
 	// identify, eventbus, resource manager...); nil disables them.
 	Metrics prometheus.Registerer
+	// TraceFile, when set, receives gossipsub's event trace as JSON lines
+	// (pubsub.NewJSONTracer): publish, deliver, reject, duplicate, graft,
+	// prune, join and leave events with nanosecond timestamps.
+	TraceFile string
 }
 
 // DefaultConfig listens on all interfaces, TCP and QUIC port 4001, with
@@ -83,11 +87,13 @@ type Handler func(Message)
 
 // Host is a libp2p host with gossipsub.
 type Host struct {
-	cfg  Config
-	log  *slog.Logger
-	host host.Host
-	ps   *pubsub.PubSub
-	mdns mdns.Service
+	cfg    Config
+	log    *slog.Logger
+	host   host.Host
+	ps     *pubsub.PubSub
+	mdns   mdns.Service
+	mesh   *meshTracer
+	tracer *pubsub.JSONTracer
 
 	mu     sync.Mutex
 	topics map[string]*pubsub.Topic
@@ -138,21 +144,35 @@ func New(key crypto.PrivKey, cfg Config, log *slog.Logger) (*Host, error) {
 		rm.Close()
 		return nil, fmt.Errorf("libp2p host: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ps, err := pubsub.NewGossipSub(ctx, h,
+	mesh := newMeshTracer()
+	opts := []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(cfg.MaxMessageSize),
 		pubsub.WithValidateQueueSize(512),
 		pubsub.WithPeerOutboundQueueSize(256),
 		pubsub.WithPeerExchange(true),
-		pubsub.WithSeenMessagesTTL(10*time.Minute),
-	)
+		pubsub.WithSeenMessagesTTL(10 * time.Minute),
+		pubsub.WithRawTracer(mesh),
+	}
+	var tracer *pubsub.JSONTracer
+	if cfg.TraceFile != "" {
+		if tracer, err = pubsub.NewJSONTracer(cfg.TraceFile); err != nil {
+			h.Close()
+			return nil, fmt.Errorf("gossipsub trace %s: %w", cfg.TraceFile, err)
+		}
+		opts = append(opts, pubsub.WithEventTracer(tracer))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ps, err := pubsub.NewGossipSub(ctx, h, opts...)
 	if err != nil {
 		cancel()
 		h.Close()
+		if tracer != nil {
+			tracer.Close()
+		}
 		return nil, fmt.Errorf("gossipsub: %w", err)
 	}
-	p := &Host{cfg: cfg, log: log, host: h, ps: ps, topics: make(map[string]*pubsub.Topic), ctx: ctx, cancel: cancel}
+	p := &Host{cfg: cfg, log: log, host: h, ps: ps, mesh: mesh, tracer: tracer, topics: make(map[string]*pubsub.Topic), ctx: ctx, cancel: cancel}
 	if cfg.MDNS {
 		p.mdns = mdns.NewMdnsService(h, MDNSServiceTag, mdnsNotifee{p})
 		if err := p.mdns.Start(); err != nil {
@@ -327,5 +347,33 @@ func (p *Host) Close() error {
 	p.mu.Unlock()
 	p.wg.Wait()
 	errs = append(errs, p.host.Close())
+	if p.tracer != nil {
+		p.tracer.Close()
+	}
 	return errors.Join(errs...)
+}
+
+// Mesh returns this host's gossipsub mesh: for each joined topic, the
+// peers it is grafted to.
+func (p *Host) Mesh() map[string][]peer.ID { return p.mesh.snapshot() }
+
+// Conn describes one open connection.
+type Conn struct {
+	Peer      peer.ID `json:"peer_id"`
+	Addr      string  `json:"remote_addr"`
+	Direction string  `json:"direction"`
+	// LatencyMS is the peerstore's moving average of the round trip, 0 if
+	// not measured yet.
+	LatencyMS float64 `json:"latency_ms"`
+}
+
+// Conns returns the open connections.
+func (p *Host) Conns() []Conn {
+	var out []Conn
+	for _, c := range p.host.Network().Conns() {
+		id := c.RemotePeer()
+		out = append(out, Conn{Peer: id, Addr: c.RemoteMultiaddr().String(), Direction: c.Stat().Direction.String(),
+			LatencyMS: float64(p.host.Peerstore().LatencyEWMA(id)) / float64(time.Millisecond)})
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -114,5 +115,30 @@ func TestQueryCommandsReadTheAPI(t *testing.T) {
 	}
 	if _, err := run(t, "attestations", "--api", srv.URL, "--token", "tok", "--peer", n.ID().String()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestTopologyFormats(t *testing.T) {
+	self, other := "12D3KooWself", "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+	topo := node.TopologyView{PeerID: self, Mesh: map[string][]node.MeshPeer{
+		"/poai/1/claims": {{PeerID: other, Score: 0.25}}, "/poai/1/challenges": {{PeerID: other, Score: 0.25}},
+	}}
+	var dot bytes.Buffer
+	if err := writeDot(&dot, topo); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dot.String(), "graph poai {") || !strings.Contains(dot.String(), "score 0.250") || !strings.Contains(dot.String(), "/poai/1/challenges\\n/poai/1/claims") {
+		t.Fatalf("dot:\n%s", dot.String())
+	}
+	var gml bytes.Buffer
+	if err := writeGraphML(&gml, topo); err != nil {
+		t.Fatal(err)
+	}
+	var parsed graphml
+	if err := xml.Unmarshal(gml.Bytes(), &parsed); err != nil {
+		t.Fatalf("graphml is not XML: %v\n%s", err, gml.String())
+	}
+	if len(parsed.Graph.Nodes) != 2 || len(parsed.Graph.Edges) != 1 || parsed.Graph.Edges[0].Target != other {
+		t.Fatalf("graphml %+v", parsed.Graph)
 	}
 }

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/poai-network/poai/node"
+)
+
+func topologyCmd() *cobra.Command {
+	var (
+		a      apiFlags
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   "topology",
+		Short: "Export a running node's gossip mesh per topic and its connections (json, dot, graphml)",
+		Long: `topology reads the node's gossipsub mesh (kept from GRAFT and PRUNE events) and
+its open connections. --format json prints the API's view; dot (Graphviz) and
+graphml (Gephi, networkx) give a graph: one vertex per peer with its integrity
+score, one edge per mesh link labelled with its topics, and dashed edges for
+connections outside any mesh.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var t node.TopologyView
+			body, err := a.get("/topology", nil, &t)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch format {
+			case "json":
+				_, err = out.Write(body)
+			case "dot":
+				err = writeDot(out, t)
+			case "graphml":
+				err = writeGraphML(out, t)
+			default:
+				return fmt.Errorf("--format %q: json, dot or graphml", format)
+			}
+			return err
+		},
+	}
+	a.register(cmd)
+	cmd.Flags().StringVar(&format, "format", "json", "json, dot or graphml")
+	return cmd
+}
+
+// edge is a link from the node to a peer: the topics whose mesh holds it.
+type edge struct {
+	peer   string
+	score  float64
+	topics []string
+}
+
+func edges(t node.TopologyView) []edge {
+	byPeer := map[string]*edge{}
+	for topic, peers := range t.Mesh {
+		for _, p := range peers {
+			e := byPeer[p.PeerID]
+			if e == nil {
+				e = &edge{peer: p.PeerID, score: p.Score}
+				byPeer[p.PeerID] = e
+			}
+			e.topics = append(e.topics, topic)
+		}
+	}
+	for _, c := range t.Connections {
+		if byPeer[c.Peer.String()] == nil {
+			byPeer[c.Peer.String()] = &edge{peer: c.Peer.String(), score: -1}
+		}
+	}
+	out := make([]edge, 0, len(byPeer))
+	for _, e := range byPeer {
+		sort.Strings(e.topics)
+		out = append(out, *e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].peer < out[j].peer })
+	return out
+}
+
+func writeDot(w io.Writer, t node.TopologyView) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "graph poai {\n  %q [shape=doublecircle];\n", t.PeerID)
+	for _, e := range edges(t) {
+		if len(e.topics) == 0 {
+			fmt.Fprintf(&b, "  %q -- %q [style=dashed];\n", t.PeerID, e.peer)
+			continue
+		}
+		fmt.Fprintf(&b, "  %q [label=%q];\n", e.peer, fmt.Sprintf("%s\nscore %.3f", short(e.peer), e.score))
+		fmt.Fprintf(&b, "  %q -- %q [label=%q];\n", t.PeerID, e.peer, strings.Join(e.topics, "\n"))
+	}
+	b.WriteString("}\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return "…" + id[len(id)-8:]
+	}
+	return id
+}
+
+type graphml struct {
+	XMLName xml.Name `xml:"graphml"`
+	NS      string   `xml:"xmlns,attr"`
+	Keys    []gmKey  `xml:"key"`
+	Graph   gmGraph  `xml:"graph"`
+}
+type gmKey struct {
+	ID   string `xml:"id,attr"`
+	For  string `xml:"for,attr"`
+	Name string `xml:"attr.name,attr"`
+	Type string `xml:"attr.type,attr"`
+}
+type gmGraph struct {
+	EdgeDefault string   `xml:"edgedefault,attr"`
+	Nodes       []gmNode `xml:"node"`
+	Edges       []gmEdge `xml:"edge"`
+}
+type gmNode struct {
+	ID   string   `xml:"id,attr"`
+	Data []gmData `xml:"data"`
+}
+type gmEdge struct {
+	Source string   `xml:"source,attr"`
+	Target string   `xml:"target,attr"`
+	Data   []gmData `xml:"data"`
+}
+type gmData struct {
+	Key   string `xml:"key,attr"`
+	Value string `xml:",chardata"`
+}
+
+func writeGraphML(w io.Writer, t node.TopologyView) error {
+	g := graphml{NS: "http://graphml.graphdrawing.org/xmlns",
+		Keys:  []gmKey{{"score", "node", "score", "double"}, {"topics", "edge", "topics", "string"}, {"mesh", "edge", "mesh", "boolean"}},
+		Graph: gmGraph{EdgeDefault: "undirected", Nodes: []gmNode{{ID: t.PeerID}}}}
+	for _, e := range edges(t) {
+		g.Graph.Nodes = append(g.Graph.Nodes, gmNode{ID: e.peer, Data: []gmData{{"score", fmt.Sprint(e.score)}}})
+		g.Graph.Edges = append(g.Graph.Edges, gmEdge{Source: t.PeerID, Target: e.peer,
+			Data: []gmData{{"topics", strings.Join(e.topics, " ")}, {"mesh", fmt.Sprint(len(e.topics) > 0)}}})
+	}
+	io.WriteString(w, xml.Header)
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(g); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}

@@ -1,0 +1,83 @@
+package p2p
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// meshTracer is a gossipsub RawTracer that keeps this host's mesh per
+// topic from GRAFT and PRUNE events, the only place gossipsub exposes it.
+// It never blocks: one short mutex per event.
+type meshTracer struct {
+	mu   sync.Mutex
+	mesh map[string]map[peer.ID]bool
+}
+
+func newMeshTracer() *meshTracer { return &meshTracer{mesh: make(map[string]map[peer.ID]bool)} }
+
+func (m *meshTracer) Graft(p peer.ID, topic string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mesh[topic] == nil {
+		m.mesh[topic] = make(map[peer.ID]bool)
+	}
+	m.mesh[topic][p] = true
+}
+
+func (m *meshTracer) Prune(p peer.ID, topic string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.mesh[topic], p)
+}
+
+func (m *meshTracer) RemovePeer(p peer.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, peers := range m.mesh {
+		delete(peers, p)
+	}
+}
+
+func (m *meshTracer) Leave(topic string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.mesh, topic)
+}
+
+// snapshot returns the mesh peers of every topic, sorted.
+func (m *meshTracer) snapshot() map[string][]peer.ID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string][]peer.ID, len(m.mesh))
+	for topic, peers := range m.mesh {
+		ids := make([]peer.ID, 0, len(peers))
+		for p := range peers {
+			ids = append(ids, p)
+		}
+		slices.Sort(ids)
+		out[topic] = ids
+	}
+	return out
+}
+
+func (m *meshTracer) AddPeer(peer.ID, protocol.ID)                         {}
+func (m *meshTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (m *meshTracer) OnClosedOutboundStream(peer.ID)                       {}
+func (m *meshTracer) Join(string)                                          {}
+func (m *meshTracer) ValidateMessage(*pubsub.Message)                      {}
+func (m *meshTracer) DeliverMessage(*pubsub.Message)                       {}
+func (m *meshTracer) RejectMessage(*pubsub.Message, string)                {}
+func (m *meshTracer) DuplicateMessage(*pubsub.Message)                     {}
+func (m *meshTracer) ThrottlePeer(peer.ID)                                 {}
+func (m *meshTracer) RecvRPC(*pubsub.RPC)                                  {}
+func (m *meshTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (m *meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
+func (m *meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
+func (m *meshTracer) UndeliverableMessage(*pubsub.Message)                 {}
+
+var _ pubsub.RawTracer = (*meshTracer)(nil)
