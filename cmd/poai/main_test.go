@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/poai-network/poai/node"
 )
@@ -141,4 +143,55 @@ func TestTopologyFormats(t *testing.T) {
 	if len(parsed.Graph.Nodes) != 2 || len(parsed.Graph.Edges) != 1 || parsed.Graph.Edges[0].Target != other {
 		t.Fatalf("graphml %+v", parsed.Graph)
 	}
+}
+
+// TestTraceSummarize runs two real nodes that write gossipsub traces, then
+// summarizes both files.
+func TestTraceSummarize(t *testing.T) {
+	dir := t.TempDir()
+	var nodes []*node.Node
+	for i := range 2 {
+		cfg := node.DefaultConfig()
+		cfg.P2P.Listen, cfg.P2P.MDNS = []string{"/ip4/127.0.0.1/tcp/0"}, false
+		cfg.P2P.TraceFile = filepath.Join(dir, fmt.Sprintf("trace%d.json", i))
+		cfg.Metrics.Listen = ""
+		cfg.Device.Int8TOPS, cfg.Device.BF16TFLOPS, cfg.Device.HashGHps = 0.001, 0.001, 0.001
+		if i > 0 {
+			cfg.P2P.Bootstrap = []string{nodes[0].Addrs()[0].String()}
+		}
+		n, err := node.New(filepath.Join(dir, fmt.Sprint(i)), cfg, node.WithWarmup(300*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	// Claims are published after the warm-up and again each epoch (30 s):
+	// wait for both nodes to have delivered each other's first claim.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && (len(nodes[0].Peers()) < 2 || len(nodes[1].Peers()) < 2) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, n := range nodes {
+		n.Close()
+	}
+	out, err := run(t, "trace", "summarize", "--json", filepath.Join(dir, "trace0.json"), filepath.Join(dir, "trace1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []TopicTrace
+	if err := json.Unmarshal([]byte(out), &ts); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, tt := range ts {
+		if tt.Topic == "/poai/1/claims" {
+			if tt.Published < 2 || tt.Delivered < 4 || tt.LatencySamples < 2 || tt.Grafts < 2 {
+				t.Fatalf("claims topic %+v", tt)
+			}
+			return
+		}
+	}
+	t.Fatalf("no claims topic in %s", out)
 }
