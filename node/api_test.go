@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,7 +109,7 @@ func TestMetricsIncludeLibp2p(t *testing.T) {
 	for _, mf := range mfs {
 		have[mf.GetName()] = true
 	}
-	for _, name := range []string{"poai_challenges_issued_total", "poai_live_peers", "libp2p_rcmgr_connections", "libp2p_identify_addrs_count", "libp2p_eventbus_events_emitted_total"} {
+	for _, name := range []string{"poai_challenges_issued_total", "poai_live_peers", "poai_store_bytes", "poai_challenge_latency_seconds", "libp2p_rcmgr_connections", "libp2p_identify_addrs_count", "libp2p_eventbus_events_emitted_total"} {
 		if !have[name] {
 			var names []string
 			for k := range have {
@@ -147,4 +150,63 @@ func TestTopologyShowsMesh(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("b never joined a's mesh: %+v", a.Topology())
+}
+
+// TestGrafanaDashboard: the dashboard in docs/grafana is valid JSON and every
+// metric its queries name is one a node exports.
+func TestGrafanaDashboard(t *testing.T) {
+	raw, err := os.ReadFile("../docs/grafana/poai.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("dashboard is not valid JSON: %v", err)
+	}
+	c := testConfig()
+	c.Metrics.Listen = "127.0.0.1:0"
+	n, err := New(t.TempDir(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	// Vector metrics appear once they have a series: give each one.
+	n.metrics.received.WithLabelValues("pass")
+	n.metrics.score.WithLabelValues("x")
+	n.metrics.answered.WithLabelValues("answered")
+	n.metrics.messages.WithLabelValues("t", "reject", "malformed")
+	mfs, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, mf := range mfs {
+		have[mf.GetName()] = true
+	}
+	name := regexp.MustCompile(`\b(poai|libp2p)_[a-z0-9_]+`)
+	checked := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_sum"), "_count")
+				if !have[base] {
+					t.Errorf("panel %q queries %s, which no node exports", p.Title, m)
+				}
+				checked++
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d metric references found", checked)
+	}
 }

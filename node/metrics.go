@@ -16,6 +16,10 @@ type metrics struct {
 	epoch       prometheus.Gauge
 	droppedJobs prometheus.Counter
 	ignored     prometheus.Counter
+	received    *prometheus.CounterVec
+	latency     prometheus.Histogram
+	deviation   prometheus.Histogram
+	score       *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -54,6 +58,22 @@ func newMetrics() *metrics {
 		Name: "poai_challenges_ignored_total",
 		Help: "Valid challenges not acted on: not from a scheduled challenger, a second one in the epoch, or not the planned workload.",
 	})
+	m.received = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "poai_attestations_received_total",
+		Help: "Attestations folded into the score book, by verdict (pass, wrong_answer, late, no_answer, bad_proof).",
+	}, []string{"verdict"})
+	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "poai_challenge_latency_seconds", Help: "Challenge to commitment latency reported by attestations, on the verifiers' clocks.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+	})
+	m.deviation = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "poai_score_deviation", Help: "Score deviation (max relative error of opened elements) reported by attestations.",
+		Buckets: []float64{0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10},
+	})
+	m.score = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "poai_peer_score", Help: "Integrity score of each scored peer, in [0,1].",
+	}, []string{"peer"})
+	m.registry.MustRegister(m.received, m.latency, m.deviation, m.score)
 	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.answered, m.attested, m.proveTime, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

@@ -239,6 +239,17 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	for _, kind := range []string{"lsm", "vlog"} {
+		n.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "poai_store_bytes", Help: "Size of the Badger score store on disk, by part (lsm, vlog).", ConstLabels: prometheus.Labels{"part": kind},
+		}, func() float64 {
+			lsm, vlog := n.book.Size()
+			if kind == "lsm" {
+				return float64(lsm)
+			}
+			return float64(vlog)
+		}))
+	}
 	undo = append(undo, n.book.Close)
 	pc := p2p.DefaultConfig()
 	pc.ListenAddrs = n.cfg.P2P.Listen
@@ -774,7 +785,13 @@ func (n *Node) onAttestation(from peer.ID, d decoded, _ time.Time) {
 		Verdict: verdictName(a.GetVerdict()), LatencyMS: float64(a.GetLatencyMs()), DeadlineMS: float64(a.GetDeadlineMs()),
 		Deviation: a.GetScoreDeviation(), Accuracy: a.GetDataAccuracy(),
 	})
-	if err != nil && !errors.Is(err, scoring.ErrDuplicate) {
+	switch {
+	case err == nil:
+		n.metrics.received.WithLabelValues(verdictName(a.GetVerdict())).Inc()
+		n.metrics.latency.Observe(float64(a.GetLatencyMs()) / 1000)
+		n.metrics.deviation.Observe(a.GetScoreDeviation())
+		n.metrics.score.WithLabelValues(t.target.String()).Set(n.book.Score(t.target.String()))
+	case !errors.Is(err, scoring.ErrDuplicate):
 		n.log.Error("record attestation", "err", err)
 	}
 }

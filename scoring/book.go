@@ -203,6 +203,9 @@ func (b *Book) load() error {
 	})
 }
 
+// Size returns the store's LSM and value-log sizes in bytes.
+func (b *Book) Size() (lsm, vlog int64) { return b.db.Size() }
+
 // Close flushes and closes the store.
 func (b *Book) Close() error { return b.db.Close() }
 
