@@ -2,7 +2,9 @@ package node
 
 import (
 	"crypto/subtle"
+	"embed"
 	"encoding/json"
+	"io/fs"
 	"net/http"
 	"slices"
 	"strconv"
@@ -13,6 +15,12 @@ import (
 	"github.com/poai-network/poai/p2p"
 	"github.com/poai-network/poai/scoring"
 )
+
+//go:embed web/index.html
+var webFiles embed.FS
+
+// webFS is the live page, served at / beside the API.
+var webFS, _ = fs.Sub(webFiles, "web")
 
 // APIVersion prefixes every route of the HTTP API.
 const APIVersion = "/api/v1"
@@ -147,6 +155,7 @@ func claimView(c interface {
 
 // APIHandler returns the node's versioned JSON API:
 //
+//	GET /                           the live page: mesh graph coloured by score, per-peer history
 //	GET /api/v1/status              this node: peer ID, addresses, epoch, claim, counters
 //	GET /api/v1/peers               peers with a device claim, their claims and scores
 //	GET /api/v1/scores[?peer=ID]    score summaries of every scored peer, or one
@@ -185,6 +194,7 @@ func (n *Node) APIHandler(token string) http.Handler {
 		}
 		writeJSON(w, out)
 	})
+	mux.Handle("GET /{$}", http.FileServerFS(webFS))
 	mux.HandleFunc("GET "+APIVersion+"/topology", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.Topology()) })
 	mux.HandleFunc("GET "+APIVersion+"/attestations", func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Query().Get("peer")
@@ -213,6 +223,10 @@ func (n *Node) APIHandler(token string) http.Handler {
 	}
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" {
+			mux.ServeHTTP(w, r) // the page itself holds no data; it sends the token
+			return
+		}
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			http.Error(w, "unauthorized: send Authorization: Bearer <api token>", http.StatusUnauthorized)
 			return

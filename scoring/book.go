@@ -36,15 +36,15 @@ const (
 
 // Attestation is one verifier's judgement of one challenge of Target.
 type Attestation struct {
-	Challenge  string // challenge CID, string form
-	Target     string // peer ID of the prover
-	Verifier   string // peer ID of the verifier
-	Epoch      uint64
-	Verdict    string  // one of the Verdict* constants
-	LatencyMS  float64 // challenge to commitment, verifier's clock
-	DeadlineMS float64
-	Deviation  float64 // max relative error of opened elements
-	Accuracy   float64 // fraction of opened rows correct, [0,1]
+	Challenge  string  `json:"challenge"` // challenge CID, string form
+	Target     string  `json:"target"`    // peer ID of the prover
+	Verifier   string  `json:"verifier"`  // peer ID of the verifier
+	Epoch      uint64  `json:"epoch"`
+	Verdict    string  `json:"verdict"`     // one of the Verdict* constants
+	LatencyMS  float64 `json:"latency_ms"`  // challenge to commitment, verifier's clock
+	DeadlineMS float64 `json:"deadline_ms"` // the challenge's deadline
+	Deviation  float64 `json:"deviation"`   // max relative error of opened elements
+	Accuracy   float64 `json:"accuracy"`    // fraction of opened rows correct, [0,1]
 }
 
 // Pass reports whether the verdict is a pass.
@@ -286,7 +286,7 @@ func (b *Book) Record(a Attestation) error {
 		}
 		now := time.Now().UTC()
 		attKey := fmt.Sprintf("att/%s/%020d/%s/%s", a.Target, now.UnixNano(), a.Challenge, a.Verifier)
-		if err := setJSON(txn, []byte(attKey), Recorded{Attestation: a, Weight: w, At: now}); err != nil {
+		if err := setJSON(txn, []byte(attKey), Recorded{Attestation: a, Weight: w, ScoreAfter: rec.Score, At: now}); err != nil {
 			return err
 		}
 		return setJSON(txn, []byte("peer/"+a.Target), rec)
@@ -367,8 +367,11 @@ func (b *Book) Summarize(peer string) (Summary, error) {
 // given and when it was recorded.
 type Recorded struct {
 	Attestation
-	Weight float64   `json:"weight"`
-	At     time.Time `json:"recorded_at"`
+	Weight float64 `json:"weight"`
+	// ScoreAfter is the target's score once this attestation was folded
+	// in: the history of the score.
+	ScoreAfter float64   `json:"score_after"`
+	At         time.Time `json:"recorded_at"`
 }
 
 // Attestations returns up to limit attestations about peer, most recent

@@ -106,7 +106,9 @@ cancelled, the score store is flushed and closed.`,
 				muxes[addr].Handle(pattern, h)
 			}
 			route(cfg.Metrics.Listen, "/metrics", promhttp.HandlerFor(n.Registry(), promhttp.HandlerOpts{}))
-			route(cfg.API.Listen, node.APIVersion+"/", n.APIHandler(cfg.API.Token))
+			api := n.APIHandler(cfg.API.Token)
+			route(cfg.API.Listen, node.APIVersion+"/", api)
+			route(cfg.API.Listen, "GET /{$}", api)
 			var servers []*http.Server
 			for addr, mux := range muxes {
 				ln, err := net.Listen("tcp", addr)

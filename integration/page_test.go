@@ -1,0 +1,85 @@
+package integration
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/poai-network/poai/node"
+)
+
+// TestLivePageInChromium serves a devnet node's live page and loads it in
+// headless Chromium: the rendered graph must show every other peer, and the
+// lazy adversary must be drawn as a bad (red) peer.
+func TestLivePageInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a devnet and a browser")
+	}
+	browser, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium not installed (Debian package chromium; .ci/run installs it)")
+	}
+	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+		Nodes: 4, Adversaries: map[node.Role]int{node.RoleLazy: 1}, DataDir: t.TempDir(),
+		Target: 250 * time.Millisecond, EpochLength: 3 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	observer := d.Nodes[0]
+	lazy := d.Nodes[3]
+	if lazy.Role() != node.RoleLazy {
+		t.Fatalf("node 3 is %s", lazy.Role())
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for observer.Book().Score(lazy.ID().String()) >= 0.45 && time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+	}
+	if s := observer.Book().Score(lazy.ID().String()); s >= 0.45 {
+		t.Fatalf("the lazy peer's score is still %.3f", s)
+	}
+	srv := httptest.NewServer(observer.APIHandler(""))
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	profile := t.TempDir()
+	shot := os.Getenv("POAI_SCREENSHOT") // set to a path to keep a picture of the page
+	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir=" + profile, "--window-size=1280,800", "--virtual-time-budget=4000"}
+	if shot != "" {
+		if out, err := exec.CommandContext(ctx, browser, append(args, "--screenshot="+shot, srv.URL+"/")...).CombinedOutput(); err != nil {
+			t.Fatalf("screenshot: %v\n%s", err, out)
+		}
+	}
+	out, err := exec.CommandContext(ctx, browser, append(args, "--dump-dom", srv.URL+"/")...).Output()
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	dom := string(out)
+	peerEl := regexp.MustCompile(`<g class="peer([^"]*)" data-peer="([^"]+)" data-score="([^"]+)"`)
+	seen := map[string]string{}
+	for _, m := range peerEl.FindAllStringSubmatch(dom, -1) {
+		seen[m[2]] = m[1]
+	}
+	for _, n := range d.Nodes[1:] {
+		class, ok := seen[n.ID().String()]
+		if !ok {
+			t.Errorf("peer %s (%s) missing from the page; peers drawn: %v", n.ID(), n.Role(), seen)
+			continue
+		}
+		if bad := strings.Contains(class, "bad"); bad != n.Role().Adversary() {
+			t.Errorf("peer %s (%s) drawn with class %q", n.ID(), n.Role(), class)
+		}
+	}
+	if !strings.Contains(dom, "peers,") {
+		t.Errorf("status line missing: the page did not finish a refresh")
+	}
+}
