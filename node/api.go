@@ -160,6 +160,8 @@ func claimView(c interface {
 //	GET /api/v1/peers               peers with a device claim, their claims and scores
 //	GET /api/v1/scores[?peer=ID]    score summaries of every scored peer, or one
 //	GET /api/v1/topology            gossip mesh per topic and connections
+//	POST /api/v1/challenges {"peer": ID}
+//	                                challenge a peer now (see ChallengeNow)
 //	GET /api/v1/attestations?peer=ID[&limit=N]
 //	                                attestations about a peer, most recent first
 //
@@ -195,6 +197,26 @@ func (n *Node) APIHandler(token string) http.Handler {
 		writeJSON(w, out)
 	})
 	mux.Handle("GET /{$}", http.FileServerFS(webFS))
+	mux.HandleFunc("POST "+APIVersion+"/challenges", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Peer string `json:"peer"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+			http.Error(w, "body: want {\"peer\": \"<peer ID>\"}: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		target, err := peer.Decode(req.Peer)
+		if err != nil {
+			http.Error(w, "peer: not a peer ID: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		c, err := n.ChallengeNow(target)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		writeJSON(w, map[string]string{"challenge_cid": c.String()})
+	})
 	mux.HandleFunc("GET "+APIVersion+"/topology", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.Topology()) })
 	mux.HandleFunc("GET "+APIVersion+"/attestations", func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Query().Get("peer")

@@ -210,3 +210,63 @@ func TestGrafanaDashboard(t *testing.T) {
 		t.Fatalf("only %d metric references found", checked)
 	}
 }
+
+func TestChallengeNowRules(t *testing.T) {
+	n, err := New(t.TempDir(), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if _, err := n.ChallengeNow(n.ID()); err == nil {
+		t.Fatal("a node challenged itself")
+	}
+	other := randomID(t)
+	if _, err := n.ChallengeNow(other); err == nil {
+		t.Fatal("challenged a peer whose claim it never saw")
+	}
+	srv := httptest.NewServer(n.APIHandler(""))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+APIVersion+"/challenges", "application/json", strings.NewReader(`{"peer":"nope"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("bad peer ID: %d", resp.StatusCode)
+	}
+}
+
+func TestChallengeNowIssues(t *testing.T) {
+	start := func(bootstrap ...string) *Node {
+		c := testConfig()
+		c.P2P.Bootstrap = bootstrap
+		n, err := New(t.TempDir(), c, WithWarmup(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	a := start()
+	b := start(a.Addrs()[0].String())
+	deadline := time.Now().Add(10 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if _, err = a.ChallengeNow(b.ID()); err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("the only possible challenger could not challenge: %v", err)
+	}
+	if _, err := a.ChallengeNow(b.ID()); err == nil || !strings.Contains(err.Error(), "already") {
+		t.Fatalf("second challenge in the same epoch: %v", err)
+	}
+}

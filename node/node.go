@@ -448,7 +448,11 @@ func (n *Node) onEpoch(e uint64) {
 		}
 		target := target
 		at := n.clock.Start(e).Add(slotOffset(target, live, n.clock.Length))
-		n.after(time.Until(at), func() { n.issue(e, target) })
+		n.after(time.Until(at), func() {
+			if _, err := n.issue(e, target); err != nil {
+				n.log.Debug("challenge not issued", "target", shortID(target), "err", err)
+			}
+		})
 	}
 }
 
@@ -485,10 +489,10 @@ func (n *Node) expire(now time.Time) {
 // issue publishes a challenge of target sized from its latest claim. The
 // workload rotates through the configured ones by epoch and target, skipping
 // those the claim gives no rate for.
-func (n *Node) issue(e uint64, target peer.ID) {
+func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
 	p, ok := n.peers[target]
 	if !ok || n.ctx.Err() != nil {
-		return
+		return cid.Undef, errors.New("no claim known for the target")
 	}
 	var plan challenge.Plan
 	var err error
@@ -500,17 +504,15 @@ func (n *Node) issue(e uint64, target peer.ID) {
 	}
 	if err != nil {
 		n.log.Debug("no workload for claim", "target", shortID(target), "err", err)
-		return
+		return cid.Undef, err
 	}
 	nonce := make([]byte, 32)
 	if _, err := rand.Read(nonce); err != nil {
-		n.log.Error("nonce", "err", err)
-		return
+		return cid.Undef, fmt.Errorf("nonce: %w", err)
 	}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
-		n.log.Error("secret", "err", err)
-		return
+		return cid.Undef, fmt.Errorf("secret: %w", err)
 	}
 	ch := &pb.Challenge{
 		Version: 1, Epoch: e, Challenger: []byte(n.id), Target: []byte(target), Nonce: nonce,
@@ -519,15 +521,16 @@ func (n *Node) issue(e uint64, target peer.ID) {
 	plan.Apply(ch)
 	_, chCID, err := challenge.MessageCID(ch)
 	if err != nil {
-		n.log.Error("encode challenge", "err", err)
-		return
+		return cid.Undef, fmt.Errorf("encode challenge: %w", err)
 	}
 	n.secrets[chCID.KeyString()] = secret
+	n.slots[fmt.Sprintf("%s/%d/%s", target, e, n.id)] = e
 	n.metrics.issued.Inc()
 	n.bump(func(s *Stats) { s.Issued++ })
 	n.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "workload", plan.Workload,
 		"anticipated", plan.Anticipated, "deadline", plan.Deadline)
 	n.publish(p2p.TopicChallenges, ch)
+	return chCID, nil
 }
 
 func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
@@ -564,7 +567,7 @@ func (n *Node) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Ti
 		return errors.New("sender is not a scheduled challenger of the target this epoch")
 	}
 	slot := fmt.Sprintf("%s/%d/%s", target, ch.GetEpoch(), from)
-	if _, dup := n.slots[slot]; dup {
+	if _, dup := n.slots[slot]; dup && !own {
 		return errors.New("sender already challenged the target this epoch")
 	}
 	plan, err := n.planner.Plan(claim, ch.GetWorkload())
@@ -928,6 +931,40 @@ func (n *Node) Stats() Stats {
 	n.statsMu.Lock()
 	defer n.statsMu.Unlock()
 	return n.stats
+}
+
+// ChallengeNow issues a challenge of target at once, outside the epoch's
+// schedule of slots, if this node is one of the target's two scheduled
+// challengers this epoch and has not challenged it yet: other nodes act
+// only on such challenges. It returns the challenge's CID.
+func (n *Node) ChallengeNow(target peer.ID) (cid.Cid, error) {
+	var (
+		c   cid.Cid
+		err error
+	)
+	ok := n.snapshot(func() {
+		now := time.Now()
+		e := n.clock.At(now)
+		var epoch [8]byte
+		binary.BigEndian.PutUint64(epoch[:], e)
+		ranked := rank("poai/1/challenger", append(epoch[:], target...), n.livePeers(now), target)
+		switch {
+		case target == n.id:
+			err = errors.New("a node cannot challenge itself")
+		case !slices.Contains(ranked[:min(2, len(ranked))], n.id):
+			err = fmt.Errorf("this node is not a scheduled challenger of %s in epoch %d (its challengers are chosen by rendezvous hashing; ask one of %v)", target, e, ranked[:min(2, len(ranked))])
+		default:
+			if _, done := n.slots[fmt.Sprintf("%s/%d/%s", target, e, n.id)]; done {
+				err = fmt.Errorf("already challenged %s in epoch %d", target, e)
+				return
+			}
+			c, err = n.issue(e, target)
+		}
+	})
+	if !ok {
+		return cid.Undef, errors.New("node is closing")
+	}
+	return c, err
 }
 
 // Claim returns this node's device claim.

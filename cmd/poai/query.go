@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,11 +35,16 @@ func (a *apiFlags) register(cmd *cobra.Command) {
 
 // get fetches path from the API into v, and returns the raw body.
 func (a *apiFlags) get(path string, q url.Values, v any) ([]byte, error) {
+	return a.do(http.MethodGet, path, q, nil, v)
+}
+
+// do sends a request to the API and decodes the answer into v.
+func (a *apiFlags) do(method, path string, q url.Values, body io.Reader, v any) ([]byte, error) {
 	u := a.addr + node.APIVersion + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequest(http.MethodGet, u, nil)
+	req, err := http.NewRequest(method, u, body)
 	if err != nil {
 		return nil, err
 	}
@@ -50,14 +56,14 @@ func (a *apiFlags) get(path string, q url.Values, v any) ([]byte, error) {
 		return nil, fmt.Errorf("%w (is 'poai run' running with its API on %s?)", err, a.addr)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s: %s", u, resp.Status, body)
+		return nil, fmt.Errorf("%s: %s: %s", u, resp.Status, bytes.TrimSpace(answer))
 	}
-	return body, json.Unmarshal(body, v)
+	return answer, json.Unmarshal(answer, v)
 }
 
 func statusCmd() *cobra.Command {
@@ -190,5 +196,37 @@ func attestationsCmd() *cobra.Command {
 	a.register(cmd)
 	cmd.Flags().StringVar(&peer, "peer", "", "peer ID (required)")
 	cmd.Flags().IntVar(&limit, "limit", 50, "most attestations to list")
+	return cmd
+}
+
+func challengeCmd() *cobra.Command {
+	var a apiFlags
+	cmd := &cobra.Command{
+		Use:   "challenge PEER",
+		Short: "Challenge a peer now, if the running node is one of its scheduled challengers this epoch",
+		Long: `challenge asks the running node to challenge PEER at once instead of waiting
+for its slot. Peers act only on challenges from the target's two scheduled
+challengers of the epoch (rendezvous hashing), at most one each per epoch, so
+the node refuses, naming the scheduled challengers, when it is not one of them
+or has already challenged PEER this epoch.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, _ := json.Marshal(map[string]string{"peer": args[0]})
+			var res struct {
+				CID string `json:"challenge_cid"`
+			}
+			raw, err := a.do(http.MethodPost, "/challenges", nil, bytes.NewReader(body), &res)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				_, err := cmd.OutOrStdout().Write(raw)
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "challenge %s issued; see 'poai attestations --peer %s'\n", res.CID, args[0])
+			return nil
+		},
+	}
+	a.register(cmd)
 	return cmd
 }
