@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/spf13/cobra"
 )
 
@@ -68,18 +69,33 @@ func defaultDataDir() string {
 	return filepath.Join(home, ".poai")
 }
 
-// newLogger returns a slog logger writing to stderr.
+// newLogger returns a slog logger writing to stderr, and routes
+// go-libp2p's own logs (gologshim) to the same handler, at warn and above
+// unless the level is debug.
 func newLogger(level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: %w", level, err)
 	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	case "text", "":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	handler := func(l slog.Level) (slog.Handler, error) {
+		opts := &slog.HandlerOptions{Level: l}
+		switch format {
+		case "json":
+			return slog.NewJSONHandler(os.Stderr, opts), nil
+		case "text", "":
+			return slog.NewTextHandler(os.Stderr, opts), nil
+		}
+		return nil, fmt.Errorf("log format %q is not text or json", format)
 	}
-	return nil, fmt.Errorf("log format %q is not text or json", format)
+	h, err := handler(l)
+	if err != nil {
+		return nil, err
+	}
+	libp2pLevel := max(l, slog.LevelWarn)
+	if l <= slog.LevelDebug {
+		libp2pLevel = l
+	}
+	lh, _ := handler(libp2pLevel)
+	gologshim.SetDefaultHandler(lh)
+	return slog.New(h), nil
 }
