@@ -332,6 +332,27 @@ func (v *Validator) Reveal(from peer.ID, data []byte, now time.Time) (*pb.Reveal
 	return m, c, nil
 }
 
+// ChallengeRequest validates a request, signed by from, to challenge a
+// target now.
+func (v *Validator) ChallengeRequest(from peer.ID, data []byte, now time.Time) (*pb.ChallengeRequest, cid.Cid, error) {
+	m := &pb.ChallengeRequest{}
+	c, err := v.decode(data, v.limits.MaxCommitment, m, now)
+	if err != nil {
+		return nil, cid.Undef, err
+	}
+	if err := author("requester", m.GetRequester(), from); err != nil {
+		return nil, cid.Undef, err
+	}
+	if _, err := peer.IDFromBytes(m.GetTarget()); err != nil {
+		return nil, cid.Undef, fmt.Errorf("%w: target: %v", ErrMalformed, err)
+	}
+	if err := v.fresh(m.GetIssuedUnixMs(), now); err != nil {
+		return nil, cid.Undef, err
+	}
+	v.accept(c, now)
+	return m, c, nil
+}
+
 // Attestation validates an attestation signed by from (the verifier).
 func (v *Validator) Attestation(from peer.ID, data []byte, now time.Time) (*pb.Attestation, cid.Cid, error) {
 	m := &pb.Attestation{}

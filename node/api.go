@@ -210,12 +210,12 @@ func (n *Node) APIHandler(token string) http.Handler {
 			http.Error(w, "peer: not a peer ID: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		c, err := n.ChallengeNow(target)
+		out, err := n.ChallengeNow(target)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusConflict)
 			return
 		}
-		writeJSON(w, map[string]string{"challenge_cid": c.String()})
+		writeJSON(w, out)
 	})
 	mux.HandleFunc("GET "+APIVersion+"/topology", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.Topology()) })
 	mux.HandleFunc("GET "+APIVersion+"/attestations", func(w http.ResponseWriter, r *http.Request) {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/poai-network/poai/scoring"
 )
 
@@ -256,17 +258,87 @@ func TestChallengeNowIssues(t *testing.T) {
 	a := start()
 	b := start(a.Addrs()[0].String())
 	deadline := time.Now().Add(10 * time.Second)
-	var err error
+	var (
+		err error
+		out ChallengeOutcome
+	)
 	for time.Now().Before(deadline) {
-		if _, err = a.ChallengeNow(b.ID()); err == nil {
+		if out, err = a.ChallengeNow(b.ID()); err == nil {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if err != nil {
-		t.Fatalf("the only possible challenger could not challenge: %v", err)
+	if err != nil || out.CID == "" || out.Requested {
+		t.Fatalf("the only possible challenger could not challenge: %+v %v", out, err)
 	}
 	if _, err := a.ChallengeNow(b.ID()); err == nil || !strings.Contains(err.Error(), "already") {
 		t.Fatalf("second challenge in the same epoch: %v", err)
 	}
+}
+
+// TestChallengeRequestReachesScheduledChallenger: a node that is not the
+// target's scheduled challenger gossips a request, and the scheduled one
+// issues the challenge.
+func TestChallengeRequestReachesScheduledChallenger(t *testing.T) {
+	var nodes []*Node
+	for i := range 3 {
+		c := testConfig()
+		c.Challenge.EpochLength = Duration(time.Minute) // no scheduled challenge in the test's lifetime
+		if i > 0 {
+			c.P2P.Bootstrap = []string{nodes[0].Addrs()[0].String()}
+		}
+		n, err := New(t.TempDir(), c, WithWarmup(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		nodes = append(nodes, n)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		ok := true
+		for _, n := range nodes {
+			ok = ok && len(n.Peers()) == 3
+		}
+		if ok {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Find a target and a requester that is not its scheduled challenger.
+	for _, target := range nodes {
+		for _, asker := range nodes {
+			if asker == target {
+				continue
+			}
+			before := map[peer.ID]int{}
+			for _, n := range nodes {
+				before[n.ID()] = n.Stats().Issued
+			}
+			out, err := asker.ChallengeNow(target.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !out.Requested {
+				continue
+			}
+			var scheduled *Node
+			for _, n := range nodes {
+				if n.ID().String() == out.Challengers[0] {
+					scheduled = n
+				}
+			}
+			for time.Now().Before(deadline) && scheduled.Stats().Issued == before[scheduled.ID()] {
+				time.Sleep(100 * time.Millisecond)
+			}
+			if scheduled.Stats().Issued == before[scheduled.ID()] {
+				t.Fatalf("the scheduled challenger never honoured the request %+v", out)
+			}
+			return
+		}
+	}
+	t.Fatal("every node was every target's scheduled challenger: cannot test a request")
 }

@@ -278,6 +278,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		{p2p.TopicReveals, wrap(n.validator.Reveal), n.onReveal},
 		{p2p.TopicOpenings, wrap(n.validator.Opening), n.onOpening},
 		{p2p.TopicAttestation, wrap(n.validator.Attestation), n.onAttestation},
+		{p2p.TopicRequests, wrap(n.validator.ChallengeRequest), n.onRequest},
 	} {
 		if err := n.host.Join(t.topic, n.validatorFor(t.topic, t.decode), func(m p2p.Message) {
 			at := time.Now() // receipt time on this node's clock
@@ -933,38 +934,89 @@ func (n *Node) Stats() Stats {
 	return n.stats
 }
 
-// ChallengeNow issues a challenge of target at once, outside the epoch's
-// schedule of slots, if this node is one of the target's two scheduled
-// challengers this epoch and has not challenged it yet: other nodes act
-// only on such challenges. It returns the challenge's CID.
-func (n *Node) ChallengeNow(target peer.ID) (cid.Cid, error) {
+// ChallengeOutcome says what ChallengeNow did.
+type ChallengeOutcome struct {
+	// CID is the challenge this node issued, when it is the target's
+	// scheduled challenger this epoch.
+	CID string `json:"challenge_cid,omitempty"`
+	// Requested is true when this node is not, and asked the scheduled
+	// challengers over gossip instead.
+	Requested   bool     `json:"requested,omitempty"`
+	Challengers []string `json:"scheduled_challengers,omitempty"`
+	Epoch       uint64   `json:"epoch"`
+}
+
+// ChallengeNow brings forward this epoch's challenge of target. If this
+// node is the target's scheduled challenger (first in the rendezvous
+// ranking) it issues the challenge at once; otherwise it gossips a
+// ChallengeRequest that the scheduled challenger honours. Either way at most
+// one challenge per challenger per target per epoch is acted on, so nobody
+// can multiply a target's work this way.
+func (n *Node) ChallengeNow(target peer.ID) (ChallengeOutcome, error) {
 	var (
-		c   cid.Cid
+		out ChallengeOutcome
 		err error
 	)
 	ok := n.snapshot(func() {
 		now := time.Now()
-		e := n.clock.At(now)
-		var epoch [8]byte
-		binary.BigEndian.PutUint64(epoch[:], e)
-		ranked := rank("poai/1/challenger", append(epoch[:], target...), n.livePeers(now), target)
+		out.Epoch = n.clock.At(now)
+		first := n.scheduledChallengers(target, out.Epoch, now)
+		for _, c := range first {
+			out.Challengers = append(out.Challengers, c.String())
+		}
 		switch {
 		case target == n.id:
 			err = errors.New("a node cannot challenge itself")
-		case !slices.Contains(ranked[:min(2, len(ranked))], n.id):
-			err = fmt.Errorf("this node is not a scheduled challenger of %s in epoch %d (its challengers are chosen by rendezvous hashing; ask one of %v)", target, e, ranked[:min(2, len(ranked))])
-		default:
-			if _, done := n.slots[fmt.Sprintf("%s/%d/%s", target, e, n.id)]; done {
-				err = fmt.Errorf("already challenged %s in epoch %d", target, e)
+		case len(first) == 0:
+			err = fmt.Errorf("no claim known for %s", target)
+		case first[0] == n.id:
+			var c cid.Cid
+			if _, done := n.slots[fmt.Sprintf("%s/%d/%s", target, out.Epoch, n.id)]; done {
+				err = fmt.Errorf("already challenged %s in epoch %d", target, out.Epoch)
 				return
 			}
-			c, err = n.issue(e, target)
+			if c, err = n.issue(out.Epoch, target); err == nil {
+				out.CID = c.String()
+			}
+		default:
+			out.Requested = true
+			n.publish(p2p.TopicRequests, &pb.ChallengeRequest{Target: []byte(target), Requester: []byte(n.id), IssuedUnixMs: now.UnixMilli()})
 		}
 	})
 	if !ok {
-		return cid.Undef, errors.New("node is closing")
+		return out, errors.New("node is closing")
 	}
-	return c, err
+	return out, err
+}
+
+// scheduledChallengers returns the top two of target's challenger ranking
+// for epoch e in this node's view, or nil when target has no known claim.
+func (n *Node) scheduledChallengers(target peer.ID, e uint64, now time.Time) []peer.ID {
+	if _, ok := n.peers[target]; !ok && target != n.id {
+		return nil
+	}
+	var epoch [8]byte
+	binary.BigEndian.PutUint64(epoch[:], e)
+	ranked := rank("poai/1/challenger", append(epoch[:], target...), n.livePeers(now), target)
+	return ranked[:min(2, len(ranked))]
+}
+
+// onRequest honours a request to challenge a target now, when this node is
+// its scheduled challenger this epoch and has not challenged it yet.
+func (n *Node) onRequest(from peer.ID, d decoded, at time.Time) {
+	r := d.msg.(*pb.ChallengeRequest)
+	target := peer.ID(r.GetTarget())
+	e := n.clock.At(at)
+	first := n.scheduledChallengers(target, e, at)
+	if target == n.id || len(first) == 0 || first[0] != n.id {
+		return
+	}
+	if _, done := n.slots[fmt.Sprintf("%s/%d/%s", target, e, n.id)]; done {
+		return
+	}
+	if c, err := n.issue(e, target); err == nil {
+		n.log.Info("challenge issued on request", "target", shortID(target), "requester", shortID(from), "challenge", c)
+	}
 }
 
 // Claim returns this node's device claim.

@@ -9,6 +9,7 @@ const (
 	TopicCommitments = "/poai/" + ProtocolVersion + "/commitments"
 	TopicOpenings    = "/poai/" + ProtocolVersion + "/openings"
 	TopicReveals     = "/poai/" + ProtocolVersion + "/reveals"
+	TopicRequests    = "/poai/" + ProtocolVersion + "/requests"
 	TopicAttestation = "/poai/" + ProtocolVersion + "/attestations"
 	// MDNSServiceTag is the service name peers advertise over mDNS.
 	MDNSServiceTag = "poai-" + ProtocolVersion
@@ -17,4 +18,4 @@ const (
 )
 
 // Topics lists every topic a full node joins, in the order it joins them.
-var Topics = []string{TopicClaims, TopicChallenges, TopicCommitments, TopicReveals, TopicOpenings, TopicAttestation}
+var Topics = []string{TopicClaims, TopicChallenges, TopicCommitments, TopicReveals, TopicOpenings, TopicAttestation, TopicRequests}

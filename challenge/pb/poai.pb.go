@@ -732,6 +732,70 @@ func (x *Opening) GetRows() []*RowOpening {
 	return nil
 }
 
+// ChallengeRequest asks the target's scheduled challenger of the current
+// epoch to challenge it now rather than at its slot (`poai challenge`). It
+// only brings forward the one challenge the epoch already holds, so it
+// cannot multiply a target's work.
+type ChallengeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Target        []byte                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	Requester     []byte                 `protobuf:"bytes,2,opt,name=requester,proto3" json:"requester,omitempty"`
+	IssuedUnixMs  int64                  `protobuf:"varint,3,opt,name=issued_unix_ms,json=issuedUnixMs,proto3" json:"issued_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChallengeRequest) Reset() {
+	*x = ChallengeRequest{}
+	mi := &file_poai_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChallengeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChallengeRequest) ProtoMessage() {}
+
+func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_poai_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChallengeRequest.ProtoReflect.Descriptor instead.
+func (*ChallengeRequest) Descriptor() ([]byte, []int) {
+	return file_poai_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ChallengeRequest) GetTarget() []byte {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *ChallengeRequest) GetRequester() []byte {
+	if x != nil {
+		return x.Requester
+	}
+	return nil
+}
+
+func (x *ChallengeRequest) GetIssuedUnixMs() int64 {
+	if x != nil {
+		return x.IssuedUnixMs
+	}
+	return 0
+}
+
 // Attestation is a verifier's signed judgement of one challenge, with the
 // metrics scoring needs.
 type Attestation struct {
@@ -755,7 +819,7 @@ type Attestation struct {
 
 func (x *Attestation) Reset() {
 	*x = Attestation{}
-	mi := &file_poai_proto_msgTypes[6]
+	mi := &file_poai_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +831,7 @@ func (x *Attestation) String() string {
 func (*Attestation) ProtoMessage() {}
 
 func (x *Attestation) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[6]
+	mi := &file_poai_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +844,7 @@ func (x *Attestation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attestation.ProtoReflect.Descriptor instead.
 func (*Attestation) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{6}
+	return file_poai_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Attestation) GetChallengeCid() []byte {
@@ -922,7 +986,11 @@ const file_poai_proto_rawDesc = "" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12%\n" +
 	"\x0ecommitment_cid\x18\x02 \x01(\fR\rcommitmentCid\x12\x16\n" +
 	"\x06prover\x18\x03 \x01(\fR\x06prover\x12'\n" +
-	"\x04rows\x18\x04 \x03(\v2\x13.poai.v1.RowOpeningR\x04rows\"\xdc\x02\n" +
+	"\x04rows\x18\x04 \x03(\v2\x13.poai.v1.RowOpeningR\x04rows\"n\n" +
+	"\x10ChallengeRequest\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\fR\x06target\x12\x1c\n" +
+	"\trequester\x18\x02 \x01(\fR\trequester\x12$\n" +
+	"\x0eissued_unix_ms\x18\x03 \x01(\x03R\fissuedUnixMs\"\xdc\x02\n" +
 	"\vAttestation\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\fR\x06target\x12\x1a\n" +
@@ -963,17 +1031,18 @@ func file_poai_proto_rawDescGZIP() []byte {
 }
 
 var file_poai_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_poai_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_poai_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_poai_proto_goTypes = []any{
-	(Workload)(0),       // 0: poai.v1.Workload
-	(Verdict)(0),        // 1: poai.v1.Verdict
-	(*DeviceClaim)(nil), // 2: poai.v1.DeviceClaim
-	(*Challenge)(nil),   // 3: poai.v1.Challenge
-	(*Reveal)(nil),      // 4: poai.v1.Reveal
-	(*Commitment)(nil),  // 5: poai.v1.Commitment
-	(*RowOpening)(nil),  // 6: poai.v1.RowOpening
-	(*Opening)(nil),     // 7: poai.v1.Opening
-	(*Attestation)(nil), // 8: poai.v1.Attestation
+	(Workload)(0),            // 0: poai.v1.Workload
+	(Verdict)(0),             // 1: poai.v1.Verdict
+	(*DeviceClaim)(nil),      // 2: poai.v1.DeviceClaim
+	(*Challenge)(nil),        // 3: poai.v1.Challenge
+	(*Reveal)(nil),           // 4: poai.v1.Reveal
+	(*Commitment)(nil),       // 5: poai.v1.Commitment
+	(*RowOpening)(nil),       // 6: poai.v1.RowOpening
+	(*Opening)(nil),          // 7: poai.v1.Opening
+	(*ChallengeRequest)(nil), // 8: poai.v1.ChallengeRequest
+	(*Attestation)(nil),      // 9: poai.v1.Attestation
 }
 var file_poai_proto_depIdxs = []int32{
 	0, // 0: poai.v1.Challenge.workload:type_name -> poai.v1.Workload
@@ -997,7 +1066,7 @@ func file_poai_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_poai_proto_rawDesc), len(file_poai_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

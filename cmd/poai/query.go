@@ -203,18 +203,17 @@ func challengeCmd() *cobra.Command {
 	var a apiFlags
 	cmd := &cobra.Command{
 		Use:   "challenge PEER",
-		Short: "Challenge a peer now, if the running node is one of its scheduled challengers this epoch",
-		Long: `challenge asks the running node to challenge PEER at once instead of waiting
-for its slot. Peers act only on challenges from the target's two scheduled
-challengers of the epoch (rendezvous hashing), at most one each per epoch, so
-the node refuses, naming the scheduled challengers, when it is not one of them
-or has already challenged PEER this epoch.`,
+		Short: "Ask the network to challenge a peer now instead of at its slot in the epoch",
+		Long: `challenge brings forward this epoch's challenge of PEER. Each peer has one
+scheduled challenger per epoch (rendezvous hashing), and peers act on at most
+one challenge per challenger, target and epoch. If the running node is PEER's
+scheduled challenger it issues the challenge at once; otherwise it gossips a
+request that the scheduled challenger honours. Asking twice in an epoch
+changes nothing: the network's load per target stays one challenge.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body, _ := json.Marshal(map[string]string{"peer": args[0]})
-			var res struct {
-				CID string `json:"challenge_cid"`
-			}
+			var res node.ChallengeOutcome
 			raw, err := a.do(http.MethodPost, "/challenges", nil, bytes.NewReader(body), &res)
 			if err != nil {
 				return err
@@ -223,7 +222,12 @@ or has already challenged PEER this epoch.`,
 				_, err := cmd.OutOrStdout().Write(raw)
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "challenge %s issued; see 'poai attestations --peer %s'\n", res.CID, args[0])
+			if res.Requested {
+				fmt.Fprintf(cmd.OutOrStdout(), "requested: the scheduled challenger %s of epoch %d will challenge %s now; see 'poai attestations --peer %s'\n",
+					res.Challengers[0], res.Epoch, args[0], args[0])
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "challenge %s issued in epoch %d; see 'poai attestations --peer %s'\n", res.CID, res.Epoch, args[0])
 			return nil
 		},
 	}
