@@ -308,37 +308,34 @@ func TestChallengeRequestReachesScheduledChallenger(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// Find a target and a requester that is not its scheduled challenger.
-	for _, target := range nodes {
-		for _, asker := range nodes {
-			if asker == target {
-				continue
-			}
-			before := map[peer.ID]int{}
-			for _, n := range nodes {
-				before[n.ID()] = n.Stats().Issued
-			}
-			out, err := asker.ChallengeNow(target.ID())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !out.Requested {
-				continue
-			}
-			var scheduled *Node
-			for _, n := range nodes {
-				if n.ID().String() == out.Challengers[0] {
-					scheduled = n
-				}
-			}
-			for time.Now().Before(deadline) && scheduled.Stats().Issued == before[scheduled.ID()] {
-				time.Sleep(100 * time.Millisecond)
-			}
-			if scheduled.Stats().Issued == before[scheduled.ID()] {
-				t.Fatalf("the scheduled challenger never honoured the request %+v", out)
-			}
-			return
+	time.Sleep(1200 * time.Millisecond) // one gossipsub heartbeat: every topic's mesh is up
+	// Pick a target, its scheduled challenger in node 0's view, and a third
+	// node to ask.
+	target := nodes[0]
+	var first []peer.ID
+	nodes[0].snapshot(func() {
+		now := time.Now()
+		first = nodes[0].scheduledChallengers(target.ID(), nodes[0].clock.At(now), now)
+	})
+	if len(first) == 0 {
+		t.Fatal("no scheduled challenger")
+	}
+	var scheduled, asker *Node
+	for _, n := range nodes[1:] {
+		if n.ID() == first[0] {
+			scheduled = n
+		} else {
+			asker = n
 		}
 	}
-	t.Fatal("every node was every target's scheduled challenger: cannot test a request")
+	out, err := asker.ChallengeNow(target.ID())
+	if err != nil || !out.Requested || out.Challengers[0] != scheduled.ID().String() {
+		t.Fatalf("asking a non-scheduled node: %+v %v", out, err)
+	}
+	for time.Now().Before(deadline) && scheduled.Stats().Issued == 0 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if scheduled.Stats().Issued == 0 {
+		t.Fatalf("the scheduled challenger never honoured the request %+v", out)
+	}
 }
