@@ -95,12 +95,13 @@ type Node struct {
 	verifySem chan struct{}
 
 	// Owned by the loop goroutine.
-	claim   *pb.DeviceClaim
-	peers   map[peer.ID]*peerEntry
-	tracked map[string]*tracked
-	slots   map[string]uint64 // target/epoch/challenger already challenged → epoch
-	secrets map[string][]byte // opening secrets of the challenges this node issued
-	orphans map[string]*orphan
+	claim       *pb.DeviceClaim
+	peers       map[peer.ID]*peerEntry
+	tracked     map[string]*tracked
+	slots       map[string]uint64 // target/epoch/challenger already challenged → epoch
+	secrets     map[string][]byte // opening secrets of the challenges this node issued
+	announcedTo map[peer.ID]bool  // peers connected when the claim was last announced
+	orphans     map[string]*orphan
 
 	// Owned by the prover goroutine.
 	replay map[pb.Workload]replayAnswer
@@ -179,19 +180,20 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	c := cfg.Challenge
 	n := &Node{
 		cfg: cfg, dir: dataDir, o: o, role: o.role,
-		clock:     challenge.EpochClock{Genesis: time.Unix(c.Genesis, 0), Length: c.EpochLength.Std()},
-		planner:   c.Planner(),
-		cpu:       cpu,
-		backend:   o.backend,
-		metrics:   newMetrics(),
-		peers:     make(map[peer.ID]*peerEntry),
-		tracked:   make(map[string]*tracked),
-		slots:     make(map[string]uint64),
-		secrets:   make(map[string][]byte),
-		orphans:   make(map[string]*orphan),
-		events:    make(chan func(), 4096),
-		proveQ:    make(chan proveJob, 16),
-		verifySem: make(chan struct{}, 1),
+		clock:       challenge.EpochClock{Genesis: time.Unix(c.Genesis, 0), Length: c.EpochLength.Std()},
+		planner:     c.Planner(),
+		cpu:         cpu,
+		backend:     o.backend,
+		metrics:     newMetrics(),
+		peers:       make(map[peer.ID]*peerEntry),
+		tracked:     make(map[string]*tracked),
+		slots:       make(map[string]uint64),
+		secrets:     make(map[string][]byte),
+		announcedTo: make(map[peer.ID]bool),
+		orphans:     make(map[string]*orphan),
+		events:      make(chan func(), 4096),
+		proveQ:      make(chan proveJob, 16),
+		verifySem:   make(chan struct{}, 1),
 	}
 	for _, w := range c.Workloads {
 		wl, _ := ParseWorkload(w) // checked by Validate
@@ -397,6 +399,7 @@ func (n *Node) publish(topic string, m proto.Message) {
 func (n *Node) loop() {
 	defer n.wg.Done()
 	n.after(n.o.warmup, n.publishClaim)
+	n.after(n.o.warmup+claimRecheck, n.reannounce)
 	now := time.Now()
 	next := n.clock.At(now) + 1
 	if now.Before(n.clock.Genesis) {
@@ -410,6 +413,34 @@ func (n *Node) loop() {
 		case f := <-n.events:
 			f()
 		}
+	}
+}
+
+// claimRecheck is how often a node checks for new connections to announce
+// its claim to.
+const claimRecheck = 2 * time.Second
+
+// reannounce publishes the claim again when the node has connected to
+// peers it had not announced it to, so a newcomer learns its neighbours'
+// claims within seconds instead of at the next epoch.
+func (n *Node) reannounce() {
+	n.after(claimRecheck, n.reannounce)
+	connected := n.host.ConnectedPeers()
+	fresh := false
+	for _, p := range connected {
+		if !n.announcedTo[p] {
+			n.announcedTo[p] = true
+			fresh = true
+		}
+	}
+	if len(n.announcedTo) > 4*len(connected)+64 { // forget departed peers
+		clear(n.announcedTo)
+		for _, p := range connected {
+			n.announcedTo[p] = true
+		}
+	}
+	if fresh {
+		n.publishClaim()
 	}
 }
 
