@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -198,6 +199,12 @@ func (n *Node) APIHandler(token string) http.Handler {
 	})
 	mux.Handle("GET /{$}", http.FileServerFS(webFS))
 	mux.HandleFunc("POST "+APIVersion+"/challenges", func(w http.ResponseWriter, r *http.Request) {
+		// A JSON content type cannot be sent cross-origin without a
+		// preflight, so no web page can trigger a challenge.
+		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			http.Error(w, "Content-Type must be application/json", http.StatusUnsupportedMediaType)
+			return
+		}
 		var req struct {
 			Peer string `json:"peer"`
 		}

@@ -71,8 +71,13 @@ func TestLegitimateChallenges(t *testing.T) {
 	if err := n.legitimate(mk(scheduled), "d", scheduled, now); err != nil {
 		t.Fatalf("the planned challenge from the scheduled challenger refused: %v", err)
 	}
-	if err := n.legitimate(mk(scheduled), "d", scheduled, now); err == nil {
+	followed := &tracked{}
+	n.tracked["d"] = followed
+	if err := n.legitimate(mk(scheduled), "d2", scheduled, now); err == nil {
 		t.Fatal("a second challenge of the target in the same epoch accepted")
+	}
+	if !followed.attested {
+		t.Fatal("the first of two challenges from one challenger in an epoch was not voided")
 	}
 	huge := mk(ranked[1])
 	huge.Workload = pb.Workload_WORKLOAD_VRAM

@@ -20,6 +20,7 @@ type metrics struct {
 	latency     prometheus.Histogram
 	deviation   prometheus.Histogram
 	score       *prometheus.GaugeVec
+	void        prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -73,7 +74,11 @@ func newMetrics() *metrics {
 	m.score = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "poai_peer_score", Help: "Integrity score of each scored peer, in [0,1].",
 	}, []string{"peer"})
-	m.registry.MustRegister(m.received, m.latency, m.deviation, m.score)
+	m.void = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "poai_challenges_void_total",
+		Help: "Challenges voided by their challenger's fault: a reveal late or missing, or two challenges of one target in an epoch.",
+	})
+	m.registry.MustRegister(m.received, m.latency, m.deviation, m.score, m.void)
 	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.answered, m.attested, m.proveTime, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

@@ -98,9 +98,9 @@ type Node struct {
 	claim       *pb.DeviceClaim
 	peers       map[peer.ID]*peerEntry
 	tracked     map[string]*tracked
-	slots       map[string]uint64 // target/epoch/challenger already challenged → epoch
-	secrets     map[string][]byte // opening secrets of the challenges this node issued
-	announcedTo map[peer.ID]bool  // peers connected when the claim was last announced
+	slots       map[string]slotUse   // target/epoch/challenger already challenged
+	secrets     map[string]ownSecret // opening secrets of the challenges this node issued
+	announcedTo map[peer.ID]bool     // peers connected when the claim was last announced
 	orphans     map[string]*orphan
 
 	// Owned by the prover goroutine.
@@ -113,6 +113,18 @@ type Node struct {
 // Stats counts what a node did, for reports.
 type Stats struct {
 	Issued, Answered, ProveFailed, Attested int
+}
+
+// ownSecret is the opening secret of a challenge this node issued.
+type ownSecret struct {
+	secret []byte
+	epoch  uint64
+}
+
+// slotUse records the challenge a challenger sent a target in an epoch.
+type slotUse struct {
+	epoch uint64
+	key   string // challenge CID bytes
 }
 
 type peerEntry struct {
@@ -134,7 +146,8 @@ type tracked struct {
 	comCID     cid.Cid
 	comAt      time.Time
 	op         *pb.Opening
-	secret     []byte               // the challenger's revealed opening secret
+	secret     []byte // the challenger's revealed opening secret
+	revealAt   time.Time
 	committed  *challenge.Committed // this node's own proof, when it is the target
 	opened     bool
 	verifying  bool
@@ -143,14 +156,20 @@ type tracked struct {
 
 // orphan holds a commitment or opening that arrived before its challenge.
 type orphan struct {
+	coms []orphanCommitment // at most maxOrphanSenders, first per sender
+	at   time.Time
+}
+
+type orphanCommitment struct {
 	com    *pb.Commitment
 	comCID cid.Cid
 	comAt  time.Time
 	from   peer.ID
-	op     *pb.Opening
-	opFrom peer.ID
-	at     time.Time
 }
+
+// maxOrphanSenders bounds the commitments held for one unknown challenge,
+// so a third peer cannot crowd out the target's.
+const maxOrphanSenders = 4
 
 type proveJob struct {
 	ch  *pb.Challenge
@@ -187,8 +206,8 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 		metrics:     newMetrics(),
 		peers:       make(map[peer.ID]*peerEntry),
 		tracked:     make(map[string]*tracked),
-		slots:       make(map[string]uint64),
-		secrets:     make(map[string][]byte),
+		slots:       make(map[string]slotUse),
+		secrets:     make(map[string]ownSecret),
 		announcedTo: make(map[peer.ID]bool),
 		orphans:     make(map[string]*orphan),
 		events:      make(chan func(), 4096),
@@ -496,13 +515,13 @@ func (n *Node) expire(now time.Time) {
 			delete(n.tracked, k)
 		}
 	}
-	for k := range n.secrets {
-		if _, ok := n.tracked[k]; !ok {
+	for k, s := range n.secrets {
+		if s.epoch+3 < n.clock.At(now) {
 			delete(n.secrets, k)
 		}
 	}
-	for k, e := range n.slots {
-		if e+3 < n.clock.At(now) {
+	for k, u := range n.slots {
+		if u.epoch+3 < n.clock.At(now) {
 			delete(n.slots, k)
 		}
 	}
@@ -525,6 +544,10 @@ func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
 	p, ok := n.peers[target]
 	if !ok || n.ctx.Err() != nil {
 		return cid.Undef, errors.New("no claim known for the target")
+	}
+	slot := fmt.Sprintf("%s/%d/%s", target, e, n.id)
+	if _, done := n.slots[slot]; done {
+		return cid.Undef, fmt.Errorf("already challenged %s in epoch %d", target, e)
 	}
 	var plan challenge.Plan
 	var err error
@@ -555,8 +578,8 @@ func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
 	if err != nil {
 		return cid.Undef, fmt.Errorf("encode challenge: %w", err)
 	}
-	n.secrets[chCID.KeyString()] = secret
-	n.slots[fmt.Sprintf("%s/%d/%s", target, e, n.id)] = e
+	n.secrets[chCID.KeyString()] = ownSecret{secret: secret, epoch: e}
+	n.slots[slot] = slotUse{epoch: e, key: chCID.KeyString()}
 	n.metrics.issued.Inc()
 	n.bump(func(s *Stats) { s.Issued++ })
 	n.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "workload", plan.Workload,
@@ -599,7 +622,15 @@ func (n *Node) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Ti
 		return errors.New("sender is not a scheduled challenger of the target this epoch")
 	}
 	slot := fmt.Sprintf("%s/%d/%s", target, ch.GetEpoch(), from)
-	if _, dup := n.slots[slot]; dup && !own {
+	if prev, dup := n.slots[slot]; dup && !own {
+		// Two different challenges of one target from one challenger in an
+		// epoch: nodes may have seen them in different orders, so neither
+		// can be judged fairly. Void the one being followed.
+		if t, ok := n.tracked[prev.key]; ok && !t.attested {
+			t.attested = true
+			n.metrics.void.Inc()
+			n.log.Info("challenge void: its challenger sent two in one epoch", "challenger", shortID(from), "target", shortID(target))
+		}
 		return errors.New("sender already challenged the target this epoch")
 	}
 	plan, err := n.planner.Plan(claim, ch.GetWorkload())
@@ -612,7 +643,7 @@ func (n *Node) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Ti
 	if len(n.tracked) >= maxTracked {
 		return errors.New("too many challenges in flight")
 	}
-	n.slots[slot] = ch.GetEpoch()
+	n.slots[slot] = slotUse{epoch: ch.GetEpoch(), key: key}
 	return nil
 }
 
@@ -629,7 +660,7 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 	}
 	target := peer.ID(ch.GetTarget())
 	t := &tracked{ch: ch, cid: d.cid, target: target, challenger: from, receivedAt: at}
-	t.verifiers = verifiersFor(d.cid.Bytes(), target, from, n.livePeers(at), n.cfg.Challenge.Verifiers)
+	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, n.livePeers(at), n.cfg.Challenge.Verifiers)
 	t.verifier = slices.Contains(t.verifiers, n.id)
 	n.tracked[key] = t
 	if target == n.id {
@@ -646,11 +677,8 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 	}
 	if o, ok := n.orphans[key]; ok {
 		delete(n.orphans, key)
-		if o.com != nil {
-			n.acceptCommitment(t, o.from, o.com, o.comCID, o.comAt)
-		}
-		if o.op != nil {
-			n.acceptOpening(t, o.opFrom, o.op)
+		for _, c := range o.coms {
+			n.acceptCommitment(t, c.from, c.com, c.comCID, c.comAt)
 		}
 	}
 }
@@ -663,21 +691,17 @@ func (n *Node) onCommitment(from peer.ID, d decoded, at time.Time) {
 		return
 	}
 	o := n.orphan(key, at)
-	if o.com == nil {
-		o.com, o.comCID, o.comAt, o.from = com, d.cid, at, from
+	if len(o.coms) < maxOrphanSenders && !slices.ContainsFunc(o.coms, func(c orphanCommitment) bool { return c.from == from }) {
+		o.coms = append(o.coms, orphanCommitment{com: com, comCID: d.cid, comAt: at, from: from})
 	}
 }
 
 func (n *Node) onOpening(from peer.ID, d decoded, at time.Time) {
+	// Openings follow the reveal, which follows the commitment: one for a
+	// challenge this node does not follow is not held (they are large).
 	op := d.msg.(*pb.Opening)
-	key := string(op.GetChallengeCid())
-	if t, ok := n.tracked[key]; ok {
+	if t, ok := n.tracked[string(op.GetChallengeCid())]; ok {
 		n.acceptOpening(t, from, op)
-		return
-	}
-	o := n.orphan(key, at)
-	if o.op == nil {
-		o.op, o.opFrom = op, from
 	}
 }
 
@@ -698,10 +722,10 @@ func (n *Node) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment, co
 		return // only the target's first commitment counts
 	}
 	t.com, t.comCID, t.comAt = com, comCID, at
-	if secret, ok := n.secrets[t.cid.KeyString()]; ok && t.challenger == n.id {
+	if own, ok := n.secrets[t.cid.KeyString()]; ok && t.challenger == n.id {
 		// The target has committed: reveal the opening secret.
 		delete(n.secrets, t.cid.KeyString())
-		n.publish(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Challenger: []byte(n.id), Secret: secret})
+		n.publish(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Challenger: []byte(n.id), Secret: own.secret})
 	}
 	n.tryVerify(t)
 }
@@ -742,6 +766,10 @@ func (n *Node) tryVerify(t *tracked) {
 	}()
 }
 
+// openGrace is the time a target has to open once the secret is revealed
+// before its missing opening counts against it.
+const openGrace = time.Second
+
 // verifyTimeout bounds one verification.
 const verifyTimeout = time.Minute
 
@@ -752,6 +780,7 @@ func (n *Node) verified(t *tracked, res challenge.Result, err error) {
 	}
 	if err != nil {
 		n.log.Warn("verification aborted", "challenge", t.cid, "err", err)
+		t.verifying = false // finalize decides
 		return
 	}
 	// A commitment can beat its challenge to this node (it is then held as
@@ -770,10 +799,11 @@ func (n *Node) finalize(t *tracked) {
 	if t.attested || t.verifying {
 		return // attested, or the answer came and is being checked
 	}
-	if t.com != nil && t.secret == nil {
-		// The target committed but the challenger never revealed its
-		// secret, so nobody could open: not the target's fault.
-		n.log.Info("challenge void: the challenger did not reveal", "challenge", t.cid, "challenger", shortID(t.challenger))
+	if t.com != nil && t.op == nil && (t.secret == nil || time.Since(t.revealAt) < openGrace) {
+		// The target committed but the challenger revealed its secret
+		// late or never, so the target could not open: not its fault.
+		n.log.Info("challenge void: the challenger did not reveal in time", "challenge", t.cid, "challenger", shortID(t.challenger))
+		n.metrics.void.Inc()
 		t.attested = true
 		return
 	}
@@ -810,7 +840,7 @@ func (n *Node) onAttestation(from peer.ID, d decoded, _ time.Time) {
 	}
 	// Accept verifiers from a slightly wider ranking than k: views of the
 	// peer set can differ by a peer or two between nodes.
-	wide := verifiersFor(t.cid.Bytes(), t.target, t.challenger, n.livePeers(time.Now()), n.cfg.Challenge.Verifiers+2)
+	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.livePeers(time.Now()), n.cfg.Challenge.Verifiers+2)
 	if !slices.Contains(wide, from) && !slices.Contains(t.verifiers, from) {
 		n.log.Debug("attestation from a peer that is not a verifier", "from", shortID(from))
 		return
@@ -917,7 +947,7 @@ func (n *Node) onReveal(from peer.ID, d decoded, _ time.Time) {
 		n.log.Info("reveal does not match its challenge", "challenger", shortID(from), "challenge", t.cid)
 		return
 	}
-	t.secret = r.GetSecret()
+	t.secret, t.revealAt = r.GetSecret(), time.Now()
 	if t.target == n.id {
 		n.open(t)
 	}

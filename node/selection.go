@@ -68,10 +68,15 @@ func challengerFor(epoch uint64, target peer.ID, candidates []peer.ID) peer.ID {
 }
 
 // verifiersFor returns the k verifiers of a challenge: the top of the
-// rendezvous ranking on the challenge CID, excluding target and challenger.
-// In a network of two, where nobody else exists, the challenger verifies.
-func verifiersFor(challengeCID []byte, target, challenger peer.ID, candidates []peer.ID, k int) []peer.ID {
-	r := rank("poai/1/verifier", challengeCID, candidates, target, challenger)
+// rendezvous ranking keyed by (epoch, target, challenger), excluding target
+// and challenger. The key holds nothing the challenger can vary — keyed by
+// the challenge CID, a challenger could try nonces offline until its
+// accomplices were chosen. In a network of two, where nobody else exists,
+// the challenger verifies.
+func verifiersFor(epoch uint64, target, challenger peer.ID, candidates []peer.ID, k int) []peer.ID {
+	key := binary.BigEndian.AppendUint64(nil, epoch)
+	key = append(append(key, target...), challenger...)
+	r := rank("poai/1/verifier", key, candidates, target, challenger)
 	if len(r) == 0 && challenger != "" && challenger != target {
 		return []peer.ID{challenger}
 	}

@@ -377,7 +377,7 @@ type Recorded struct {
 // Attestations returns up to limit attestations about peer, most recent
 // first.
 func (b *Book) Attestations(peer string, limit int) ([]Recorded, error) {
-	var out []Recorded
+	out := []Recorded{}
 	prefix := []byte("att/" + peer + "/")
 	err := b.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true, PrefetchValues: true})

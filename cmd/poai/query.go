@@ -51,6 +51,9 @@ func (a *apiFlags) do(method, path string, q url.Values, body io.Reader, v any) 
 	if a.token != "" {
 		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w (is 'poai run' running with its API on %s?)", err, a.addr)
