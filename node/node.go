@@ -198,7 +198,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	}
 	c := cfg.Challenge
 	n := &Node{
-		cfg: cfg, dir: dataDir, o: o, role: o.role,
+		cfg: cfg, dir: dataDir, o: o, role: o.role, log: o.log,
 		clock:       challenge.EpochClock{Genesis: time.Unix(c.Genesis, 0), Length: c.EpochLength.Std()},
 		planner:     c.Planner(),
 		cpu:         cpu,
