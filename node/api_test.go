@@ -122,22 +122,27 @@ func TestMetricsIncludeLibp2p(t *testing.T) {
 	}
 }
 
-func TestTopologyShowsMesh(t *testing.T) {
-	start := func(bootstrap ...string) *Node {
-		c := testConfig()
-		c.P2P.Bootstrap = bootstrap
-		n, err := New(t.TempDir(), c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Close() })
-		return n
+// startNode starts a node from c (testConfig with edits) whose first
+// bootstrap peer is bootstrap, if any, and closes it when the test ends.
+func startNode(t *testing.T, c Config, bootstrap *Node) *Node {
+	t.Helper()
+	if bootstrap != nil {
+		c.P2P.Bootstrap = []string{bootstrap.Addrs()[0].String()}
 	}
-	a := start()
-	b := start(a.Addrs()[0].String())
+	n, err := New(t.TempDir(), c, WithWarmup(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func TestTopologyShowsMesh(t *testing.T) {
+	a := startNode(t, testConfig(), nil)
+	b := startNode(t, testConfig(), a)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		topo := a.Topology()
@@ -242,21 +247,8 @@ func TestChallengeNowRules(t *testing.T) {
 }
 
 func TestChallengeNowIssues(t *testing.T) {
-	start := func(bootstrap ...string) *Node {
-		c := testConfig()
-		c.P2P.Bootstrap = bootstrap
-		n, err := New(t.TempDir(), c, WithWarmup(200*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Close() })
-		return n
-	}
-	a := start()
-	b := start(a.Addrs()[0].String())
+	a := startNode(t, testConfig(), nil)
+	b := startNode(t, testConfig(), a)
 	deadline := time.Now().Add(10 * time.Second)
 	var (
 		err error
@@ -280,23 +272,10 @@ func TestChallengeNowIssues(t *testing.T) {
 // target's scheduled challenger gossips a request, and the scheduled one
 // issues the challenge.
 func TestChallengeRequestReachesScheduledChallenger(t *testing.T) {
-	var nodes []*Node
-	for i := range 3 {
-		c := testConfig()
-		c.Challenge.EpochLength = Duration(time.Minute) // no scheduled challenge in the test's lifetime
-		if i > 0 {
-			c.P2P.Bootstrap = []string{nodes[0].Addrs()[0].String()}
-		}
-		n, err := New(t.TempDir(), c, WithWarmup(200*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Close() })
-		nodes = append(nodes, n)
-	}
+	c := testConfig()
+	c.Challenge.EpochLength = Duration(time.Minute) // no scheduled challenge in the test's lifetime
+	seed := startNode(t, c, nil)
+	nodes := []*Node{seed, startNode(t, c, seed), startNode(t, c, seed)}
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		ok := true

@@ -69,6 +69,22 @@ func (a *apiFlags) do(method, path string, q url.Values, body io.Reader, v any) 
 	return answer, json.Unmarshal(answer, v)
 }
 
+// show fetches path into v and prints either the API's JSON (--json) or the
+// table that table writes.
+func (a *apiFlags) show(cmd *cobra.Command, path string, q url.Values, v any, table func(tw *tabwriter.Writer)) error {
+	body, err := a.get(path, q, v)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		_, err := cmd.OutOrStdout().Write(body)
+		return err
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
 func statusCmd() *cobra.Command {
 	var a apiFlags
 	cmd := &cobra.Command{
@@ -77,23 +93,14 @@ func statusCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var s node.StatusView
-			body, err := a.get("/status", nil, &s)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if a.json {
-				_, err := out.Write(body)
-				return err
-			}
-			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintf(tw, "peer ID\t%s\nrole\t%s\nepoch\t%d (%s)\npeers\t%d connected, %d with a claim\n", s.PeerID, s.Role, s.Epoch, s.EpochLength, s.ConnectedPeers, s.LivePeers)
-			fmt.Fprintf(tw, "claim\t%s (%s): %.4g int8 TOPS, %.4g bf16 TFLOPS, %.4g G hashes/s, %d bytes\n", s.Claim.Model, s.Claim.Backend, s.Claim.Int8TOPS, s.Claim.BF16TFLOPS, s.Claim.HashGHps, s.Claim.VRAMBytes)
-			fmt.Fprintf(tw, "work\t%d challenges issued, %d answered, %d not completed, %d attestations\n", s.Stats.Issued, s.Stats.Answered, s.Stats.ProveFailed, s.Stats.Attested)
-			for _, ad := range s.Addrs {
-				fmt.Fprintf(tw, "address\t%s\n", ad)
-			}
-			return tw.Flush()
+			return a.show(cmd, "/status", nil, &s, func(tw *tabwriter.Writer) {
+				fmt.Fprintf(tw, "peer ID\t%s\nrole\t%s\nepoch\t%d (%s)\npeers\t%d connected, %d with a claim\n", s.PeerID, s.Role, s.Epoch, s.EpochLength, s.ConnectedPeers, s.LivePeers)
+				fmt.Fprintf(tw, "claim\t%s (%s): %.4g int8 TOPS, %.4g bf16 TFLOPS, %.4g G hashes/s, %d bytes\n", s.Claim.Model, s.Claim.Backend, s.Claim.Int8TOPS, s.Claim.BF16TFLOPS, s.Claim.HashGHps, s.Claim.VRAMBytes)
+				fmt.Fprintf(tw, "work\t%d challenges issued, %d answered, %d not completed, %d attestations\n", s.Stats.Issued, s.Stats.Answered, s.Stats.ProveFailed, s.Stats.Attested)
+				for _, ad := range s.Addrs {
+					fmt.Fprintf(tw, "address\t%s\n", ad)
+				}
+			})
 		},
 	}
 	a.register(cmd)
@@ -108,20 +115,12 @@ func peersCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var ps []node.PeerView
-			body, err := a.get("/peers", nil, &ps)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				_, err := cmd.OutOrStdout().Write(body)
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "PEER ID\tCONNECTED\tMODEL\tINT8 TOPS\tBF16 TFLOPS\tSCORE\tLAST CLAIM")
-			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%v\t%s\t%.4g\t%.4g\t%.3f\t%s\n", p.PeerID, p.Connected, p.Claim.Model, p.Claim.Int8TOPS, p.Claim.BF16TFLOPS, p.Score, p.LastSeen.Format(time.RFC3339))
-			}
-			return tw.Flush()
+			return a.show(cmd, "/peers", nil, &ps, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "PEER ID\tCONNECTED\tMODEL\tINT8 TOPS\tBF16 TFLOPS\tSCORE\tLAST CLAIM")
+				for _, p := range ps {
+					fmt.Fprintf(tw, "%s\t%v\t%s\t%.4g\t%.4g\t%.3f\t%s\n", p.PeerID, p.Connected, p.Claim.Model, p.Claim.Int8TOPS, p.Claim.BF16TFLOPS, p.Score, p.LastSeen.Format(time.RFC3339))
+				}
+			})
 		},
 	}
 	a.register(cmd)
@@ -143,20 +142,12 @@ func scoresCmd() *cobra.Command {
 				q.Set("peer", peer)
 			}
 			var ss []scoring.Summary
-			body, err := a.get("/scores", q, &ss)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				_, err := cmd.OutOrStdout().Write(body)
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "PEER ID\tSCORE\tCHALLENGES\tPASSED\tFAILED\tP50 ms\tP99 ms\tMAX DEVIATION\tACCURACY")
-			for _, s := range ss {
-				fmt.Fprintf(tw, "%s\t%.3f\t%d\t%d\t%d\t%.0f\t%.0f\t%.3g\t%.3f\n", s.Peer, s.Score, s.Challenges, s.Passed, s.Failed, s.LatencyP50MS, s.LatencyP99MS, s.MaxDeviation, s.Accuracy)
-			}
-			return tw.Flush()
+			return a.show(cmd, "/scores", q, &ss, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "PEER ID\tSCORE\tCHALLENGES\tPASSED\tFAILED\tP50 ms\tP99 ms\tMAX DEVIATION\tACCURACY")
+				for _, s := range ss {
+					fmt.Fprintf(tw, "%s\t%.3f\t%d\t%d\t%d\t%.0f\t%.0f\t%.3g\t%.3f\n", s.Peer, s.Score, s.Challenges, s.Passed, s.Failed, s.LatencyP50MS, s.LatencyP99MS, s.MaxDeviation, s.Accuracy)
+				}
+			})
 		},
 	}
 	a.register(cmd)
@@ -179,21 +170,14 @@ func attestationsCmd() *cobra.Command {
 				return fmt.Errorf("--peer is required")
 			}
 			var rs []scoring.Recorded
-			body, err := a.get("/attestations", url.Values{"peer": {peer}, "limit": {fmt.Sprint(limit)}}, &rs)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				_, err := cmd.OutOrStdout().Write(body)
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "RECORDED\tEPOCH\tVERIFIER\tVERDICT\tLATENCY ms\tDEADLINE ms\tDEVIATION\tACCURACY\tWEIGHT")
-			for _, r := range rs {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.0f\t%.0f\t%.3g\t%.3f\t%.2f\n", r.At.Format(time.RFC3339), r.Epoch, r.Verifier, r.Verdict,
-					r.LatencyMS, r.DeadlineMS, r.Deviation, r.Accuracy, r.Weight)
-			}
-			return tw.Flush()
+			q := url.Values{"peer": {peer}, "limit": {fmt.Sprint(limit)}}
+			return a.show(cmd, "/attestations", q, &rs, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "RECORDED\tEPOCH\tVERIFIER\tVERDICT\tLATENCY ms\tDEADLINE ms\tDEVIATION\tACCURACY\tWEIGHT")
+				for _, r := range rs {
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.0f\t%.0f\t%.3g\t%.3f\t%.2f\n", r.At.Format(time.RFC3339), r.Epoch, r.Verifier, r.Verdict,
+						r.LatencyMS, r.DeadlineMS, r.Deviation, r.Accuracy, r.Weight)
+				}
+			})
 		},
 	}
 	a.register(cmd)
