@@ -227,9 +227,9 @@ func testPlanner() Planner {
 // TestPlanGPUScale: a fast claim gets a product big enough to take about
 // the target time within the protocol's limits, or ErrUnplannable — never a
 // deadline that is mostly allowance. A single product within today's
-// limits cannot keep an H200 busy for 2 s (A and C are capped at 2^32
-// elements): catalog GPUs get ErrUnplannable until GPU-scale workloads
-// (repeated products) arrive with the CUDA backend.
+// limits keep a catalog H200 busy for the 2 s target with a streamed int8
+// product (A and C never held), within the validator's limits; bf16, whose
+// verifier recomputes whole rows, cannot reach GPU scale within them.
 func TestPlanGPUScale(t *testing.T) {
 	p := testPlanner()
 	p.Target, p.Allowance, p.Slack = 2*time.Second, 500*time.Millisecond, 2.5
@@ -251,10 +251,21 @@ func TestPlanGPUScale(t *testing.T) {
 	}
 	t.Logf("20 TOPS int8: %+v anticipated %v deadline %v verifier %.2g", pl.Shape, pl.Anticipated, pl.Deadline, pl.VerifierFraction)
 	h200 := &pb.DeviceClaim{Model: "NVIDIA H200", Count: 1}
-	for _, w := range []pb.Workload{pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16} {
-		if pl, err := p.Plan(h200, w); !errors.Is(err, ErrUnplannable) {
-			t.Fatalf("H200 %v: got %+v, %v; want ErrUnplannable", w, pl, err)
-		}
+	hp, err := p.Plan(h200, pb.Workload_WORKLOAD_GEMM_INT8)
+	if err != nil {
+		t.Fatalf("H200 int8: %v", err)
+	}
+	if hp.Anticipated < 1900*time.Millisecond || hp.Anticipated > 2100*time.Millisecond {
+		t.Fatalf("H200 int8 plan %+v anticipates %v, want about 2 s", hp.Shape, hp.Anticipated)
+	}
+	hch := &pb.Challenge{}
+	hp.Apply(hch)
+	if err := NewValidator(DefaultLimits(), testClock, 1).workload(hch); err != nil {
+		t.Fatalf("the H200 plan breaks the validator's limits: %v", err)
+	}
+	t.Logf("H200 int8: %+v anticipated %v deadline %v", hp.Shape, hp.Anticipated, hp.Deadline)
+	if pl, err := p.Plan(h200, pb.Workload_WORKLOAD_GEMM_BF16); !errors.Is(err, ErrUnplannable) {
+		t.Fatalf("H200 bf16: got %+v, %v; want ErrUnplannable", pl, err)
 	}
 	big := &pb.DeviceClaim{Model: "x", HashGhps: 100, VramBytes: 600e9}
 	vp, err := p.Plan(big, pb.Workload_WORKLOAD_VRAM)

@@ -138,14 +138,15 @@ func (p Planner) Plan(c *pb.DeviceClaim, w pb.Workload) (Plan, error) {
 		macs := rate / 2 * p.Target.Seconds()
 		rows := func() int { return int(math.Ceil(macs / float64(k) / float64(m))) }
 		// A fast device needs a big product: grow k and m in turn while
-		// the rows needed exceed what a shape may hold (MaxRows, and 2^32
-		// elements in A and in C, gpu.Shape.Validate), keeping the opening
-		// and the verifier's work within the limits.
+		// the rows needed exceed MaxRows, keeping the opening and the
+		// verifier's work within the limits.
 		fits := func(k, m int) bool {
 			return int64(p.Openings)*int64(m)*4 <= int64(p.Limits.MaxOpening)/2 &&
 				VerifierMACs(w, gpu.Shape{N: 1, K: k, M: m}, p.Openings) <= p.Limits.MaxVerifyWork
 		}
-		maxRows := func() int { return min(p.MaxRows, p.Limits.MaxN, (1<<32)/max(k, m)) }
+		// Provers stream A and C (gpu.Streamer), so rows are bounded by
+		// the limits alone, not by what a matrix in memory may hold.
+		maxRows := func() int { return min(p.MaxRows, p.Limits.MaxN) }
 		for rows() > maxRows() {
 			switch {
 			case k <= m && 2*k <= maxK && fits(2*k, m):

@@ -25,28 +25,63 @@ type Committed struct {
 	chCID         cid.Cid
 	prover        peer.ID
 	tree          *merkle.Tree
-	value         func(i int) []byte
+	values        func(idx []int) ([][]byte, error)
 }
 
 // Run runs the challenge's workload on backend and commits to the result.
 // Publish Committed.Commitment at once; open when the challenger's secret
-// is revealed.
+// is revealed. A backend that implements gpu.Streamer computes a product's
+// leaves without holding C, and the opened rows are recomputed at Open.
 func Run(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID cid.Cid, prover peer.ID) (*Committed, error) {
 	seed := Seed(ch)
-	switch ch.GetWorkload() {
-	case pb.Workload_WORKLOAD_GEMM_INT8:
+	st, streams := backend.(gpu.Streamer)
+	shape := ShapeOf(ch)
+	switch w := ch.GetWorkload(); {
+	case streams && w == pb.Workload_WORKLOAD_GEMM_INT8:
+		leaves, err := st.LeavesInt8(ctx, seed, shape)
+		if err != nil {
+			return nil, fmt.Errorf("run workload: %w", err)
+		}
+		return CommitRows(chCID, prover, leaves, func(idx []int) ([][]byte, error) {
+			rows, err := st.RowsInt8(context.Background(), seed, shape, idx)
+			if err != nil {
+				return nil, err
+			}
+			out := make([][]byte, len(idx))
+			for i := range idx {
+				out[i] = gpu.EncodeInt32Row(rows.Row(i))
+			}
+			return out, nil
+		})
+	case streams && w == pb.Workload_WORKLOAD_GEMM_BF16:
+		leaves, err := st.LeavesBF16(ctx, seed, shape)
+		if err != nil {
+			return nil, fmt.Errorf("run workload: %w", err)
+		}
+		return CommitRows(chCID, prover, leaves, func(idx []int) ([][]byte, error) {
+			rows, err := st.RowsBF16(context.Background(), seed, shape, idx)
+			if err != nil {
+				return nil, err
+			}
+			out := make([][]byte, len(idx))
+			for i := range idx {
+				out[i] = gpu.EncodeFloat32Row(rows.Row(i))
+			}
+			return out, nil
+		})
+	case w == pb.Workload_WORKLOAD_GEMM_INT8:
 		c, leaves, err := backend.MatMulInt8(ctx, seed, ShapeOf(ch))
 		if err != nil {
 			return nil, fmt.Errorf("run workload: %w", err)
 		}
 		return CommitInt8(ch, chCID, prover, c, leaves)
-	case pb.Workload_WORKLOAD_GEMM_BF16:
+	case w == pb.Workload_WORKLOAD_GEMM_BF16:
 		c, leaves, err := backend.MatMulBF16(ctx, seed, ShapeOf(ch))
 		if err != nil {
 			return nil, fmt.Errorf("run workload: %w", err)
 		}
 		return CommitBF16(ch, chCID, prover, c, leaves)
-	case pb.Workload_WORKLOAD_VRAM:
+	case w == pb.Workload_WORKLOAD_VRAM:
 		outputs, leaves, err := backend.VRAM(ctx, seed, VRAMParamsOf(ch))
 		if err != nil {
 			return nil, fmt.Errorf("run workload: %w", err)
@@ -87,6 +122,18 @@ func CommitBF16(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, c *gpu.Float32M
 // root; value(i) returns the encoded leaf i for the opening. Commit does
 // not check that the values are right — that is what verifiers do.
 func Commit(chCID cid.Cid, prover peer.ID, leaves [][32]byte, value func(i int) []byte) (*Committed, error) {
+	return CommitRows(chCID, prover, leaves, func(idx []int) ([][]byte, error) {
+		out := make([][]byte, len(idx))
+		for i, j := range idx {
+			out[i] = value(j)
+		}
+		return out, nil
+	})
+}
+
+// CommitRows is Commit with the opened values produced together, so a
+// streaming prover can recompute them in one batch.
+func CommitRows(chCID cid.Cid, prover peer.ID, leaves [][32]byte, values func(idx []int) ([][]byte, error)) (*Committed, error) {
 	tree, err := merkle.New(leaves)
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
@@ -102,7 +149,7 @@ func Commit(chCID cid.Cid, prover peer.ID, leaves [][32]byte, value func(i int) 
 	if err != nil {
 		return nil, err
 	}
-	return &Committed{Commitment: com, CommitmentCID: comCID, chCID: chCID, prover: prover, tree: tree, value: value}, nil
+	return &Committed{Commitment: com, CommitmentCID: comCID, chCID: chCID, prover: prover, tree: tree, values: values}, nil
 }
 
 // Open returns the opening of the leaves SampleRows draws from the root,
@@ -113,12 +160,16 @@ func (c *Committed) Open(ch *pb.Challenge, secret []byte) (*pb.Opening, error) {
 		return nil, err
 	}
 	op := &pb.Opening{ChallengeCid: c.chCID.Bytes(), CommitmentCid: c.CommitmentCID.Bytes(), Prover: []byte(c.prover)}
-	for _, i := range idx {
+	values, err := c.values(idx)
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	for n, i := range idx {
 		proof, err := c.tree.Proof(i)
 		if err != nil {
 			return nil, err
 		}
-		ro := &pb.RowOpening{Index: uint32(i), Values: c.value(i)}
+		ro := &pb.RowOpening{Index: uint32(i), Values: values[n]}
 		for _, h := range proof {
 			ro.Proof = append(ro.Proof, h[:])
 		}

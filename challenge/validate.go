@@ -219,8 +219,8 @@ func (v *Validator) workload(m *pb.Challenge) error {
 	case pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16:
 		s := ShapeOf(m)
 		switch {
-		case s.Validate() != nil:
-			return fmt.Errorf("%w: %v", ErrMalformed, s.Validate())
+		case s.ValidateStreamed() != nil:
+			return fmt.Errorf("%w: %v", ErrMalformed, s.ValidateStreamed())
 		case s.N > l.MaxN || s.K > l.MaxK || s.M > l.MaxM:
 			return fmt.Errorf("%w: shape %dx%dx%d over limits", ErrMalformed, s.N, s.K, s.M)
 		case m.GetWorkload() == pb.Workload_WORKLOAD_GEMM_BF16 && s.K > MaxBF16K:
@@ -258,7 +258,9 @@ func (v *Validator) workload(m *pb.Challenge) error {
 // proverBytes is the memory of A, B and C of a product, in bytes.
 func proverBytes(s gpu.Shape) float64 {
 	n, k, m := float64(s.N), float64(s.K), float64(s.M)
-	return n*k + k*m + 4*n*m
+	// A streamed prover (gpu.Streamer) holds B, its leaves and the tree;
+	// A and C pass through in chunks.
+	return k*m + 2*32*n
 }
 
 // Commitment validates a commitment signed by from.

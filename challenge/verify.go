@@ -67,7 +67,7 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 	var leaves, width int
 	switch ch.GetWorkload() {
 	case pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16:
-		if err := ShapeOf(ch).Validate(); err != nil {
+		if err := ShapeOf(ch).ValidateStreamed(); err != nil {
 			return Result{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
 		leaves, width = int(ch.GetN()), 4*int(ch.GetM())

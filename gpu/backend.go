@@ -56,3 +56,18 @@ func leafHashBytes(b []byte) [32]byte {
 	h.Sum(out[:0])
 	return out
 }
+
+// Streamer is implemented by backends that commit to products too large to
+// hold: the leaves are computed chunk by chunk and C is dropped, and the
+// rows to open are recomputed on demand. Shapes need only satisfy
+// Shape.ValidateStreamed.
+type Streamer interface {
+	// LeavesInt8 returns the Merkle leaf of each row of the int8 product.
+	LeavesInt8(ctx context.Context, seed Seed, shape Shape) ([][32]byte, error)
+	// RowsInt8 returns the listed rows of the int8 product.
+	RowsInt8(ctx context.Context, seed Seed, shape Shape, rows []int) (*Int32Matrix, error)
+	// LeavesBF16 returns the Merkle leaf of each row of the bf16 product.
+	LeavesBF16(ctx context.Context, seed Seed, shape Shape) ([][32]byte, error)
+	// RowsBF16 returns the listed rows of the bf16 product.
+	RowsBF16(ctx context.Context, seed Seed, shape Shape, rows []int) (*Float32Matrix, error)
+}

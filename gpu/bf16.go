@@ -25,7 +25,7 @@ const (
 // answer computed from int8 or fp8 copies of the inputs carries their
 // rounding error (see challenge.BF16Tolerance).
 func BF16Bits(seed Seed, matrix uint32, row, col int) uint16 {
-	key, stream := seed.philoxKey()
+	key, stream := seed.PhiloxKey()
 	out := Philox4x32([4]uint32{uint32(col / 8), uint32(row), matrix, stream}, key)
 	e := col % 8
 	return bf16FromRandom(uint16(out[e/2] >> (16 * (e % 2))))
@@ -43,7 +43,7 @@ func BF16ToFloat32(b uint16) float32 { return math.Float32frombits(uint32(b) << 
 // FillBF16Row writes row `row` of the bf16 matrix identified by matrix,
 // widened to float32, into dst, using the same definition as BF16Bits.
 func FillBF16Row(dst []float32, seed Seed, matrix uint32, row int) {
-	key, stream := seed.philoxKey()
+	key, stream := seed.PhiloxKey()
 	for blk := 0; blk*8 < len(dst); blk++ {
 		out := Philox4x32([4]uint32{uint32(blk), uint32(row), matrix, stream}, key)
 		base := blk * 8
@@ -110,6 +110,9 @@ func (c *CPU) TransposedBF16B(ctx context.Context, seed Seed, shape Shape) ([]fl
 // accumulation's; other backends accumulate in another order and agree
 // within challenge.BF16Tolerance, not bit for bit.
 func (c *CPU) MatMulBF16(ctx context.Context, seed Seed, shape Shape) (*Float32Matrix, [][32]byte, error) {
+	if err := shape.Validate(); err != nil {
+		return nil, nil, err
+	}
 	rows := make([]int, shape.N)
 	for i := range rows {
 		rows[i] = i
@@ -165,4 +168,18 @@ func (c *CPU) RowsBF16(ctx context.Context, seed Seed, shape Shape, rows []int) 
 		return nil, err
 	}
 	return out, nil
+}
+
+// FillBF16BitsRow writes row `row` of the bf16 matrix identified by matrix
+// into dst as bf16 bit patterns (what a device holds), using the same
+// definition as BF16Bits.
+func FillBF16BitsRow(dst []uint16, seed Seed, matrix uint32, row int) {
+	key, stream := seed.PhiloxKey()
+	for blk := 0; blk*8 < len(dst); blk++ {
+		out := Philox4x32([4]uint32{uint32(blk), uint32(row), matrix, stream}, key)
+		base := blk * 8
+		for e := 0; e < 8 && base+e < len(dst); e++ {
+			dst[base+e] = bf16FromRandom(uint16(out[e/2] >> (16 * (e % 2))))
+		}
+	}
 }

@@ -90,6 +90,9 @@ func (c *CPU) TransposedB(ctx context.Context, seed Seed, shape Shape) ([]int8, 
 
 // MatMulInt8 implements Backend.
 func (c *CPU) MatMulInt8(ctx context.Context, seed Seed, shape Shape) (*Int32Matrix, [][32]byte, error) {
+	if err := shape.Validate(); err != nil {
+		return nil, nil, err
+	}
 	rows := make([]int, shape.N)
 	for i := range rows {
 		rows[i] = i
@@ -151,9 +154,10 @@ func (c *CPU) RowsInt8(ctx context.Context, seed Seed, shape Shape, rows []int) 
 	return out, nil
 }
 
-// checkRows validates shape and that every row index lies in [0, n).
+// checkRows validates shape (as streamed: only B is held) and that every
+// row index lies in [0, n).
 func checkRows(shape Shape, rows []int) error {
-	if err := shape.Validate(); err != nil {
+	if err := shape.ValidateStreamed(); err != nil {
 		return err
 	}
 	for _, r := range rows {
@@ -180,7 +184,70 @@ func dot2x2(a0, a1, b0, b1 []int8) (c00, c01, c10, c11 int32) {
 	return
 }
 
-var _ Backend = (*CPU)(nil)
+var (
+	_ Backend  = (*CPU)(nil)
+	_ Streamer = (*CPU)(nil)
+)
+
+// streamChunk is the number of result elements a streamed CPU product
+// computes at a time.
+const streamChunk = 1 << 22
+
+// LeavesInt8 implements Streamer: the leaves of the int8 product, computed
+// a few rows at a time.
+func (c *CPU) LeavesInt8(ctx context.Context, seed Seed, shape Shape) ([][32]byte, error) {
+	return c.streamLeaves(shape, func(rows []int) ([][32]byte, error) {
+		out, err := c.RowsInt8(ctx, seed, shape, rows)
+		if err != nil {
+			return nil, err
+		}
+		leaves := make([][32]byte, len(rows))
+		err = c.parallel(ctx, len(rows), 64, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				leaves[i] = LeafHash(out.Row(i))
+			}
+		})
+		return leaves, err
+	})
+}
+
+// LeavesBF16 implements Streamer.
+func (c *CPU) LeavesBF16(ctx context.Context, seed Seed, shape Shape) ([][32]byte, error) {
+	return c.streamLeaves(shape, func(rows []int) ([][32]byte, error) {
+		out, err := c.RowsBF16(ctx, seed, shape, rows)
+		if err != nil {
+			return nil, err
+		}
+		leaves := make([][32]byte, len(rows))
+		err = c.parallel(ctx, len(rows), 64, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				leaves[i] = LeafHashFloat32(out.Row(i))
+			}
+		})
+		return leaves, err
+	})
+}
+
+func (c *CPU) streamLeaves(shape Shape, chunk func(rows []int) ([][32]byte, error)) ([][32]byte, error) {
+	if err := shape.ValidateStreamed(); err != nil {
+		return nil, err
+	}
+	step := max(1, streamChunk/shape.M)
+	leaves := make([][32]byte, 0, shape.N)
+	rows := make([]int, 0, step)
+	for lo := 0; lo < shape.N; lo += step {
+		rows = rows[:0]
+		for r := lo; r < min(lo+step, shape.N); r++ {
+			rows = append(rows, r)
+		}
+		l, err := chunk(rows)
+		if err != nil {
+			return nil, err
+		}
+		leaves = append(leaves, l...)
+	}
+	return leaves, nil
+}
 
 // FreivaldsPrime is the Mersenne prime 2^61 − 1, the modulus of the
 // random projections verifiers use (Freivalds, "Probabilistic Machines Can
@@ -210,7 +277,7 @@ func ToField61(v int64) uint64 {
 // B (k×m) of seed and a vector r of m field elements: k·m multiply-adds,
 // generating B on the fly, never storing it.
 func (c *CPU) ProjectInt8B(ctx context.Context, seed Seed, shape Shape, r []uint64) ([]uint64, error) {
-	if err := shape.Validate(); err != nil {
+	if err := shape.ValidateStreamed(); err != nil {
 		return nil, err
 	}
 	if len(r) != shape.M {

@@ -351,3 +351,59 @@ func rank61(m [][]uint64) int {
 	}
 	return rank
 }
+
+// TestStreamedEqualsWhole checks the streamed CPU path (gpu.Streamer)
+// against the whole product: same leaves, same recomputed rows, for shapes
+// that span several chunks.
+func TestStreamedEqualsWhole(t *testing.T) {
+	c := NewCPU()
+	ctx := t.Context()
+	seed := Seed{3, 1, 4, 1, 5}
+	s := Shape{N: 1 << 14 / 8 * 5, K: 64, M: 1 << 10} // 10240 rows: 3 chunks of 4096 rows
+	whole, leaves, err := c.MatMulInt8(ctx, seed, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed, err := c.LeavesInt8(ctx, seed, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(streamed) != len(leaves) {
+		t.Fatalf("%d streamed leaves, want %d", len(streamed), len(leaves))
+	}
+	for i := range leaves {
+		if streamed[i] != leaves[i] {
+			t.Fatalf("int8 leaf %d differs", i)
+		}
+	}
+	rows, err := c.RowsInt8(ctx, seed, s, []int{0, 4095, 4096, s.N - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range []int{0, 4095, 4096, s.N - 1} {
+		for j, v := range rows.Row(i) {
+			if v != whole.Row(r)[j] {
+				t.Fatalf("row %d col %d: %d, want %d", r, j, v, whole.Row(r)[j])
+			}
+		}
+	}
+	bs := Shape{N: 9000, K: 32, M: 512}
+	_, bleaves, err := c.MatMulBF16(ctx, seed, bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bstreamed, err := c.LeavesBF16(ctx, seed, bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range bleaves {
+		if bstreamed[i] != bleaves[i] {
+			t.Fatalf("bf16 leaf %d differs", i)
+		}
+	}
+	// A streamed shape may exceed what a whole product may hold.
+	big := Shape{N: 1 << 30, K: 1 << 16, M: 1 << 13}
+	if big.Validate() == nil || big.ValidateStreamed() != nil {
+		t.Fatalf("shape %v: whole %v, streamed %v", big, big.Validate(), big.ValidateStreamed())
+	}
+}

@@ -10,9 +10,9 @@ import (
 // from the challenge; gpu only expands it.
 type Seed [32]byte
 
-// philoxKey returns the Philox key (seed words 0 and 1, little-endian) and
+// PhiloxKey returns the Philox key (seed words 0 and 1, little-endian) and
 // the stream word (seed word 2) that tags every counter of this seed.
-func (s Seed) philoxKey() (key [2]uint32, stream uint32) {
+func (s Seed) PhiloxKey() (key [2]uint32, stream uint32) {
 	key[0] = binary.LittleEndian.Uint32(s[0:4])
 	key[1] = binary.LittleEndian.Uint32(s[4:8])
 	return key, binary.LittleEndian.Uint32(s[8:12])
@@ -54,6 +54,26 @@ func (s Shape) Validate() error {
 	return nil
 }
 
+// MaxStreamedRows bounds n for a streamed product: rows are Philox
+// counter words (uint32).
+const MaxStreamedRows = 1<<32 - 1
+
+// ValidateStreamed is Validate for a product whose A and C are generated
+// and hashed chunk by chunk, never held whole (see Streamer): only B
+// (k×m) must fit in memory, and n may reach MaxStreamedRows.
+func (s Shape) ValidateStreamed() error {
+	if s.N <= 0 || s.K <= 0 || s.M <= 0 {
+		return fmt.Errorf("%w: %dx%dx%d has a non-positive dimension", ErrShape, s.N, s.K, s.M)
+	}
+	if s.K > MaxK {
+		return fmt.Errorf("%w: k=%d exceeds %d (int32 accumulation could overflow)", ErrShape, s.K, MaxK)
+	}
+	if int64(s.K)*int64(s.M) > 1<<32 || int64(s.N) > MaxStreamedRows {
+		return fmt.Errorf("%w: %dx%dx%d is too large", ErrShape, s.N, s.K, s.M)
+	}
+	return nil
+}
+
 // MACs is the number of multiply-accumulates of the product, n·k·m. An
 // operation count in TOPS terms is 2·MACs.
 func (s Shape) MACs() float64 { return float64(s.N) * float64(s.K) * float64(s.M) }
@@ -64,7 +84,7 @@ func (s Shape) MACs() float64 { return float64(s.N) * float64(s.K) * float64(s.M
 // little-endian output words, read as two's complement. This is the
 // definition every backend must reproduce.
 func Int8At(seed Seed, matrix uint32, row, col int) int8 {
-	key, stream := seed.philoxKey()
+	key, stream := seed.PhiloxKey()
 	out := Philox4x32([4]uint32{uint32(col / 16), uint32(row), matrix, stream}, key)
 	b := col % 16
 	return int8(out[b/4] >> (8 * (b % 4)))
@@ -73,7 +93,7 @@ func Int8At(seed Seed, matrix uint32, row, col int) int8 {
 // FillInt8Row writes row `row` of the int8 matrix identified by matrix into
 // dst (len(dst) columns), using the same definition as Int8At.
 func FillInt8Row(dst []int8, seed Seed, matrix uint32, row int) {
-	key, stream := seed.philoxKey()
+	key, stream := seed.PhiloxKey()
 	for blk := 0; blk*16 < len(dst); blk++ {
 		out := Philox4x32([4]uint32{uint32(blk), uint32(row), matrix, stream}, key)
 		base := blk * 16

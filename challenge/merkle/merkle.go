@@ -12,6 +12,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 )
 
 // Hash is a SHA-256 digest.
@@ -55,6 +57,9 @@ type Tree struct {
 	levels [][]Hash
 }
 
+// parallelLevel is the level width from which New hashes on all cores.
+const parallelLevel = 1 << 14
+
 // New builds a tree over leaf hashes (already hashed with LeafHash). It
 // returns an error for an empty leaf set.
 func New(leaves []Hash) (*Tree, error) {
@@ -65,12 +70,30 @@ func New(leaves []Hash) (*Tree, error) {
 	t := &Tree{levels: [][]Hash{level}}
 	for len(level) > 1 {
 		next := make([]Hash, (len(level)+1)/2)
-		for i := range next {
-			if 2*i+1 < len(level) {
-				next[i] = InnerHash(level[2*i], level[2*i+1])
-			} else {
-				next[i] = level[2*i]
+		pair := func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				if 2*i+1 < len(level) {
+					next[i] = InnerHash(level[2*i], level[2*i+1])
+				} else {
+					next[i] = level[2*i]
+				}
 			}
+		}
+		// Wide levels (a streamed product has millions of rows) are
+		// hashed on all cores.
+		if w := runtime.GOMAXPROCS(0); len(next) >= parallelLevel && w > 1 {
+			var wg sync.WaitGroup
+			step := (len(next) + w - 1) / w
+			for lo := 0; lo < len(next); lo += step {
+				wg.Add(1)
+				go func(lo, hi int) {
+					defer wg.Done()
+					pair(lo, hi)
+				}(lo, min(lo+step, len(next)))
+			}
+			wg.Wait()
+		} else {
+			pair(0, len(next))
 		}
 		t.levels = append(t.levels, next)
 		level = next

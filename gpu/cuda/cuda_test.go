@@ -1,0 +1,252 @@
+//go:build linux && cgo
+
+package cuda
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"math"
+	"os"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/merkle"
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/gpu"
+)
+
+// open returns a backend on device 0, or skips the test with the reason
+// when this machine has no usable CUDA driver or device. With
+// POAI_REQUIRE_GPU=1 (scripts/gpu-check.sh) a missing GPU fails instead.
+func open(t *testing.T, opts Options) *Backend {
+	t.Helper()
+	b, err := Open(opts)
+	if err != nil {
+		if os.Getenv("POAI_REQUIRE_GPU") == "" && (errors.Is(err, ErrNoDriver) || errors.Is(err, ErrNoDevice)) {
+			t.Skipf("no CUDA GPU here: %v", err)
+		}
+		t.Fatalf("open CUDA device: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// paths returns a backend per GEMM path this machine has: cuBLASLt (when
+// it loads) and the embedded kernels.
+func paths(t *testing.T) map[string]*Backend {
+	out := map[string]*Backend{"embedded": open(t, Options{CublasLt: "off"})}
+	if lt := open(t, Options{}); lt.lt {
+		out["cublaslt"] = lt
+	} else {
+		t.Logf("cuBLASLt not loaded: %v", lt.ltErr)
+	}
+	return out
+}
+
+func TestDeviceInfo(t *testing.T) {
+	b := open(t, Options{})
+	d := b.Device()
+	if d.Name == "" || d.TotalBytes == 0 || d.FreeBytes == 0 || d.FreeBytes > d.TotalBytes || d.ComputeMajor < 8 || d.Multiprocessors == 0 {
+		t.Fatalf("implausible device info %+v", d)
+	}
+	t.Logf("%+v", d)
+}
+
+// TestInt8MatchesCPU: every GEMM path gives the CPU backend's C and leaves
+// bit for bit, on shapes with padded row tiles.
+func TestInt8MatchesCPU(t *testing.T) {
+	cpu := gpu.NewCPU()
+	ctx := context.Background()
+	seed := gpu.Seed{9, 8, 7, 6, 5, 4, 3, 2, 1}
+	for name, b := range paths(t) {
+		for _, s := range []gpu.Shape{{N: 256, K: 512, M: 512}, {N: 200, K: 512, M: 256}, {N: 1000, K: 1024, M: 128}} {
+			if b.GEMMPath(false, s) != name {
+				t.Fatalf("%v ran on %s, want %s", s, b.GEMMPath(false, s), name)
+			}
+			got, gl, err := b.MatMulInt8(ctx, seed, s)
+			if err != nil {
+				t.Fatalf("%s %v: %v", name, s, err)
+			}
+			want, wl, err := cpu.MatMulInt8(ctx, seed, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want.Data {
+				if got.Data[i] != want.Data[i] {
+					t.Fatalf("%s %v: C[%d][%d] = %d, want %d", name, s, i/s.M, i%s.M, got.Data[i], want.Data[i])
+				}
+			}
+			for i := range wl {
+				if gl[i] != wl[i] {
+					t.Fatalf("%s %v: leaf %d differs", name, s, i)
+				}
+			}
+		}
+	}
+}
+
+// TestBF16WithinTolerance: bf16 products agree with the CPU's within
+// challenge.BF16Tolerance(k) per element.
+func TestBF16WithinTolerance(t *testing.T) {
+	cpu := gpu.NewCPU()
+	ctx := context.Background()
+	seed := gpu.Seed{1, 2, 3}
+	for name, b := range paths(t) {
+		for _, s := range []gpu.Shape{{N: 256, K: 128, M: 128}, {N: 300, K: 4096, M: 256}} {
+			got, _, err := b.MatMulBF16(ctx, seed, s)
+			if err != nil {
+				t.Fatalf("%s %v: %v", name, s, err)
+			}
+			want, _, err := cpu.MatMulBF16(ctx, seed, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var worst float64
+			for i := range want.Data {
+				d := math.Abs(float64(got.Data[i]-want.Data[i])) / math.Max(math.Abs(float64(want.Data[i])), 1)
+				worst = math.Max(worst, d)
+			}
+			if tol := challenge.BF16Tolerance(s.K); worst > tol {
+				t.Fatalf("%s %v: deviation %.3g over tolerance %.3g", name, s, worst, tol)
+			}
+			t.Logf("%s %v: worst deviation from the CPU %.3g (tolerance %.3g)", name, s, worst, challenge.BF16Tolerance(s.K))
+		}
+	}
+}
+
+// TestGoldenRoots: the device reproduces the int8 and VRAM golden roots
+// of challenge/golden_test.go.
+func TestGoldenRoots(t *testing.T) {
+	b := open(t, Options{})
+	var seed gpu.Seed
+	copy(seed[:], "poai golden vector root v1......")
+	ctx := context.Background()
+	s := gpu.Shape{N: 256, K: 512, M: 64}
+	var leaves [][32]byte
+	var err error
+	if b.GEMMPath(false, s) == "cpu" {
+		// The embedded kernel wants m % 128 == 0; stream at 128 columns is a
+		// different product, so check the golden VRAM root only.
+		t.Log("int8 golden shape 256x512x64 needs cuBLASLt; skipped")
+	} else {
+		if _, leaves, err = b.MatMulInt8(ctx, seed, s); err != nil {
+			t.Fatal(err)
+		}
+		checkRoot(t, "int8 256x512x64", leaves, "209b75391a5730f6992f7f03db79435d85b00e4bea78975274641392c1ec9374")
+	}
+	_, leaves, err = b.VRAM(ctx, seed, gpu.VRAMParams{Lanes: 256, Blocks: 16, Rounds: 64, Reads: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRoot(t, "VRAM", leaves, "0f80025b24245f477e7791749f5d07d9a2ce64feb350c6aafd7d0fc5502577b2")
+}
+
+func checkRoot(t *testing.T, name string, leaves [][32]byte, want string) {
+	t.Helper()
+	tree, err := merkle.New(leaves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := tree.Root()
+	if got := hex.EncodeToString(root[:]); got != want {
+		t.Fatalf("%s: root %s, want %s", name, got, want)
+	}
+}
+
+func TestVRAMMatchesCPU(t *testing.T) {
+	b := open(t, Options{})
+	ctx := context.Background()
+	seed := gpu.Seed{42}
+	p := gpu.VRAMParams{Lanes: 3000, Blocks: 50, Rounds: 16, Reads: 40}
+	got, gl, err := b.VRAM(ctx, seed, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, wl, err := gpu.NewCPU().VRAM(ctx, seed, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if got[i] != want[i] || gl[i] != wl[i] {
+			t.Fatalf("lane %d differs", i)
+		}
+	}
+}
+
+// TestStreamedMatchesCPU: leaves streamed in several chunks and rows
+// recomputed for an opening equal the CPU's.
+func TestStreamedMatchesCPU(t *testing.T) {
+	ctx := context.Background()
+	seed := gpu.Seed{5}
+	s := gpu.Shape{N: 3000, K: 1024, M: 256}
+	cpu := gpu.NewCPU()
+	for name, b := range paths(t) {
+		b.chunkBytes = 1 << 20 // several chunks
+		leaves, err := b.LeavesInt8(ctx, seed, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := cpu.LeavesInt8(ctx, seed, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if leaves[i] != want[i] {
+				t.Fatalf("%s: leaf %d differs", name, i)
+			}
+		}
+		idx := []int{0, 1, 127, 128, 2999}
+		rows, err := b.RowsInt8(ctx, seed, s, idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrows, _ := cpu.RowsInt8(ctx, seed, s, idx)
+		for i := range wrows.Data {
+			if rows.Data[i] != wrows.Data[i] {
+				t.Fatalf("%s: row value %d differs", name, i)
+			}
+		}
+	}
+}
+
+// TestChallengesVerifyOnCPU proves each workload on the device and
+// verifies it the way a CPU verifier does.
+func TestChallengesVerifyOnCPU(t *testing.T) {
+	b := open(t, Options{})
+	ctx := context.Background()
+	cpu := gpu.NewCPU()
+	_, pub, _ := crypto.GenerateEd25519Key(rand.Reader)
+	target, _ := peer.IDFromPublicKey(pub)
+	for _, ch := range []*pb.Challenge{
+		{Version: 1, Workload: pb.Workload_WORKLOAD_GEMM_INT8, N: 4096, K: 2048, M: 1024, Openings: 66},
+		{Version: 1, Workload: pb.Workload_WORKLOAD_GEMM_BF16, N: 4096, K: 1024, M: 512, Openings: 66},
+		{Version: 1, Workload: pb.Workload_WORKLOAD_VRAM, VramLanes: 4096, VramLaneBlocks: 64, VramRounds: 64, VramReads: 64, Openings: 66},
+	} {
+		ch.Target, ch.Nonce, ch.DeadlineMs = []byte(target), make([]byte, 32), 1
+		secret := make([]byte, 32)
+		rand.Read(secret)
+		ch.RevealHash = challenge.RevealHash(secret)
+		_, chCID, err := challenge.MessageCID(ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		com, op, err := challenge.Prove(ctx, b, ch, chCID, target, secret)
+		if err != nil {
+			t.Fatalf("%v: %v", ch.Workload, err)
+		}
+		_, comCID, _ := challenge.MessageCID(com)
+		res, err := challenge.Verify(ctx, cpu, ch, chCID, com, comCID, op, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Verdict != pb.Verdict_VERDICT_PASS {
+			t.Fatalf("%v proved on the GPU: verdict %v (%+v)", ch.Workload, res.Verdict, res)
+		}
+		t.Logf("%v: %v, deviation %.3g", ch.Workload, res.Verdict, res.Deviation)
+	}
+}
