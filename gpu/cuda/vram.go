@@ -20,7 +20,6 @@ func Count() (int, error) {
 	return deviceCount()
 }
 
-
 // template pads a one-block SHA-256 message (len ≤ 55 bytes) and returns
 // its 16 big-endian words.
 func template(msg []byte) []uint32 {
