@@ -2,7 +2,7 @@
 GO ?= go
 RACE_PKGS = ./challenge/... ./scoring/... ./p2p/... ./node/...
 
-.PHONY: build test race lint proto fuzz bench devnet
+.PHONY: build test race lint proto fuzz bench devnet ptx gpu-check-bins
 
 build:
 	$(GO) build -o bin/poai ./cmd/poai
@@ -31,3 +31,15 @@ bench:
 
 devnet:
 	$(GO) run ./cmd/poai devnet
+
+# CUDA kernels to PTX (needs nvcc; see gpu/cuda/doc.go).
+ptx:
+	go generate ./gpu/cuda
+
+# Binaries for gpu/cuda/check/gpu-check.sh on a GPU machine without Go.
+gpu-check-bins:
+	mkdir -p .devbin
+	go build -ldflags "-s -w" -o .devbin/poai ./cmd/poai
+	go test -c -ldflags "-s -w" -o .devbin/cuda.test ./gpu/cuda
+	go test -c -ldflags "-s -w" -o .devbin/nvml.test ./gpu/nvml
+	gzip -9f .devbin/poai .devbin/cuda.test .devbin/nvml.test

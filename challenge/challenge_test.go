@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -542,5 +544,37 @@ func oneShot(ch *pb.Challenge) func(*Committed, error) (*pb.Commitment, *pb.Open
 		}
 		op, err := c.Open(ch, testSecret)
 		return c.Commitment, op, err
+	}
+}
+
+// TestReplayAcceptedOnce validates one claim from many goroutines at once
+// (gossipsub validates in parallel): exactly one is accepted, the rest are
+// replays.
+func TestReplayAcceptedOnce(t *testing.T) {
+	v := NewValidator(DefaultLimits(), testClock, 64)
+	from := fixedPeer(t, 7)
+	now := time.Now()
+	data, err := Marshal(&pb.DeviceClaim{PeerId: []byte(from), Model: "x", Int8Tops: 1, IssuedUnixMs: now.UnixMilli()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted, replayed atomic.Int32
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, err := v.Claim(from, data, now)
+			switch {
+			case err == nil:
+				accepted.Add(1)
+			case errors.Is(err, ErrReplayed):
+				replayed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if accepted.Load() != 1 || replayed.Load() != 31 {
+		t.Fatalf("accepted %d, replayed %d of 32 identical claims; want 1 and 31", accepted.Load(), replayed.Load())
 	}
 }

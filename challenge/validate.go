@@ -130,8 +130,16 @@ func finite(name string, x float64, lo, hi float64) error {
 	return nil
 }
 
-// accept records c as seen; call it only when every check passed.
-func (v *Validator) accept(c cid.Cid, now time.Time) { v.replay.Add(c.KeyString(), now) }
+// accept records c as seen; call it only when every check passed. It
+// returns ErrReplayed when a concurrent validation of the same message
+// accepted it first (gossipsub validates messages in parallel), so one
+// content ID is accepted once.
+func (v *Validator) accept(c cid.Cid, now time.Time) error {
+	if !v.replay.AddIfAbsent(c.KeyString(), now) {
+		return fmt.Errorf("%w: %s", ErrReplayed, c)
+	}
+	return nil
+}
 
 // Claim validates a device claim signed by from.
 func (v *Validator) Claim(from peer.ID, data []byte, now time.Time) (*pb.DeviceClaim, cid.Cid, error) {
@@ -160,7 +168,9 @@ func (v *Validator) Claim(from peer.ID, data []byte, now time.Time) (*pb.DeviceC
 	if m.GetInt8Tops() <= 0 {
 		return nil, cid.Undef, fmt.Errorf("%w: int8_tops must be positive", ErrMalformed)
 	}
-	v.accept(c, now)
+	if err := v.accept(c, now); err != nil {
+		return nil, cid.Undef, err
+	}
 	return m, c, nil
 }
 
@@ -206,7 +216,9 @@ func (v *Validator) Challenge(from peer.ID, data []byte, now time.Time) (*pb.Cha
 	if err := v.epochOK(m.GetEpoch(), now); err != nil {
 		return nil, cid.Undef, err
 	}
-	v.accept(c, now)
+	if err := v.accept(c, now); err != nil {
+		return nil, cid.Undef, err
+	}
 	return m, c, nil
 }
 
@@ -279,7 +291,9 @@ func (v *Validator) Commitment(from peer.ID, data []byte, now time.Time) (*pb.Co
 	if len(m.GetMerkleRoot()) != 32 || m.GetLeaves() == 0 {
 		return nil, cid.Undef, fmt.Errorf("%w: root of %d bytes over %d leaves", ErrMalformed, len(m.GetMerkleRoot()), m.GetLeaves())
 	}
-	v.accept(c, now)
+	if err := v.accept(c, now); err != nil {
+		return nil, cid.Undef, err
+	}
 	return m, c, nil
 }
 
@@ -308,7 +322,9 @@ func (v *Validator) Opening(from peer.ID, data []byte, now time.Time) (*pb.Openi
 			return nil, cid.Undef, fmt.Errorf("%w: proof of %d hashes", ErrMalformed, len(r.GetProof()))
 		}
 	}
-	v.accept(c, now)
+	if err := v.accept(c, now); err != nil {
+		return nil, cid.Undef, err
+	}
 	return m, c, nil
 }
 
@@ -330,7 +346,9 @@ func (v *Validator) Reveal(from peer.ID, data []byte, now time.Time) (*pb.Reveal
 	if len(m.GetSecret()) != 32 {
 		return nil, cid.Undef, fmt.Errorf("%w: secret has %d bytes, want 32", ErrMalformed, len(m.GetSecret()))
 	}
-	v.accept(c, now)
+	if err := v.accept(c, now); err != nil {
+		return nil, cid.Undef, err
+	}
 	return m, c, nil
 }
 
@@ -351,7 +369,9 @@ func (v *Validator) ChallengeRequest(from peer.ID, data []byte, now time.Time) (
 	if err := v.fresh(m.GetIssuedUnixMs(), now); err != nil {
 		return nil, cid.Undef, err
 	}
-	v.accept(c, now)
+	if err := v.accept(c, now); err != nil {
+		return nil, cid.Undef, err
+	}
 	return m, c, nil
 }
 
@@ -390,7 +410,9 @@ func (v *Validator) Attestation(from peer.ID, data []byte, now time.Time) (*pb.A
 	if err := v.epochOK(m.GetEpoch(), now); err != nil {
 		return nil, cid.Undef, err
 	}
-	v.accept(c, now)
+	if err := v.accept(c, now); err != nil {
+		return nil, cid.Undef, err
+	}
 	return m, c, nil
 }
 
@@ -417,10 +439,26 @@ func (r *ReplayCache) Seen(id string, now time.Time) bool {
 	return ok && now.Sub(at) < r.ttl
 }
 
+// AddIfAbsent records id at now unless it was added less than ttl before
+// now; it reports whether it added it. Check and insert are one step.
+func (r *ReplayCache) AddIfAbsent(id string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if at, ok := r.seen[id]; ok && now.Sub(at) < r.ttl {
+		return false
+	}
+	r.add(id, now)
+	return true
+}
+
 // Add records id at now, evicting expired or, when full, the oldest IDs.
 func (r *ReplayCache) Add(id string, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.add(id, now)
+}
+
+func (r *ReplayCache) add(id string, now time.Time) {
 	if _, ok := r.seen[id]; !ok {
 		r.order = append(r.order, id)
 	}

@@ -32,6 +32,10 @@ func best(reps int, f func(rep int) error) (time.Duration, error) {
 // throughput in TOPS and the best time.
 func MeasureInt8(ctx context.Context, b Backend, shape Shape, reps int) (float64, time.Duration, error) {
 	d, err := best(reps, func(r int) error {
+		if st, ok := b.(Streamer); ok {
+			_, err := st.LeavesInt8(ctx, Seed{byte(r)}, shape)
+			return err
+		}
 		_, _, err := b.MatMulInt8(ctx, Seed{byte(r)}, shape)
 		return err
 	})
@@ -45,6 +49,10 @@ func MeasureInt8(ctx context.Context, b Backend, shape Shape, reps int) (float64
 // throughput in TFLOPS and the best time.
 func MeasureBF16(ctx context.Context, b Backend, shape Shape, reps int) (float64, time.Duration, error) {
 	d, err := best(reps, func(r int) error {
+		if st, ok := b.(Streamer); ok {
+			_, err := st.LeavesBF16(ctx, Seed{byte(r)}, shape)
+			return err
+		}
 		_, _, err := b.MatMulBF16(ctx, Seed{byte(r)}, shape)
 		return err
 	})
@@ -67,18 +75,25 @@ func MeasureVRAM(ctx context.Context, b Backend, p VRAMParams, reps int) (float6
 	return p.Hashes() / d.Seconds() / 1e9, d, nil
 }
 
-// MeasureAll measures every workload on small shapes (about a second on
-// one CPU core in all) and returns the throughputs.
+// MeasureAll measures every workload and returns the throughputs: on small
+// shapes for the CPU backend (about a second on one core in all), on
+// shapes that fill a GPU for a few hundred milliseconds for any other.
 func MeasureAll(ctx context.Context, b Backend) (Throughput, error) {
+	int8s, bf16s := Shape{N: 256, K: 512, M: 512}, Shape{N: 512, K: 128, M: 128}
+	vram := VRAMParams{Lanes: 256, Blocks: 16, Rounds: 64, Reads: 256}
+	if b.Info().Backend != "cpu" {
+		int8s, bf16s = Shape{N: 32768, K: 8192, M: 8192}, Shape{N: 32768, K: 4096, M: 4096}
+		vram = VRAMParams{Lanes: 1 << 20, Blocks: 64, Rounds: 64, Reads: 64}
+	}
 	var t Throughput
 	var err error
-	if t.Int8TOPS, _, err = MeasureInt8(ctx, b, Shape{N: 256, K: 512, M: 512}, 3); err != nil {
+	if t.Int8TOPS, _, err = MeasureInt8(ctx, b, int8s, 3); err != nil {
 		return t, err
 	}
-	if t.BF16TFLOPS, _, err = MeasureBF16(ctx, b, Shape{N: 512, K: 128, M: 128}, 3); err != nil {
+	if t.BF16TFLOPS, _, err = MeasureBF16(ctx, b, bf16s, 3); err != nil {
 		return t, err
 	}
-	if t.HashGHps, _, err = MeasureVRAM(ctx, b, VRAMParams{Lanes: 256, Blocks: 16, Rounds: 64, Reads: 256}, 3); err != nil {
+	if t.HashGHps, _, err = MeasureVRAM(ctx, b, vram, 3); err != nil {
 		return t, err
 	}
 	return t, nil

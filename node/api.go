@@ -57,6 +57,9 @@ type PeerView struct {
 	LastSeen  time.Time `json:"last_claim"`
 	Claim     ClaimView `json:"claim"`
 	Score     float64   `json:"score"`
+	// Flags are inconsistencies found in the claim's NVML report or in
+	// the speed of its proofs; empty when none.
+	Flags []string `json:"flags"`
 }
 
 // TopologyView is the body of GET /api/v1/topology: this node's gossip mesh
@@ -120,7 +123,11 @@ func (n *Node) Peers() []PeerView {
 	out := []PeerView{}
 	n.snapshot(func() {
 		for id, e := range n.peers {
-			out = append(out, PeerView{PeerID: id.String(), LastSeen: e.seen.UTC(), Claim: claimView(e.claim)})
+			flags := append([]string{}, e.flags...)
+			if e.slowProof != "" {
+				flags = append(flags, e.slowProof)
+			}
+			out = append(out, PeerView{PeerID: id.String(), LastSeen: e.seen.UTC(), Claim: claimView(e.claim), Flags: flags})
 		}
 	})
 	connected := n.host.ConnectedPeers()

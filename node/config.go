@@ -88,6 +88,9 @@ type P2PConfig struct {
 // in the catalog (gpu.Catalog), challengers hold the node to the catalog's
 // figures whatever it claims; the figures below matter for other models.
 type DeviceConfig struct {
+	Backend    string  `toml:"backend" comment:"Proving backend: \"auto\" (CUDA when a driver and GPU are present, else CPU), \"cuda\" (fail without one) or \"cpu\"."`
+	GPU        int     `toml:"gpu" comment:"CUDA device ordinal this node proves on (one node per GPU)."`
+	CublasLt   string  `toml:"cublaslt" comment:"Path of libcublasLt.so for the GEMMs; empty looks it up on the loader path, \"off\" keeps to poai's embedded kernels."`
 	Model      string  `toml:"model" comment:"Device model announced in the claim, e.g. \"NVIDIA H200\"; empty means the backend's own name."`
 	Int8TOPS   float64 `toml:"int8_tops" comment:"Claimed dense int8 throughput in TOPS (10^12 ops/s); 0 means measure the backend at start."`
 	BF16TFLOPS float64 `toml:"bf16_tflops" comment:"Claimed dense bf16 throughput in TFLOPS; 0 means measure the backend at start."`
@@ -156,7 +159,7 @@ func DefaultConfig() Config {
 	pc := p2p.DefaultConfig()
 	return Config{
 		P2P:    P2PConfig{Listen: pc.ListenAddrs, MDNS: true, ConnLow: pc.ConnLow, ConnHigh: pc.ConnHigh},
-		Device: DeviceConfig{},
+		Device: DeviceConfig{Backend: "auto"},
 		Challenge: ChallengeConfig{
 			Genesis:        DefaultGenesis,
 			EpochLength:    Duration(30 * time.Second),
@@ -286,6 +289,14 @@ func (c Config) Validate() error {
 	}
 	if c.P2P.ConnLow < 1 || c.P2P.ConnHigh < c.P2P.ConnLow {
 		bad("[p2p] conn_low, conn_high: need 1 <= conn_low <= conn_high, got %d, %d", c.P2P.ConnLow, c.P2P.ConnHigh)
+	}
+	switch c.Device.Backend {
+	case "", "auto", "cpu", "cuda":
+	default:
+		bad("[device] backend: %q is not one of auto, cuda, cpu", c.Device.Backend)
+	}
+	if c.Device.GPU < 0 {
+		bad("[device] gpu: ordinal %d is negative", c.Device.GPU)
 	}
 	if c.Device.Int8TOPS < 0 || c.Device.BF16TFLOPS < 0 || c.Device.HashGHps < 0 {
 		bad("[device] int8_tops, bf16_tflops, hash_ghps: negative")

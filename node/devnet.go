@@ -17,6 +17,7 @@ import (
 
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/gpu"
+	"github.com/poai-network/poai/gpu/cuda"
 )
 
 // DevnetConfig describes a local network of real nodes in one process, on
@@ -43,6 +44,9 @@ type DevnetConfig struct {
 	// 1, so that N nodes sharing a small machine behave like N single-core
 	// devices instead of N peers fighting over every core.
 	Workers int
+	// GPU is "auto" to prove on the machine's CUDA GPU for node 0 (an
+	// honest node) when one is usable, "off" to keep every node on the CPU.
+	GPU string
 	// Log receives every node's logs.
 	Log *slog.Logger
 }
@@ -77,7 +81,9 @@ func ParseAdversaries(s string) (map[Role]int, error) {
 
 // Devnet is a running local network.
 type Devnet struct {
-	Nodes       []*Node
+	Nodes []*Node
+	// GPU names the device node 0 proves on, or is empty.
+	GPU         string
 	Measured    gpu.Throughput
 	Clock       time.Time // genesis
 	EpochLength time.Duration
@@ -136,6 +142,26 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	vram := uint64(blocks * gpu.VRAMBlockBytes / vs.Fill)
 	cfg.Log.Info("measured CPU backend", "int8_tops", measured.Int8TOPS, "bf16_tflops", measured.BF16TFLOPS, "hash_ghps", measured.HashGHps, "vram_claim", vram)
 
+	// On a machine with a usable GPU, node 0 proves on it and claims what
+	// it measured there (as "devnet GPU", not its catalog model, so its
+	// challenges stay devnet-sized); its memory claim is capped so the
+	// VRAM proof's lanes fit the devnet's deadlines.
+	var gpuBackend *cuda.Backend
+	var gpuMeasured gpu.Throughput
+	if cfg.GPU == "auto" {
+		b, err := cuda.Open(cuda.Options{})
+		if err != nil {
+			cfg.Log.Info("devnet: every node on the CPU", "reason", err)
+		} else if gpuMeasured, err = gpu.MeasureAll(ctx, b); err != nil {
+			b.Close()
+			cfg.Log.Warn("devnet: GPU measurement failed, every node on the CPU", "err", err)
+		} else {
+			gpuBackend = b
+			d.GPU = b.Device().Name
+			cfg.Log.Info("devnet: node 0 proves on the GPU", "device", d.GPU, "int8_tops", gpuMeasured.Int8TOPS,
+				"bf16_tflops", gpuMeasured.BF16TFLOPS, "hash_ghps", gpuMeasured.HashGHps)
+		}
+	}
 	roles := make([]Role, 0, cfg.Nodes)
 	for range cfg.Nodes - adv {
 		roles = append(roles, RoleHonest)
@@ -164,8 +190,13 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		c.Device.Model = "devnet CPU"
 		c.Device.VRAMBytes = vram
 		c.Metrics.Listen = ""
-		n, err := New(filepath.Join(d.dir, fmt.Sprintf("node-%02d", i)), c,
-			WithRole(role), WithMeasured(measured), WithBackend(gpu.NewCPU(gpu.WithWorkers(cfg.Workers))), WithLogger(cfg.Log.With("node", i)))
+		opts := []Option{WithRole(role), WithMeasured(measured), WithBackend(gpu.NewCPU(gpu.WithWorkers(cfg.Workers))), WithLogger(cfg.Log.With("node", i))}
+		if i == 0 && gpuBackend != nil {
+			c.Device.Model = "devnet GPU"
+			c.Device.VRAMBytes = min(uint64(gpuMeasured.HashGHps*1e9*cfg.Target.Seconds()/float64(vs.Rounds+vs.ReadsPerBlock)*gpu.VRAMBlockBytes/vs.Fill), 256<<20)
+			opts = append(opts, WithMeasured(gpuMeasured), WithBackend(gpuBackend), withOwnedBackend(gpuBackend.Close))
+		}
+		n, err := New(filepath.Join(d.dir, fmt.Sprintf("node-%02d", i)), c, opts...)
 		if err == nil {
 			err = n.Start(ctx)
 		}
@@ -199,6 +230,7 @@ type PeerReport struct {
 	Accuracy     float64 `json:"accuracy"`
 	FinalScore   float64 `json:"final_score"`
 	ClaimedTOPS  float64 `json:"claimed_int8_tops"`
+	Backend      string  `json:"backend"`
 	ClaimedBF16  float64 `json:"claimed_bf16_tflops"`
 }
 
@@ -208,6 +240,7 @@ type Report struct {
 	Epochs       int64          `json:"epochs"`
 	EpochLength  string         `json:"epoch_length"`
 	Measured     gpu.Throughput `json:"measured"`
+	GPU          string         `json:"gpu,omitempty"`
 	Peers        []PeerReport   `json:"peers"`
 	HonestMin    float64        `json:"honest_min_score"`
 	AdversaryMax float64        `json:"adversary_max_score"`
@@ -224,7 +257,7 @@ type Report struct {
 // below every honest peer.
 func (d *Devnet) Report() (Report, error) {
 	r := Report{Nodes: len(d.Nodes), Epochs: max(d.Epoch(), 0), EpochLength: d.EpochLength.String(),
-		Measured: d.Measured, HonestMin: math.Inf(1), AdversaryMax: math.Inf(-1)}
+		Measured: d.Measured, GPU: d.GPU, HonestMin: math.Inf(1), AdversaryMax: math.Inf(-1)}
 	var honestPass, honestTotal int
 	for _, p := range d.Nodes {
 		var observer *Node
@@ -248,6 +281,7 @@ func (d *Devnet) Report() (Report, error) {
 			PeerID: p.ID().String(), Role: p.Role(), Challenges: s.Challenges, Passed: s.Passed, Failed: s.Failed,
 			LatencyP50: s.LatencyP50MS, LatencyP99: s.LatencyP99MS, MaxDeviation: s.MaxDeviation, Accuracy: s.Accuracy,
 			FinalScore: sum / float64(views), ClaimedTOPS: p.Claim().GetInt8Tops(), ClaimedBF16: p.Claim().GetBf16Tflops(),
+			Backend: p.Claim().GetBackend(),
 		}
 		if p.Role().Adversary() {
 			r.AdversaryMax = math.Max(r.AdversaryMax, pr.FinalScore)

@@ -10,6 +10,7 @@ type metrics struct {
 	issued      prometheus.Counter
 	answered    *prometheus.CounterVec
 	attested    *prometheus.CounterVec
+	flagged     *prometheus.CounterVec
 	proveTime   prometheus.Histogram
 	verifyTime  prometheus.Histogram
 	peers       prometheus.Gauge
@@ -39,6 +40,9 @@ func newMetrics() *metrics {
 		attested: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "poai_attestations_published_total", Help: "Attestations this node published as verifier, by verdict.",
 		}, []string{"verdict"}),
+		flagged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "poai_claims_flagged_total", Help: "Peers flagged: device_report (claim disagrees with its NVML report or the catalog), slow_proof (passing proofs far below the claimed model's speed).",
+		}, []string{"reason"}),
 		proveTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "poai_prove_seconds", Help: "Time to compute and commit a proof workload.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
@@ -78,7 +82,7 @@ func newMetrics() *metrics {
 		Name: "poai_challenges_void_total",
 		Help: "Challenges voided by their challenger's fault: a reveal late or missing, or two challenges of one target in an epoch.",
 	})
-	m.registry.MustRegister(m.received, m.latency, m.deviation, m.score, m.void)
+	m.registry.MustRegister(m.received, m.latency, m.deviation, m.score, m.void, m.flagged)
 	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.answered, m.attested, m.proveTime, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

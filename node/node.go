@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
+	"github.com/poai-network/poai/gpu/nvml"
 	"github.com/poai-network/poai/p2p"
 	"github.com/poai-network/poai/scoring"
 )
@@ -40,17 +42,26 @@ const (
 type Option func(*options)
 
 type options struct {
-	log      *slog.Logger
-	backend  gpu.Backend
-	role     Role
-	measured *gpu.Throughput
-	warmup   time.Duration
+	log     *slog.Logger
+	backend gpu.Backend
+	// releaseBackend, when set, releases backend at Close.
+	releaseBackend func() error
+	role           Role
+	measured       *gpu.Throughput
+	warmup         time.Duration
 }
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// WithBackend sets the proving backend (default the CPU backend).
+// withOwnedBackend hands the node the release of its backend: Close (or a
+// failed Start) calls release.
+func withOwnedBackend(release func() error) Option {
+	return func(o *options) { o.releaseBackend = release }
+}
+
+// WithBackend sets the proving backend (default: the one [device] backend
+// names, opened by Start).
 func WithBackend(b gpu.Backend) Option { return func(o *options) { o.backend = b } }
 
 // WithRole makes the node an ADVERSARY of the given role. For devnet and
@@ -80,7 +91,9 @@ type Node struct {
 	validator *challenge.Validator
 	cpu       *gpu.CPU
 	backend   gpu.Backend
-	metrics   *metrics
+	// closeBackend releases a backend Start opened (a GPU).
+	closeBackend func() error
+	metrics      *metrics
 
 	key  crypto.PrivKey
 	id   peer.ID
@@ -131,6 +144,11 @@ type peerEntry struct {
 	claim    *pb.DeviceClaim
 	claimCID cid.Cid
 	seen     time.Time
+	// flags are inconsistencies found in the claim (nvml.CrossCheck) and
+	// in its proofs (a catalog model proving far below its speed).
+	flags []string
+	// slowProof is the flag set by the last slow passing proof, if any.
+	slowProof string
 }
 
 // tracked is a challenge this node has seen, with what arrived for it.
@@ -193,9 +211,6 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 		f(&o)
 	}
 	cpu := gpu.NewCPU()
-	if o.backend == nil {
-		o.backend = cpu
-	}
 	c := cfg.Challenge
 	n := &Node{
 		cfg: cfg, dir: dataDir, o: o, role: o.role, log: o.log,
@@ -248,6 +263,21 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.log = n.o.log.With("peer", shortID(n.id))
 	if n.role.Adversary() {
 		n.log = n.log.With("adversary", string(n.role))
+	}
+	if n.o.releaseBackend != nil {
+		undo = append(undo, n.o.releaseBackend)
+		n.closeBackend = n.o.releaseBackend
+	}
+	if n.backend == nil {
+		b, err := OpenBackend(n.cfg.Device, n.log)
+		if err != nil {
+			return err
+		}
+		n.backend = b
+		if c, ok := b.(io.Closer); ok {
+			undo = append(undo, c.Close)
+			n.closeBackend = c.Close
+		}
 	}
 	claim, err := n.buildClaim(ctx)
 	if err != nil {
@@ -368,11 +398,26 @@ func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
 		d.HashGHps *= SlowClaimFactor
 		vram *= SlowClaimFactor
 	}
-	return &pb.DeviceClaim{
+	claim := &pb.DeviceClaim{
 		PeerId: []byte(n.id), Model: cmp.Or(d.Model, info.Model), Count: uint32(max(info.Devices, 1)),
 		VramBytes: vram,
 		Int8Tops:  d.Int8TOPS, Bf16Tflops: d.BF16TFLOPS, HashGhps: d.HashGHps, Backend: info.Backend,
-	}, nil
+	}
+	if info.Backend == "cuda" {
+		// What the device says of itself goes into the signed claim: the
+		// proving device only (one node per GPU).
+		reports, err := nvml.Reports()
+		switch {
+		case err != nil:
+			n.log.Warn("no NVML report for the claim", "err", err)
+		case n.cfg.Device.GPU < len(reports):
+			claim.Devices = reports[n.cfg.Device.GPU : n.cfg.Device.GPU+1]
+			if f := nvml.CrossCheck(claim); len(f) > 0 {
+				n.log.Warn("this node's claim disagrees with its own NVML report", "findings", f)
+			}
+		}
+	}
+	return claim, nil
 }
 
 // post runs f on the loop goroutine; it gives up when the node closes.
@@ -590,7 +635,45 @@ func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
 
 func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 	c := d.msg.(*pb.DeviceClaim)
-	n.peers[from] = &peerEntry{claim: c, claimCID: d.cid, seen: at}
+	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: nvml.CrossCheck(c)}
+	if old, ok := n.peers[from]; ok {
+		e.slowProof = old.slowProof
+		if old.claimCID.Equals(d.cid) {
+			e.flags = old.flags // same claim: flags already counted
+		}
+	}
+	if len(e.flags) > 0 && (n.peers[from] == nil || !n.peers[from].claimCID.Equals(d.cid)) {
+		n.metrics.flagged.WithLabelValues("device_report").Inc()
+		n.log.Info("device claim inconsistent with its NVML report", "peer", shortID(from), "model", c.GetModel(), "findings", e.flags)
+	}
+	n.peers[from] = e
+}
+
+// checkProofSpeed flags a target whose passing proof of a catalog model
+// took longer than the model's anticipated time over nvml.SlowProofFactor:
+// a device that passes on the deadline's slack but is weaker than it says.
+func (n *Node) checkProofSpeed(t *tracked, latency time.Duration) {
+	e, ok := n.peers[t.target]
+	if !ok {
+		return
+	}
+	if _, catalog := gpu.LookupDevice(e.claim.GetModel()); !catalog {
+		return
+	}
+	pl, err := n.planner.Plan(e.claim, t.ch.GetWorkload())
+	if err != nil || pl.Anticipated <= 0 {
+		return
+	}
+	speed := pl.Anticipated.Seconds() / latency.Seconds()
+	if speed >= nvml.SlowProofFactor {
+		return
+	}
+	flag := fmt.Sprintf("%v proof ran at %.0f%% of the speed a %s should reach", t.ch.GetWorkload(), 100*speed, e.claim.GetModel())
+	if e.slowProof == "" {
+		n.metrics.flagged.WithLabelValues("slow_proof").Inc()
+		n.log.Info("passing proof far below the claimed model's speed", "target", shortID(t.target), "flag", flag)
+	}
+	e.slowProof = flag
 }
 
 // maxTracked bounds the challenges a node follows at once.
@@ -823,6 +906,9 @@ func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation
 	}
 	n.metrics.attested.WithLabelValues(verdictName(v)).Inc()
 	n.bump(func(s *Stats) { s.Attested++ })
+	if v == pb.Verdict_VERDICT_PASS {
+		n.checkProofSpeed(t, latency)
+	}
 	lvl := slog.LevelDebug
 	if v != pb.Verdict_VERDICT_PASS {
 		lvl = slog.LevelInfo
@@ -969,6 +1055,9 @@ func (n *Node) Close() error {
 	n.cancel()
 	n.wg.Wait()
 	err := errors.Join(n.host.Close(), n.book.Close())
+	if n.closeBackend != nil {
+		err = errors.Join(err, n.closeBackend())
+	}
 	n.log.Info("node stopped")
 	return err
 }

@@ -167,7 +167,10 @@ type DeviceClaim struct {
 	IssuedUnixMs int64  `protobuf:"varint,9,opt,name=issued_unix_ms,json=issuedUnixMs,proto3" json:"issued_unix_ms,omitempty"`
 	// Claimed SHA-256 throughput for the VRAM workload, 10^9 hashes per
 	// second. Used only for models the catalog has no figure for.
-	HashGhps      float64 `protobuf:"fixed64,10,opt,name=hash_ghps,json=hashGhps,proto3" json:"hash_ghps,omitempty"`
+	HashGhps float64 `protobuf:"fixed64,10,opt,name=hash_ghps,json=hashGhps,proto3" json:"hash_ghps,omitempty"`
+	// What each device says of itself through NVML, signed with the claim.
+	// A spoofed driver can lie here; the proofs cannot (see gpu/nvml).
+	Devices       []*DeviceReport `protobuf:"bytes,11,rep,name=devices,proto3" json:"devices,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -272,6 +275,155 @@ func (x *DeviceClaim) GetHashGhps() float64 {
 	return 0
 }
 
+func (x *DeviceClaim) GetDevices() []*DeviceReport {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+// DeviceReport is one GPU as NVML reports it.
+type DeviceReport struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Name             string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Uuid             string                 `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	MemoryTotalBytes uint64                 `protobuf:"varint,3,opt,name=memory_total_bytes,json=memoryTotalBytes,proto3" json:"memory_total_bytes,omitempty"`
+	SmClockMaxMhz    uint32                 `protobuf:"varint,4,opt,name=sm_clock_max_mhz,json=smClockMaxMhz,proto3" json:"sm_clock_max_mhz,omitempty"`
+	SmClockMhz       uint32                 `protobuf:"varint,5,opt,name=sm_clock_mhz,json=smClockMhz,proto3" json:"sm_clock_mhz,omitempty"`
+	MemClockMaxMhz   uint32                 `protobuf:"varint,6,opt,name=mem_clock_max_mhz,json=memClockMaxMhz,proto3" json:"mem_clock_max_mhz,omitempty"`
+	PowerLimitMw     uint32                 `protobuf:"varint,7,opt,name=power_limit_mw,json=powerLimitMw,proto3" json:"power_limit_mw,omitempty"`
+	TemperatureC     uint32                 `protobuf:"varint,8,opt,name=temperature_c,json=temperatureC,proto3" json:"temperature_c,omitempty"`
+	EccEnabled       bool                   `protobuf:"varint,9,opt,name=ecc_enabled,json=eccEnabled,proto3" json:"ecc_enabled,omitempty"`
+	// Uncorrected ECC errors since the driver loaded (volatile count).
+	EccUncorrected uint64 `protobuf:"varint,10,opt,name=ecc_uncorrected,json=eccUncorrected,proto3" json:"ecc_uncorrected,omitempty"`
+	PcieGen        uint32 `protobuf:"varint,11,opt,name=pcie_gen,json=pcieGen,proto3" json:"pcie_gen,omitempty"`
+	PcieWidth      uint32 `protobuf:"varint,12,opt,name=pcie_width,json=pcieWidth,proto3" json:"pcie_width,omitempty"`
+	DriverVersion  string `protobuf:"bytes,13,opt,name=driver_version,json=driverVersion,proto3" json:"driver_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DeviceReport) Reset() {
+	*x = DeviceReport{}
+	mi := &file_poai_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceReport) ProtoMessage() {}
+
+func (x *DeviceReport) ProtoReflect() protoreflect.Message {
+	mi := &file_poai_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceReport.ProtoReflect.Descriptor instead.
+func (*DeviceReport) Descriptor() ([]byte, []int) {
+	return file_poai_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DeviceReport) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeviceReport) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *DeviceReport) GetMemoryTotalBytes() uint64 {
+	if x != nil {
+		return x.MemoryTotalBytes
+	}
+	return 0
+}
+
+func (x *DeviceReport) GetSmClockMaxMhz() uint32 {
+	if x != nil {
+		return x.SmClockMaxMhz
+	}
+	return 0
+}
+
+func (x *DeviceReport) GetSmClockMhz() uint32 {
+	if x != nil {
+		return x.SmClockMhz
+	}
+	return 0
+}
+
+func (x *DeviceReport) GetMemClockMaxMhz() uint32 {
+	if x != nil {
+		return x.MemClockMaxMhz
+	}
+	return 0
+}
+
+func (x *DeviceReport) GetPowerLimitMw() uint32 {
+	if x != nil {
+		return x.PowerLimitMw
+	}
+	return 0
+}
+
+func (x *DeviceReport) GetTemperatureC() uint32 {
+	if x != nil {
+		return x.TemperatureC
+	}
+	return 0
+}
+
+func (x *DeviceReport) GetEccEnabled() bool {
+	if x != nil {
+		return x.EccEnabled
+	}
+	return false
+}
+
+func (x *DeviceReport) GetEccUncorrected() uint64 {
+	if x != nil {
+		return x.EccUncorrected
+	}
+	return 0
+}
+
+func (x *DeviceReport) GetPcieGen() uint32 {
+	if x != nil {
+		return x.PcieGen
+	}
+	return 0
+}
+
+func (x *DeviceReport) GetPcieWidth() uint32 {
+	if x != nil {
+		return x.PcieWidth
+	}
+	return 0
+}
+
+func (x *DeviceReport) GetDriverVersion() string {
+	if x != nil {
+		return x.DriverVersion
+	}
+	return ""
+}
+
 // Challenge asks target to prove a workload. The seed is derived from
 // (challenger, target, nonce, epoch), so it is bound to the target and
 // unpredictable before the challenge is published.
@@ -309,7 +461,7 @@ type Challenge struct {
 
 func (x *Challenge) Reset() {
 	*x = Challenge{}
-	mi := &file_poai_proto_msgTypes[1]
+	mi := &file_poai_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -321,7 +473,7 @@ func (x *Challenge) String() string {
 func (*Challenge) ProtoMessage() {}
 
 func (x *Challenge) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[1]
+	mi := &file_poai_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -334,7 +486,7 @@ func (x *Challenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Challenge.ProtoReflect.Descriptor instead.
 func (*Challenge) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{1}
+	return file_poai_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Challenge) GetVersion() uint32 {
@@ -480,7 +632,7 @@ type Reveal struct {
 
 func (x *Reveal) Reset() {
 	*x = Reveal{}
-	mi := &file_poai_proto_msgTypes[2]
+	mi := &file_poai_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +644,7 @@ func (x *Reveal) String() string {
 func (*Reveal) ProtoMessage() {}
 
 func (x *Reveal) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[2]
+	mi := &file_poai_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +657,7 @@ func (x *Reveal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reveal.ProtoReflect.Descriptor instead.
 func (*Reveal) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{2}
+	return file_poai_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Reveal) GetChallengeCid() []byte {
@@ -543,7 +695,7 @@ type Commitment struct {
 
 func (x *Commitment) Reset() {
 	*x = Commitment{}
-	mi := &file_poai_proto_msgTypes[3]
+	mi := &file_poai_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +707,7 @@ func (x *Commitment) String() string {
 func (*Commitment) ProtoMessage() {}
 
 func (x *Commitment) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[3]
+	mi := &file_poai_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +720,7 @@ func (x *Commitment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Commitment.ProtoReflect.Descriptor instead.
 func (*Commitment) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{3}
+	return file_poai_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Commitment) GetChallengeCid() []byte {
@@ -613,7 +765,7 @@ type RowOpening struct {
 
 func (x *RowOpening) Reset() {
 	*x = RowOpening{}
-	mi := &file_poai_proto_msgTypes[4]
+	mi := &file_poai_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +777,7 @@ func (x *RowOpening) String() string {
 func (*RowOpening) ProtoMessage() {}
 
 func (x *RowOpening) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[4]
+	mi := &file_poai_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +790,7 @@ func (x *RowOpening) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowOpening.ProtoReflect.Descriptor instead.
 func (*RowOpening) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{4}
+	return file_poai_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RowOpening) GetIndex() uint32 {
@@ -676,7 +828,7 @@ type Opening struct {
 
 func (x *Opening) Reset() {
 	*x = Opening{}
-	mi := &file_poai_proto_msgTypes[5]
+	mi := &file_poai_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +840,7 @@ func (x *Opening) String() string {
 func (*Opening) ProtoMessage() {}
 
 func (x *Opening) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[5]
+	mi := &file_poai_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +853,7 @@ func (x *Opening) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Opening.ProtoReflect.Descriptor instead.
 func (*Opening) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{5}
+	return file_poai_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Opening) GetChallengeCid() []byte {
@@ -747,7 +899,7 @@ type ChallengeRequest struct {
 
 func (x *ChallengeRequest) Reset() {
 	*x = ChallengeRequest{}
-	mi := &file_poai_proto_msgTypes[6]
+	mi := &file_poai_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +911,7 @@ func (x *ChallengeRequest) String() string {
 func (*ChallengeRequest) ProtoMessage() {}
 
 func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[6]
+	mi := &file_poai_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +924,7 @@ func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeRequest.ProtoReflect.Descriptor instead.
 func (*ChallengeRequest) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{6}
+	return file_poai_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ChallengeRequest) GetTarget() []byte {
@@ -819,7 +971,7 @@ type Attestation struct {
 
 func (x *Attestation) Reset() {
 	*x = Attestation{}
-	mi := &file_poai_proto_msgTypes[7]
+	mi := &file_poai_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +983,7 @@ func (x *Attestation) String() string {
 func (*Attestation) ProtoMessage() {}
 
 func (x *Attestation) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[7]
+	mi := &file_poai_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +996,7 @@ func (x *Attestation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attestation.ProtoReflect.Descriptor instead.
 func (*Attestation) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{7}
+	return file_poai_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Attestation) GetChallengeCid() []byte {
@@ -922,7 +1074,7 @@ var File_poai_proto protoreflect.FileDescriptor
 const file_poai_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"poai.proto\x12\apoai.v1\"\xba\x02\n" +
+	"poai.proto\x12\apoai.v1\"\xeb\x02\n" +
 	"\vDeviceClaim\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\fR\x06peerId\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x14\n" +
@@ -936,7 +1088,26 @@ const file_poai_proto_rawDesc = "" +
 	"\abackend\x18\b \x01(\tR\abackend\x12$\n" +
 	"\x0eissued_unix_ms\x18\t \x01(\x03R\fissuedUnixMs\x12\x1b\n" +
 	"\thash_ghps\x18\n" +
-	" \x01(\x01R\bhashGhps\"\x8c\x04\n" +
+	" \x01(\x01R\bhashGhps\x12/\n" +
+	"\adevices\x18\v \x03(\v2\x15.poai.v1.DeviceReportR\adevices\"\xd0\x03\n" +
+	"\fDeviceReport\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12,\n" +
+	"\x12memory_total_bytes\x18\x03 \x01(\x04R\x10memoryTotalBytes\x12'\n" +
+	"\x10sm_clock_max_mhz\x18\x04 \x01(\rR\rsmClockMaxMhz\x12 \n" +
+	"\fsm_clock_mhz\x18\x05 \x01(\rR\n" +
+	"smClockMhz\x12)\n" +
+	"\x11mem_clock_max_mhz\x18\x06 \x01(\rR\x0ememClockMaxMhz\x12$\n" +
+	"\x0epower_limit_mw\x18\a \x01(\rR\fpowerLimitMw\x12#\n" +
+	"\rtemperature_c\x18\b \x01(\rR\ftemperatureC\x12\x1f\n" +
+	"\vecc_enabled\x18\t \x01(\bR\n" +
+	"eccEnabled\x12'\n" +
+	"\x0fecc_uncorrected\x18\n" +
+	" \x01(\x04R\x0eeccUncorrected\x12\x19\n" +
+	"\bpcie_gen\x18\v \x01(\rR\apcieGen\x12\x1d\n" +
+	"\n" +
+	"pcie_width\x18\f \x01(\rR\tpcieWidth\x12%\n" +
+	"\x0edriver_version\x18\r \x01(\tR\rdriverVersion\"\x8c\x04\n" +
 	"\tChallenge\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1e\n" +
@@ -1031,28 +1202,30 @@ func file_poai_proto_rawDescGZIP() []byte {
 }
 
 var file_poai_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_poai_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_poai_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_poai_proto_goTypes = []any{
 	(Workload)(0),            // 0: poai.v1.Workload
 	(Verdict)(0),             // 1: poai.v1.Verdict
 	(*DeviceClaim)(nil),      // 2: poai.v1.DeviceClaim
-	(*Challenge)(nil),        // 3: poai.v1.Challenge
-	(*Reveal)(nil),           // 4: poai.v1.Reveal
-	(*Commitment)(nil),       // 5: poai.v1.Commitment
-	(*RowOpening)(nil),       // 6: poai.v1.RowOpening
-	(*Opening)(nil),          // 7: poai.v1.Opening
-	(*ChallengeRequest)(nil), // 8: poai.v1.ChallengeRequest
-	(*Attestation)(nil),      // 9: poai.v1.Attestation
+	(*DeviceReport)(nil),     // 3: poai.v1.DeviceReport
+	(*Challenge)(nil),        // 4: poai.v1.Challenge
+	(*Reveal)(nil),           // 5: poai.v1.Reveal
+	(*Commitment)(nil),       // 6: poai.v1.Commitment
+	(*RowOpening)(nil),       // 7: poai.v1.RowOpening
+	(*Opening)(nil),          // 8: poai.v1.Opening
+	(*ChallengeRequest)(nil), // 9: poai.v1.ChallengeRequest
+	(*Attestation)(nil),      // 10: poai.v1.Attestation
 }
 var file_poai_proto_depIdxs = []int32{
-	0, // 0: poai.v1.Challenge.workload:type_name -> poai.v1.Workload
-	6, // 1: poai.v1.Opening.rows:type_name -> poai.v1.RowOpening
-	1, // 2: poai.v1.Attestation.verdict:type_name -> poai.v1.Verdict
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 0: poai.v1.DeviceClaim.devices:type_name -> poai.v1.DeviceReport
+	0, // 1: poai.v1.Challenge.workload:type_name -> poai.v1.Workload
+	7, // 2: poai.v1.Opening.rows:type_name -> poai.v1.RowOpening
+	1, // 3: poai.v1.Attestation.verdict:type_name -> poai.v1.Verdict
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_poai_proto_init() }
@@ -1066,7 +1239,7 @@ func file_poai_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_poai_proto_rawDesc), len(file_poai_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -16,6 +16,7 @@ import (
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
+	"github.com/poai-network/poai/gpu/cuda"
 	"github.com/poai-network/poai/node"
 )
 
@@ -40,19 +41,54 @@ func benchCmd() *cobra.Command {
 		workers int
 		jsonOut bool
 		size    float64
+		backend string
+		int8s   string
+		bf16s   string
+		gopts   gpuBenchOptions
+		copyMiB int
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the CPU backend on every proof workload and what verifying it costs",
+		Short: "Measure the proof workloads: on the CPU with their verification cost, or on a CUDA GPU",
 		Long: `bench runs each proof workload (int8 product, bf16 product, VRAM proof) on the
 CPU backend, keeps the best of --reps runs, then verifies one answer the way a
 verifier does. It prints, per workload: the prover's time and throughput (int8
 in GOPS, bf16 in GFLOPS, 2 operations per multiply-add; VRAM in million SHA-256
 evaluations per second), and the verifier's time per challenge, as milliseconds
-and as a fraction of the prover's time and work (multiply-adds or hashes).`,
+and as a fraction of the prover's time and work (multiply-adds or hashes).
+
+With --backend cuda it measures GPU 0 instead: each GEMM path (cuBLASLt when
+it loads, and poai's embedded kernels) on the --gemm-int8 and --gemm-bf16
+shapes, alone and as the whole streamed workload; the device-to-device copy
+bandwidth; the VRAM proof over --vram-fraction of the free memory; and, with
+--catalog MODEL, the full-size int8 challenge a challenger sends a claim of
+MODEL, proved here and by a half-speed adversary, against its deadline.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			switch backend {
+			case "cpu":
+			case "cuda":
+				var err error
+				if gopts.int8Shapes, err = parseShapes(int8s); err != nil {
+					return fmt.Errorf("--gemm-int8: %w", err)
+				}
+				if gopts.bf16Shapes, err = parseShapes(bf16s); err != nil {
+					return fmt.Errorf("--gemm-bf16: %w", err)
+				}
+				if gopts.vramFraction < 0 || gopts.vramFraction > 0.98 {
+					return fmt.Errorf("--vram-fraction %.2f: want 0 (skip) to 0.98", gopts.vramFraction)
+				}
+				b, err := cuda.Open(cuda.Options{})
+				if err != nil {
+					return err
+				}
+				defer b.Close()
+				gopts.reps, gopts.json, gopts.copyBytes = max(reps, 1), jsonOut, uint64(copyMiB)<<20
+				return benchGPU(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), b, gopts)
+			default:
+				return fmt.Errorf("--backend %q: want cpu or cuda", backend)
+			}
 			cpu := gpu.NewCPU()
 			if workers > 0 {
 				cpu = gpu.NewCPU(gpu.WithWorkers(workers))
@@ -127,6 +163,13 @@ and as a fraction of the prover's time and work (multiply-adds or hashes).`,
 	f.IntVar(&workers, "workers", 0, "CPU threads for the backend (0: all cores)")
 	f.Float64Var(&size, "size", 1, "scale of the workloads (1: about a second of prover work per workload on one core)")
 	f.BoolVar(&jsonOut, "json", false, "print the results as JSON")
+	f.StringVar(&backend, "backend", "cpu", "cpu: the proof workloads and their verification on the CPU; cuda: the GPU figures (GEMM per path, copy bandwidth, VRAM proof, catalog challenge)")
+	f.StringVar(&int8s, "gemm-int8", "8192x8192x8192,16384x16384x16384", "cuda: int8 GEMM shapes NxKxM to time, comma-separated")
+	f.StringVar(&bf16s, "gemm-bf16", "8192x4096x4096,8192x8192x8192", "cuda: bf16 GEMM shapes NxKxM to time, comma-separated")
+	f.IntVar(&copyMiB, "copy-mib", 8192, "cuda: size of the device-to-device copy that gives the bandwidth reference, MiB (0 skips)")
+	f.Float64Var(&gopts.vramFraction, "vram-fraction", 0.9, "cuda: fraction of the free device memory the VRAM proof fills (0 skips)")
+	f.IntVar(&gopts.vramReadsPerBlock, "vram-reads-per-block", 1, "cuda: lane reads per block of the VRAM proof run (the protocol uses 64)")
+	f.StringVar(&gopts.catalog, "catalog", "", "cuda: a catalog model (e.g. \"NVIDIA H200\") whose full-size int8 challenge to prove here, in time or not, and by a half-speed adversary")
 	return cmd
 }
 

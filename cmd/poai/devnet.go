@@ -27,6 +27,7 @@ func devnetCmd() *cobra.Command {
 		dataDir     string
 		logLevel    string
 		slack       float64
+		gpuMode     string
 	)
 	cmd := &cobra.Command{
 		Use:   "devnet",
@@ -50,6 +51,9 @@ peers' views).`,
   poai devnet --nodes 6 --adversaries slow=1,lazy=1,replay=1 --duration 60s --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if gpuMode != "auto" && gpuMode != "off" {
+				return fmt.Errorf("--gpu %q: want auto or off", gpuMode)
+			}
 			adv, err := node.ParseAdversaries(adversaries)
 			if err != nil {
 				return err
@@ -63,10 +67,13 @@ peers' views).`,
 			stderr := cmd.ErrOrStderr()
 			fmt.Fprintf(stderr, "devnet: measuring the CPU backend and starting %d nodes...\n", nodes)
 			d, err := node.StartDevnet(ctx, node.DevnetConfig{
-				Nodes: nodes, Adversaries: adv, DataDir: dataDir, Target: target, EpochLength: epoch, Slack: slack, Log: log,
+				Nodes: nodes, Adversaries: adv, DataDir: dataDir, Target: target, EpochLength: epoch, Slack: slack, Log: log, GPU: gpuMode,
 			})
 			if err != nil {
 				return err
+			}
+			if d.GPU != "" {
+				fmt.Fprintf(stderr, "devnet: node 0 proves on the GPU (%s)\n", d.GPU)
 			}
 			fmt.Fprintf(stderr, "devnet: %d nodes up; CPU backend per node: %.2f int8 GOPS, %.2f bf16 GFLOPS, %.2f M hashes/s; epoch %v; running for %v (Ctrl-C stops early)\n",
 				nodes, d.Measured.Int8TOPS*1e3, d.Measured.BF16TFLOPS*1e3, d.Measured.HashGHps*1e3, d.EpochLength, duration)
@@ -122,6 +129,7 @@ peers' views).`,
 	f.IntVar(&nodes, "nodes", 6, "number of nodes, adversaries included")
 	f.StringVar(&adversaries, "adversaries", "slow=1,lazy=1,replay=1", "adversary roles and counts, e.g. slow=1,lazy=1,replay=1 (roles: slow, lazy, replay)")
 	f.DurationVar(&duration, "duration", 60*time.Second, "how long to run")
+	f.StringVar(&gpuMode, "gpu", "auto", "\"auto\": node 0 proves on this machine's CUDA GPU when there is one; \"off\": every node on the CPU")
 	f.DurationVar(&target, "target", 400*time.Millisecond, "how long one challenge should take an honest node")
 	f.DurationVar(&epoch, "epoch", 0, "epoch length; 0 picks max(4s, 3 x target per node)")
 	f.Float64Var(&slack, "slack", 3, "deadline = anticipated time x slack + 0.5s; all nodes share this machine, so the devnet allows more than a real node's 2.5")
