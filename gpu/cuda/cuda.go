@@ -254,7 +254,13 @@ func (b *Backend) chunk(p *gemmPlan, row0, n uint64) error {
 func (b *Backend) gemm(p *gemmPlan, rows uint64) error {
 	k, m := uint64(p.s.K), uint64(p.s.M)
 	if p.useLt {
-		return ltMatMul(p.g.bf16, p.bt, p.a, p.c, rows, k, m, p.ws, p.wsSize)
+		err := ltMatMul(p.g.bf16, p.bt, p.a, p.c, rows, k, m, p.ws, p.wsSize)
+		if err == nil || !p.g.embeddedFits(p.s) {
+			return err
+		}
+		// cuBLASLt found no algorithm for this shape: the embedded
+		// kernel takes it from here on.
+		p.useLt = false
 	}
 	name := "gemm_int8"
 	if p.g.bf16 {

@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"context"
+	"fmt"
 	"encoding/binary"
 	"time"
 	"unsafe"
@@ -157,6 +158,9 @@ func (b *Backend) GEMMTime(bf16 bool, s gpu.Shape, path string, reps int) (time.
 		}
 		if err := b.gemm(p, rows); err != nil { // warm-up
 			return err
+		}
+		if path == "cublaslt" && !p.useLt {
+			return fmt.Errorf("cuBLASLt has no algorithm for %dx%dx%d", s.N, s.K, s.M)
 		}
 		tm, err := newTimer()
 		if err != nil {
