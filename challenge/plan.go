@@ -32,11 +32,13 @@ type Efficiency struct {
 	Int8, BF16 float64
 }
 
-// DefaultEfficiency is 0.77 for bf16 (cuBLAS reached 766 of 989.5 TFLOPS
-// at 8192³ on an H200, shared/reference/h200.md) and 0.70 for int8 (no
-// implementation measured yet near the peak; an assumption to replace with
-// the CUDA backend's figure).
-var DefaultEfficiency = Efficiency{Int8: 0.70, BF16: 0.77}
+// DefaultEfficiency is what the whole proof workload (Philox fill, GEMM,
+// leaf hashing, leaves to the host) reached on an H200 with poai's CUDA
+// backend over cuBLASLt, measured by gpu/cuda/check/gpu-check.sh
+// (2026-11-30): int8 0.58 of the 1,979 TOPS dense peak (1,152 TOPS on the
+// full-size 2,580,328×65,536×8,192 challenge; the GEMM alone reached 0.75);
+// bf16 0.77 of 989.5 TFLOPS (cuBLAS alone reached 0.81 at 8192³).
+var DefaultEfficiency = Efficiency{Int8: 0.58, BF16: 0.77}
 
 // Planner turns a device claim into a challenge: workload shape, openings
 // and deadline.
@@ -45,8 +47,15 @@ type Planner struct {
 	Target time.Duration
 	// Slack multiplies the anticipated time (≥ 1); Allowance is added for
 	// gossip and scheduling.
-	Slack     float64
-	Allowance time.Duration
+	Slack float64
+	// CatalogSlack replaces Slack for a model in the catalog, whose rate
+	// is calibrated to the best implementation measured on that device,
+	// so the deadline needs room only for an honest device's variance;
+	// 0 means Slack. Measured on an H200 (docs/soundness.md): the honest
+	// full-size int8 challenge commits at 1.2× the anticipated time, a
+	// half-speed device at 2.4×.
+	CatalogSlack float64
+	Allowance    time.Duration
 	// Openings is the rows or lanes opened per challenge (OpeningsFor).
 	Openings int
 	// Int8K, Int8M, BF16K, BF16M fix the inner and column dimensions of
@@ -180,10 +189,14 @@ func (p Planner) Plan(c *pb.DeviceClaim, w pb.Workload) (Plan, error) {
 	default:
 		return Plan{}, fmt.Errorf("cannot plan workload %v", w)
 	}
-	pl.Deadline = time.Duration(float64(pl.Anticipated)*p.Slack) + p.Allowance
+	slack := p.Slack
+	if r.FromCatalog && p.CatalogSlack > 0 {
+		slack = p.CatalogSlack
+	}
+	pl.Deadline = time.Duration(float64(pl.Anticipated)*slack) + p.Allowance
 	// When the allowance is most of the deadline, the deadline measures the
 	// network, not the device: refuse rather than pretend.
-	if float64(pl.Anticipated)*p.Slack < float64(p.Allowance) {
+	if float64(pl.Anticipated)*slack < float64(p.Allowance) {
 		return Plan{}, fmt.Errorf("%w: %v of %v work on %s (anticipated %v, allowance %v)", ErrUnplannable,
 			w, pl.Shape, c.GetModel(), pl.Anticipated, p.Allowance)
 	}

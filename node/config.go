@@ -33,7 +33,7 @@ func ParseWorkload(s string) (pb.Workload, error) {
 // Planner returns the challenge planner this configuration describes.
 func (c ChallengeConfig) Planner() challenge.Planner {
 	return challenge.Planner{
-		Target: c.TargetDuration.Std(), Slack: c.Slack, Allowance: c.Allowance.Std(),
+		Target: c.TargetDuration.Std(), Slack: c.Slack, CatalogSlack: c.CatalogSlack, Allowance: c.Allowance.Std(),
 		Openings: challenge.OpeningsFor(c.CheatFraction, c.PassProb),
 		Int8K:    c.K, Int8M: c.M, BF16K: c.BF16K, BF16M: c.BF16M, MaxRows: c.MaxRows,
 		MaxVerifierFraction: c.VerifierShare,
@@ -118,6 +118,7 @@ type ChallengeConfig struct {
 	EffInt8        float64  `toml:"efficiency_int8" comment:"Fraction of a catalog device's int8 peak that deadlines assume (best implementation known)."`
 	EffBF16        float64  `toml:"efficiency_bf16" comment:"Fraction of a catalog device's bf16 peak that deadlines assume."`
 	Slack          float64  `toml:"slack" comment:"Deadline = anticipated time x slack + allowance."`
+	CatalogSlack   float64  `toml:"catalog_slack" comment:"Slack for claims of a catalog GPU model, whose rate is calibrated to measured figures (0: same as slack)."`
 	Allowance      Duration `toml:"allowance" comment:"Fixed part of the deadline, for gossip and scheduling."`
 	CheatFraction  float64  `toml:"cheat_fraction" comment:"Fraction f of rows a lazy prover might compute ..."`
 	PassProb       float64  `toml:"pass_probability" comment:"... and the most it may pass with: openings = ceil(ln p / ln f)."`
@@ -178,6 +179,7 @@ func DefaultConfig() Config {
 			EffInt8:        challenge.DefaultEfficiency.Int8,
 			EffBF16:        challenge.DefaultEfficiency.BF16,
 			Slack:          2.5,
+			CatalogSlack:   1.5,
 			Allowance:      Duration(500 * time.Millisecond),
 			CheatFraction:  0.9,
 			PassProb:       0.001,
@@ -330,6 +332,9 @@ func (c Config) Validate() error {
 	}
 	if ch.EffInt8 <= 0 || ch.EffInt8 > 1 || ch.EffBF16 <= 0 || ch.EffBF16 > 1 {
 		bad("[challenge] efficiency_int8, efficiency_bf16: must be in (0,1]")
+	}
+	if ch.CatalogSlack != 0 && ch.CatalogSlack < 1 {
+		bad("[challenge] catalog_slack: %v is under 1", ch.CatalogSlack)
 	}
 	if ch.Slack < 1 {
 		bad("[challenge] slack: %v is under 1", ch.Slack)

@@ -4,8 +4,8 @@ package cuda
 
 import (
 	"context"
-	"fmt"
 	"encoding/binary"
+	"fmt"
 	"time"
 	"unsafe"
 
