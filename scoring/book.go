@@ -16,14 +16,21 @@ import (
 )
 
 // SchemaVersion is the version of the on-disk layout written by this
-// package. Keys:
+// package. Keys (epochs as 20 decimal digits, so keys sort by epoch):
 //
 //	meta/schema                          → decimal schema version
 //	peer/<peerID>                        → JSON PeerRecord
 //	tally/<peerID>/<challenge>           → JSON Tally
 //	att/<peerID>/<unix ns, 20 digits>/<challenge>/<verifier>
 //	                                     → JSON Recorded (time-ordered history)
-const SchemaVersion = 1
+//	epoch/<epoch>/<target>/<challenge>/<verifier>
+//	                                     → the att/ key (index by epoch; v2)
+//	check/<epoch>/<challenge>/<verifier> → JSON Check (this node's re-checks; v2)
+//	trust/<epoch>                        → JSON TrustVector (v2)
+//
+// Version 1 lacked the epoch index, checks and trust vectors; Open
+// migrates it in one transaction.
+const SchemaVersion = 2
 
 // Verdict names used in Attestation.Verdict.
 const (
@@ -100,12 +107,14 @@ type Params struct {
 	MinWeight float64
 	// LatencySamples is how many recent latencies each peer keeps.
 	LatencySamples int
+	// Trust tunes the EigenTrust integrity score.
+	Trust TrustParams
 }
 
-// DefaultParams returns Initial 0.5, Alpha 0.25, MinWeight 0.05 and 256
-// latency samples.
+// DefaultParams returns Initial 0.5, Alpha 0.25, MinWeight 0.05, 256
+// latency samples and DefaultTrustParams.
 func DefaultParams() Params {
-	return Params{Initial: 0.5, Alpha: 0.25, MinWeight: 0.05, LatencySamples: 256}
+	return Params{Initial: 0.5, Alpha: 0.25, MinWeight: 0.05, LatencySamples: 256, Trust: DefaultTrustParams()}
 }
 
 // PeerRecord is everything the book keeps about one peer.
@@ -141,9 +150,17 @@ type Book struct {
 	db     *badger.DB
 	self   string
 	params Params
+	trust  TrustParams
 
 	mu    sync.RWMutex
 	peers map[string]*PeerRecord
+	// window holds the retained attestations and checks this node's
+	// re-checks, in memory for the EigenTrust rounds.
+	window    []Attestation
+	checks    []Check
+	vector    TrustVector
+	rolled    bool
+	compacted uint64
 }
 
 // Open opens (creating if needed) the book in dir. self is the local peer
@@ -162,7 +179,7 @@ func Open(dir, self string, params Params, log *slog.Logger) (*Book, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open score store %s: %w", dir, err)
 	}
-	b := &Book{db: db, self: self, params: params, peers: make(map[string]*PeerRecord)}
+	b := &Book{db: db, self: self, params: params, trust: params.Trust, peers: make(map[string]*PeerRecord)}
 	if err := b.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -171,7 +188,8 @@ func Open(dir, self string, params Params, log *slog.Logger) (*Book, error) {
 }
 
 func (b *Book) load() error {
-	return b.db.Update(func(txn *badger.Txn) error {
+	from := 0
+	err := b.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte("meta/schema"))
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
@@ -189,6 +207,9 @@ func (b *Book) load() error {
 			if err != nil || n > SchemaVersion {
 				return fmt.Errorf("%w: store has %q, this binary writes %d", ErrSchema, v, SchemaVersion)
 			}
+			if n < SchemaVersion {
+				from = n
+			}
 		}
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("peer/"), PrefetchValues: true})
 		defer it.Close()
@@ -201,6 +222,15 @@ func (b *Book) load() error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if from > 0 {
+		if err := migrate(b.db, from); err != nil {
+			return fmt.Errorf("migrate score store from schema %d: %w", from, err)
+		}
+	}
+	return b.loadTrust()
 }
 
 // Size returns the store's LSM and value-log sizes in bytes.
@@ -209,9 +239,23 @@ func (b *Book) Size() (lsm, vlog int64) { return b.db.Size() }
 // Close flushes and closes the store.
 func (b *Book) Close() error { return b.db.Close() }
 
-// Score returns the peer's integrity score in [0,1] (Params.Initial if
-// unknown).
+// Score returns the peer's integrity score in [0,1] from the last
+// EigenTrust round (PeerTrust.Score): 0 for a peer no trusted verifier has
+// vouched for yet (newcomers start with no trust), 1 for the local peer.
 func (b *Book) Score(peer string) float64 {
+	if peer == b.self {
+		return 1
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.vector.Peers[peer].Score
+}
+
+// Quality returns the moving average of the peer's answer quality, each
+// attestation weighted by its verifier's score (Params.Initial if
+// unknown): how well the peer answered lately, whoever it is. Score, not
+// Quality, is what trust decisions use.
+func (b *Book) Quality(peer string) float64 {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if r, ok := b.peers[peer]; ok {
@@ -289,12 +333,16 @@ func (b *Book) Record(a Attestation) error {
 		if err := setJSON(txn, []byte(attKey), Recorded{Attestation: a, Weight: w, ScoreAfter: rec.Score, At: now}); err != nil {
 			return err
 		}
+		if err := txn.Set(epochKey("epoch/", a.Epoch, a.Target, a.Challenge, a.Verifier), []byte(attKey)); err != nil {
+			return err
+		}
 		return setJSON(txn, []byte("peer/"+a.Target), rec)
 	})
 	if err != nil {
 		return err
 	}
 	b.peers[a.Target] = &rec
+	b.window = append(b.window, a)
 	return nil
 }
 
@@ -368,8 +416,8 @@ func (b *Book) Summarize(peer string) (Summary, error) {
 type Recorded struct {
 	Attestation
 	Weight float64 `json:"weight"`
-	// ScoreAfter is the target's score once this attestation was folded
-	// in: the history of the score.
+	// ScoreAfter is the target's Quality once this attestation was folded
+	// in: the history of the moving average.
 	ScoreAfter float64   `json:"score_after"`
 	At         time.Time `json:"recorded_at"`
 }

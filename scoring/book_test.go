@@ -45,7 +45,7 @@ func TestScoresSeparateHonestFromCheats(t *testing.T) {
 			}
 		}
 	}
-	h, l, s := b.Score("honest"), b.Score("lazy"), b.Score("slow")
+	h, l, s := b.Quality("honest"), b.Quality("lazy"), b.Quality("slow")
 	if !(h > 0.95 && l < 0.05 && s > 0.55 && s < 0.65) {
 		t.Fatalf("scores honest %.3f lazy %.3f slow %.3f", h, l, s)
 	}
@@ -89,8 +89,8 @@ func TestAttesterWeight(t *testing.T) {
 	}
 	b.Record(att("y", "p", "liar", VerdictWrongAnswer))
 	b.Record(att("y", "q", "self", VerdictWrongAnswer))
-	if b.Score("p") <= b.Score("q") {
-		t.Fatalf("a low-score attester moved the score as much as the local verifier: %v vs %v", b.Score("p"), b.Score("q"))
+	if b.Quality("p") <= b.Quality("q") {
+		t.Fatalf("a low-score attester moved the score as much as the local verifier: %v vs %v", b.Quality("p"), b.Quality("q"))
 	}
 }
 
@@ -101,7 +101,7 @@ func TestDuplicateAndInvalid(t *testing.T) {
 	if err := b.Record(a); err != nil {
 		t.Fatal(err)
 	}
-	before := b.Score("p")
+	before := b.Quality("p")
 	if err := b.Record(a); !errors.Is(err, ErrDuplicate) {
 		t.Fatalf("duplicate: %v", err)
 	}
@@ -114,7 +114,7 @@ func TestDuplicateAndInvalid(t *testing.T) {
 			t.Fatalf("%+v: got %v", bad, err)
 		}
 	}
-	if b.Score("p") != before {
+	if b.Quality("p") != before {
 		t.Fatal("rejected attestations changed the score")
 	}
 }
@@ -127,13 +127,13 @@ func TestRestartKeepsHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	score := b.Score("p")
+	score := b.Quality("p")
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	b = open(t, dir)
 	defer b.Close()
-	if got := b.Score("p"); got != score {
+	if got := b.Quality("p"); got != score {
 		t.Fatalf("score after restart %v, want %v", got, score)
 	}
 	if s, _ := b.Summarize("p"); s.Challenges != 5 {

@@ -1,0 +1,430 @@
+package scoring
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// TrustParams tune how attestations become integrity scores.
+type TrustParams struct {
+	EigenTrust EigenTrustParams
+	// PreTrusted are peer IDs trusted a priori (bootstrap operators); the
+	// local peer always is, so no clique can capture its view.
+	PreTrusted []string
+	// Decay multiplies every opinion once per epoch of age, so an old
+	// reputation cannot be milked (0.85: an epoch-old outcome counts 85 %).
+	Decay float64
+	// WrongWeight is the unsatisfactory weight of a wrong answer or a bad
+	// proof; MissWeight that of a missing answer. A late answer counts its
+	// shortfall (1 − Attestation.Quality). Missing an answer can be bad
+	// luck (a partition, a restart) and weighs 1; a wrong answer cannot.
+	WrongWeight, MissWeight float64
+	// CheckAgree and CheckContradict are the weights of this node's
+	// re-check of another verifier's attestation: agreement earns a little
+	// trust, a contradiction costs as much as a wrong answer.
+	CheckAgree, CheckContradict float64
+	// MinEvidence is the trust-weighted evidence (in attestations of a
+	// fully trusted attester) below which a peer counts as a newcomer:
+	// its Bad fraction is reported but not held against it.
+	MinEvidence float64
+	// Retention is the number of epochs of attestations, checks and trust
+	// vectors kept; older ones are compacted away.
+	Retention uint64
+}
+
+// DefaultTrustParams are a = 0.15, decay 0.85 per epoch, wrong answers 4,
+// missing ones 1, re-check agreement 0.5 and contradiction 4, newcomers
+// below 1.5 attestations of evidence, 64 epochs kept.
+func DefaultTrustParams() TrustParams {
+	return TrustParams{EigenTrust: DefaultEigenTrustParams(), Decay: 0.85, WrongWeight: 4, MissWeight: 1,
+		CheckAgree: 0.5, CheckContradict: 4, MinEvidence: 1.5, Retention: 64}
+}
+
+// PeerTrust is one peer's standing after an epoch's EigenTrust round.
+type PeerTrust struct {
+	// Trust is the peer's global trust (EigenTrust; all peers sum to 1).
+	Trust float64 `json:"trust"`
+	// Relative is Trust over the highest Trust of any other peer, in [0,1].
+	Relative float64 `json:"relative"`
+	// Bad is the trust-weighted fraction of unsatisfactory outcomes in the
+	// evidence about the peer, in [0,1].
+	Bad float64 `json:"bad"`
+	// Evidence is the trust-weighted amount of evidence, in attestations
+	// of a peer with the highest trust.
+	Evidence float64 `json:"evidence"`
+	// Score is the integrity score, Relative·(1 − Bad), in [0,1]: 0 for a
+	// newcomer nobody vouches for yet, near 1 for a peer every trusted
+	// verifier passes.
+	Score float64 `json:"score"`
+}
+
+// TrustVector is the outcome of one EigenTrust round.
+type TrustVector struct {
+	Epoch uint64               `json:"epoch"`
+	Peers map[string]PeerTrust `json:"peers"`
+}
+
+// Check is this node's re-check of another verifier's attestation: it
+// recomputed the opened rows itself and agreed or not.
+type Check struct {
+	Verifier  string `json:"verifier"`
+	Target    string `json:"target"`
+	Challenge string `json:"challenge"`
+	Epoch     uint64 `json:"epoch"`
+	Agree     bool   `json:"agree"`
+}
+
+func epochKey(prefix string, epoch uint64, rest ...string) []byte {
+	k := fmt.Sprintf("%s%020d", prefix, epoch)
+	for _, r := range rest {
+		k += "/" + r
+	}
+	return []byte(k)
+}
+
+// RecordCheck stores a re-check. A second check of the same attestation
+// is ignored.
+func (b *Book) RecordCheck(c Check) error {
+	if c.Verifier == "" || c.Challenge == "" {
+		return fmt.Errorf("%w: check without verifier or challenge", ErrInvalid)
+	}
+	key := epochKey("check/", c.Epoch, c.Challenge, c.Verifier)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := b.db.Update(func(txn *badger.Txn) error {
+		if _, err := txn.Get(key); err == nil {
+			return ErrDuplicate
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		return setJSON(txn, key, c)
+	})
+	if errors.Is(err, ErrDuplicate) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	b.checks = append(b.checks, c)
+	return nil
+}
+
+// opinionOf returns the satisfactory and unsatisfactory weight of one
+// attestation, before decay.
+func (b *Book) opinionOf(a Attestation) (sat, unsat float64) {
+	switch a.Verdict {
+	case VerdictWrongAnswer, VerdictBadProof:
+		return 0, b.trust.WrongWeight
+	case VerdictNoAnswer:
+		return 0, b.trust.MissWeight
+	}
+	q := a.Quality()
+	return q, 1 - q
+}
+
+// Roll runs the EigenTrust round of epoch: opinions from every retained
+// attestation (verifier → target) and this node's re-checks (self →
+// verifier), each decayed by Decay per epoch of age; global trust with the
+// local peer and PreTrusted as the pre-trusted set; then each peer's Bad
+// fraction and Score. The vector is stored under trust/<epoch>, and data
+// older than Retention epochs is compacted away. Rolling an epoch older
+// than the last one rolled is a no-op.
+func (b *Book) Roll(epoch uint64) (TrustVector, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.rolled && epoch < b.vector.Epoch {
+		return b.vector, nil
+	}
+	decay := func(e uint64) float64 {
+		if e >= epoch {
+			return 1
+		}
+		return math.Pow(b.trust.Decay, float64(epoch-e))
+	}
+	op := Opinions{}
+	for _, a := range b.window {
+		sat, unsat := b.opinionOf(a)
+		w := decay(a.Epoch)
+		op.Add(a.Verifier, a.Target, sat*w, unsat*w)
+	}
+	for _, c := range b.checks {
+		w := decay(c.Epoch)
+		if c.Agree {
+			op.Add(b.self, c.Verifier, b.trust.CheckAgree*w, 0)
+		} else {
+			op.Add(b.self, c.Verifier, 0, b.trust.CheckContradict*w)
+		}
+	}
+	pre := append([]string{b.self}, b.trust.PreTrusted...)
+	t := EigenTrust(op, pre, b.trust.EigenTrust)
+	var top float64
+	for id, v := range t {
+		if id != b.self {
+			top = math.Max(top, v)
+		}
+	}
+	// Bad and evidence: each opinion about j weighted by its truster's
+	// trust, scaled so a top-trusted truster's attestation counts 1.
+	type acc struct{ sat, unsat float64 }
+	ev := map[string]*acc{}
+	for i, row := range op {
+		wi := t[i]
+		if top > 0 {
+			wi /= top
+		}
+		wi = math.Min(wi, 1)
+		for j, o := range row {
+			a := ev[j]
+			if a == nil {
+				a = &acc{}
+				ev[j] = a
+			}
+			a.sat += wi * o.Sat
+			a.unsat += wi * o.Unsat
+		}
+	}
+	v := TrustVector{Epoch: epoch, Peers: make(map[string]PeerTrust, len(t))}
+	for id, tr := range t {
+		pt := PeerTrust{Trust: tr}
+		if top > 0 {
+			pt.Relative = math.Min(1, tr/top)
+		}
+		if a := ev[id]; a != nil && a.sat+a.unsat > 0 {
+			pt.Evidence = a.sat + a.unsat
+			pt.Bad = a.unsat / (a.sat + a.unsat)
+		}
+		pt.Score = pt.Relative * (1 - pt.Bad)
+		if id == b.self {
+			pt.Score, pt.Relative = 1, 1
+		}
+		v.Peers[id] = pt
+	}
+	err := b.db.Update(func(txn *badger.Txn) error { return setJSON(txn, epochKey("trust/", epoch), v) })
+	if err != nil {
+		return TrustVector{}, err
+	}
+	b.vector, b.rolled = v, true
+	if epoch >= b.trust.Retention {
+		if err := b.compactLocked(epoch - b.trust.Retention); err != nil {
+			return v, err
+		}
+	}
+	return v, nil
+}
+
+// Trust returns the last trust vector rolled (or loaded), and whether
+// there is one.
+func (b *Book) Trust() (TrustVector, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.vector, b.rolled
+}
+
+// PeerTrust returns one peer's standing in the last trust vector.
+func (b *Book) PeerTrust(peer string) (PeerTrust, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	pt, ok := b.vector.Peers[peer]
+	return pt, ok
+}
+
+// TrustHistory returns the stored trust vectors of epochs [from, to].
+func (b *Book) TrustHistory(from, to uint64) ([]TrustVector, error) {
+	out := []TrustVector{}
+	err := b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("trust/"), PrefetchValues: true})
+		defer it.Close()
+		for it.Seek(epochKey("trust/", from)); it.Valid(); it.Next() {
+			var v TrustVector
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &v) }); err != nil {
+				return err
+			}
+			if v.Epoch > to {
+				break
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// EpochAttestations returns the attestations recorded for epoch, through
+// the epoch index.
+func (b *Book) EpochAttestations(epoch uint64) ([]Recorded, error) {
+	out := []Recorded{}
+	prefix := epochKey("epoch/", epoch)
+	prefix = append(prefix, '/')
+	err := b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			ref, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			var r Recorded
+			if err := getJSON(txn, ref, &r); err != nil {
+				return fmt.Errorf("epoch index %s: %w", it.Item().Key(), err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// compactLocked deletes attestations (with their index and tallies),
+// checks and trust vectors of epochs before cutoff, in batches, and drops
+// them from memory. The caller holds b.mu.
+func (b *Book) compactLocked(cutoff uint64) error {
+	if cutoff <= b.compacted {
+		return nil
+	}
+	var del [][]byte
+	err := b.db.View(func(txn *badger.Txn) error {
+		for _, prefix := range []string{"epoch/", "check/", "trust/"} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: prefix == "epoch/"})
+			for it.Rewind(); it.Valid(); it.Next() {
+				k := it.Item().Key()
+				if string(k) >= string(epochKey(prefix, cutoff)) {
+					break
+				}
+				del = append(del, it.Item().KeyCopy(nil))
+				if prefix == "epoch/" {
+					ref, err := it.Item().ValueCopy(nil)
+					if err != nil {
+						it.Close()
+						return err
+					}
+					del = append(del, ref)
+					// epoch/<e>/<target>/<challenge>/<verifier>: the tally
+					// of that challenge goes with it.
+					parts := splitKey(string(k))
+					if len(parts) == 5 {
+						del = append(del, []byte("tally/"+parts[2]+"/"+parts[3]))
+					}
+				}
+			}
+			it.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	wb := b.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range del {
+		if err := wb.Delete(k); err != nil {
+			return err
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	b.window = slices.DeleteFunc(b.window, func(a Attestation) bool { return a.Epoch < cutoff })
+	b.checks = slices.DeleteFunc(b.checks, func(c Check) bool { return c.Epoch < cutoff })
+	b.compacted = cutoff
+	return nil
+}
+
+func splitKey(k string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(k); i++ {
+		if k[i] == '/' {
+			out = append(out, k[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, k[start:])
+}
+
+// migrations upgrade a store from the version in the key to the next.
+var migrations = map[int]func(txn *badger.Txn) error{
+	// 1 → 2: index attestations by epoch (epoch/<e>/<target>/<challenge>/
+	// <verifier> → att key), for per-epoch reads and retention.
+	1: func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("att/"), PrefetchValues: true})
+		defer it.Close()
+		type entry struct{ idx, ref []byte }
+		var entries []entry
+		for it.Rewind(); it.Valid(); it.Next() {
+			var r Recorded
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
+				return fmt.Errorf("migrate %s: %w", it.Item().Key(), err)
+			}
+			entries = append(entries, entry{epochKey("epoch/", r.Epoch, r.Target, r.Challenge, r.Verifier), it.Item().KeyCopy(nil)})
+		}
+		for _, e := range entries {
+			if err := txn.Set(e.idx, e.ref); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+}
+
+// migrate runs the migrations from version `from` up to SchemaVersion in
+// one transaction, so a crash leaves the old version intact.
+func migrate(db *badger.DB, from int) error {
+	return db.Update(func(txn *badger.Txn) error {
+		for v := from; v < SchemaVersion; v++ {
+			m, ok := migrations[v]
+			if !ok {
+				return fmt.Errorf("%w: no migration from version %d", ErrSchema, v)
+			}
+			if err := m(txn); err != nil {
+				return err
+			}
+		}
+		return txn.Set([]byte("meta/schema"), []byte(strconv.Itoa(SchemaVersion)))
+	})
+}
+
+// loadTrust reads the retained attestations, checks and the latest trust
+// vector into memory.
+func (b *Book) loadTrust() error {
+	return b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("att/"), PrefetchValues: true})
+		for it.Rewind(); it.Valid(); it.Next() {
+			var r Recorded
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
+				it.Close()
+				return fmt.Errorf("load %s: %w", it.Item().Key(), err)
+			}
+			b.window = append(b.window, r.Attestation)
+		}
+		it.Close()
+		sort.SliceStable(b.window, func(i, j int) bool { return b.window[i].Epoch < b.window[j].Epoch })
+		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte("check/"), PrefetchValues: true})
+		for it.Rewind(); it.Valid(); it.Next() {
+			var c Check
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &c) }); err != nil {
+				it.Close()
+				return fmt.Errorf("load %s: %w", it.Item().Key(), err)
+			}
+			b.checks = append(b.checks, c)
+		}
+		it.Close()
+		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte("trust/"), Reverse: true, PrefetchValues: true})
+		defer it.Close()
+		it.Seek([]byte("trust/\xff"))
+		if it.Valid() {
+			var v TrustVector
+			if err := it.Item().Value(func(x []byte) error { return json.Unmarshal(x, &v) }); err != nil {
+				return fmt.Errorf("load %s: %w", it.Item().Key(), err)
+			}
+			b.vector, b.rolled = v, true
+		}
+		return nil
+	})
+}
