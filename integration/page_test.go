@@ -38,11 +38,15 @@ func TestLivePageInChromium(t *testing.T) {
 		t.Fatalf("node 3 is %s", lazy.Role())
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for observer.Book().Score(lazy.ID().String()) >= 0.45 && time.Now().Before(deadline) {
+	caught := func() bool {
+		pt, ok := observer.Book().PeerTrust(lazy.ID().String())
+		return ok && pt.Bad > 0.5 && pt.Score < 0.2
+	}
+	for !caught() && time.Now().Before(deadline) {
 		time.Sleep(500 * time.Millisecond)
 	}
-	if s := observer.Book().Score(lazy.ID().String()); s >= 0.45 {
-		t.Fatalf("the lazy peer's score is still %.3f", s)
+	if pt, _ := observer.Book().PeerTrust(lazy.ID().String()); !caught() {
+		t.Fatalf("the lazy peer is not caught: %+v", pt)
 	}
 	srv := httptest.NewServer(observer.APIHandler(""))
 	defer srv.Close()

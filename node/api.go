@@ -118,6 +118,10 @@ func (n *Node) Status() StatusView {
 	return s
 }
 
+// GossipScores returns gossipsub's current score of each peer it scores:
+// poai's application score plus the router's own counters.
+func (n *Node) GossipScores() map[peer.ID]float64 { return n.host.PeerScores() }
+
 // Peers returns the peers this node has a claim from, sorted by peer ID.
 func (n *Node) Peers() []PeerView {
 	out := []PeerView{}

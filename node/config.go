@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"net"
 	"os"
 	"reflect"
@@ -128,9 +129,13 @@ type ChallengeConfig struct {
 
 // ScoringConfig is the [scoring] section.
 type ScoringConfig struct {
-	Initial   float64 `toml:"initial" comment:"Score of a peer nobody has attested yet, in [0,1]."`
-	Alpha     float64 `toml:"alpha" comment:"Step of the moving average per attestation of weight 1, in (0,1]."`
-	MinWeight float64 `toml:"min_weight" comment:"Least weight of any attester's word, in [0,1]."`
+	Initial         float64  `toml:"initial" comment:"Score of a peer nobody has attested yet, in [0,1]."`
+	Alpha           float64  `toml:"alpha" comment:"Step of the moving average per attestation of weight 1, in (0,1]."`
+	MinWeight       float64  `toml:"min_weight" comment:"Least weight of any attester's word, in [0,1]."`
+	PreTrusted      []string `toml:"pretrusted" comment:"Peer IDs trusted a priori in EigenTrust (bootstrap operators); this node always trusts itself."`
+	Decay           float64  `toml:"decay" comment:"EigenTrust: weight of an outcome per epoch of age, in (0,1]; old reputation fades."`
+	RetentionEpochs int      `toml:"retention_epochs" comment:"Epochs of attestations, re-checks and trust vectors kept in the store."`
+	RecheckFraction float64  `toml:"recheck_fraction" comment:"Fraction of other verifiers' challenges this node re-verifies itself (it always does when their verdicts disagree)."`
 }
 
 // APIConfig is the [api] section: the JSON API that `poai status`,
@@ -186,7 +191,7 @@ func DefaultConfig() Config {
 			Verifiers:      3,
 			PeerTTLEpochs:  3,
 		},
-		Scoring: ScoringConfig{Initial: 0.5, Alpha: 0.25, MinWeight: 0.05},
+		Scoring: ScoringConfig{Initial: 0.5, Alpha: 0.25, MinWeight: 0.05, Decay: 0.85, RetentionEpochs: 64, RecheckFraction: 0.05},
 		API:     APIConfig{Listen: "127.0.0.1:5280"},
 		Metrics: MetricsConfig{Listen: "127.0.0.1:9464"},
 		Log:     LogConfig{Level: "info", Format: "text"},
@@ -355,6 +360,20 @@ func (c Config) Validate() error {
 		bad("[challenge] peer_ttl_epochs: %d is under 1", ch.PeerTTLEpochs)
 	}
 	s := c.Scoring
+	if s.Decay <= 0 || s.Decay > 1 {
+		bad("[scoring] decay: %v is not in (0,1]", s.Decay)
+	}
+	if s.RetentionEpochs < 2 {
+		bad("[scoring] retention_epochs: %d is under 2", s.RetentionEpochs)
+	}
+	if s.RecheckFraction < 0 || s.RecheckFraction > 1 {
+		bad("[scoring] recheck_fraction: %v is not in [0,1]", s.RecheckFraction)
+	}
+	for _, id := range s.PreTrusted {
+		if _, err := peer.Decode(id); err != nil {
+			bad("[scoring] pretrusted: %q is not a peer ID: %v", id, err)
+		}
+	}
 	if s.Initial < 0 || s.Initial > 1 || s.Alpha <= 0 || s.Alpha > 1 || s.MinWeight < 0 || s.MinWeight > 1 {
 		bad("[scoring] initial, alpha, min_weight: out of range")
 	}

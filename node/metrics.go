@@ -11,6 +11,8 @@ type metrics struct {
 	answered    *prometheus.CounterVec
 	attested    *prometheus.CounterVec
 	flagged     *prometheus.CounterVec
+	checks      *prometheus.CounterVec
+	rechecks    prometheus.Counter
 	proveTime   prometheus.Histogram
 	verifyTime  prometheus.Histogram
 	peers       prometheus.Gauge
@@ -40,6 +42,12 @@ func newMetrics() *metrics {
 		attested: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "poai_attestations_published_total", Help: "Attestations this node published as verifier, by verdict.",
 		}, []string{"verdict"}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "poai_verifier_checks_total", Help: "Other verifiers' attestations judged against this node's own verification or re-check, by outcome (agree, contradict).",
+		}, []string{"outcome"}),
+		rechecks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "poai_rechecks_total", Help: "Challenges this node re-verified without being one of their verifiers (sampled, or verdicts disagreed).",
+		}),
 		flagged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "poai_claims_flagged_total", Help: "Peers flagged: device_report (claim disagrees with its NVML report or the catalog), slow_proof (passing proofs far below the claimed model's speed).",
 		}, []string{"reason"}),
@@ -82,7 +90,7 @@ func newMetrics() *metrics {
 		Name: "poai_challenges_void_total",
 		Help: "Challenges voided by their challenger's fault: a reveal late or missing, or two challenges of one target in an epoch.",
 	})
-	m.registry.MustRegister(m.received, m.latency, m.deviation, m.score, m.void, m.flagged)
+	m.registry.MustRegister(m.received, m.latency, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
 	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.answered, m.attested, m.proveTime, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -100,10 +101,13 @@ type Node struct {
 	host *p2p.Host
 	book *scoring.Book
 
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	events    chan func()
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	events chan func()
+	// appScores is the gossipsub application score of each peer, from
+	// the last trust round (read lock-free by gossipsub).
+	appScores atomic.Pointer[map[peer.ID]float64]
 	proveQ    chan proveJob
 	verifySem chan struct{}
 
@@ -170,6 +174,13 @@ type tracked struct {
 	opened     bool
 	verifying  bool
 	attested   bool
+	// Re-checks: other verifiers' verdicts, and the truth once this node
+	// verified or re-checked the answer itself.
+	atts          map[peer.ID]pb.Verdict
+	truth         pb.Verdict
+	truthKnown    bool
+	recheckWanted bool
+	rechecking    bool
 }
 
 // orphan holds a commitment or opening that arrived before its challenge.
@@ -285,8 +296,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.claim = claim
 	sc := n.cfg.Scoring
+	tp := scoring.DefaultTrustParams()
+	tp.PreTrusted, tp.Decay, tp.Retention = sc.PreTrusted, sc.Decay, uint64(sc.RetentionEpochs)
 	n.book, err = scoring.Open(filepath.Join(n.dir, ScoresDir), n.id.String(),
-		scoring.Params{Initial: sc.Initial, Alpha: sc.Alpha, MinWeight: sc.MinWeight, LatencySamples: 256}, n.log)
+		scoring.Params{Initial: sc.Initial, Alpha: sc.Alpha, MinWeight: sc.MinWeight, LatencySamples: 256, Trust: tp}, n.log)
 	if err != nil {
 		return err
 	}
@@ -302,7 +315,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}))
 	}
 	undo = append(undo, n.book.Close)
+	if v, ok := n.book.Trust(); ok {
+		n.setAppScores(v) // a restarted node carries on with its trust
+	}
 	pc := p2p.DefaultConfig()
+	pc.AppScore = n.appScore
 	pc.ListenAddrs = n.cfg.P2P.Listen
 	pc.Bootstrap = n.cfg.P2P.Bootstrap
 	pc.MDNS = n.cfg.P2P.MDNS
@@ -364,7 +381,15 @@ func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time
 	return func(_ context.Context, from peer.ID, data []byte) (any, error) {
 		m, c, err := decode(from, data, time.Now())
 		if err != nil {
-			n.metrics.messages.WithLabelValues(topic, "reject", challenge.Reason(err)).Inc()
+			reason := challenge.Reason(err)
+			if errors.Is(err, challenge.ErrReplayed) || errors.Is(err, challenge.ErrStale) {
+				// Not proof of malice by whoever forwarded it (it may have
+				// joined after the original, or its clock differs): drop
+				// without a gossipsub penalty.
+				n.metrics.messages.WithLabelValues(topic, "ignore", reason).Inc()
+				return nil, fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
+			}
+			n.metrics.messages.WithLabelValues(topic, "reject", reason).Inc()
 			return nil, err
 		}
 		n.metrics.messages.WithLabelValues(topic, "accept", "").Inc()
@@ -534,6 +559,7 @@ func (n *Node) onEpoch(e uint64) {
 	n.after(time.Until(n.clock.Start(e+1)), func() { n.onEpoch(e + 1) })
 	now := time.Now()
 	n.metrics.epoch.Set(float64(e))
+	n.rollTrust(e)
 	n.publishClaim()
 	n.expire(now)
 	live := n.livePeers(now)
@@ -819,6 +845,7 @@ func (n *Node) acceptOpening(t *tracked, from peer.ID, op *pb.Opening) {
 	}
 	t.op = op
 	n.tryVerify(t)
+	n.tryRecheck(t)
 }
 
 // tryVerify verifies and attests once both the commitment and the opening
@@ -875,6 +902,7 @@ func (n *Node) verified(t *tracked, res challenge.Result, err error) {
 		verdict = pb.Verdict_VERDICT_LATE
 	}
 	n.attest(t, verdict, latency, res.Deviation, res.Accuracy, res.Reason)
+	n.learnTruth(t, res.Verdict)
 }
 
 // finalize attests NO_ANSWER for a challenge whose answer never came.
@@ -936,12 +964,12 @@ func (n *Node) onAttestation(from peer.ID, d decoded, _ time.Time) {
 		Verdict: verdictName(a.GetVerdict()), LatencyMS: float64(a.GetLatencyMs()), DeadlineMS: float64(a.GetDeadlineMs()),
 		Deviation: a.GetScoreDeviation(), Accuracy: a.GetDataAccuracy(),
 	})
+	n.noteAttestation(t, from, a.GetVerdict())
 	switch {
 	case err == nil:
 		n.metrics.received.WithLabelValues(verdictName(a.GetVerdict())).Inc()
 		n.metrics.latency.Observe(float64(a.GetLatencyMs()) / 1000)
 		n.metrics.deviation.Observe(a.GetScoreDeviation())
-		n.metrics.score.WithLabelValues(t.target.String()).Set(n.book.Score(t.target.String()))
 	case !errors.Is(err, scoring.ErrDuplicate):
 		n.log.Error("record attestation", "err", err)
 	}
@@ -1038,6 +1066,7 @@ func (n *Node) onReveal(from peer.ID, d decoded, _ time.Time) {
 		n.open(t)
 	}
 	n.tryVerify(t)
+	n.tryRecheck(t)
 }
 
 func (n *Node) bump(f func(*Stats)) {

@@ -33,14 +33,21 @@ func TestRestartKeepsIdentityAndScores(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := n.ID()
-	for i, v := range []string{scoring.VerdictWrongAnswer, scoring.VerdictWrongAnswer, scoring.VerdictPass} {
+	verdicts := []string{scoring.VerdictPass, scoring.VerdictPass, scoring.VerdictPass, scoring.VerdictPass, scoring.VerdictPass, scoring.VerdictWrongAnswer}
+	for i, v := range verdicts {
 		err := n.Book().Record(scoring.Attestation{Challenge: string(rune('a' + i)), Target: "12D3KooWother", Verifier: id.String(),
 			Verdict: v, Accuracy: 1, LatencyMS: 10, DeadlineMS: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
+	if _, err := n.Book().Roll(1); err != nil {
+		t.Fatal(err)
+	}
 	score := n.Book().Score("12D3KooWother")
+	if score <= 0.3 || score >= 0.8 {
+		t.Fatalf("a peer failing 1 of 6 challenges (a wrong answer weighs 4 passes) scores %v", score)
+	}
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -56,10 +63,13 @@ func TestRestartKeepsIdentityAndScores(t *testing.T) {
 	if n2.ID() != id {
 		t.Fatalf("peer ID changed across restart: %s, was %s", n2.ID(), id)
 	}
-	if got := n2.Book().Score("12D3KooWother"); got != score || got == DefaultConfig().Scoring.Initial {
+	if got := n2.Book().Score("12D3KooWother"); got != score {
 		t.Fatalf("score after restart %v, before %v", got, score)
 	}
-	if s, _ := n2.Book().Summarize("12D3KooWother"); s.Challenges != 3 || s.Passed != 1 {
+	if v, ok := n2.Book().Trust(); !ok || v.Epoch != 1 {
+		t.Fatalf("trust vector after restart: %v, %+v", ok, v)
+	}
+	if s, _ := n2.Book().Summarize("12D3KooWother"); s.Challenges != 6 || s.Passed != 5 {
 		t.Fatalf("history after restart: %+v", s)
 	}
 }

@@ -44,6 +44,10 @@ type Config struct {
 	// Metrics, when set, receives go-libp2p's own metrics (swarm,
 	// identify, eventbus, resource manager...); nil disables them.
 	Metrics prometheus.Registerer
+	// AppScore is the application-specific peer score gossipsub adds to
+	// its own (ScoreParams): poai's integrity verdict on the peer. It must
+	// be O(1) and never block. Nil scores every peer 0.
+	AppScore func(peer.ID) float64
 	// TraceFile, when set, receives gossipsub's event trace as JSON lines
 	// (pubsub.NewJSONTracer): publish, deliver, reject, duplicate, graft,
 	// prune, join and leave events with nanosecond timestamps.
@@ -98,6 +102,7 @@ type Host struct {
 	mu     sync.Mutex
 	topics map[string]*pubsub.Topic
 	subs   []*pubsub.Subscription
+	scores *scoreBook
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -154,6 +159,14 @@ func New(key crypto.PrivKey, cfg Config, log *slog.Logger) (*Host, error) {
 		pubsub.WithSeenMessagesTTL(10 * time.Minute),
 		pubsub.WithRawTracer(mesh),
 	}
+	app := cfg.AppScore
+	if app == nil {
+		app = func(peer.ID) float64 { return 0 }
+	}
+	scores := newScoreBook()
+	opts = append(opts,
+		pubsub.WithPeerScore(ScoreParams(Topics, app), Thresholds()),
+		pubsub.WithPeerScoreInspect(scores.update, time.Second))
 	var tracer *pubsub.JSONTracer
 	if cfg.TraceFile != "" {
 		if tracer, err = pubsub.NewJSONTracer(cfg.TraceFile); err != nil {
@@ -172,7 +185,7 @@ func New(key crypto.PrivKey, cfg Config, log *slog.Logger) (*Host, error) {
 		}
 		return nil, fmt.Errorf("gossipsub: %w", err)
 	}
-	p := &Host{cfg: cfg, log: log, host: h, ps: ps, mesh: mesh, tracer: tracer, topics: make(map[string]*pubsub.Topic), ctx: ctx, cancel: cancel}
+	p := &Host{cfg: cfg, log: log, host: h, ps: ps, mesh: mesh, scores: scores, tracer: tracer, topics: make(map[string]*pubsub.Topic), ctx: ctx, cancel: cancel}
 	if cfg.MDNS {
 		p.mdns = mdns.NewMdnsService(h, MDNSServiceTag, mdnsNotifee{p})
 		if err := p.mdns.Start(); err != nil {

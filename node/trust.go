@@ -1,0 +1,207 @@
+package node
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/p2p"
+	"github.com/poai-network/poai/scoring"
+)
+
+// App-score mapping (see docs/gossipsub-scoring.md): a peer earns up to
+// AppCredit for its integrity score, loses AppPenalty per unit of its bad
+// fraction above BadTolerance once there is enough evidence to judge it,
+// and a pre-trusted peer gets PreTrustedBonus so its peer exchange is
+// accepted from the start. A peer every trusted verifier fails scores
+// about −150: below p2p.GraylistThreshold (−80).
+const (
+	AppCredit       = 10
+	AppPenalty      = 200
+	BadTolerance    = 0.25
+	PreTrustedBonus = p2p.AcceptPXThreshold + 5
+)
+
+// AppScore maps a peer's standing to its gossipsub application score.
+// Newcomers (too little evidence) score 0: neither credit nor blame.
+func AppScore(pt scoring.PeerTrust, minEvidence float64) float64 {
+	if pt.Evidence < minEvidence {
+		return 0
+	}
+	return AppCredit*pt.Score - AppPenalty*math.Max(0, pt.Bad-BadTolerance)
+}
+
+// appScore is gossipsub's AppSpecificScore: a map lookup in the snapshot
+// the last trust round published (it must not block).
+func (n *Node) appScore(p peer.ID) float64 {
+	if m := n.appScores.Load(); m != nil {
+		return (*m)[p]
+	}
+	return 0
+}
+
+func (n *Node) setAppScores(v scoring.TrustVector) {
+	m := make(map[peer.ID]float64, len(v.Peers))
+	min := scoring.DefaultTrustParams().MinEvidence
+	for id, pt := range v.Peers {
+		p, err := peer.Decode(id)
+		if err != nil {
+			continue
+		}
+		m[p] = AppScore(pt, min)
+	}
+	for _, id := range n.cfg.Scoring.PreTrusted {
+		if p, err := peer.Decode(id); err == nil {
+			m[p] += PreTrustedBonus
+		}
+	}
+	n.appScores.Store(&m)
+}
+
+// rollTrust runs the EigenTrust round for the epoch that starts, off the
+// loop, and publishes the new app scores and score gauges.
+func (n *Node) rollTrust(e uint64) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		start := time.Now()
+		v, err := n.book.Roll(e)
+		if err != nil {
+			n.log.Error("trust round", "epoch", e, "err", err)
+			return
+		}
+		n.setAppScores(v)
+		for id, pt := range v.Peers {
+			n.metrics.score.WithLabelValues(id).Set(pt.Score)
+		}
+		n.log.Debug("trust round", "epoch", e, "peers", len(v.Peers), "took", time.Since(start).Round(time.Microsecond))
+	}()
+}
+
+// correct reports whether a verdict says the answer was right (in time or
+// not), and whether it says anything about correctness at all.
+func correct(v pb.Verdict) (ok, known bool) {
+	switch v {
+	case pb.Verdict_VERDICT_PASS, pb.Verdict_VERDICT_LATE:
+		return true, true
+	case pb.Verdict_VERDICT_WRONG_ANSWER, pb.Verdict_VERDICT_BAD_PROOF:
+		return false, true
+	}
+	return false, false
+}
+
+// noteAttestation keeps another verifier's verdict on t and, once this node
+// knows the truth of t (its own verification or a re-check), judges it.
+// It asks for a re-check when verdicts disagree or, for a sample of
+// challenges, at random.
+func (n *Node) noteAttestation(t *tracked, from peer.ID, v pb.Verdict) {
+	if from == n.id {
+		return
+	}
+	if t.atts == nil {
+		t.atts = map[peer.ID]pb.Verdict{}
+	}
+	if _, dup := t.atts[from]; dup {
+		return
+	}
+	t.atts[from] = v
+	if t.truthKnown {
+		n.judge(t, from, v)
+		return
+	}
+	if t.verifier || t.recheckWanted {
+		return // this node's own verification, or a re-check, will judge
+	}
+	disagree := false
+	for _, other := range t.atts {
+		a, ka := correct(other)
+		b, kb := correct(v)
+		if ka && kb && a != b {
+			disagree = true
+		}
+	}
+	if disagree || rand.Float64() < n.cfg.Scoring.RecheckFraction {
+		t.recheckWanted = true
+		n.tryRecheck(t)
+	}
+}
+
+// judge records whether verifier's verdict agrees with the truth of t.
+// Only correctness is judged; timing verdicts depend on each verifier's
+// clock and network, except a NO_ANSWER when this node saw the answer in
+// under half the deadline.
+func (n *Node) judge(t *tracked, verifier peer.ID, v pb.Verdict) {
+	truthOK, _ := correct(t.truth)
+	agree := true
+	if ok, known := correct(v); known {
+		agree = ok == truthOK
+	} else if v == pb.Verdict_VERDICT_NO_ANSWER && truthOK && t.com != nil &&
+		t.comAt.Sub(t.receivedAt) < time.Duration(t.ch.GetDeadlineMs())*time.Millisecond/2 {
+		agree = false
+	}
+	err := n.book.RecordCheck(scoring.Check{Verifier: verifier.String(), Target: t.target.String(),
+		Challenge: t.cid.String(), Epoch: t.ch.GetEpoch(), Agree: agree})
+	if err != nil {
+		n.log.Error("record check", "err", err)
+		return
+	}
+	n.metrics.checks.WithLabelValues(map[bool]string{true: "agree", false: "contradict"}[agree]).Inc()
+	if !agree {
+		n.log.Info("verifier contradicted by this node's check", "verifier", shortID(verifier), "target", shortID(t.target),
+			"its_verdict", verdictName(v), "truth", verdictName(t.truth))
+	}
+}
+
+// learnTruth sets t's truth from this node's own verification or re-check
+// and judges every verifier heard so far.
+func (n *Node) learnTruth(t *tracked, v pb.Verdict) {
+	if _, known := correct(v); !known || t.truthKnown {
+		return
+	}
+	t.truth, t.truthKnown = v, true
+	ids := make([]peer.ID, 0, len(t.atts))
+	for id := range t.atts {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		n.judge(t, id, t.atts[id])
+	}
+}
+
+// tryRecheck re-verifies t off the loop once its commitment, opening and
+// secret are all here.
+func (n *Node) tryRecheck(t *tracked) {
+	if !t.recheckWanted || t.rechecking || t.truthKnown || t.com == nil || t.op == nil || t.secret == nil {
+		return
+	}
+	t.rechecking = true
+	ch, chCID, com, comCID, op, secret := t.ch, t.cid, t.com, t.comCID, t.op, t.secret
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		select {
+		case n.verifySem <- struct{}{}:
+		case <-n.ctx.Done():
+			return
+		}
+		defer func() { <-n.verifySem }()
+		ctx, cancel := context.WithTimeout(n.ctx, verifyTimeout)
+		defer cancel()
+		res, err := challenge.Verify(ctx, n.cpu, ch, chCID, com, comCID, op, secret)
+		n.post(func() {
+			t.rechecking = false
+			if err != nil {
+				return
+			}
+			n.metrics.rechecks.Inc()
+			n.learnTruth(t, res.Verdict)
+		})
+	}()
+}
