@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/bits"
 	"runtime"
@@ -11,8 +12,21 @@ import (
 // CPU is the portable backend: it runs every workload with plain Go on all
 // cores. It is the reference that device backends must match bit for bit.
 type CPU struct {
-	workers int
+	workers   int
+	maxMemory uint64
 }
+
+// DefaultCPUMemory bounds the memory one CPU workload may take (8 GiB): a
+// challenge sized for a bigger device fails with ErrMemory instead of
+// exhausting the host.
+const DefaultCPUMemory = 8 << 30
+
+// ErrMemory reports a workload that needs more memory than the backend
+// may use.
+var ErrMemory = errors.New("workload exceeds the backend's memory")
+
+// WithMaxMemory bounds the memory one workload may take, in bytes.
+func WithMaxMemory(b uint64) CPUOption { return func(c *CPU) { c.maxMemory = b } }
 
 // CPUOption configures a CPU backend.
 type CPUOption func(*CPU)
@@ -25,7 +39,7 @@ func WithWorkers(n int) CPUOption {
 
 // NewCPU returns a CPU backend.
 func NewCPU(opts ...CPUOption) *CPU {
-	c := &CPU{workers: runtime.GOMAXPROCS(0)}
+	c := &CPU{workers: runtime.GOMAXPROCS(0), maxMemory: DefaultCPUMemory}
 	for _, o := range opts {
 		o(c)
 	}

@@ -100,6 +100,9 @@ func (c *CPU) VRAM(ctx context.Context, seed Seed, p VRAMParams) (outputs, leave
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
 	}
+	if need := p.Bytes() + 64*uint64(p.Lanes); need > c.maxMemory {
+		return nil, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMemory, need, c.maxMemory)
+	}
 	total := p.Lanes * p.Blocks
 	mem := make([][32]byte, total)
 	if err := c.parallel(ctx, total, 4096, func(lo, hi int) {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/merkle"
@@ -33,16 +35,40 @@ const (
 	// RoleReplay (adversary) answers its first challenge honestly and every
 	// later one with that first result, relabelled for the new challenge.
 	RoleReplay Role = "replay"
+	// RoleRelay (adversary) owns no device: it forwards each challenge to
+	// an accomplice peer, whose device proves it between its own
+	// challenges, and publishes the answer as its own.
+	RoleRelay Role = "relay"
+	// RoleForgedNVML (adversary) claims a catalog GPU (an H100) with an
+	// NVML report forged to match, and proves on a CPU.
+	RoleForgedNVML Role = "forged-nvml"
+	// RoleLazyVerifier (adversary) proves honestly but, as a verifier,
+	// attests PASS without checking anything.
+	RoleLazyVerifier Role = "lazy-verifier"
+	// RoleColluder (adversary) belongs to a clique: as a verifier it
+	// attests PASS for clique members and WRONG_ANSWER for everyone else,
+	// unchecked; as a prover it is lazy, counting on the clique's passes.
+	RoleColluder Role = "colluders"
+	// RoleSybil (adversary) is one of many fresh identities run by one
+	// operator: lazy as a prover, vouching for its fellow identities as a
+	// verifier, with no reputation to spend.
+	RoleSybil Role = "sybil"
+	// RoleOnOff (adversary) proves honestly for OnOffHonestEpochs epochs
+	// to build a reputation, then turns lazy.
+	RoleOnOff Role = "onoff"
 )
 
 // Adversary parameters.
 const (
-	SlowClaimFactor = 8
-	LazyFraction    = 0.5
+	SlowClaimFactor   = 8
+	LazyFraction      = 0.5
+	OnOffHonestEpochs = 4
+	// ForgedModel is the catalog model RoleForgedNVML claims.
+	ForgedModel = "NVIDIA H100 80GB HBM3"
 )
 
 // Roles lists the roles in the order devnet reports them.
-var Roles = []Role{RoleHonest, RoleSlow, RoleLazy, RoleReplay}
+var Roles = []Role{RoleHonest, RoleSlow, RoleLazy, RoleReplay, RoleRelay, RoleForgedNVML, RoleLazyVerifier, RoleColluder, RoleSybil, RoleOnOff}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
@@ -51,7 +77,57 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", fmt.Errorf("unknown role %q (known: honest, slow, lazy, replay)", s)
+	names := make([]string, len(Roles))
+	for i, r := range Roles {
+		names[i] = string(r)
+	}
+	return "", fmt.Errorf("unknown role %q (known: %s)", s, strings.Join(names, ", "))
+}
+
+// provesLazily reports whether, for a challenge of epoch e, this node's
+// role computes only part of the rows.
+func (n *Node) provesLazily(e uint64) bool {
+	switch n.role {
+	case RoleLazy, RoleColluder, RoleSybil:
+		return true
+	case RoleOnOff:
+		return n.startEpoch != nil && e >= *n.startEpoch+OnOffHonestEpochs
+	}
+	return false
+}
+
+// cliqueVerdict (adversary) is what a colluder or sybil attests without
+// checking: PASS for a member of its clique, WRONG_ANSWER for anyone else
+// (sybils, who want to pass unnoticed, attest PASS for everyone). The
+// lazy verifier attests PASS for everyone. ok is false for honest roles.
+func (n *Node) cliqueVerdict(target peer.ID) (v pb.Verdict, ok bool) {
+	switch n.role {
+	case RoleLazyVerifier, RoleSybil:
+		return pb.Verdict_VERDICT_PASS, true
+	case RoleColluder:
+		if slices.Contains(n.o.clique, target) {
+			return pb.Verdict_VERDICT_PASS, true
+		}
+		return pb.Verdict_VERDICT_WRONG_ANSWER, true
+	}
+	return 0, false
+}
+
+// forgedReport (adversary) is an NVML report that matches ForgedModel.
+func forgedReport() *pb.DeviceReport {
+	spec, _ := gpu.LookupDevice(ForgedModel)
+	return &pb.DeviceReport{Name: ForgedModel, Uuid: "GPU-00000000-forged", MemoryTotalBytes: spec.VRAMBytes + spec.VRAMBytes/20,
+		SmClockMaxMhz: 1980, SmClockMhz: 1980, PowerLimitMw: 700000, EccEnabled: true, PcieGen: 5, PcieWidth: 16, DriverVersion: "580.00"}
+}
+
+// relayProve (adversary) has its accomplice's device prove the challenge
+// (the accomplice's backend, shared and serialized with the accomplice's
+// own work) and answers as if it had.
+func (n *Node) relayProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
+	if n.o.accomplice == nil {
+		return nil, fmt.Errorf("relay without an accomplice")
+	}
+	return challenge.Run(ctx, n.o.accomplice, ch, chCID, n.id)
 }
 
 // Adversary reports whether the role cheats.

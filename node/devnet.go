@@ -13,11 +13,16 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/gpu"
 	"github.com/poai-network/poai/gpu/cuda"
+	"github.com/poai-network/poai/p2p"
+	"github.com/poai-network/poai/scoring"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // DevnetConfig describes a local network of real nodes in one process, on
@@ -171,6 +176,36 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 			roles = append(roles, r)
 		}
 	}
+	// ADVERSARY wiring: colluders and sybils each form a clique that knows
+	// its members' peer IDs (their keys are made before the nodes start);
+	// a relay forwards to the first honest node after node 0, whose device
+	// (one worker, serialized) it shares.
+	cliques := map[Role][]peer.ID{}
+	for i, role := range roles {
+		if role != RoleColluder && role != RoleSybil {
+			continue
+		}
+		dir := filepath.Join(d.dir, fmt.Sprintf("node-%02d", i))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			d.Close()
+			return nil, err
+		}
+		key, err := p2p.LoadOrCreateKey(filepath.Join(dir, KeyFile))
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		id, err := peer.IDFromPrivateKey(key)
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		cliques[role] = append(cliques[role], id)
+	}
+	var accomplice *sharedDevice
+	if slices.Contains(roles, RoleRelay) {
+		accomplice = &sharedDevice{Backend: gpu.NewCPU(gpu.WithWorkers(cfg.Workers))}
+	}
 	// Genesis on a whole second after the warm-up; every node agrees.
 	genesis := time.Now().Add(cfg.Warmup + time.Second).Truncate(time.Second)
 	d.Clock = genesis
@@ -190,7 +225,15 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		c.Device.Model = "devnet CPU"
 		c.Device.VRAMBytes = vram
 		c.Metrics.Listen = ""
-		opts := []Option{WithRole(role), WithMeasured(measured), WithBackend(gpu.NewCPU(gpu.WithWorkers(cfg.Workers))), WithLogger(cfg.Log.With("node", i))}
+		var backend gpu.Backend = gpu.NewCPU(gpu.WithWorkers(cfg.Workers))
+		if i == 1 && accomplice != nil {
+			backend = accomplice // the relay's accomplice
+		}
+		opts := []Option{WithRole(role), WithMeasured(measured), WithBackend(backend), WithLogger(cfg.Log.With("node", i)),
+			WithClique(cliques[role])}
+		if role == RoleRelay {
+			opts = append(opts, WithAccomplice(accomplice))
+		}
 		if i == 0 && gpuBackend != nil {
 			c.Device.Model = "devnet GPU"
 			c.Device.VRAMBytes = min(uint64(gpuMeasured.HashGHps*1e9*cfg.Target.Seconds()/float64(vs.Rounds+vs.ReadsPerBlock)*gpu.VRAMBlockBytes/vs.Fill), 256<<20)
@@ -231,7 +274,19 @@ type PeerReport struct {
 	FinalScore   float64 `json:"final_score"`
 	ClaimedTOPS  float64 `json:"claimed_int8_tops"`
 	Backend      string  `json:"backend"`
-	ClaimedBF16  float64 `json:"claimed_bf16_tflops"`
+	// GossipScore is the mean gossipsub score honest nodes give the peer
+	// (application score plus the router's counters); Graylisted is true
+	// when it is below p2p.GraylistThreshold.
+	GossipScore float64 `json:"gossip_score"`
+	Graylisted  bool    `json:"graylisted"`
+	// CaughtEpoch is the first epoch from which the observer's trust
+	// round kept the peer's application score below the graylist
+	// threshold to the end; -1 if it never did.
+	CaughtEpoch int64 `json:"caught_epoch"`
+	// Trust is the first honest observer's EigenTrust standing of the
+	// peer at the end (trust, relative trust, bad fraction, evidence).
+	Trust       scoring.PeerTrust `json:"trust"`
+	ClaimedBF16 float64           `json:"claimed_bf16_tflops"`
 }
 
 // Report is the devnet's result.
@@ -246,8 +301,12 @@ type Report struct {
 	AdversaryMax float64        `json:"adversary_max_score"`
 	HonestPass   float64        `json:"honest_pass_rate"`
 	Separated    bool           `json:"separated"`
-	Elapsed      time.Duration  `json:"-"`
-	ElapsedS     float64        `json:"elapsed_s"`
+	// AllCaught is true when every adversary is graylisted and below the
+	// honest minimum; HonestGraylisted counts honest peers graylisted.
+	AllCaught        bool          `json:"all_caught"`
+	HonestGraylisted int           `json:"honest_graylisted"`
+	Elapsed          time.Duration `json:"-"`
+	ElapsedS         float64       `json:"elapsed_s"`
 }
 
 // Report builds the report. Counts, latencies, deviation and accuracy are
@@ -283,6 +342,23 @@ func (d *Devnet) Report() (Report, error) {
 			FinalScore: sum / float64(views), ClaimedTOPS: p.Claim().GetInt8Tops(), ClaimedBF16: p.Claim().GetBf16Tflops(),
 			Backend: p.Claim().GetBackend(),
 		}
+		var gsum float64
+		var gviews int
+		for _, o := range d.Nodes {
+			if o == p || o.Role().Adversary() {
+				continue
+			}
+			if g, ok := o.GossipScores()[p.ID()]; ok {
+				gsum += g
+				gviews++
+			}
+		}
+		if gviews > 0 {
+			pr.GossipScore = gsum / float64(gviews)
+		}
+		pr.Graylisted = pr.GossipScore < p2p.GraylistThreshold
+		pr.CaughtEpoch = caughtEpoch(observer, p.ID().String(), r.Epochs)
+		pr.Trust, _ = observer.Book().PeerTrust(p.ID().String())
 		if p.Role().Adversary() {
 			r.AdversaryMax = math.Max(r.AdversaryMax, pr.FinalScore)
 		} else {
@@ -300,7 +376,89 @@ func (d *Devnet) Report() (Report, error) {
 		r.AdversaryMax = 0
 	}
 	r.Separated = r.AdversaryMax < r.HonestMin
+	r.AllCaught = r.Separated
+	for _, p := range r.Peers {
+		if p.Role.Adversary() && !p.Graylisted {
+			r.AllCaught = false
+		}
+		if !p.Role.Adversary() && p.Graylisted {
+			r.HonestGraylisted++
+		}
+	}
 	return r, nil
+}
+
+// caughtEpoch returns the first epoch from which every trust round of
+// observer put peer's application score below the graylist threshold, or
+// -1.
+func caughtEpoch(observer *Node, peer string, last int64) int64 {
+	hist, err := observer.Book().TrustHistory(0, uint64(max(last, 0)))
+	if err != nil || len(hist) == 0 {
+		return -1
+	}
+	minEv := scoring.DefaultTrustParams().MinEvidence
+	caught := int64(-1)
+	for _, v := range hist {
+		if AppScore(v.Peers[peer], minEv) < p2p.GraylistThreshold {
+			if caught < 0 {
+				caught = int64(v.Epoch)
+			}
+		} else {
+			caught = -1
+		}
+	}
+	return caught
+}
+
+// sharedDevice is one device serving two peers (a relay and its
+// accomplice): workloads run one at a time. ADVERSARY wiring, devnet only.
+type sharedDevice struct {
+	mu sync.Mutex
+	gpu.Backend
+}
+
+func (s *sharedDevice) streamer() gpu.Streamer { return s.Backend.(gpu.Streamer) }
+
+func (s *sharedDevice) MatMulInt8(ctx context.Context, seed gpu.Seed, sh gpu.Shape) (*gpu.Int32Matrix, [][32]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Backend.MatMulInt8(ctx, seed, sh)
+}
+
+func (s *sharedDevice) MatMulBF16(ctx context.Context, seed gpu.Seed, sh gpu.Shape) (*gpu.Float32Matrix, [][32]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Backend.MatMulBF16(ctx, seed, sh)
+}
+
+func (s *sharedDevice) VRAM(ctx context.Context, seed gpu.Seed, p gpu.VRAMParams) ([][32]byte, [][32]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Backend.VRAM(ctx, seed, p)
+}
+
+func (s *sharedDevice) LeavesInt8(ctx context.Context, seed gpu.Seed, sh gpu.Shape) ([][32]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streamer().LeavesInt8(ctx, seed, sh)
+}
+
+func (s *sharedDevice) RowsInt8(ctx context.Context, seed gpu.Seed, sh gpu.Shape, rows []int) (*gpu.Int32Matrix, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streamer().RowsInt8(ctx, seed, sh, rows)
+}
+
+func (s *sharedDevice) LeavesBF16(ctx context.Context, seed gpu.Seed, sh gpu.Shape) ([][32]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streamer().LeavesBF16(ctx, seed, sh)
+}
+
+func (s *sharedDevice) RowsBF16(ctx context.Context, seed gpu.Seed, sh gpu.Shape, rows []int) (*gpu.Float32Matrix, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streamer().RowsBF16(ctx, seed, sh, rows)
 }
 
 // Close stops every node (graceful: stores flushed) in reverse order and

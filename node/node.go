@@ -50,7 +50,19 @@ type options struct {
 	role           Role
 	measured       *gpu.Throughput
 	warmup         time.Duration
+	// ADVERSARY wiring (devnet and tests only): a colluder's clique, a
+	// relay's accomplice device.
+	clique     []peer.ID
+	accomplice gpu.Backend
 }
+
+// WithClique (ADVERSARY, devnet and tests only) names the peers a
+// colluder or sybil vouches for.
+func WithClique(ids []peer.ID) Option { return func(o *options) { o.clique = ids } }
+
+// WithAccomplice (ADVERSARY, devnet and tests only) gives a relay the
+// device it forwards its challenges to.
+func WithAccomplice(b gpu.Backend) Option { return func(o *options) { o.accomplice = b } }
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
@@ -105,6 +117,8 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	events chan func()
+	// startEpoch is the first epoch this node ran (RoleOnOff counts from it).
+	startEpoch *uint64
 	// appScores is the gossipsub application score of each peer, from
 	// the last trust round (read lock-free by gossipsub).
 	appScores atomic.Pointer[map[peer.ID]float64]
@@ -417,6 +431,12 @@ func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
 		d.HashGHps = cmp.Or(d.HashGHps, m.HashGHps)
 	}
 	vram := cmp.Or(d.VRAMBytes, info.MemoryBytes)
+	if n.role == RoleForgedNVML { // ADVERSARY: claims an H100, with a forged NVML report to match
+		spec, _ := gpu.LookupDevice(ForgedModel)
+		d.Model, info.Backend = ForgedModel, "cuda"
+		d.HashGHps = 13.3 // what an H200 measured; a CPU does 10^-3 of it
+		vram = spec.VRAMBytes
+	}
 	if n.role == RoleSlow { // ADVERSARY: claims a faster, bigger device than it has
 		d.Int8TOPS *= SlowClaimFactor
 		d.BF16TFLOPS *= SlowClaimFactor
@@ -428,7 +448,9 @@ func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
 		VramBytes: vram,
 		Int8Tops:  d.Int8TOPS, Bf16Tflops: d.BF16TFLOPS, HashGhps: d.HashGHps, Backend: info.Backend,
 	}
-	if info.Backend == "cuda" {
+	if n.role == RoleForgedNVML {
+		claim.Devices = []*pb.DeviceReport{forgedReport()}
+	} else if info.Backend == "cuda" {
 		// What the device says of itself goes into the signed claim: the
 		// proving device only (one node per GPU).
 		reports, err := nvml.Reports()
@@ -559,6 +581,9 @@ func (n *Node) onEpoch(e uint64) {
 	n.after(time.Until(n.clock.Start(e+1)), func() { n.onEpoch(e + 1) })
 	now := time.Now()
 	n.metrics.epoch.Set(float64(e))
+	if n.startEpoch == nil {
+		n.startEpoch = &e
+	}
 	n.rollTrust(e)
 	n.publishClaim()
 	n.expire(now)
@@ -851,6 +876,11 @@ func (n *Node) acceptOpening(t *tracked, from peer.ID, op *pb.Opening) {
 // tryVerify verifies and attests once both the commitment and the opening
 // of a challenge this node verifies have arrived.
 func (n *Node) tryVerify(t *tracked) {
+	if v, ok := n.cliqueVerdict(t.target); ok && t.verifier && !t.attested && t.com != nil {
+		// ADVERSARY: attests on the commitment alone, checking nothing.
+		n.attest(t, v, max(t.comAt.Sub(t.receivedAt), 0), 0, 1, "unchecked")
+		return
+	}
 	if !t.verifier || t.attested || t.verifying || t.com == nil || t.op == nil || t.secret == nil {
 		return
 	}
@@ -922,6 +952,10 @@ func (n *Node) finalize(t *tracked) {
 	if t.com != nil {
 		latency = max(t.comAt.Sub(t.receivedAt), 0)
 	}
+	if v, ok := n.cliqueVerdict(t.target); ok {
+		n.attest(t, v, latency, 0, 1, "unchecked") // ADVERSARY
+		return
+	}
 	n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no complete answer before the deadline")
 }
 
@@ -992,17 +1026,25 @@ func (n *Node) answer(job proveJob) {
 	deadline := time.Duration(job.ch.GetDeadlineMs()) * time.Millisecond
 	// An answer 1.5x the deadline late earns nothing (see
 	// scoring.Attestation.Quality): stop there rather than burn the device.
-	ctx, cancel := context.WithTimeout(n.ctx, deadline*3/2)
+	limit := deadline * 3 / 2
+	if n.role.Adversary() {
+		// ADVERSARY: on a devnet every node shares the machine; work an
+		// adversary does past its deadline only slows honest neighbours.
+		limit = deadline
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, limit)
 	defer cancel()
 	start := time.Now()
 	var (
 		committed *challenge.Committed
 		err       error
 	)
-	switch n.role {
-	case RoleLazy:
+	switch {
+	case n.provesLazily(job.ch.GetEpoch()):
 		committed, err = n.lazyProve(ctx, job.ch, job.cid)
-	case RoleReplay:
+	case n.role == RoleRelay:
+		committed, err = n.relayProve(ctx, job.ch, job.cid)
+	case n.role == RoleReplay:
 		committed, err = n.replayProve(ctx, job.ch, job.cid)
 	default:
 		committed, err = challenge.Run(ctx, n.backend, job.ch, job.cid, n.id)

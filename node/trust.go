@@ -19,12 +19,13 @@ import (
 // AppCredit for its integrity score, loses AppPenalty per unit of its bad
 // fraction above BadTolerance once there is enough evidence to judge it,
 // and a pre-trusted peer gets PreTrustedBonus so its peer exchange is
-// accepted from the start. A peer every trusted verifier fails scores
-// about −150: below p2p.GraylistThreshold (−80).
+// accepted from the start. With half its outcomes bad a peer scores −120,
+// below p2p.GraylistThreshold (−80) even with the +13 the router's own
+// counters can give; every outcome bad scores −320.
 const (
 	AppCredit       = 10
-	AppPenalty      = 200
-	BadTolerance    = 0.25
+	AppPenalty      = 400
+	BadTolerance    = 0.2
 	PreTrustedBonus = p2p.AcceptPXThreshold + 5
 )
 

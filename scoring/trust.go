@@ -37,14 +37,41 @@ type TrustParams struct {
 	// Retention is the number of epochs of attestations, checks and trust
 	// vectors kept; older ones are compacted away.
 	Retention uint64
+	// ConsensusWeight is the unsatisfactory weight a verifier earns when
+	// the weighted majority of a challenge's other verifiers contradicts
+	// its correctness verdict.
+	ConsensusWeight float64
+}
+
+// MissWindow is how many of a peer's challenges on each side of a missed
+// one are searched for another failure before the miss counts: one miss
+// among 3 passes on each side is forgiven as bad luck.
+const MissWindow = 3
+
+// ConsensusMargin is how much more weight the majority of a challenge's
+// verifiers must hold than the dissenter's side for the dissent to count.
+const ConsensusMargin = 2
+
+// verdictCorrect reports whether a verdict says the answer was right (in
+// time or not), and whether it says anything about correctness at all.
+func verdictCorrect(v string) (ok, known bool) {
+	switch v {
+	case VerdictPass, VerdictLate:
+		return true, true
+	case VerdictWrongAnswer, VerdictBadProof:
+		return false, true
+	}
+	return false, false
 }
 
 // DefaultTrustParams are a = 0.15, decay 0.85 per epoch, wrong answers 4,
-// missing ones 1, re-check agreement 0.5 and contradiction 4, newcomers
-// below 1.5 attestations of evidence, 64 epochs kept.
+// missing ones 1 (once a neighbouring challenge confirms them), re-check
+// agreement 0.5 and contradiction 4, consensus dissent 4 (lying as a
+// verifier weighs as much as a wrong answer), newcomers below
+// 1.5 attestations of evidence, 64 epochs kept.
 func DefaultTrustParams() TrustParams {
 	return TrustParams{EigenTrust: DefaultEigenTrustParams(), Decay: 0.85, WrongWeight: 4, MissWeight: 1,
-		CheckAgree: 0.5, CheckContradict: 4, MinEvidence: 1.5, Retention: 64}
+		CheckAgree: 0.5, CheckContradict: 4, ConsensusWeight: 4, MinEvidence: 1.5, Retention: 64}
 }
 
 // PeerTrust is one peer's standing after an epoch's EigenTrust round.
@@ -56,8 +83,9 @@ type PeerTrust struct {
 	// Bad is the trust-weighted fraction of unsatisfactory outcomes in the
 	// evidence about the peer, in [0,1].
 	Bad float64 `json:"bad"`
-	// Evidence is the trust-weighted amount of evidence, in attestations
-	// of a peer with the highest trust.
+	// Evidence is the standing-weighted amount of evidence retained about
+	// the peer, undecayed, in outcome weights of a fully trusted verifier
+	// (a pass counts 1, a wrong answer 4).
 	Evidence float64 `json:"evidence"`
 	// Score is the integrity score, Relative·(1 − Bad), in [0,1]: 0 for a
 	// newcomer nobody vouches for yet, near 1 for a peer every trusted
@@ -148,11 +176,52 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 		}
 		return math.Pow(b.trust.Decay, float64(epoch-e))
 	}
+	// Each target's challenges in order, and whether any verifier found
+	// fault with each: a miss counts only when another of the MissWindow
+	// challenges before or after it went wrong too (the next challenge is
+	// the retry).
+	type chal struct {
+		epoch uint64
+		id    string
+		bad   bool
+	}
+	byTarget := map[string][]*chal{}
+	index := map[string]*chal{}
+	for _, a := range b.window {
+		c := index[a.Challenge]
+		if c == nil {
+			c = &chal{epoch: a.Epoch, id: a.Challenge}
+			index[a.Challenge] = c
+			byTarget[a.Target] = append(byTarget[a.Target], c)
+		}
+		c.bad = c.bad || !a.Pass()
+	}
+	neighbourBad := map[string]bool{}
+	for _, cs := range byTarget {
+		sort.Slice(cs, func(i, j int) bool {
+			if cs[i].epoch != cs[j].epoch {
+				return cs[i].epoch < cs[j].epoch
+			}
+			return cs[i].id < cs[j].id
+		})
+		for k, c := range cs {
+			for d := max(0, k-MissWindow); d <= min(len(cs)-1, k+MissWindow); d++ {
+				if d != k && cs[d].bad {
+					neighbourBad[c.id] = true
+				}
+			}
+		}
+	}
 	op := Opinions{}
+	raw := Opinions{} // the same, undecayed: how much is known, for Evidence
 	for _, a := range b.window {
 		sat, unsat := b.opinionOf(a)
+		if (a.Verdict == VerdictNoAnswer || a.Verdict == VerdictLate) && !neighbourBad[a.Challenge] {
+			unsat = 0 // an isolated miss: forgiven unless the retry fails too
+		}
 		w := decay(a.Epoch)
 		op.Add(a.Verifier, a.Target, sat*w, unsat*w)
+		raw.Add(a.Verifier, a.Target, sat, unsat)
 	}
 	for _, c := range b.checks {
 		w := decay(c.Epoch)
@@ -170,39 +239,100 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 			top = math.Max(top, v)
 		}
 	}
-	// Bad and evidence: each opinion about j weighted by its truster's
-	// trust, scaled so a top-trusted truster's attestation counts 1.
-	type acc struct{ sat, unsat float64 }
-	ev := map[string]*acc{}
-	for i, row := range op {
-		wi := t[i]
-		if top > 0 {
-			wi /= top
+	relative := func(id string) float64 {
+		if id == b.self || top == 0 {
+			return map[bool]float64{true: 1, false: 0}[id == b.self]
 		}
-		wi = math.Min(wi, 1)
-		for j, o := range row {
+		return math.Min(1, t[id]/top)
+	}
+	// Bad and evidence: each opinion about j weighted by the standing of
+	// whoever holds it. The standing starts as relative trust and is then
+	// refined to the score (relative trust × (1 − Bad)) a few times, so a
+	// trusted verifier that vouches for cheats loses its say as soon as
+	// its own record sours. Consensus: on each challenge, a correctness
+	// verdict that the weighted majority of its verifiers contradicts
+	// (by at least ConsensusMargin to 1) counts against its verifier too.
+	weight := map[string]float64{}
+	for id := range t {
+		weight[id] = relative(id)
+	}
+	type acc struct{ sat, unsat float64 }
+	var ev map[string]*acc
+	byChallenge := map[string][]Attestation{}
+	for _, a := range b.window {
+		byChallenge[a.Challenge] = append(byChallenge[a.Challenge], a)
+	}
+	for pass := 0; pass < 3; pass++ {
+		ev = map[string]*acc{}
+		add := func(j string, wi, sat, unsat float64) {
 			a := ev[j]
 			if a == nil {
 				a = &acc{}
 				ev[j] = a
 			}
-			a.sat += wi * o.Sat
-			a.unsat += wi * o.Unsat
+			a.sat += wi * sat
+			a.unsat += wi * unsat
+		}
+		for i, row := range op {
+			for j, o := range row {
+				add(j, weight[i], o.Sat, o.Unsat)
+			}
+		}
+		for _, atts := range byChallenge {
+			var ok, bad float64
+			for _, a := range atts {
+				if c, known := verdictCorrect(a.Verdict); known {
+					if c {
+						ok += weight[a.Verifier]
+					} else {
+						bad += weight[a.Verifier]
+					}
+				}
+			}
+			for _, a := range atts {
+				c, known := verdictCorrect(a.Verdict)
+				if !known || a.Verifier == b.self {
+					continue
+				}
+				against := bad
+				if !c {
+					against = ok
+				}
+				mine := ok + bad - against
+				if against >= 1 && against >= ConsensusMargin*mine {
+					add(a.Verifier, 1, 0, b.trust.ConsensusWeight*decay(a.Epoch))
+				}
+			}
+		}
+		for id := range t {
+			if id == b.self {
+				continue
+			}
+			bad := 0.0
+			if a := ev[id]; a != nil && a.sat+a.unsat > 0 {
+				bad = a.unsat / (a.sat + a.unsat)
+			}
+			weight[id] = relative(id) * (1 - bad)
+		}
+	}
+	// Evidence is undecayed: decay fades what a peer did, not how well it
+	// is known, so a caught cheat stays judged (and graylisted) while its
+	// record is retained, rather than drifting back to newcomer.
+	evidence := map[string]float64{}
+	for i, row := range raw {
+		for j, o := range row {
+			evidence[j] += weight[i] * (o.Sat + o.Unsat)
 		}
 	}
 	v := TrustVector{Epoch: epoch, Peers: make(map[string]PeerTrust, len(t))}
 	for id, tr := range t {
-		pt := PeerTrust{Trust: tr}
-		if top > 0 {
-			pt.Relative = math.Min(1, tr/top)
-		}
+		pt := PeerTrust{Trust: tr, Relative: relative(id), Evidence: evidence[id]}
 		if a := ev[id]; a != nil && a.sat+a.unsat > 0 {
-			pt.Evidence = a.sat + a.unsat
 			pt.Bad = a.unsat / (a.sat + a.unsat)
 		}
 		pt.Score = pt.Relative * (1 - pt.Bad)
 		if id == b.self {
-			pt.Score, pt.Relative = 1, 1
+			pt.Score, pt.Bad = 1, 0
 		}
 		v.Peers[id] = pt
 	}

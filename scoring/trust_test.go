@@ -295,3 +295,39 @@ func TestMigratesSchema1(t *testing.T) {
 		t.Fatalf("schema after migration %q", version)
 	}
 }
+
+// TestIsolatedMissForgiven: one missed challenge among passes costs an
+// honest peer nothing; misses in consecutive epochs count.
+func TestIsolatedMissForgiven(t *testing.T) {
+	b := openTrust(t, t.TempDir(), DefaultParams())
+	defer b.Close()
+	for e := uint64(0); e < 8; e++ {
+		for _, v := range []string{"self", "v1"} {
+			vh := VerdictPass
+			if e == 3 {
+				vh = VerdictNoAnswer // a hiccup: one epoch
+			}
+			for target, verdict := range map[string]string{"hiccup": vh, "flaky": VerdictNoAnswer, "v2": VerdictPass} {
+				if target == "flaky" && e%2 == 1 {
+					verdict = VerdictPass
+				}
+				a := att(fmt.Sprint(target, e), target, v, verdict) // one challenge, two verifiers
+				a.Epoch = e
+				if err := b.Record(a); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if _, err := b.Roll(8); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := b.PeerTrust("hiccup")
+	f, _ := b.PeerTrust("flaky")
+	if h.Bad != 0 {
+		t.Fatalf("an isolated miss counted: %+v", h)
+	}
+	if f.Bad < 0.2 {
+		t.Fatalf("misses every other epoch were forgiven: %+v", f)
+	}
+}

@@ -117,9 +117,12 @@ peers' views).`,
 			if !r.Separated {
 				verdict = "NOT SEPARATED: some adversary scores at or above an honest peer"
 			}
-			fmt.Fprintf(stderr, "devnet: %s (honest min %.3f, adversary max %.3f, honest pass rate %.1f%%), %s\n",
-				verdict, r.HonestMin, r.AdversaryMax, 100*r.HonestPass, r.Elapsed.Round(time.Millisecond))
-			if check && (!r.Separated || r.HonestPass < 1) {
+			if r.Separated && !r.AllCaught {
+				verdict += ", but not every adversary is graylisted"
+			}
+			fmt.Fprintf(stderr, "devnet: %s (honest min %.3f, adversary max %.3f, honest pass rate %.1f%%, honest peers graylisted %d), %s\n",
+				verdict, r.HonestMin, r.AdversaryMax, 100*r.HonestPass, r.HonestGraylisted, r.Elapsed.Round(time.Millisecond))
+			if check && (!r.AllCaught || r.HonestGraylisted > 0 || r.HonestPass < 1) {
 				return exitError(3)
 			}
 			return nil
@@ -127,14 +130,14 @@ peers' views).`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&nodes, "nodes", 6, "number of nodes, adversaries included")
-	f.StringVar(&adversaries, "adversaries", "slow=1,lazy=1,replay=1", "adversary roles and counts, e.g. slow=1,lazy=1,replay=1 (roles: slow, lazy, replay)")
+	f.StringVar(&adversaries, "adversaries", "slow=1,lazy=1,replay=1", "adversary roles and counts, e.g. slow=1,lazy=1,replay=1 (roles: slow, lazy, replay, relay, forged-nvml, lazy-verifier, colluders, sybil, onoff; see docs/adversaries.md)")
 	f.DurationVar(&duration, "duration", 60*time.Second, "how long to run")
 	f.StringVar(&gpuMode, "gpu", "auto", "\"auto\": node 0 proves on this machine's CUDA GPU when there is one; \"off\": every node on the CPU")
 	f.DurationVar(&target, "target", 400*time.Millisecond, "how long one challenge should take an honest node")
 	f.DurationVar(&epoch, "epoch", 0, "epoch length; 0 picks max(4s, 3 x target per node)")
 	f.Float64Var(&slack, "slack", 3, "deadline = anticipated time x slack + 0.5s; all nodes share this machine, so the devnet allows more than a real node's 2.5")
 	f.BoolVar(&jsonOut, "json", false, "print the final report as JSON on stdout")
-	f.BoolVar(&check, "check", false, "exit with status 3 unless every adversary ends below every honest peer and honest peers pass every challenge")
+	f.BoolVar(&check, "check", false, "exit with status 3 unless every adversary ends below every honest peer and graylisted, no honest peer is graylisted, and honest peers pass every challenge")
 	f.StringVar(&dataDir, "data-dir", "", "keep each node's data in this folder (default: a temporary folder, removed at the end)")
 	f.StringVar(&logLevel, "log-level", "warn", "node log level on stderr: debug, info, warn or error")
 	return cmd
@@ -158,7 +161,7 @@ func drawTable(w io.Writer, d *node.Devnet, r node.Report, elapsed time.Duration
 	}
 	fmt.Fprintf(&b, "epoch %d  elapsed %s  nodes %d\n", d.Epoch(), elapsed.Round(time.Second), r.Nodes)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "PEER\tROLE\tSCORE\tRECV\tPASS\tFAIL\tP50 ms\tP99 ms\tACCURACY\t")
+	fmt.Fprintln(tw, "PEER\tROLE\tSCORE\tGOSSIP\tCAUGHT\tRECV\tPASS\tFAIL\tP50 ms\tP99 ms\tACCURACY\t")
 	peers := append([]node.PeerReport(nil), r.Peers...)
 	sort.SliceStable(peers, func(i, j int) bool { return peers[i].FinalScore > peers[j].FinalScore })
 	for _, p := range peers {
@@ -166,8 +169,12 @@ func drawTable(w io.Writer, d *node.Devnet, r node.Report, elapsed time.Duration
 		if p.Role.Adversary() {
 			role += " (adversary)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t\n", "…"+p.PeerID[len(p.PeerID)-8:], role,
-			p.FinalScore, p.Challenges, p.Passed, p.Failed, p.LatencyP50, p.LatencyP99, p.Accuracy)
+		caught := "-"
+		if p.CaughtEpoch >= 0 {
+			caught = fmt.Sprintf("epoch %d", p.CaughtEpoch)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.0f\t%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t\n", "…"+p.PeerID[len(p.PeerID)-8:], role,
+			p.FinalScore, p.GossipScore, caught, p.Challenges, p.Passed, p.Failed, p.LatencyP50, p.LatencyP99, p.Accuracy)
 	}
 	tw.Flush()
 	io.WriteString(w, b.String())

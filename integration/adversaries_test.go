@@ -1,0 +1,124 @@
+package integration
+
+import (
+	"testing"
+	"time"
+
+	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/p2p"
+	"github.com/poai-network/poai/scoring"
+)
+
+// runDevnet starts a devnet of real peers on loopback and returns its
+// report once epochs epochs have passed.
+func runDevnet(t *testing.T, nodes int, adv map[node.Role]int, target time.Duration, epochs int64) node.Report {
+	t.Helper()
+	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+		Nodes: nodes, Adversaries: adv, DataDir: t.TempDir(), Target: target, GPU: "off",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for d.Epoch() < epochs {
+		time.Sleep(500 * time.Millisecond)
+	}
+	r, err := d.Report()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range r.Peers {
+		t.Logf("%-14s score %.3f gossip %6.1f caught %3d recv %2d pass %2d fail %2d p50 %5.0f ms bad %.2f evidence %.1f",
+			p.Role, p.FinalScore, p.GossipScore, p.CaughtEpoch, p.Challenges, p.Passed, p.Failed, p.LatencyP50, p.Trust.Bad, p.Trust.Evidence)
+	}
+	return r
+}
+
+// TestAdversaryMatrix runs one real peer of each adversary role that a
+// one-machine devnet can catch, with honest peers, and checks that each
+// ends graylisted and below every honest peer, with no honest peer
+// graylisted. The relay is run too: it is not caught (its answers are right
+// and timely, computed on its accomplice's device); the test pins that
+// known limitation (docs/adversaries.md).
+func TestAdversaryMatrix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 14-peer devnet for about 2 minutes")
+	}
+	adv := map[node.Role]int{
+		node.RoleSlow: 1, node.RoleLazy: 1, node.RoleReplay: 1, node.RoleRelay: 1, node.RoleForgedNVML: 1,
+		node.RoleLazyVerifier: 1, node.RoleSybil: 2, node.RoleOnOff: 1,
+	}
+	r := runDevnet(t, 14, adv, 200*time.Millisecond, 11)
+	var honestMin = 2.0
+	for _, p := range r.Peers {
+		if !p.Role.Adversary() {
+			honestMin = min(honestMin, p.FinalScore)
+			if p.Graylisted {
+				t.Errorf("honest peer %s graylisted (gossipsub score %.1f)", p.PeerID, p.GossipScore)
+			}
+		}
+	}
+	for _, p := range r.Peers {
+		switch {
+		case p.Role == node.RoleRelay:
+			if p.Failed > p.Challenges/2 {
+				t.Errorf("the relay failed %d of %d: its accomplice's answers should pass", p.Failed, p.Challenges)
+			}
+		case p.Role.Adversary():
+			if !p.Graylisted || p.GossipScore >= p2p.GraylistThreshold {
+				t.Errorf("%s not graylisted: gossipsub score %.1f", p.Role, p.GossipScore)
+			}
+			if p.FinalScore >= honestMin {
+				t.Errorf("%s scores %.3f, honest minimum %.3f", p.Role, p.FinalScore, honestMin)
+			}
+			if p.CaughtEpoch < 0 {
+				t.Errorf("%s has no caught epoch", p.Role)
+			}
+		}
+	}
+}
+
+// TestCollusionThirtyPercent: three colluders among ten peers attest for
+// each other and against everyone else, and cheat when challenged; every
+// honest peer's view keeps every honest peer above every colluder.
+func TestCollusionThirtyPercent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 10-peer devnet for about a minute")
+	}
+	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+		Nodes: 10, Adversaries: map[node.Role]int{node.RoleColluder: 3}, DataDir: t.TempDir(),
+		Target: 200 * time.Millisecond, GPU: "off",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for d.Epoch() < 7 {
+		time.Sleep(500 * time.Millisecond)
+	}
+	for _, o := range d.Nodes {
+		if o.Role().Adversary() {
+			continue
+		}
+		minHonest, maxColluder := 2.0, -1.0
+		for _, p := range d.Nodes {
+			if p == o {
+				continue
+			}
+			s := o.Book().Score(p.ID().String())
+			if p.Role().Adversary() {
+				maxColluder = max(maxColluder, s)
+			} else {
+				minHonest = min(minHonest, s)
+			}
+		}
+		if maxColluder >= minHonest {
+			pt := map[string]scoring.PeerTrust{}
+			for _, p := range d.Nodes {
+				pt[string(p.Role())+" "+p.ID().String()[46:]], _ = o.Book().PeerTrust(p.ID().String())
+			}
+			t.Fatalf("in %s's view a colluder scores %.3f ≥ the honest minimum %.3f: %v", o.ID(), maxColluder, minHonest, pt)
+		}
+		t.Logf("%s: honest min %.3f, colluder max %.3f", o.ID().String()[46:], minHonest, maxColluder)
+	}
+}
