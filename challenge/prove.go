@@ -152,6 +152,19 @@ func CommitRows(chCID cid.Cid, prover peer.ID, leaves [][32]byte, values func(id
 	return &Committed{Commitment: com, CommitmentCID: comCID, chCID: chCID, prover: prover, tree: tree, values: values}, nil
 }
 
+// Stamp records the prover's device state at commit time (NVML's SM clock,
+// its maximum, in MHz, and the temperature in °C) in the commitment and
+// re-derives the commitment's CID. Call it before publishing.
+func (c *Committed) Stamp(smClockMHz, smClockMaxMHz, temperatureC uint32) error {
+	c.Commitment.SmClockMhz, c.Commitment.SmClockMaxMhz, c.Commitment.TemperatureC = smClockMHz, smClockMaxMHz, temperatureC
+	_, comCID, err := MessageCID(c.Commitment)
+	if err != nil {
+		return err
+	}
+	c.CommitmentCID = comCID
+	return nil
+}
+
 // Open returns the opening of the leaves SampleRows draws from the root,
 // the challenge nonce and the challenger's revealed secret.
 func (c *Committed) Open(ch *pb.Challenge, secret []byte) (*pb.Opening, error) {

@@ -291,6 +291,9 @@ func (v *Validator) Commitment(from peer.ID, data []byte, now time.Time) (*pb.Co
 	if len(m.GetMerkleRoot()) != 32 || m.GetLeaves() == 0 {
 		return nil, cid.Undef, fmt.Errorf("%w: root of %d bytes over %d leaves", ErrMalformed, len(m.GetMerkleRoot()), m.GetLeaves())
 	}
+	if m.GetSmClockMhz() > 10000 || m.GetSmClockMaxMhz() > 10000 || m.GetTemperatureC() > 200 {
+		return nil, cid.Undef, fmt.Errorf("%w: device state %d/%d MHz, %d °C", ErrMalformed, m.GetSmClockMhz(), m.GetSmClockMaxMhz(), m.GetTemperatureC())
+	}
 	if err := v.accept(c, now); err != nil {
 		return nil, cid.Undef, err
 	}

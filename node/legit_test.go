@@ -43,7 +43,7 @@ func TestLegitimateChallenges(t *testing.T) {
 	epoch := n.clock.At(now)
 	var key [8]byte
 	binary.BigEndian.PutUint64(key[:], epoch)
-	ranked := rank("poai/1/challenger", append(key[:], target...), n.livePeers(now), target)
+	ranked := rank("poai/1/challenger", append(key[:], target...), n.judges(n.livePeers(now)), target)
 	scheduled, outsider := ranked[0], ranked[len(ranked)-1]
 
 	plan, err := n.planner.Plan(claim, pb.Workload_WORKLOAD_GEMM_INT8)

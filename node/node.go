@@ -588,9 +588,10 @@ func (n *Node) onEpoch(e uint64) {
 	n.publishClaim()
 	n.expire(now)
 	live := n.livePeers(now)
+	judges := n.judges(live)
 	n.metrics.peers.Set(float64(len(live)))
 	for _, target := range live {
-		if target == n.id || challengerFor(e, target, live) != n.id {
+		if target == n.id || challengerFor(e, target, judges) != n.id {
 			continue
 		}
 		target := target
@@ -720,6 +721,12 @@ func (n *Node) checkProofSpeed(t *tracked, latency time.Duration) {
 		return
 	}
 	flag := fmt.Sprintf("%v proof ran at %.0f%% of the speed a %s should reach", t.ch.GetWorkload(), 100*speed, e.claim.GetModel())
+	if c := t.com; c != nil && nvml.Throttled(c.GetSmClockMhz(), c.GetSmClockMaxMhz()) {
+		// A throttled device is slow for a reason its model does not
+		// explain: say so rather than call it weaker than it claims.
+		flag = fmt.Sprintf("%v proof ran at %.0f%% of a %s's speed while throttled (SM clock %d of %d MHz, %d °C)",
+			t.ch.GetWorkload(), 100*speed, e.claim.GetModel(), c.GetSmClockMhz(), c.GetSmClockMaxMhz(), c.GetTemperatureC())
+	}
 	if e.slowProof == "" {
 		n.metrics.flagged.WithLabelValues("slow_proof").Inc()
 		n.log.Info("passing proof far below the claimed model's speed", "target", shortID(t.target), "flag", flag)
@@ -750,7 +757,7 @@ func (n *Node) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Ti
 	}
 	var epoch [8]byte
 	binary.BigEndian.PutUint64(epoch[:], ch.GetEpoch())
-	ranked := rank("poai/1/challenger", append(epoch[:], target...), n.livePeers(at), target)
+	ranked := rank("poai/1/challenger", append(epoch[:], target...), n.judges(n.livePeers(at)), target)
 	_, own := n.secrets[key] // issued here, on this node's view at the epoch's start
 	if !own && !slices.Contains(ranked[:min(2, len(ranked))], from) {
 		return errors.New("sender is not a scheduled challenger of the target this epoch")
@@ -794,7 +801,7 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 	}
 	target := peer.ID(ch.GetTarget())
 	t := &tracked{ch: ch, cid: d.cid, target: target, challenger: from, receivedAt: at}
-	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, n.livePeers(at), n.cfg.Challenge.Verifiers)
+	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, n.judges(n.livePeers(at)), n.cfg.Challenge.Verifiers)
 	t.verifier = slices.Contains(t.verifiers, n.id)
 	n.tracked[key] = t
 	if target == n.id {
@@ -965,6 +972,7 @@ func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation
 		ChallengeCid: t.cid.Bytes(), Target: []byte(t.target), Verifier: []byte(n.id), Epoch: t.ch.GetEpoch(),
 		Verdict: v, LatencyMs: uint32(min(latency.Milliseconds(), math.MaxUint32)), DeadlineMs: t.ch.GetDeadlineMs(),
 		ScoreDeviation: deviation, DataAccuracy: accuracy, IssuedUnixMs: time.Now().UnixMilli(),
+		ProverSmClockMhz: t.com.GetSmClockMhz(), ProverSmClockMaxMhz: t.com.GetSmClockMaxMhz(), ProverTemperatureC: t.com.GetTemperatureC(),
 	}
 	n.metrics.attested.WithLabelValues(verdictName(v)).Inc()
 	n.bump(func(s *Stats) { s.Attested++ })
@@ -988,7 +996,7 @@ func (n *Node) onAttestation(from peer.ID, d decoded, _ time.Time) {
 	}
 	// Accept verifiers from a slightly wider ranking than k: views of the
 	// peer set can differ by a peer or two between nodes.
-	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.livePeers(time.Now()), n.cfg.Challenge.Verifiers+2)
+	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.judges(n.livePeers(time.Now())), n.cfg.Challenge.Verifiers+2)
 	if !slices.Contains(wide, from) && !slices.Contains(t.verifiers, from) {
 		n.log.Debug("attestation from a peer that is not a verifier", "from", shortID(from))
 		return
@@ -997,6 +1005,7 @@ func (n *Node) onAttestation(from peer.ID, d decoded, _ time.Time) {
 		Challenge: t.cid.String(), Target: t.target.String(), Verifier: from.String(), Epoch: a.GetEpoch(),
 		Verdict: verdictName(a.GetVerdict()), LatencyMS: float64(a.GetLatencyMs()), DeadlineMS: float64(a.GetDeadlineMs()),
 		Deviation: a.GetScoreDeviation(), Accuracy: a.GetDataAccuracy(),
+		ClockMHz: a.GetProverSmClockMhz(), MaxClockMHz: a.GetProverSmClockMaxMhz(), TemperatureC: a.GetProverTemperatureC(),
 	})
 	n.noteAttestation(t, from, a.GetVerdict())
 	switch {
@@ -1057,6 +1066,14 @@ func (n *Node) answer(job proveJob) {
 			n.log.Warn("proof not completed", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "err", err)
 		}
 		return
+	}
+	if n.backend.Info().Backend == "cuda" {
+		// Record the device's clocks and temperature with the result.
+		if sm, smMax, temp, err := nvml.State(n.cfg.Device.GPU); err == nil {
+			if err := committed.Stamp(sm, smMax, temp); err != nil {
+				n.log.Warn("stamp commitment", "err", err)
+			}
+		}
 	}
 	n.metrics.answered.WithLabelValues("answered").Inc()
 	n.bump(func(s *Stats) { s.Answered++ })
@@ -1218,7 +1235,7 @@ func (n *Node) scheduledChallengers(target peer.ID, e uint64, now time.Time) []p
 	}
 	var epoch [8]byte
 	binary.BigEndian.PutUint64(epoch[:], e)
-	ranked := rank("poai/1/challenger", append(epoch[:], target...), n.livePeers(now), target)
+	ranked := rank("poai/1/challenger", append(epoch[:], target...), n.judges(n.livePeers(now)), target)
 	return ranked[:min(2, len(ranked))]
 }
 

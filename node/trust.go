@@ -206,3 +206,19 @@ func (n *Node) tryRecheck(t *tracked) {
 		})
 	}()
 }
+
+// judges returns the peers of live that may challenge and verify: those
+// this node has not graylisted (a graylisted peer's messages are dropped
+// by every scoring router, so a challenge or attestation from it would be
+// lost). Views differ a little between nodes; legitimate() tolerates one
+// spare challenger and verifiers are accepted from a slightly wider
+// ranking.
+func (n *Node) judges(live []peer.ID) []peer.ID {
+	out := make([]peer.ID, 0, len(live))
+	for _, p := range live {
+		if p == n.id || n.appScore(p) >= p2p.GraylistThreshold {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -52,6 +52,11 @@ type Attestation struct {
 	DeadlineMS float64 `json:"deadline_ms"` // the challenge's deadline
 	Deviation  float64 `json:"deviation"`   // max relative error of opened elements
 	Accuracy   float64 `json:"accuracy"`    // fraction of opened rows correct, [0,1]
+	// The prover's self-reported device state at commit time (0 if none):
+	// SM clock and its maximum in MHz, temperature in °C.
+	ClockMHz     uint32 `json:"clock_mhz,omitempty"`
+	MaxClockMHz  uint32 `json:"max_clock_mhz,omitempty"`
+	TemperatureC uint32 `json:"temperature_c,omitempty"`
 }
 
 // Pass reports whether the verdict is a pass.

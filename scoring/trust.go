@@ -48,6 +48,10 @@ type TrustParams struct {
 // among 3 passes on each side is forgiven as bad luck.
 const MissWindow = 3
 
+// EvidenceStanding is the standing (relative trust × (1 − Bad)) from
+// which a truster's outcomes count fully as evidence about a peer.
+const EvidenceStanding = 0.1
+
 // ConsensusMargin is how much more weight the majority of a challenge's
 // verifiers must hold than the dissenter's side for the dissent to count.
 const ConsensusMargin = 2
@@ -316,12 +320,15 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 		}
 	}
 	// Evidence is undecayed: decay fades what a peer did, not how well it
+	// is known; an outcome counts fully when its truster's standing is at
+	// least EvidenceStanding, so well-trusted honest verifiers all count;
 	// is known, so a caught cheat stays judged (and graylisted) while its
 	// record is retained, rather than drifting back to newcomer.
 	evidence := map[string]float64{}
 	for i, row := range raw {
+		w := math.Min(1, weight[i]/EvidenceStanding)
 		for j, o := range row {
-			evidence[j] += weight[i] * (o.Sat + o.Unsat)
+			evidence[j] += w * (o.Sat + o.Unsat)
 		}
 	}
 	v := TrustVector{Epoch: epoch, Peers: make(map[string]PeerTrust, len(t))}

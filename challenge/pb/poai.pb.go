@@ -684,11 +684,17 @@ func (x *Reveal) GetSecret() []byte {
 // Commitment is the prover's Merkle root over the rows of C (GEMM
 // workloads) or the lane outputs (VRAM workload).
 type Commitment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ChallengeCid  []byte                 `protobuf:"bytes,1,opt,name=challenge_cid,json=challengeCid,proto3" json:"challenge_cid,omitempty"`
-	Prover        []byte                 `protobuf:"bytes,2,opt,name=prover,proto3" json:"prover,omitempty"`
-	MerkleRoot    []byte                 `protobuf:"bytes,3,opt,name=merkle_root,json=merkleRoot,proto3" json:"merkle_root,omitempty"`
-	Leaves        uint32                 `protobuf:"varint,4,opt,name=leaves,proto3" json:"leaves,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ChallengeCid []byte                 `protobuf:"bytes,1,opt,name=challenge_cid,json=challengeCid,proto3" json:"challenge_cid,omitempty"`
+	Prover       []byte                 `protobuf:"bytes,2,opt,name=prover,proto3" json:"prover,omitempty"`
+	MerkleRoot   []byte                 `protobuf:"bytes,3,opt,name=merkle_root,json=merkleRoot,proto3" json:"merkle_root,omitempty"`
+	Leaves       uint32                 `protobuf:"varint,4,opt,name=leaves,proto3" json:"leaves,omitempty"`
+	// The prover's device state when it committed, as NVML reports it (0 on
+	// a CPU): self-reported and unverified, recorded with the result so a
+	// thermally throttled device can be told apart from a weaker one.
+	SmClockMhz    uint32 `protobuf:"varint,5,opt,name=sm_clock_mhz,json=smClockMhz,proto3" json:"sm_clock_mhz,omitempty"`
+	SmClockMaxMhz uint32 `protobuf:"varint,6,opt,name=sm_clock_max_mhz,json=smClockMaxMhz,proto3" json:"sm_clock_max_mhz,omitempty"`
+	TemperatureC  uint32 `protobuf:"varint,7,opt,name=temperature_c,json=temperatureC,proto3" json:"temperature_c,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -747,6 +753,27 @@ func (x *Commitment) GetMerkleRoot() []byte {
 func (x *Commitment) GetLeaves() uint32 {
 	if x != nil {
 		return x.Leaves
+	}
+	return 0
+}
+
+func (x *Commitment) GetSmClockMhz() uint32 {
+	if x != nil {
+		return x.SmClockMhz
+	}
+	return 0
+}
+
+func (x *Commitment) GetSmClockMaxMhz() uint32 {
+	if x != nil {
+		return x.SmClockMaxMhz
+	}
+	return 0
+}
+
+func (x *Commitment) GetTemperatureC() uint32 {
+	if x != nil {
+		return x.TemperatureC
 	}
 	return 0
 }
@@ -963,10 +990,14 @@ type Attestation struct {
 	// Largest relative error over opened elements (0 when exact).
 	ScoreDeviation float64 `protobuf:"fixed64,8,opt,name=score_deviation,json=scoreDeviation,proto3" json:"score_deviation,omitempty"`
 	// Fraction of opened rows that were correct, in [0,1].
-	DataAccuracy  float64 `protobuf:"fixed64,9,opt,name=data_accuracy,json=dataAccuracy,proto3" json:"data_accuracy,omitempty"`
-	IssuedUnixMs  int64   `protobuf:"varint,10,opt,name=issued_unix_ms,json=issuedUnixMs,proto3" json:"issued_unix_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DataAccuracy float64 `protobuf:"fixed64,9,opt,name=data_accuracy,json=dataAccuracy,proto3" json:"data_accuracy,omitempty"`
+	IssuedUnixMs int64   `protobuf:"varint,10,opt,name=issued_unix_ms,json=issuedUnixMs,proto3" json:"issued_unix_ms,omitempty"`
+	// The device state the prover's commitment reported (see Commitment).
+	ProverSmClockMhz    uint32 `protobuf:"varint,11,opt,name=prover_sm_clock_mhz,json=proverSmClockMhz,proto3" json:"prover_sm_clock_mhz,omitempty"`
+	ProverSmClockMaxMhz uint32 `protobuf:"varint,12,opt,name=prover_sm_clock_max_mhz,json=proverSmClockMaxMhz,proto3" json:"prover_sm_clock_max_mhz,omitempty"`
+	ProverTemperatureC  uint32 `protobuf:"varint,13,opt,name=prover_temperature_c,json=proverTemperatureC,proto3" json:"prover_temperature_c,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Attestation) Reset() {
@@ -1069,6 +1100,27 @@ func (x *Attestation) GetIssuedUnixMs() int64 {
 	return 0
 }
 
+func (x *Attestation) GetProverSmClockMhz() uint32 {
+	if x != nil {
+		return x.ProverSmClockMhz
+	}
+	return 0
+}
+
+func (x *Attestation) GetProverSmClockMaxMhz() uint32 {
+	if x != nil {
+		return x.ProverSmClockMaxMhz
+	}
+	return 0
+}
+
+func (x *Attestation) GetProverTemperatureC() uint32 {
+	if x != nil {
+		return x.ProverTemperatureC
+	}
+	return 0
+}
+
 var File_poai_proto protoreflect.FileDescriptor
 
 const file_poai_proto_rawDesc = "" +
@@ -1140,14 +1192,18 @@ const file_poai_proto_rawDesc = "" +
 	"\n" +
 	"challenger\x18\x02 \x01(\fR\n" +
 	"challenger\x12\x16\n" +
-	"\x06secret\x18\x03 \x01(\fR\x06secret\"\x82\x01\n" +
+	"\x06secret\x18\x03 \x01(\fR\x06secret\"\xf2\x01\n" +
 	"\n" +
 	"Commitment\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x16\n" +
 	"\x06prover\x18\x02 \x01(\fR\x06prover\x12\x1f\n" +
 	"\vmerkle_root\x18\x03 \x01(\fR\n" +
 	"merkleRoot\x12\x16\n" +
-	"\x06leaves\x18\x04 \x01(\rR\x06leaves\"P\n" +
+	"\x06leaves\x18\x04 \x01(\rR\x06leaves\x12 \n" +
+	"\fsm_clock_mhz\x18\x05 \x01(\rR\n" +
+	"smClockMhz\x12'\n" +
+	"\x10sm_clock_max_mhz\x18\x06 \x01(\rR\rsmClockMaxMhz\x12#\n" +
+	"\rtemperature_c\x18\a \x01(\rR\ftemperatureC\"P\n" +
 	"\n" +
 	"RowOpening\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x16\n" +
@@ -1161,7 +1217,7 @@ const file_poai_proto_rawDesc = "" +
 	"\x10ChallengeRequest\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\fR\x06target\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\fR\trequester\x12$\n" +
-	"\x0eissued_unix_ms\x18\x03 \x01(\x03R\fissuedUnixMs\"\xdc\x02\n" +
+	"\x0eissued_unix_ms\x18\x03 \x01(\x03R\fissuedUnixMs\"\xf3\x03\n" +
 	"\vAttestation\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\fR\x06target\x12\x1a\n" +
@@ -1175,7 +1231,10 @@ const file_poai_proto_rawDesc = "" +
 	"\x0fscore_deviation\x18\b \x01(\x01R\x0escoreDeviation\x12#\n" +
 	"\rdata_accuracy\x18\t \x01(\x01R\fdataAccuracy\x12$\n" +
 	"\x0eissued_unix_ms\x18\n" +
-	" \x01(\x03R\fissuedUnixMs*g\n" +
+	" \x01(\x03R\fissuedUnixMs\x12-\n" +
+	"\x13prover_sm_clock_mhz\x18\v \x01(\rR\x10proverSmClockMhz\x124\n" +
+	"\x17prover_sm_clock_max_mhz\x18\f \x01(\rR\x13proverSmClockMaxMhz\x120\n" +
+	"\x14prover_temperature_c\x18\r \x01(\rR\x12proverTemperatureC*g\n" +
 	"\bWorkload\x12\x18\n" +
 	"\x14WORKLOAD_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12WORKLOAD_GEMM_INT8\x10\x01\x12\x16\n" +

@@ -68,3 +68,10 @@ func CrossCheck(c *pb.DeviceClaim) []string {
 // anticipated/SlowProofFactor says the device is weaker than it reports,
 // even when the deadline's slack let it pass.
 const SlowProofFactor = 0.5
+
+// Throttled reports whether a device state says the device ran well below
+// its maximum clock (under 80 %): a thermally or power-throttled device,
+// whose slow proof says nothing about its model.
+func Throttled(smClockMHz, smClockMaxMHz uint32) bool {
+	return smClockMaxMHz > 0 && smClockMHz > 0 && float64(smClockMHz) < 0.8*float64(smClockMaxMHz)
+}

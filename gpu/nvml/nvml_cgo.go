@@ -55,3 +55,20 @@ func Reports() ([]*pb.DeviceReport, error) {
 	}
 	return out, nil
 }
+
+// State returns device ordinal's SM clock, its maximum (MHz) and its
+// temperature (°C) now, or an error wrapping ErrUnavailable.
+func State(ordinal int) (smClock, smClockMax, temperature uint32, err error) {
+	if r := nvml.Init(); r != nvml.SUCCESS {
+		return 0, 0, 0, fmt.Errorf("%w: %s", ErrUnavailable, nvml.ErrorString(r))
+	}
+	defer nvml.Shutdown()
+	d, r := nvml.DeviceGetHandleByIndex(ordinal)
+	if r != nvml.SUCCESS {
+		return 0, 0, 0, fmt.Errorf("nvml: device %d: %s", ordinal, nvml.ErrorString(r))
+	}
+	smClock, _ = d.GetClockInfo(nvml.CLOCK_SM)
+	smClockMax, _ = d.GetMaxClockInfo(nvml.CLOCK_SM)
+	temperature, _ = d.GetTemperature(nvml.TEMPERATURE_GPU)
+	return smClock, smClockMax, temperature, nil
+}
