@@ -578,3 +578,30 @@ func TestReplayAcceptedOnce(t *testing.T) {
 		t.Fatalf("accepted %d, replayed %d of 32 identical claims; want 1 and 31", accepted.Load(), replayed.Load())
 	}
 }
+
+// TestAttestationLagFollowsDeadline: an attestation of a challenge whose
+// deadline spans epochs is accepted that many epochs late, and no later.
+func TestAttestationLagFollowsDeadline(t *testing.T) {
+	verifier, target := newPeer(t), newPeer(t)
+	_, _, chCID := newChallenge(t, newPeer(t), target, testClock.Start(5))
+	v := NewValidator(DefaultLimits(), testClock, 100)
+	for _, tc := range []struct {
+		deadlineMs uint32
+		at         uint64 // epoch the attestation arrives in
+		ok         bool
+	}{
+		{100, 8, true},     // MaxEpochLag 2, + 1 for a deadline that may cross into the next epoch
+		{100, 9, false},    // too late for a short deadline
+		{35_000, 11, true}, // 35 s spans up to 4 epochs of 10 s, + 2
+		{35_000, 12, false},
+	} {
+		now := testClock.Start(tc.at)
+		att := &pb.Attestation{ChallengeCid: chCID.Bytes(), Target: []byte(target), Verifier: []byte(verifier), Epoch: 5,
+			Verdict: pb.Verdict_VERDICT_NO_ANSWER, LatencyMs: tc.deadlineMs, DeadlineMs: tc.deadlineMs, IssuedUnixMs: now.UnixMilli()}
+		b, _ := Marshal(att)
+		_, _, err := v.Attestation(verifier, b, now)
+		if (err == nil) != tc.ok {
+			t.Fatalf("deadline %d ms, arriving in epoch %d: err %v, want ok=%v", tc.deadlineMs, tc.at, err, tc.ok)
+		}
+	}
+}

@@ -103,6 +103,20 @@ func (v *Validator) fresh(issuedMs int64, now time.Time) error {
 	return nil
 }
 
+// epochWithin is epochOK with extra lag for a deadline d (at most
+// MaxDeadline) past the epoch.
+func (v *Validator) epochWithin(e uint64, now time.Time, d time.Duration) error {
+	extra := uint64(0)
+	if l := v.clock.Length; l > 0 {
+		extra = uint64((min(d, v.limits.MaxDeadline) + l - 1) / l)
+	}
+	cur := v.clock.At(now)
+	if e+v.limits.MaxEpochLag+extra < cur || e > cur+v.limits.MaxEpochLag {
+		return fmt.Errorf("%w: epoch %d, current %d", ErrStale, e, cur)
+	}
+	return nil
+}
+
 func (v *Validator) epochOK(e uint64, now time.Time) error {
 	cur := v.clock.At(now)
 	if e+v.limits.MaxEpochLag < cur || e > cur+v.limits.MaxEpochLag {
@@ -410,7 +424,10 @@ func (v *Validator) Attestation(from peer.ID, data []byte, now time.Time) (*pb.A
 	if err := v.fresh(m.GetIssuedUnixMs(), now); err != nil {
 		return nil, cid.Undef, err
 	}
-	if err := v.epochOK(m.GetEpoch(), now); err != nil {
+	// A verifier attests after the challenge's deadline, which can span
+	// several epochs (a VRAM proof of a big memory): the epoch may trail
+	// by as many more epochs as the deadline lasts.
+	if err := v.epochWithin(m.GetEpoch(), now, time.Duration(m.GetDeadlineMs())*time.Millisecond); err != nil {
 		return nil, cid.Undef, err
 	}
 	if err := v.accept(c, now); err != nil {

@@ -11,10 +11,10 @@ import (
 
 // runDevnet starts a devnet of real peers on loopback and returns its
 // report once epochs epochs have passed.
-func runDevnet(t *testing.T, nodes int, adv map[node.Role]int, target time.Duration, epochs int64) node.Report {
+func runDevnet(t *testing.T, nodes int, adv map[node.Role]int, target, epoch time.Duration, epochs int64) node.Report {
 	t.Helper()
 	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
-		Nodes: nodes, Adversaries: adv, DataDir: t.TempDir(), Target: target, GPU: "off",
+		Nodes: nodes, Adversaries: adv, DataDir: t.TempDir(), Target: target, EpochLength: epoch, GPU: "off",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +48,9 @@ func TestAdversaryMatrix(t *testing.T) {
 		node.RoleSlow: 1, node.RoleLazy: 1, node.RoleReplay: 1, node.RoleRelay: 1, node.RoleForgedNVML: 1,
 		node.RoleLazyVerifier: 1, node.RoleSybil: 2, node.RoleOnOff: 1,
 	}
-	r := runDevnet(t, 14, adv, 200*time.Millisecond, 11)
+	// A 0.4 s target: at 0.2 s a catalog claim's deadline (slack 1.5)
+	// would be mostly allowance, and the planner would refuse it.
+	r := runDevnet(t, 14, adv, 400*time.Millisecond, 10*time.Second, 11)
 	var honestMin = 2.0
 	for _, p := range r.Peers {
 		if !p.Role.Adversary() {

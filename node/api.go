@@ -170,6 +170,8 @@ func claimView(c interface {
 //	GET /                           the live page: mesh graph coloured by score, per-peer history
 //	GET /api/v1/status              this node: peer ID, addresses, epoch, claim, counters
 //	GET /api/v1/peers               peers with a device claim, their claims and scores
+//	GET /api/v1/trust?from=&to=     EigenTrust vectors per epoch (default: the last)
+//	GET /api/v1/attestations?epoch=N  attestations recorded for an epoch
 //	GET /api/v1/scores[?peer=ID]    score summaries of every scored peer, or one
 //	GET /api/v1/topology            gossip mesh per topic and connections
 //	POST /api/v1/challenges {"peer": ID}
@@ -236,10 +238,53 @@ func (n *Node) APIHandler(token string) http.Handler {
 		writeJSON(w, out)
 	})
 	mux.HandleFunc("GET "+APIVersion+"/topology", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.Topology()) })
+	mux.HandleFunc("GET "+APIVersion+"/trust", func(w http.ResponseWriter, r *http.Request) {
+		// The trust vectors of epochs [from, to] (default: the last one).
+		v, ok := n.book.Trust()
+		from, to := v.Epoch, v.Epoch
+		for name, dst := range map[string]*uint64{"from": &from, "to": &to} {
+			if q := r.URL.Query().Get(name); q != "" {
+				e, err := strconv.ParseUint(q, 10, 64)
+				if err != nil {
+					http.Error(w, name+": an epoch number is required", http.StatusBadRequest)
+					return
+				}
+				*dst = e
+			}
+		}
+		if !ok && r.URL.Query().Get("from") == "" {
+			writeJSON(w, []scoring.TrustVector{})
+			return
+		}
+		if to < from || to-from > 1024 {
+			http.Error(w, "from, to: need from <= to and at most 1024 epochs", http.StatusBadRequest)
+			return
+		}
+		out, err := n.book.TrustHistory(from, to)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, out)
+	})
 	mux.HandleFunc("GET "+APIVersion+"/attestations", func(w http.ResponseWriter, r *http.Request) {
+		if q := r.URL.Query().Get("epoch"); q != "" {
+			e, err := strconv.ParseUint(q, 10, 64)
+			if err != nil {
+				http.Error(w, "epoch: an epoch number is required", http.StatusBadRequest)
+				return
+			}
+			out, err := n.book.EpochAttestations(e)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			writeJSON(w, out)
+			return
+		}
 		p := r.URL.Query().Get("peer")
 		if _, err := peer.Decode(p); err != nil {
-			http.Error(w, "peer: a peer ID is required: "+err.Error(), http.StatusBadRequest)
+			http.Error(w, "peer or epoch: a peer ID or an epoch is required: "+err.Error(), http.StatusBadRequest)
 			return
 		}
 		limit := 100

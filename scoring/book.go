@@ -377,6 +377,13 @@ type Summary struct {
 	Accuracy     float64 `json:"accuracy"`
 	Score        float64 `json:"score"`
 	Attestations int     `json:"attestations"`
+	// Trust is the peer's standing in the last EigenTrust round.
+	Trust PeerTrust `json:"trust"`
+	// Missed and Wrong count the retained attestations reporting a
+	// missing or late answer, and a wrong answer or bad proof: misses can
+	// be infrastructure (a partition, a restart), wrong answers cannot.
+	Missed int `json:"missed"`
+	Wrong  int `json:"wrong"`
 }
 
 // Summarize returns the peer's summary: challenges counted from their
@@ -386,6 +393,18 @@ type Summary struct {
 func (b *Book) Summarize(peer string) (Summary, error) {
 	s := Summary{Peer: peer, Score: b.Score(peer)}
 	b.mu.RLock()
+	s.Trust = b.vector.Peers[peer]
+	for _, a := range b.window {
+		if a.Target != peer {
+			continue
+		}
+		switch a.Verdict {
+		case VerdictNoAnswer, VerdictLate:
+			s.Missed++
+		case VerdictWrongAnswer, VerdictBadProof:
+			s.Wrong++
+		}
+	}
 	if r, ok := b.peers[peer]; ok {
 		s.Attestations = r.Attestations
 		s.LatencyP50MS = Percentile(r.LatenciesMS, 50)
