@@ -113,10 +113,11 @@ type Node struct {
 	host *p2p.Host
 	book *scoring.Book
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	events chan func()
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	events  chan func()
+	limiter *authorLimiter
 	// startEpoch is the first epoch this node ran (RoleOnOff counts from it).
 	startEpoch *uint64
 	// appScores is the gossipsub application score of each peer, from
@@ -251,6 +252,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 		announcedTo: make(map[peer.ID]bool),
 		orphans:     make(map[string]*orphan),
 		events:      make(chan func(), 4096),
+		limiter:     newAuthorLimiter(),
 		proveQ:      make(chan proveJob, 16),
 		verifySem:   make(chan struct{}, 1),
 	}
@@ -393,6 +395,10 @@ func wrap[M proto.Message](f func(peer.ID, []byte, time.Time) (M, cid.Cid, error
 // count the result.
 func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time) (proto.Message, cid.Cid, error)) p2p.Validator {
 	return func(_ context.Context, from peer.ID, data []byte) (any, error) {
+		if !n.limiter.allow(from, topic, time.Now()) {
+			n.metrics.messages.WithLabelValues(topic, "reject", "rate").Inc()
+			return nil, fmt.Errorf("%s: %s over its rate limit", topic, from)
+		}
 		m, c, err := decode(from, data, time.Now())
 		if err != nil {
 			reason := challenge.Reason(err)
