@@ -449,6 +449,8 @@ func FuzzValidators(f *testing.F) {
 		v.Commitment(challenger, data, now)
 		v.Opening(challenger, data, now)
 		v.Attestation(challenger, data, now)
+		v.Reveal(challenger, data, now)
+		v.ChallengeRequest(challenger, data, now)
 	})
 }
 
