@@ -386,14 +386,34 @@ type Summary struct {
 	Wrong  int `json:"wrong"`
 }
 
-// Summarize returns the peer's summary: challenges counted from their
-// tallies (a challenge passed when the weighted majority of its attesters
-// passed it), latency percentiles over the kept samples, mean accuracy over
-// attestations.
+// Summarize returns the peer's summary: challenges counted from the
+// retained attestations (a challenge passed when the verifiers that passed
+// it outweigh those that did not, each weighted by its standing in the
+// last trust round — so unchecked verdicts of peers since found out do not
+// decide it), latency percentiles over the kept samples, mean accuracy
+// over attestations.
 func (b *Book) Summarize(peer string) (Summary, error) {
 	s := Summary{Peer: peer, Score: b.Score(peer)}
 	b.mu.RLock()
+	defer b.mu.RUnlock()
 	s.Trust = b.vector.Peers[peer]
+	if r, ok := b.peers[peer]; ok {
+		s.Attestations = r.Attestations
+		s.LatencyP50MS = Percentile(r.LatenciesMS, 50)
+		s.LatencyP99MS = Percentile(r.LatenciesMS, 99)
+		s.MaxDeviation = r.MaxDeviation
+		if r.Attestations > 0 {
+			s.Accuracy = r.AccuracySum / float64(r.Attestations)
+		}
+	}
+	standing := func(v string) float64 {
+		if v == b.self {
+			return 1
+		}
+		return math.Max(b.params.MinWeight, b.vector.Peers[v].Score)
+	}
+	type tally struct{ pass, fail float64 }
+	tallies := map[string]*tally{}
 	for _, a := range b.window {
 		if a.Target != peer {
 			continue
@@ -404,35 +424,26 @@ func (b *Book) Summarize(peer string) (Summary, error) {
 		case VerdictWrongAnswer, VerdictBadProof:
 			s.Wrong++
 		}
-	}
-	if r, ok := b.peers[peer]; ok {
-		s.Attestations = r.Attestations
-		s.LatencyP50MS = Percentile(r.LatenciesMS, 50)
-		s.LatencyP99MS = Percentile(r.LatenciesMS, 99)
-		s.MaxDeviation = r.MaxDeviation
-		if r.Attestations > 0 {
-			s.Accuracy = r.AccuracySum / float64(r.Attestations)
+		t := tallies[a.Challenge]
+		if t == nil {
+			t = &tally{}
+			tallies[a.Challenge] = t
+		}
+		if a.Pass() {
+			t.pass += standing(a.Verifier)
+		} else {
+			t.fail += standing(a.Verifier)
 		}
 	}
-	b.mu.RUnlock()
-	err := b.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("tally/" + peer + "/"), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var t Tally
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &t) }); err != nil {
-				return err
-			}
-			s.Challenges++
-			if t.Passed() {
-				s.Passed++
-			} else {
-				s.Failed++
-			}
+	for _, t := range tallies {
+		s.Challenges++
+		if t.pass > t.fail {
+			s.Passed++
+		} else {
+			s.Failed++
 		}
-		return nil
-	})
-	return s, err
+	}
+	return s, nil
 }
 
 // Recorded is an attestation as the book kept it: with the weight it was
