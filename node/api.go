@@ -57,6 +57,10 @@ type PeerView struct {
 	LastSeen  time.Time `json:"last_claim"`
 	Claim     ClaimView `json:"claim"`
 	Score     float64   `json:"score"`
+	// GossipScore is gossipsub's score of the peer in this node's router
+	// (application score plus the router's counters; below −80 it is
+	// graylisted).
+	GossipScore float64 `json:"gossip_score"`
 	// Flags are inconsistencies found in the claim's NVML report or in
 	// the speed of its proofs; empty when none.
 	Flags []string `json:"flags"`
@@ -135,8 +139,10 @@ func (n *Node) Peers() []PeerView {
 		}
 	})
 	connected := n.host.ConnectedPeers()
+	gossip := n.host.PeerScores()
 	for i := range out {
 		id, _ := peer.Decode(out[i].PeerID)
+		out[i].GossipScore = gossip[id]
 		out[i].Self = id == n.id
 		out[i].Connected = out[i].Self || slices.Contains(connected, id)
 		out[i].Score = n.book.Score(out[i].PeerID)

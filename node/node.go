@@ -123,8 +123,13 @@ type Node struct {
 	// appScores is the gossipsub application score of each peer, from
 	// the last trust round (read lock-free by gossipsub).
 	appScores atomic.Pointer[map[peer.ID]float64]
-	proveQ    chan proveJob
-	verifySem chan struct{}
+	appMu     sync.Mutex
+	appEpoch  *uint64
+	// Re-check budget of the current epoch (loop goroutine only).
+	recheckEpoch uint64
+	rechecksLeft int
+	proveQ       chan proveJob
+	verifySem    chan struct{}
 
 	// Owned by the loop goroutine.
 	claim       *pb.DeviceClaim
@@ -196,6 +201,9 @@ type tracked struct {
 	truthKnown    bool
 	recheckWanted bool
 	rechecking    bool
+	// awaitingClaim: no answer came; the verdict waits for the next
+	// epoch's claims to tell a silent target from one that did not answer.
+	awaitingClaim bool
 }
 
 // orphan holds a commitment or opening that arrived before its challenge.
@@ -395,10 +403,6 @@ func wrap[M proto.Message](f func(peer.ID, []byte, time.Time) (M, cid.Cid, error
 // count the result.
 func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time) (proto.Message, cid.Cid, error)) p2p.Validator {
 	return func(_ context.Context, from peer.ID, data []byte) (any, error) {
-		if !n.limiter.allow(from, topic, time.Now()) {
-			n.metrics.messages.WithLabelValues(topic, "reject", "rate").Inc()
-			return nil, fmt.Errorf("%s: %s over its rate limit", topic, from)
-		}
 		m, c, err := decode(from, data, time.Now())
 		if err != nil {
 			reason := challenge.Reason(err)
@@ -411,6 +415,14 @@ func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time
 			}
 			n.metrics.messages.WithLabelValues(topic, "reject", reason).Inc()
 			return nil, err
+		}
+		// Rate limits apply to fresh, valid messages of an author (stale
+		// replays never spend its budget) and drop the excess without a
+		// gossipsub penalty: the penalty would fall on the forwarder, not
+		// on the author.
+		if !n.limiter.allow(from, topic, time.Now()) {
+			n.metrics.messages.WithLabelValues(topic, "ignore", "rate").Inc()
+			return nil, fmt.Errorf("%w: %s: %s over its rate limit", p2p.ErrIgnore, topic, from)
 		}
 		n.metrics.messages.WithLabelValues(topic, "accept", "").Inc()
 		return decoded{msg: m, cid: c}, nil
@@ -969,7 +981,29 @@ func (n *Node) finalize(t *tracked) {
 		n.attest(t, v, latency, 0, 1, "unchecked") // ADVERSARY
 		return
 	}
-	n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no complete answer before the deadline")
+	if t.com != nil {
+		n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no complete answer before the deadline")
+		return
+	}
+	// Nothing at all from the target: was it there? Wait for the next
+	// epoch's claims. A target heard from after the challenge arrived (it
+	// re-announces its claim every epoch) did not answer; one silent all
+	// along was unreachable — a partition or a restart, not a cheat.
+	if t.awaitingClaim {
+		return
+	}
+	t.awaitingClaim = true
+	e := n.clock.At(time.Now())
+	n.after(time.Until(n.clock.Start(e+1).Add(2*time.Second)), func() {
+		if t.attested {
+			return
+		}
+		if p, ok := n.peers[t.target]; ok && p.seen.After(t.receivedAt) {
+			n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no answer from a reachable target")
+			return
+		}
+		n.attest(t, pb.Verdict_VERDICT_UNREACHABLE, latency, 0, 0, "target not heard from since the challenge")
+	})
 }
 
 func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation, accuracy float64, reason string) {
@@ -999,6 +1033,10 @@ func (n *Node) onAttestation(from peer.ID, d decoded, _ time.Time) {
 	t, ok := n.tracked[string(a.GetChallengeCid())]
 	if !ok || peer.ID(a.GetTarget()) != t.target {
 		return // unknown challenge, or an attestation about someone else
+	}
+	if a.GetEpoch() != t.ch.GetEpoch() || a.GetDeadlineMs() != t.ch.GetDeadlineMs() {
+		n.log.Debug("attestation disagrees with its challenge's epoch or deadline", "from", shortID(from))
+		return
 	}
 	// Accept verifiers from a slightly wider ranking than k: views of the
 	// peer set can differ by a peer or two between nodes.
@@ -1281,6 +1319,8 @@ func verdictName(v pb.Verdict) string {
 		return scoring.VerdictNoAnswer
 	case pb.Verdict_VERDICT_BAD_PROOF:
 		return scoring.VerdictBadProof
+	case pb.Verdict_VERDICT_UNREACHABLE:
+		return scoring.VerdictUnreachable
 	}
 	return "unknown"
 }

@@ -15,9 +15,11 @@ import (
 // publishes about one claim per epoch (plus re-announcements to new
 // connections), one challenge per target it is scheduled for, and a few
 // attestations per epoch; the limits leave a wide margin over that and
-// stop a peer that floods valid-looking messages. Messages over the limit
-// are rejected, which counts against the sender in gossipsub (P4) and
-// graylists a persistent flooder.
+// stop a peer that floods valid messages. Messages over the limit are
+// dropped (gossipsub's ValidationIgnore) and counted, not penalized:
+// gossipsub charges a rejection to the peer that forwarded the message,
+// which is not necessarily its author. Invalid messages are what
+// graylists a flooder (P4).
 var TopicRate = map[string]struct {
 	PerSecond float64
 	Burst     int

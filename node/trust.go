@@ -48,6 +48,13 @@ func (n *Node) appScore(p peer.ID) float64 {
 }
 
 func (n *Node) setAppScores(v scoring.TrustVector) {
+	n.appMu.Lock()
+	defer n.appMu.Unlock()
+	if n.appEpoch != nil && v.Epoch < *n.appEpoch {
+		return // an older round finished after a newer one
+	}
+	e := v.Epoch
+	n.appEpoch = &e
 	m := make(map[peer.ID]float64, len(v.Peers))
 	min := scoring.DefaultTrustParams().MinEvidence
 	for id, pt := range v.Peers {
@@ -127,25 +134,41 @@ func (n *Node) noteAttestation(t *tracked, from peer.ID, v pb.Verdict) {
 			disagree = true
 		}
 	}
-	if disagree || rand.Float64() < n.cfg.Scoring.RecheckFraction {
+	if (disagree || rand.Float64() < n.cfg.Scoring.RecheckFraction) && n.recheckBudget(t.ch.GetEpoch()) {
 		t.recheckWanted = true
 		n.tryRecheck(t)
 	}
 }
 
+// MaxRechecksPerEpoch bounds the re-checks one node runs per epoch, so
+// dissenting verifiers (new identities cost nothing) cannot make every
+// node re-verify everything.
+const MaxRechecksPerEpoch = 8
+
+// recheckBudget takes one re-check from epoch e's budget, if any is left.
+func (n *Node) recheckBudget(e uint64) bool {
+	if n.recheckEpoch != e {
+		n.recheckEpoch, n.rechecksLeft = e, MaxRechecksPerEpoch
+	}
+	if n.rechecksLeft == 0 {
+		return false
+	}
+	n.rechecksLeft--
+	return true
+}
+
 // judge records whether verifier's verdict agrees with the truth of t.
-// Only correctness is judged; timing verdicts depend on each verifier's
-// clock and network, except a NO_ANSWER when this node saw the answer in
-// under half the deadline.
+// Only correctness is judged.
 func (n *Node) judge(t *tracked, verifier peer.ID, v pb.Verdict) {
 	truthOK, _ := correct(t.truth)
-	agree := true
-	if ok, known := correct(v); known {
-		agree = ok == truthOK
-	} else if v == pb.Verdict_VERDICT_NO_ANSWER && truthOK && t.com != nil &&
-		t.comAt.Sub(t.receivedAt) < time.Duration(t.ch.GetDeadlineMs())*time.Millisecond/2 {
-		agree = false
+	ok, known := correct(v)
+	if !known {
+		// Timing verdicts (late, no answer, unreachable) depend on when
+		// each verifier got the commitment and the opening, which a prover
+		// can stagger to frame honest verifiers: not judged.
+		return
 	}
+	agree := ok == truthOK
 	err := n.book.RecordCheck(scoring.Check{Verifier: verifier.String(), Target: t.target.String(),
 		Challenge: t.cid.String(), Epoch: t.ch.GetEpoch(), Agree: agree})
 	if err != nil {

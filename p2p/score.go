@@ -55,7 +55,11 @@ func Thresholds() *pubsub.PeerScoreThresholds {
 // identity stops no determined Sybil (docs/adversaries.md).
 func ScoreParams(topics []string, app func(peer.ID) float64) *pubsub.PeerScoreParams {
 	p := &pubsub.PeerScoreParams{
-		Topics:                      map[string]*pubsub.TopicScoreParams{},
+		Topics: map[string]*pubsub.TopicScoreParams{},
+		// The per-topic credits (P1, P2) summed over all topics are capped
+		// at 13: without the cap seven topics could add 91 and lift a
+		// judged cheat above the graylist.
+		TopicScoreCap:               13,
 		AppSpecificScore:            app,
 		AppSpecificWeight:           1,
 		IPColocationFactorWeight:    0,

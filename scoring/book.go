@@ -39,6 +39,9 @@ const (
 	VerdictLate        = "late"
 	VerdictNoAnswer    = "no_answer"
 	VerdictBadProof    = "bad_proof"
+	// VerdictUnreachable: no answer from a target not heard from at all
+	// meanwhile (a partition, a restart): neither credit nor blame.
+	VerdictUnreachable = "unreachable"
 )
 
 // Attestation is one verifier's judgement of one challenge of Target.
@@ -95,7 +98,7 @@ func (a Attestation) validate() error {
 		return fmt.Errorf("%w: latency %v deadline %v", ErrInvalid, a.LatencyMS, a.DeadlineMS)
 	}
 	switch a.Verdict {
-	case VerdictPass, VerdictWrongAnswer, VerdictLate, VerdictNoAnswer, VerdictBadProof:
+	case VerdictPass, VerdictWrongAnswer, VerdictLate, VerdictNoAnswer, VerdictBadProof, VerdictUnreachable:
 		return nil
 	}
 	return fmt.Errorf("%w: verdict %q", ErrInvalid, a.Verdict)
@@ -419,7 +422,7 @@ func (b *Book) Summarize(peer string) (Summary, error) {
 			continue
 		}
 		switch a.Verdict {
-		case VerdictNoAnswer, VerdictLate:
+		case VerdictNoAnswer, VerdictLate, VerdictUnreachable:
 			s.Missed++
 		case VerdictWrongAnswer, VerdictBadProof:
 			s.Wrong++

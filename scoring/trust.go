@@ -45,8 +45,9 @@ type TrustParams struct {
 
 // MissWindow is how many of a peer's challenges on each side of a missed
 // one are searched for another failure before the miss counts: one miss
-// among 3 passes on each side is forgiven as bad luck.
-const MissWindow = 3
+// among 8 passes on each side is forgiven as bad luck, so a peer that
+// skips challenges on purpose gets at most one in nine for free.
+const MissWindow = 8
 
 // EvidenceStanding is the standing (relative trust × (1 − Bad)) from
 // which a truster's outcomes count fully as evidence about a peer.
@@ -156,6 +157,8 @@ func (b *Book) opinionOf(a Attestation) (sat, unsat float64) {
 		return 0, b.trust.WrongWeight
 	case VerdictNoAnswer:
 		return 0, b.trust.MissWeight
+	case VerdictUnreachable:
+		return 0, 0
 	}
 	q := a.Quality()
 	return q, 1 - q
@@ -192,6 +195,9 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 	byTarget := map[string][]*chal{}
 	index := map[string]*chal{}
 	for _, a := range b.window {
+		if a.Verdict == VerdictUnreachable {
+			continue // infrastructure: neither a failure nor a success
+		}
 		c := index[a.Challenge]
 		if c == nil {
 			c = &chal{epoch: a.Epoch, id: a.Challenge}
@@ -303,7 +309,7 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 					against = ok
 				}
 				mine := ok + bad - against
-				if against >= 1 && against >= ConsensusMargin*mine {
+				if against >= EvidenceStanding && against >= ConsensusMargin*mine {
 					add(a.Verifier, 1, 0, b.trust.ConsensusWeight*decay(a.Epoch))
 				}
 			}
@@ -486,43 +492,49 @@ func splitKey(k string) []string {
 }
 
 // migrations upgrade a store from the version in the key to the next.
-var migrations = map[int]func(txn *badger.Txn) error{
+// Each is idempotent and writes in batches (a store of any size fits).
+var migrations = map[int]func(db *badger.DB) error{
 	// 1 → 2: index attestations by epoch (epoch/<e>/<target>/<challenge>/
 	// <verifier> → att key), for per-epoch reads and retention.
-	1: func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("att/"), PrefetchValues: true})
-		defer it.Close()
-		type entry struct{ idx, ref []byte }
-		var entries []entry
-		for it.Rewind(); it.Valid(); it.Next() {
-			var r Recorded
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
-				return fmt.Errorf("migrate %s: %w", it.Item().Key(), err)
+	1: func(db *badger.DB) error {
+		wb := db.NewWriteBatch()
+		defer wb.Cancel()
+		err := db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("att/"), PrefetchValues: true})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				var r Recorded
+				if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
+					return fmt.Errorf("migrate %s: %w", it.Item().Key(), err)
+				}
+				if err := wb.Set(epochKey("epoch/", r.Epoch, r.Target, r.Challenge, r.Verifier), it.Item().KeyCopy(nil)); err != nil {
+					return err
+				}
 			}
-			entries = append(entries, entry{epochKey("epoch/", r.Epoch, r.Target, r.Challenge, r.Verifier), it.Item().KeyCopy(nil)})
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		for _, e := range entries {
-			if err := txn.Set(e.idx, e.ref); err != nil {
-				return err
-			}
-		}
-		return nil
+		return wb.Flush()
 	},
 }
 
-// migrate runs the migrations from version `from` up to SchemaVersion in
-// one transaction, so a crash leaves the old version intact.
+// migrate runs the migrations from version `from` up to SchemaVersion,
+// then records the new version.
 func migrate(db *badger.DB, from int) error {
-	return db.Update(func(txn *badger.Txn) error {
-		for v := from; v < SchemaVersion; v++ {
-			m, ok := migrations[v]
-			if !ok {
-				return fmt.Errorf("%w: no migration from version %d", ErrSchema, v)
-			}
-			if err := m(txn); err != nil {
-				return err
-			}
+	for v := from; v < SchemaVersion; v++ {
+		m, ok := migrations[v]
+		if !ok {
+			return fmt.Errorf("%w: no migration from version %d", ErrSchema, v)
 		}
+		if err := m(db); err != nil {
+			return err
+		}
+	}
+	// The version moves last: a crash midway leaves the old version, and
+	// the migrations are idempotent, so the next open runs them again.
+	return db.Update(func(txn *badger.Txn) error {
 		return txn.Set([]byte("meta/schema"), []byte(strconv.Itoa(SchemaVersion)))
 	})
 }

@@ -1,6 +1,7 @@
 package scoring
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -329,5 +330,61 @@ func TestIsolatedMissForgiven(t *testing.T) {
 	}
 	if f.Bad < 0.2 {
 		t.Fatalf("misses every other epoch were forgiven: %+v", f)
+	}
+}
+
+// TestMigratesLargeSchema1: a version-1 store with more attestations than
+// one Badger transaction holds migrates (in batches).
+func TestMigratesLargeSchema1(t *testing.T) {
+	dir := t.TempDir()
+	b := openTrust(t, dir, DefaultParams())
+	wb := b.db.NewWriteBatch()
+	const n = 20000
+	for i := range n {
+		a := att(fmt.Sprint("c", i), "p", "v", VerdictPass)
+		a.Epoch = uint64(i / 100)
+		v, _ := json.Marshal(Recorded{Attestation: a, Weight: 1})
+		if err := wb.Set([]byte(fmt.Sprintf("att/p/%020d/c%d/v", i, i)), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wb.Set([]byte("meta/schema"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := wb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b = openTrust(t, dir, DefaultParams())
+	defer b.Close()
+	got, err := b.EpochAttestations(150)
+	if err != nil || len(got) != 100 {
+		t.Fatalf("epoch 150 after migrating %d attestations: %d (%v)", n, len(got), err)
+	}
+}
+
+// TestSpacedMissesCount: a peer that skips every fourth challenge is not
+// forgiven (only one miss in nine is).
+func TestSpacedMissesCount(t *testing.T) {
+	b := openTrust(t, t.TempDir(), DefaultParams())
+	defer b.Close()
+	for e := uint64(0); e < 40; e++ {
+		verdict := VerdictPass
+		if e%4 == 0 {
+			verdict = VerdictNoAnswer
+		}
+		for _, v := range []string{"self", "v1"} {
+			a := att(fmt.Sprint("s", e), "skipper", v, verdict)
+			a.Epoch = e
+			if err := b.Record(a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := b.Roll(40); err != nil {
+		t.Fatal(err)
+	}
+	if pt, _ := b.PeerTrust("skipper"); pt.Bad < 0.1 {
+		t.Fatalf("every fourth challenge skipped for free: %+v", pt)
 	}
 }

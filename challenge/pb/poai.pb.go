@@ -99,6 +99,11 @@ const (
 	Verdict_VERDICT_NO_ANSWER Verdict = 4
 	// Opening malformed: missing rows, bad Merkle proofs, wrong row width.
 	Verdict_VERDICT_BAD_PROOF Verdict = 5
+	// No answer, and the target was not heard from at all from the
+	// challenge until the next epoch's claims: unreachable (a partition, a
+	// restart), an infrastructure failure that earns neither credit nor
+	// blame.
+	Verdict_VERDICT_UNREACHABLE Verdict = 6
 )
 
 // Enum value maps for Verdict.
@@ -110,6 +115,7 @@ var (
 		3: "VERDICT_LATE",
 		4: "VERDICT_NO_ANSWER",
 		5: "VERDICT_BAD_PROOF",
+		6: "VERDICT_UNREACHABLE",
 	}
 	Verdict_value = map[string]int32{
 		"VERDICT_UNSPECIFIED":  0,
@@ -118,6 +124,7 @@ var (
 		"VERDICT_LATE":         3,
 		"VERDICT_NO_ANSWER":    4,
 		"VERDICT_BAD_PROOF":    5,
+		"VERDICT_UNREACHABLE":  6,
 	}
 )
 
@@ -1239,14 +1246,15 @@ const file_poai_proto_rawDesc = "" +
 	"\x14WORKLOAD_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12WORKLOAD_GEMM_INT8\x10\x01\x12\x16\n" +
 	"\x12WORKLOAD_GEMM_BF16\x10\x02\x12\x11\n" +
-	"\rWORKLOAD_VRAM\x10\x03*\x8e\x01\n" +
+	"\rWORKLOAD_VRAM\x10\x03*\xa7\x01\n" +
 	"\aVerdict\x12\x17\n" +
 	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fVERDICT_PASS\x10\x01\x12\x18\n" +
 	"\x14VERDICT_WRONG_ANSWER\x10\x02\x12\x10\n" +
 	"\fVERDICT_LATE\x10\x03\x12\x15\n" +
 	"\x11VERDICT_NO_ANSWER\x10\x04\x12\x15\n" +
-	"\x11VERDICT_BAD_PROOF\x10\x05B+Z)github.com/poai-network/poai/challenge/pbb\x06proto3"
+	"\x11VERDICT_BAD_PROOF\x10\x05\x12\x17\n" +
+	"\x13VERDICT_UNREACHABLE\x10\x06B+Z)github.com/poai-network/poai/challenge/pbb\x06proto3"
 
 var (
 	file_poai_proto_rawDescOnce sync.Once

@@ -117,6 +117,8 @@ import (
 // loadCublasLt opens cuBLASLt (path, or libcublasLt.so.{13,12,11} on the
 // loader path) and creates its handle in the current context.
 func loadCublasLt(path string) error {
+	loadMu.Lock()
+	defer loadMu.Unlock()
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	switch st := C.poai_lt_load(cpath); {

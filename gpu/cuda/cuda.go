@@ -26,6 +26,10 @@ type Backend struct {
 	ordinal    int
 	cpu        *gpu.CPU
 	chunkBytes uint64
+	// Copied from the device at Open, valid after Close.
+	name              string
+	total             uint64
+	major, minor, sms int
 }
 
 var kernelNames = []string{
@@ -58,7 +62,8 @@ func Open(opts Options) (*Backend, error) {
 		h.release()
 		return nil, fmt.Errorf("cuda: %s has compute capability %d.%d; the kernels need 8.0 or later", h.name, h.major, h.minor)
 	}
-	b := &Backend{h: h, k: map[string]kernel{}, ordinal: opts.Ordinal, cpu: gpu.NewCPU(), chunkBytes: opts.ChunkBytes}
+	b := &Backend{h: h, k: map[string]kernel{}, ordinal: opts.Ordinal, cpu: gpu.NewCPU(), chunkBytes: opts.ChunkBytes,
+		name: h.name, total: h.total, major: h.major, minor: h.minor, sms: h.sms}
 	if b.chunkBytes == 0 {
 		b.chunkBytes = 4 << 30
 	}
@@ -91,17 +96,18 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// Info implements gpu.Backend.
+// Info implements gpu.Backend. The device's name and memory are kept past
+// Close.
 func (b *Backend) Info() gpu.Info {
-	return gpu.Info{Backend: "cuda", Model: b.h.name, Devices: 1, MemoryBytes: b.h.total}
+	return gpu.Info{Backend: "cuda", Model: b.name, Devices: 1, MemoryBytes: b.total}
 }
 
 // Device describes the device as the driver reports it.
 func (b *Backend) Device() DeviceInfo {
 	free, _, _ := b.withDevice(func() (uint64, uint64, error) { return b.h.memInfo() })
 	return DeviceInfo{
-		Ordinal: b.ordinal, Name: b.h.name, TotalBytes: b.h.total, FreeBytes: free,
-		ComputeMajor: b.h.major, ComputeMinor: b.h.minor, Multiprocessors: b.h.sms,
+		Ordinal: b.ordinal, Name: b.name, TotalBytes: b.total, FreeBytes: free,
+		ComputeMajor: b.major, ComputeMinor: b.minor, Multiprocessors: b.sms,
 		DriverVersion: driverVersion(), CublasLt: b.lt, CublasLtError: errString(b.ltErr),
 	}
 }

@@ -52,11 +52,23 @@ static CUresult (*p_cuEventDestroy)(CUevent);
 
 // poai_cu_load opens libcuda.so.1 and resolves the entry points poai uses.
 // It returns NULL on success, else the name of what is missing.
+static const char* poai_cu_load_syms(void);
 static const char* poai_cu_load(void) {
 	if (cu_lib) return NULL;
 	void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
 	if (!lib) return "libcuda.so.1";
 	cu_lib = lib;
+	const char* missing = poai_cu_load_syms();
+	if (missing) {
+		// Leave nothing half-loaded: the next call tries again and fails
+		// the same way instead of calling a NULL entry point.
+		cu_lib = NULL;
+		dlclose(lib);
+	}
+	return missing;
+}
+
+static const char* poai_cu_load_syms(void) {
 	SYM(p_cuInit, "cuInit");
 	SYM(p_cuDriverGetVersion, "cuDriverGetVersion");
 	SYM(p_cuDeviceGetCount, "cuDeviceGetCount");
@@ -135,6 +147,7 @@ import "C"
 
 import (
 	"fmt"
+	"sync"
 	"unsafe"
 )
 
@@ -162,9 +175,14 @@ func check(op string, r C.CUresult) error {
 	return &cuError{op: op, code: int(r), msg: C.GoString(C.poai_cu_error(r))}
 }
 
+// loadMu serializes loading the driver (the C loader keeps global state).
+var loadMu sync.Mutex
+
 // loadDriver opens libcuda.so.1 and initialises the driver. The error wraps
 // ErrNoDriver when the library or the driver is missing.
 func loadDriver() error {
+	loadMu.Lock()
+	defer loadMu.Unlock()
 	if missing := C.poai_cu_load(); missing != nil {
 		return fmt.Errorf("%w: %s not found", ErrNoDriver, C.GoString(missing))
 	}
