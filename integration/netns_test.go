@@ -247,6 +247,8 @@ func TestPartitionHeals(t *testing.T) {
 				_, s := healthy(i, 0)
 				t.Logf("node %d's view (peer:score/gossip score/connected):%s", i, s)
 			}
+			out, _ := exec.Command("ip", "netns", "exec", lab.ns(1), bin, "scores", "--json").Output()
+			t.Logf("node 1's scores: %q", out)
 			t.Fatalf("scores did not converge after the heal: %s", why)
 		}
 		time.Sleep(epoch)

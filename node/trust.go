@@ -16,16 +16,22 @@ import (
 )
 
 // App-score mapping (see docs/gossipsub-scoring.md): a peer earns up to
-// AppCredit for its integrity score, loses AppPenalty per unit of its bad
-// fraction above BadTolerance once there is enough evidence to judge it,
-// and a pre-trusted peer gets PreTrustedBonus so its peer exchange is
-// accepted from the start. With half its outcomes bad a peer scores −120,
-// below p2p.GraylistThreshold (−80) even with the +13 the router's own
-// counters can give; every outcome bad scores −320.
+// AppCredit for its integrity score; once there is enough evidence to
+// judge it, it loses AppPenalty per unit of its share of wrong outcomes
+// (wrong answers, bad proofs, contradicted verdicts) above BadTolerance,
+// and MissPenalty per unit of its share of missed answers above
+// MissTolerance — misses can be a partition, so only a peer that mostly
+// misses is pushed out, and one that missed a few can come back; a
+// pre-trusted peer gets PreTrustedBonus so its peer exchange is accepted
+// from the start. With half its outcomes wrong a peer scores −120, below
+// p2p.GraylistThreshold (−80) even with the +13 the router's own counters
+// can give; missing 85 % of its challenges scores −125.
 const (
 	AppCredit       = 10
 	AppPenalty      = 400
 	BadTolerance    = 0.2
+	MissPenalty     = 500
+	MissTolerance   = 0.6
 	PreTrustedBonus = p2p.AcceptPXThreshold + 5
 )
 
@@ -35,7 +41,8 @@ func AppScore(pt scoring.PeerTrust, minEvidence float64) float64 {
 	if pt.Evidence < minEvidence {
 		return 0
 	}
-	return AppCredit*pt.Score - AppPenalty*math.Max(0, pt.Bad-BadTolerance)
+	wrong := pt.Bad - pt.Missing
+	return AppCredit*pt.Score - AppPenalty*math.Max(0, wrong-BadTolerance) - MissPenalty*math.Max(0, pt.Missing-MissTolerance)
 }
 
 // appScore is gossipsub's AppSpecificScore: a map lookup in the snapshot

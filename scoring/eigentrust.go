@@ -9,13 +9,19 @@ import (
 // decayed weight of satisfactory and unsatisfactory outcomes.
 type Opinion struct {
 	Sat, Unsat float64
+	// Miss is the part of Unsat that came from missing or late answers
+	// (which can be infrastructure) rather than wrong ones.
+	Miss float64
 }
 
 // Opinions maps truster → trustee → opinion.
 type Opinions map[string]map[string]Opinion
 
 // Add adds to i's opinion of j.
-func (o Opinions) Add(i, j string, sat, unsat float64) {
+func (o Opinions) Add(i, j string, sat, unsat float64) { o.AddMiss(i, j, sat, unsat, 0) }
+
+// AddMiss adds to i's opinion of j, miss of unsat being missed answers.
+func (o Opinions) AddMiss(i, j string, sat, unsat, miss float64) {
 	row := o[i]
 	if row == nil {
 		row = map[string]Opinion{}
@@ -24,6 +30,7 @@ func (o Opinions) Add(i, j string, sat, unsat float64) {
 	op := row[j]
 	op.Sat += sat
 	op.Unsat += unsat
+	op.Miss += miss
 	row[j] = op
 }
 

@@ -88,6 +88,9 @@ type PeerTrust struct {
 	// Bad is the trust-weighted fraction of unsatisfactory outcomes in the
 	// evidence about the peer, in [0,1].
 	Bad float64 `json:"bad"`
+	// Missing is the part of Bad that came from missing or late answers,
+	// which can be bad luck (a partition) rather than cheating.
+	Missing float64 `json:"missing"`
 	// Evidence is the standing-weighted amount of evidence retained about
 	// the peer, undecayed, in outcome weights of a fully trusted verifier
 	// (a pass counts 1, a wrong answer 4).
@@ -230,7 +233,11 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 			unsat = 0 // an isolated miss: forgiven unless the retry fails too
 		}
 		w := decay(a.Epoch)
-		op.Add(a.Verifier, a.Target, sat*w, unsat*w)
+		miss := 0.0
+		if a.Verdict == VerdictNoAnswer || a.Verdict == VerdictLate {
+			miss = unsat
+		}
+		op.AddMiss(a.Verifier, a.Target, sat*w, unsat*w, miss*w)
 		raw.Add(a.Verifier, a.Target, sat, unsat)
 	}
 	for _, c := range b.checks {
@@ -266,7 +273,7 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 	for id := range t {
 		weight[id] = relative(id)
 	}
-	type acc struct{ sat, unsat float64 }
+	type acc struct{ sat, unsat, miss float64 }
 	var ev map[string]*acc
 	byChallenge := map[string][]Attestation{}
 	for _, a := range b.window {
@@ -274,7 +281,7 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 	}
 	for pass := 0; pass < 3; pass++ {
 		ev = map[string]*acc{}
-		add := func(j string, wi, sat, unsat float64) {
+		add := func(j string, wi, sat, unsat, miss float64) {
 			a := ev[j]
 			if a == nil {
 				a = &acc{}
@@ -282,10 +289,11 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 			}
 			a.sat += wi * sat
 			a.unsat += wi * unsat
+			a.miss += wi * miss
 		}
 		for i, row := range op {
 			for j, o := range row {
-				add(j, weight[i], o.Sat, o.Unsat)
+				add(j, weight[i], o.Sat, o.Unsat, o.Miss)
 			}
 		}
 		for _, atts := range byChallenge {
@@ -310,7 +318,7 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 				}
 				mine := ok + bad - against
 				if against >= EvidenceStanding && against >= ConsensusMargin*mine {
-					add(a.Verifier, 1, 0, b.trust.ConsensusWeight*decay(a.Epoch))
+					add(a.Verifier, 1, 0, b.trust.ConsensusWeight*decay(a.Epoch), 0)
 				}
 			}
 		}
@@ -342,10 +350,11 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 		pt := PeerTrust{Trust: tr, Relative: relative(id), Evidence: evidence[id]}
 		if a := ev[id]; a != nil && a.sat+a.unsat > 0 {
 			pt.Bad = a.unsat / (a.sat + a.unsat)
+			pt.Missing = a.miss / (a.sat + a.unsat)
 		}
 		pt.Score = pt.Relative * (1 - pt.Bad)
 		if id == b.self {
-			pt.Score, pt.Bad = 1, 0
+			pt.Score, pt.Bad, pt.Missing = 1, 0, 0
 		}
 		v.Peers[id] = pt
 	}
