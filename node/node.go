@@ -27,6 +27,7 @@ import (
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
+	"github.com/poai-network/poai/gpu/cuda"
 	"github.com/poai-network/poai/gpu/nvml"
 	"github.com/poai-network/poai/p2p"
 	"github.com/poai-network/poai/scoring"
@@ -118,6 +119,9 @@ type Node struct {
 	wg      sync.WaitGroup
 	events  chan func()
 	limiter *authorLimiter
+	// nvmlIndex is NVML's index of the device this node proves on (-1:
+	// none), matched by PCI location.
+	nvmlIndex int
 	// startEpoch is the first epoch this node ran (RoleOnOff counts from it).
 	startEpoch *uint64
 	// appScores is the gossipsub application score of each peer, from
@@ -472,11 +476,20 @@ func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
 		// What the device says of itself goes into the signed claim: the
 		// proving device only (one node per GPU).
 		reports, err := nvml.Reports()
+		n.nvmlIndex = -1
+		if err == nil {
+			if b, ok := n.backend.(interface{ Device() cuda.DeviceInfo }); ok {
+				d := b.Device()
+				n.nvmlIndex = nvml.Match(reports, d.PCIDomain, d.PCIBus, d.PCIDevice)
+			}
+		}
 		switch {
 		case err != nil:
 			n.log.Warn("no NVML report for the claim", "err", err)
-		case n.cfg.Device.GPU < len(reports):
-			claim.Devices = reports[n.cfg.Device.GPU : n.cfg.Device.GPU+1]
+		case n.nvmlIndex < 0:
+			n.log.Warn("no NVML report matches the CUDA device's PCI location", "reports", len(reports))
+		default:
+			claim.Devices = reports[n.nvmlIndex : n.nvmlIndex+1]
 			if f := nvml.CrossCheck(claim); len(f) > 0 {
 				n.log.Warn("this node's claim disagrees with its own NVML report", "findings", f)
 			}
@@ -1113,7 +1126,7 @@ func (n *Node) answer(job proveJob) {
 	}
 	if n.backend.Info().Backend == "cuda" {
 		// Record the device's clocks and temperature with the result.
-		if sm, smMax, temp, err := nvml.State(n.cfg.Device.GPU); err == nil {
+		if sm, smMax, temp, err := nvml.State(n.nvmlIndex); n.nvmlIndex >= 0 && err == nil {
 			if err := committed.Stamp(sm, smMax, temp); err != nil {
 				n.log.Warn("stamp commitment", "err", err)
 			}

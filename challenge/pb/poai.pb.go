@@ -306,8 +306,13 @@ type DeviceReport struct {
 	PcieGen        uint32 `protobuf:"varint,11,opt,name=pcie_gen,json=pcieGen,proto3" json:"pcie_gen,omitempty"`
 	PcieWidth      uint32 `protobuf:"varint,12,opt,name=pcie_width,json=pcieWidth,proto3" json:"pcie_width,omitempty"`
 	DriverVersion  string `protobuf:"bytes,13,opt,name=driver_version,json=driverVersion,proto3" json:"driver_version,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// PCI location (domain, bus, device), which ties the report to the
+	// device CUDA proves on: NVML and CUDA number devices differently.
+	PciDomain     uint32 `protobuf:"varint,14,opt,name=pci_domain,json=pciDomain,proto3" json:"pci_domain,omitempty"`
+	PciBus        uint32 `protobuf:"varint,15,opt,name=pci_bus,json=pciBus,proto3" json:"pci_bus,omitempty"`
+	PciDevice     uint32 `protobuf:"varint,16,opt,name=pci_device,json=pciDevice,proto3" json:"pci_device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeviceReport) Reset() {
@@ -429,6 +434,27 @@ func (x *DeviceReport) GetDriverVersion() string {
 		return x.DriverVersion
 	}
 	return ""
+}
+
+func (x *DeviceReport) GetPciDomain() uint32 {
+	if x != nil {
+		return x.PciDomain
+	}
+	return 0
+}
+
+func (x *DeviceReport) GetPciBus() uint32 {
+	if x != nil {
+		return x.PciBus
+	}
+	return 0
+}
+
+func (x *DeviceReport) GetPciDevice() uint32 {
+	if x != nil {
+		return x.PciDevice
+	}
+	return 0
 }
 
 // Challenge asks target to prove a workload. The seed is derived from
@@ -1148,7 +1174,7 @@ const file_poai_proto_rawDesc = "" +
 	"\x0eissued_unix_ms\x18\t \x01(\x03R\fissuedUnixMs\x12\x1b\n" +
 	"\thash_ghps\x18\n" +
 	" \x01(\x01R\bhashGhps\x12/\n" +
-	"\adevices\x18\v \x03(\v2\x15.poai.v1.DeviceReportR\adevices\"\xd0\x03\n" +
+	"\adevices\x18\v \x03(\v2\x15.poai.v1.DeviceReportR\adevices\"\xa7\x04\n" +
 	"\fDeviceReport\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12,\n" +
@@ -1166,7 +1192,12 @@ const file_poai_proto_rawDesc = "" +
 	"\bpcie_gen\x18\v \x01(\rR\apcieGen\x12\x1d\n" +
 	"\n" +
 	"pcie_width\x18\f \x01(\rR\tpcieWidth\x12%\n" +
-	"\x0edriver_version\x18\r \x01(\tR\rdriverVersion\"\x8c\x04\n" +
+	"\x0edriver_version\x18\r \x01(\tR\rdriverVersion\x12\x1d\n" +
+	"\n" +
+	"pci_domain\x18\x0e \x01(\rR\tpciDomain\x12\x17\n" +
+	"\apci_bus\x18\x0f \x01(\rR\x06pciBus\x12\x1d\n" +
+	"\n" +
+	"pci_device\x18\x10 \x01(\rR\tpciDevice\"\x8c\x04\n" +
 	"\tChallenge\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1e\n" +

@@ -30,6 +30,7 @@ type Backend struct {
 	name              string
 	total             uint64
 	major, minor, sms int
+	pci               [3]int
 }
 
 var kernelNames = []string{
@@ -63,7 +64,7 @@ func Open(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("cuda: %s has compute capability %d.%d; the kernels need 8.0 or later", h.name, h.major, h.minor)
 	}
 	b := &Backend{h: h, k: map[string]kernel{}, ordinal: opts.Ordinal, cpu: gpu.NewCPU(), chunkBytes: opts.ChunkBytes,
-		name: h.name, total: h.total, major: h.major, minor: h.minor, sms: h.sms}
+		name: h.name, total: h.total, major: h.major, minor: h.minor, sms: h.sms, pci: h.pci}
 	if b.chunkBytes == 0 {
 		b.chunkBytes = 4 << 30
 	}
@@ -108,6 +109,7 @@ func (b *Backend) Device() DeviceInfo {
 	return DeviceInfo{
 		Ordinal: b.ordinal, Name: b.name, TotalBytes: b.total, FreeBytes: free,
 		ComputeMajor: b.major, ComputeMinor: b.minor, Multiprocessors: b.sms,
+		PCIDomain: uint32(b.pci[0]), PCIBus: uint32(b.pci[1]), PCIDevice: uint32(b.pci[2]),
 		DriverVersion: driverVersion(), CublasLt: b.lt, CublasLtError: errString(b.ltErr),
 	}
 }

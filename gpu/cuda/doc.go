@@ -52,6 +52,8 @@ type DeviceInfo struct {
 	TotalBytes, FreeBytes      uint64
 	ComputeMajor, ComputeMinor int
 	Multiprocessors            int
+	// PCIDomain, PCIBus and PCIDevice locate the device on the PCI bus.
+	PCIDomain, PCIBus, PCIDevice uint32
 	// DriverVersion is the CUDA driver API version (e.g. 13000 for 13.0).
 	DriverVersion int
 	// CublasLt reports whether the GEMMs run through cuBLASLt, and

@@ -157,6 +157,8 @@ const (
 	attrComputeCapabilityMinor = 76
 	attrMultiprocessorCount    = 16
 	attrPCIBusID               = 33
+	attrPCIDeviceID            = 34
+	attrPCIDomainID            = 50
 )
 
 // cuError is a CUDA driver error code with the driver's description.
@@ -215,6 +217,7 @@ type devHandle struct {
 	major  int
 	minor  int
 	sms    int
+	pci    [3]int // domain, bus, device
 	module C.CUmodule
 }
 
@@ -236,7 +239,8 @@ func openDevice(ordinal int, ptx []byte) (*devHandle, error) {
 	for _, a := range []struct {
 		attr int
 		dst  *int
-	}{{attrComputeCapabilityMajor, &h.major}, {attrComputeCapabilityMinor, &h.minor}, {attrMultiprocessorCount, &h.sms}} {
+	}{{attrComputeCapabilityMajor, &h.major}, {attrComputeCapabilityMinor, &h.minor}, {attrMultiprocessorCount, &h.sms},
+		{attrPCIDomainID, &h.pci[0]}, {attrPCIBusID, &h.pci[1]}, {attrPCIDeviceID, &h.pci[2]}} {
 		var v C.int
 		if err := check("cuDeviceGetAttribute", C.poai_cuDeviceGetAttribute(&v, C.int(a.attr), h.dev)); err != nil {
 			return nil, err

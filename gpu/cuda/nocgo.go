@@ -5,6 +5,7 @@ package cuda
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/poai-network/poai/gpu"
 )
@@ -32,4 +33,27 @@ func (*Backend) MatMulBF16(context.Context, gpu.Seed, gpu.Shape) (*gpu.Float32Ma
 }
 func (*Backend) VRAM(context.Context, gpu.Seed, gpu.VRAMParams) ([][32]byte, [][32]byte, error) {
 	return nil, nil, ErrNoDriver
+}
+
+// VRAMTimes splits a VRAM run's device time.
+type VRAMTimes struct {
+	Fill, Lanes time.Duration
+}
+
+func (*Backend) LeavesInt8(context.Context, gpu.Seed, gpu.Shape) ([][32]byte, error) {
+	return nil, ErrNoDriver
+}
+func (*Backend) LeavesBF16(context.Context, gpu.Seed, gpu.Shape) ([][32]byte, error) {
+	return nil, ErrNoDriver
+}
+func (*Backend) RowsInt8(context.Context, gpu.Seed, gpu.Shape, []int) (*gpu.Int32Matrix, error) {
+	return nil, ErrNoDriver
+}
+func (*Backend) RowsBF16(context.Context, gpu.Seed, gpu.Shape, []int) (*gpu.Float32Matrix, error) {
+	return nil, ErrNoDriver
+}
+func (*Backend) GEMMTime(bool, gpu.Shape, string, int) (time.Duration, error) { return 0, ErrNoDriver }
+func (*Backend) CopyBandwidth(uint64, int) (float64, error)                   { return 0, ErrNoDriver }
+func (*Backend) VRAMTimed(context.Context, gpu.Seed, gpu.VRAMParams) ([][32]byte, [][32]byte, VRAMTimes, error) {
+	return nil, nil, VRAMTimes{}, ErrNoDriver
 }

@@ -75,3 +75,16 @@ const SlowProofFactor = 0.5
 func Throttled(smClockMHz, smClockMaxMHz uint32) bool {
 	return smClockMaxMHz > 0 && smClockMHz > 0 && float64(smClockMHz) < 0.8*float64(smClockMaxMHz)
 }
+
+// Match returns the index (NVML's numbering) of the report for the device
+// at PCI (domain, bus, device), or -1. CUDA orders devices fastest first
+// and honours CUDA_VISIBLE_DEVICES; NVML orders them by PCI bus; the PCI
+// location is what both agree on.
+func Match(reports []*pb.DeviceReport, domain, bus, device uint32) int {
+	for i, r := range reports {
+		if r.GetPciDomain() == domain && r.GetPciBus() == bus && r.GetPciDevice() == device {
+			return i
+		}
+	}
+	return -1
+}

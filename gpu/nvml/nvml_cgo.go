@@ -51,6 +51,9 @@ func Reports() ([]*pb.DeviceReport, error) {
 		if w, r := d.GetCurrPcieLinkWidth(); r == nvml.SUCCESS {
 			rep.PcieWidth = uint32(w)
 		}
+		if pci, r := d.GetPciInfo(); r == nvml.SUCCESS {
+			rep.PciDomain, rep.PciBus, rep.PciDevice = pci.Domain, pci.Bus, pci.Device
+		}
 		out = append(out, rep)
 	}
 	return out, nil

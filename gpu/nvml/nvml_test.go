@@ -59,3 +59,18 @@ func TestReports(t *testing.T) {
 		t.Logf("device %d: %v", i, r)
 	}
 }
+
+// TestMatch ties a report to the CUDA device by PCI location, whatever the
+// order NVML lists devices in.
+func TestMatch(t *testing.T) {
+	reports := []*pb.DeviceReport{
+		{Name: "a", PciDomain: 0, PciBus: 0x1b, PciDevice: 0},
+		{Name: "b", PciDomain: 0, PciBus: 0x3b, PciDevice: 0},
+	}
+	if i := Match(reports, 0, 0x3b, 0); i != 1 {
+		t.Fatalf("bus 0x3b matched report %d, want 1", i)
+	}
+	if i := Match(reports, 1, 0x3b, 0); i != -1 {
+		t.Fatalf("another domain matched report %d", i)
+	}
+}
