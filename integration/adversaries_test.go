@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/poai-network/poai/node"
-	"github.com/poai-network/poai/p2p"
 	"github.com/poai-network/poai/scoring"
 )
 
@@ -35,47 +34,41 @@ func runDevnet(t *testing.T, nodes int, adv map[node.Role]int, target, epoch tim
 }
 
 // TestAdversaryMatrix runs one real peer of each adversary role that a
-// one-machine devnet can catch, with honest peers, and checks that each
-// ends graylisted and below every honest peer, with no honest peer
-// graylisted. The relay is run too: it is not caught (its answers are right
-// and timely, computed on its accomplice's device); the test pins that
-// known limitation (docs/adversaries.md).
+// one-machine devnet can catch beside five honest peers, and checks that
+// each ends below every honest peer and caught — kept below the graylist
+// threshold to the end by an honest observer's trust rounds — while no
+// honest peer is. The relay is left out: its answers are right and
+// timely, computed on its accomplice's device, and on one machine it is not
+// caught (docs/adversaries.md); the devnet table shows it.
 func TestAdversaryMatrix(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs a 14-peer devnet for about 2 minutes")
+		t.Skip("runs a 12-peer devnet for about 2 minutes")
 	}
 	adv := map[node.Role]int{
-		node.RoleSlow: 1, node.RoleLazy: 1, node.RoleReplay: 1, node.RoleRelay: 1, node.RoleForgedNVML: 1,
-		node.RoleLazyVerifier: 1, node.RoleSybil: 2, node.RoleOnOff: 1,
+		node.RoleSlow: 1, node.RoleLazy: 1, node.RoleReplay: 1, node.RoleForgedNVML: 1,
+		node.RoleLazyVerifier: 1, node.RoleSybil: 1, node.RoleOnOff: 1,
 	}
 	// A 0.4 s target: at 0.2 s a catalog claim's deadline (slack 1.5)
 	// would be mostly allowance, and the planner would refuse it.
-	r := runDevnet(t, 14, adv, 400*time.Millisecond, 10*time.Second, 11)
+	r := runDevnet(t, 12, adv, 400*time.Millisecond, 10*time.Second, 12)
 	var honestMin = 2.0
 	for _, p := range r.Peers {
 		if !p.Role.Adversary() {
 			honestMin = min(honestMin, p.FinalScore)
-			if p.Graylisted {
-				t.Errorf("honest peer %s graylisted (gossipsub score %.1f)", p.PeerID, p.GossipScore)
+			if p.CaughtEpoch >= 0 || p.Graylisted {
+				t.Errorf("honest peer %s branded: caught epoch %d, gossipsub score %.1f", p.PeerID, p.CaughtEpoch, p.GossipScore)
 			}
 		}
 	}
 	for _, p := range r.Peers {
-		switch {
-		case p.Role == node.RoleRelay:
-			if p.Failed > p.Challenges/2 {
-				t.Errorf("the relay failed %d of %d: its accomplice's answers should pass", p.Failed, p.Challenges)
-			}
-		case p.Role.Adversary():
-			if !p.Graylisted || p.GossipScore >= p2p.GraylistThreshold {
-				t.Errorf("%s not graylisted: gossipsub score %.1f", p.Role, p.GossipScore)
-			}
-			if p.FinalScore >= honestMin {
-				t.Errorf("%s scores %.3f, honest minimum %.3f", p.Role, p.FinalScore, honestMin)
-			}
-			if p.CaughtEpoch < 0 {
-				t.Errorf("%s has no caught epoch", p.Role)
-			}
+		if !p.Role.Adversary() {
+			continue
+		}
+		if p.FinalScore >= honestMin {
+			t.Errorf("%s scores %.3f, honest minimum %.3f", p.Role, p.FinalScore, honestMin)
+		}
+		if p.CaughtEpoch < 0 {
+			t.Errorf("%s not caught: the observer does not keep it below the graylist threshold (gossipsub score %.1f)", p.Role, p.GossipScore)
 		}
 	}
 }
