@@ -25,13 +25,13 @@ import (
 // pre-trusted peer gets PreTrustedBonus so its peer exchange is accepted
 // from the start. With half its outcomes wrong a peer scores −120, below
 // p2p.GraylistThreshold (−80) even with the +13 the router's own counters
-// can give; missing 85 % of its challenges scores −175.
+// can give; missing 60 % of its challenges scores −120.
 const (
 	AppCredit       = 10
 	AppPenalty      = 400
 	BadTolerance    = 0.2
-	MissPenalty     = 500
-	MissTolerance   = 0.5
+	MissPenalty     = 600
+	MissTolerance   = 0.4
 	PreTrustedBonus = p2p.AcceptPXThreshold + 5
 )
 
