@@ -923,9 +923,15 @@ func (n *Node) tryVerify(t *tracked) {
 		return
 	}
 	t.verifying = true
+	n.verifyOffLoop(t, func(res challenge.Result, err error) { n.verified(t, res, err) })
+}
+
+// verifyOffLoop verifies t's opening off the loop — one verification at a
+// time, bounded by verifyTimeout, so a costly opening never stalls the
+// node's other work — and hands the result to done on the loop. t must
+// hold its commitment, opening and secret.
+func (n *Node) verifyOffLoop(t *tracked, done func(challenge.Result, error)) {
 	ch, chCID, com, comCID, op, secret := t.ch, t.cid, t.com, t.comCID, t.op, t.secret
-	// Verification runs off the loop, one at a time, bounded in time, so a
-	// costly opening never stalls the node's other work.
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -940,7 +946,7 @@ func (n *Node) tryVerify(t *tracked) {
 		start := time.Now()
 		res, err := challenge.Verify(ctx, n.cpu, ch, chCID, com, comCID, op, secret)
 		n.metrics.verifyTime.Observe(time.Since(start).Seconds())
-		n.post(func() { n.verified(t, res, err) })
+		n.post(func() { done(res, err) })
 	}()
 }
 

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -213,28 +212,14 @@ func (n *Node) tryRecheck(t *tracked) {
 		return
 	}
 	t.rechecking = true
-	ch, chCID, com, comCID, op, secret := t.ch, t.cid, t.com, t.comCID, t.op, t.secret
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		select {
-		case n.verifySem <- struct{}{}:
-		case <-n.ctx.Done():
+	n.verifyOffLoop(t, func(res challenge.Result, err error) {
+		t.rechecking = false
+		if err != nil {
 			return
 		}
-		defer func() { <-n.verifySem }()
-		ctx, cancel := context.WithTimeout(n.ctx, verifyTimeout)
-		defer cancel()
-		res, err := challenge.Verify(ctx, n.cpu, ch, chCID, com, comCID, op, secret)
-		n.post(func() {
-			t.rechecking = false
-			if err != nil {
-				return
-			}
-			n.metrics.rechecks.Inc()
-			n.learnTruth(t, res.Verdict)
-		})
-	}()
+		n.metrics.rechecks.Inc()
+		n.learnTruth(t, res.Verdict)
+	})
 }
 
 // judges returns the peers of live that may challenge and verify: those
