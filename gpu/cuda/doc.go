@@ -14,6 +14,7 @@ package cuda
 
 import (
 	_ "embed"
+	"encoding/binary"
 	"errors"
 )
 
@@ -65,3 +66,17 @@ type DeviceInfo struct {
 // vramTag must equal package gpu's domain tag for the VRAM workload (the
 // emulation test checks it).
 const vramTag = "poai/1/vram"
+
+// template pads a one-block SHA-256 message (len ≤ 55 bytes) and returns
+// its 16 big-endian words.
+func template(msg []byte) []uint32 {
+	var blk [64]byte
+	copy(blk[:], msg)
+	blk[len(msg)] = 0x80
+	binary.BigEndian.PutUint64(blk[56:], uint64(len(msg))*8)
+	w := make([]uint32, 16)
+	for i := range w {
+		w[i] = binary.BigEndian.Uint32(blk[4*i:])
+	}
+	return w
+}

@@ -11,20 +11,6 @@ import (
 	"github.com/poai-network/poai/gpu"
 )
 
-// tmplWords pads a one-block SHA-256 message and returns its 16
-// big-endian words (the kernels' Template).
-func tmplWords(msg []byte) []uint32 {
-	var blk [64]byte
-	copy(blk[:], msg)
-	blk[len(msg)] = 0x80
-	binary.BigEndian.PutUint64(blk[56:], uint64(len(msg))*8)
-	w := make([]uint32, 16)
-	for i := range w {
-		w[i] = binary.BigEndian.Uint32(blk[4*i:])
-	}
-	return w
-}
-
 // TestKernelsEmulated compiles the CUDA kernels (all but the tensor-core
 // GEMMs) for the host with testdata/emulate.cpp and checks every output
 // against package gpu's definitions bit for bit: the Philox fills, the
@@ -43,8 +29,8 @@ func TestKernelsEmulated(t *testing.T) {
 	seed := gpu.Seed{0: 0x11, 1: 0x22, 5: 0x77, 8: 0x99, 20: 0x5a, 31: 0xff}
 	key, stream := seed.PhiloxKey()
 	var tb bytes.Buffer
-	fill := tmplWords(append(append([]byte(vramTag), seed[:]...), make([]byte, 8)...))
-	lane := tmplWords(append(append(append([]byte(vramTag), seed[:]...), "lane"...), make([]byte, 8)...))
+	fill := template(append(append([]byte(vramTag), seed[:]...), make([]byte, 8)...))
+	lane := template(append(append(append([]byte(vramTag), seed[:]...), "lane"...), make([]byte, 8)...))
 	for _, w := range append(fill, lane...) {
 		_ = binary.Write(&tb, binary.LittleEndian, w)
 	}

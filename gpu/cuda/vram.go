@@ -4,7 +4,6 @@ package cuda
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"time"
 	"unsafe"
@@ -19,20 +18,6 @@ func Count() (int, error) {
 		return 0, err
 	}
 	return deviceCount()
-}
-
-// template pads a one-block SHA-256 message (len ≤ 55 bytes) and returns
-// its 16 big-endian words.
-func template(msg []byte) []uint32 {
-	var blk [64]byte
-	copy(blk[:], msg)
-	blk[len(msg)] = 0x80
-	binary.BigEndian.PutUint64(blk[56:], uint64(len(msg))*8)
-	w := make([]uint32, 16)
-	for i := range w {
-		w[i] = binary.BigEndian.Uint32(blk[4*i:])
-	}
-	return w
 }
 
 // VRAMTimes splits a VRAM run's device time.
