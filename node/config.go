@@ -83,6 +83,7 @@ type P2PConfig struct {
 	ConnLow   int      `toml:"conn_low" comment:"Connection manager low watermark: trimming stops here."`
 	ConnHigh  int      `toml:"conn_high" comment:"Connection manager high watermark: above it connections are trimmed."`
 	TraceFile string   `toml:"trace_file" comment:"Write gossipsub's event trace to this file as JSON lines (see 'poai trace summarize'); empty disables it."`
+	Shards    int      `toml:"shards" comment:"Number of shards the network is split into (p2p.ShardOf): a peer challenges, proves and attests only inside its own shard's topics. Every peer of a network must agree; 1 means one network-wide set of topics."`
 }
 
 // DeviceConfig is the [device] section: what this node claims. For a model
@@ -124,6 +125,7 @@ type ChallengeConfig struct {
 	CheatFraction  float64  `toml:"cheat_fraction" comment:"Fraction f of rows a lazy prover might compute ..."`
 	PassProb       float64  `toml:"pass_probability" comment:"... and the most it may pass with: openings = ceil(ln p / ln f)."`
 	Verifiers      int      `toml:"verifiers" comment:"Verifiers chosen per challenge (rendezvous hashing on the challenge CID)."`
+	Rate           float64  `toml:"rate" comment:"Fraction of peers challenged each epoch, drawn afresh every epoch by hashing the epoch and the peer ID (1: every peer, every epoch)."`
 	PeerTTLEpochs  int      `toml:"peer_ttl_epochs" comment:"A peer whose claim is older than this many epochs is no longer challenged."`
 }
 
@@ -164,7 +166,7 @@ const DefaultGenesis int64 = 1767225600
 func DefaultConfig() Config {
 	pc := p2p.DefaultConfig()
 	return Config{
-		P2P:    P2PConfig{Listen: pc.ListenAddrs, MDNS: true, ConnLow: pc.ConnLow, ConnHigh: pc.ConnHigh},
+		P2P:    P2PConfig{Listen: pc.ListenAddrs, MDNS: true, ConnLow: pc.ConnLow, ConnHigh: pc.ConnHigh, Shards: 1},
 		Device: DeviceConfig{Backend: "auto"},
 		Challenge: ChallengeConfig{
 			Genesis:        DefaultGenesis,
@@ -189,6 +191,7 @@ func DefaultConfig() Config {
 			CheatFraction:  0.9,
 			PassProb:       0.001,
 			Verifiers:      3,
+			Rate:           1,
 			PeerTTLEpochs:  3,
 		},
 		Scoring: ScoringConfig{Initial: 0.5, Alpha: 0.25, MinWeight: 0.05, Decay: 0.85, RetentionEpochs: 64, RecheckFraction: 0.05},
@@ -294,6 +297,9 @@ func (c Config) Validate() error {
 	if _, err := p2p.ParseBootstrap(c.P2P.Bootstrap); err != nil {
 		bad("[p2p] bootstrap: %v", err)
 	}
+	if c.P2P.Shards < 0 || c.P2P.Shards > 4096 {
+		bad("[p2p] shards: %d is outside 0..4096", c.P2P.Shards)
+	}
 	if c.P2P.ConnLow < 1 || c.P2P.ConnHigh < c.P2P.ConnLow {
 		bad("[p2p] conn_low, conn_high: need 1 <= conn_low <= conn_high, got %d, %d", c.P2P.ConnLow, c.P2P.ConnHigh)
 	}
@@ -349,6 +355,9 @@ func (c Config) Validate() error {
 	}
 	if ch.CheatFraction <= 0 || ch.CheatFraction >= 1 || ch.PassProb <= 0 || ch.PassProb >= 1 {
 		bad("[challenge] cheat_fraction, pass_probability: both must be in (0,1)")
+	}
+	if !(ch.Rate > 0 && ch.Rate <= 1) {
+		bad("[challenge] rate: %v is outside (0, 1]", ch.Rate)
 	}
 	if ch.Verifiers < 1 {
 		bad("[challenge] verifiers: %d is under 1", ch.Verifiers)

@@ -22,7 +22,11 @@ import (
 	"github.com/poai-network/poai/p2p"
 	"github.com/poai-network/poai/scoring"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/multiformats/go-multiaddr"
 )
 
 // DevnetConfig describes a local network of real nodes in one process, on
@@ -54,6 +58,25 @@ type DevnetConfig struct {
 	GPU string
 	// Log receives every node's logs.
 	Log *slog.Logger
+	// Mocknet runs the nodes over libp2p's in-memory network instead of
+	// TCP and QUIC on 127.0.0.1 (poai sim): each node links to Degree
+	// random peers of its shard, links delay every write by Latency, and
+	// the score stores are compact (scoring.Params.Compact).
+	Mocknet bool
+	// Degree is how many peers of its shard each mocknet node dials; 0
+	// means 8.
+	Degree int
+	// Latency is the one-way delay of every mocknet link.
+	Latency time.Duration
+	// Shards splits the network into shards ([p2p] shards); 0 or 1 keeps
+	// one.
+	Shards int
+	// Allowance of 0 keeps the default config's fixed part of deadlines.
+	Allowance time.Duration
+	// ChallengeRate of 0 keeps the default config's ([challenge] rate).
+	ChallengeRate float64
+	// Workloads, when set, replaces [challenge] workloads.
+	Workloads []string
 }
 
 // ParseAdversaries parses "slow=1,lazy=2" into a role count map.
@@ -94,6 +117,7 @@ type Devnet struct {
 	EpochLength time.Duration
 	dir         string
 	tempDir     bool
+	mocknet     mocknet.Mocknet
 }
 
 // StartDevnet measures the CPU backend once, then starts cfg.Nodes nodes:
@@ -110,8 +134,9 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	if cfg.Target <= 0 {
 		cfg.Target = 400 * time.Millisecond
 	}
+	perShard := cfg.Nodes / max(cfg.Shards, 1)
 	if cfg.EpochLength == 0 {
-		cfg.EpochLength = max(4*time.Second, time.Duration(cfg.Nodes)*3*cfg.Target).Round(100 * time.Millisecond)
+		cfg.EpochLength = max(4*time.Second, time.Duration(perShard)*3*cfg.Target).Round(100 * time.Millisecond)
 	}
 	if cfg.Slack == 0 {
 		cfg.Slack = 3
@@ -123,6 +148,10 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	d := &Devnet{dir: cfg.DataDir, EpochLength: cfg.EpochLength}
+	if cfg.Mocknet {
+		d.mocknet = mocknet.New()
+		d.mocknet.SetLinkDefaults(mocknet.LinkOptions{Latency: cfg.Latency})
+	}
 	if d.dir == "" {
 		dir, err := os.MkdirTemp("", "poai-devnet-")
 		if err != nil {
@@ -211,8 +240,8 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	d.Clock = genesis
 	for i, role := range roles {
 		c := base
-		c.P2P = P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}, ConnLow: base.P2P.ConnLow, ConnHigh: base.P2P.ConnHigh}
-		if i > 0 {
+		c.P2P = P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}, ConnLow: base.P2P.ConnLow, ConnHigh: base.P2P.ConnHigh, Shards: max(cfg.Shards, 1)}
+		if i > 0 && !cfg.Mocknet {
 			c.P2P.Bootstrap = []string{d.Nodes[0].Addrs()[0].String()}
 			if i > 1 {
 				c.P2P.Bootstrap = append(c.P2P.Bootstrap, d.Nodes[1+rand.IntN(i-1)].Addrs()[0].String())
@@ -222,6 +251,15 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		c.Challenge.EpochLength = Duration(cfg.EpochLength)
 		c.Challenge.TargetDuration = Duration(cfg.Target)
 		c.Challenge.Slack = cfg.Slack
+		if cfg.Allowance > 0 {
+			c.Challenge.Allowance = Duration(cfg.Allowance)
+		}
+		if len(cfg.Workloads) > 0 {
+			c.Challenge.Workloads = cfg.Workloads
+		}
+		if cfg.ChallengeRate > 0 {
+			c.Challenge.Rate = cfg.ChallengeRate
+		}
 		c.Device.Model = "devnet CPU"
 		c.Device.VRAMBytes = vram
 		c.Metrics.Listen = ""
@@ -233,6 +271,12 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 			WithClique(cliques[role])}
 		if role == RoleRelay {
 			opts = append(opts, WithAccomplice(accomplice))
+		}
+		if cfg.Mocknet {
+			addr := multiaddr.StringCast(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i>>16&255, i>>8&255, i&255))
+			opts = append(opts, WithCompactStore(), WithHost(func(key crypto.PrivKey) (host.Host, error) {
+				return d.mocknet.AddPeer(key, addr)
+			}))
 		}
 		if i == 0 && gpuBackend != nil {
 			c.Device.Model = "devnet GPU"
@@ -249,7 +293,54 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 		d.Nodes = append(d.Nodes, n)
 	}
+	if cfg.Mocknet {
+		if err := d.linkShards(cfg.Degree); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	return d, nil
+}
+
+// linkShards links and connects each mocknet node to degree random peers
+// of its own shard, and to the next one in a ring so that every shard is
+// connected.
+func (d *Devnet) linkShards(degree int) error {
+	if degree <= 0 {
+		degree = 8
+	}
+	byShard := map[int][]*Node{}
+	for _, n := range d.Nodes {
+		s, _ := n.Shard()
+		byShard[s] = append(byShard[s], n)
+	}
+	linked := map[[2]peer.ID]bool{}
+	connect := func(a, b *Node) error {
+		if a == b || linked[[2]peer.ID{a.ID(), b.ID()}] || linked[[2]peer.ID{b.ID(), a.ID()}] {
+			return nil
+		}
+		linked[[2]peer.ID{a.ID(), b.ID()}] = true
+		if _, err := d.mocknet.LinkPeers(a.ID(), b.ID()); err != nil {
+			return fmt.Errorf("mocknet link: %w", err)
+		}
+		if _, err := d.mocknet.ConnectPeers(a.ID(), b.ID()); err != nil {
+			return fmt.Errorf("mocknet connect: %w", err)
+		}
+		return nil
+	}
+	for _, members := range byShard {
+		for i, a := range members {
+			if err := connect(a, members[(i+1)%len(members)]); err != nil {
+				return err
+			}
+			for range max(degree/2-1, 0) {
+				if err := connect(a, members[rand.IntN(len(members))]); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Epoch returns the current epoch of the devnet.
@@ -303,10 +394,13 @@ type Report struct {
 	Separated    bool           `json:"separated"`
 	// AllCaught is true when every adversary is graylisted and below the
 	// honest minimum; HonestGraylisted counts honest peers graylisted.
-	AllCaught        bool          `json:"all_caught"`
-	HonestGraylisted int           `json:"honest_graylisted"`
-	Elapsed          time.Duration `json:"-"`
-	ElapsedS         float64       `json:"elapsed_s"`
+	AllCaught        bool `json:"all_caught"`
+	HonestGraylisted int  `json:"honest_graylisted"`
+	// Unobserved counts peers left out because no honest peer shares
+	// their shard.
+	Unobserved int           `json:"unobserved,omitempty"`
+	Elapsed    time.Duration `json:"-"`
+	ElapsedS   float64       `json:"elapsed_s"`
 }
 
 // Report builds the report. Counts, latencies, deviation and accuracy are
@@ -323,7 +417,7 @@ func (d *Devnet) Report() (Report, error) {
 		var sum float64
 		var views int
 		for _, o := range d.Nodes {
-			if o == p || o.Role().Adversary() {
+			if o == p || o.Role().Adversary() || !sameShard(o, p) {
 				continue
 			}
 			if observer == nil {
@@ -331,6 +425,10 @@ func (d *Devnet) Report() (Report, error) {
 			}
 			sum += o.Book().Score(p.ID().String())
 			views++
+		}
+		if observer == nil {
+			r.Unobserved++ // a shard without an honest peer: nobody to judge it
+			continue
 		}
 		s, err := observer.Book().Summarize(p.ID().String())
 		if err != nil {
@@ -345,7 +443,7 @@ func (d *Devnet) Report() (Report, error) {
 		var gsum float64
 		var gviews int
 		for _, o := range d.Nodes {
-			if o == p || o.Role().Adversary() {
+			if o == p || o.Role().Adversary() || !sameShard(o, p) {
 				continue
 			}
 			if g, ok := o.GossipScores()[p.ID()]; ok {
@@ -386,6 +484,14 @@ func (d *Devnet) Report() (Report, error) {
 		}
 	}
 	return r, nil
+}
+
+// sameShard reports whether a and b share a shard: only then does one
+// judge the other.
+func sameShard(a, b *Node) bool {
+	sa, _ := a.Shard()
+	sb, _ := b.Shard()
+	return sa == sb
 }
 
 // caughtEpoch returns the first epoch from which every trust round of
@@ -469,6 +575,9 @@ func (d *Devnet) Close() error {
 		errs = append(errs, n.Close())
 	}
 	d.Nodes = nil
+	if d.mocknet != nil {
+		errs = append(errs, d.mocknet.Close())
+	}
 	if d.tempDir {
 		errs = append(errs, os.RemoveAll(d.dir))
 	}

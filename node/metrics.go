@@ -21,6 +21,7 @@ type metrics struct {
 	ignored     prometheus.Counter
 	received    *prometheus.CounterVec
 	latency     prometheus.Histogram
+	attDelay    prometheus.Histogram
 	deviation   prometheus.Histogram
 	score       *prometheus.GaugeVec
 	void        prometheus.Counter
@@ -79,6 +80,10 @@ func newMetrics() *metrics {
 		Name: "poai_challenge_latency_seconds", Help: "Challenge to commitment latency reported by attestations, on the verifiers' clocks.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 	})
+	m.attDelay = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "poai_attestation_delay_seconds", Help: "Challenge issue (challenger's clock) to attestation receipt (this node's clock): how long the network takes to judge a challenge.",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
+	})
 	m.deviation = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "poai_score_deviation", Help: "Score deviation (max relative error of opened elements) reported by attestations.",
 		Buckets: []float64{0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10},
@@ -90,7 +95,7 @@ func newMetrics() *metrics {
 		Name: "poai_challenges_void_total",
 		Help: "Challenges voided by their challenger's fault: a reveal late or missing, or two challenges of one target in an epoch.",
 	})
-	m.registry.MustRegister(m.received, m.latency, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
+	m.registry.MustRegister(m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
 	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.answered, m.attested, m.proveTime, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

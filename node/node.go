@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,8 +46,10 @@ const (
 type Option func(*options)
 
 type options struct {
-	log     *slog.Logger
-	backend gpu.Backend
+	newHost      func(crypto.PrivKey) (host.Host, error)
+	compactStore bool
+	log          *slog.Logger
+	backend      gpu.Backend
 	// releaseBackend, when set, releases backend at Close.
 	releaseBackend func() error
 	role           Role
@@ -64,6 +68,17 @@ func WithClique(ids []peer.ID) Option { return func(o *options) { o.clique = ids
 // WithAccomplice (ADVERSARY, devnet and tests only) gives a relay the
 // device it forwards its challenges to.
 func WithAccomplice(b gpu.Backend) Option { return func(o *options) { o.accomplice = b } }
+
+// WithHost makes the node run on the libp2p host that newHost returns for
+// its identity key instead of building one from [p2p] listen: poai sim
+// passes mocknet peers. The node closes the host.
+func WithHost(newHost func(crypto.PrivKey) (host.Host, error)) Option {
+	return func(o *options) { o.newHost = newHost }
+}
+
+// WithCompactStore opens the score store with scoring.Params.Compact, for
+// many nodes in one process (poai sim).
+func WithCompactStore() Option { return func(o *options) { o.compactStore = true } }
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
@@ -112,7 +127,9 @@ type Node struct {
 	key  crypto.PrivKey
 	id   peer.ID
 	host *p2p.Host
-	book *scoring.Book
+	// shard is this node's shard of cfg.P2P.Shards (p2p.ShardOf).
+	shard int
+	book  *scoring.Book
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -149,6 +166,38 @@ type Node struct {
 
 	statsMu sync.Mutex
 	stats   Stats
+	delays  delayLog
+}
+
+// delayLog keeps the most recent challenge-to-attestation delays for
+// TakeAttestationDelays.
+type delayLog struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+// maxDelays bounds a delayLog.
+const maxDelays = 4096
+
+func (l *delayLog) add(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.d) >= maxDelays {
+		l.d = l.d[1:]
+	}
+	l.d = append(l.d, d)
+}
+
+// TakeAttestationDelays returns the challenge-to-attestation delays this
+// node saw since the last call (at most the latest 4096), each from the
+// challenge's issue time on the challenger's clock to the attestation's
+// receipt here, and forgets them.
+func (n *Node) TakeAttestationDelays() []time.Duration {
+	n.delays.mu.Lock()
+	defer n.delays.mu.Unlock()
+	out := n.delays.d
+	n.delays.d = nil
+	return out
 }
 
 // Stats counts what a node did, for reports.
@@ -327,7 +376,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	tp := scoring.DefaultTrustParams()
 	tp.PreTrusted, tp.Decay, tp.Retention = sc.PreTrusted, sc.Decay, uint64(sc.RetentionEpochs)
 	n.book, err = scoring.Open(filepath.Join(n.dir, ScoresDir), n.id.String(),
-		scoring.Params{Initial: sc.Initial, Alpha: sc.Alpha, MinWeight: sc.MinWeight, LatencySamples: 256, Trust: tp}, n.log)
+		scoring.Params{Initial: sc.Initial, Alpha: sc.Alpha, MinWeight: sc.MinWeight, LatencySamples: 256, Trust: tp, Compact: n.o.compactStore}, n.log)
 	if err != nil {
 		return err
 	}
@@ -353,6 +402,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	pc.MDNS = n.cfg.P2P.MDNS
 	pc.ConnLow, pc.ConnHigh = n.cfg.P2P.ConnLow, n.cfg.P2P.ConnHigh
 	pc.TraceFile = n.cfg.P2P.TraceFile
+	n.shard = p2p.ShardOf(n.id, n.cfg.P2P.Shards)
+	pc.Topics = p2p.ShardTopics(n.shard, n.cfg.P2P.Shards)
+	if n.o.newHost != nil {
+		if pc.Host, err = n.o.newHost(n.key); err != nil {
+			return fmt.Errorf("libp2p host: %w", err)
+		}
+	}
 	if n.cfg.Metrics.Listen != "" {
 		pc.Metrics = n.metrics.registry
 	}
@@ -376,7 +432,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		{p2p.TopicAttestation, wrap(n.validator.Attestation), n.onAttestation},
 		{p2p.TopicRequests, wrap(n.validator.ChallengeRequest), n.onRequest},
 	} {
-		if err := n.host.Join(t.topic, n.validatorFor(t.topic, t.decode), func(m p2p.Message) {
+		if err := n.host.Join(n.topic(t.topic), n.validatorFor(t.topic, t.decode), func(m p2p.Message) {
 			at := time.Now() // receipt time on this node's clock
 			d, ok := m.Decoded.(decoded)
 			if !ok {
@@ -407,6 +463,10 @@ func wrap[M proto.Message](f func(peer.ID, []byte, time.Time) (M, cid.Cid, error
 // count the result.
 func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time) (proto.Message, cid.Cid, error)) p2p.Validator {
 	return func(_ context.Context, from peer.ID, data []byte) (any, error) {
+		if s := p2p.ShardOf(from, n.cfg.P2P.Shards); s != n.shard {
+			n.metrics.messages.WithLabelValues(topic, "reject", "shard").Inc()
+			return nil, fmt.Errorf("author %s belongs to shard %d, not %d", from, s, n.shard)
+		}
 		m, c, err := decode(from, data, time.Now())
 		if err != nil {
 			reason := challenge.Reason(err)
@@ -531,11 +591,19 @@ func (n *Node) publish(topic string, m proto.Message) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := n.host.Publish(n.ctx, topic, b); err != nil && n.ctx.Err() == nil {
+		if err := n.host.Publish(n.ctx, n.topic(topic), b); err != nil && n.ctx.Err() == nil {
 			n.log.Warn("publish failed", "topic", topic, "err", err)
 		}
 	}()
 }
+
+// topic returns the name of base (one of p2p.Topics) in this node's shard.
+func (n *Node) topic(base string) string {
+	return p2p.ShardTopic(base, n.shard, n.cfg.P2P.Shards)
+}
+
+// Shard returns this node's shard and the network's shard count.
+func (n *Node) Shard() (shard, shards int) { return n.shard, max(n.cfg.P2P.Shards, 1) }
 
 // loop owns the node's protocol state and runs every event in order.
 func (n *Node) loop() {
@@ -621,12 +689,22 @@ func (n *Node) onEpoch(e uint64) {
 	live := n.livePeers(now)
 	judges := n.judges(live)
 	n.metrics.peers.Set(float64(len(live)))
+	// Shards take turns: each shard's slots are shifted by its share of
+	// one slot, so the network's challenges are spread over the epoch.
+	shard, shards := n.Shard()
+	phase := time.Duration(float64(n.clock.Length) * 0.8 / float64(max(len(live), 1)) * float64(shard) / float64(shards))
 	for _, target := range live {
 		if target == n.id || challengerFor(e, target, judges) != n.id {
 			continue
 		}
+		// Below rate 1 the challenger draws from its own randomness, so
+		// no prover can tell in advance in which epochs it is challenged
+		// (a device shared by identities could otherwise take turns).
+		if rate := n.cfg.Challenge.Rate; rate < 1 && mrand.Float64() >= rate {
+			continue
+		}
 		target := target
-		at := n.clock.Start(e).Add(slotOffset(target, live, n.clock.Length))
+		at := n.clock.Start(e).Add(slotOffset(target, live, n.clock.Length) + phase)
 		n.after(time.Until(at), func() {
 			if _, err := n.issue(e, target); err != nil {
 				n.log.Debug("challenge not issued", "target", shortID(target), "err", err)
@@ -1047,7 +1125,7 @@ func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation
 	n.publish(p2p.TopicAttestation, a)
 }
 
-func (n *Node) onAttestation(from peer.ID, d decoded, _ time.Time) {
+func (n *Node) onAttestation(from peer.ID, d decoded, at time.Time) {
 	a := d.msg.(*pb.Attestation)
 	t, ok := n.tracked[string(a.GetChallengeCid())]
 	if !ok || peer.ID(a.GetTarget()) != t.target {
@@ -1076,6 +1154,9 @@ func (n *Node) onAttestation(from peer.ID, d decoded, _ time.Time) {
 		n.metrics.received.WithLabelValues(verdictName(a.GetVerdict())).Inc()
 		n.metrics.latency.Observe(float64(a.GetLatencyMs()) / 1000)
 		n.metrics.deviation.Observe(a.GetScoreDeviation())
+		delay := at.Sub(time.UnixMilli(t.ch.GetIssuedUnixMs()))
+		n.metrics.attDelay.Observe(delay.Seconds())
+		n.delays.add(delay)
 	case !errors.Is(err, scoring.ErrDuplicate):
 		n.log.Error("record attestation", "err", err)
 	}

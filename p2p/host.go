@@ -52,6 +52,14 @@ type Config struct {
 	// (pubsub.NewJSONTracer): publish, deliver, reject, duplicate, graft,
 	// prune, join and leave events with nanosecond timestamps.
 	TraceFile string
+	// Topics are the topics gossipsub scores (ScoreParams); nil means
+	// Topics, the unsharded names.
+	Topics []string
+	// Host, when set, is used instead of building a libp2p host (a
+	// mocknet peer in poai sim): ListenAddrs, the transports, the
+	// connection and resource managers and Metrics are then the
+	// caller's business, and Close closes it.
+	Host host.Host
 }
 
 // DefaultConfig listens on all interfaces, TCP and QUIC port 4001, with
@@ -116,6 +124,19 @@ func New(key crypto.PrivKey, cfg Config, log *slog.Logger) (*Host, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	h := cfg.Host
+	if h == nil {
+		var err error
+		if h, err = newLibp2pHost(key, cfg); err != nil {
+			return nil, err
+		}
+	}
+	return start(h, cfg, log)
+}
+
+// newLibp2pHost builds the TCP and QUIC libp2p host of cfg with its
+// connection and resource managers.
+func newLibp2pHost(key crypto.PrivKey, cfg Config) (host.Host, error) {
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh)
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
@@ -149,6 +170,12 @@ func New(key crypto.PrivKey, cfg Config, log *slog.Logger) (*Host, error) {
 		rm.Close()
 		return nil, fmt.Errorf("libp2p host: %w", err)
 	}
+	return h, nil
+}
+
+// start runs gossipsub, discovery and the bootstrap dialer on h.
+func start(h host.Host, cfg Config, log *slog.Logger) (*Host, error) {
+	var err error
 	mesh := newMeshTracer()
 	opts := []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
@@ -164,8 +191,12 @@ func New(key crypto.PrivKey, cfg Config, log *slog.Logger) (*Host, error) {
 		app = func(peer.ID) float64 { return 0 }
 	}
 	scores := newScoreBook()
+	topics := cfg.Topics
+	if topics == nil {
+		topics = Topics
+	}
 	opts = append(opts,
-		pubsub.WithPeerScore(ScoreParams(Topics, app), Thresholds()),
+		pubsub.WithPeerScore(ScoreParams(topics, app), Thresholds()),
 		pubsub.WithPeerScoreInspect(scores.update, time.Second))
 	var tracer *pubsub.JSONTracer
 	if cfg.TraceFile != "" {

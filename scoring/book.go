@@ -117,6 +117,12 @@ type Params struct {
 	LatencySamples int
 	// Trust tunes the EigenTrust integrity score.
 	Trust TrustParams
+	// Compact shrinks the store for many books in one process (poai sim):
+	// 1 MiB memtables, 4 MiB value-log files, 256 KiB of block cache and
+	// writes not synced to disk before Record returns (a simulation needs
+	// no durability across a power cut; a crash still leaves a store
+	// Badger opens, since its writes remain atomic).
+	Compact bool
 }
 
 // DefaultParams returns Initial 0.5, Alpha 0.25, MinWeight 0.05, 256
@@ -183,6 +189,11 @@ func Open(dir, self string, params Params, log *slog.Logger) (*Book, error) {
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2).
 		WithBlockCacheSize(8 << 20)
+	if params.Compact {
+		opts = opts.WithSyncWrites(false).WithMemTableSize(1 << 20).WithValueLogFileSize(4 << 20).
+			WithBlockCacheSize(256 << 10).WithIndexCacheSize(256 << 10).WithNumMemtables(2).WithNumLevelZeroTables(2).
+			WithNumLevelZeroTablesStall(4).WithValueThreshold(1 << 10)
+	}
 	db, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open score store %s: %w", dir, err)

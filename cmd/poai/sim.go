@@ -1,0 +1,283 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"maps"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/poai-network/poai/node"
+)
+
+func simCmd() *cobra.Command {
+	var (
+		cfg         node.SimConfig
+		adversaries string
+		outDir      string
+		jsonOut     bool
+		logLevel    string
+		cpuProfile  string
+	)
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Simulate a large network of real nodes over libp2p's in-memory network, with plots",
+		Long: `sim runs --peers real poai nodes in this process over libp2p's in-memory
+network (mocknet): the same gossipsub with peer scoring, validators, CPU
+prover, verifiers, EigenTrust and Badger store (one per node, compact) as
+'poai run', with only the transport replaced. Links delay every write by
+--latency.
+
+The network is split into shards of about --shard-size peers ([p2p]
+shards): a peer challenges, proves, verifies and attests only inside its
+shard, so each peer handles O(shard size) messages per epoch rather than
+O(peers). Each peer is challenged in an epoch with probability --rate.
+
+Adversary roles are those of 'poai devnet' (see 'poai devnet --help').
+Every epoch a line of figures goes to stderr. At the end --out receives
+sim.json and four plots: scores.png (mean integrity score by role per
+epoch), detection.png (epoch each adversary class was caught), delay.png
+(challenge-to-attestation delay p50/p99 per epoch) and mesh.png (mesh
+degree distribution on the attestation topic). --json also prints the
+report on stdout.`,
+		Example: `  poai sim --peers 200 --epochs 10
+  poai sim --peers 1000 --epochs 20 --adversaries slow=20,lazy=10,replay=10,relay=10,forged-nvml=10,lazy-verifier=20,colluders=30,sybil=40,onoff=10 --out docs/sim`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			adv, err := node.ParseAdversaries(adversaries)
+			if err != nil {
+				return err
+			}
+			if cfg.Log, err = newLogger(logLevel, "text"); err != nil {
+				return err
+			}
+			stderr := cmd.ErrOrStderr()
+			fmt.Fprintf(stderr, "sim: starting %d nodes on mocknet (shards of ~%d, degree %d, latency %v)...\n", cfg.Peers, cfg.ShardSize, cfg.Degree, cfg.Latency)
+			cfg.Adversaries = adv
+			cfg.Progress = func(e node.SimEpoch) {
+				line := fmt.Sprintf("epoch %3d  attestations %6d  delay p50 %6.0f ms p99 %6.0f ms  heap %5d MiB  goroutines %6d ", e.Epoch,
+					e.Attestations, e.DelayP50MS, e.DelayP99MS, e.HeapBytes>>20, e.Goroutines)
+				for _, r := range roleOrder(e.ByRole) {
+					s := e.ByRole[r]
+					line += fmt.Sprintf(" %s %.2f(%d/%d gray)", r, s.Mean, s.Graylisted, s.Peers)
+				}
+				fmt.Fprintln(stderr, line)
+			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			r, err := node.RunSim(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "sim: %d peers in %d shards, %d epochs of %s: set-up %.0f s, run %.0f s, CPU %.0f s; heap %.0f KiB per peer, peak RSS %d MiB\n",
+				r.Peers, r.Shards, r.Epochs, r.EpochLength, r.SetupS, r.RunS, r.CPUS, float64(r.HeapPerPeerBytes)/1024, r.PeakRSSBytes>>20)
+			fmt.Fprintf(stderr, "sim: challenge-to-attestation delay p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n", r.DelayP50MS, r.DelayP90MS, r.DelayP99MS)
+			for _, role := range roleOrder(r.Detection) {
+				d := r.Detection[role]
+				fmt.Fprintf(stderr, "sim: %-14s caught %d/%d, epochs first %d median %d last %d\n", role, d.Caught, d.Peers, d.First, d.Median, d.Last)
+			}
+			keys := slices.Sorted(maps.Keys(r.Messages))
+			for _, k := range keys {
+				fmt.Fprintf(stderr, "sim: messages %-40s %.0f (%.1f per peer per epoch)\n", k, r.Messages[k], r.Messages[k]/float64(r.Peers*r.Epochs))
+			}
+			fmt.Fprintf(stderr, "sim: all caught %v, honest graylisted %d, unobserved %d\n", r.AllCaught, r.HonestGraylisted, r.Report.Unobserved)
+			if outDir != "" {
+				if err := writeSimOutputs(outDir, r); err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "sim: wrote %s\n", outDir)
+			}
+			if jsonOut {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(r)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Peers, "peers", 200, "number of nodes, adversaries included")
+	f.IntVar(&cfg.Epochs, "epochs", 10, "epochs to run after genesis")
+	f.StringVar(&adversaries, "adversaries", "", "adversary roles and counts, e.g. slow=2,lazy=1 (roles of 'poai devnet')")
+	f.IntVar(&cfg.ShardSize, "shard-size", 32, "peers per shard the network aims for")
+	f.IntVar(&cfg.Degree, "degree", 8, "connections each node opens inside its shard")
+	f.DurationVar(&cfg.Latency, "latency", 5*time.Millisecond, "one-way latency of every link")
+	f.DurationVar(&cfg.Target, "target", 40*time.Millisecond, "how long a challenge should take an honest node")
+	f.DurationVar(&cfg.EpochLength, "epoch", 0, "epoch length (0: sized from peers, rate, target and cores)")
+	f.Float64Var(&cfg.Rate, "rate", 1, "fraction of peers challenged per epoch")
+	f.DurationVar(&cfg.Allowance, "allowance", 300*time.Millisecond, "fixed part of every deadline, for gossip and scheduling")
+	f.StringSliceVar(&cfg.Workloads, "workloads", []string{"int8", "vram"}, "workloads challenges rotate through: int8, bf16, vram")
+	f.StringVar(&cfg.DataDir, "data", "", "folder for the nodes' stores (default: a temporary one, removed at the end)")
+	f.StringVar(&outDir, "out", "", "write sim.json and the PNG plots to this folder")
+	f.BoolVar(&jsonOut, "json", false, "print the report as JSON on stdout")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file")
+	f.StringVar(&logLevel, "log-level", "error", "nodes' log level: debug, info, warn or error")
+	return cmd
+}
+
+// roleOrder returns m's roles in node.Roles order.
+func roleOrder[V any](m map[node.Role]V) []node.Role {
+	var out []node.Role
+	for _, r := range node.Roles {
+		if _, ok := m[r]; ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// writeSimOutputs writes sim.json and the plots into dir.
+func writeSimOutputs(dir string, r node.SimReport) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sim.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	title := fmt.Sprintf("%d peers, %d shards", r.Peers, r.Shards)
+	for name, draw := range map[string]func(string) (*plot.Plot, error){
+		"scores.png":    func(t string) (*plot.Plot, error) { return scoresPlot(r, t) },
+		"detection.png": func(t string) (*plot.Plot, error) { return detectionPlot(r, t) },
+		"delay.png":     func(t string) (*plot.Plot, error) { return delayPlot(r, t) },
+		"mesh.png":      func(t string) (*plot.Plot, error) { return meshPlot(r, t) },
+	} {
+		p, err := draw(title)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := p.Save(7*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// scoresPlot draws each role's mean integrity score per epoch.
+func scoresPlot(r node.SimReport, title string) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Integrity score by role (" + title + ")"
+	p.X.Label.Text = "epoch"
+	p.Y.Label.Text = "mean score in honest peers' view"
+	roles := map[node.Role]plotter.XYs{}
+	for _, e := range r.Trajectory {
+		for role, s := range e.ByRole {
+			roles[role] = append(roles[role], plotter.XY{X: float64(e.Epoch), Y: s.Mean})
+		}
+	}
+	var args []any
+	for _, role := range roleOrder(roles) {
+		args = append(args, string(role), roles[role])
+	}
+	if err := plotutil.AddLinePoints(p, args...); err != nil {
+		return nil, err
+	}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	return p, nil
+}
+
+// detectionPlot draws, per adversary class, the first, median and last
+// epoch its peers were caught.
+func detectionPlot(r node.SimReport, title string) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Epoch each adversary class was caught (" + title + ")"
+	p.Y.Label.Text = "epoch (first, median, last caught)"
+	roles := roleOrder(r.Detection)
+	var first, median, last plotter.Values
+	var names []string
+	for _, role := range roles {
+		d := r.Detection[role]
+		first, median, last = append(first, float64(max(d.First, 0))), append(median, float64(max(d.Median, 0))), append(last, float64(max(d.Last, 0)))
+		names = append(names, fmt.Sprintf("%s %d/%d", role, d.Caught, d.Peers))
+	}
+	if len(roles) == 0 {
+		return p, nil
+	}
+	w := vg.Points(8)
+	for i, vs := range []plotter.Values{first, median, last} {
+		b, err := plotter.NewBarChart(vs, w)
+		if err != nil {
+			return nil, err
+		}
+		b.Color = plotutil.Color(i)
+		b.Offset = vg.Length(i-1) * w
+		p.Add(b)
+		p.Legend.Add([]string{"first", "median", "last"}[i], b)
+	}
+	p.NominalX(names...)
+	p.X.Tick.Label.Rotation = 0.5
+	p.X.Tick.Label.XAlign = -1
+	p.Legend.Top = true
+	return p, nil
+}
+
+// delayPlot draws the challenge-to-attestation delay percentiles per epoch.
+func delayPlot(r node.SimReport, title string) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Challenge-to-attestation delay (" + title + ")"
+	p.X.Label.Text = "epoch"
+	p.Y.Label.Text = "ms"
+	var p50, p99 plotter.XYs
+	for _, e := range r.Trajectory {
+		if e.Attestations == 0 {
+			continue
+		}
+		p50 = append(p50, plotter.XY{X: float64(e.Epoch), Y: e.DelayP50MS})
+		p99 = append(p99, plotter.XY{X: float64(e.Epoch), Y: e.DelayP99MS})
+	}
+	if err := plotutil.AddLinePoints(p, "p50", p50, "p99", p99); err != nil {
+		return nil, err
+	}
+	p.Legend.Top = true
+	return p, nil
+}
+
+// meshPlot draws how many nodes have each mesh degree.
+func meshPlot(r node.SimReport, title string) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Mesh degree on the attestation topic (" + title + ")"
+	p.X.Label.Text = "mesh peers"
+	p.Y.Label.Text = "nodes"
+	var degrees []int
+	for d := range r.MeshDegree {
+		degrees = append(degrees, d)
+	}
+	slices.Sort(degrees)
+	if len(degrees) == 0 {
+		return p, nil
+	}
+	vs := make(plotter.Values, degrees[len(degrees)-1]+1)
+	for d, c := range r.MeshDegree {
+		vs[d] = float64(c)
+	}
+	b, err := plotter.NewBarChart(vs, vg.Points(12))
+	if err != nil {
+		return nil, err
+	}
+	b.Color = color.RGBA{B: 180, A: 255}
+	p.Add(b)
+	return p, nil
+}

@@ -1,0 +1,336 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"runtime"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/poai-network/poai/p2p"
+)
+
+// SimConfig describes a simulation: many real nodes in one process over
+// libp2p's in-memory network (mocknet), split into shards. Everything but
+// the transport is the code a real node runs: gossipsub with peer
+// scoring, the validators, the CPU prover, the verifiers, EigenTrust and
+// one Badger store per node.
+type SimConfig struct {
+	// Peers is the total number of nodes, adversaries included.
+	Peers int
+	// Adversaries maps each adversary role to how many nodes play it.
+	Adversaries map[Role]int
+	// Epochs is how many epochs to run after genesis.
+	Epochs int
+	// ShardSize is the number of peers per shard the network aims for;
+	// shards = ceil(Peers / ShardSize). 0 means 32.
+	ShardSize int
+	// Degree is how many peers of its shard each node connects to (0: 8).
+	Degree int
+	// Latency is the one-way delay of every link.
+	Latency time.Duration
+	// Target is how long a challenge should take an honest node (0: 40 ms).
+	Target time.Duration
+	// EpochLength of 0 is picked so that the network's proofs fit the
+	// machine: Peers × Rate × Target × 4 / cores, at least 4 s and at
+	// least ShardSize × 3 × Target.
+	EpochLength time.Duration
+	// Rate is the fraction of peers challenged per epoch (0: 1).
+	Rate float64
+	// Allowance is the fixed part of every deadline (0: 300 ms).
+	Allowance time.Duration
+	// Slack multiplies anticipated times into deadlines (0: 3).
+	Slack float64
+	// Workloads challenges rotate through (0: int8 and vram; bf16 costs a
+	// CPU prover several times more per challenge than int8).
+	Workloads []string
+	// DataDir holds the stores; empty means a temporary folder.
+	DataDir string
+	// Log receives every node's logs.
+	Log *slog.Logger
+	// Progress, when set, receives each epoch's figures as they come.
+	Progress func(SimEpoch)
+}
+
+// RoleScores summarizes the integrity scores of one role's peers in one
+// epoch: each peer's score is the mean over the honest peers of its shard.
+type RoleScores struct {
+	Peers int     `json:"peers"`
+	Mean  float64 `json:"mean"`
+	Min   float64 `json:"min"`
+	Max   float64 `json:"max"`
+	// Graylisted counts peers whose application score is below the
+	// graylist threshold in the view of most honest peers of their shard.
+	Graylisted int `json:"graylisted"`
+}
+
+// SimEpoch is what the simulation saw at the end of one epoch.
+type SimEpoch struct {
+	Epoch  int                  `json:"epoch"`
+	ByRole map[Role]*RoleScores `json:"by_role"`
+	// Attestations is how many attestations honest nodes folded in during
+	// the epoch; the delays are challenge issue to attestation receipt.
+	Attestations int     `json:"attestations"`
+	DelayP50MS   float64 `json:"delay_p50_ms"`
+	DelayP99MS   float64 `json:"delay_p99_ms"`
+	HeapBytes    uint64  `json:"heap_bytes"`
+	Goroutines   int     `json:"goroutines"`
+}
+
+// Detection is when one adversary class was caught: the epochs from which
+// each of its peers stayed below the graylist threshold (Report's
+// caught_epoch), over the peers that were caught.
+type Detection struct {
+	Peers  int   `json:"peers"`
+	Caught int   `json:"caught"`
+	First  int64 `json:"first_epoch"`
+	Median int64 `json:"median_epoch"`
+	Last   int64 `json:"last_epoch"`
+}
+
+// SimReport is the simulation's result.
+type SimReport struct {
+	Peers       int     `json:"peers"`
+	Shards      int     `json:"shards"`
+	Epochs      int     `json:"epochs"`
+	EpochLength string  `json:"epoch_length"`
+	Rate        float64 `json:"rate"`
+	LatencyMS   float64 `json:"link_latency_ms"`
+	// Report is the devnet report of the last epoch (shard-aware).
+	Report     Report             `json:"report"`
+	Trajectory []SimEpoch         `json:"trajectory"`
+	Detection  map[Role]Detection `json:"detection"`
+	// Challenge-to-attestation delay over the whole run, in ms.
+	DelayP50MS float64 `json:"delay_p50_ms"`
+	DelayP90MS float64 `json:"delay_p90_ms"`
+	DelayP99MS float64 `json:"delay_p99_ms"`
+	// MeshDegree counts nodes by their mesh degree on the attestation
+	// topic at the end: MeshDegree[d] nodes have d mesh peers.
+	MeshDegree map[int]int `json:"mesh_degree"`
+	// Memory: Go heap in use after start-up and at the end, divided by
+	// the number of peers, and the process's peak resident set.
+	HeapPerPeerBytes uint64  `json:"heap_per_peer_bytes"`
+	HeapEndBytes     uint64  `json:"heap_end_bytes"`
+	PeakRSSBytes     uint64  `json:"peak_rss_bytes"`
+	SetupS           float64 `json:"setup_s"`
+	RunS             float64 `json:"run_s"`
+	CPUS             float64 `json:"cpu_s"`
+	// Messages counts, over every node, the messages its validators saw
+	// by topic and result ("/poai/1/claims accept").
+	Messages map[string]float64 `json:"messages"`
+	// AllCaught: every adversary class fully caught; HonestGraylisted:
+	// honest false positives at the end.
+	AllCaught        bool `json:"all_caught"`
+	HonestGraylisted int  `json:"honest_graylisted"`
+}
+
+// RunSim runs a simulation to the end of cfg.Epochs and reports it.
+func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
+	if cfg.Peers < 3 || cfg.Epochs < 1 {
+		return SimReport{}, fmt.Errorf("sim: need at least 3 peers and 1 epoch, got %d and %d", cfg.Peers, cfg.Epochs)
+	}
+	if cfg.ShardSize <= 0 {
+		cfg.ShardSize = 32
+	}
+	if cfg.Target <= 0 {
+		cfg.Target = 40 * time.Millisecond
+	}
+	if cfg.Rate <= 0 {
+		cfg.Rate = 1
+	}
+	if cfg.Allowance <= 0 {
+		cfg.Allowance = 300 * time.Millisecond
+	}
+	if cfg.Slack <= 0 {
+		cfg.Slack = 3
+	}
+	if len(cfg.Workloads) == 0 {
+		cfg.Workloads = []string{"int8", "vram"}
+	}
+	shards := (cfg.Peers + cfg.ShardSize - 1) / cfg.ShardSize
+	if cfg.EpochLength <= 0 {
+		load := time.Duration(float64(cfg.Peers) * cfg.Rate * float64(cfg.Target) * 4 / float64(runtime.GOMAXPROCS(0)))
+		cfg.EpochLength = max(4*time.Second, time.Duration(min(cfg.ShardSize, cfg.Peers))*3*cfg.Target, load).Round(100 * time.Millisecond)
+	}
+	cpu0 := cpuTime()
+	t0 := time.Now()
+	d, err := StartDevnet(ctx, DevnetConfig{
+		Nodes: cfg.Peers, Adversaries: cfg.Adversaries, DataDir: cfg.DataDir, Target: cfg.Target,
+		EpochLength: cfg.EpochLength, Slack: cfg.Slack, Warmup: 3*time.Second + time.Duration(cfg.Peers)*15*time.Millisecond,
+		GPU: "off", Log: cfg.Log, Mocknet: true, Degree: cfg.Degree, Latency: cfg.Latency, Shards: shards,
+		Allowance: cfg.Allowance, ChallengeRate: cfg.Rate, Workloads: cfg.Workloads,
+	})
+	if err != nil {
+		return SimReport{}, err
+	}
+	defer d.Close()
+	r := SimReport{Peers: cfg.Peers, Shards: shards, Epochs: cfg.Epochs, EpochLength: cfg.EpochLength.String(),
+		Rate: cfg.Rate, LatencyMS: float64(cfg.Latency) / 1e6, Detection: map[Role]Detection{}, MeshDegree: map[int]int{}}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	r.HeapPerPeerBytes = ms.HeapInuse / uint64(cfg.Peers)
+	r.SetupS = time.Since(t0).Seconds()
+	t1 := time.Now()
+	var all []time.Duration
+	for e := 1; e <= cfg.Epochs; e++ {
+		// Sample just after epoch e starts: its trust round has folded in
+		// epoch e−1.
+		at := d.Clock.Add(time.Duration(e)*d.EpochLength + d.EpochLength/20)
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-time.After(time.Until(at)):
+		}
+		se := d.sample(e - 1)
+		for _, n := range d.Nodes {
+			ds := n.TakeAttestationDelays()
+			if !n.Role().Adversary() {
+				se.Attestations += len(ds)
+				all = append(all, ds...)
+			}
+		}
+		se.DelayP50MS = percentileMS(all[len(all)-se.Attestations:], 0.5)
+		se.DelayP99MS = percentileMS(all[len(all)-se.Attestations:], 0.99)
+		runtime.ReadMemStats(&ms)
+		se.HeapBytes, se.Goroutines = ms.HeapInuse, runtime.NumGoroutine()
+		r.Trajectory = append(r.Trajectory, se)
+		if cfg.Progress != nil {
+			cfg.Progress(se)
+		}
+	}
+	r.RunS = time.Since(t1).Seconds()
+	r.DelayP50MS, r.DelayP90MS, r.DelayP99MS = percentileMS(all, 0.5), percentileMS(all, 0.9), percentileMS(all, 0.99)
+	for _, n := range d.Nodes {
+		r.MeshDegree[len(n.host.MeshPeers(n.topic(p2p.TopicAttestation)))]++
+	}
+	r.Messages = map[string]float64{}
+	for _, n := range d.Nodes {
+		mfs, err := n.Registry().Gather()
+		if err != nil {
+			continue
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "poai_messages_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				var topic, result string
+				for _, l := range m.GetLabel() {
+					switch l.GetName() {
+					case "topic":
+						topic = l.GetValue()
+					case "result":
+						result = l.GetValue()
+					}
+				}
+				r.Messages[topic+" "+result] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if r.Report, err = d.Report(); err != nil {
+		return r, err
+	}
+	caught := map[Role][]int64{}
+	for _, p := range r.Report.Peers {
+		if !p.Role.Adversary() {
+			continue
+		}
+		det := r.Detection[p.Role]
+		det.Peers++
+		if p.CaughtEpoch >= 0 && p.Graylisted {
+			det.Caught++
+			caught[p.Role] = append(caught[p.Role], p.CaughtEpoch)
+		}
+		r.Detection[p.Role] = det
+	}
+	r.AllCaught = true
+	for role, det := range r.Detection {
+		if es := caught[role]; len(es) > 0 {
+			slices.Sort(es)
+			det.First, det.Median, det.Last = es[0], es[len(es)/2], es[len(es)-1]
+		} else {
+			det.First, det.Median, det.Last = -1, -1, -1
+		}
+		r.Detection[role] = det
+		if det.Caught < det.Peers {
+			r.AllCaught = false
+		}
+	}
+	r.HonestGraylisted = r.Report.HonestGraylisted
+	runtime.ReadMemStats(&ms)
+	r.HeapEndBytes = ms.HeapInuse
+	r.PeakRSSBytes = peakRSS()
+	r.CPUS = (cpuTime() - cpu0).Seconds()
+	return r, nil
+}
+
+// sample returns each role's scores as the honest peers of its shard see
+// them after epoch e.
+func (d *Devnet) sample(e int) SimEpoch {
+	se := SimEpoch{Epoch: e, ByRole: map[Role]*RoleScores{}}
+	for _, p := range d.Nodes {
+		var sum float64
+		var views, gray int
+		for _, o := range d.Nodes {
+			if o == p || o.Role().Adversary() || !sameShard(o, p) {
+				continue
+			}
+			sum += o.Book().Score(p.ID().String())
+			if o.appScore(p.ID()) < p2p.GraylistThreshold {
+				gray++
+			}
+			views++
+		}
+		if views == 0 {
+			continue
+		}
+		s := sum / float64(views)
+		rs := se.ByRole[p.Role()]
+		if rs == nil {
+			rs = &RoleScores{Min: math.Inf(1), Max: math.Inf(-1)}
+			se.ByRole[p.Role()] = rs
+		}
+		rs.Mean += s
+		rs.Peers++
+		rs.Min, rs.Max = math.Min(rs.Min, s), math.Max(rs.Max, s)
+		if 2*gray > views {
+			rs.Graylisted++
+		}
+	}
+	for _, rs := range se.ByRole {
+		rs.Mean /= float64(rs.Peers)
+	}
+	return se
+}
+
+// percentileMS returns the q-quantile of ds in milliseconds (0 if empty).
+func percentileMS(ds []time.Duration, q float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return float64(s[min(int(q*float64(len(s))), len(s)-1)]) / 1e6
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// peakRSS is the process's peak resident set in bytes (Linux reports KiB).
+func peakRSS() uint64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return uint64(ru.Maxrss) * 1024
+}
