@@ -77,6 +77,10 @@ type DevnetConfig struct {
 	ChallengeRate float64
 	// Workloads, when set, replaces [challenge] workloads.
 	Workloads []string
+	// K and M, when set, replace [challenge] k and m (int8 inner and
+	// column dimensions): smaller ones shrink openings and the least
+	// work a verifier's share allows.
+	K, M int
 }
 
 // ParseAdversaries parses "slow=1,lazy=2" into a role count map.
@@ -253,6 +257,9 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		c.Challenge.Slack = cfg.Slack
 		if cfg.Allowance > 0 {
 			c.Challenge.Allowance = Duration(cfg.Allowance)
+		}
+		if cfg.K > 0 && cfg.M > 0 {
+			c.Challenge.K, c.Challenge.M = cfg.K, cfg.M
 		}
 		if len(cfg.Workloads) > 0 {
 			c.Challenge.Workloads = cfg.Workloads

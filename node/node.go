@@ -715,9 +715,11 @@ func (n *Node) onEpoch(e uint64) {
 
 // expire forgets challenges, orphans and peers too old to matter.
 func (n *Node) expire(now time.Time) {
-	keep := 3*n.clock.Length + 2*challenge.DefaultLimits().MaxDeadline
+	// A challenge is kept three epochs past its own deadline (not the
+	// protocol's 10-minute limit, which kept every opening of a busy
+	// shard in memory for 20 minutes).
 	for k, t := range n.tracked {
-		if now.Sub(t.receivedAt) > keep {
+		if now.Sub(t.receivedAt) > 3*n.clock.Length+2*time.Duration(t.ch.GetDeadlineMs())*time.Millisecond {
 			delete(n.tracked, k)
 		}
 	}

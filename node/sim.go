@@ -32,21 +32,27 @@ type SimConfig struct {
 	Degree int
 	// Latency is the one-way delay of every link.
 	Latency time.Duration
-	// Target is how long a challenge should take an honest node (0: 40 ms).
+	// Target is how long a challenge should take an honest node (0: 80
+	// ms; with Slack 3 it must exceed Allowance / 3).
 	Target time.Duration
-	// EpochLength of 0 is picked so that the network's proofs fit the
-	// machine: Peers × Rate × Target × 4 / cores, at least 4 s and at
-	// least ShardSize × 3 × Target.
+	// EpochLength of 0 is picked so that the network's challenges keep
+	// the machine's cores under 70 % busy (about 450 ms of CPU each at
+	// the defaults), at least 4 s and at least ShardSize × 3 × Target.
 	EpochLength time.Duration
 	// Rate is the fraction of peers challenged per epoch (0: 1).
 	Rate float64
-	// Allowance is the fixed part of every deadline (0: 300 ms).
+	// Allowance is the fixed part of every deadline (0: 150 ms).
 	Allowance time.Duration
 	// Slack multiplies anticipated times into deadlines (0: 3).
 	Slack float64
-	// Workloads challenges rotate through (0: int8 and vram; bf16 costs a
-	// CPU prover several times more per challenge than int8).
+	// Workloads challenges rotate through (empty: int8 only; on small
+	// CPU claims bf16 costs several times more per challenge and the VRAM
+	// proof's verifiers recompute about as much as its prover).
 	Workloads []string
+	// K and M are the int8 inner and column dimensions (0: 128 each, a
+	// quarter of the default config's, so openings stay small when every
+	// peer of a shard receives every opening).
+	K, M int
 	// DataDir holds the stores; empty means a temporary folder.
 	DataDir string
 	// Log receives every node's logs.
@@ -136,23 +142,30 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 		cfg.ShardSize = 32
 	}
 	if cfg.Target <= 0 {
-		cfg.Target = 40 * time.Millisecond
+		cfg.Target = 80 * time.Millisecond
 	}
 	if cfg.Rate <= 0 {
 		cfg.Rate = 1
 	}
 	if cfg.Allowance <= 0 {
-		cfg.Allowance = 300 * time.Millisecond
+		cfg.Allowance = 150 * time.Millisecond
 	}
 	if cfg.Slack <= 0 {
 		cfg.Slack = 3
 	}
 	if len(cfg.Workloads) == 0 {
-		cfg.Workloads = []string{"int8", "vram"}
+		cfg.Workloads = []string{"int8"}
+	}
+	if cfg.K <= 0 || cfg.M <= 0 {
+		cfg.K, cfg.M = 128, 128
 	}
 	shards := (cfg.Peers + cfg.ShardSize - 1) / cfg.ShardSize
 	if cfg.EpochLength <= 0 {
-		load := time.Duration(float64(cfg.Peers) * cfg.Rate * float64(cfg.Target) * 4 / float64(runtime.GOMAXPROCS(0)))
+		// About 450 ms of CPU per challenge at the defaults (proof,
+		// verifiers, re-checks, gossip and signatures, measured with
+		// --cpuprofile on 64 peers), kept under 70 % of the cores.
+		perChallenge := 450 * time.Millisecond * time.Duration(cfg.K*cfg.M) / (128 * 128) * cfg.Target / (80 * time.Millisecond)
+		load := time.Duration(float64(cfg.Peers) * cfg.Rate * float64(max(perChallenge, 200*time.Millisecond)) / float64(runtime.GOMAXPROCS(0)) / 0.7)
 		cfg.EpochLength = max(4*time.Second, time.Duration(min(cfg.ShardSize, cfg.Peers))*3*cfg.Target, load).Round(100 * time.Millisecond)
 	}
 	cpu0 := cpuTime()
@@ -161,7 +174,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 		Nodes: cfg.Peers, Adversaries: cfg.Adversaries, DataDir: cfg.DataDir, Target: cfg.Target,
 		EpochLength: cfg.EpochLength, Slack: cfg.Slack, Warmup: 3*time.Second + time.Duration(cfg.Peers)*15*time.Millisecond,
 		GPU: "off", Log: cfg.Log, Mocknet: true, Degree: cfg.Degree, Latency: cfg.Latency, Shards: shards,
-		Allowance: cfg.Allowance, ChallengeRate: cfg.Rate, Workloads: cfg.Workloads,
+		Allowance: cfg.Allowance, ChallengeRate: cfg.Rate, Workloads: cfg.Workloads, K: cfg.K, M: cfg.M,
 	})
 	if err != nil {
 		return SimReport{}, err

@@ -28,6 +28,7 @@ func simCmd() *cobra.Command {
 		jsonOut     bool
 		logLevel    string
 		cpuProfile  string
+		memProfile  string
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
@@ -72,6 +73,12 @@ report on stdout.`,
 					line += fmt.Sprintf(" %s %.2f(%d/%d gray)", r, s.Mean, s.Graylisted, s.Peers)
 				}
 				fmt.Fprintln(stderr, line)
+				if memProfile != "" && e.Epoch == cfg.Epochs-1 {
+					if f, err := os.Create(memProfile); err == nil {
+						pprof.WriteHeapProfile(f)
+						f.Close()
+					}
+				}
 			}
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
@@ -121,15 +128,18 @@ report on stdout.`,
 	f.IntVar(&cfg.ShardSize, "shard-size", 32, "peers per shard the network aims for")
 	f.IntVar(&cfg.Degree, "degree", 8, "connections each node opens inside its shard")
 	f.DurationVar(&cfg.Latency, "latency", 5*time.Millisecond, "one-way latency of every link")
-	f.DurationVar(&cfg.Target, "target", 40*time.Millisecond, "how long a challenge should take an honest node")
+	f.DurationVar(&cfg.Target, "target", 80*time.Millisecond, "how long a challenge should take an honest node")
 	f.DurationVar(&cfg.EpochLength, "epoch", 0, "epoch length (0: sized from peers, rate, target and cores)")
 	f.Float64Var(&cfg.Rate, "rate", 1, "fraction of peers challenged per epoch")
-	f.DurationVar(&cfg.Allowance, "allowance", 300*time.Millisecond, "fixed part of every deadline, for gossip and scheduling")
-	f.StringSliceVar(&cfg.Workloads, "workloads", []string{"int8", "vram"}, "workloads challenges rotate through: int8, bf16, vram")
+	f.DurationVar(&cfg.Allowance, "allowance", 150*time.Millisecond, "fixed part of every deadline, for gossip and scheduling")
+	f.StringSliceVar(&cfg.Workloads, "workloads", []string{"int8"}, "workloads challenges rotate through: int8, bf16, vram")
+	f.IntVar(&cfg.K, "k", 128, "int8 inner dimension of challenges")
+	f.IntVar(&cfg.M, "m", 128, "int8 column dimension of challenges (opened rows are m int32s)")
 	f.StringVar(&cfg.DataDir, "data", "", "folder for the nodes' stores (default: a temporary one, removed at the end)")
 	f.StringVar(&outDir, "out", "", "write sim.json and the PNG plots to this folder")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON on stdout")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file")
+	f.StringVar(&memProfile, "memprofile", "", "write a Go heap profile taken at the last epoch to this file")
 	f.StringVar(&logLevel, "log-level", "error", "nodes' log level: debug, info, warn or error")
 	return cmd
 }
