@@ -77,6 +77,8 @@ type DevnetConfig struct {
 	ChallengeRate float64
 	// Workloads, when set, replaces [challenge] workloads.
 	Workloads []string
+	// Heartbeat, when positive, replaces gossipsub's 1 s heartbeat.
+	Heartbeat time.Duration
 	// K and M, when set, replace [challenge] k and m (int8 inner and
 	// column dimensions): smaller ones shrink openings and the least
 	// work a verifier's share allows.
@@ -281,7 +283,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 		if cfg.Mocknet {
 			addr := multiaddr.StringCast(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i>>16&255, i>>8&255, i&255))
-			opts = append(opts, WithCompactStore(), WithHost(func(key crypto.PrivKey) (host.Host, error) {
+			opts = append(opts, WithCompactStore(), WithHeartbeat(cfg.Heartbeat), WithHost(func(key crypto.PrivKey) (host.Host, error) {
 				return d.mocknet.AddPeer(key, addr)
 			}))
 		}

@@ -48,6 +48,7 @@ type Option func(*options)
 type options struct {
 	newHost      func(crypto.PrivKey) (host.Host, error)
 	compactStore bool
+	heartbeat    time.Duration
 	log          *slog.Logger
 	backend      gpu.Backend
 	// releaseBackend, when set, releases backend at Close.
@@ -75,6 +76,10 @@ func WithAccomplice(b gpu.Backend) Option { return func(o *options) { o.accompli
 func WithHost(newHost func(crypto.PrivKey) (host.Host, error)) Option {
 	return func(o *options) { o.newHost = newHost }
 }
+
+// WithHeartbeat replaces gossipsub's 1 s heartbeat (p2p.Config's
+// HeartbeatInterval), for many nodes in one process (poai sim).
+func WithHeartbeat(d time.Duration) Option { return func(o *options) { o.heartbeat = d } }
 
 // WithCompactStore opens the score store with scoring.Params.Compact, for
 // many nodes in one process (poai sim).
@@ -402,6 +407,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	pc.MDNS = n.cfg.P2P.MDNS
 	pc.ConnLow, pc.ConnHigh = n.cfg.P2P.ConnLow, n.cfg.P2P.ConnHigh
 	pc.TraceFile = n.cfg.P2P.TraceFile
+	pc.HeartbeatInterval = n.o.heartbeat
 	n.shard = p2p.ShardOf(n.id, n.cfg.P2P.Shards)
 	pc.Topics = p2p.ShardTopics(n.shard, n.cfg.P2P.Shards)
 	if n.o.newHost != nil {

@@ -49,6 +49,10 @@ type SimConfig struct {
 	// CPU claims bf16 costs several times more per challenge and the VRAM
 	// proof's verifiers recompute about as much as its prover).
 	Workloads []string
+	// Heartbeat is gossipsub's heartbeat interval (0: 1 s, gossipsub's
+	// default). Every router runs one per topic: a thousand of them in one
+	// process spend a core or more on heartbeats alone.
+	Heartbeat time.Duration
 	// K and M are the int8 inner and column dimensions (0: 128 each, a
 	// quarter of the default config's, so openings stay small when every
 	// peer of a shard receives every opening).
@@ -174,7 +178,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 		Nodes: cfg.Peers, Adversaries: cfg.Adversaries, DataDir: cfg.DataDir, Target: cfg.Target,
 		EpochLength: cfg.EpochLength, Slack: cfg.Slack, Warmup: 5*time.Second + time.Duration(cfg.Peers)*60*time.Millisecond,
 		GPU: "off", Log: cfg.Log, Mocknet: true, Degree: cfg.Degree, Latency: cfg.Latency, Shards: shards,
-		Allowance: cfg.Allowance, ChallengeRate: cfg.Rate, Workloads: cfg.Workloads, K: cfg.K, M: cfg.M,
+		Allowance: cfg.Allowance, ChallengeRate: cfg.Rate, Workloads: cfg.Workloads, K: cfg.K, M: cfg.M, Heartbeat: cfg.Heartbeat,
 	})
 	if err != nil {
 		return SimReport{}, err

@@ -55,6 +55,11 @@ type Config struct {
 	// Topics are the topics gossipsub scores (ScoreParams); nil means
 	// Topics, the unsharded names.
 	Topics []string
+	// HeartbeatInterval, when positive, replaces gossipsub's 1 s
+	// heartbeat (mesh maintenance, gossip emission, score decay). poai
+	// sim slows it: a thousand routers in one process otherwise spend
+	// most of two cores on heartbeats alone.
+	HeartbeatInterval time.Duration
 	// Host, when set, is used instead of building a libp2p host (a
 	// mocknet peer in poai sim): ListenAddrs, the transports, the
 	// connection and resource managers and Metrics are then the
@@ -185,6 +190,11 @@ func start(h host.Host, cfg Config, log *slog.Logger) (*Host, error) {
 		pubsub.WithPeerExchange(true),
 		pubsub.WithSeenMessagesTTL(10 * time.Minute),
 		pubsub.WithRawTracer(mesh),
+	}
+	if cfg.HeartbeatInterval > 0 {
+		gp := pubsub.DefaultGossipSubParams()
+		gp.HeartbeatInterval = cfg.HeartbeatInterval
+		opts = append(opts, pubsub.WithGossipSubParams(gp))
 	}
 	app := cfg.AppScore
 	if app == nil {

@@ -118,10 +118,13 @@ type Params struct {
 	// Trust tunes the EigenTrust integrity score.
 	Trust TrustParams
 	// Compact shrinks the store for many books in one process (poai sim):
-	// 1 MiB memtables, 4 MiB value-log files, 256 KiB of block cache and
+	// 1 MiB memtables, 4 MiB value-log files, 256 KiB of block cache,
 	// writes not synced to disk before Record returns (a simulation needs
 	// no durability across a power cut; a crash still leaves a store
-	// Badger opens, since its writes remain atomic).
+	// Badger opens, since its writes remain atomic) and no background
+	// compaction (each compactor polls every 50 ms, which a thousand
+	// stores cannot afford). Level 0 then holds up to 64 tables before
+	// writes stall: a compact book is for runs writing well under 64 MiB.
 	Compact bool
 }
 
@@ -191,8 +194,8 @@ func Open(dir, self string, params Params, log *slog.Logger) (*Book, error) {
 		WithBlockCacheSize(8 << 20)
 	if params.Compact {
 		opts = opts.WithSyncWrites(false).WithMemTableSize(1 << 20).WithValueLogFileSize(4 << 20).
-			WithBlockCacheSize(256 << 10).WithIndexCacheSize(256 << 10).WithNumMemtables(2).WithNumLevelZeroTables(2).
-			WithNumLevelZeroTablesStall(4).WithValueThreshold(1 << 10)
+			WithBlockCacheSize(256 << 10).WithIndexCacheSize(256 << 10).WithNumMemtables(2).
+			WithNumCompactors(0).WithNumLevelZeroTables(48).WithNumLevelZeroTablesStall(64).WithValueThreshold(1 << 10)
 	}
 	db, err := badger.Open(opts)
 	if err != nil {

@@ -133,6 +133,7 @@ report on stdout.`,
 	f.Float64Var(&cfg.Rate, "rate", 1, "fraction of peers challenged per epoch")
 	f.DurationVar(&cfg.Allowance, "allowance", 150*time.Millisecond, "fixed part of every deadline, for gossip and scheduling")
 	f.StringSliceVar(&cfg.Workloads, "workloads", []string{"int8"}, "workloads challenges rotate through: int8, bf16, vram")
+	f.DurationVar(&cfg.Heartbeat, "heartbeat", time.Second, "gossipsub heartbeat interval (mesh maintenance and gossip); each of the nodes' routers runs one per topic")
 	f.IntVar(&cfg.K, "k", 128, "int8 inner dimension of challenges")
 	f.IntVar(&cfg.M, "m", 128, "int8 column dimension of challenges (opened rows are m int32s)")
 	f.StringVar(&cfg.DataDir, "data", "", "folder for the nodes' stores (default: a temporary one, removed at the end)")
