@@ -213,8 +213,8 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	}
 	// ADVERSARY wiring: colluders and sybils each form a clique that knows
 	// its members' peer IDs (their keys are made before the nodes start);
-	// a relay forwards to the first honest node after node 0, whose device
-	// (one worker, serialized) it shares.
+	// relay j forwards to honest node j+1, whose device (one worker,
+	// serialized) it shares.
 	cliques := map[Role][]peer.ID{}
 	for i, role := range roles {
 		if role != RoleColluder && role != RoleSybil {
@@ -237,10 +237,13 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 		cliques[role] = append(cliques[role], id)
 	}
-	var accomplice *sharedDevice
-	if slices.Contains(roles, RoleRelay) {
-		accomplice = &sharedDevice{Backend: gpu.NewCPU(gpu.WithWorkers(cfg.Workers))}
+	// Relay j's accomplice is honest node j+1, so no device serves more
+	// than one relay besides its owner.
+	var accomplices []*sharedDevice
+	for range cfg.Adversaries[RoleRelay] {
+		accomplices = append(accomplices, &sharedDevice{Backend: gpu.NewCPU(gpu.WithWorkers(cfg.Workers))})
 	}
+	relays := 0
 	// Genesis on a whole second after the warm-up; every node agrees.
 	genesis := time.Now().Add(cfg.Warmup + time.Second).Truncate(time.Second)
 	d.Clock = genesis
@@ -273,13 +276,14 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		c.Device.VRAMBytes = vram
 		c.Metrics.Listen = ""
 		var backend gpu.Backend = gpu.NewCPU(gpu.WithWorkers(cfg.Workers))
-		if i == 1 && accomplice != nil {
-			backend = accomplice // the relay's accomplice
+		if i >= 1 && i <= len(accomplices) && role == RoleHonest {
+			backend = accomplices[i-1] // a relay's accomplice
 		}
 		opts := []Option{WithRole(role), WithMeasured(measured), WithBackend(backend), WithLogger(cfg.Log.With("node", i)),
 			WithClique(cliques[role])}
 		if role == RoleRelay {
-			opts = append(opts, WithAccomplice(accomplice))
+			opts = append(opts, WithAccomplice(accomplices[relays]))
+			relays++
 		}
 		if cfg.Mocknet {
 			addr := multiaddr.StringCast(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i>>16&255, i>>8&255, i&255))
