@@ -468,7 +468,7 @@ func (d *Devnet) Report() (Report, error) {
 			pr.GossipScore = gsum / float64(gviews)
 		}
 		pr.Graylisted = pr.GossipScore < p2p.GraylistThreshold
-		pr.CaughtEpoch = caughtEpoch(observer, p.ID().String(), r.Epochs)
+		pr.CaughtEpoch = caughtEpoch(observer, p.ID(), r.Epochs)
 		pr.Trust, _ = observer.Book().PeerTrust(p.ID().String())
 		if p.Role().Adversary() {
 			r.AdversaryMax = math.Max(r.AdversaryMax, pr.FinalScore)
@@ -508,17 +508,21 @@ func sameShard(a, b *Node) bool {
 }
 
 // caughtEpoch returns the first epoch from which every trust round of
-// observer put peer's application score below the graylist threshold, or
-// -1.
-func caughtEpoch(observer *Node, peer string, last int64) int64 {
+// observer put p's application score below the graylist threshold, or -1.
+// A peer whose claim observer cannot challenge (FlagUnverifiable) counts
+// as caught from observer's first round.
+func caughtEpoch(observer *Node, p peer.ID, last int64) int64 {
 	hist, err := observer.Book().TrustHistory(0, uint64(max(last, 0)))
 	if err != nil || len(hist) == 0 {
 		return -1
 	}
+	if m := observer.unverifiable.Load(); m != nil && (*m)[p] {
+		return int64(hist[0].Epoch) // nobody can challenge its claim: graylisted from the start
+	}
 	minEv := scoring.DefaultTrustParams().MinEvidence
 	caught := int64(-1)
 	for _, v := range hist {
-		if AppScore(v.Peers[peer], minEv) < p2p.GraylistThreshold {
+		if AppScore(v.Peers[p.String()], minEv) < p2p.GraylistThreshold {
 			if caught < 0 {
 				caught = int64(v.Epoch)
 			}

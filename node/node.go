@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	mrand "math/rand/v2"
 	"os"
@@ -149,8 +150,11 @@ type Node struct {
 	// appScores is the gossipsub application score of each peer, from
 	// the last trust round (read lock-free by gossipsub).
 	appScores atomic.Pointer[map[peer.ID]float64]
-	appMu     sync.Mutex
-	appEpoch  *uint64
+	// unverifiable holds the peers whose claims nobody can challenge
+	// (FlagUnverifiable), written by the loop, read by gossipsub.
+	unverifiable atomic.Pointer[map[peer.ID]bool]
+	appMu        sync.Mutex
+	appEpoch     *uint64
 	// Re-check budget of the current epoch (loop goroutine only).
 	recheckEpoch uint64
 	rechecksLeft int
@@ -802,6 +806,41 @@ func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
 	return chCID, nil
 }
 
+// FlagUnverifiable marks a claim for which no configured workload can be
+// planned within the protocol's limits (challenge.Planner.Plan fails for
+// every one): it claims more than the network can test at its target, so
+// nobody can challenge it. Such a peer gets UnverifiableScore.
+const FlagUnverifiable = "unverifiable: no configured workload can be sized for this claim"
+
+// plannable reports whether some configured workload can be planned for c.
+func (n *Node) plannable(c *pb.DeviceClaim) bool {
+	for _, w := range n.workloads {
+		if _, err := n.planner.Plan(c, w); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// setUnverifiable records (copy on write, read by gossipsub's score
+// function) whether p's claim is unverifiable.
+func (n *Node) setUnverifiable(p peer.ID, bad bool) {
+	old := map[peer.ID]bool{}
+	if m := n.unverifiable.Load(); m != nil {
+		old = *m
+	}
+	if old[p] == bad {
+		return
+	}
+	m := maps.Clone(old)
+	if bad {
+		m[p] = true
+	} else {
+		delete(m, p)
+	}
+	n.unverifiable.Store(&m)
+}
+
 func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 	c := d.msg.(*pb.DeviceClaim)
 	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: nvml.CrossCheck(c)}
@@ -811,7 +850,14 @@ func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 			e.flags = old.flags // same claim: flags already counted
 		}
 	}
-	if len(e.flags) > 0 && (n.peers[from] == nil || !n.peers[from].claimCID.Equals(d.cid)) {
+	fresh := n.peers[from] == nil || !n.peers[from].claimCID.Equals(d.cid)
+	if fresh && !n.plannable(c) {
+		e.flags = append(slices.Clip(e.flags), FlagUnverifiable)
+		n.metrics.flagged.WithLabelValues("unverifiable").Inc()
+		n.log.Info("device claim cannot be challenged: no workload can be planned for it", "peer", shortID(from), "model", c.GetModel())
+	}
+	n.setUnverifiable(from, slices.Contains(e.flags, FlagUnverifiable))
+	if fresh && len(e.flags) > 0 && !slices.Equal(e.flags, []string{FlagUnverifiable}) {
 		n.metrics.flagged.WithLabelValues("device_report").Inc()
 		n.log.Info("device claim inconsistent with its NVML report", "peer", shortID(from), "model", c.GetModel(), "findings", e.flags)
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/p2p"
 )
@@ -55,5 +57,46 @@ func TestValidatorRejectsOtherShards(t *testing.T) {
 	}
 	if _, err := v(t.Context(), inside, []byte("x")); err != nil || decoded != 1 {
 		t.Fatalf("a message from this shard's author: err %v, decoded %d", err, decoded)
+	}
+}
+
+// A claim no configured workload can be planned for (an H100 at a 80 ms
+// target with k = m = 128, as poai sim runs) is flagged and scored below
+// the graylist; a claim that can be challenged is not.
+func TestUnverifiableClaimGraylisted(t *testing.T) {
+	c := testConfig()
+	c.Challenge.TargetDuration = Duration(80 * time.Millisecond)
+	c.Challenge.Allowance = Duration(150 * time.Millisecond)
+	c.Challenge.Slack = 3
+	c.Challenge.K, c.Challenge.M = 128, 128
+	c.Challenge.Workloads = []string{"int8"}
+	n, err := New(t.TempDir(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, small := peer.ID("forged"), peer.ID("small")
+	at := time.Now()
+	claim := func(c *pb.DeviceClaim) decoded {
+		_, id, err := challenge.MessageCID(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return decoded{msg: c, cid: id}
+	}
+	n.onClaim(forged, claim(&pb.DeviceClaim{Model: ForgedModel, Int8Tops: 1979, VramBytes: 80 << 30}), at)
+	n.onClaim(small, claim(&pb.DeviceClaim{Model: "amd64 CPU", Int8Tops: 0.002}), at)
+	if got := n.appScore(forged); got != UnverifiableScore || got >= p2p.GraylistThreshold {
+		t.Errorf("unplannable H100 claim scored %v, want %v (below the graylist)", got, UnverifiableScore)
+	}
+	if !slices.Contains(n.peers[forged].flags, FlagUnverifiable) {
+		t.Errorf("unplannable claim not flagged: %v", n.peers[forged].flags)
+	}
+	if got := n.appScore(small); got != 0 || slices.Contains(n.peers[small].flags, FlagUnverifiable) {
+		t.Errorf("a claim that can be challenged scored %v with flags %v", got, n.peers[small].flags)
+	}
+	// A new claim that can be challenged clears the flag.
+	n.onClaim(forged, claim(&pb.DeviceClaim{Model: "amd64 CPU", Int8Tops: 0.002, IssuedUnixMs: 1}), at)
+	if got := n.appScore(forged); got != 0 {
+		t.Errorf("after a plannable claim the peer scores %v", got)
 	}
 }

@@ -44,9 +44,18 @@ func AppScore(pt scoring.PeerTrust, minEvidence float64) float64 {
 	return AppCredit*pt.Score - AppPenalty*math.Max(0, wrong-BadTolerance) - MissPenalty*math.Max(0, pt.Missing-MissTolerance)
 }
 
+// UnverifiableScore is the application score of a peer whose claim no
+// configured workload can be planned for (FlagUnverifiable): below
+// p2p.GraylistThreshold, since a peer that cannot be challenged must not
+// sit in the mesh on the strength of a claim nobody can check.
+const UnverifiableScore = -100
+
 // appScore is gossipsub's AppSpecificScore: a map lookup in the snapshot
 // the last trust round published (it must not block).
 func (n *Node) appScore(p peer.ID) float64 {
+	if m := n.unverifiable.Load(); m != nil && (*m)[p] {
+		return UnverifiableScore
+	}
 	if m := n.appScores.Load(); m != nil {
 		return (*m)[p]
 	}
