@@ -110,10 +110,10 @@ func TestPartitionHeals(t *testing.T) {
 		t.Skip("runs four node processes in network namespaces for one to two minutes")
 	}
 	if os.Getenv("POAI_NETNS_TEST") == "" {
-		// Flaky on a loaded runner: after the heal, a node whose only link
-		// was the bootstrap sometimes does not hear one peer within 25
-		// epochs (reconnection after a partition is not yet reliable).
-		t.Skip("set POAI_NETNS_TEST=1 to run (flaky: post-heal reconnection)")
+		// Its deadlines assume the machine is not also running every
+		// other package's tests, as go test ./... does; .ci/run runs it
+		// on its own afterwards.
+		t.Skip("set POAI_NETNS_TEST=1 to run (.ci/run does, alone, after go test ./...)")
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("network namespaces need root")
