@@ -52,7 +52,9 @@ epoch), detection.png (epoch each adversary class was caught), delay.png
 degree distribution on the attestation topic). --json also prints the
 report on stdout.`,
 		Example: `  poai sim --peers 200 --epochs 10
-  poai sim --peers 1000 --epochs 20 --adversaries slow=20,lazy=10,replay=10,relay=10,forged-nvml=10,lazy-verifier=20,colluders=30,sybil=40,onoff=10 --out docs/sim`,
+  # about 8 minutes on 2 cores (docs/sim.md):
+  poai sim --peers 1000 --epochs 5 --rate 0.25 --heartbeat 3s --out /tmp/sim \
+    --adversaries slow=20,lazy=10,replay=10,relay=10,forged-nvml=10,lazy-verifier=20,colluders=30,sybil=40,onoff=10`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			adv, err := node.ParseAdversaries(adversaries)
