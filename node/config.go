@@ -125,7 +125,7 @@ type ChallengeConfig struct {
 	CheatFraction  float64  `toml:"cheat_fraction" comment:"Fraction f of rows a lazy prover might compute ..."`
 	PassProb       float64  `toml:"pass_probability" comment:"... and the most it may pass with: openings = ceil(ln p / ln f)."`
 	Verifiers      int      `toml:"verifiers" comment:"Verifiers chosen per challenge (rendezvous hashing on the challenge CID)."`
-	Rate           float64  `toml:"rate" comment:"Fraction of peers challenged each epoch, drawn afresh every epoch by hashing the epoch and the peer ID (1: every peer, every epoch)."`
+	Rate           float64  `toml:"rate" comment:"Fraction of peers challenged each epoch: each challenger draws from its own randomness whether to challenge a target, so no prover knows its epochs in advance (1: every peer, every epoch)."`
 	PeerTTLEpochs  int      `toml:"peer_ttl_epochs" comment:"A peer whose claim is older than this many epochs is no longer challenged."`
 }
 

@@ -56,9 +56,9 @@ type Config struct {
 	// Topics, the unsharded names.
 	Topics []string
 	// HeartbeatInterval, when positive, replaces gossipsub's 1 s
-	// heartbeat (mesh maintenance, gossip emission, score decay). poai
-	// sim slows it: a thousand routers in one process otherwise spend
-	// most of two cores on heartbeats alone.
+	// heartbeat (mesh maintenance, gossip emission). poai sim may slow
+	// it: a thousand routers in one process run a thousand heartbeats a
+	// second.
 	HeartbeatInterval time.Duration
 	// Host, when set, is used instead of building a libp2p host (a
 	// mocknet peer in poai sim): ListenAddrs, the transports, the

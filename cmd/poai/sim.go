@@ -188,12 +188,18 @@ func writeSimOutputs(dir string, r node.SimReport) error {
 	return nil
 }
 
+// newPlot returns a plot titled "what (run)" with its axis labels.
+func newPlot(what, run, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = what + " (" + run + ")"
+	p.X.Label.Text = x
+	p.Y.Label.Text = y
+	return p
+}
+
 // scoresPlot draws each role's mean integrity score per epoch.
 func scoresPlot(r node.SimReport, title string) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "Integrity score by role (" + title + ")"
-	p.X.Label.Text = "epoch"
-	p.Y.Label.Text = "mean score in honest peers' view"
+	p := newPlot("Integrity score by role", title, "epoch", "mean score in honest peers' view")
 	roles := map[node.Role]plotter.XYs{}
 	for _, e := range r.Trajectory {
 		for role, s := range e.ByRole {
@@ -215,9 +221,7 @@ func scoresPlot(r node.SimReport, title string) (*plot.Plot, error) {
 // detectionPlot draws, per adversary class, the first, median and last
 // epoch its peers were caught.
 func detectionPlot(r node.SimReport, title string) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "Epoch each adversary class was caught (" + title + ")"
-	p.Y.Label.Text = "epoch (first, median, last caught)"
+	p := newPlot("Epoch each adversary class was caught", title, "", "epoch (first, median, last caught)")
 	roles := roleOrder(r.Detection)
 	var first, median, last plotter.Values
 	var names []string
@@ -249,10 +253,7 @@ func detectionPlot(r node.SimReport, title string) (*plot.Plot, error) {
 
 // delayPlot draws the challenge-to-attestation delay percentiles per epoch.
 func delayPlot(r node.SimReport, title string) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "Challenge-to-attestation delay (" + title + ")"
-	p.X.Label.Text = "epoch"
-	p.Y.Label.Text = "ms"
+	p := newPlot("Challenge-to-attestation delay", title, "epoch", "ms")
 	var p50, p99 plotter.XYs
 	for _, e := range r.Trajectory {
 		if e.Attestations == 0 {
@@ -270,10 +271,7 @@ func delayPlot(r node.SimReport, title string) (*plot.Plot, error) {
 
 // meshPlot draws how many nodes have each mesh degree.
 func meshPlot(r node.SimReport, title string) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "Mesh degree on the attestation topic (" + title + ")"
-	p.X.Label.Text = "mesh peers"
-	p.Y.Label.Text = "nodes"
+	p := newPlot("Mesh degree on the attestation topic", title, "mesh peers", "nodes")
 	var degrees []int
 	for d := range r.MeshDegree {
 		degrees = append(degrees, d)
