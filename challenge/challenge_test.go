@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/poai-network/poai/challenge/merkle"
@@ -604,6 +606,40 @@ func TestAttestationLagFollowsDeadline(t *testing.T) {
 		_, _, err := v.Attestation(verifier, b, now)
 		if (err == nil) != tc.ok {
 			t.Fatalf("deadline %d ms, arriving in epoch %d: err %v, want ok=%v", tc.deadlineMs, tc.at, err, tc.ok)
+		}
+	}
+}
+
+// TestValidatorClaimAddrs: a claim may name up to MaxClaimAddrs multiaddrs;
+// more, or bytes that are no multiaddr, reject it.
+func TestValidatorClaimAddrs(t *testing.T) {
+	v := NewValidator(DefaultLimits(), testClock, 64)
+	from := newPeer(t)
+	now := time.Now()
+	tcp := multiaddr.StringCast("/ip4/10.1.2.3/tcp/4001").Bytes()
+	for _, c := range []struct {
+		name  string
+		addrs [][]byte
+		ok    bool
+	}{
+		{"none", nil, true},
+		{"two", [][]byte{tcp, multiaddr.StringCast("/ip6/::1/udp/4001/quic-v1").Bytes()}, true},
+		{"the most", slices.Repeat([][]byte{tcp}, MaxClaimAddrs), true},
+		{"one too many", slices.Repeat([][]byte{tcp}, MaxClaimAddrs+1), false},
+		{"garbage", [][]byte{tcp, {0xff, 0xff, 0x01}}, false},
+		{"empty", [][]byte{{}}, false},
+	} {
+		now = now.Add(time.Millisecond) // a fresh message each time
+		data, err := Marshal(&pb.DeviceClaim{PeerId: []byte(from), Model: "x", Int8Tops: 1, IssuedUnixMs: now.UnixMilli(), Addrs: c.addrs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := v.Claim(from, data, now)
+		if c.ok && (err != nil || len(m.GetAddrs()) != len(c.addrs)) {
+			t.Errorf("%s: rejected: %v", c.name, err)
+		}
+		if !c.ok && !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: got %v, want ErrMalformed", c.name, err)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/poai-network/poai/challenge/pb"
@@ -155,6 +156,9 @@ func (v *Validator) accept(c cid.Cid, now time.Time) error {
 	return nil
 }
 
+// MaxClaimAddrs bounds DeviceClaim.addrs.
+const MaxClaimAddrs = 16
+
 // Claim validates a device claim signed by from.
 func (v *Validator) Claim(from peer.ID, data []byte, now time.Time) (*pb.DeviceClaim, cid.Cid, error) {
 	m := &pb.DeviceClaim{}
@@ -181,6 +185,14 @@ func (v *Validator) Claim(from peer.ID, data []byte, now time.Time) (*pb.DeviceC
 	}
 	if m.GetInt8Tops() <= 0 {
 		return nil, cid.Undef, fmt.Errorf("%w: int8_tops must be positive", ErrMalformed)
+	}
+	if len(m.GetAddrs()) > MaxClaimAddrs {
+		return nil, cid.Undef, fmt.Errorf("%w: %d addrs, over %d", ErrMalformed, len(m.GetAddrs()), MaxClaimAddrs)
+	}
+	for i, a := range m.GetAddrs() {
+		if _, err := multiaddr.NewMultiaddrBytes(a); err != nil || len(a) > 256 {
+			return nil, cid.Undef, fmt.Errorf("%w: addrs[%d] is not a multiaddr of at most 256 bytes", ErrMalformed, i)
+		}
 	}
 	if err := v.accept(c, now); err != nil {
 		return nil, cid.Undef, err

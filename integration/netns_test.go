@@ -215,13 +215,16 @@ func TestPartitionHeals(t *testing.T) {
 			t.Fatalf("before the partition, node %d's view:%s", i, s)
 		}
 	}
-	// Partition: nodes 3 and 4 lose their links for 4 epochs. (TCP
-	// connections may stay "open" for minutes without traffic getting
-	// through; what must stop is the traffic: no fresh claim from them.)
+	// Partition: nodes 3 and 4 lose their links for cutEpochs epochs,
+	// long enough that a challenger that kept challenging them would
+	// brand them for missing most of their challenges. (TCP connections
+	// may stay "open" for minutes without traffic getting through; what
+	// must stop is the traffic: no fresh claim from them.)
+	const cutEpochs = 8
 	lab.link(3, false)
 	lab.link(4, false)
 	cut := time.Now()
-	at(9)
+	at(5 + cutEpochs)
 	for _, p := range peersOf(1) {
 		if (p.PeerID == ids[3].String() || p.PeerID == ids[4].String()) && p.LastSeen.After(cut.Add(time.Second)) {
 			t.Fatalf("node 1 heard a claim from %s at %v, during the partition (cut at %v)", p.PeerID, p.LastSeen, cut)
@@ -235,7 +238,7 @@ func TestPartitionHeals(t *testing.T) {
 	// Up to 25 epochs: a partitioned peer's mesh links come back after
 	// gossipsub's prune backoff (a minute), and until then challenges reach
 	// it late; its misses must fade and its passes count again.
-	deadline := genesis.Add(34 * epoch)
+	deadline := genesis.Add((5 + cutEpochs + 25) * epoch)
 	for {
 		all, why := true, ""
 		for i := 1; i <= n; i++ {

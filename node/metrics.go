@@ -25,6 +25,7 @@ type metrics struct {
 	deviation   prometheus.Histogram
 	score       *prometheus.GaugeVec
 	void        prometheus.Counter
+	direct      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -95,7 +96,11 @@ func newMetrics() *metrics {
 		Name: "poai_challenges_void_total",
 		Help: "Challenges voided by their challenger's fault: a reveal late or missing, or two challenges of one target in an epoch.",
 	})
-	m.registry.MustRegister(m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
+	m.direct = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "poai_direct_messages_total",
+		Help: "Messages this node also sent straight to their subject over /poai/direct/1.0.0 (challenges and reveals to their target), by topic and result (sent: the receiver accepted it; rejected: its validator did not, usually because the gossip copy came first; failed: no stream or no answer).",
+	}, []string{"topic", "result"})
+	m.registry.MustRegister(m.direct, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
 	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.answered, m.attested, m.proveTime, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

@@ -453,6 +453,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	// A challenge and its reveal also travel straight from the challenger
+	// to the target (publishTo): gossip alone may not reach a target whose
+	// score or mesh links a partition took away.
+	for _, t := range []string{p2p.TopicChallenges, p2p.TopicReveals} {
+		if err := n.host.AcceptDirect(n.topic(t)); err != nil {
+			return err
+		}
+	}
 	n.wg.Add(2)
 	go n.loop()
 	go n.prover()
@@ -593,6 +601,14 @@ func (n *Node) after(d time.Duration, f func()) {
 
 // publish encodes m and publishes it on topic without blocking the caller.
 func (n *Node) publish(topic string, m proto.Message) {
+	n.publishTo(topic, m, "", 0)
+}
+
+// publishTo publishes m on topic and, when to is set, also sends it to
+// peer to over p2p.DirectProtocol, giving up after timeout. The direct
+// copy goes once the local validator has accepted the message (Publish
+// returned), so a message this node would reject never leaves it.
+func (n *Node) publishTo(topic string, m proto.Message, to peer.ID, timeout time.Duration) {
 	b, err := challenge.Marshal(m)
 	if err != nil {
 		n.log.Error("encode message", "topic", topic, "err", err)
@@ -601,9 +617,27 @@ func (n *Node) publish(topic string, m proto.Message) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := n.host.Publish(n.ctx, n.topic(topic), b); err != nil && n.ctx.Err() == nil {
-			n.log.Warn("publish failed", "topic", topic, "err", err)
+		if err := n.host.Publish(n.ctx, n.topic(topic), b); err != nil {
+			if n.ctx.Err() == nil {
+				n.log.Warn("publish failed", "topic", topic, "err", err)
+			}
+			return
 		}
+		if to == "" {
+			return
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, timeout)
+		defer cancel()
+		if err := n.host.SendDirect(ctx, to, n.topic(topic), b); err != nil {
+			result := "failed"
+			if errors.Is(err, p2p.ErrDirectRejected) {
+				result = "rejected" // usually: the gossip copy came first
+			}
+			n.metrics.direct.WithLabelValues(topic, result).Inc()
+			n.log.Debug("direct send not accepted", "topic", topic, "to", shortID(to), "err", err)
+			return
+		}
+		n.metrics.direct.WithLabelValues(topic, "sent").Inc()
 	}()
 }
 
@@ -667,6 +701,11 @@ func (n *Node) reannounce() {
 func (n *Node) publishClaim() {
 	c := proto.Clone(n.claim).(*pb.DeviceClaim)
 	c.IssuedUnixMs = time.Now().UnixMilli()
+	for _, a := range n.host.Libp2p().Addrs() {
+		if len(c.Addrs) < challenge.MaxClaimAddrs {
+			c.Addrs = append(c.Addrs, a.Bytes())
+		}
+	}
 	n.publish(p2p.TopicClaims, c)
 }
 
@@ -755,13 +794,25 @@ func (n *Node) expire(now time.Time) {
 	}
 }
 
-// issue publishes a challenge of target sized from its latest claim. The
+// quietEpochs is how long a challenger may go without hearing a target's
+// claim (re-announced every epoch) and still challenge it: a target it
+// cannot hear probably cannot hear it either (a partition), and its
+// misses would count against it. The target stays a live peer for
+// [challenge] peer_ttl_epochs, so challenger and verifier assignments
+// do not change while the network is split.
+const quietEpochs = 2
+
+// issue publishes a challenge of target sized from its latest claim, and
+// sends it to target directly too (p2p.DirectProtocol). The
 // workload rotates through the configured ones by epoch and target, skipping
 // those the claim gives no rate for.
 func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
 	p, ok := n.peers[target]
 	if !ok || n.ctx.Err() != nil {
 		return cid.Undef, errors.New("no claim known for the target")
+	}
+	if quiet := time.Since(p.seen); quiet > quietEpochs*n.clock.Length {
+		return cid.Undef, fmt.Errorf("no claim heard from the target for %v: it is probably unreachable, and a miss would blame it for the network", quiet.Round(time.Second))
 	}
 	slot := fmt.Sprintf("%s/%d/%s", target, e, n.id)
 	if _, done := n.slots[slot]; done {
@@ -802,7 +853,7 @@ func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
 	n.bump(func(s *Stats) { s.Issued++ })
 	n.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "workload", plan.Workload,
 		"anticipated", plan.Anticipated, "deadline", plan.Deadline)
-	n.publish(p2p.TopicChallenges, ch)
+	n.publishTo(p2p.TopicChallenges, ch, target, plan.Deadline)
 	return chCID, nil
 }
 
@@ -857,6 +908,16 @@ func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 		n.log.Info("device claim cannot be challenged: no workload can be planned for it", "peer", shortID(from), "model", c.GetModel())
 	}
 	n.setUnverifiable(from, slices.Contains(e.flags, FlagUnverifiable))
+	if from != n.id {
+		// Where to reach it directly (a challenge goes straight to its
+		// target) even without a connection or a shared mesh.
+		ttl := time.Duration(n.cfg.Challenge.PeerTTLEpochs) * n.clock.Length
+		for _, b := range c.GetAddrs() {
+			if a, err := multiaddr.NewMultiaddrBytes(b); err == nil {
+				n.host.Libp2p().Peerstore().AddAddr(from, a, ttl)
+			}
+		}
+	}
 	if fresh && len(e.flags) > 0 && !slices.Equal(e.flags, []string{FlagUnverifiable}) {
 		n.metrics.flagged.WithLabelValues("device_report").Inc()
 		n.log.Info("device claim inconsistent with its NVML report", "peer", shortID(from), "model", c.GetModel(), "findings", e.flags)
@@ -1029,7 +1090,9 @@ func (n *Node) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment, co
 	if own, ok := n.secrets[t.cid.KeyString()]; ok && t.challenger == n.id {
 		// The target has committed: reveal the opening secret.
 		delete(n.secrets, t.cid.KeyString())
-		n.publish(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Challenger: []byte(n.id), Secret: own.secret})
+		// The target gets it directly too, as it got the challenge.
+		n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Challenger: []byte(n.id), Secret: own.secret},
+			t.target, time.Duration(t.ch.GetDeadlineMs())*time.Millisecond)
 	}
 	n.tryVerify(t)
 }

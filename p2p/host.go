@@ -114,6 +114,7 @@ type Host struct {
 
 	mu     sync.Mutex
 	topics map[string]*pubsub.Topic
+	joined map[string]joined
 	subs   []*pubsub.Subscription
 	scores *scoreBook
 
@@ -226,7 +227,8 @@ func start(h host.Host, cfg Config, log *slog.Logger) (*Host, error) {
 		}
 		return nil, fmt.Errorf("gossipsub: %w", err)
 	}
-	p := &Host{cfg: cfg, log: log, host: h, ps: ps, mesh: mesh, scores: scores, tracer: tracer, topics: make(map[string]*pubsub.Topic), ctx: ctx, cancel: cancel}
+	p := &Host{cfg: cfg, log: log, host: h, ps: ps, mesh: mesh, scores: scores, tracer: tracer, topics: make(map[string]*pubsub.Topic), joined: make(map[string]joined), ctx: ctx, cancel: cancel}
+	h.SetStreamHandler(DirectProtocol, p.handleDirect)
 	if cfg.MDNS {
 		p.mdns = mdns.NewMdnsService(h, MDNSServiceTag, mdnsNotifee{p})
 		if err := p.mdns.Start(); err != nil {
@@ -357,6 +359,7 @@ func (p *Host) Join(topic string, v Validator, h Handler) error {
 	}
 	p.mu.Lock()
 	p.topics[topic] = t
+	p.joined[topic] = joined{v: v, h: h}
 	p.subs = append(p.subs, sub)
 	p.mu.Unlock()
 	p.wg.Add(1)
@@ -392,6 +395,7 @@ func (p *Host) Close() error {
 	if p.mdns != nil {
 		errs = append(errs, p.mdns.Close())
 	}
+	p.host.RemoveStreamHandler(DirectProtocol)
 	p.cancel()
 	p.mu.Lock()
 	for _, s := range p.subs {

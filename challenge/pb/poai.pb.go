@@ -177,7 +177,12 @@ type DeviceClaim struct {
 	HashGhps float64 `protobuf:"fixed64,10,opt,name=hash_ghps,json=hashGhps,proto3" json:"hash_ghps,omitempty"`
 	// What each device says of itself through NVML, signed with the claim.
 	// A spoofed driver can lie here; the proofs cannot (see gpu/nvml).
-	Devices       []*DeviceReport `protobuf:"bytes,11,rep,name=devices,proto3" json:"devices,omitempty"`
+	Devices []*DeviceReport `protobuf:"bytes,11,rep,name=devices,proto3" json:"devices,omitempty"`
+	// Multiaddrs (binary form, without /p2p/) the peer listens on, at most
+	// 16, so that a challenger with no connection to it can hand it its
+	// challenge directly (/poai/direct/1.0.0). Dialing checks the peer ID,
+	// so a wrong address reaches nobody else.
+	Addrs         [][]byte `protobuf:"bytes,12,rep,name=addrs,proto3" json:"addrs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -285,6 +290,13 @@ func (x *DeviceClaim) GetHashGhps() float64 {
 func (x *DeviceClaim) GetDevices() []*DeviceReport {
 	if x != nil {
 		return x.Devices
+	}
+	return nil
+}
+
+func (x *DeviceClaim) GetAddrs() [][]byte {
+	if x != nil {
+		return x.Addrs
 	}
 	return nil
 }
@@ -1159,7 +1171,7 @@ var File_poai_proto protoreflect.FileDescriptor
 const file_poai_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"poai.proto\x12\apoai.v1\"\xeb\x02\n" +
+	"poai.proto\x12\apoai.v1\"\x81\x03\n" +
 	"\vDeviceClaim\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\fR\x06peerId\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x14\n" +
@@ -1174,7 +1186,8 @@ const file_poai_proto_rawDesc = "" +
 	"\x0eissued_unix_ms\x18\t \x01(\x03R\fissuedUnixMs\x12\x1b\n" +
 	"\thash_ghps\x18\n" +
 	" \x01(\x01R\bhashGhps\x12/\n" +
-	"\adevices\x18\v \x03(\v2\x15.poai.v1.DeviceReportR\adevices\"\xa7\x04\n" +
+	"\adevices\x18\v \x03(\v2\x15.poai.v1.DeviceReportR\adevices\x12\x14\n" +
+	"\x05addrs\x18\f \x03(\fR\x05addrs\"\xa7\x04\n" +
 	"\fDeviceReport\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12,\n" +

@@ -1,0 +1,57 @@
+package node
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/poai-network/poai/p2p"
+)
+
+// TestChallengeWithoutGossipRoute: b and c reach each other only through a
+// relay that forwards claims and nothing else, so no challenge or reveal
+// can travel between them by gossip. b, c's only possible challenger,
+// learns c's addresses from its claim and hands it each challenge and
+// reveal directly (p2p.DirectProtocol); c answers and passes.
+func TestChallengeWithoutGossipRoute(t *testing.T) {
+	k, err := p2p.LoadOrCreateKey(filepath.Join(t.TempDir(), "relay.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := p2p.DefaultConfig()
+	pc.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	pc.MDNS = false
+	relay, err := p2p.New(k, pc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { relay.Close() })
+	accept := func(context.Context, peer.ID, []byte) (any, error) { return nil, nil }
+	if err := relay.Join(p2p.TopicClaims, accept, func(p2p.Message) {}); err != nil {
+		t.Fatal(err)
+	}
+	c := testConfig()
+	c.P2P.Bootstrap = []string{relay.Addrs()[0].String()}
+	b := startNode(t, c, nil)
+	c.Challenge.Rate = 1e-9 // the target challenges nobody: b's first challenge is the first message between them
+	target := startNode(t, c, nil)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		s, err := b.Book().Summarize(target.ID().String())
+		if err == nil && s.Passed > 0 {
+			t.Logf("after %d challenges: %+v", b.Stats().Issued, s)
+			if got := testutil.ToFloat64(b.metrics.direct.WithLabelValues(p2p.TopicChallenges, "sent")); got == 0 {
+				t.Errorf("no challenge counted as sent directly (%v failed)", testutil.ToFloat64(b.metrics.direct.WithLabelValues(p2p.TopicChallenges, "failed")))
+			}
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s, _ := b.Book().Summarize(target.ID().String())
+	t.Fatalf("the target never passed a challenge: b issued %d, target answered %d; b's summary %+v", b.Stats().Issued, target.Stats().Answered, s)
+}
