@@ -3,9 +3,11 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -63,6 +65,10 @@ type SimConfig struct {
 	Log *slog.Logger
 	// Progress, when set, receives each epoch's figures as they come.
 	Progress func(SimEpoch)
+	// CPUProfile, when set, receives a Go CPU profile of the epochs (the
+	// set-up excluded: key generation and store creation would dominate
+	// it).
+	CPUProfile io.Writer
 }
 
 // RoleScores summarizes the integrity scores of one role's peers in one
@@ -128,6 +134,8 @@ type SimReport struct {
 	SetupS           float64 `json:"setup_s"`
 	RunS             float64 `json:"run_s"`
 	CPUS             float64 `json:"cpu_s"`
+	// RunCPUS is the CPU time of the epochs alone (CPUS less the set-up).
+	RunCPUS float64 `json:"run_cpu_s"`
 	// Messages counts, over every node, the messages its validators saw
 	// by topic and result ("/poai/1/claims accept").
 	Messages map[string]float64 `json:"messages"`
@@ -191,7 +199,13 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 	runtime.ReadMemStats(&ms)
 	r.HeapPerPeerBytes = ms.HeapInuse / uint64(cfg.Peers)
 	r.SetupS = time.Since(t0).Seconds()
-	t1 := time.Now()
+	t1, cpu1 := time.Now(), cpuTime()
+	if cfg.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+			return r, fmt.Errorf("sim: CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var all []time.Duration
 	for e := 1; e <= cfg.Epochs; e++ {
 		// Sample just after epoch e starts: its trust round has folded in
@@ -220,6 +234,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 		}
 	}
 	r.RunS = time.Since(t1).Seconds()
+	r.RunCPUS = (cpuTime() - cpu1).Seconds()
 	r.DelayP50MS, r.DelayP90MS, r.DelayP99MS = percentileMS(all, 0.5), percentileMS(all, 0.9), percentileMS(all, 0.99)
 	for _, n := range d.Nodes {
 		r.MeshDegree[len(n.host.MeshPeers(n.topic(p2p.TopicAttestation)))]++

@@ -88,17 +88,14 @@ report on stdout.`,
 					return err
 				}
 				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
+				cfg.CPUProfile = f
 			}
 			r, err := node.RunSim(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stderr, "sim: %d peers in %d shards, %d epochs of %s: set-up %.0f s, run %.0f s, CPU %.0f s; heap %.0f KiB per peer, peak RSS %d MiB\n",
-				r.Peers, r.Shards, r.Epochs, r.EpochLength, r.SetupS, r.RunS, r.CPUS, float64(r.HeapPerPeerBytes)/1024, r.PeakRSSBytes>>20)
+			fmt.Fprintf(stderr, "sim: %d peers in %d shards, %d epochs of %s: set-up %.0f s, run %.0f s, CPU %.0f s (%.0f s in the epochs); heap %.0f KiB per peer, peak RSS %d MiB\n",
+				r.Peers, r.Shards, r.Epochs, r.EpochLength, r.SetupS, r.RunS, r.CPUS, r.RunCPUS, float64(r.HeapPerPeerBytes)/1024, r.PeakRSSBytes>>20)
 			fmt.Fprintf(stderr, "sim: challenge-to-attestation delay p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n", r.DelayP50MS, r.DelayP90MS, r.DelayP99MS)
 			for _, role := range roleOrder(r.Detection) {
 				d := r.Detection[role]
@@ -141,7 +138,7 @@ report on stdout.`,
 	f.StringVar(&cfg.DataDir, "data", "", "folder for the nodes' stores (default: a temporary one, removed at the end)")
 	f.StringVar(&outDir, "out", "", "write sim.json and the PNG plots to this folder")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON on stdout")
-	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the epochs (set-up excluded) to this file")
 	f.StringVar(&memProfile, "memprofile", "", "write a Go heap profile taken at the last epoch to this file")
 	f.StringVar(&logLevel, "log-level", "error", "nodes' log level: debug, info, warn or error")
 	return cmd
