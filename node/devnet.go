@@ -287,7 +287,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 		if cfg.Mocknet {
 			addr := multiaddr.StringCast(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i>>16&255, i>>8&255, i&255))
-			opts = append(opts, WithCompactStore(), WithHeartbeat(cfg.Heartbeat), WithHost(func(key crypto.PrivKey) (host.Host, error) {
+			opts = append(opts, WithCompactStore(), WithHeartbeat(cfg.Heartbeat), WithScoreInspect(10*time.Second), WithHost(func(key crypto.PrivKey) (host.Host, error) {
 				return d.mocknet.AddPeer(key, addr)
 			}))
 		}

@@ -50,6 +50,7 @@ type options struct {
 	newHost      func(crypto.PrivKey) (host.Host, error)
 	compactStore bool
 	heartbeat    time.Duration
+	inspect      time.Duration
 	log          *slog.Logger
 	backend      gpu.Backend
 	// releaseBackend, when set, releases backend at Close.
@@ -81,6 +82,11 @@ func WithHost(newHost func(crypto.PrivKey) (host.Host, error)) Option {
 // WithHeartbeat replaces gossipsub's 1 s heartbeat (p2p.Config's
 // HeartbeatInterval), for many nodes in one process (poai sim).
 func WithHeartbeat(d time.Duration) Option { return func(o *options) { o.heartbeat = d } }
+
+// WithScoreInspect sets how often gossipsub's peer scores are copied for
+// the API (p2p.Config's ScoreInspectInterval, default 1 s), for many
+// nodes in one process (poai sim).
+func WithScoreInspect(d time.Duration) Option { return func(o *options) { o.inspect = d } }
 
 // WithCompactStore opens the score store with scoring.Params.Compact, for
 // many nodes in one process (poai sim).
@@ -412,6 +418,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	pc.ConnLow, pc.ConnHigh = n.cfg.P2P.ConnLow, n.cfg.P2P.ConnHigh
 	pc.TraceFile = n.cfg.P2P.TraceFile
 	pc.HeartbeatInterval = n.o.heartbeat
+	pc.ScoreInspectInterval = n.o.inspect
 	n.shard = p2p.ShardOf(n.id, n.cfg.P2P.Shards)
 	pc.Topics = p2p.ShardTopics(n.shard, n.cfg.P2P.Shards)
 	if n.o.newHost != nil {

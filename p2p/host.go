@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -60,6 +61,10 @@ type Config struct {
 	// it: a thousand routers in one process run a thousand heartbeats a
 	// second.
 	HeartbeatInterval time.Duration
+	// ScoreInspectInterval is how often gossipsub hands the peer scores to
+	// PeerScores (0: every second). Each inspection scores every known
+	// peer; poai sim slows it for a thousand routers in one process.
+	ScoreInspectInterval time.Duration
 	// Host, when set, is used instead of building a libp2p host (a
 	// mocknet peer in poai sim): ListenAddrs, the transports, the
 	// connection and resource managers and Metrics are then the
@@ -208,7 +213,7 @@ func start(h host.Host, cfg Config, log *slog.Logger) (*Host, error) {
 	}
 	opts = append(opts,
 		pubsub.WithPeerScore(ScoreParams(topics, app), Thresholds()),
-		pubsub.WithPeerScoreInspect(scores.update, time.Second))
+		pubsub.WithPeerScoreInspect(scores.update, cmp.Or(cfg.ScoreInspectInterval, time.Second)))
 	var tracer *pubsub.JSONTracer
 	if cfg.TraceFile != "" {
 		if tracer, err = pubsub.NewJSONTracer(cfg.TraceFile); err != nil {
