@@ -433,6 +433,9 @@ func (v *Validator) Attestation(from peer.ID, data []byte, now time.Time) (*pb.A
 	if d := m.GetScoreDeviation(); math.IsNaN(d) || math.IsInf(d, 0) || d < 0 {
 		return nil, cid.Undef, fmt.Errorf("%w: score_deviation %v", ErrMalformed, m.GetScoreDeviation())
 	}
+	if n := len(m.GetCheckDigest()); n != 0 && n != CheckDigestSize {
+		return nil, cid.Undef, fmt.Errorf("%w: check_digest of %d bytes", ErrMalformed, n)
+	}
 	if err := v.fresh(m.GetIssuedUnixMs(), now); err != nil {
 		return nil, cid.Undef, err
 	}

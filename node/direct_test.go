@@ -9,6 +9,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/gpu"
 	"github.com/poai-network/poai/p2p"
 )
 
@@ -54,4 +57,37 @@ func TestChallengeWithoutGossipRoute(t *testing.T) {
 	}
 	s, _ := b.Book().Summarize(target.ID().String())
 	t.Fatalf("the target never passed a challenge: b issued %d, target answered %d; b's summary %+v", b.Stats().Issued, target.Stats().Answered, s)
+}
+
+// TestJudgeCheckDigest: a verifier whose attestation carries the check
+// digest this node recomputed agrees; one that attests the same, right
+// verdict without it (it did not recompute) is contradicted.
+func TestJudgeCheckDigest(t *testing.T) {
+	n := startNode(t, testConfig(), nil)
+	honest, lazy, target, challenger := randomID(t), randomID(t), randomID(t), randomID(t)
+	ch := &pb.Challenge{Version: 1, Epoch: 1, Challenger: []byte(challenger), Target: []byte(target), Nonce: []byte("nonce"),
+		Workload: pb.Workload_WORKLOAD_GEMM_INT8, N: 64, K: 32, M: 32, Openings: 4, DeadlineMs: 1000}
+	_, chCID, err := challenge.MessageCID(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("the challenger's secret")
+	digests := map[peer.ID][]byte{}
+	for _, v := range []peer.ID{honest, lazy} {
+		if digests[v], err = challenge.CheckDigest(t.Context(), gpu.NewCPU(), ch, chCID, secret, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := &tracked{ch: ch, cid: chCID, target: target, challenger: challenger, truth: pb.Verdict_VERDICT_PASS, truthKnown: true, digests: digests}
+	n.snapshot(func() {
+		n.judge(tr, honest, heardVerdict{v: pb.Verdict_VERDICT_PASS, digest: digests[honest]})
+		n.judge(tr, lazy, heardVerdict{v: pb.Verdict_VERDICT_PASS})
+		n.judge(tr, lazy, heardVerdict{v: pb.Verdict_VERDICT_PASS, digest: digests[honest]}) // someone else's
+	})
+	if got := testutil.ToFloat64(n.metrics.checks.WithLabelValues("agree")); got != 1 {
+		t.Errorf("agreements %v, want 1 (the verifier with the right digest)", got)
+	}
+	if got := testutil.ToFloat64(n.metrics.checks.WithLabelValues("contradict")); got != 2 {
+		t.Errorf("contradictions %v, want 2 (no digest, another verifier's digest)", got)
+	}
 }

@@ -264,7 +264,12 @@ type tracked struct {
 	attested   bool
 	// Re-checks: other verifiers' verdicts, and the truth once this node
 	// verified or re-checked the answer itself.
-	atts          map[peer.ID]pb.Verdict
+	atts map[peer.ID]heardVerdict
+	// digests are the check digests (challenge.CheckDigest) this node
+	// computed, alongside its verification or re-check, for itself and
+	// for every peer that may verify the challenge; nil entries for
+	// workloads without one.
+	digests       map[peer.ID][]byte
 	truth         pb.Verdict
 	truthKnown    bool
 	recheckWanted bool
@@ -1134,6 +1139,15 @@ func (n *Node) tryVerify(t *tracked) {
 // hold its commitment, opening and secret.
 func (n *Node) verifyOffLoop(t *tracked, done func(challenge.Result, error)) {
 	ch, chCID, com, comCID, op, secret := t.ch, t.cid, t.com, t.comCID, t.op, t.secret
+	// The check digests of this node and of every peer that may attest:
+	// its own goes into its attestation, the others' judge theirs.
+	digestOf := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.judges(n.livePeers(time.Now())), n.cfg.Challenge.Verifiers+2)
+	digestOf = append(slices.Clone(digestOf), n.id)
+	for _, v := range t.verifiers {
+		if !slices.Contains(digestOf, v) {
+			digestOf = append(digestOf, v)
+		}
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -1147,8 +1161,25 @@ func (n *Node) verifyOffLoop(t *tracked, done func(challenge.Result, error)) {
 		defer cancel()
 		start := time.Now()
 		res, err := challenge.Verify(ctx, n.cpu, ch, chCID, com, comCID, op, secret)
+		var digests map[peer.ID][]byte
+		if err == nil {
+			digests = make(map[peer.ID][]byte, len(digestOf))
+			for _, v := range digestOf {
+				d, derr := challenge.CheckDigest(ctx, n.cpu, ch, chCID, secret, v)
+				if derr != nil {
+					err = fmt.Errorf("check digest: %w", derr)
+					break
+				}
+				digests[v] = d
+			}
+		}
 		n.metrics.verifyTime.Observe(time.Since(start).Seconds())
-		n.post(func() { done(res, err) })
+		n.post(func() {
+			if err == nil && t.digests == nil {
+				t.digests = digests
+			}
+			done(res, err)
+		})
 	}()
 }
 
@@ -1235,6 +1266,9 @@ func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation
 		ScoreDeviation: deviation, DataAccuracy: accuracy, IssuedUnixMs: time.Now().UnixMilli(),
 		ProverSmClockMhz: t.com.GetSmClockMhz(), ProverSmClockMaxMhz: t.com.GetSmClockMaxMhz(), ProverTemperatureC: t.com.GetTemperatureC(),
 	}
+	if _, known := correct(v); known {
+		a.CheckDigest = t.digests[n.id] // nil when this node did not verify (an adversary) or the workload has none
+	}
 	n.metrics.attested.WithLabelValues(verdictName(v)).Inc()
 	n.bump(func(s *Stats) { s.Attested++ })
 	if v == pb.Verdict_VERDICT_PASS {
@@ -1272,7 +1306,7 @@ func (n *Node) onAttestation(from peer.ID, d decoded, at time.Time) {
 		Deviation: a.GetScoreDeviation(), Accuracy: a.GetDataAccuracy(),
 		ClockMHz: a.GetProverSmClockMhz(), MaxClockMHz: a.GetProverSmClockMaxMhz(), TemperatureC: a.GetProverTemperatureC(),
 	})
-	n.noteAttestation(t, from, a.GetVerdict())
+	n.noteAttestation(t, from, heardVerdict{v: a.GetVerdict(), digest: a.GetCheckDigest()})
 	switch {
 	case err == nil:
 		n.metrics.received.WithLabelValues(verdictName(a.GetVerdict())).Inc()

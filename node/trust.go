@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -123,27 +124,28 @@ func correct(v pb.Verdict) (ok, known bool) {
 // knows the truth of t (its own verification or a re-check), judges it.
 // It asks for a re-check when verdicts disagree or, for a sample of
 // challenges, at random.
-func (n *Node) noteAttestation(t *tracked, from peer.ID, v pb.Verdict) {
+func (n *Node) noteAttestation(t *tracked, from peer.ID, h heardVerdict) {
 	if from == n.id {
 		return
 	}
 	if t.atts == nil {
-		t.atts = map[peer.ID]pb.Verdict{}
+		t.atts = map[peer.ID]heardVerdict{}
 	}
 	if _, dup := t.atts[from]; dup {
 		return
 	}
-	t.atts[from] = v
+	t.atts[from] = h
 	if t.truthKnown {
-		n.judge(t, from, v)
+		n.judge(t, from, h)
 		return
 	}
+	v := h.v
 	if t.verifier || t.recheckWanted {
 		return // this node's own verification, or a re-check, will judge
 	}
 	disagree := false
 	for _, other := range t.atts {
-		a, ka := correct(other)
+		a, ka := correct(other.v)
 		b, kb := correct(v)
 		if ka && kb && a != b {
 			disagree = true
@@ -174,7 +176,8 @@ func (n *Node) recheckBudget(e uint64) bool {
 
 // judge records whether verifier's verdict agrees with the truth of t.
 // Only correctness is judged.
-func (n *Node) judge(t *tracked, verifier peer.ID, v pb.Verdict) {
+func (n *Node) judge(t *tracked, verifier peer.ID, h heardVerdict) {
+	v := h.v
 	truthOK, _ := correct(t.truth)
 	ok, known := correct(v)
 	if !known {
@@ -184,6 +187,12 @@ func (n *Node) judge(t *tracked, verifier peer.ID, v pb.Verdict) {
 		return
 	}
 	agree := ok == truthOK
+	if want, computed := t.digests[verifier]; computed && want != nil && !bytes.Equal(want, h.digest) {
+		// It attested a correctness verdict without the arithmetic that
+		// verdict needs: right or wrong, it did not check.
+		agree = false
+		n.log.Info("verifier's check digest is wrong or missing: it did not recompute", "verifier", shortID(verifier), "target", shortID(t.target))
+	}
 	err := n.book.RecordCheck(scoring.Check{Verifier: verifier.String(), Target: t.target.String(),
 		Challenge: t.cid.String(), Epoch: t.ch.GetEpoch(), Agree: agree})
 	if err != nil {
@@ -212,6 +221,13 @@ func (n *Node) learnTruth(t *tracked, v pb.Verdict) {
 	for _, id := range ids {
 		n.judge(t, id, t.atts[id])
 	}
+}
+
+// heardVerdict is what another verifier attested about a challenge: its
+// verdict and check digest.
+type heardVerdict struct {
+	v      pb.Verdict
+	digest []byte
 }
 
 // tryRecheck re-verifies t off the loop once its commitment, opening and

@@ -1041,8 +1041,13 @@ type Attestation struct {
 	ProverSmClockMhz    uint32 `protobuf:"varint,11,opt,name=prover_sm_clock_mhz,json=proverSmClockMhz,proto3" json:"prover_sm_clock_mhz,omitempty"`
 	ProverSmClockMaxMhz uint32 `protobuf:"varint,12,opt,name=prover_sm_clock_max_mhz,json=proverSmClockMaxMhz,proto3" json:"prover_sm_clock_max_mhz,omitempty"`
 	ProverTemperatureC  uint32 `protobuf:"varint,13,opt,name=prover_temperature_c,json=proverTemperatureC,proto3" json:"prover_temperature_c,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// On an int8 GEMM challenge with a correctness verdict (pass, late,
+	// wrong answer, bad proof): challenge.CheckDigest, the 32-byte proof
+	// that the verifier recomputed a row of C only it was assigned. Empty
+	// otherwise. A wrong or missing one is a contradiction.
+	CheckDigest   []byte `protobuf:"bytes,14,opt,name=check_digest,json=checkDigest,proto3" json:"check_digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Attestation) Reset() {
@@ -1166,6 +1171,13 @@ func (x *Attestation) GetProverTemperatureC() uint32 {
 	return 0
 }
 
+func (x *Attestation) GetCheckDigest() []byte {
+	if x != nil {
+		return x.CheckDigest
+	}
+	return nil
+}
+
 var File_poai_proto protoreflect.FileDescriptor
 
 const file_poai_proto_rawDesc = "" +
@@ -1268,7 +1280,7 @@ const file_poai_proto_rawDesc = "" +
 	"\x10ChallengeRequest\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\fR\x06target\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\fR\trequester\x12$\n" +
-	"\x0eissued_unix_ms\x18\x03 \x01(\x03R\fissuedUnixMs\"\xf3\x03\n" +
+	"\x0eissued_unix_ms\x18\x03 \x01(\x03R\fissuedUnixMs\"\x96\x04\n" +
 	"\vAttestation\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\fR\x06target\x12\x1a\n" +
@@ -1285,7 +1297,8 @@ const file_poai_proto_rawDesc = "" +
 	" \x01(\x03R\fissuedUnixMs\x12-\n" +
 	"\x13prover_sm_clock_mhz\x18\v \x01(\rR\x10proverSmClockMhz\x124\n" +
 	"\x17prover_sm_clock_max_mhz\x18\f \x01(\rR\x13proverSmClockMaxMhz\x120\n" +
-	"\x14prover_temperature_c\x18\r \x01(\rR\x12proverTemperatureC*g\n" +
+	"\x14prover_temperature_c\x18\r \x01(\rR\x12proverTemperatureC\x12!\n" +
+	"\fcheck_digest\x18\x0e \x01(\fR\vcheckDigest*g\n" +
 	"\bWorkload\x12\x18\n" +
 	"\x14WORKLOAD_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12WORKLOAD_GEMM_INT8\x10\x01\x12\x16\n" +

@@ -1,0 +1,61 @@
+package challenge
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/gpu"
+)
+
+// TestCheckDigest: the digest hashes the true row of C = A·B at the
+// verifier's CheckRow (recomputed here from the full product), differs per
+// verifier and per secret, and is absent for workloads other than int8.
+func TestCheckDigest(t *testing.T) {
+	ctx := t.Context()
+	cpu := gpu.NewCPU()
+	ch, _, chCID := newChallenge(t, newPeer(t), newPeer(t), time.Now())
+	full, _, err := cpu.MatMulInt8(ctx, Seed(ch), ShapeOf(ch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	rows := map[int]bool{}
+	for range 8 {
+		v := newPeer(t)
+		d, err := CheckDigest(ctx, cpu, ch, chCID, testSecret, v)
+		if err != nil || len(d) != CheckDigestSize {
+			t.Fatalf("digest %x, %v", d, err)
+		}
+		row, _ := CheckRow(ch, testSecret, v)
+		rows[row] = true
+		h := sha256.New()
+		h.Write([]byte("poai/1/check"))
+		h.Write(chCID.Bytes())
+		h.Write([]byte(v))
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(row)))
+		h.Write(gpu.EncodeInt32Row(full.Row(row)))
+		if !bytes.Equal(d, h.Sum(nil)) {
+			t.Fatalf("verifier %s: digest does not hash row %d of the true product", v, row)
+		}
+		again, _ := CheckDigest(ctx, cpu, ch, chCID, testSecret, v)
+		if !bytes.Equal(d, again) {
+			t.Fatal("digest not deterministic")
+		}
+		other, _ := CheckDigest(ctx, cpu, ch, chCID, []byte("another secret"), v)
+		if bytes.Equal(d, other) {
+			t.Fatal("digest does not depend on the secret")
+		}
+		seen[string(d)] = true
+	}
+	if len(seen) != 8 || len(rows) < 2 {
+		t.Fatalf("8 verifiers got %d digests over %d rows", len(seen), len(rows))
+	}
+	bf := &pb.Challenge{Workload: pb.Workload_WORKLOAD_GEMM_BF16, N: 96, K: 64, M: 32}
+	if d, err := CheckDigest(ctx, cpu, bf, chCID, testSecret, newPeer(t)); d != nil || err != nil {
+		t.Fatalf("bf16 challenge: digest %x, %v; want none", d, err)
+	}
+}
