@@ -79,6 +79,9 @@ type DevnetConfig struct {
 	Workloads []string
 	// Heartbeat, when positive, replaces gossipsub's 1 s heartbeat.
 	Heartbeat time.Duration
+	// Loss is the fraction of incoming messages each mocknet node loses
+	// (WithLoss).
+	Loss float64
 	// K and M, when set, replace [challenge] k and m (int8 inner and
 	// column dimensions): smaller ones shrink openings and the least
 	// work a verifier's share allows.
@@ -287,7 +290,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 		if cfg.Mocknet {
 			addr := multiaddr.StringCast(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i>>16&255, i>>8&255, i&255))
-			opts = append(opts, WithCompactStore(), WithHeartbeat(cfg.Heartbeat), WithScoreInspect(10*time.Second), WithHost(func(key crypto.PrivKey) (host.Host, error) {
+			opts = append(opts, WithCompactStore(), WithHeartbeat(cfg.Heartbeat), WithScoreInspect(10*time.Second), WithLoss(cfg.Loss), WithHost(func(key crypto.PrivKey) (host.Host, error) {
 				return d.mocknet.AddPeer(key, addr)
 			}))
 		}

@@ -51,6 +51,7 @@ type options struct {
 	compactStore bool
 	heartbeat    time.Duration
 	inspect      time.Duration
+	loss         float64
 	log          *slog.Logger
 	backend      gpu.Backend
 	// releaseBackend, when set, releases backend at Close.
@@ -91,6 +92,14 @@ func WithScoreInspect(d time.Duration) Option { return func(o *options) { o.insp
 // WithCompactStore opens the score store with scoring.Params.Compact, for
 // many nodes in one process (poai sim).
 func WithCompactStore() Option { return func(o *options) { o.compactStore = true } }
+
+// WithLoss makes the node lose fraction p in [0, 1] of the messages other
+// peers send it, at random, before reading them (fault injection for poai
+// sim: mocknet links delay but never drop). A lost message is neither
+// handled nor forwarded, as if every copy of it had been lost on the way
+// in; gossip redelivers none, since the router has seen it. Counted as
+// poai_messages_total{result="ignore", reason="loss"}.
+func WithLoss(p float64) Option { return func(o *options) { o.loss = min(max(p, 0), 1) } }
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
@@ -493,6 +502,10 @@ func wrap[M proto.Message](f func(peer.ID, []byte, time.Time) (M, cid.Cid, error
 // count the result.
 func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time) (proto.Message, cid.Cid, error)) p2p.Validator {
 	return func(_ context.Context, from peer.ID, data []byte) (any, error) {
+		if n.o.loss > 0 && from != n.id && mrand.Float64() < n.o.loss {
+			n.metrics.messages.WithLabelValues(topic, "ignore", "loss").Inc()
+			return nil, fmt.Errorf("%w: lost (simulated)", p2p.ErrIgnore)
+		}
 		if s := p2p.ShardOf(from, n.cfg.P2P.Shards); s != n.shard {
 			n.metrics.messages.WithLabelValues(topic, "reject", "shard").Inc()
 			return nil, fmt.Errorf("author %s belongs to shard %d, not %d", from, s, n.shard)

@@ -100,3 +100,32 @@ func TestUnverifiableClaimGraylisted(t *testing.T) {
 		t.Errorf("after a plannable claim the peer scores %v", got)
 	}
 }
+
+// A node with WithLoss(1) loses every message from another peer before
+// decoding it, counted as loss, but never its own (its publications pass
+// its own validator first); with no loss nothing is lost.
+func TestValidatorLoss(t *testing.T) {
+	for _, loss := range []float64{1, 0} {
+		n, err := New(t.TempDir(), testConfig(), WithLoss(loss))
+		if err != nil {
+			t.Fatal(err)
+		}
+		decoded := 0
+		v := n.validatorFor(p2p.TopicClaims, func(peer.ID, []byte, time.Time) (proto.Message, cid.Cid, error) {
+			decoded++
+			return &pb.DeviceClaim{}, cid.Undef, nil
+		})
+		other := randomID(t)
+		_, err = v(t.Context(), other, []byte("x"))
+		lost := testutil.ToFloat64(n.metrics.messages.WithLabelValues(p2p.TopicClaims, "ignore", "loss"))
+		if loss == 1 && (!errors.Is(err, p2p.ErrIgnore) || decoded != 0 || lost != 1) {
+			t.Fatalf("loss 1: err %v, decoded %d, counted lost %v", err, decoded, lost)
+		}
+		if loss == 0 && (err != nil || decoded != 1 || lost != 0) {
+			t.Fatalf("loss 0: err %v, decoded %d, counted lost %v", err, decoded, lost)
+		}
+		if _, err := v(t.Context(), n.id, []byte("x")); err != nil {
+			t.Fatalf("loss %v: own message: %v", loss, err)
+		}
+	}
+}

@@ -55,6 +55,9 @@ type SimConfig struct {
 	// default). Every router runs one per topic: a thousand of them in one
 	// process spend a core or more on heartbeats alone.
 	Heartbeat time.Duration
+	// Loss is the fraction of incoming messages each node loses at
+	// random (WithLoss); 0 loses none.
+	Loss float64
 	// K and M are the int8 inner and column dimensions (0: 128 each, a
 	// quarter of the default config's, so openings stay small when every
 	// peer of a shard receives every opening).
@@ -115,6 +118,7 @@ type SimReport struct {
 	EpochLength string  `json:"epoch_length"`
 	Rate        float64 `json:"rate"`
 	LatencyMS   float64 `json:"link_latency_ms"`
+	Loss        float64 `json:"loss"`
 	// Report is the devnet report of the last epoch (shard-aware).
 	Report     Report             `json:"report"`
 	Trajectory []SimEpoch         `json:"trajectory"`
@@ -149,6 +153,9 @@ type SimReport struct {
 func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 	if cfg.Peers < 3 || cfg.Epochs < 1 {
 		return SimReport{}, fmt.Errorf("sim: need at least 3 peers and 1 epoch, got %d and %d", cfg.Peers, cfg.Epochs)
+	}
+	if !(cfg.Loss >= 0 && cfg.Loss <= 1) {
+		return SimReport{}, fmt.Errorf("sim: loss %v is outside [0, 1]", cfg.Loss)
 	}
 	if cfg.ShardSize <= 0 {
 		cfg.ShardSize = 32
@@ -187,13 +194,14 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 		EpochLength: cfg.EpochLength, Slack: cfg.Slack, Warmup: 5*time.Second + time.Duration(cfg.Peers)*60*time.Millisecond,
 		GPU: "off", Log: cfg.Log, Mocknet: true, Degree: cfg.Degree, Latency: cfg.Latency, Shards: shards,
 		Allowance: cfg.Allowance, ChallengeRate: cfg.Rate, Workloads: cfg.Workloads, K: cfg.K, M: cfg.M, Heartbeat: cfg.Heartbeat,
+		Loss: cfg.Loss,
 	})
 	if err != nil {
 		return SimReport{}, err
 	}
 	defer d.Close()
 	r := SimReport{Peers: cfg.Peers, Shards: shards, Epochs: cfg.Epochs, EpochLength: cfg.EpochLength.String(),
-		Rate: cfg.Rate, LatencyMS: float64(cfg.Latency) / 1e6, Detection: map[Role]Detection{}, MeshDegree: map[int]int{}}
+		Rate: cfg.Rate, LatencyMS: float64(cfg.Latency) / 1e6, Loss: cfg.Loss, Detection: map[Role]Detection{}, MeshDegree: map[int]int{}}
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)

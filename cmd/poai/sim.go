@@ -37,7 +37,7 @@ func simCmd() *cobra.Command {
 network (mocknet): the same gossipsub with peer scoring, validators, CPU
 prover, verifiers, EigenTrust and Badger store (one per node, compact) as
 'poai run', with only the transport replaced. Links delay every write by
---latency.
+--latency; each node loses --loss of the messages it receives.
 
 The network is split into shards of about --shard-size peers ([p2p]
 shards): a peer challenges, proves, verifies and attests only inside its
@@ -65,7 +65,7 @@ report on stdout.`,
 				return err
 			}
 			stderr := cmd.ErrOrStderr()
-			fmt.Fprintf(stderr, "sim: starting %d nodes on mocknet (shards of ~%d, degree %d, latency %v)...\n", cfg.Peers, cfg.ShardSize, cfg.Degree, cfg.Latency)
+			fmt.Fprintf(stderr, "sim: starting %d nodes on mocknet (shards of ~%d, degree %d, latency %v, loss %g)...\n", cfg.Peers, cfg.ShardSize, cfg.Degree, cfg.Latency, cfg.Loss)
 			cfg.Adversaries = adv
 			cfg.Progress = func(e node.SimEpoch) {
 				line := fmt.Sprintf("epoch %3d  attestations %6d  delay p50 %6.0f ms p99 %6.0f ms  heap %5d MiB  goroutines %6d ", e.Epoch,
@@ -132,6 +132,7 @@ report on stdout.`,
 	f.Float64Var(&cfg.Rate, "rate", 1, "fraction of peers challenged per epoch")
 	f.DurationVar(&cfg.Allowance, "allowance", 150*time.Millisecond, "fixed part of every deadline, for gossip and scheduling")
 	f.StringSliceVar(&cfg.Workloads, "workloads", []string{"int8"}, "workloads challenges rotate through: int8, bf16, vram")
+	f.Float64Var(&cfg.Loss, "loss", 0, "fraction of incoming messages each node loses at random, unread and not forwarded (mocknet itself loses nothing)")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", time.Second, "gossipsub heartbeat interval (mesh maintenance and gossip); each of the nodes' routers runs one per topic")
 	f.IntVar(&cfg.K, "k", 128, "int8 inner dimension of challenges")
 	f.IntVar(&cfg.M, "m", 128, "int8 column dimension of challenges (opened rows are m int32s)")
