@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
 )
@@ -24,11 +26,18 @@ func TestCheckDigest(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	rows := map[int]bool{}
+	var verifiers []peer.ID
 	for range 8 {
-		v := newPeer(t)
-		d, err := CheckDigest(ctx, cpu, ch, chCID, testSecret, v)
-		if err != nil || len(d) != CheckDigestSize {
-			t.Fatalf("digest %x, %v", d, err)
+		verifiers = append(verifiers, newPeer(t))
+	}
+	all, err := CheckDigests(ctx, cpu, ch, chCID, testSecret, verifiers)
+	if err != nil || len(all) != len(verifiers) {
+		t.Fatalf("%d digests for %d verifiers, %v", len(all), len(verifiers), err)
+	}
+	for _, v := range verifiers {
+		d := all[v]
+		if len(d) != CheckDigestSize {
+			t.Fatalf("digest %x", d)
 		}
 		row, _ := CheckRow(ch, testSecret, v)
 		rows[row] = true
@@ -41,12 +50,12 @@ func TestCheckDigest(t *testing.T) {
 		if !bytes.Equal(d, h.Sum(nil)) {
 			t.Fatalf("verifier %s: digest does not hash row %d of the true product", v, row)
 		}
-		again, _ := CheckDigest(ctx, cpu, ch, chCID, testSecret, v)
-		if !bytes.Equal(d, again) {
-			t.Fatal("digest not deterministic")
+		again, _ := CheckDigests(ctx, cpu, ch, chCID, testSecret, []peer.ID{v})
+		if !bytes.Equal(d, again[v]) {
+			t.Fatal("digest computed alone differs from the batch's")
 		}
-		other, _ := CheckDigest(ctx, cpu, ch, chCID, []byte("another secret"), v)
-		if bytes.Equal(d, other) {
+		other, _ := CheckDigests(ctx, cpu, ch, chCID, []byte("another secret"), []peer.ID{v})
+		if bytes.Equal(d, other[v]) {
 			t.Fatal("digest does not depend on the secret")
 		}
 		seen[string(d)] = true
@@ -55,7 +64,7 @@ func TestCheckDigest(t *testing.T) {
 		t.Fatalf("8 verifiers got %d digests over %d rows", len(seen), len(rows))
 	}
 	bf := &pb.Challenge{Workload: pb.Workload_WORKLOAD_GEMM_BF16, N: 96, K: 64, M: 32}
-	if d, err := CheckDigest(ctx, cpu, bf, chCID, testSecret, newPeer(t)); d != nil || err != nil {
+	if d, err := CheckDigests(ctx, cpu, bf, chCID, testSecret, verifiers); d != nil || err != nil {
 		t.Fatalf("bf16 challenge: digest %x, %v; want none", d, err)
 	}
 }

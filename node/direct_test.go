@@ -72,11 +72,9 @@ func TestJudgeCheckDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := []byte("the challenger's secret")
-	digests := map[peer.ID][]byte{}
-	for _, v := range []peer.ID{honest, lazy} {
-		if digests[v], err = challenge.CheckDigest(t.Context(), gpu.NewCPU(), ch, chCID, secret, v); err != nil {
-			t.Fatal(err)
-		}
+	digests, err := challenge.CheckDigests(t.Context(), gpu.NewCPU(), ch, chCID, secret, []peer.ID{honest, lazy})
+	if err != nil {
+		t.Fatal(err)
 	}
 	tr := &tracked{ch: ch, cid: chCID, target: target, challenger: challenger, truth: pb.Verdict_VERDICT_PASS, truthKnown: true, digests: digests}
 	n.snapshot(func() {

@@ -274,7 +274,7 @@ type tracked struct {
 	// Re-checks: other verifiers' verdicts, and the truth once this node
 	// verified or re-checked the answer itself.
 	atts map[peer.ID]heardVerdict
-	// digests are the check digests (challenge.CheckDigest) this node
+	// digests are the check digests (challenge.CheckDigests) this node
 	// computed, alongside its verification or re-check, for itself and
 	// for every peer that may verify the challenge; nil entries for
 	// workloads without one.
@@ -1154,13 +1154,7 @@ func (n *Node) verifyOffLoop(t *tracked, done func(challenge.Result, error)) {
 	ch, chCID, com, comCID, op, secret := t.ch, t.cid, t.com, t.comCID, t.op, t.secret
 	// The check digests of this node and of every peer that may attest:
 	// its own goes into its attestation, the others' judge theirs.
-	digestOf := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.judges(n.livePeers(time.Now())), n.cfg.Challenge.Verifiers+2)
-	digestOf = append(slices.Clone(digestOf), n.id)
-	for _, v := range t.verifiers {
-		if !slices.Contains(digestOf, v) {
-			digestOf = append(digestOf, v)
-		}
-	}
+	digestOf := append(n.possibleVerifiers(t), n.id)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -1176,14 +1170,8 @@ func (n *Node) verifyOffLoop(t *tracked, done func(challenge.Result, error)) {
 		res, err := challenge.Verify(ctx, n.cpu, ch, chCID, com, comCID, op, secret)
 		var digests map[peer.ID][]byte
 		if err == nil {
-			digests = make(map[peer.ID][]byte, len(digestOf))
-			for _, v := range digestOf {
-				d, derr := challenge.CheckDigest(ctx, n.cpu, ch, chCID, secret, v)
-				if derr != nil {
-					err = fmt.Errorf("check digest: %w", derr)
-					break
-				}
-				digests[v] = d
+			if digests, err = challenge.CheckDigests(ctx, n.cpu, ch, chCID, secret, digestOf); err != nil {
+				err = fmt.Errorf("check digests: %w", err)
 			}
 		}
 		n.metrics.verifyTime.Observe(time.Since(start).Seconds())
@@ -1296,6 +1284,19 @@ func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation
 	n.publish(p2p.TopicAttestation, a)
 }
 
+// possibleVerifiers are the peers whose attestations of t count: its
+// verifiers, and the next two of the ranking in this node's present view —
+// views of the peer set can differ by a peer or two between nodes.
+func (n *Node) possibleVerifiers(t *tracked) []peer.ID {
+	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.judges(n.livePeers(time.Now())), n.cfg.Challenge.Verifiers+2)
+	for _, v := range t.verifiers {
+		if !slices.Contains(wide, v) {
+			wide = append(wide, v)
+		}
+	}
+	return wide
+}
+
 func (n *Node) onAttestation(from peer.ID, d decoded, at time.Time) {
 	a := d.msg.(*pb.Attestation)
 	t, ok := n.tracked[string(a.GetChallengeCid())]
@@ -1306,10 +1307,7 @@ func (n *Node) onAttestation(from peer.ID, d decoded, at time.Time) {
 		n.log.Debug("attestation disagrees with its challenge's epoch or deadline", "from", shortID(from))
 		return
 	}
-	// Accept verifiers from a slightly wider ranking than k: views of the
-	// peer set can differ by a peer or two between nodes.
-	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.judges(n.livePeers(time.Now())), n.cfg.Challenge.Verifiers+2)
-	if !slices.Contains(wide, from) && !slices.Contains(t.verifiers, from) {
+	if !slices.Contains(n.possibleVerifiers(t), from) {
 		n.log.Debug("attestation from a peer that is not a verifier", "from", shortID(from))
 		return
 	}
