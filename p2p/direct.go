@@ -122,9 +122,10 @@ func (p *Host) handleDirect(s network.Stream) {
 	defer s.Close()
 	from := s.Conn().RemotePeer()
 	_ = s.SetReadDeadline(time.Now().Add(directTimeout))
-	r := msgio.NewVarintReaderSize(s, max(p.cfg.MaxMessageSize, maxTopicLen))
-	topic, err := r.ReadMsg()
-	if err != nil || len(topic) > maxTopicLen {
+	// msgio's varint readers do not buffer, so one per frame, each with
+	// its own bound, read the stream in turn.
+	topic, err := msgio.NewVarintReaderSize(s, maxTopicLen).ReadMsg()
+	if err != nil {
 		p.log.Debug("direct message unreadable", "remote", from, "err", err)
 		_ = s.Reset()
 		return
@@ -137,7 +138,7 @@ func (p *Host) handleDirect(s network.Stream) {
 		_ = s.Reset()
 		return
 	}
-	data, err := r.ReadMsg()
+	data, err := msgio.NewVarintReaderSize(s, p.cfg.MaxMessageSize).ReadMsg()
 	if err != nil {
 		p.log.Debug("direct message unreadable", "remote", from, "topic", string(topic), "err", err)
 		_ = s.Reset()

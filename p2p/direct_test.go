@@ -1,7 +1,6 @@
 package p2p
 
 import (
-	"context"
 	"errors"
 	"path/filepath"
 	"sync/atomic"
@@ -41,13 +40,7 @@ func TestDirectReachesPeerGossipShuns(t *testing.T) {
 	shunned.Store(b.ID())
 
 	var rejected atomic.Int32
-	validator := func(_ context.Context, from peer.ID, data []byte) (any, error) {
-		if string(data) == "bad" {
-			rejected.Add(1)
-			return nil, errors.New("bad payload")
-		}
-		return string(data) + " from " + from.String(), nil
-	}
+	validator := testValidator(&rejected)
 	got := make(chan Message, 10)
 	for _, topic := range []string{TopicChallenges, TopicClaims} {
 		if err := a.Join(topic, validator, func(Message) {}); err != nil {

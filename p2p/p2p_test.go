@@ -58,17 +58,23 @@ func newHost(t *testing.T, bootstrap ...string) *Host {
 	return h
 }
 
-func TestGossipWithValidator(t *testing.T) {
-	a := newHost(t)
-	b := newHost(t, a.Addrs()[0].String())
-	var rejected atomic.Int32
-	validator := func(_ context.Context, from peer.ID, data []byte) (any, error) {
+// testValidator accepts any payload but "bad", which it rejects and
+// counts in rejected; it decodes a payload to "<payload> from <author>".
+func testValidator(rejected *atomic.Int32) Validator {
+	return func(_ context.Context, from peer.ID, data []byte) (any, error) {
 		if string(data) == "bad" {
 			rejected.Add(1)
 			return nil, errors.New("bad payload")
 		}
 		return string(data) + " from " + from.String(), nil
 	}
+}
+
+func TestGossipWithValidator(t *testing.T) {
+	a := newHost(t)
+	b := newHost(t, a.Addrs()[0].String())
+	var rejected atomic.Int32
+	validator := testValidator(&rejected)
 	got := make(chan Message, 10)
 	for _, h := range []*Host{a, b} {
 		if err := h.Join(TopicClaims, validator, func(m Message) {
