@@ -174,7 +174,9 @@ func (n *Node) recheckBudget(e uint64) bool {
 	return true
 }
 
-// judge records whether verifier's verdict agrees with the truth of t.
+// judge records whether verifier's verdict agrees with the truth of t. A
+// correctness verdict without the check digest this node computed for that
+// verifier (challenge.CheckDigests) disagrees, whatever it says.
 // Only correctness is judged.
 func (n *Node) judge(t *tracked, verifier peer.ID, h heardVerdict) {
 	v := h.v
