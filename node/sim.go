@@ -141,7 +141,10 @@ type SimReport struct {
 	// RunCPUS is the CPU time of the epochs alone (CPUS less the set-up).
 	RunCPUS float64 `json:"run_cpu_s"`
 	// Messages counts, over every node, the messages its validators saw
-	// by topic and result ("/poai/1/claims accept").
+	// by topic and result ("/poai/1/claims accept"), and the direct copies
+	// it sent by topic and result ("direct challenges sent": accepted by
+	// the target before any gossip copy; "rejected": the gossip copy came
+	// first; "failed": no stream).
 	Messages map[string]float64 `json:"messages"`
 	// AllCaught: every adversary class fully caught; HonestGraylisted:
 	// honest false positives at the end.
@@ -254,7 +257,12 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 			continue
 		}
 		for _, mf := range mfs {
-			if mf.GetName() != "poai_messages_total" {
+			prefix := ""
+			switch mf.GetName() {
+			case "poai_messages_total":
+			case "poai_direct_messages_total":
+				prefix = "direct "
+			default:
 				continue
 			}
 			for _, m := range mf.GetMetric() {
@@ -267,7 +275,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 						result = l.GetValue()
 					}
 				}
-				r.Messages[topic+" "+result] += m.GetCounter().GetValue()
+				r.Messages[prefix+topic+" "+result] += m.GetCounter().GetValue()
 			}
 		}
 	}
