@@ -21,6 +21,12 @@ import (
 // learns c's addresses from its claim and hands it each challenge and
 // reveal directly (p2p.DirectProtocol); c answers and passes.
 func TestChallengeWithoutGossipRoute(t *testing.T) {
+	if testing.Short() {
+		// .ci/run's race step: under the race detector the CPU prover runs
+		// several times slower than testConfig's fixed claim, so every
+		// answer is late; go test ./... runs it in full.
+		t.Skip("times proofs against a fixed claim")
+	}
 	k, err := p2p.LoadOrCreateKey(filepath.Join(t.TempDir(), "relay.key"))
 	if err != nil {
 		t.Fatal(err)
