@@ -93,15 +93,14 @@ func (p *Host) SendDirect(ctx context.Context, to peer.ID, topic string, data []
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 	w := msgio.NewVarintWriter(s)
-	if err := w.WriteMsg([]byte(topic)); err != nil {
-		_ = s.Reset()
-		return fmt.Errorf("direct message to %s: %w", to, err)
+	err = w.WriteMsg([]byte(topic))
+	if err == nil {
+		err = w.WriteMsg(data)
 	}
-	if err := w.WriteMsg(data); err != nil {
-		_ = s.Reset()
-		return fmt.Errorf("direct message to %s: %w", to, err)
+	if err == nil {
+		err = s.CloseWrite()
 	}
-	if err := s.CloseWrite(); err != nil {
+	if err != nil {
 		_ = s.Reset()
 		return fmt.Errorf("direct message to %s: %w", to, err)
 	}
