@@ -54,9 +54,11 @@ func TestCheckDigest(t *testing.T) {
 		if !bytes.Equal(d, again[v]) {
 			t.Fatal("digest computed alone differs from the batch's")
 		}
+		// Another secret assigns another row (but for 1 chance in N): the
+		// digest must then change.
 		other, _ := CheckDigests(ctx, cpu, ch, chCID, []byte("another secret"), []peer.ID{v})
-		if bytes.Equal(d, other[v]) {
-			t.Fatal("digest does not depend on the secret")
+		if otherRow, _ := CheckRow(ch, []byte("another secret"), v); otherRow != row && bytes.Equal(d, other[v]) {
+			t.Fatal("digest does not follow the secret's row")
 		}
 		seen[string(d)] = true
 	}
