@@ -1041,9 +1041,9 @@ type Attestation struct {
 	ProverSmClockMhz    uint32 `protobuf:"varint,11,opt,name=prover_sm_clock_mhz,json=proverSmClockMhz,proto3" json:"prover_sm_clock_mhz,omitempty"`
 	ProverSmClockMaxMhz uint32 `protobuf:"varint,12,opt,name=prover_sm_clock_max_mhz,json=proverSmClockMaxMhz,proto3" json:"prover_sm_clock_max_mhz,omitempty"`
 	ProverTemperatureC  uint32 `protobuf:"varint,13,opt,name=prover_temperature_c,json=proverTemperatureC,proto3" json:"prover_temperature_c,omitempty"`
-	// On an int8 GEMM challenge with a correctness verdict (pass, late,
-	// wrong answer, bad proof): challenge.CheckDigests, the 32-byte proof
-	// that the verifier recomputed a row of C only it was assigned. Empty
+	// With a correctness verdict (pass, late, wrong answer, bad proof):
+	// challenge.CheckDigests, the 32-byte proof that the verifier recomputed
+	// a leaf only it was assigned (a row of C, a VRAM lane). Empty
 	// otherwise. A wrong or missing one is a contradiction.
 	CheckDigest   []byte `protobuf:"bytes,14,opt,name=check_digest,json=checkDigest,proto3" json:"check_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
