@@ -331,7 +331,7 @@ func TestValidatorChallenge(t *testing.T) {
 	now := testClock.Start(5).Add(time.Second)
 	challenger, target := newPeer(t), newPeer(t)
 	v := NewValidator(DefaultLimits(), testClock, 100)
-	ch, good, _ := newChallenge(t, challenger, target, now)
+	ch, good, chCID := newChallenge(t, challenger, target, now)
 	if _, _, err := v.Challenge(challenger, good, now); err != nil {
 		t.Fatalf("good challenge rejected: %v", err)
 	}
@@ -364,6 +364,11 @@ func TestValidatorChallenge(t *testing.T) {
 		{"bad target", challenger, mutate(func(c *pb.Challenge) { c.Target = []byte("nope") }), ErrMalformed},
 		{"unknown workload", challenger, mutate(func(c *pb.Challenge) { c.Workload = 9 }), ErrMalformed},
 		{"no deadline", challenger, mutate(func(c *pb.Challenge) { c.DeadlineMs = 0 }), ErrMalformed},
+		{"retry_of not a CID", challenger, mutate(func(c *pb.Challenge) { c.RetryOf = []byte("earlier") }), ErrMalformed},
+	}
+	retry := mutate(func(c *pb.Challenge) { c.RetryOf = chCID.Bytes() })
+	if got, _, err := v.Challenge(challenger, retry, now); err != nil || !bytes.Equal(got.GetRetryOf(), chCID.Bytes()) {
+		t.Fatalf("retry naming the first challenge: %v", err)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

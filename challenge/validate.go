@@ -236,6 +236,11 @@ func (v *Validator) Challenge(from peer.ID, data []byte, now time.Time) (*pb.Cha
 			return nil, cid.Undef, err
 		}
 	}
+	if len(m.GetRetryOf()) > 0 {
+		if _, err := parseCID("retry_of", m.GetRetryOf()); err != nil {
+			return nil, cid.Undef, err
+		}
+	}
 	if err := v.fresh(m.GetIssuedUnixMs(), now); err != nil {
 		return nil, cid.Undef, err
 	}

@@ -8,6 +8,7 @@ type metrics struct {
 	registry    *prometheus.Registry
 	messages    *prometheus.CounterVec
 	issued      prometheus.Counter
+	retries     prometheus.Counter
 	answered    *prometheus.CounterVec
 	attested    *prometheus.CounterVec
 	flagged     *prometheus.CounterVec
@@ -35,6 +36,9 @@ func newMetrics() *metrics {
 			Name: "poai_messages_total",
 			Help: "Gossip messages seen by the topic validators, by topic, result (accept, reject) and reason.",
 		}, []string{"topic", "result", "reason"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "poai_challenges_retried_total", Help: "Retries this node published as challenger: challenges of a target that missed the deadline of its first one (also counted in poai_challenges_issued_total).",
+		}),
 		issued: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "poai_challenges_issued_total", Help: "Challenges this node published as challenger.",
 		}),
@@ -101,7 +105,7 @@ func newMetrics() *metrics {
 		Help: "Messages this node also sent straight to their subject over /poai/direct/1.0.0 (challenges and reveals to their target), by topic and result (sent: the receiver accepted it; rejected: its validator did not, usually because the gossip copy came first; failed: no stream or no answer).",
 	}, []string{"topic", "result"})
 	m.registry.MustRegister(m.direct, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
-	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.answered, m.attested, m.proveTime, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
+	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.retries, m.answered, m.attested, m.proveTime, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -832,6 +832,41 @@ const quietEpochs = 2
 // workload rotates through the configured ones by epoch and target, skipping
 // those the claim gives no rate for.
 func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
+	return n.issueTry(e, target, cid.Undef)
+}
+
+// retryBackoff returns how long after a missed deadline a challenger
+// retries: a random time in [epoch/16, epoch/6] (1.5–4 s for 24 s
+// epochs), so the retry does not fall in the same burst of load or loss
+// that the miss may have.
+func (n *Node) retryBackoff() time.Duration {
+	lo, hi := n.clock.Length/16, n.clock.Length/6
+	return lo + time.Duration(mrand.Int64N(int64(hi-lo)+1))
+}
+
+// retryIfMissed issues one retry of this node's challenge key once its
+// deadline has passed without a commitment in time on this node's clock:
+// a missed deadline is retried, with back-off, before it counts
+// (scoring.Book.Roll forgives a miss whose retry passed).
+func (n *Node) retryIfMissed(e uint64, target peer.ID, key string) {
+	t, ok := n.tracked[key]
+	if !ok || len(t.ch.GetRetryOf()) > 0 {
+		return
+	}
+	deadline := time.Duration(t.ch.GetDeadlineMs()) * time.Millisecond
+	if t.com != nil && t.comAt.Sub(t.receivedAt) <= deadline {
+		return
+	}
+	if _, err := n.issueTry(e, target, t.cid); err != nil {
+		n.log.Debug("retry not issued", "target", shortID(target), "err", err)
+		return
+	}
+	n.metrics.retries.Inc()
+}
+
+// issueTry issues a challenge of target, a retry of the challenge
+// retryOf unless that is cid.Undef.
+func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, error) {
 	p, ok := n.peers[target]
 	if !ok || n.ctx.Err() != nil {
 		return cid.Undef, errors.New("no claim known for the target")
@@ -840,6 +875,9 @@ func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
 		return cid.Undef, fmt.Errorf("no claim heard from the target for %v: it is probably unreachable, and a miss would blame it for the network", quiet.Round(time.Second))
 	}
 	slot := fmt.Sprintf("%s/%d/%s", target, e, n.id)
+	if retryOf.Defined() {
+		slot += "/retry"
+	}
 	if _, done := n.slots[slot]; done {
 		return cid.Undef, fmt.Errorf("already challenged %s in epoch %d", target, e)
 	}
@@ -867,6 +905,9 @@ func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
 		Version: 1, Epoch: e, Challenger: []byte(n.id), Target: []byte(target), Nonce: nonce,
 		IssuedUnixMs: time.Now().UnixMilli(), ClaimCid: p.claimCID.Bytes(), RevealHash: challenge.RevealHash(secret),
 	}
+	if retryOf.Defined() {
+		ch.RetryOf = retryOf.Bytes()
+	}
 	plan.Apply(ch)
 	_, chCID, err := challenge.MessageCID(ch)
 	if err != nil {
@@ -879,6 +920,10 @@ func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
 	n.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "workload", plan.Workload,
 		"anticipated", plan.Anticipated, "deadline", plan.Deadline)
 	n.publishTo(p2p.TopicChallenges, ch, target, plan.Deadline)
+	if !retryOf.Defined() {
+		key := chCID.KeyString()
+		n.after(plan.Deadline+n.retryBackoff(), func() { n.retryIfMissed(e, target, key) })
+	}
 	return chCID, nil
 }
 
@@ -1012,6 +1057,12 @@ func (n *Node) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Ti
 		return errors.New("sender is not a scheduled challenger of the target this epoch")
 	}
 	slot := fmt.Sprintf("%s/%d/%s", target, ch.GetEpoch(), from)
+	if r := ch.GetRetryOf(); len(r) > 0 {
+		if err := n.legitimateRetry(ch, r, from, target); err != nil {
+			return err
+		}
+		slot += "/retry"
+	}
 	if prev, dup := n.slots[slot]; dup && !own {
 		// Two different challenges of one target from one challenger in an
 		// epoch: nodes may have seen them in different orders, so neither
@@ -1034,6 +1085,46 @@ func (n *Node) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Ti
 		return errors.New("too many challenges in flight")
 	}
 	n.slots[slot] = slotUse{epoch: ch.GetEpoch(), key: key}
+	return nil
+}
+
+// retryOf returns the string form of ch's retry_of CID, "" for a first
+// try (or one that does not parse: the validator already rejected those).
+func retryOf(ch *pb.Challenge) string {
+	if len(ch.GetRetryOf()) == 0 {
+		return ""
+	}
+	c, err := cid.Cast(ch.GetRetryOf())
+	if err != nil {
+		return ""
+	}
+	return c.String()
+}
+
+// legitimateRetry checks a retry (a challenge with retry_of) against the
+// challenge it retries, when this node saw that one: the same challenger,
+// target and epoch, not itself a retry, and not answered in time on this
+// node's clock. A retry of a challenge this node never saw (lost, or sent
+// before it joined) is taken on trust: it costs the target at most one
+// extra challenge per challenger and epoch (the retry slot), and a retry
+// of nothing forgives nothing.
+func (n *Node) legitimateRetry(ch *pb.Challenge, retryOf []byte, from, target peer.ID) error {
+	rc, err := cid.Cast(retryOf)
+	if err != nil {
+		return fmt.Errorf("retry_of: %w", err)
+	}
+	orig, ok := n.tracked[rc.KeyString()]
+	if !ok {
+		return nil
+	}
+	switch {
+	case orig.challenger != from || orig.target != target || orig.ch.GetEpoch() != ch.GetEpoch():
+		return errors.New("retry of another challenger's, target's or epoch's challenge")
+	case len(orig.ch.GetRetryOf()) > 0:
+		return errors.New("retry of a retry")
+	case orig.com != nil && orig.comAt.Sub(orig.receivedAt) <= time.Duration(orig.ch.GetDeadlineMs())*time.Millisecond:
+		return errors.New("retry of a challenge answered in time")
+	}
 	return nil
 }
 
@@ -1316,6 +1407,7 @@ func (n *Node) onAttestation(from peer.ID, d decoded, at time.Time) {
 		Verdict: verdictName(a.GetVerdict()), LatencyMS: float64(a.GetLatencyMs()), DeadlineMS: float64(a.GetDeadlineMs()),
 		Deviation: a.GetScoreDeviation(), Accuracy: a.GetDataAccuracy(),
 		ClockMHz: a.GetProverSmClockMhz(), MaxClockMHz: a.GetProverSmClockMaxMhz(), TemperatureC: a.GetProverTemperatureC(),
+		RetryOf: retryOf(t.ch),
 	})
 	n.noteAttestation(t, from, heardVerdict{v: a.GetVerdict(), digest: a.GetCheckDigest()})
 	switch {

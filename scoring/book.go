@@ -60,6 +60,10 @@ type Attestation struct {
 	ClockMHz     uint32 `json:"clock_mhz,omitempty"`
 	MaxClockMHz  uint32 `json:"max_clock_mhz,omitempty"`
 	TemperatureC uint32 `json:"temperature_c,omitempty"`
+	// RetryOf is the challenge CID (string form) this challenge retries
+	// (pb.Challenge.retry_of), empty for a first try: a miss whose retry
+	// passes is forgiven.
+	RetryOf string `json:"retry_of,omitempty"`
 }
 
 // Pass reports whether the verdict is a pass.

@@ -191,9 +191,11 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 	// challenges before or after it went wrong too (the next challenge is
 	// the retry).
 	type chal struct {
-		epoch uint64
-		id    string
-		bad   bool
+		epoch  uint64
+		id     string
+		target string
+		bad    bool // some verifier found fault
+		wrong  bool // some verifier found a wrong answer or bad proof
 	}
 	byTarget := map[string][]*chal{}
 	index := map[string]*chal{}
@@ -203,11 +205,25 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 		}
 		c := index[a.Challenge]
 		if c == nil {
-			c = &chal{epoch: a.Epoch, id: a.Challenge}
+			c = &chal{epoch: a.Epoch, id: a.Challenge, target: a.Target}
 			index[a.Challenge] = c
 			byTarget[a.Target] = append(byTarget[a.Target], c)
 		}
 		c.bad = c.bad || !a.Pass()
+		c.wrong = c.wrong || a.Verdict == VerdictWrongAnswer || a.Verdict == VerdictBadProof
+	}
+	// A miss whose retry passed is forgiven outright, and is no failure
+	// for its neighbours either: the retry did the work the miss skipped,
+	// so skipping on purpose saves nothing. A wrong answer is never
+	// forgiven.
+	retried := map[string]bool{}
+	for _, a := range b.window {
+		if r := index[a.Challenge]; a.RetryOf != "" && r != nil && !r.bad {
+			if c := index[a.RetryOf]; c != nil && c.target == a.Target && !c.wrong {
+				retried[a.RetryOf] = true
+				c.bad = false
+			}
+		}
 	}
 	neighbourBad := map[string]bool{}
 	for _, cs := range byTarget {
@@ -229,8 +245,8 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 	raw := Opinions{} // the same, undecayed: how much is known, for Evidence
 	for _, a := range b.window {
 		sat, unsat := b.opinionOf(a)
-		if (a.Verdict == VerdictNoAnswer || a.Verdict == VerdictLate) && !neighbourBad[a.Challenge] {
-			unsat = 0 // an isolated miss: forgiven unless the retry fails too
+		if (a.Verdict == VerdictNoAnswer || a.Verdict == VerdictLate) && (!neighbourBad[a.Challenge] || retried[a.Challenge]) {
+			unsat = 0 // an isolated miss, or one whose retry passed: forgiven
 		}
 		w := decay(a.Epoch)
 		miss := 0.0

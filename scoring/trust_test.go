@@ -333,6 +333,62 @@ func TestIsolatedMissForgiven(t *testing.T) {
 	}
 }
 
+// TestRetriedMissForgiven: a peer that misses every other challenge has
+// its misses counted (TestIsolatedMissForgiven), unless each miss was
+// retried and the retry passed; a failed retry, or a retry of a wrong
+// answer, forgives nothing.
+func TestRetriedMissForgiven(t *testing.T) {
+	b := openTrust(t, t.TempDir(), DefaultParams())
+	defer b.Close()
+	record := func(a Attestation) {
+		t.Helper()
+		if err := b.Record(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for e := uint64(0); e < 8; e++ {
+		for _, v := range []string{"self", "v1"} {
+			for _, target := range []string{"retried", "retry-failed", "wrong", "v2"} {
+				first := VerdictPass
+				if e%2 == 0 && target != "v2" {
+					first = VerdictNoAnswer
+					if target == "wrong" {
+						first = VerdictWrongAnswer
+					}
+				}
+				a := att(fmt.Sprint(target, e), target, v, first)
+				a.Epoch = e
+				record(a)
+				if first == VerdictPass {
+					continue
+				}
+				retry := VerdictPass
+				if target == "retry-failed" {
+					retry = VerdictNoAnswer
+				}
+				r := att(fmt.Sprint(target, e, "/retry"), target, v, retry)
+				r.Epoch, r.RetryOf = e, a.Challenge
+				record(r)
+			}
+		}
+	}
+	if _, err := b.Roll(8); err != nil {
+		t.Fatal(err)
+	}
+	ok, _ := b.PeerTrust("retried")
+	failed, _ := b.PeerTrust("retry-failed")
+	wrong, _ := b.PeerTrust("wrong")
+	if ok.Bad != 0 || ok.Missing != 0 {
+		t.Fatalf("misses whose retries passed counted: %+v", ok)
+	}
+	if failed.Missing < 0.2 {
+		t.Fatalf("misses whose retries failed too were forgiven: %+v", failed)
+	}
+	if wrong.Bad-wrong.Missing < 0.2 {
+		t.Fatalf("wrong answers were forgiven by a passing retry: %+v", wrong)
+	}
+}
+
 // TestMigratesLargeSchema1: a version-1 store with more attestations than
 // one Badger transaction holds migrates (in batches).
 func TestMigratesLargeSchema1(t *testing.T) {

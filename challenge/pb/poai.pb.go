@@ -499,7 +499,12 @@ type Challenge struct {
 	VramRounds     uint32 `protobuf:"varint,16,opt,name=vram_rounds,json=vramRounds,proto3" json:"vram_rounds,omitempty"`
 	VramReads      uint32 `protobuf:"varint,17,opt,name=vram_reads,json=vramReads,proto3" json:"vram_reads,omitempty"`
 	// SHA-256 commitment to the challenger's opening secret (see Reveal).
-	RevealHash    []byte `protobuf:"bytes,18,opt,name=reveal_hash,json=revealHash,proto3" json:"reveal_hash,omitempty"`
+	RevealHash []byte `protobuf:"bytes,18,opt,name=reveal_hash,json=revealHash,proto3" json:"reveal_hash,omitempty"`
+	// Set on a retry: the CID of the same challenger's earlier challenge of
+	// the same target in the same epoch that got no answer in time. A miss
+	// whose retry passes is forgiven (a missed deadline is retried before it
+	// counts); at most one retry per challenge, and never a retry of a retry.
+	RetryOf       []byte `protobuf:"bytes,19,opt,name=retry_of,json=retryOf,proto3" json:"retry_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -656,6 +661,13 @@ func (x *Challenge) GetVramReads() uint32 {
 func (x *Challenge) GetRevealHash() []byte {
 	if x != nil {
 		return x.RevealHash
+	}
+	return nil
+}
+
+func (x *Challenge) GetRetryOf() []byte {
+	if x != nil {
+		return x.RetryOf
 	}
 	return nil
 }
@@ -1222,7 +1234,7 @@ const file_poai_proto_rawDesc = "" +
 	"pci_domain\x18\x0e \x01(\rR\tpciDomain\x12\x17\n" +
 	"\apci_bus\x18\x0f \x01(\rR\x06pciBus\x12\x1d\n" +
 	"\n" +
-	"pci_device\x18\x10 \x01(\rR\tpciDevice\"\x8c\x04\n" +
+	"pci_device\x18\x10 \x01(\rR\tpciDevice\"\xa7\x04\n" +
 	"\tChallenge\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1e\n" +
@@ -1249,7 +1261,8 @@ const file_poai_proto_rawDesc = "" +
 	"\n" +
 	"vram_reads\x18\x11 \x01(\rR\tvramReads\x12\x1f\n" +
 	"\vreveal_hash\x18\x12 \x01(\fR\n" +
-	"revealHash\"e\n" +
+	"revealHash\x12\x19\n" +
+	"\bretry_of\x18\x13 \x01(\fR\aretryOf\"e\n" +
 	"\x06Reveal\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x1e\n" +
 	"\n" +
