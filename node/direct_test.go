@@ -57,6 +57,16 @@ func TestChallengeWithoutGossipRoute(t *testing.T) {
 			if got := testutil.ToFloat64(b.metrics.direct.WithLabelValues(p2p.TopicChallenges, "sent")); got == 0 {
 				t.Errorf("no challenge counted as sent directly (%v failed)", testutil.ToFloat64(b.metrics.direct.WithLabelValues(p2p.TopicChallenges, "failed")))
 			}
+			// The answer goes back the same way: the commitment and the
+			// opening reach b directly too (or come second to the gossip
+			// copy, once the direct dial gave them a gossip route).
+			for _, topic := range []string{p2p.TopicCommitments, p2p.TopicOpenings} {
+				got := testutil.ToFloat64(target.metrics.direct.WithLabelValues(topic, "sent")) +
+					testutil.ToFloat64(target.metrics.direct.WithLabelValues(topic, "rejected"))
+				if got == 0 {
+					t.Errorf("the target handed b no %s directly (%v failed)", topic, testutil.ToFloat64(target.metrics.direct.WithLabelValues(topic, "failed")))
+				}
+			}
 			return
 		}
 		time.Sleep(200 * time.Millisecond)

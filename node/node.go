@@ -308,6 +308,9 @@ const maxOrphanSenders = 4
 type proveJob struct {
 	ch  *pb.Challenge
 	cid cid.Cid
+	// judges are the challenger and verifiers, who also get the
+	// commitment directly.
+	judges []peer.ID
 }
 
 // decoded is what the topic validators hand to the handlers.
@@ -475,9 +478,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	}
 	// A challenge and its reveal also travel straight from the challenger
-	// to the target (publishTo): gossip alone may not reach a target whose
-	// score or mesh links a partition took away.
-	for _, t := range []string{p2p.TopicChallenges, p2p.TopicReveals} {
+	// to the target, and the target's commitment and opening straight to
+	// the challenger and verifiers (publishTo): gossip alone may not carry
+	// them between peers whose scores or mesh links a partition, or a few
+	// misses under load, took away — and a peer whose answers cannot reach
+	// its verifiers can never clear itself.
+	for _, t := range []string{p2p.TopicChallenges, p2p.TopicReveals, p2p.TopicCommitments, p2p.TopicOpenings} {
 		if err := n.host.AcceptDirect(n.topic(t)); err != nil {
 			return err
 		}
@@ -626,14 +632,14 @@ func (n *Node) after(d time.Duration, f func()) {
 
 // publish encodes m and publishes it on topic without blocking the caller.
 func (n *Node) publish(topic string, m proto.Message) {
-	n.publishTo(topic, m, "", 0)
+	n.publishTo(topic, m, 0)
 }
 
-// publishTo publishes m on topic and, when to is set, also sends it to
-// peer to over p2p.DirectProtocol, giving up after timeout. The direct
-// copy goes once the local validator has accepted the message (Publish
-// returned), so a message this node would reject never leaves it.
-func (n *Node) publishTo(topic string, m proto.Message, to peer.ID, timeout time.Duration) {
+// publishTo publishes m on topic and also sends it to each peer of to
+// over p2p.DirectProtocol, giving up after timeout. The direct copies go
+// once the local validator has accepted the message (Publish returned),
+// so a message this node would reject never leaves it.
+func (n *Node) publishTo(topic string, m proto.Message, timeout time.Duration, to ...peer.ID) {
 	b, err := challenge.Marshal(m)
 	if err != nil {
 		n.log.Error("encode message", "topic", topic, "err", err)
@@ -648,22 +654,34 @@ func (n *Node) publishTo(topic string, m proto.Message, to peer.ID, timeout time
 			}
 			return
 		}
-		if to == "" {
-			return
-		}
-		ctx, cancel := context.WithTimeout(n.ctx, timeout)
-		defer cancel()
-		if err := n.host.SendDirect(ctx, to, n.topic(topic), b); err != nil {
-			result := "failed"
-			if errors.Is(err, p2p.ErrDirectRejected) {
-				result = "rejected" // usually: the gossip copy came first
+		for _, p := range to {
+			if p == n.id {
+				continue
 			}
-			n.metrics.direct.WithLabelValues(topic, result).Inc()
-			n.log.Debug("direct send not accepted", "topic", topic, "to", shortID(to), "err", err)
-			return
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.sendDirect(topic, b, p, timeout)
+			}()
 		}
-		n.metrics.direct.WithLabelValues(topic, "sent").Inc()
 	}()
+}
+
+// sendDirect hands an encoded message of topic to peer to over
+// p2p.DirectProtocol and counts the outcome.
+func (n *Node) sendDirect(topic string, b []byte, to peer.ID, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(n.ctx, timeout)
+	defer cancel()
+	if err := n.host.SendDirect(ctx, to, n.topic(topic), b); err != nil {
+		result := "failed"
+		if errors.Is(err, p2p.ErrDirectRejected) {
+			result = "rejected" // usually: the gossip copy came first
+		}
+		n.metrics.direct.WithLabelValues(topic, result).Inc()
+		n.log.Debug("direct send not accepted", "topic", topic, "to", shortID(to), "err", err)
+		return
+	}
+	n.metrics.direct.WithLabelValues(topic, "sent").Inc()
 }
 
 // topic returns the name of base (one of p2p.Topics) in this node's shard.
@@ -919,7 +937,7 @@ func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, err
 	n.bump(func(s *Stats) { s.Issued++ })
 	n.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "workload", plan.Workload,
 		"anticipated", plan.Anticipated, "deadline", plan.Deadline)
-	n.publishTo(p2p.TopicChallenges, ch, target, plan.Deadline)
+	n.publishTo(p2p.TopicChallenges, ch, plan.Deadline, target)
 	if !retryOf.Defined() {
 		key := chCID.KeyString()
 		n.after(plan.Deadline+n.retryBackoff(), func() { n.retryIfMissed(e, target, key) })
@@ -1146,7 +1164,7 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 	n.tracked[key] = t
 	if target == n.id {
 		select {
-		case n.proveQ <- proveJob{ch: ch, cid: d.cid}:
+		case n.proveQ <- proveJob{ch: ch, cid: d.cid, judges: append(slices.Clone(t.verifiers), from)}:
 		default:
 			n.metrics.droppedJobs.Inc()
 			n.log.Warn("prove queue full, challenge dropped", "challenge", d.cid)
@@ -1208,7 +1226,7 @@ func (n *Node) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment, co
 		delete(n.secrets, t.cid.KeyString())
 		// The target gets it directly too, as it got the challenge.
 		n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Challenger: []byte(n.id), Secret: own.secret},
-			t.target, time.Duration(t.ch.GetDeadlineMs())*time.Millisecond)
+			time.Duration(t.ch.GetDeadlineMs())*time.Millisecond, t.target)
 	}
 	n.tryVerify(t)
 }
@@ -1483,7 +1501,7 @@ func (n *Node) answer(job proveJob) {
 	n.metrics.answered.WithLabelValues("answered").Inc()
 	n.bump(func(s *Stats) { s.Answered++ })
 	n.log.Debug("challenge answered", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "deadline", deadline)
-	n.publish(p2p.TopicCommitments, committed.Commitment)
+	n.publishTo(p2p.TopicCommitments, committed.Commitment, deadline, job.judges...)
 	// The opening waits for the challenger's secret (onReveal).
 	n.post(func() {
 		if t, ok := n.tracked[job.cid.KeyString()]; ok {
@@ -1501,6 +1519,7 @@ func (n *Node) open(t *tracked) {
 	}
 	t.opened = true
 	committed, ch, secret := t.committed, t.ch, t.secret
+	judges := append(slices.Clone(t.verifiers), t.challenger)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -1509,7 +1528,7 @@ func (n *Node) open(t *tracked) {
 			n.log.Error("open", "challenge", t.cid, "err", err)
 			return
 		}
-		n.publish(p2p.TopicOpenings, op)
+		n.publishTo(p2p.TopicOpenings, op, time.Duration(ch.GetDeadlineMs())*time.Millisecond, judges...)
 	}()
 }
 
