@@ -245,7 +245,13 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 	raw := Opinions{} // the same, undecayed: how much is known, for Evidence
 	for _, a := range b.window {
 		sat, unsat := b.opinionOf(a)
-		if (a.Verdict == VerdictNoAnswer || a.Verdict == VerdictLate) && (!neighbourBad[a.Challenge] || retried[a.Challenge]) {
+		missed := a.Verdict == VerdictNoAnswer || a.Verdict == VerdictLate
+		switch {
+		case missed && a.RetryOf != "":
+			// A missed retry confirms the miss it retried, which counts;
+			// it is not a second one (one stall, one miss).
+			sat, unsat = 0, 0
+		case missed && (!neighbourBad[a.Challenge] || retried[a.Challenge]):
 			unsat = 0 // an isolated miss, or one whose retry passed: forgiven
 		}
 		w := decay(a.Epoch)

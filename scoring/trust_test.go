@@ -384,6 +384,12 @@ func TestRetriedMissForgiven(t *testing.T) {
 	if failed.Missing < 0.2 {
 		t.Fatalf("misses whose retries failed too were forgiven: %+v", failed)
 	}
+	// One stall is one miss: its missed retry is not a second. Half the
+	// first tries missed, so about half the record is misses (decay
+	// weighs recent epochs more: 0.46 here), not about two thirds (0.63).
+	if failed.Missing > 0.55 {
+		t.Fatalf("a missed retry counted as a miss of its own: %+v", failed)
+	}
 	if wrong.Bad-wrong.Missing < 0.2 {
 		t.Fatalf("wrong answers were forgiven by a passing retry: %+v", wrong)
 	}
