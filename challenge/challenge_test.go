@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -431,6 +432,18 @@ func TestReplayCacheBounded(t *testing.T) {
 	r.Add("x", now)
 	if r.Seen("x", now.Add(2*time.Minute)) {
 		t.Fatal("entry outlived its ttl")
+	}
+	// Forget: unseen again, added again in place (no second queue entry
+	// that would later evict the fresh one).
+	r.Forget("x")
+	if r.Seen("x", now) || !r.AddIfAbsent("x", now) || r.AddIfAbsent("x", now) {
+		t.Fatal("a forgotten entry is not fresh exactly once")
+	}
+	for i := range 9 {
+		r.Add(fmt.Sprint("y", i), now)
+	}
+	if !r.Seen("x", now) || r.Len() > 10 {
+		t.Fatalf("after 9 more entries: x seen %v, %d held", r.Seen("x", now), r.Len())
 	}
 }
 

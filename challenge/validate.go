@@ -156,6 +156,13 @@ func (v *Validator) accept(c cid.Cid, now time.Time) error {
 	return nil
 }
 
+// Forget undoes the acceptance of content ID c, so the next copy of the
+// message validates as fresh. For a copy that reached this node outside
+// gossip (p2p.DirectProtocol): gossipsub forwards only the copies its
+// validator accepts, so the gossip copy that follows must not be dropped
+// as a replay — the handlers drop the duplicate instead.
+func (v *Validator) Forget(c cid.Cid) { v.replay.Forget(c.KeyString()) }
+
 // MaxClaimAddrs bounds DeviceClaim.addrs.
 const MaxClaimAddrs = 16
 
@@ -489,6 +496,15 @@ func (r *ReplayCache) AddIfAbsent(id string, now time.Time) bool {
 	}
 	r.add(id, now)
 	return true
+}
+
+// Forget makes id unseen again, so its next AddIfAbsent succeeds.
+func (r *ReplayCache) Forget(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.seen[id]; ok {
+		r.seen[id] = time.Time{} // expired: evicted in turn, re-added in place
+	}
 }
 
 // Add records id at now, evicting expired or, when full, the oldest IDs.

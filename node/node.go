@@ -507,7 +507,7 @@ func wrap[M proto.Message](f func(peer.ID, []byte, time.Time) (M, cid.Cid, error
 // validatorFor returns the pubsub validator of topic: decode and check,
 // count the result.
 func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time) (proto.Message, cid.Cid, error)) p2p.Validator {
-	return func(_ context.Context, from peer.ID, data []byte) (any, error) {
+	return func(ctx context.Context, from peer.ID, data []byte) (any, error) {
 		if n.o.loss > 0 && from != n.id && mrand.Float64() < n.o.loss {
 			n.metrics.messages.WithLabelValues(topic, "ignore", "loss").Inc()
 			return nil, fmt.Errorf("%w: lost (simulated)", p2p.ErrIgnore)
@@ -536,6 +536,13 @@ func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time
 		if !n.limiter.allow(from, topic, time.Now()) {
 			n.metrics.messages.WithLabelValues(topic, "ignore", "rate").Inc()
 			return nil, fmt.Errorf("%w: %s: %s over its rate limit", p2p.ErrIgnore, topic, from)
+		}
+		if p2p.ViaDirect(ctx) {
+			// A direct copy must not make the gossip copy a replay: gossipsub
+			// would then not forward it to this node's mesh peers (and its
+			// deliverers would earn no credit). The handlers drop the
+			// duplicate.
+			n.validator.Forget(c)
 		}
 		n.metrics.messages.WithLabelValues(topic, "accept", "").Inc()
 		return decoded{msg: m, cid: c}, nil

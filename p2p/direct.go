@@ -56,8 +56,8 @@ type joined struct {
 // the stream's remote peer (authenticated by the connection's security
 // handshake) as author, and, if accepted, to topic's Handler — possibly
 // concurrently with gossip deliveries, and possibly as well as a gossip
-// copy of the same message (the validator's replay check is the place to
-// drop that).
+// copy of the same message: the Validator's ctx says which path a message
+// took (ViaDirect), and the handler must tolerate the duplicate.
 func (p *Host) AcceptDirect(topic string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -68,6 +68,15 @@ func (p *Host) AcceptDirect(topic string) error {
 	j.direct = true
 	p.joined[topic] = j
 	return nil
+}
+
+type directKey struct{}
+
+// ViaDirect reports whether a Validator's ctx is that of a message that
+// came over DirectProtocol rather than gossip.
+func ViaDirect(ctx context.Context) bool {
+	v, _ := ctx.Value(directKey{}).(bool)
+	return v
 }
 
 // SendDirect delivers data, a message of topic, to peer to over
@@ -147,7 +156,7 @@ func (p *Host) handleDirect(s network.Stream) {
 	if timeout <= 0 {
 		timeout = directTimeout
 	}
-	ctx, cancel := context.WithTimeout(p.ctx, timeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(p.ctx, directKey{}, true), timeout)
 	decoded, err := j.v(ctx, from, data)
 	cancel()
 	if err != nil {

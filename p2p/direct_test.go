@@ -85,7 +85,7 @@ func TestDirectReachesPeerGossipShuns(t *testing.T) {
 	}
 	select {
 	case m := <-got:
-		if m.Topic != TopicChallenges || m.From != a.ID() || m.Decoded != "direct from "+a.ID().String() {
+		if m.Topic != TopicChallenges || m.From != a.ID() || m.Decoded != "direct from "+a.ID().String()+" by direct" {
 			t.Fatalf("got %q on %s from %s (%v)", m.Data, m.Topic, m.From, m.Decoded)
 		}
 	case <-time.After(10 * time.Second):

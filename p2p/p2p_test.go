@@ -61,12 +61,16 @@ func newHost(t *testing.T, bootstrap ...string) *Host {
 // testValidator accepts any payload but "bad", which it rejects and
 // counts in rejected; it decodes a payload to "<payload> from <author>".
 func testValidator(rejected *atomic.Int32) Validator {
-	return func(_ context.Context, from peer.ID, data []byte) (any, error) {
+	return func(ctx context.Context, from peer.ID, data []byte) (any, error) {
 		if string(data) == "bad" {
 			rejected.Add(1)
 			return nil, errors.New("bad payload")
 		}
-		return string(data) + " from " + from.String(), nil
+		path := "gossip"
+		if ViaDirect(ctx) {
+			path = "direct"
+		}
+		return string(data) + " from " + from.String() + " by " + path, nil
 	}
 }
 
@@ -99,7 +103,7 @@ func TestGossipWithValidator(t *testing.T) {
 	}
 	select {
 	case m := <-got:
-		if m.From != b.ID() || m.Decoded != "hello from "+b.ID().String() {
+		if m.From != b.ID() || m.Decoded != "hello from "+b.ID().String()+" by gossip" {
 			t.Fatalf("got %+v", m)
 		}
 	case <-time.After(10 * time.Second):
