@@ -318,12 +318,9 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	return d, nil
 }
 
-// linkShards connects each mocknet node to degree random peers of its own
-// shard, and to the next one in a ring so that every shard is connected,
-// and links (without connecting) every other pair of a shard: on a real
-// network any peer can dial any other, and a challenger or target that
-// hands a message directly (p2p.DirectProtocol) dials a peer it may not be
-// connected to — on mocknet that dial needs a link.
+// linkShards links and connects each mocknet node to degree random peers
+// of its own shard, and to the next one in a ring so that every shard is
+// connected.
 func (d *Devnet) linkShards(degree int) error {
 	if degree <= 0 {
 		degree = 8
@@ -355,18 +352,6 @@ func (d *Devnet) linkShards(degree int) error {
 			for range max(degree/2-1, 0) {
 				if err := connect(a, members[rand.IntN(len(members))]); err != nil {
 					return err
-				}
-			}
-		}
-	}
-	for _, members := range byShard {
-		for i, a := range members {
-			for _, b := range members[i+1:] {
-				if linked[[2]peer.ID{a.ID(), b.ID()}] || linked[[2]peer.ID{b.ID(), a.ID()}] {
-					continue
-				}
-				if _, err := d.mocknet.LinkPeers(a.ID(), b.ID()); err != nil {
-					return fmt.Errorf("mocknet link: %w", err)
 				}
 			}
 		}
