@@ -16,6 +16,7 @@ import (
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/p2p"
+	"github.com/poai-network/poai/scoring"
 )
 
 // A node of a sharded network rejects, before decoding, messages whose
@@ -126,6 +127,30 @@ func TestValidatorLoss(t *testing.T) {
 		}
 		if _, err := v(t.Context(), n.id, []byte("x")); err != nil {
 			t.Fatalf("loss %v: own message: %v", loss, err)
+		}
+	}
+}
+
+// TestAppScoreMissPrior: one confirmed miss on a one-challenge record (3
+// attestations) keeps a peer above the graylist; a peer that missed both
+// of its challenges, or most of a long record, falls below it; wrong
+// answers get no such credit.
+func TestAppScoreMissPrior(t *testing.T) {
+	min := scoring.DefaultTrustParams().MinEvidence
+	cases := []struct {
+		name      string
+		pt        scoring.PeerTrust
+		graylisted bool
+	}{
+		{"one miss of one", scoring.PeerTrust{Bad: 1, Missing: 1, Evidence: 3}, false},
+		{"two misses of two", scoring.PeerTrust{Bad: 1, Missing: 1, Evidence: 6}, true},
+		{"six of ten", scoring.PeerTrust{Bad: 0.6, Missing: 0.6, Evidence: 30, Score: 0.4}, true},
+		{"four of ten", scoring.PeerTrust{Bad: 0.4, Missing: 0.4, Evidence: 30, Score: 0.6}, false},
+		{"one wrong of one", scoring.PeerTrust{Bad: 1, Evidence: 3}, true},
+	}
+	for _, c := range cases {
+		if got := AppScore(c.pt, min); (got < p2p.GraylistThreshold) != c.graylisted {
+			t.Errorf("%s: app score %.0f, graylisted %v, want %v", c.name, got, got < p2p.GraylistThreshold, c.graylisted)
 		}
 	}
 }

@@ -35,6 +35,17 @@ const (
 	PreTrustedBonus = p2p.AcceptPXThreshold + 5
 )
 
+// MissPriorEvidence is the evidence of passes (one challenge attested by
+// three verifiers in full standing) a peer is credited with before its
+// misses are weighed: its missed share counts as
+// Missing·Evidence/(Evidence + MissPriorEvidence). One confirmed miss on
+// a record of one challenge (a stall, and its retry, under a burst of
+// load) then counts as 0.5, not 1 — out of the mesh but not graylisted —
+// while a device that misses every challenge is at 0.67 by its second
+// and graylisted. The 1,000-peer sim graylisted honest peers on exactly
+// such short records (docs/sim.md).
+const MissPriorEvidence = 3
+
 // AppScore maps a peer's standing to its gossipsub application score.
 // Newcomers (too little evidence) score 0: neither credit nor blame.
 func AppScore(pt scoring.PeerTrust, minEvidence float64) float64 {
@@ -42,7 +53,8 @@ func AppScore(pt scoring.PeerTrust, minEvidence float64) float64 {
 		return 0
 	}
 	wrong := pt.Bad - pt.Missing
-	return AppCredit*pt.Score - AppPenalty*math.Max(0, wrong-BadTolerance) - MissPenalty*math.Max(0, pt.Missing-MissTolerance)
+	missing := pt.Missing * pt.Evidence / (pt.Evidence + MissPriorEvidence)
+	return AppCredit*pt.Score - AppPenalty*math.Max(0, wrong-BadTolerance) - MissPenalty*math.Max(0, missing-MissTolerance)
 }
 
 // UnverifiableScore is the application score of a peer whose claim no
