@@ -131,15 +131,15 @@ func TestValidatorLoss(t *testing.T) {
 	}
 }
 
-// TestAppScoreMissPrior: one confirmed miss on a one-challenge record (3
+// TestAppScoreMissRamp: one confirmed miss on a one-challenge record (3
 // attestations) keeps a peer above the graylist; a peer that missed both
 // of its challenges, or most of a long record, falls below it; wrong
 // answers get no such credit.
-func TestAppScoreMissPrior(t *testing.T) {
+func TestAppScoreMissRamp(t *testing.T) {
 	min := scoring.DefaultTrustParams().MinEvidence
 	cases := []struct {
-		name      string
-		pt        scoring.PeerTrust
+		name       string
+		pt         scoring.PeerTrust
 		graylisted bool
 	}{
 		{"one miss of one", scoring.PeerTrust{Bad: 1, Missing: 1, Evidence: 3}, false},
@@ -147,6 +147,7 @@ func TestAppScoreMissPrior(t *testing.T) {
 		{"six of ten", scoring.PeerTrust{Bad: 0.6, Missing: 0.6, Evidence: 30, Score: 0.4}, true},
 		{"four of ten", scoring.PeerTrust{Bad: 0.4, Missing: 0.4, Evidence: 30, Score: 0.6}, false},
 		{"one wrong of one", scoring.PeerTrust{Bad: 1, Evidence: 3}, true},
+		{"half of ten, with a low score", scoring.PeerTrust{Bad: 0.55, Missing: 0.55, Evidence: 10, Score: 0.05}, true},
 	}
 	for _, c := range cases {
 		if got := AppScore(c.pt, min); (got < p2p.GraylistThreshold) != c.graylisted {

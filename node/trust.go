@@ -35,16 +35,16 @@ const (
 	PreTrustedBonus = p2p.AcceptPXThreshold + 5
 )
 
-// MissPriorEvidence is the evidence of passes (one challenge attested by
-// three verifiers in full standing) a peer is credited with before its
-// misses are weighed: its missed share counts as
-// Missing·Evidence/(Evidence + MissPriorEvidence). One confirmed miss on
-// a record of one challenge (a stall, and its retry, under a burst of
+// MissRampEvidence is the evidence (two challenges attested by three
+// verifiers in full standing) from which a peer's misses count in full;
+// below it its missed share counts in proportion,
+// Missing·min(1, Evidence/MissRampEvidence). One confirmed miss on a
+// record of one challenge (a stall, and its retry, under a burst of
 // load) then counts as 0.5, not 1 — out of the mesh but not graylisted —
-// while a device that misses every challenge is at 0.67 by its second
-// and graylisted. The 1,000-peer sim graylisted honest peers on exactly
-// such short records (docs/sim.md).
-const MissPriorEvidence = 3
+// while a device that misses every challenge is graylisted by its second,
+// and a longer record is weighed as it is. The 1,000-peer sim graylisted
+// honest peers on exactly such short records (docs/sim.md).
+const MissRampEvidence = 6
 
 // AppScore maps a peer's standing to its gossipsub application score.
 // Newcomers (too little evidence) score 0: neither credit nor blame.
@@ -53,7 +53,7 @@ func AppScore(pt scoring.PeerTrust, minEvidence float64) float64 {
 		return 0
 	}
 	wrong := pt.Bad - pt.Missing
-	missing := pt.Missing * pt.Evidence / (pt.Evidence + MissPriorEvidence)
+	missing := pt.Missing * math.Min(1, pt.Evidence/MissRampEvidence)
 	return AppCredit*pt.Score - AppPenalty*math.Max(0, wrong-BadTolerance) - MissPenalty*math.Max(0, missing-MissTolerance)
 }
 
