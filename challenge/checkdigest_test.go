@@ -9,12 +9,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
 )
+
+// wantDigest is the check digest as CheckDigests documents it, computed
+// here from a leaf value the test derived independently.
+func wantDigest(chCID cid.Cid, verifier peer.ID, leaf int, value []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte("poai/1/check"))
+	h.Write(chCID.Bytes())
+	h.Write([]byte(verifier))
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(leaf)))
+	h.Write(value)
+	return h.Sum(nil)
+}
 
 // TestCheckDigest: the digest hashes the true row of C = A·B at the
 // verifier's CheckLeaf (recomputed here from the full product), differs per
@@ -44,13 +57,7 @@ func TestCheckDigest(t *testing.T) {
 		}
 		row, _ := CheckLeaf(ch, testSecret, v)
 		rows[row] = true
-		h := sha256.New()
-		h.Write([]byte("poai/1/check"))
-		h.Write(chCID.Bytes())
-		h.Write([]byte(v))
-		h.Write(binary.BigEndian.AppendUint64(nil, uint64(row)))
-		h.Write(gpu.EncodeInt32Row(full.Row(row)))
-		if !bytes.Equal(d, h.Sum(nil)) {
+		if !bytes.Equal(d, wantDigest(chCID, v, row, gpu.EncodeInt32Row(full.Row(row)))) {
 			t.Fatalf("verifier %s: digest does not hash row %d of the true product", v, row)
 		}
 		again, _ := CheckDigests(ctx, cpu, ch, chCID, testSecret, []peer.ID{v})
@@ -96,13 +103,7 @@ func TestCheckDigestVRAM(t *testing.T) {
 	for _, v := range verifiers {
 		lane, _ := CheckLeaf(ch, testSecret, v)
 		lanes[lane] = true
-		h := sha256.New()
-		h.Write([]byte("poai/1/check"))
-		h.Write(chCID.Bytes())
-		h.Write([]byte(v))
-		h.Write(binary.BigEndian.AppendUint64(nil, uint64(lane)))
-		h.Write(outputs[lane][:])
-		if !bytes.Equal(all[v], h.Sum(nil)) {
+		if !bytes.Equal(all[v], wantDigest(chCID, v, lane, outputs[lane][:])) {
 			t.Fatalf("verifier %s: digest does not hash lane %d's output", v, lane)
 		}
 	}
@@ -158,13 +159,7 @@ func TestCheckDigestBF16(t *testing.T) {
 				t.Fatalf("fp32 row element %d deviates %.3g from the exact sum", j, d)
 			}
 		}
-		h := sha256.New()
-		h.Write([]byte("poai/1/check"))
-		h.Write(chCID.Bytes())
-		h.Write([]byte(v))
-		h.Write(binary.BigEndian.AppendUint64(nil, uint64(row)))
-		h.Write(exact)
-		if !bytes.Equal(all[v], h.Sum(nil)) {
+		if !bytes.Equal(all[v], wantDigest(chCID, v, row, exact)) {
 			t.Fatalf("verifier %s: digest does not hash the exact row %d", v, row)
 		}
 	}
