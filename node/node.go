@@ -288,6 +288,13 @@ type tracked struct {
 	awaitingClaim bool
 }
 
+// answeredInTime reports whether the target's commitment reached this
+// node within the challenge's deadline of the challenge itself, on this
+// node's clock.
+func (t *tracked) answeredInTime() bool {
+	return t.com != nil && t.comAt.Sub(t.receivedAt) <= time.Duration(t.ch.GetDeadlineMs())*time.Millisecond
+}
+
 // orphan holds a commitment or opening that arrived before its challenge.
 type orphan struct {
 	coms []orphanCommitment // at most maxOrphanSenders, first per sender
@@ -878,8 +885,7 @@ func (n *Node) retryIfMissed(e uint64, target peer.ID, key string) {
 	if !ok || len(t.ch.GetRetryOf()) > 0 {
 		return
 	}
-	deadline := time.Duration(t.ch.GetDeadlineMs()) * time.Millisecond
-	if t.com != nil && t.comAt.Sub(t.receivedAt) <= deadline {
+	if t.answeredInTime() {
 		return
 	}
 	if _, err := n.issueTry(e, target, t.cid); err != nil {
@@ -1147,7 +1153,7 @@ func (n *Node) legitimateRetry(ch *pb.Challenge, retryOf []byte, from, target pe
 		return errors.New("retry of another challenger's, target's or epoch's challenge")
 	case len(orig.ch.GetRetryOf()) > 0:
 		return errors.New("retry of a retry")
-	case orig.com != nil && orig.comAt.Sub(orig.receivedAt) <= time.Duration(orig.ch.GetDeadlineMs())*time.Millisecond:
+	case orig.answeredInTime():
 		return errors.New("retry of a challenge answered in time")
 	}
 	return nil
