@@ -407,3 +407,23 @@ func TestStreamedEqualsWhole(t *testing.T) {
 		t.Fatalf("shape %v: whole %v, streamed %v", big, big.Validate(), big.ValidateStreamed())
 	}
 }
+
+// TestMeasureShapes: a CPU backend is measured on the challenges' own K and
+// M, with the rows scaled to keep the work; unset fields keep the defaults.
+func TestMeasureShapes(t *testing.T) {
+	i8, bf := MeasureShapes{Int8K: 128, Int8M: 128}.cpuShapes()
+	if i8 != (Shape{N: 4096, K: 128, M: 128}) || bf != (Shape{N: 512, K: 128, M: 128}) {
+		t.Fatalf("shapes %v, %v", i8, bf)
+	}
+	if i8.MACs() != (Shape{N: 256, K: 512, M: 512}).MACs() {
+		t.Fatalf("work changed: %v", i8.MACs())
+	}
+	i8, bf = MeasureShapes{BF16K: 4096, BF16M: 4096}.cpuShapes()
+	if i8 != (Shape{N: 256, K: 512, M: 512}) || bf != (Shape{N: 1, K: 4096, M: 4096}) {
+		t.Fatalf("shapes %v, %v", i8, bf)
+	}
+	tp, err := MeasureAllFor(t.Context(), NewCPU(), MeasureShapes{Int8K: 64, Int8M: 96})
+	if err != nil || tp.Int8TOPS <= 0 || tp.BF16TFLOPS <= 0 || tp.HashGHps <= 0 {
+		t.Fatalf("measured %+v, %v", tp, err)
+	}
+}

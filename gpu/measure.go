@@ -75,11 +75,40 @@ func MeasureVRAM(ctx context.Context, b Backend, p VRAMParams, reps int) (float6
 	return p.Hashes() / d.Seconds() / 1e9, d, nil
 }
 
+// MeasureShapes are the inner (K) and column (M) dimensions the challenges
+// of a node will use. A CPU prover's cost per multiply-add depends on them
+// (each row of C is also encoded and hashed into a leaf, which weighs more
+// the smaller k·m is), so the CPU backend is measured on them. Zero fields
+// take MeasureAll's shapes.
+type MeasureShapes struct {
+	Int8K, Int8M, BF16K, BF16M int
+}
+
+// cpuShapes returns the int8 and bf16 shapes a CPU backend is measured on:
+// K and M from s where set, with as many rows as keep the multiply-adds
+// of MeasureAll's shapes (256×512×512 and 512×128×128).
+func (s MeasureShapes) cpuShapes() (int8s, bf16s Shape) {
+	int8s, bf16s = Shape{N: 256, K: 512, M: 512}, Shape{N: 512, K: 128, M: 128}
+	if s.Int8K > 0 && s.Int8M > 0 {
+		int8s = Shape{N: max(1, int8s.N*int8s.K*int8s.M/(s.Int8K*s.Int8M)), K: s.Int8K, M: s.Int8M}
+	}
+	if s.BF16K > 0 && s.BF16M > 0 {
+		bf16s = Shape{N: max(1, bf16s.N*bf16s.K*bf16s.M/(s.BF16K*s.BF16M)), K: s.BF16K, M: s.BF16M}
+	}
+	return int8s, bf16s
+}
+
 // MeasureAll measures every workload and returns the throughputs: on small
 // shapes for the CPU backend (about a second on one core in all), on
 // shapes that fill a GPU for a few hundred milliseconds for any other.
 func MeasureAll(ctx context.Context, b Backend) (Throughput, error) {
-	int8s, bf16s := Shape{N: 256, K: 512, M: 512}, Shape{N: 512, K: 128, M: 128}
+	return MeasureAllFor(ctx, b, MeasureShapes{})
+}
+
+// MeasureAllFor is MeasureAll with the CPU backend measured on the
+// challenges' own K and M (as many rows as keep the work near MeasureAll's).
+func MeasureAllFor(ctx context.Context, b Backend, s MeasureShapes) (Throughput, error) {
+	int8s, bf16s := s.cpuShapes()
 	vram := VRAMParams{Lanes: 256, Blocks: 16, Rounds: 64, Reads: 256}
 	if b.Info().Backend != "cpu" {
 		int8s, bf16s = Shape{N: 32768, K: 8192, M: 8192}, Shape{N: 32768, K: 4096, M: 4096}

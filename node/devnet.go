@@ -172,7 +172,9 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		cfg.Workers = 1
 	}
 	base := DefaultConfig()
-	measured, err := gpu.MeasureAll(ctx, gpu.NewCPU(gpu.WithWorkers(cfg.Workers)))
+	// Measured on the challenges' own K and M, so that the per-row costs
+	// weigh in the anticipated times as they will in the proofs.
+	measured, err := gpu.MeasureAllFor(ctx, gpu.NewCPU(gpu.WithWorkers(cfg.Workers)), gpu.MeasureShapes{Int8K: cfg.K, Int8M: cfg.M})
 	if err != nil {
 		d.Close()
 		return nil, fmt.Errorf("devnet: measure CPU backend: %w", err)

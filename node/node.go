@@ -564,7 +564,8 @@ func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
 	if d.Int8TOPS == 0 || d.BF16TFLOPS == 0 || d.HashGHps == 0 {
 		m := n.o.measured
 		if m == nil {
-			t, err := gpu.MeasureAll(ctx, n.backend)
+			ch := n.cfg.Challenge
+			t, err := gpu.MeasureAllFor(ctx, n.backend, gpu.MeasureShapes{Int8K: ch.K, Int8M: ch.M, BF16K: ch.BF16K, BF16M: ch.BF16M})
 			if err != nil {
 				return nil, fmt.Errorf("measure backend: %w", err)
 			}
