@@ -125,6 +125,7 @@ type ChallengeConfig struct {
 	CheatFraction  float64  `toml:"cheat_fraction" comment:"Fraction f of rows a lazy prover might compute ..."`
 	PassProb       float64  `toml:"pass_probability" comment:"... and the most it may pass with: openings = ceil(ln p / ln f)."`
 	Verifiers      int      `toml:"verifiers" comment:"Verifiers chosen per challenge (rendezvous hashing on the challenge CID)."`
+	Waves          int      `toml:"waves" comment:"0: each target is challenged in its own slot, spread over the epoch (many peers on one machine). N >= 1: every challenger issues at N instants per epoch, each target in a wave fixed by the epoch and its peer ID, so identities sharing one device are challenged at once and one answer is late; a passing retry then forgives only an isolated miss. For networks of dedicated devices; every peer of a network should agree."`
 	Rate           float64  `toml:"rate" comment:"Fraction of peers challenged each epoch: each challenger draws from its own randomness whether to challenge a target, so no prover knows its epochs in advance (1: every peer, every epoch)."`
 	PeerTTLEpochs  int      `toml:"peer_ttl_epochs" comment:"A peer whose claim is older than this many epochs is no longer challenged."`
 }
@@ -355,6 +356,9 @@ func (c Config) Validate() error {
 	}
 	if ch.CheatFraction <= 0 || ch.CheatFraction >= 1 || ch.PassProb <= 0 || ch.PassProb >= 1 {
 		bad("[challenge] cheat_fraction, pass_probability: both must be in (0,1)")
+	}
+	if ch.Waves < 0 || ch.Waves > MaxWaves {
+		bad("[challenge] waves: %d is outside [0, %d]", ch.Waves, MaxWaves)
 	}
 	if !(ch.Rate > 0 && ch.Rate <= 1) {
 		bad("[challenge] rate: %v is outside (0, 1]", ch.Rate)

@@ -75,6 +75,8 @@ type DevnetConfig struct {
 	Allowance time.Duration
 	// ChallengeRate of 0 keeps the default config's ([challenge] rate).
 	ChallengeRate float64
+	// Waves is [challenge] waves: 0 spreads challenges over the epoch.
+	Waves int
 	// Workloads, when set, replaces [challenge] workloads.
 	Workloads []string
 	// Heartbeat, when positive, replaces gossipsub's 1 s heartbeat.
@@ -274,6 +276,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		if len(cfg.Workloads) > 0 {
 			c.Challenge.Workloads = cfg.Workloads
 		}
+		c.Challenge.Waves = cfg.Waves
 		if cfg.ChallengeRate > 0 {
 			c.Challenge.Rate = cfg.ChallengeRate
 		}

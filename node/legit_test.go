@@ -86,3 +86,38 @@ func TestLegitimateChallenges(t *testing.T) {
 		t.Fatal("a VRAM challenge for 32 TiB accepted for a 1 MiB claim")
 	}
 }
+
+// TestWaveOffset: with one wave every target of an epoch is challenged at
+// the same instant; with four, targets fall on at most four instants inside
+// the middle 80 % of the epoch, and a target's wave changes with the epoch.
+func TestWaveOffset(t *testing.T) {
+	const epoch = 20 * time.Second
+	ids := make([]peer.ID, 40)
+	for i := range ids {
+		ids[i] = randomID(t)
+	}
+	for _, id := range ids {
+		if got := waveOffset(7, id, 1, epoch); got != epoch/10 {
+			t.Fatalf("one wave: offset %v, want %v", got, epoch/10)
+		}
+	}
+	instants := map[time.Duration]int{}
+	moved := false
+	for _, id := range ids {
+		o := waveOffset(7, id, 4, epoch)
+		if o < epoch/10 || o >= epoch*9/10 {
+			t.Fatalf("offset %v outside the middle of the epoch", o)
+		}
+		instants[o]++
+		moved = moved || waveOffset(8, id, 4, epoch) != o
+	}
+	if len(instants) < 2 || len(instants) > 4 {
+		t.Fatalf("40 targets on %d instants with 4 waves: %v", len(instants), instants)
+	}
+	if !moved {
+		t.Fatal("no target changed wave between epochs")
+	}
+	if waveOffset(7, ids[0], 4, epoch) != waveOffset(7, ids[0], 4, epoch) {
+		t.Fatal("wave not deterministic")
+	}
+}

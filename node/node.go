@@ -414,6 +414,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	sc := n.cfg.Scoring
 	tp := scoring.DefaultTrustParams()
 	tp.PreTrusted, tp.Decay, tp.Retention = sc.PreTrusted, sc.Decay, uint64(sc.RetentionEpochs)
+	// On a wave schedule a device shared by identities misses in the
+	// waves and passes its retries alone: retries forgive isolated misses
+	// only.
+	tp.RetriesForgiveRepeats = n.cfg.Challenge.Waves == 0
 	n.book, err = scoring.Open(filepath.Join(n.dir, ScoresDir), n.id.String(),
 		scoring.Params{Initial: sc.Initial, Alpha: sc.Alpha, MinWeight: sc.MinWeight, LatencySamples: 256, Trust: tp, Compact: n.o.compactStore}, n.log)
 	if err != nil {
@@ -812,6 +816,9 @@ func (n *Node) onEpoch(e uint64) {
 		}
 		target := target
 		at := n.clock.Start(e).Add(slotOffset(target, live, n.clock.Length) + phase)
+		if w := n.cfg.Challenge.Waves; w > 0 {
+			at = n.clock.Start(e).Add(waveOffset(e, target, w, n.clock.Length))
+		}
 		n.after(time.Until(at), func() {
 			if _, err := n.issue(e, target); err != nil {
 				n.log.Debug("challenge not issued", "target", shortID(target), "err", err)

@@ -103,8 +103,9 @@ func TestConfigValidate(t *testing.T) {
 	c.Challenge.Slack = 0.5
 	c.Log.Level = "loud"
 	c.P2P.Bootstrap = []string{"/ip4/1.2.3.4/tcp/1"}
+	c.Challenge.Waves = -1
 	err := c.Validate()
-	for _, want := range []string{"[challenge] slack", "[log] level", "[p2p] bootstrap"} {
+	for _, want := range []string{"[challenge] slack", "[log] level", "[p2p] bootstrap", "[challenge] waves"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not name %s", err, want)
 		}

@@ -92,3 +92,23 @@ func slotOffset(target peer.ID, candidates []peer.ID, epoch time.Duration) time.
 	i := max(slices.Index(sorted, target), 0)
 	return epoch/10 + time.Duration(float64(epoch)*0.8*float64(i)/float64(max(len(sorted), 1)))
 }
+
+// MaxWaves bounds [challenge] waves: more instants than this per epoch
+// make a shared device's collisions too rare to matter.
+const MaxWaves = 64
+
+// waveOffset returns when in epoch e a challenger using waves instants per
+// epoch (waves ≥ 1) issues its challenge of target: 10% of the epoch plus
+// the target's wave, fixed by the epoch and its peer ID (rendezvous hash),
+// times 80% of the epoch over waves. Every challenger computes the same
+// instant, so two identities proving on one device are challenged at once
+// whenever they fall in the same wave (always, with one wave): the device
+// answers one of them at least one anticipated time late, which a deadline
+// of slack below 2 catches (the relay of docs/adversaries.md). Neither
+// identity can move its wave.
+func waveOffset(e uint64, target peer.ID, waves int, epoch time.Duration) time.Duration {
+	waves = max(waves, 1)
+	h := sha256.Sum256(append(binary.BigEndian.AppendUint64([]byte("poai/1/wave"), e), target...))
+	w := binary.BigEndian.Uint64(h[:8]) % uint64(waves)
+	return epoch/10 + time.Duration(float64(epoch)*0.8*float64(w)/float64(waves))
+}

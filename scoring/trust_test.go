@@ -395,6 +395,57 @@ func TestRetriedMissForgiven(t *testing.T) {
 	}
 }
 
+// TestWaveRetriesForgiveIsolatedOnly: on a wave schedule
+// (RetriesForgiveRepeats false) a peer that misses every other challenge
+// and passes every retry, as two identities on one device do, has its
+// misses counted; a single retried miss among passes is still forgiven.
+// The spread schedule's rule forgives both.
+func TestWaveRetriesForgiveIsolatedOnly(t *testing.T) {
+	for _, forgive := range []bool{true, false} {
+		p := DefaultParams()
+		p.Trust.RetriesForgiveRepeats = forgive
+		b := openTrust(t, t.TempDir(), p)
+		for e := uint64(0); e < 8; e++ {
+			for _, v := range []string{"self", "v1"} {
+				for _, target := range []string{"shared", "once", "v2"} {
+					first := VerdictPass
+					if target == "shared" && e%2 == 0 || target == "once" && e == 3 {
+						first = VerdictNoAnswer
+					}
+					a := att(fmt.Sprint(target, e), target, v, first)
+					a.Epoch = e
+					if err := b.Record(a); err != nil {
+						t.Fatal(err)
+					}
+					if first == VerdictPass {
+						continue
+					}
+					r := att(fmt.Sprint(target, e, "/retry"), target, v, VerdictPass)
+					r.Epoch, r.RetryOf = e, a.Challenge
+					if err := b.Record(r); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		if _, err := b.Roll(8); err != nil {
+			t.Fatal(err)
+		}
+		shared, _ := b.PeerTrust("shared")
+		once, _ := b.PeerTrust("once")
+		if once.Missing != 0 {
+			t.Errorf("forgive repeats %v: an isolated retried miss counted: %+v", forgive, once)
+		}
+		if forgive && shared.Missing != 0 {
+			t.Errorf("spread schedule: retried misses counted: %+v", shared)
+		}
+		if !forgive && shared.Missing < 0.2 {
+			t.Errorf("wave schedule: repeated misses forgiven by their retries: %+v", shared)
+		}
+		b.Close()
+	}
+}
+
 // TestMigratesLargeSchema1: a version-1 store with more attestations than
 // one Badger transaction holds migrates (in batches).
 func TestMigratesLargeSchema1(t *testing.T) {

@@ -28,6 +28,8 @@ func devnetCmd() *cobra.Command {
 		logLevel    string
 		slack       float64
 		gpuMode     string
+		allowance   time.Duration
+		waves       int
 	)
 	cmd := &cobra.Command{
 		Use:   "devnet",
@@ -68,6 +70,7 @@ peers' views).`,
 			fmt.Fprintf(stderr, "devnet: measuring the CPU backend and starting %d nodes...\n", nodes)
 			d, err := node.StartDevnet(ctx, node.DevnetConfig{
 				Nodes: nodes, Adversaries: adv, DataDir: dataDir, Target: target, EpochLength: epoch, Slack: slack, Log: log, GPU: gpuMode,
+				Allowance: allowance, Waves: waves,
 			})
 			if err != nil {
 				return err
@@ -136,6 +139,8 @@ peers' views).`,
 	f.DurationVar(&target, "target", 400*time.Millisecond, "how long one challenge should take an honest node")
 	f.DurationVar(&epoch, "epoch", 0, "epoch length; 0 picks max(4s, 3 x target per node)")
 	f.Float64Var(&slack, "slack", 3, "deadline = anticipated time x slack + 0.5s; all nodes share this machine, so the devnet allows more than a real node's 2.5")
+	f.DurationVar(&allowance, "allowance", 0, "fixed part of every deadline, for gossip and scheduling (0: the config default, 0.5s)")
+	f.IntVar(&waves, "waves", 0, "0: challenges spread over the epoch, one slot per target; N: every challenge at one of N instants per epoch ([challenge] waves), which exposes identities sharing a device (relays) when each node has a core of its own and the slack is below 2")
 	f.BoolVar(&jsonOut, "json", false, "print the final report as JSON on stdout")
 	f.BoolVar(&check, "check", false, "exit with status 3 unless every adversary ends below every honest peer and graylisted, no honest peer is graylisted, and honest peers pass every challenge")
 	f.StringVar(&dataDir, "data-dir", "", "keep each node's data in this folder (default: a temporary folder, removed at the end)")
