@@ -128,3 +128,52 @@ func TestCollusionThirtyPercent(t *testing.T) {
 		t.Logf("%s: honest min %.3f, colluder max %.3f", o.ID().String()[46:], minHonest, maxColluder)
 	}
 }
+
+// TestRelayWaves: a relay and the accomplice whose device it borrows, beside
+// one honest peer with a device (core) of its own, on the wave schedule
+// ([challenge] waves = 1) with a slack below 2: both identities on the
+// shared device are challenged at the same instant every epoch, the device
+// answers one of them at least a proof late, and the relay ends below the
+// honest peer. On the default spread schedule the same relay passes
+// everything (docs/adversaries.md), which is why the 20-peer table does not
+// catch it.
+func TestRelayWaves(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 3-peer devnet for about 100 seconds")
+	}
+	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+		Nodes: 3, Adversaries: map[node.Role]int{node.RoleRelay: 1}, DataDir: t.TempDir(), GPU: "off",
+		Target: time.Second, Slack: 1.3, Allowance: 200 * time.Millisecond, Waves: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for d.Epoch() < 10 {
+		time.Sleep(500 * time.Millisecond)
+	}
+	r, err := d.Report()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Node 0 proves on its own core; node 1 is the accomplice (devnet
+	// wiring: relay j borrows honest node j+1's device).
+	own := d.Nodes[0].ID().String()
+	var ownScore, relayScore = -1.0, -1.0
+	for _, p := range r.Peers {
+		t.Logf("%-7s %s score %.3f recv %2d pass %2d fail %2d p50 %5.0f ms missing %.2f",
+			p.Role, p.PeerID[len(p.PeerID)-6:], p.FinalScore, p.Challenges, p.Passed, p.Failed, p.LatencyP50, p.Trust.Missing)
+		switch {
+		case p.PeerID == own:
+			ownScore = p.FinalScore
+		case p.Role == node.RoleRelay:
+			relayScore = p.FinalScore
+		}
+	}
+	if ownScore < 0 || relayScore < 0 {
+		t.Fatalf("report lacks the honest peer or the relay: %+v", r.Peers)
+	}
+	if relayScore >= ownScore {
+		t.Fatalf("relay scores %.3f, the honest peer with its own device %.3f", relayScore, ownScore)
+	}
+}
