@@ -40,8 +40,9 @@ func runDevnet(t *testing.T, nodes int, adv map[node.Role]int, target, epoch tim
 // onoff) ends below every honest peer; each peer's caught epoch and
 // gossipsub score are logged. The lazy verifier is logged only (see
 // below). The relay is left out: its answers are right and
-// timely, computed on its accomplice's device, and on one machine it is not
-// caught (docs/adversaries.md); the devnet table shows it.
+// timely, computed on its accomplice's device, and on the spread schedule
+// it is not caught (docs/adversaries.md); TestRelayWaves catches it on the
+// wave schedule.
 func TestAdversaryMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 12-peer devnet for about 2 minutes")
