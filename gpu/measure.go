@@ -78,15 +78,16 @@ func MeasureVRAM(ctx context.Context, b Backend, p VRAMParams, reps int) (float6
 // MeasureShapes are the inner (K) and column (M) dimensions the challenges
 // of a node will use. A CPU prover's cost per multiply-add depends on them
 // (each row of C is also encoded and hashed into a leaf, which weighs more
-// the smaller k·m is), so the CPU backend is measured on them. Zero fields
-// take MeasureAll's shapes.
+// the smaller k·m is), so the CPU backend is measured on them. A workload
+// whose K or M is 0 is measured on MeasureAll's shape.
 type MeasureShapes struct {
 	Int8K, Int8M, BF16K, BF16M int
 }
 
 // cpuShapes returns the int8 and bf16 shapes a CPU backend is measured on:
-// K and M from s where set, with as many rows as keep the multiply-adds
-// of MeasureAll's shapes (256×512×512 and 512×128×128).
+// K and M from s where both are set, with as many rows as keep the
+// multiply-adds of MeasureAll's shapes (256×512×512 and 512×128×128), at
+// least one (so a k·m beyond those shapes' work is measured on one row).
 func (s MeasureShapes) cpuShapes() (int8s, bf16s Shape) {
 	int8s, bf16s = Shape{N: 256, K: 512, M: 512}, Shape{N: 512, K: 128, M: 128}
 	if s.Int8K > 0 && s.Int8M > 0 {

@@ -108,6 +108,9 @@ func TestWaveOffset(t *testing.T) {
 		if o < epoch/10 || o >= epoch*9/10 {
 			t.Fatalf("offset %v outside the middle of the epoch", o)
 		}
+		if w := (o - epoch/10) * 4 / (epoch * 8 / 10); waveGrid(w, epoch) != o {
+			t.Fatalf("offset %v is not on the grid of four waves", o)
+		}
 		instants[o]++
 		moved = moved || waveOffset(8, id, 4, epoch) != o
 	}
@@ -117,7 +120,40 @@ func TestWaveOffset(t *testing.T) {
 	if !moved {
 		t.Fatal("no target changed wave between epochs")
 	}
-	if waveOffset(7, ids[0], 4, epoch) != waveOffset(7, ids[0], 4, epoch) {
-		t.Fatal("wave not deterministic")
+}
+
+// waveGrid is the offset of wave w of four: 10 % of the epoch plus w times
+// a fifth of it.
+func waveGrid(w, epoch time.Duration) time.Duration {
+	return epoch/10 + time.Duration(float64(epoch)*0.8*float64(w)/4)
+}
+
+// TestBusyOverlap: the part of a challenge's latency its target spent
+// proving an earlier challenge of its own is discounted; challenges of
+// other targets (a device shared by two identities), later ones and
+// unanswered ones are not.
+func TestBusyOverlap(t *testing.T) {
+	a, b := randomID(t), randomID(t)
+	t0 := time.Unix(1_000_000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	com := &pb.Commitment{}
+	x := &tracked{target: a, receivedAt: at(200), com: com, comAt: at(2100)}
+	n := &Node{tracked: map[string]*tracked{"x": x}}
+	if got := n.busyOverlap(x); got != 0 {
+		t.Fatalf("alone: overlap %v", got)
+	}
+	n.tracked["other-target"] = &tracked{target: b, receivedAt: at(0), com: com, comAt: at(3000)}
+	n.tracked["later"] = &tracked{target: a, receivedAt: at(300), com: com, comAt: at(1500)}
+	n.tracked["unanswered"] = &tracked{target: a, receivedAt: at(100)}
+	if got := n.busyOverlap(x); got != 0 {
+		t.Fatalf("other target, later or unanswered challenges: overlap %v", got)
+	}
+	n.tracked["earlier"] = &tracked{target: a, receivedAt: at(0), com: com, comAt: at(1000)}
+	if got := n.busyOverlap(x); got != 800*time.Millisecond {
+		t.Fatalf("earlier challenge answered at 1 s: overlap %v, want 800ms", got)
+	}
+	n.tracked["long"] = &tracked{target: a, receivedAt: at(50), com: com, comAt: at(5000)}
+	if got := n.busyOverlap(x); got != 1900*time.Millisecond {
+		t.Fatalf("overlap %v beyond the challenge's own latency (1.9 s)", got)
 	}
 }

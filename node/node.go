@@ -417,7 +417,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// On a wave schedule a device shared by identities misses in the
 	// waves and passes its retries alone: retries forgive isolated misses
 	// only.
-	tp.RetriesForgiveRepeats = n.cfg.Challenge.Waves == 0
+	tp.RetriesForgiveIsolatedOnly = n.cfg.Challenge.Waves > 0
 	n.book, err = scoring.Open(filepath.Join(n.dir, ScoresDir), n.id.String(),
 		scoring.Params{Initial: sc.Initial, Alpha: sc.Alpha, MinWeight: sc.MinWeight, LatencySamples: 256, Trust: tp, Compact: n.o.compactStore}, n.log)
 	if err != nil {
@@ -1333,7 +1333,9 @@ func (n *Node) verified(t *tracked, res challenge.Result, err error) {
 	}
 	// A commitment can beat its challenge to this node (it is then held as
 	// an orphan): the latency on this clock is then zero, never negative.
-	latency := max(t.comAt.Sub(t.receivedAt), 0)
+	// Time the target spent proving earlier challenges of its own is not
+	// its latency (busyOverlap).
+	latency := max(t.comAt.Sub(t.receivedAt), 0) - n.busyOverlap(t)
 	deadline := time.Duration(t.ch.GetDeadlineMs()) * time.Millisecond
 	verdict := res.Verdict
 	if verdict == pb.Verdict_VERDICT_PASS && latency > deadline {
@@ -1341,6 +1343,28 @@ func (n *Node) verified(t *tracked, res challenge.Result, err error) {
 	}
 	n.attest(t, verdict, latency, res.Deviation, res.Accuracy, res.Reason)
 	n.learnTruth(t, res.Verdict)
+}
+
+// busyOverlap returns how long, after t's challenge reached this node, its
+// target was still proving earlier challenges on this node's clock: the
+// part of t's latency spent behind them, up to each one's commitment. A
+// prover answers one challenge at a time, so when two challengers pick
+// the same target at once (views of the live peers that differ, a retry
+// meeting a fresh challenge, a wave), the second answer waits for the
+// first; that wait is not the device's slowness and is not held against
+// it. Only challenges of the same target count, so a device shared by two
+// identities gains nothing: their challenges name different targets.
+func (n *Node) busyOverlap(t *tracked) time.Duration {
+	var until time.Time
+	for _, u := range n.tracked {
+		if u == t || u.target != t.target || u.com == nil || !u.receivedAt.Before(t.receivedAt) {
+			continue
+		}
+		if u.comAt.After(until) {
+			until = u.comAt
+		}
+	}
+	return min(max(until.Sub(t.receivedAt), 0), max(t.comAt.Sub(t.receivedAt), 0))
 }
 
 // finalize attests NO_ANSWER for a challenge whose answer never came.

@@ -93,9 +93,12 @@ func slotOffset(target peer.ID, candidates []peer.ID, epoch time.Duration) time.
 	return epoch/10 + time.Duration(float64(epoch)*0.8*float64(i)/float64(max(len(sorted), 1)))
 }
 
-// MaxWaves bounds [challenge] waves: more instants than this per epoch
-// make a shared device's collisions too rare to matter.
-const MaxWaves = 64
+// MaxWaves bounds [challenge] waves. Two identities on one device meet in
+// 1/waves of the epochs, each missing about half of those, and a miss
+// counts only beside another within scoring.MissWindow challenges: one wave
+// is the setting that catches relays; a few more trade that for less
+// synchronized load, and beyond four the meetings are too rare to count.
+const MaxWaves = 4
 
 // waveOffset returns when in epoch e a challenger using waves instants per
 // epoch (waves ≥ 1) issues its challenge of target: 10% of the epoch plus
@@ -103,9 +106,12 @@ const MaxWaves = 64
 // times 80% of the epoch over waves. Every challenger computes the same
 // instant, so two identities proving on one device are challenged at once
 // whenever they fall in the same wave (always, with one wave): the device
-// answers one of them at least one anticipated time late, which a deadline
-// of slack below 2 catches (the relay of docs/adversaries.md). Neither
-// identity can move its wave.
+// answers one of them at least one anticipated time T late, which a
+// deadline σ·T + A catches when σ + A/T < 2 (a catalog claim's σ = 1.5 with
+// T ≥ 4·A; the relay of docs/adversaries.md). With more than one wave the
+// wave is a public hash of the epoch and the peer ID: two identities made
+// offline can be ground to avoid each other for a while, which one wave
+// rules out.
 func waveOffset(e uint64, target peer.ID, waves int, epoch time.Duration) time.Duration {
 	waves = max(waves, 1)
 	h := sha256.Sum256(append(binary.BigEndian.AppendUint64([]byte("poai/1/wave"), e), target...))

@@ -37,15 +37,15 @@ type TrustParams struct {
 	// Retention is the number of epochs of attestations, checks and trust
 	// vectors kept; older ones are compacted away.
 	Retention uint64
-	// RetriesForgiveRepeats: a miss whose retry passed is forgiven even
-	// when other misses of the peer lie within MissWindow of it (true, for
-	// spread schedules, where misses come in bursts of load). When false
-	// (wave schedules, node's [challenge] waves), a retried miss is
-	// forgiven only when isolated, like any other, and counts as a
-	// neighbour's failure: a device shared by two identities misses in
-	// every wave that holds both and passes each retry alone, so a
-	// passing retry says nothing about it.
-	RetriesForgiveRepeats bool
+	// RetriesForgiveIsolatedOnly is false on spread schedules: a miss
+	// whose retry passed is forgiven even when other misses of the peer
+	// lie within MissWindow of it, since misses there come in bursts of
+	// load. True on wave schedules (node's [challenge] waves): a retried
+	// miss is forgiven only when isolated, like any other, and counts as a
+	// neighbour's failure, because a device shared by two identities
+	// misses in every wave that holds both and passes each retry alone, so
+	// a passing retry says nothing about it.
+	RetriesForgiveIsolatedOnly bool
 	// ConsensusWeight is the unsatisfactory weight a verifier earns when
 	// the weighted majority of a challenge's other verifiers contradicts
 	// its correctness verdict.
@@ -85,8 +85,7 @@ func verdictCorrect(v string) (ok, known bool) {
 // 1.5 attestations of evidence, 64 epochs kept.
 func DefaultTrustParams() TrustParams {
 	return TrustParams{EigenTrust: DefaultEigenTrustParams(), Decay: 0.85, WrongWeight: 4, MissWeight: 1,
-		CheckAgree: 0.5, CheckContradict: 4, ConsensusWeight: 4, MinEvidence: 1.5, Retention: 64,
-		RetriesForgiveRepeats: true}
+		CheckAgree: 0.5, CheckContradict: 4, ConsensusWeight: 4, MinEvidence: 1.5, Retention: 64}
 }
 
 // PeerTrust is one peer's standing after an epoch's EigenTrust round.
@@ -231,7 +230,7 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 		if r := index[a.Challenge]; a.RetryOf != "" && r != nil && !r.bad {
 			if c := index[a.RetryOf]; c != nil && c.target == a.Target && !c.wrong {
 				retried[a.RetryOf] = true
-				if b.trust.RetriesForgiveRepeats {
+				if !b.trust.RetriesForgiveIsolatedOnly {
 					c.bad = false
 				}
 			}
@@ -263,7 +262,7 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 			// A missed retry confirms the miss it retried, which counts;
 			// it is not a second one (one stall, one miss).
 			sat, unsat = 0, 0
-		case missed && (!neighbourBad[a.Challenge] || retried[a.Challenge] && b.trust.RetriesForgiveRepeats):
+		case missed && (!neighbourBad[a.Challenge] || (retried[a.Challenge] && !b.trust.RetriesForgiveIsolatedOnly)):
 			unsat = 0 // an isolated miss, or one whose retry passed: forgiven
 		}
 		w := decay(a.Epoch)

@@ -396,14 +396,14 @@ func TestRetriedMissForgiven(t *testing.T) {
 }
 
 // TestWaveRetriesForgiveIsolatedOnly: on a wave schedule
-// (RetriesForgiveRepeats false) a peer that misses every other challenge
+// (RetriesForgiveIsolatedOnly) a peer that misses every other challenge
 // and passes every retry, as two identities on one device do, has its
 // misses counted; a single retried miss among passes is still forgiven.
 // The spread schedule's rule forgives both.
 func TestWaveRetriesForgiveIsolatedOnly(t *testing.T) {
 	for _, forgive := range []bool{true, false} {
 		p := DefaultParams()
-		p.Trust.RetriesForgiveRepeats = forgive
+		p.Trust.RetriesForgiveIsolatedOnly = !forgive
 		b := openTrust(t, t.TempDir(), p)
 		for e := uint64(0); e < 8; e++ {
 			for _, v := range []string{"self", "v1"} {

@@ -140,7 +140,7 @@ peers' views).`,
 	f.DurationVar(&epoch, "epoch", 0, "epoch length; 0 picks max(4s, 3 x target per node)")
 	f.Float64Var(&slack, "slack", 3, "deadline = anticipated time x slack + 0.5s; all nodes share this machine, so the devnet allows more than a real node's 2.5")
 	f.DurationVar(&allowance, "allowance", 0, "fixed part of every deadline, for gossip and scheduling (0: the config default, 0.5s)")
-	f.IntVar(&waves, "waves", 0, "0: challenges spread over the epoch, one slot per target; N: every challenge at one of N instants per epoch ([challenge] waves), which exposes identities sharing a device (relays) when each node has a core of its own and the slack is below 2")
+	f.IntVar(&waves, "waves", 0, "0: challenges spread over the epoch, one slot per target; N (1-4): every challenge at one of N instants per epoch ([challenge] waves), which exposes identities sharing a device (relays) when each node has a core of its own and slack + allowance/target < 2 (e.g. --waves 1 --slack 1.5 --allowance 200ms --target 1s)")
 	f.BoolVar(&jsonOut, "json", false, "print the final report as JSON on stdout")
 	f.BoolVar(&check, "check", false, "exit with status 3 unless every adversary ends below every honest peer and graylisted, no honest peer is graylisted, and honest peers pass every challenge")
 	f.StringVar(&dataDir, "data-dir", "", "keep each node's data in this folder (default: a temporary folder, removed at the end)")
