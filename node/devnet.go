@@ -592,12 +592,33 @@ func (s *sharedDevice) RowsBF16(ctx context.Context, seed gpu.Seed, sh gpu.Shape
 	return s.streamer().RowsBF16(ctx, seed, sh, rows)
 }
 
-// Close stops every node (graceful: stores flushed) in reverse order and
-// removes a temporary data folder.
+// Close stops every node (graceful: stores flushed) and removes a
+// temporary data folder. Nodes on loopback stop one by one in reverse
+// order, the bootstrap node last; on mocknet (the sim's thousand nodes)
+// eight stop at a time.
 func (d *Devnet) Close() error {
 	var errs []error
-	for _, n := range slices.Backward(d.Nodes) {
-		errs = append(errs, n.Close())
+	if d.mocknet != nil {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 8)
+		for _, n := range d.Nodes {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				err := n.Close()
+				<-sem
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+	} else {
+		for _, n := range slices.Backward(d.Nodes) {
+			errs = append(errs, n.Close())
+		}
 	}
 	d.Nodes = nil
 	if d.mocknet != nil {
