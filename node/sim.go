@@ -194,7 +194,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 	t0 := time.Now()
 	d, err := StartDevnet(ctx, DevnetConfig{
 		Nodes: cfg.Peers, Adversaries: cfg.Adversaries, DataDir: cfg.DataDir, Target: cfg.Target,
-		EpochLength: cfg.EpochLength, Slack: cfg.Slack, Warmup: 5*time.Second + time.Duration(cfg.Peers)*40*time.Millisecond,
+		EpochLength: cfg.EpochLength, Slack: cfg.Slack, Warmup: 5*time.Second + time.Duration(cfg.Peers)*60*time.Millisecond,
 		GPU: "off", Log: cfg.Log, Mocknet: true, Degree: cfg.Degree, Latency: cfg.Latency, Shards: shards,
 		Allowance: cfg.Allowance, ChallengeRate: cfg.Rate, Workloads: cfg.Workloads, K: cfg.K, M: cfg.M, Heartbeat: cfg.Heartbeat,
 		Loss: cfg.Loss,
