@@ -22,6 +22,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -1367,6 +1368,21 @@ func (n *Node) busyOverlap(t *tracked) time.Duration {
 	return min(max(until.Sub(t.receivedAt), 0), max(t.comAt.Sub(t.receivedAt), 0))
 }
 
+// heardFrom reports whether target showed this node it was there after
+// since: its claim was heard since, or it is connected to this node now.
+// A router ignores every message of a peer it graylists, claims included,
+// so without the connection a cheater pushed out of this node's view
+// would look unreachable (no blame) for as long as it stays out, and its
+// record would decay until it came back in; likewise a prover keeping
+// quiet after a challenge it cannot answer (two identities on one device).
+// A partitioned or restarting peer has no connection to this node.
+func (n *Node) heardFrom(target peer.ID, since time.Time) bool {
+	if p, ok := n.peers[target]; ok && p.seen.After(since) {
+		return true
+	}
+	return n.host.Libp2p().Network().Connectedness(target) == network.Connected
+}
+
 // finalize attests NO_ANSWER for a challenge whose answer never came.
 func (n *Node) finalize(t *tracked) {
 	if t.attested || t.verifying {
@@ -1405,7 +1421,7 @@ func (n *Node) finalize(t *tracked) {
 		if t.attested {
 			return
 		}
-		if p, ok := n.peers[t.target]; ok && p.seen.After(t.receivedAt) {
+		if n.heardFrom(t.target, t.receivedAt) {
 			n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no answer from a reachable target")
 			return
 		}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,4 +92,46 @@ func TestMissRetried(t *testing.T) {
 func withBootstrap(c Config, n *Node) Config {
 	c.P2P.Bootstrap = []string{n.Addrs()[0].String()}
 	return c
+}
+
+// TestHeardFrom: a peer connected to this node counts as heard from even
+// when no claim of it arrived since (a router graylisting it drops its
+// claims), so its missed answers are NO_ANSWER, not UNREACHABLE; once it is
+// gone and silent, it is not heard from.
+func TestHeardFrom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two nodes")
+	}
+	c := testConfig()
+	a := startNode(t, c, nil)
+	b, err := New(t.TempDir(), withBootstrap(c, a), WithWarmup(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !slices.Contains(a.ConnectedPeers(), b.ID()); {
+		if time.Now().After(deadline) {
+			t.Fatal("b never connected to a")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	future := time.Now().Add(time.Hour) // no claim can have been heard after it
+	heard := make(chan bool)
+	a.post(func() { heard <- a.heardFrom(b.ID(), future) })
+	if !<-heard {
+		t.Fatal("a connected peer was not heard from")
+	}
+	b.Close()
+	for deadline := time.Now().Add(10 * time.Second); slices.Contains(a.ConnectedPeers(), b.ID()); {
+		if time.Now().After(deadline) {
+			t.Fatal("b still connected after closing")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.post(func() { heard <- a.heardFrom(b.ID(), future) })
+	if <-heard {
+		t.Fatal("a closed, silent peer was heard from")
+	}
 }
