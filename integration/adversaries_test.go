@@ -173,19 +173,27 @@ func TestRelayWaves(t *testing.T) {
 	// Node 0 proves on its own core; node 1 is the accomplice (devnet
 	// wiring: relay j borrows honest node j+1's device).
 	own := d.Nodes[0].ID().String()
-	var ownScore, relayScore, relayMissing = -1.0, -1.0, 0.0
+	var ownScore, relayScore, relayMissing, ownP50 = -1.0, -1.0, 0.0, 0.0
 	for _, p := range r.Peers {
 		t.Logf("%-7s %s score %.3f recv %2d pass %2d fail %2d p50 %5.0f ms missing %.2f",
 			p.Role, p.PeerID[len(p.PeerID)-6:], p.FinalScore, p.Challenges, p.Passed, p.Failed, p.LatencyP50, p.Trust.Missing)
 		switch {
 		case p.PeerID == own:
-			ownScore = p.FinalScore
+			ownScore, ownP50 = p.FinalScore, p.LatencyP50
 		case p.Role == node.RoleRelay:
 			relayScore, relayMissing = p.FinalScore, p.Trust.Missing
 		}
 	}
 	if ownScore < 0 || relayScore < 0 {
 		t.Fatalf("report lacks the honest peer or the relay: %+v", r.Peers)
+	}
+	// The premise: proofs take about their anticipated 1 s, so two in a
+	// row (2 s) miss the 1.5 s deadline. The devnet sizes them from a
+	// throughput measured at start; when that measurement ran slow (a
+	// busy machine), proofs finish early and two fit in the deadline.
+	// That says nothing about waves: skip with the figures.
+	if ownP50 < 800 {
+		t.Skipf("proofs ran at %.0f ms against 1,000 ms anticipated (the start-up measurement was off): two in a row fit the 1.5 s deadline, so this run cannot test waves", ownP50)
 	}
 	if relayScore >= ownScore {
 		t.Fatalf("relay scores %.3f, the honest peer with its own device %.3f", relayScore, ownScore)
