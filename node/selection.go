@@ -114,7 +114,7 @@ const MaxWaves = 4
 // rules out.
 func waveOffset(e uint64, target peer.ID, waves int, epoch time.Duration) time.Duration {
 	waves = max(waves, 1)
-	h := sha256.Sum256(append(binary.BigEndian.AppendUint64([]byte("poai/1/wave"), e), target...))
+	h := rendezvous("poai/1/wave", binary.BigEndian.AppendUint64(nil, e), target)
 	w := binary.BigEndian.Uint64(h[:8]) % uint64(waves)
 	return epoch/10 + time.Duration(float64(epoch)*0.8*float64(w)/float64(waves))
 }
