@@ -3,6 +3,7 @@ package gpu
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 )
 
 // Info describes the device a backend runs on, as the backend sees it.
@@ -47,6 +48,17 @@ const LeafPrefix = 0x00
 // LeafHash returns SHA-256(0x00 || EncodeInt32Row(row)), the Merkle leaf of
 // one result row. challenge/merkle must agree (a test checks it).
 func LeafHash(row []int32) [32]byte { return leafHashBytes(EncodeInt32Row(row)) }
+
+// leafHashInto returns LeafHash(row), encoding into buf (len ≥ 1+4·len(row))
+// instead of allocating.
+func leafHashInto(buf []byte, row []int32) [32]byte {
+	buf = buf[:1+4*len(row)]
+	buf[0] = LeafPrefix
+	for i, v := range row {
+		binary.LittleEndian.PutUint32(buf[1+4*i:], uint32(v))
+	}
+	return sha256.Sum256(buf)
+}
 
 func leafHashBytes(b []byte) [32]byte {
 	h := sha256.New()

@@ -210,19 +210,45 @@ const streamChunk = 1 << 22
 // LeavesInt8 implements Streamer: the leaves of the int8 product, computed
 // a few rows at a time.
 func (c *CPU) LeavesInt8(ctx context.Context, seed Seed, shape Shape) ([][32]byte, error) {
-	return c.streamLeaves(shape, func(rows []int) ([][32]byte, error) {
-		out, err := c.RowsInt8(ctx, seed, shape, rows)
-		if err != nil {
-			return nil, err
-		}
-		leaves := make([][32]byte, len(rows))
-		err = c.parallel(ctx, len(rows), 64, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				leaves[i] = LeafHash(out.Row(i))
+	if err := shape.ValidateStreamed(); err != nil {
+		return nil, err
+	}
+	bt, err := c.TransposedB(ctx, seed, shape)
+	if err != nil {
+		return nil, err
+	}
+	// Each worker computes two rows at a time into its own buffers and
+	// hashes them at once, so a proof allocates Bᵀ and the leaves and
+	// nothing per row: on a machine running many nodes (poai sim) the
+	// per-row buffers were most of the garbage, and the collector's mark
+	// phases stalled every proof running at the time.
+	k, m := shape.K, shape.M
+	leaves := make([][32]byte, shape.N)
+	pairs := (shape.N + 1) / 2
+	err = c.parallel(ctx, pairs, 64, func(lo, hi int) {
+		a0, a1 := make([]int8, k), make([]int8, k)
+		c0, c1 := make([]int32, m), make([]int32, m)
+		buf := make([]byte, 1+4*m)
+		for p := lo; p < hi; p++ {
+			r0 := 2 * p
+			r1 := min(r0+1, shape.N-1)
+			FillInt8Row(a0, seed, MatrixA, r0)
+			FillInt8Row(a1, seed, MatrixA, r1)
+			j := 0
+			for ; j+1 < m; j += 2 {
+				c0[j], c0[j+1], c1[j], c1[j+1] = dot2x2(a0, a1, bt[j*k:(j+1)*k], bt[(j+1)*k:(j+2)*k])
 			}
-		})
-		return leaves, err
+			if j < m {
+				c0[j], _, c1[j], _ = dot2x2(a0, a1, bt[j*k:(j+1)*k], bt[j*k:(j+1)*k])
+			}
+			leaves[r0] = leafHashInto(buf, c0)
+			leaves[r1] = leafHashInto(buf, c1)
+		}
 	})
+	if err != nil {
+		return nil, err
+	}
+	return leaves, nil
 }
 
 // LeavesBF16 implements Streamer.

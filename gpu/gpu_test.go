@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"math"
 	"math/big"
+	"slices"
 	"testing"
 )
 
@@ -156,6 +157,21 @@ func BenchmarkMatMulInt8(b *testing.B) {
 	b.SetBytes(0)
 	for b.Loop() {
 		if _, _, err := cpu.MatMulInt8(context.Background(), testSeed(5), s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(s.MACs()*2*float64(b.N)/b.Elapsed().Seconds()/1e9, "GOPS")
+}
+
+// BenchmarkLeavesInt8 commits to a product of the sim's shape (k = m =
+// 128, 4,096 rows: about 40 ms of a CPU core); allocs/op should stay a
+// handful, not a few per row.
+func BenchmarkLeavesInt8(b *testing.B) {
+	s := Shape{N: 4096, K: 128, M: 128}
+	cpu := NewCPU(WithWorkers(1))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := cpu.LeavesInt8(context.Background(), testSeed(5), s); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -375,6 +391,15 @@ func TestStreamedEqualsWhole(t *testing.T) {
 		if streamed[i] != leaves[i] {
 			t.Fatalf("int8 leaf %d differs", i)
 		}
+	}
+	odd := Shape{N: 7, K: 13, M: 9} // the last row pairs with itself
+	_, oddLeaves, err := c.MatMulInt8(ctx, seed, odd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oddStreamed, err := c.LeavesInt8(ctx, seed, odd)
+	if err != nil || !slices.Equal(oddStreamed, oddLeaves) {
+		t.Fatalf("odd shape: streamed leaves differ from the whole product's (err %v)", err)
 	}
 	rows, err := c.RowsInt8(ctx, seed, s, []int{0, 4095, 4096, s.N - 1})
 	if err != nil {
