@@ -13,6 +13,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // SchemaVersion is the version of the on-disk layout written by this
@@ -122,7 +123,9 @@ type Params struct {
 	// Trust tunes the EigenTrust integrity score.
 	Trust TrustParams
 	// Compact shrinks the store for many books in one process (poai sim):
-	// 1 MiB memtables, 4 MiB value-log files, 256 KiB of block cache,
+	// 1 MiB memtables, 4 MiB value-log files, no block or index cache
+	// (each cache is a ristretto instance with goroutines and buffers of its
+	// own: 660 MiB of heap over a thousand stores),
 	// writes not synced to disk before Record returns (a simulation needs
 	// no durability across a power cut; a crash still leaves a store
 	// Badger opens, since its writes remain atomic) and no background
@@ -198,7 +201,7 @@ func Open(dir, self string, params Params, log *slog.Logger) (*Book, error) {
 		WithBlockCacheSize(8 << 20)
 	if params.Compact {
 		opts = opts.WithSyncWrites(false).WithMemTableSize(1 << 20).WithValueLogFileSize(4 << 20).
-			WithBlockCacheSize(256 << 10).WithIndexCacheSize(256 << 10).WithNumMemtables(2).
+			WithCompression(options.None).WithBlockCacheSize(0).WithIndexCacheSize(0).WithNumMemtables(2).
 			WithNumCompactors(0).WithNumLevelZeroTables(48).WithNumLevelZeroTablesStall(64).WithValueThreshold(1 << 10)
 	}
 	db, err := badger.Open(opts)

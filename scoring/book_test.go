@@ -119,28 +119,43 @@ func TestDuplicateAndInvalid(t *testing.T) {
 	}
 }
 
+// TestRestartKeepsHistory reopens a book, durable and compact (poai sim's
+// stores: no caches, no compression), and finds its history.
 func TestRestartKeepsHistory(t *testing.T) {
-	dir := t.TempDir()
-	b := open(t, dir)
-	for i := range 5 {
-		if err := b.Record(att(fmt.Sprint("c", i), "p", "self", VerdictWrongAnswer)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	score := b.Quality("p")
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b = open(t, dir)
-	defer b.Close()
-	if got := b.Quality("p"); got != score {
-		t.Fatalf("score after restart %v, want %v", got, score)
-	}
-	if s, _ := b.Summarize("p"); s.Challenges != 5 {
-		t.Fatalf("challenges after restart %d", s.Challenges)
-	}
-	if err := b.Record(att("c0", "p", "self", VerdictPass)); !errors.Is(err, ErrDuplicate) {
-		t.Fatalf("tally lost across restart: %v", err)
+	for _, compact := range []bool{false, true} {
+		t.Run(fmt.Sprint("compact=", compact), func(t *testing.T) {
+			params := DefaultParams()
+			params.Compact = compact
+			open := func(dir string) *Book {
+				b, err := Open(dir, "self", params, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			dir := t.TempDir()
+			b := open(dir)
+			for i := range 5 {
+				if err := b.Record(att(fmt.Sprint("c", i), "p", "self", VerdictWrongAnswer)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			score := b.Quality("p")
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			b = open(dir)
+			defer b.Close()
+			if got := b.Quality("p"); got != score {
+				t.Fatalf("score after restart %v, want %v", got, score)
+			}
+			if s, _ := b.Summarize("p"); s.Challenges != 5 {
+				t.Fatalf("challenges after restart %d", s.Challenges)
+			}
+			if err := b.Record(att("c0", "p", "self", VerdictPass)); !errors.Is(err, ErrDuplicate) {
+				t.Fatalf("tally lost across restart: %v", err)
+			}
+		})
 	}
 }
 
