@@ -3,6 +3,7 @@ package node
 import (
 	"crypto/rand"
 	"encoding/binary"
+	mrand "math/rand/v2"
 	"testing"
 	"time"
 
@@ -119,6 +120,76 @@ func TestWaveOffset(t *testing.T) {
 	}
 	if !moved {
 		t.Fatal("no target changed wave between epochs")
+	}
+}
+
+// TestClaimOffset: nodes re-announce their claims spread over the first
+// tenth of the epoch, before the first challenge slot, each at an offset
+// that is the same on every call and changes between epochs.
+func TestClaimOffset(t *testing.T) {
+	const epoch = 20 * time.Second
+	var lo, hi time.Duration = epoch, 0
+	moved := 0
+	for range 200 {
+		id := randomID(t)
+		o := claimOffset(id, 5, epoch)
+		if o < 0 || o >= epoch/ClaimSpread {
+			t.Fatalf("offset %v outside [0, %v)", o, epoch/ClaimSpread)
+		}
+		if o >= slotOffset(id, []peer.ID{id}, epoch) {
+			t.Fatalf("claim at %v is not before the first challenge slot", o)
+		}
+		if claimOffset(id, 5, epoch) != o {
+			t.Fatal("claimOffset is not deterministic")
+		}
+		if claimOffset(id, 6, epoch) != o {
+			moved++
+		}
+		lo, hi = min(lo, o), max(hi, o)
+	}
+	// 200 uniform draws over 2 s: the extremes lie within 100 ms of the
+	// ends unless the spread is broken (all at one instant, or a bias).
+	if lo > 100*time.Millisecond || hi < epoch/ClaimSpread-100*time.Millisecond {
+		t.Fatalf("offsets span only [%v, %v] of [0, %v)", lo, hi, epoch/ClaimSpread)
+	}
+	if moved < 190 {
+		t.Fatalf("only %d of 200 offsets changed between epochs", moved)
+	}
+}
+
+// TestChallengeDrawn: below rate 1 a target is challenged on a draw under
+// the rate, and for sure once it has gone MaxChallengeGap epochs without
+// one; over many epochs the gaps never exceed the bound and the rate stays
+// the configured one.
+func TestChallengeDrawn(t *testing.T) {
+	if MaxChallengeGap(0.25) != 8 || MaxChallengeGap(1) != 1 || MaxChallengeGap(0.3) != 7 {
+		t.Fatalf("gaps %d %d %d, want 8 1 7", MaxChallengeGap(0.25), MaxChallengeGap(1), MaxChallengeGap(0.3))
+	}
+	p := DrawProbability(0.25)
+	if p < 0.2 || p > 0.22 {
+		t.Fatalf("draw probability %.4f at rate 0.25, want about 0.212", p)
+	}
+	if !challengeDrawn(10, 9, 1, 0.99) || challengeDrawn(10, 9, 0.25, p+0.001) || !challengeDrawn(10, 9, 0.25, p-0.001) {
+		t.Fatal("rate 1 always draws; below it a draw under the draw probability does")
+	}
+	if !challengeDrawn(18, 10, 0.25, 0.99) || challengeDrawn(17, 10, 0.25, 0.99) {
+		t.Fatal("a target 8 epochs unchallenged at rate 0.25 is challenged whatever the draw, not at 7")
+	}
+	r := mrand.New(mrand.NewPCG(1, 2))
+	last, drawn, worst := uint64(0), 0, uint64(0)
+	const epochs = 100000
+	for e := uint64(1); e <= epochs; e++ {
+		if challengeDrawn(e, last, 0.25, r.Float64()) {
+			worst = max(worst, e-last)
+			last = e
+			drawn++
+		}
+	}
+	if worst > 8 {
+		t.Fatalf("a gap of %d epochs", worst)
+	}
+	if rate := float64(drawn) / epochs; rate < 0.245 || rate > 0.255 {
+		t.Fatalf("effective rate %.4f, want 0.25", rate)
 	}
 }
 

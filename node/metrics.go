@@ -15,6 +15,7 @@ type metrics struct {
 	checks      *prometheus.CounterVec
 	rechecks    prometheus.Counter
 	proveTime   prometheus.Histogram
+	proveWait   prometheus.Histogram
 	verifyTime  prometheus.Histogram
 	peers       prometheus.Gauge
 	epoch       prometheus.Gauge
@@ -27,6 +28,7 @@ type metrics struct {
 	score       *prometheus.GaugeVec
 	void        prometheus.Counter
 	direct      *prometheus.CounterVec
+	withheld    prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -60,6 +62,10 @@ func newMetrics() *metrics {
 		proveTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "poai_prove_seconds", Help: "Time to compute and commit a proof workload.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
+		proveWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "poai_prove_wait_seconds", Help: "Time a challenge addressed to this node waited between its validator and the start of its proof: the prove queue and the node's event loop.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 		verifyTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "poai_verify_seconds", Help: "Time to verify one opening.",
@@ -104,8 +110,12 @@ func newMetrics() *metrics {
 		Name: "poai_direct_messages_total",
 		Help: "Messages this node also sent straight to their subject over /poai/direct/1.0.0 (challenges and reveals to their target), by topic and result (sent: the receiver accepted it; rejected: its validator did not, usually because the gossip copy came first; failed: no stream or no answer).",
 	}, []string{"topic", "result"})
-	m.registry.MustRegister(m.direct, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
-	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.retries, m.answered, m.attested, m.proveTime, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
+	m.withheld = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "poai_verdicts_withheld_total",
+		Help: "Late or missing answers this node did not attest because its own process was overloaded at the time (Go scheduling latency p99 over half the allowance): its clock could not judge them.",
+	})
+	m.registry.MustRegister(m.withheld, m.direct, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
+	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.retries, m.answered, m.attested, m.proveTime, m.proveWait, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

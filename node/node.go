@@ -175,6 +175,7 @@ type Node struct {
 	recheckEpoch uint64
 	rechecksLeft int
 	proveQ       chan proveJob
+	releaseLag   func() // releases processLag, once
 	verifySem    chan struct{}
 
 	// Owned by the loop goroutine.
@@ -251,6 +252,10 @@ type peerEntry struct {
 	flags []string
 	// slowProof is the flag set by the last slow passing proof, if any.
 	slowProof string
+	// lastChallenged is the epoch of the peer's latest first-try
+	// challenge this node saw, or the epoch its claim was first heard
+	// (challengeDrawn).
+	lastChallenged uint64
 }
 
 // tracked is a challenge this node has seen, with what arrived for it.
@@ -319,6 +324,8 @@ type proveJob struct {
 	// judges are the challenger and verifiers, who also get the
 	// commitment directly.
 	judges []peer.ID
+	// at is when the challenge passed this node's validator.
+	at time.Time
 }
 
 // decoded is what the topic validators hand to the handlers.
@@ -500,6 +507,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	processLag.acquire()
+	n.releaseLag = sync.OnceFunc(processLag.release)
 	n.wg.Add(2)
 	go n.loop()
 	go n.prover()
@@ -796,7 +805,7 @@ func (n *Node) onEpoch(e uint64) {
 		n.startEpoch = &e
 	}
 	n.rollTrust(e)
-	n.publishClaim()
+	n.after(claimOffset(n.id, e, n.clock.Length), n.publishClaim)
 	n.expire(now)
 	live := n.livePeers(now)
 	judges := n.judges(live)
@@ -811,8 +820,9 @@ func (n *Node) onEpoch(e uint64) {
 		}
 		// Below rate 1 the challenger draws from its own randomness, so
 		// no prover can tell in advance in which epochs it is challenged
-		// (a device shared by identities could otherwise take turns).
-		if rate := n.cfg.Challenge.Rate; rate < 1 && mrand.Float64() >= rate {
+		// (a device shared by identities could otherwise take turns),
+		// up to a bound on the gap between challenges.
+		if !challengeDrawn(e, n.peers[target].lastChallenged, n.cfg.Challenge.Rate, mrand.Float64()) {
 			continue
 		}
 		target := target
@@ -1005,8 +1015,9 @@ func (n *Node) setUnverifiable(p peer.ID, bad bool) {
 func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 	c := d.msg.(*pb.DeviceClaim)
 	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: nvml.CrossCheck(c)}
+	e.lastChallenged = n.clock.At(at)
 	if old, ok := n.peers[from]; ok {
-		e.slowProof = old.slowProof
+		e.slowProof, e.lastChallenged = old.slowProof, old.lastChallenged
 		if old.claimCID.Equals(d.cid) {
 			e.flags = old.flags // same claim: flags already counted
 		}
@@ -1180,13 +1191,16 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 		return
 	}
 	target := peer.ID(ch.GetTarget())
+	if p, ok := n.peers[target]; ok && len(ch.GetRetryOf()) == 0 {
+		p.lastChallenged = max(p.lastChallenged, ch.GetEpoch())
+	}
 	t := &tracked{ch: ch, cid: d.cid, target: target, challenger: from, receivedAt: at}
 	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, n.judges(n.livePeers(at)), n.cfg.Challenge.Verifiers)
 	t.verifier = slices.Contains(t.verifiers, n.id)
 	n.tracked[key] = t
 	if target == n.id {
 		select {
-		case n.proveQ <- proveJob{ch: ch, cid: d.cid, judges: append(slices.Clone(t.verifiers), from)}:
+		case n.proveQ <- proveJob{ch: ch, cid: d.cid, judges: append(slices.Clone(t.verifiers), from), at: at}:
 		default:
 			n.metrics.droppedJobs.Inc()
 			n.log.Warn("prove queue full, challenge dropped", "challenge", d.cid)
@@ -1340,6 +1354,10 @@ func (n *Node) verified(t *tracked, res challenge.Result, err error) {
 	deadline := time.Duration(t.ch.GetDeadlineMs()) * time.Millisecond
 	verdict := res.Verdict
 	if verdict == pb.Verdict_VERDICT_PASS && latency > deadline {
+		if n.withholdTiming(t) {
+			n.learnTruth(t, res.Verdict)
+			return
+		}
 		verdict = pb.Verdict_VERDICT_LATE
 	}
 	n.attest(t, verdict, latency, res.Deviation, res.Accuracy, res.Reason)
@@ -1405,7 +1423,9 @@ func (n *Node) finalize(t *tracked) {
 		return
 	}
 	if t.com != nil {
-		n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no complete answer before the deadline")
+		if !n.withholdTiming(t) {
+			n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no complete answer before the deadline")
+		}
 		return
 	}
 	// Nothing at all from the target: was it there? Wait for the next
@@ -1417,12 +1437,14 @@ func (n *Node) finalize(t *tracked) {
 	}
 	t.awaitingClaim = true
 	e := n.clock.At(time.Now())
-	n.after(time.Until(n.clock.Start(e+1).Add(2*time.Second)), func() {
+	n.after(time.Until(n.clock.Start(e+1).Add(n.clock.Length/ClaimSpread+2*time.Second)), func() {
 		if t.attested {
 			return
 		}
 		if n.heardFrom(t.target, t.receivedAt) {
-			n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no answer from a reachable target")
+			if !n.withholdTiming(t) {
+				n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no answer from a reachable target")
+			}
 			return
 		}
 		n.attest(t, pb.Verdict_VERDICT_UNREACHABLE, latency, 0, 0, "target not heard from since the challenge")
@@ -1528,6 +1550,7 @@ func (n *Node) answer(job proveJob) {
 	ctx, cancel := context.WithTimeout(n.ctx, limit)
 	defer cancel()
 	start := time.Now()
+	n.metrics.proveWait.Observe(start.Sub(job.at).Seconds())
 	var (
 		committed *challenge.Committed
 		err       error
@@ -1627,6 +1650,9 @@ func (n *Node) Close() error {
 	}
 	n.cancel()
 	n.wg.Wait()
+	if n.releaseLag != nil {
+		n.releaseLag()
+	}
 	err := errors.Join(n.host.Close(), n.book.Close())
 	if n.closeBackend != nil {
 		err = errors.Join(err, n.closeBackend())
