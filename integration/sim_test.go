@@ -2,6 +2,7 @@ package integration
 
 import (
 	"testing"
+	"time"
 
 	"github.com/poai-network/poai/node"
 )
@@ -14,7 +15,7 @@ func TestSimShards(t *testing.T) {
 		t.Skip("runs real nodes for about 40 s")
 	}
 	r, err := node.RunSim(t.Context(), node.SimConfig{
-		Peers: 24, ShardSize: 12, Epochs: 4, DataDir: t.TempDir(),
+		Peers: 24, ShardSize: 12, Epochs: 4, DataDir: t.TempDir(), EpochLength: 7700 * time.Millisecond,
 		Adversaries: map[node.Role]int{node.RoleLazy: 1, node.RoleReplay: 1},
 	})
 	if err != nil {

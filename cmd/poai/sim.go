@@ -7,8 +7,10 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,6 +31,7 @@ func simCmd() *cobra.Command {
 		logLevel    string
 		cpuProfile  string
 		memProfile  string
+		gogc        int
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
@@ -65,6 +68,9 @@ report on stdout.`,
 				return err
 			}
 			stderr := cmd.ErrOrStderr()
+			if gc := tuneGC(gogc); gc != "" {
+				fmt.Fprintf(stderr, "sim: %s\n", gc)
+			}
 			fmt.Fprintf(stderr, "sim: starting %d nodes on mocknet (shards of ~%d, degree %d, latency %v, loss %g)...\n", cfg.Peers, cfg.ShardSize, cfg.Degree, cfg.Latency, cfg.Loss)
 			cfg.Adversaries = adv
 			cfg.Progress = func(e node.SimEpoch) {
@@ -94,8 +100,8 @@ report on stdout.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stderr, "sim: %d peers in %d shards, %d epochs of %s: set-up %.0f s, run %.0f s, CPU %.0f s (%.0f s in the epochs); heap %.0f KiB per peer, peak RSS %d MiB\n",
-				r.Peers, r.Shards, r.Epochs, r.EpochLength, r.SetupS, r.RunS, r.CPUS, r.RunCPUS, float64(r.HeapPerPeerBytes)/1024, r.PeakRSSBytes>>20)
+			fmt.Fprintf(stderr, "sim: %d peers in %d shards, %d epochs of %s: set-up %.0f s, run %.0f s, stop %.0f s, CPU %.0f s (%.0f s in the epochs); heap %.0f KiB per peer, peak RSS %d MiB\n",
+				r.Peers, r.Shards, r.Epochs, r.EpochLength, r.SetupS, r.RunS, r.StopS, r.CPUS, r.RunCPUS, float64(r.HeapPerPeerBytes)/1024, r.PeakRSSBytes>>20)
 			fmt.Fprintf(stderr, "sim: challenge-to-attestation delay p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n", r.DelayP50MS, r.DelayP90MS, r.DelayP99MS)
 			for _, role := range roleOrder(r.Detection) {
 				d := r.Detection[role]
@@ -104,6 +110,13 @@ report on stdout.`,
 			keys := slices.Sorted(maps.Keys(r.Messages))
 			for _, k := range keys {
 				fmt.Fprintf(stderr, "sim: messages %-40s %.0f (%.1f per peer per epoch)\n", k, r.Messages[k], r.Messages[k]/float64(r.Peers*r.Epochs))
+			}
+			for _, k := range slices.Sorted(maps.Keys(r.Stages)) {
+				q := r.Stages[k]
+				fmt.Fprintf(stderr, "sim: honest %-10s p50 %7.1f ms  p90 %7.1f ms  p99 %7.1f ms  (%.0f)\n", k, q.P50MS, q.P90MS, q.P99MS, q.Count)
+			}
+			for _, k := range slices.Sorted(maps.Keys(r.Verdicts)) {
+				fmt.Fprintf(stderr, "sim: honest verifiers attested %-14s %.0f\n", k, r.Verdicts[k])
 			}
 			fmt.Fprintf(stderr, "sim: all caught %v, honest graylisted %d, unobserved %d\n", r.AllCaught, r.HonestGraylisted, r.Report.Unobserved)
 			if outDir != "" {
@@ -124,16 +137,16 @@ report on stdout.`,
 	f.IntVar(&cfg.Peers, "peers", 200, "number of nodes, adversaries included")
 	f.IntVar(&cfg.Epochs, "epochs", 10, "epochs to run after genesis")
 	f.StringVar(&adversaries, "adversaries", "", "adversary roles and counts, e.g. slow=2,lazy=1 (roles of 'poai devnet')")
-	f.IntVar(&cfg.ShardSize, "shard-size", 32, "peers per shard the network aims for")
+	f.IntVar(&cfg.ShardSize, "shard-size", 8, "peers per shard the network aims for")
 	f.IntVar(&cfg.Degree, "degree", 8, "connections each node opens inside its shard")
 	f.DurationVar(&cfg.Latency, "latency", 5*time.Millisecond, "one-way latency of every link")
-	f.DurationVar(&cfg.Target, "target", 80*time.Millisecond, "how long a challenge should take an honest node")
+	f.DurationVar(&cfg.Target, "target", 40*time.Millisecond, "how long a challenge should take an honest node")
 	f.DurationVar(&cfg.EpochLength, "epoch", 0, "epoch length (0: sized from peers, rate, target and cores)")
-	f.Float64Var(&cfg.Rate, "rate", 1, "fraction of peers challenged per epoch")
-	f.DurationVar(&cfg.Allowance, "allowance", 150*time.Millisecond, "fixed part of every deadline, for gossip and scheduling")
+	f.Float64Var(&cfg.Rate, "rate", 0.25, "fraction of peers challenged per epoch (below 1, a peer is challenged for sure once it has gone ⌈2/rate⌉ epochs without)")
+	f.DurationVar(&cfg.Allowance, "allowance", 100*time.Millisecond, "fixed part of every deadline, for gossip and scheduling")
 	f.StringSliceVar(&cfg.Workloads, "workloads", []string{"int8"}, "workloads challenges rotate through: int8, bf16, vram")
 	f.Float64Var(&cfg.Loss, "loss", 0, "fraction of incoming messages each node loses at random, unread and not forwarded (mocknet itself loses nothing)")
-	f.DurationVar(&cfg.Heartbeat, "heartbeat", time.Second, "gossipsub heartbeat interval (mesh maintenance and gossip); each of the nodes' routers runs one per topic")
+	f.DurationVar(&cfg.Heartbeat, "heartbeat", 3*time.Second, "gossipsub heartbeat interval (mesh maintenance and gossip); each of the nodes' routers runs one per topic")
 	f.IntVar(&cfg.K, "k", 128, "int8 inner dimension of challenges")
 	f.IntVar(&cfg.M, "m", 128, "int8 column dimension of challenges (opened rows are m int32s)")
 	f.StringVar(&cfg.DataDir, "data", "", "folder for the nodes' stores (default: a temporary one, removed at the end)")
@@ -141,8 +154,48 @@ report on stdout.`,
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON on stdout")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the epochs (set-up excluded) to this file")
 	f.StringVar(&memProfile, "memprofile", "", "write a Go heap profile taken at the last epoch to this file")
+	f.IntVar(&gogc, "gogc", 300, "garbage collector target percentage of this process (the GOGC variable, when set, wins); the memory limit is 70% of physical memory unless GOMEMLIMIT is set")
 	f.StringVar(&logLevel, "log-level", "error", "nodes' log level: debug, info, warn or error")
 	return cmd
+}
+
+// tuneGC sets the garbage collector for a simulation: percent (GOGC),
+// unless the GOGC variable is set, and a soft memory limit of 70% of
+// physical memory, unless GOMEMLIMIT is set. A thousand nodes keep a few
+// GiB live (mostly Badger memtables), and at Go's default GOGC of 100 the
+// collector marked them every 25 s for 4–6 s, a quarter of the cores and
+// assists from every allocating goroutine: the proofs running then took
+// several times their anticipated time. A larger percentage collects less
+// often; the limit keeps the heap inside the machine. It returns what it
+// set, for the log.
+func tuneGC(percent int) string {
+	var out []string
+	if os.Getenv("GOGC") == "" && percent > 0 {
+		debug.SetGCPercent(percent)
+		out = append(out, fmt.Sprintf("GOGC %d", percent))
+	}
+	if total := physicalMemory(); os.Getenv("GOMEMLIMIT") == "" && total > 0 {
+		limit := int64(float64(total) * 0.7)
+		debug.SetMemoryLimit(limit)
+		out = append(out, fmt.Sprintf("memory limit %.1f GiB", float64(limit)/(1<<30)))
+	}
+	return strings.Join(out, ", ")
+}
+
+// physicalMemory returns MemTotal from /proc/meminfo in bytes, or 0 where
+// there is none (not Linux).
+func physicalMemory() uint64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var kib uint64
+		if _, err := fmt.Sscanf(line, "MemTotal: %d kB", &kib); err == nil {
+			return kib << 10
+		}
+	}
+	return 0
 }
 
 // roleOrder returns m's roles in node.Roles order.
