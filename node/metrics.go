@@ -29,6 +29,9 @@ type metrics struct {
 	void        prometheus.Counter
 	direct      *prometheus.CounterVec
 	withheld    prometheus.Counter
+	// retriesSkipped counts misses not retried because this node was
+	// overloaded while it waited for the answer.
+	retriesSkipped prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -114,7 +117,11 @@ func newMetrics() *metrics {
 		Name: "poai_verdicts_withheld_total",
 		Help: "Late or missing answers this node did not attest because its own process was overloaded at the time (Go scheduling latency p99 over half the allowance): its clock could not judge them.",
 	})
-	m.registry.MustRegister(m.withheld, m.direct, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
+	m.retriesSkipped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "poai_challenges_retry_skipped_total",
+		Help: "Missed deadlines of this node's challenges not retried because this node was overloaded while it waited (its verdict on the miss is withheld too).",
+	})
+	m.registry.MustRegister(m.withheld, m.retriesSkipped, m.direct, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
 	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.retries, m.answered, m.attested, m.proveTime, m.proveWait, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

@@ -907,6 +907,16 @@ func (n *Node) retryIfMissed(e uint64, target peer.ID, key string) {
 	if t.answeredInTime() {
 		return
 	}
+	// A challenger overloaded while it waited cannot tell a miss from its
+	// own backlog, and its verdict on it is withheld (withholdTiming);
+	// a retry would only add a proof and its verifications to the
+	// backlog. On one machine running many nodes (poai sim) those retries
+	// fed the overload that caused the misses.
+	if n.overloaded(t.receivedAt, t.receivedAt.Add(deadlineOf(t.ch))) {
+		n.metrics.retriesSkipped.Inc()
+		n.log.Debug("retry not issued: this node was overloaded", "target", shortID(target))
+		return
+	}
 	if _, err := n.issueTry(e, target, t.cid); err != nil {
 		n.log.Debug("retry not issued", "target", shortID(target), "err", err)
 		return
@@ -1354,7 +1364,7 @@ func (n *Node) verified(t *tracked, res challenge.Result, err error) {
 	deadline := time.Duration(t.ch.GetDeadlineMs()) * time.Millisecond
 	verdict := res.Verdict
 	if verdict == pb.Verdict_VERDICT_PASS && latency > deadline {
-		if n.withholdTiming(t) {
+		if n.withholdTiming(t, t.comAt) {
 			n.learnTruth(t, res.Verdict)
 			return
 		}
@@ -1423,7 +1433,8 @@ func (n *Node) finalize(t *tracked) {
 		return
 	}
 	if t.com != nil {
-		if !n.withholdTiming(t) {
+		// The commitment came; the opening was due by this finalize.
+		if !n.withholdTiming(t, time.Now()) {
 			n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no complete answer before the deadline")
 		}
 		return
@@ -1442,7 +1453,7 @@ func (n *Node) finalize(t *tracked) {
 			return
 		}
 		if n.heardFrom(t.target, t.receivedAt) {
-			if !n.withholdTiming(t) {
+			if !n.withholdTiming(t, t.receivedAt.Add(deadlineOf(t.ch))) {
 				n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no answer from a reachable target")
 			}
 			return

@@ -4,6 +4,8 @@ import (
 	rtmetrics "runtime/metrics"
 	"sync"
 	"time"
+
+	"github.com/poai-network/poai/challenge/pb"
 )
 
 // schedSample is the scheduling latency of one sampling period.
@@ -165,16 +167,22 @@ func (n *Node) overloaded(from, to time.Time) bool {
 
 // withholdTiming decides, for a challenge whose answer missed its deadline
 // or never came, whether this node was overloaded between the challenge's
-// arrival and its deadline (overloaded); if so it marks the challenge
-// attested without publishing anything, counts it
-// (poai_verdicts_withheld_total) and reports true.
-func (n *Node) withholdTiming(t *tracked) bool {
-	deadline := time.Duration(t.ch.GetDeadlineMs()) * time.Millisecond
-	if !n.overloaded(t.receivedAt, t.receivedAt.Add(deadline)) {
+// arrival and until (overloaded): when the commitment came late, until it
+// came, since a timely one may have been read late; when nothing came in
+// time, until the deadline. If so it marks the challenge attested without
+// publishing anything, counts it (poai_verdicts_withheld_total) and
+// reports true.
+func (n *Node) withholdTiming(t *tracked, until time.Time) bool {
+	if !n.overloaded(t.receivedAt, until) {
 		return false
 	}
 	t.attested = true
 	n.metrics.withheld.Inc()
 	n.log.Debug("timing verdict withheld: this node was overloaded", "challenge", t.cid, "target", shortID(t.target))
 	return true
+}
+
+// deadlineOf returns a challenge's deadline as a duration.
+func deadlineOf(ch *pb.Challenge) time.Duration {
+	return time.Duration(ch.GetDeadlineMs()) * time.Millisecond
 }

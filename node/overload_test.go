@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/poai-network/poai/challenge/pb"
 )
 
@@ -75,15 +77,22 @@ func TestOverloadWithholdsTiming(t *testing.T) {
 		t.Fatalf("16 spinning goroutines: scheduling p99 %v, not over 10 ms", lag)
 	}
 	tr := &tracked{ch: &pb.Challenge{DeadlineMs: 500}, receivedAt: start}
-	if !n.withholdTiming(tr) || !tr.attested {
+	if !n.withholdTiming(tr, start.Add(deadlineOf(tr.ch))) || !tr.attested {
 		t.Fatal("a timing verdict over an overloaded window was not withheld")
+	}
+	// The challenger of a challenge missed over that window does not
+	// retry it.
+	n.tracked = map[string]*tracked{"k": {ch: &pb.Challenge{DeadlineMs: 500}, receivedAt: start}}
+	n.retryIfMissed(1, randomID(t), "k")
+	if got := testutil.ToFloat64(n.metrics.retriesSkipped); got != 1 {
+		t.Fatalf("retries skipped %v, want 1", got)
 	}
 	if n.overloaded(start.Add(-time.Hour), start.Add(-time.Minute)) {
 		t.Fatal("a window before the sampler started counts as overloaded")
 	}
 	c.Challenge.Allowance = Duration(time.Hour)
 	n.cfg = c
-	if n.withholdTiming(&tracked{ch: &pb.Challenge{DeadlineMs: 500}, receivedAt: start}) {
+	if n.withholdTiming(&tracked{ch: &pb.Challenge{DeadlineMs: 500}, receivedAt: start}, busy) {
 		t.Fatal("withheld although the scheduling latency stayed under half the allowance")
 	}
 }

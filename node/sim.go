@@ -310,10 +310,11 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 					}
 				}
 				continue
-			case "poai_verdicts_withheld_total":
+			case "poai_verdicts_withheld_total", "poai_challenges_retry_skipped_total":
 				if !n.Role().Adversary() {
+					key := map[string]string{"poai_verdicts_withheld_total": "withheld (overloaded)", "poai_challenges_retry_skipped_total": "retries skipped (overloaded)"}[name]
 					for _, m := range mf.GetMetric() {
-						r.Verdicts["withheld (overloaded)"] += m.GetCounter().GetValue()
+						r.Verdicts[key] += m.GetCounter().GetValue()
 					}
 				}
 				continue
