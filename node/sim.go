@@ -138,9 +138,11 @@ type SimReport struct {
 	PeakRSSBytes     uint64  `json:"peak_rss_bytes"`
 	SetupS           float64 `json:"setup_s"`
 	RunS             float64 `json:"run_s"`
-	// StopS is how long closing every node took after the report.
-	StopS float64 `json:"stop_s"`
-	CPUS  float64 `json:"cpu_s"`
+	// ReportS is how long gathering the report took after the epochs,
+	// StopS how long closing every node took after that.
+	ReportS float64 `json:"report_s"`
+	StopS   float64 `json:"stop_s"`
+	CPUS    float64 `json:"cpu_s"`
 	// RunCPUS is the CPU time of the epochs alone (CPUS less the set-up).
 	RunCPUS float64 `json:"run_cpu_s"`
 	// Messages counts, over every node, the messages its validators saw
@@ -283,6 +285,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 		}
 	}
 	r.RunS = time.Since(t1).Seconds()
+	tReport := time.Now()
 	r.RunCPUS = (cpuTime() - cpu1).Seconds()
 	r.DelayP50MS, r.DelayP90MS, r.DelayP99MS = percentileMS(all, 0.5), percentileMS(all, 0.9), percentileMS(all, 0.99)
 	for _, n := range d.Nodes {
@@ -384,6 +387,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 	runtime.ReadMemStats(&ms)
 	r.HeapEndBytes = ms.HeapInuse
 	r.PeakRSSBytes = peakRSS()
+	r.ReportS = time.Since(tReport).Seconds()
 	stop := time.Now()
 	closed = true
 	if err := d.Close(); err != nil && cfg.Log != nil {

@@ -45,7 +45,10 @@ prover, verifiers, EigenTrust and Badger store (one per node, compact) as
 The network is split into shards of about --shard-size peers ([p2p]
 shards): a peer challenges, proves, verifies and attests only inside its
 shard, so each peer handles O(shard size) messages per epoch rather than
-O(peers). Each peer is challenged in an epoch with probability --rate.
+O(peers). Each peer is challenged in an epoch with probability about
+--rate, and for sure once it has gone 2/rate epochs without a challenge.
+The defaults are set for 1,000 peers on two cores; --epoch 0 sizes the
+epoch from the peers, shard, rate, target and cores.
 
 Adversary roles are those of 'poai devnet' (see 'poai devnet --help').
 Every epoch a line of figures goes to stderr. At the end --out receives
@@ -55,8 +58,8 @@ epoch), detection.png (epoch each adversary class was caught), delay.png
 degree distribution on the attestation topic). --json also prints the
 report on stdout.`,
 		Example: `  poai sim --peers 200 --epochs 10
-  # about 8 minutes on 2 cores (docs/sim.md):
-  poai sim --peers 1000 --epochs 5 --rate 0.25 --heartbeat 3s --out /tmp/sim \
+  # under 10 minutes on 2 cores with the defaults (docs/sim.md):
+  poai sim --peers 1000 --epochs 20 --out /tmp/sim \
     --adversaries slow=20,lazy=10,replay=10,relay=10,forged-nvml=10,lazy-verifier=20,colluders=30,sybil=40,onoff=10`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -100,8 +103,8 @@ report on stdout.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stderr, "sim: %d peers in %d shards, %d epochs of %s: set-up %.0f s, run %.0f s, stop %.0f s, CPU %.0f s (%.0f s in the epochs); heap %.0f KiB per peer, peak RSS %d MiB\n",
-				r.Peers, r.Shards, r.Epochs, r.EpochLength, r.SetupS, r.RunS, r.StopS, r.CPUS, r.RunCPUS, float64(r.HeapPerPeerBytes)/1024, r.PeakRSSBytes>>20)
+			fmt.Fprintf(stderr, "sim: %d peers in %d shards, %d epochs of %s: set-up %.0f s, run %.0f s, report %.0f s, stop %.0f s, CPU %.0f s (%.0f s in the epochs); heap %.0f KiB per peer, peak RSS %d MiB\n",
+				r.Peers, r.Shards, r.Epochs, r.EpochLength, r.SetupS, r.RunS, r.ReportS, r.StopS, r.CPUS, r.RunCPUS, float64(r.HeapPerPeerBytes)/1024, r.PeakRSSBytes>>20)
 			fmt.Fprintf(stderr, "sim: challenge-to-attestation delay p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n", r.DelayP50MS, r.DelayP90MS, r.DelayP99MS)
 			for _, role := range roleOrder(r.Detection) {
 				d := r.Detection[role]
