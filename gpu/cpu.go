@@ -207,8 +207,8 @@ var (
 // computes at a time.
 const streamChunk = 1 << 22
 
-// LeavesInt8 implements Streamer: the leaves of the int8 product, computed
-// a few rows at a time.
+// LeavesInt8 implements Streamer: the leaves of the int8 product, two rows
+// at a time, each row hashed as soon as it is computed, so C is never held.
 func (c *CPU) LeavesInt8(ctx context.Context, seed Seed, shape Shape) ([][32]byte, error) {
 	if err := shape.ValidateStreamed(); err != nil {
 		return nil, err
@@ -217,9 +217,9 @@ func (c *CPU) LeavesInt8(ctx context.Context, seed Seed, shape Shape) ([][32]byt
 	if err != nil {
 		return nil, err
 	}
-	// Each worker computes two rows at a time into its own buffers and
-	// hashes them at once, so a proof allocates Bᵀ and the leaves and
-	// nothing per row: on a machine running many nodes (poai sim) the
+	// Each chunk of 64 row pairs computes two rows at a time into buffers
+	// of its own and hashes them at once, so a proof allocates Bᵀ, the
+	// leaves and five small buffers per chunk, nothing per row: on a machine running many nodes (poai sim) the
 	// per-row buffers were most of the garbage, and the collector's mark
 	// phases stalled every proof running at the time.
 	k, m := shape.K, shape.M

@@ -126,7 +126,7 @@ type ChallengeConfig struct {
 	PassProb       float64  `toml:"pass_probability" comment:"... and the most it may pass with: openings = ceil(ln p / ln f)."`
 	Verifiers      int      `toml:"verifiers" comment:"Verifiers chosen per challenge (rendezvous hashing on the challenge CID)."`
 	Waves          int      `toml:"waves" comment:"0: each target is challenged in its own slot, spread over the epoch (many peers on one machine). N in 1..4: every challenger issues at N instants per epoch, each target in a wave fixed by the epoch and its peer ID, so identities sharing one device are challenged at once and one answer comes at least one anticipated time T late, missed when slack + allowance/T < 2 (catalog claims: catalog_slack 1.5 with T >= 4 x allowance); a passing retry then forgives only an isolated miss. 1 catches relays; for networks of dedicated devices; every peer of a network should agree."`
-	Rate           float64  `toml:"rate" comment:"Fraction of peers challenged each epoch: each challenger draws from its own randomness whether to challenge a target, so no prover knows its epochs in advance (1: every peer, every epoch)."`
+	Rate           float64  `toml:"rate" comment:"Fraction of peers challenged each epoch (1: every peer, every epoch). Below 1 each challenger draws from its own randomness whether to challenge a target, so no prover knows its epochs in advance, except that two challenges of a peer are at most ceil(2/rate) epochs apart: that last epoch of a gap is foreseeable."`
 	PeerTTLEpochs  int      `toml:"peer_ttl_epochs" comment:"A peer whose claim is older than this many epochs is no longer challenged."`
 }
 

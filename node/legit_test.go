@@ -176,9 +176,9 @@ func TestChallengeDrawn(t *testing.T) {
 		t.Fatal("a target 8 epochs unchallenged at rate 0.25 is challenged whatever the draw, not at 7")
 	}
 	r := mrand.New(mrand.NewPCG(1, 2))
-	last, drawn, worst := uint64(0), 0, uint64(0)
+	last, drawn, worst := int64(0), 0, int64(0)
 	const epochs = 100000
-	for e := uint64(1); e <= epochs; e++ {
+	for e := int64(1); e <= epochs; e++ {
 		if challengeDrawn(e, last, 0.25, r.Float64()) {
 			worst = max(worst, e-last)
 			last = e
@@ -187,6 +187,19 @@ func TestChallengeDrawn(t *testing.T) {
 	}
 	if worst > 8 {
 		t.Fatalf("a gap of %d epochs", worst)
+	}
+	// Targets first heard in the same epoch come due in different ones.
+	due := map[int64]int{}
+	for range 200 {
+		id := randomID(t)
+		last := initialLastChallenged(id, 3, 0.25)
+		if last > 3 || last < 3-7 || last != initialLastChallenged(id, 3, 0.25) {
+			t.Fatalf("first last-challenged %d for a claim heard in epoch 3", last)
+		}
+		due[last+8]++
+	}
+	if len(due) != 8 {
+		t.Fatalf("200 targets heard in one epoch come due in %d epochs, want all 8: %v", len(due), due)
 	}
 	if rate := float64(drawn) / epochs; rate < 0.245 || rate > 0.255 {
 		t.Fatalf("effective rate %.4f, want 0.25", rate)

@@ -253,9 +253,11 @@ type peerEntry struct {
 	// slowProof is the flag set by the last slow passing proof, if any.
 	slowProof string
 	// lastChallenged is the epoch of the peer's latest first-try
-	// challenge this node saw, or the epoch its claim was first heard
-	// (challengeDrawn).
-	lastChallenged uint64
+	// challenge this node saw or, before any, the epoch its claim was
+	// first heard less a hash of its peer ID modulo MaxChallengeGap, so
+	// that peers first heard together do not all come due at once
+	// (challengeDrawn). It can be negative.
+	lastChallenged int64
 }
 
 // tracked is a challenge this node has seen, with what arrived for it.
@@ -784,7 +786,10 @@ func (n *Node) publishClaim() {
 // livePeers returns the peers with a fresh claim, this node included,
 // sorted.
 func (n *Node) livePeers(now time.Time) []peer.ID {
-	ttl := time.Duration(n.cfg.Challenge.PeerTTLEpochs) * n.clock.Length
+	// Claims come at an offset within the first tenth of each epoch
+	// (claimOffset), so two in a row can be that much more than an epoch
+	// apart.
+	ttl := time.Duration(n.cfg.Challenge.PeerTTLEpochs)*n.clock.Length + n.clock.Length/ClaimSpread
 	out := []peer.ID{n.id}
 	for id, e := range n.peers {
 		if id != n.id && now.Sub(e.seen) <= ttl {
@@ -822,7 +827,7 @@ func (n *Node) onEpoch(e uint64) {
 		// no prover can tell in advance in which epochs it is challenged
 		// (a device shared by identities could otherwise take turns),
 		// up to a bound on the gap between challenges.
-		if !challengeDrawn(e, n.peers[target].lastChallenged, n.cfg.Challenge.Rate, mrand.Float64()) {
+		if !challengeDrawn(int64(e), n.peers[target].lastChallenged, n.cfg.Challenge.Rate, mrand.Float64()) {
 			continue
 		}
 		target := target
@@ -907,12 +912,14 @@ func (n *Node) retryIfMissed(e uint64, target peer.ID, key string) {
 	if t.answeredInTime() {
 		return
 	}
-	// A challenger overloaded while it waited cannot tell a miss from its
-	// own backlog, and its verdict on it is withheld (withholdTiming);
-	// a retry would only add a proof and its verifications to the
-	// backlog. On one machine running many nodes (poai sim) those retries
-	// fed the overload that caused the misses.
-	if n.overloaded(t.receivedAt, t.receivedAt.Add(deadlineOf(t.ch))) {
+	// Where many nodes share this process (poai sim, poai devnet), a
+	// challenger overloaded while it waited cannot tell a miss from the
+	// shared backlog, every verifier there withholds its verdict
+	// (withholdTiming), and a retry would only add a proof and its
+	// verifications to the backlog: those retries fed the overload that
+	// caused the misses. A lone node retries anyway, since verifiers on
+	// other machines may have recorded the miss.
+	if processLag.shared() && n.overloaded(t.receivedAt, t.receivedAt.Add(deadlineOf(t.ch))) {
 		n.metrics.retriesSkipped.Inc()
 		n.log.Debug("retry not issued: this node was overloaded", "target", shortID(target))
 		return
@@ -1025,7 +1032,7 @@ func (n *Node) setUnverifiable(p peer.ID, bad bool) {
 func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 	c := d.msg.(*pb.DeviceClaim)
 	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: nvml.CrossCheck(c)}
-	e.lastChallenged = n.clock.At(at)
+	e.lastChallenged = initialLastChallenged(from, n.clock.At(at), n.cfg.Challenge.Rate)
 	if old, ok := n.peers[from]; ok {
 		e.slowProof, e.lastChallenged = old.slowProof, old.lastChallenged
 		if old.claimCID.Equals(d.cid) {
@@ -1202,7 +1209,7 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 	}
 	target := peer.ID(ch.GetTarget())
 	if p, ok := n.peers[target]; ok && len(ch.GetRetryOf()) == 0 {
-		p.lastChallenged = max(p.lastChallenged, ch.GetEpoch())
+		p.lastChallenged = max(p.lastChallenged, int64(min(ch.GetEpoch(), math.MaxInt64)))
 	}
 	t := &tracked{ch: ch, cid: d.cid, target: target, challenger: from, receivedAt: at}
 	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, n.judges(n.livePeers(at)), n.cfg.Challenge.Verifiers)

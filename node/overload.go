@@ -8,16 +8,17 @@ import (
 	"github.com/poai-network/poai/challenge/pb"
 )
 
-// schedSample is the scheduling latency of one sampling period.
+// schedSample is the scheduling latency of one span between two reads.
 type schedSample struct {
-	at  time.Time     // end of the period
-	p99 time.Duration // 99th percentile of the period's scheduling latencies
+	from, to time.Time     // the span: from the previous read to this one
+	p99      time.Duration // 99th percentile of the span's scheduling latencies
 }
 
 // schedLag follows the Go runtime's scheduling latency: how long runnable
 // goroutines of this process waited for a CPU (runtime/metrics
-// "/sched/latencies:seconds"), as the 99th percentile of each
-// schedLagPeriod, over the last schedLagKeep.
+// "/sched/latencies:seconds"), as the 99th percentile of the spans between
+// reads (every schedLagPeriod, and on demand), over the last
+// schedLagKeep.
 //
 // A verifier's clock is only as good as its process's scheduling: when
 // goroutines wait tens of milliseconds for a CPU, a commitment that came
@@ -29,10 +30,14 @@ type schedSample struct {
 // the proof as well.
 type schedLag struct {
 	mu      sync.Mutex
-	samples []schedSample // ring, oldest first once full
+	samples []schedSample // ring; the oldest at next once full
 	next    int
 	users   int
+	gen     int // run generation: a stopped run's late sample is dropped
 	stop    chan struct{}
+	prev    []uint64 // histogram counts at the last read
+	prevAt  time.Time
+	read    []rtmetrics.Sample
 }
 
 const (
@@ -48,11 +53,20 @@ func (s *schedLag) acquire() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.users++
-	if s.users == 1 {
-		s.stop = make(chan struct{})
-		s.samples, s.next = nil, 0
-		go s.run(s.stop)
+	if s.users > 1 {
+		return
 	}
+	s.gen++
+	s.stop = make(chan struct{})
+	s.samples, s.next = nil, 0
+	s.read = []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}
+	rtmetrics.Read(s.read)
+	if s.read[0].Value.Kind() != rtmetrics.KindFloat64Histogram {
+		s.read = nil // not reported by this runtime: never overloaded
+		return
+	}
+	s.prev, s.prevAt = copyCounts(s.read[0].Value.Float64Histogram()), time.Now()
+	go s.run(s.stop, s.gen)
 }
 
 func (s *schedLag) release() {
@@ -64,32 +78,41 @@ func (s *schedLag) release() {
 	}
 }
 
-func (s *schedLag) run(stop chan struct{}) {
-	sample := []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}
-	rtmetrics.Read(sample)
-	if sample[0].Value.Kind() != rtmetrics.KindFloat64Histogram {
-		return // not reported by this runtime: never overloaded
-	}
-	prev := copyCounts(sample[0].Value.Float64Histogram())
+// shared reports whether several nodes run in this process (poai sim,
+// poai devnet): they share its CPU, provers included.
+func (s *schedLag) shared() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.users > 1
+}
+
+func (s *schedLag) run(stop chan struct{}, gen int) {
 	tick := time.NewTicker(schedLagPeriod)
 	defer tick.Stop()
 	for {
 		select {
 		case <-stop:
 			return
-		case now := <-tick.C:
-			rtmetrics.Read(sample)
-			h := sample[0].Value.Float64Histogram()
-			p99 := deltaQuantile(prev, h, 0.99)
-			prev = copyCounts(h)
-			s.add(schedSample{at: now, p99: p99})
+		case <-tick.C:
+			s.mu.Lock()
+			if s.gen == gen {
+				s.sampleLocked(time.Now())
+			}
+			s.mu.Unlock()
 		}
 	}
 }
 
-func (s *schedLag) add(x schedSample) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// sampleLocked reads the histogram and records the span since the last
+// read. s.mu is held.
+func (s *schedLag) sampleLocked(now time.Time) {
+	if s.read == nil {
+		return
+	}
+	rtmetrics.Read(s.read)
+	h := s.read[0].Value.Float64Histogram()
+	x := schedSample{from: s.prevAt, to: now, p99: deltaQuantile(s.prev, h, 0.99)}
+	s.prev, s.prevAt = copyCounts(h), now
 	if n := int(schedLagKeep / schedLagPeriod); len(s.samples) < n {
 		s.samples = append(s.samples, x)
 		return
@@ -98,13 +121,26 @@ func (s *schedLag) add(x schedSample) {
 	s.next = (s.next + 1) % len(s.samples)
 }
 
-// max returns the largest p99 of the periods that overlap [from, to].
+// add records a sample (tests).
+func (s *schedLag) add(x schedSample) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.samples = append(s.samples, x)
+}
+
+// max returns the largest p99 of the spans that overlap [from, to]. When
+// to lies past the last read (a verdict taken right after the commitment
+// it judges came in), it reads the histogram first, so the span that held
+// a stall just before it counts.
 func (s *schedLag) max(from, to time.Time) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if now := time.Now(); s.users > 0 && !to.After(now) && to.Sub(s.prevAt) > schedLagPeriod/5 {
+		s.sampleLocked(now)
+	}
 	var m time.Duration
 	for _, x := range s.samples {
-		if !x.at.Before(from) && !x.at.Add(-schedLagPeriod).After(to) {
+		if !x.to.Before(from) && !x.from.After(to) {
 			m = max(m, x.p99)
 		}
 	}

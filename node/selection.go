@@ -96,25 +96,40 @@ func slotOffset(target peer.ID, candidates []peer.ID, epoch time.Duration) time.
 
 // challengeDrawn reports whether a challenger challenges a target in epoch
 // e at challenge rate rate, given the epoch last of the target's latest
-// challenge it knows of (or of its first claim) and a uniform draw u in
+// challenge it knows of (or initialLastChallenged) and a uniform draw u in
 // [0,1): at rate 1 always; below it with probability DrawProbability(rate),
-// or for sure once the target has gone MaxChallengeGap(rate) epochs
-// unchallenged. Pure draws at rate 0.25 leave a peer unchallenged for 20
-// epochs once in 300 and with two challenges or fewer once in 11, too
-// little evidence to judge it either way (the 1,000-peer sim ended with
-// colluders and sybils never challenged); the bound keeps the draws
-// unpredictable but for the last epoch of a gap.
-func challengeDrawn(e, last uint64, rate, u float64) bool {
-	return rate >= 1 || u < DrawProbability(rate) || e >= last+MaxChallengeGap(rate)
+// or for sure in epoch last + MaxChallengeGap(rate), so that two
+// challenges are at most that many epochs apart (8 at 0.25: seven epochs
+// without one at most). Pure draws at rate 0.25 leave a peer unchallenged
+// for 20 epochs once in 300 and with two challenges or fewer once in 11,
+// too little evidence to judge it either way (the 1,000-peer sim ended
+// with colluders and sybils never challenged). The draws stay
+// unpredictable but for the last epoch of a gap, which the target can
+// foresee; every challenger of a shard sees the same challenges, so they
+// agree on it but for lost messages.
+func challengeDrawn(e, last int64, rate, u float64) bool {
+	return rate >= 1 || u < DrawProbability(rate) || e >= last+int64(MaxChallengeGap(rate))
 }
 
-// MaxChallengeGap returns the most epochs a target goes unchallenged at
-// challenge rate r in (0,1): ⌈2/r⌉, twice the mean gap (8 at 0.25).
+// MaxChallengeGap returns the most epochs between two challenges of a
+// target at challenge rate r in (0,1): ⌈2/r⌉, twice the mean gap (8 at
+// 0.25).
 func MaxChallengeGap(r float64) uint64 {
 	if r >= 1 {
 		return 1
 	}
-	return uint64(math.Ceil(2 / max(r, 1e-3)))
+	return uint64(math.Ceil(2 / max(r, 1e-9)))
+}
+
+// initialLastChallenged is what a node takes as a target's last challenge
+// before it has seen one: the epoch it first heard the target's claim
+// less SHA-256("poai/1/first-gap" || peer ID) mod MaxChallengeGap(rate), so
+// targets first heard together (a whole network at genesis) come due in
+// different epochs rather than in the same one, and every node with the
+// same first epoch computes the same value.
+func initialLastChallenged(target peer.ID, heard uint64, rate float64) int64 {
+	h := rendezvous("poai/1/first-gap", nil, target)
+	return int64(min(heard, math.MaxInt64/2)) - int64(binary.BigEndian.Uint64(h[:8])%MaxChallengeGap(rate))
 }
 
 // DrawProbability returns the per-epoch probability p that, with gaps
@@ -126,7 +141,7 @@ func DrawProbability(r float64) float64 {
 	if r >= 1 {
 		return 1
 	}
-	r = max(r, 1e-3)
+	r = max(r, 1e-9)
 	g := float64(MaxChallengeGap(r))
 	lo, hi := 0.0, r // mean gap falls with p: above 1/r at 0, below it at r
 	for range 60 {

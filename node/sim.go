@@ -154,11 +154,13 @@ type SimReport struct {
 	// Stages are the honest nodes' own histograms merged, in ms:
 	// prove_wait (validator to proof start on the target), prove (proof
 	// and commitment), verify (one opening) and latency (challenge to
-	// commitment on the verifiers' clocks, as attested, every target).
+	// commitment on the verifiers' clocks, from every attestation honest
+	// nodes received, adversaries' included, once per receiver).
 	Stages map[string]Quantiles `json:"stages"`
 	// Verdicts counts the attestations honest verifiers published, by
-	// verdict, and the timing verdicts they withheld because their process
-	// was overloaded (Node.overloaded).
+	// verdict, and, under their own keys, the timing verdicts they
+	// withheld and the retries they skipped because their process was
+	// overloaded (Node.overloaded).
 	Verdicts map[string]float64 `json:"verdicts"`
 	// AllCaught: every adversary class fully caught; HonestGraylisted:
 	// honest false positives at the end.

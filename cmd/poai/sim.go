@@ -46,7 +46,7 @@ The network is split into shards of about --shard-size peers ([p2p]
 shards): a peer challenges, proves, verifies and attests only inside its
 shard, so each peer handles O(shard size) messages per epoch rather than
 O(peers). Each peer is challenged in an epoch with probability about
---rate, and for sure once it has gone 2/rate epochs without a challenge.
+--rate, and two of its challenges are at most 2/rate epochs apart.
 The defaults are set for 1,000 peers on two cores; --epoch 0 sizes the
 epoch from the peers, shard, rate, target and cores.
 
@@ -145,7 +145,7 @@ report on stdout.`,
 	f.DurationVar(&cfg.Latency, "latency", 5*time.Millisecond, "one-way latency of every link")
 	f.DurationVar(&cfg.Target, "target", 40*time.Millisecond, "how long a challenge should take an honest node")
 	f.DurationVar(&cfg.EpochLength, "epoch", 0, "epoch length (0: sized from peers, rate, target and cores)")
-	f.Float64Var(&cfg.Rate, "rate", 0.25, "fraction of peers challenged per epoch (below 1, a peer is challenged for sure once it has gone ⌈2/rate⌉ epochs without)")
+	f.Float64Var(&cfg.Rate, "rate", 0.25, "fraction of peers challenged per epoch (below 1, two challenges of a peer are at most ⌈2/rate⌉ epochs apart)")
 	f.DurationVar(&cfg.Allowance, "allowance", 100*time.Millisecond, "fixed part of every deadline, for gossip and scheduling")
 	f.StringSliceVar(&cfg.Workloads, "workloads", []string{"int8"}, "workloads challenges rotate through: int8, bf16, vram")
 	f.Float64Var(&cfg.Loss, "loss", 0, "fraction of incoming messages each node loses at random, unread and not forwarded (mocknet itself loses nothing)")
@@ -157,14 +157,14 @@ report on stdout.`,
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON on stdout")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the epochs (set-up excluded) to this file")
 	f.StringVar(&memProfile, "memprofile", "", "write a Go heap profile taken at the last epoch to this file")
-	f.IntVar(&gogc, "gogc", 300, "garbage collector target percentage of this process (the GOGC variable, when set, wins); the memory limit is 70% of physical memory unless GOMEMLIMIT is set")
+	f.IntVar(&gogc, "gogc", 300, "garbage collector target percentage of this process (0 or less: Go's default; the GOGC variable, when set, wins); the memory limit is 70% of physical memory or of the container's limit unless GOMEMLIMIT is set")
 	f.StringVar(&logLevel, "log-level", "error", "nodes' log level: debug, info, warn or error")
 	return cmd
 }
 
 // tuneGC sets the garbage collector for a simulation: percent (GOGC),
-// unless the GOGC variable is set, and a soft memory limit of 70% of
-// physical memory, unless GOMEMLIMIT is set. A thousand nodes keep a few
+// unless the GOGC variable is set or percent ≤ 0, and a soft memory limit
+// of 70% of physicalMemory, unless GOMEMLIMIT is set. A thousand nodes keep a few
 // GiB live (mostly Badger memtables), and at Go's default GOGC of 100 the
 // collector marked them every 25 s for 4–6 s, a quarter of the cores and
 // assists from every allocating goroutine: the proofs running then took
@@ -185,20 +185,27 @@ func tuneGC(percent int) string {
 	return strings.Join(out, ", ")
 }
 
-// physicalMemory returns MemTotal from /proc/meminfo in bytes, or 0 where
-// there is none (not Linux).
+// physicalMemory returns the memory this process may use in bytes:
+// MemTotal from /proc/meminfo, or the cgroup v2 limit (memory.max) when a
+// container sets a lower one; 0 where neither is readable (not Linux).
 func physicalMemory() uint64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		var kib uint64
-		if _, err := fmt.Sscanf(line, "MemTotal: %d kB", &kib); err == nil {
-			return kib << 10
+	var total uint64
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			var kib uint64
+			if _, err := fmt.Sscanf(line, "MemTotal: %d kB", &kib); err == nil {
+				total = kib << 10
+				break
+			}
 		}
 	}
-	return 0
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		var limit uint64
+		if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d", &limit); err == nil && limit > 0 && (total == 0 || limit < total) {
+			total = limit // "max" (no limit) does not parse
+		}
+	}
+	return total
 }
 
 // roleOrder returns m's roles in node.Roles order.
