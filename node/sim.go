@@ -508,9 +508,9 @@ func percentileMS(ds []time.Duration, q float64) float64 {
 // memoryDir returns /dev/shm when it is a folder with at least need bytes
 // free, else "". Compact stores are sparse files (after an epoch, 11 MiB
 // each in name and 24 KiB in use), written for nothing and removed at the
-// end; on a disk the removal alone (seven
-// files and two folders per store) took about 8 ms per store here, 8 s
-// of a 1,000-peer run; 500 of them went from /dev/shm in 35 ms.
+// end; on a disk the removal alone (seven files and two folders per
+// store) took about 8 ms per store here, 8 s of a 1,000-peer run; 500 of
+// them went from /dev/shm in 35 ms.
 func memoryDir(need uint64) string {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Bavail*uint64(st.Bsize) < need {
