@@ -121,13 +121,6 @@ func (s *schedLag) sampleLocked(now time.Time) {
 	s.next = (s.next + 1) % len(s.samples)
 }
 
-// add records a sample (tests).
-func (s *schedLag) add(x schedSample) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.samples = append(s.samples, x)
-}
-
 // max returns the largest p99 of the spans that overlap [from, to]. When
 // to lies past the last read (a verdict taken right after the commitment
 // it judges came in), it reads the histogram first, so the span that held

@@ -34,8 +34,9 @@ func TestDeltaQuantile(t *testing.T) {
 func TestSchedLagWindow(t *testing.T) {
 	t0 := time.Unix(1_000_000, 0)
 	s := &schedLag{}
+	add := func(x schedSample) { s.samples = append(s.samples, x) }
 	for i, ms := range []int{1, 2, 80, 3, 1} {
-		s.add(schedSample{from: t0.Add(time.Duration(i) * schedLagPeriod), to: t0.Add(time.Duration(i+1) * schedLagPeriod), p99: time.Duration(ms) * time.Millisecond})
+		add(schedSample{from: t0.Add(time.Duration(i) * schedLagPeriod), to: t0.Add(time.Duration(i+1) * schedLagPeriod), p99: time.Duration(ms) * time.Millisecond})
 	}
 	// Span 3 covers [500, 750] ms.
 	if got := s.max(t0.Add(600*time.Millisecond), t0.Add(700*time.Millisecond)); got != 80*time.Millisecond {

@@ -168,6 +168,15 @@ type SimReport struct {
 	HonestGraylisted int  `json:"honest_graylisted"`
 }
 
+// simStages names the histograms SimReport.Stages merges; simOverloadKeys
+// the counters SimReport.Verdicts adds under their own keys.
+var (
+	simStages = map[string]string{"poai_prove_wait_seconds": "prove_wait", "poai_prove_seconds": "prove",
+		"poai_verify_seconds": "verify", "poai_challenge_latency_seconds": "latency"}
+	simOverloadKeys = map[string]string{"poai_verdicts_withheld_total": "withheld (overloaded)",
+		"poai_challenges_retry_skipped_total": "retries skipped (overloaded)"}
+)
+
 // SimEpochLength returns the epoch the sim picks when none is given: long
 // enough for the network's challenges to keep the cores about 75 % busy,
 // at least 4 s and at least shard × 3 × target. A challenge costs about
@@ -317,16 +326,14 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 				continue
 			case "poai_verdicts_withheld_total", "poai_challenges_retry_skipped_total":
 				if !n.Role().Adversary() {
-					key := map[string]string{"poai_verdicts_withheld_total": "withheld (overloaded)", "poai_challenges_retry_skipped_total": "retries skipped (overloaded)"}[name]
 					for _, m := range mf.GetMetric() {
-						r.Verdicts[key] += m.GetCounter().GetValue()
+						r.Verdicts[simOverloadKeys[name]] += m.GetCounter().GetValue()
 					}
 				}
 				continue
 			case "poai_prove_wait_seconds", "poai_prove_seconds", "poai_verify_seconds", "poai_challenge_latency_seconds":
 				if !n.Role().Adversary() {
-					stage := map[string]string{"poai_prove_wait_seconds": "prove_wait", "poai_prove_seconds": "prove",
-						"poai_verify_seconds": "verify", "poai_challenge_latency_seconds": "latency"}[name]
+					stage := simStages[name]
 					if stages[stage] == nil {
 						stages[stage] = &histogram{}
 					}
