@@ -323,9 +323,14 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	return d, nil
 }
 
-// linkShards links and connects each mocknet node to degree random peers
-// of its own shard, and to the next one in a ring so that every shard is
-// connected.
+// linkShards links and connects each mocknet node to the next one of its
+// shard in a ring, so that every shard is connected, and to random peers of
+// the shard until it has at least degree connections there (every other
+// member, in a shard of degree + 1 or fewer). Mocknet peers cannot dial
+// anyone they are not linked to, so this graph is all the sim's
+// discovery: with fewer links a peer could end up tied only to peers the
+// honest ones graylist, its claims heard by none of them and never
+// challenged (a 400-peer sim left two colluders so).
 func (d *Devnet) linkShards(degree int) error {
 	if degree <= 0 {
 		degree = 8
@@ -336,11 +341,14 @@ func (d *Devnet) linkShards(degree int) error {
 		byShard[s] = append(byShard[s], n)
 	}
 	linked := map[[2]peer.ID]bool{}
+	links := map[peer.ID]int{}
 	connect := func(a, b *Node) error {
 		if a == b || linked[[2]peer.ID{a.ID(), b.ID()}] || linked[[2]peer.ID{b.ID(), a.ID()}] {
 			return nil
 		}
 		linked[[2]peer.ID{a.ID(), b.ID()}] = true
+		links[a.ID()]++
+		links[b.ID()]++
 		if _, err := d.mocknet.LinkPeers(a.ID(), b.ID()); err != nil {
 			return fmt.Errorf("mocknet link: %w", err)
 		}
@@ -354,8 +362,14 @@ func (d *Devnet) linkShards(degree int) error {
 			if err := connect(a, members[(i+1)%len(members)]); err != nil {
 				return err
 			}
-			for range max(degree/2-1, 0) {
-				if err := connect(a, members[rand.IntN(len(members))]); err != nil {
+		}
+		want := min(degree, len(members)-1)
+		for _, a := range members {
+			for _, j := range rand.Perm(len(members)) {
+				if links[a.ID()] >= want {
+					break
+				}
+				if err := connect(a, members[j]); err != nil {
 					return err
 				}
 			}
@@ -386,9 +400,11 @@ type PeerReport struct {
 	FinalScore   float64 `json:"final_score"`
 	ClaimedTOPS  float64 `json:"claimed_int8_tops"`
 	Backend      string  `json:"backend"`
-	// GossipScore is the mean gossipsub score honest nodes give the peer
-	// (application score plus the router's counters); Graylisted is true
-	// when it is below p2p.GraylistThreshold.
+	// GossipScore is the mean over the honest peers of its shard of the
+	// gossipsub score each gives the peer (application score plus the
+	// router's counters) or, where one is not connected to it, of the
+	// application score it holds; Graylisted is true when it is below
+	// p2p.GraylistThreshold.
 	GossipScore float64 `json:"gossip_score"`
 	Graylisted  bool    `json:"graylisted"`
 	// CaughtEpoch is the first epoch from which the observer's trust
@@ -399,6 +415,13 @@ type PeerReport struct {
 	// peer at the end (trust, relative trust, bad fraction, evidence).
 	Trust       scoring.PeerTrust `json:"trust"`
 	ClaimedBF16 float64           `json:"claimed_bf16_tflops"`
+	// HeardBy counts the honest peers of its shard holding a claim of the
+	// peer heard within the last [challenge] peer_ttl_epochs, and
+	// HonestLinks those connected to it: a peer no honest peer hears
+	// cannot be challenged, and one linked only to peers the honest ones
+	// graylist is heard by none.
+	HeardBy     int `json:"heard_by"`
+	HonestLinks int `json:"honest_links"`
 }
 
 // Report is the devnet's result.
@@ -467,9 +490,20 @@ func (d *Devnet) Report() (Report, error) {
 			if o == p || o.Role().Adversary() || !sameShard(o, p) {
 				continue
 			}
+			// An honest peer not connected to p has no router score for
+			// it; the application score it holds is what its router
+			// would start from on a connection (graylisted or not).
 			if g, ok := o.GossipScores()[p.ID()]; ok {
 				gsum += g
-				gviews++
+			} else {
+				gsum += o.appScore(p.ID())
+			}
+			gviews++
+			if o.hears(p.ID()) {
+				pr.HeardBy++
+			}
+			if slices.Contains(o.ConnectedPeers(), p.ID()) {
+				pr.HonestLinks++
 			}
 		}
 		if gviews > 0 {

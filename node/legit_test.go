@@ -241,3 +241,62 @@ func TestBusyOverlap(t *testing.T) {
 		t.Fatalf("overlap %v beyond the challenge's own latency (1.9 s)", got)
 	}
 }
+
+func TestNeedsFollowUp(t *testing.T) {
+	for _, c := range []struct {
+		last, failed, passed int64
+		want                 bool
+	}{
+		{5, -1, -1, false}, // never failed
+		{5, 5, -1, true},   // the latest challenge failed
+		{5, 5, 5, false},   // ... but its retry passed
+		{6, 5, -1, false},  // a later challenge came since (the follow-up)
+		{7, 7, 3, true},    // an old pass does not clear a new failure
+		{-3, -1, -1, false},
+	} {
+		if got := needsFollowUp(c.last, c.failed, c.passed); got != c.want {
+			t.Errorf("needsFollowUp(%d, %d, %d) = %v, want %v", c.last, c.failed, c.passed, got, c.want)
+		}
+	}
+	// 20 epochs at rate 0.25, verdicts heard within the epoch of their
+	// challenge, as onEpoch and noteOutcome see them.
+	run := func(seed uint64, fails func(e int64) bool) (challenges, followUps int) {
+		r := mrand.New(mrand.NewPCG(seed, 7))
+		last, failed, passed := int64(-int(seed%8)), int64(-1), int64(-1)
+		for e := int64(0); e < 20; e++ {
+			f := needsFollowUp(last, failed, passed)
+			if !f && !challengeDrawn(e, last, 0.25, r.Float64()) {
+				continue
+			}
+			challenges++
+			if f {
+				followUps++
+			}
+			last = e
+			if fails(e) {
+				failed = e
+			} else {
+				passed = e
+			}
+		}
+		return challenges, followUps
+	}
+	for seed := range uint64(50) {
+		// A device late every time is tested every epoch after its first
+		// failure, which comes within MaxChallengeGap epochs.
+		if c, _ := run(seed, func(int64) bool { return true }); c < 20-int(MaxChallengeGap(0.25)) {
+			t.Fatalf("seed %d: a peer failing every challenge got %d challenges in 20 epochs, want at least %d", seed, c, 20-MaxChallengeGap(0.25))
+		}
+		// An honest device that missed once (its first challenge from
+		// epoch 3) gets one follow-up, which it passes.
+		first := int64(-1)
+		if _, f := run(seed, func(e int64) bool {
+			if first < 0 && e >= 3 {
+				first = e
+			}
+			return e == first
+		}); first >= 0 && first < 19 && f != 1 {
+			t.Fatalf("seed %d: %d follow-ups after one miss in epoch %d, want 1", seed, f, first)
+		}
+	}
+}

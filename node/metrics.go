@@ -32,6 +32,9 @@ type metrics struct {
 	// retriesSkipped counts misses not retried because this node was
 	// overloaded while it waited for the answer.
 	retriesSkipped prometheus.Counter
+	// followUps counts challenges issued outside the rate's draw because
+	// the target's latest challenge failed (needsFollowUp).
+	followUps prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -121,7 +124,11 @@ func newMetrics() *metrics {
 		Name: "poai_challenges_retry_skipped_total",
 		Help: "Missed deadlines of this node's challenges not retried because this node was overloaded while it waited (its verdict on the miss is withheld too).",
 	})
-	m.registry.MustRegister(m.withheld, m.retriesSkipped, m.direct, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
+	m.followUps = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "poai_challenges_follow_up_total",
+		Help: "Challenges this node scheduled outside the challenge rate's draw because a verifier in good standing attested the target's latest challenge a failure and no pass of it was heard (a follow-up, issued in the next epoch).",
+	})
+	m.registry.MustRegister(m.withheld, m.retriesSkipped, m.followUps, m.direct, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
 	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.retries, m.answered, m.attested, m.proveTime, m.proveWait, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

@@ -258,6 +258,11 @@ type peerEntry struct {
 	// that peers first heard together do not all come due at once
 	// (challengeDrawn). It can be negative.
 	lastChallenged int64
+	// lastFailed and lastPassed are the epochs of the peer's latest
+	// challenges that a verifier in good standing attested a failure
+	// (late, no answer, wrong answer, bad proof) and a pass for, or -1
+	// (needsFollowUp).
+	lastFailed, lastPassed int64
 }
 
 // tracked is a challenge this node has seen, with what arrived for it.
@@ -827,8 +832,13 @@ func (n *Node) onEpoch(e uint64) {
 		// no prover can tell in advance in which epochs it is challenged
 		// (a device shared by identities could otherwise take turns),
 		// up to a bound on the gap between challenges.
-		if !challengeDrawn(int64(e), n.peers[target].lastChallenged, n.cfg.Challenge.Rate, mrand.Float64()) {
+		p := n.peers[target]
+		followUp := needsFollowUp(p.lastChallenged, p.lastFailed, p.lastPassed) && n.appScore(target) >= p2p.GraylistThreshold
+		if !followUp && !challengeDrawn(int64(e), p.lastChallenged, n.cfg.Challenge.Rate, mrand.Float64()) {
 			continue
+		}
+		if followUp {
+			n.metrics.followUps.Inc()
 		}
 		target := target
 		at := n.clock.Start(e).Add(slotOffset(target, live, n.clock.Length) + phase)
@@ -1031,10 +1041,11 @@ func (n *Node) setUnverifiable(p peer.ID, bad bool) {
 
 func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 	c := d.msg.(*pb.DeviceClaim)
-	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: nvml.CrossCheck(c)}
+	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: nvml.CrossCheck(c), lastFailed: -1, lastPassed: -1}
 	e.lastChallenged = initialLastChallenged(from, n.clock.At(at), n.cfg.Challenge.Rate)
 	if old, ok := n.peers[from]; ok {
 		e.slowProof, e.lastChallenged = old.slowProof, old.lastChallenged
+		e.lastFailed, e.lastPassed = old.lastFailed, old.lastPassed
 		if old.claimCID.Equals(d.cid) {
 			e.flags = old.flags // same claim: flags already counted
 		}
@@ -1529,6 +1540,7 @@ func (n *Node) onAttestation(from peer.ID, d decoded, at time.Time) {
 		RetryOf: retryOf(t.ch),
 	})
 	n.noteAttestation(t, from, heardVerdict{v: a.GetVerdict(), digest: a.GetCheckDigest()})
+	n.noteOutcome(t, from, a.GetVerdict())
 	switch {
 	case err == nil:
 		n.metrics.received.WithLabelValues(verdictName(a.GetVerdict())).Inc()
@@ -1817,4 +1829,23 @@ func shortID(id peer.ID) string {
 		return s[len(s)-8:]
 	}
 	return s
+}
+
+// noteOutcome records in the target's peer entry the epoch of a failing
+// or passing verdict from attester, when the attester is in good
+// standing here (application score ≥ 0), for needsFollowUp. Unreachable
+// verdicts say as much about the attester's links as about the target and
+// are not noted.
+func (n *Node) noteOutcome(t *tracked, attester peer.ID, v pb.Verdict) {
+	p, ok := n.peers[t.target]
+	if !ok || n.appScore(attester) < 0 {
+		return
+	}
+	e := int64(min(t.ch.GetEpoch(), math.MaxInt64))
+	switch v {
+	case pb.Verdict_VERDICT_PASS:
+		p.lastPassed = max(p.lastPassed, e)
+	case pb.Verdict_VERDICT_LATE, pb.Verdict_VERDICT_NO_ANSWER, pb.Verdict_VERDICT_WRONG_ANSWER, pb.Verdict_VERDICT_BAD_PROOF:
+		p.lastFailed = max(p.lastFailed, e)
+	}
 }

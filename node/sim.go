@@ -160,7 +160,8 @@ type SimReport struct {
 	// Verdicts counts the attestations honest verifiers published, by
 	// verdict, and, under their own keys, the timing verdicts they
 	// withheld and the retries they skipped because their process was
-	// overloaded (Node.overloaded).
+	// overloaded (Node.overloaded), and the follow-up challenges they
+	// scheduled (needsFollowUp).
 	Verdicts map[string]float64 `json:"verdicts"`
 	// AllCaught: every adversary class fully caught; HonestGraylisted:
 	// honest false positives at the end.
@@ -168,13 +169,13 @@ type SimReport struct {
 	HonestGraylisted int  `json:"honest_graylisted"`
 }
 
-// simStages names the histograms SimReport.Stages merges; simOverloadKeys
+// simStages names the histograms SimReport.Stages merges; simCounterKeys
 // the counters SimReport.Verdicts adds under their own keys.
 var (
 	simStages = map[string]string{"poai_prove_wait_seconds": "prove_wait", "poai_prove_seconds": "prove",
 		"poai_verify_seconds": "verify", "poai_challenge_latency_seconds": "latency"}
-	simOverloadKeys = map[string]string{"poai_verdicts_withheld_total": "withheld (overloaded)",
-		"poai_challenges_retry_skipped_total": "retries skipped (overloaded)"}
+	simCounterKeys = map[string]string{"poai_verdicts_withheld_total": "withheld (overloaded)",
+		"poai_challenges_retry_skipped_total": "retries skipped (overloaded)", "poai_challenges_follow_up_total": "follow-up challenges"}
 )
 
 // SimEpochLength returns the epoch the sim picks when none is given: long
@@ -324,10 +325,10 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 					}
 				}
 				continue
-			case "poai_verdicts_withheld_total", "poai_challenges_retry_skipped_total":
+			case "poai_verdicts_withheld_total", "poai_challenges_retry_skipped_total", "poai_challenges_follow_up_total":
 				if !n.Role().Adversary() {
 					for _, m := range mf.GetMetric() {
-						r.Verdicts[simOverloadKeys[name]] += m.GetCounter().GetValue()
+						r.Verdicts[simCounterKeys[name]] += m.GetCounter().GetValue()
 					}
 				}
 				continue
