@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"testing"
@@ -103,5 +104,56 @@ func TestJudgeCheckDigest(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(n.metrics.checks.WithLabelValues("contradict")); got != 2 {
 		t.Errorf("contradictions %v, want 2 (no digest, another verifier's digest)", got)
+	}
+}
+
+// TestAuditCheckDigest: a node that neither verified nor re-checked a
+// challenge audits its verifiers' check digests once the secret is out:
+// a correctness verdict without the right digest (none, or made up) is
+// contradicted, the right one and a timing verdict are not, and nothing
+// is counted as agreement (a right digest says nothing of the verdict).
+func TestAuditCheckDigest(t *testing.T) {
+	cfg := testConfig()
+	cfg.Scoring.RecheckFraction = 0
+	n := startNode(t, cfg, nil)
+	honest, lazy, quiet, forger, target, challenger := randomID(t), randomID(t), randomID(t), randomID(t), randomID(t), randomID(t)
+	ch := &pb.Challenge{Version: 1, Epoch: 1, Challenger: []byte(challenger), Target: []byte(target), Nonce: []byte("nonce"),
+		Workload: pb.Workload_WORKLOAD_GEMM_INT8, N: 64, K: 32, M: 32, Openings: 4, DeadlineMs: 1000}
+	_, chCID, err := challenge.MessageCID(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("the challenger's secret")
+	digests, err := challenge.CheckDigests(t.Context(), gpu.NewCPU(), ch, chCID, secret, []peer.ID{honest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &tracked{ch: ch, cid: chCID, target: target, challenger: challenger, verifiers: []peer.ID{honest, lazy, quiet, forger}}
+	n.snapshot(func() {
+		n.noteAttestation(tr, honest, heardVerdict{v: pb.Verdict_VERDICT_PASS, digest: digests[honest]})
+		n.noteAttestation(tr, lazy, heardVerdict{v: pb.Verdict_VERDICT_PASS})
+		n.noteAttestation(tr, quiet, heardVerdict{v: pb.Verdict_VERDICT_NO_ANSWER})
+		tr.secret = secret // the reveal
+		n.tryAudit(tr)
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(n.metrics.audits) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no audit completed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// After the audit, a made-up digest is judged on arrival.
+	n.snapshot(func() {
+		n.noteAttestation(tr, forger, heardVerdict{v: pb.Verdict_VERDICT_WRONG_ANSWER, digest: bytes.Repeat([]byte{7}, challenge.CheckDigestSize)})
+	})
+	if got := testutil.ToFloat64(n.metrics.checks.WithLabelValues("contradict")); got != 2 {
+		t.Errorf("contradictions %v, want 2 (no digest, a made-up digest)", got)
+	}
+	if got := testutil.ToFloat64(n.metrics.checks.WithLabelValues("agree")); got != 0 {
+		t.Errorf("agreements %v, want 0", got)
+	}
+	if got := testutil.ToFloat64(n.metrics.audits); got != 1 {
+		t.Errorf("audits %v, want 1", got)
 	}
 }

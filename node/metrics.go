@@ -35,6 +35,8 @@ type metrics struct {
 	// followUps counts challenges issued outside the rate's draw because
 	// the target's latest challenge failed (needsFollowUp).
 	followUps prometheus.Counter
+	// audits counts check-digest audits completed (tryAudit).
+	audits prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -57,7 +59,7 @@ func newMetrics() *metrics {
 			Name: "poai_attestations_published_total", Help: "Attestations this node published as verifier, by verdict.",
 		}, []string{"verdict"}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "poai_verifier_checks_total", Help: "Other verifiers' attestations judged against this node's own verification or re-check, by outcome (agree, contradict).",
+			Name: "poai_verifier_checks_total", Help: "Other verifiers' attestations judged against this node's own verification or re-check, or by a check-digest audit (contradictions only), by outcome (agree, contradict).",
 		}, []string{"outcome"}),
 		rechecks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "poai_rechecks_total", Help: "Challenges this node re-verified without being one of their verifiers (sampled, or verdicts disagreed).",
@@ -128,7 +130,11 @@ func newMetrics() *metrics {
 		Name: "poai_challenges_follow_up_total",
 		Help: "Challenges this node scheduled outside the challenge rate's draw because a verifier in good standing attested the target's latest challenge a failure and no pass of it was heard (a follow-up, issued in the next epoch).",
 	})
-	m.registry.MustRegister(m.withheld, m.retriesSkipped, m.followUps, m.direct, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
+	m.audits = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "poai_audits_total",
+		Help: "Check-digest audits this node completed: challenges it neither verified nor re-checked whose verifiers' check digests it recomputed once the secret was revealed (a wrong or missing one counts in poai_verifier_checks_total as a contradiction).",
+	})
+	m.registry.MustRegister(m.withheld, m.retriesSkipped, m.followUps, m.audits, m.direct, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
 	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.retries, m.answered, m.attested, m.proveTime, m.proveWait, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

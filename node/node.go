@@ -174,9 +174,12 @@ type Node struct {
 	// Re-check budget of the current epoch (loop goroutine only).
 	recheckEpoch uint64
 	rechecksLeft int
-	proveQ       chan proveJob
-	releaseLag   func() // releases processLag, once
-	verifySem    chan struct{}
+	// Audit budget of the current epoch (loop goroutine only).
+	auditEpoch uint64
+	auditsLeft int
+	proveQ     chan proveJob
+	releaseLag func() // releases processLag, once
+	verifySem  chan struct{}
 
 	// Owned by the loop goroutine.
 	claim       *pb.DeviceClaim
@@ -296,6 +299,7 @@ type tracked struct {
 	truthKnown    bool
 	recheckWanted bool
 	rechecking    bool
+	auditing      bool // tryAudit is computing digests
 	// awaitingClaim: no answer came; the verdict waits for the next
 	// epoch's claims to tell a silent target from one that did not answer.
 	awaitingClaim bool
@@ -1302,6 +1306,7 @@ func (n *Node) acceptOpening(t *tracked, from peer.ID, op *pb.Opening) {
 	t.op = op
 	n.tryVerify(t)
 	n.tryRecheck(t)
+	n.tryAudit(t)
 }
 
 // tryVerify verifies and attests once both the commitment and the opening
@@ -1664,6 +1669,7 @@ func (n *Node) onReveal(from peer.ID, d decoded, _ time.Time) {
 	}
 	n.tryVerify(t)
 	n.tryRecheck(t)
+	n.tryAudit(t)
 }
 
 func (n *Node) bump(f func(*Stats)) {

@@ -160,8 +160,9 @@ type SimReport struct {
 	// Verdicts counts the attestations honest verifiers published, by
 	// verdict, and, under their own keys, the timing verdicts they
 	// withheld and the retries they skipped because their process was
-	// overloaded (Node.overloaded), and the follow-up challenges they
-	// scheduled (needsFollowUp).
+	// overloaded (Node.overloaded), the follow-up challenges they
+	// scheduled (needsFollowUp) and the check-digest audits they ran
+	// (tryAudit).
 	Verdicts map[string]float64 `json:"verdicts"`
 	// AllCaught: every adversary class fully caught; HonestGraylisted:
 	// honest false positives at the end.
@@ -175,7 +176,8 @@ var (
 	simStages = map[string]string{"poai_prove_wait_seconds": "prove_wait", "poai_prove_seconds": "prove",
 		"poai_verify_seconds": "verify", "poai_challenge_latency_seconds": "latency"}
 	simCounterKeys = map[string]string{"poai_verdicts_withheld_total": "withheld (overloaded)",
-		"poai_challenges_retry_skipped_total": "retries skipped (overloaded)", "poai_challenges_follow_up_total": "follow-up challenges"}
+		"poai_challenges_retry_skipped_total": "retries skipped (overloaded)", "poai_challenges_follow_up_total": "follow-up challenges",
+		"poai_audits_total": "check-digest audits"}
 )
 
 // SimEpochLength returns the epoch the sim picks when none is given: long
@@ -325,7 +327,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 					}
 				}
 				continue
-			case "poai_verdicts_withheld_total", "poai_challenges_retry_skipped_total", "poai_challenges_follow_up_total":
+			case "poai_verdicts_withheld_total", "poai_challenges_retry_skipped_total", "poai_challenges_follow_up_total", "poai_audits_total":
 				if !n.Role().Adversary() {
 					for _, m := range mf.GetMetric() {
 						r.Verdicts[simCounterKeys[name]] += m.GetCounter().GetValue()

@@ -2,6 +2,8 @@ package node
 
 import (
 	"bytes"
+	"context"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -155,6 +157,11 @@ func (n *Node) noteAttestation(t *tracked, from peer.ID, h heardVerdict) {
 	if t.verifier || t.recheckWanted {
 		return // this node's own verification, or a re-check, will judge
 	}
+	if t.digests != nil {
+		n.auditDigest(t, from, h)
+	} else {
+		n.tryAudit(t)
+	}
 	disagree := false
 	for _, other := range t.atts {
 		a, ka := correct(other.v)
@@ -167,6 +174,92 @@ func (n *Node) noteAttestation(t *tracked, from peer.ID, h heardVerdict) {
 		t.recheckWanted = true
 		n.tryRecheck(t)
 	}
+}
+
+// MaxAuditsPerEpoch bounds the check-digest audits (tryAudit) one node
+// runs per epoch. An audit costs what a verifier spends on digests (a
+// pass over B and a row per verifier for GEMM), less than a verification.
+const MaxAuditsPerEpoch = 16
+
+// tryAudit checks, off the loop, the check digests (challenge.CheckDigests)
+// of the verifiers that attested a correctness verdict on t, where this
+// node neither verifies nor re-checks t: once the challenger's secret is
+// out, a digest depends only on the challenge, the secret and its verifier,
+// not on the target's answer, so any peer can tell a verifier that
+// attested without the arithmetic (a lazy verifier, a clique voting blind)
+// from one that did it, for a fraction of a verification. Without audits
+// only its co-verifiers and the occasional re-check contradicted a lazy
+// verifier, in their own books alone, and the rest of its shard kept
+// crediting it for its own passing proofs (three of the 1,000-peer sim's
+// twenty ended above the graylist on the shard's mean score). A wrong or
+// missing digest is recorded as a contradiction (scoring.Check, weight
+// CheckContradict); a right one says nothing of the verdict, so it is not
+// recorded. At most MaxAuditsPerEpoch a node per epoch.
+func (n *Node) tryAudit(t *tracked) {
+	if t.verifier || t.recheckWanted || t.truthKnown || t.auditing || t.digests != nil || t.secret == nil {
+		return
+	}
+	if !slices.ContainsFunc(slices.Collect(maps.Values(t.atts)), func(h heardVerdict) bool { _, known := correct(h.v); return known }) {
+		return // nothing to audit yet
+	}
+	if n.auditEpoch != t.ch.GetEpoch() {
+		n.auditEpoch, n.auditsLeft = t.ch.GetEpoch(), MaxAuditsPerEpoch
+	}
+	if n.auditsLeft == 0 {
+		return
+	}
+	n.auditsLeft--
+	t.auditing = true
+	ch, chCID, secret, ids := t.ch, t.cid, t.secret, n.possibleVerifiers(t)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		select {
+		case n.verifySem <- struct{}{}:
+		case <-n.ctx.Done():
+			return
+		}
+		defer func() { <-n.verifySem }()
+		ctx, cancel := context.WithTimeout(n.ctx, verifyTimeout)
+		defer cancel()
+		digests, err := challenge.CheckDigests(ctx, n.cpu, ch, chCID, secret, ids)
+		n.post(func() {
+			t.auditing = false
+			if err != nil || digests == nil || t.digests != nil {
+				return
+			}
+			n.metrics.audits.Inc()
+			t.digests = digests
+			ids := slices.Sorted(maps.Keys(t.atts))
+			for _, id := range ids {
+				n.auditDigest(t, id, t.atts[id])
+			}
+		})
+	}()
+}
+
+// auditDigest records a contradiction of verifier when it attested a
+// correctness verdict on t without the check digest this node computed for
+// it (tryAudit). Once this node knows the truth of t, judge does instead.
+func (n *Node) auditDigest(t *tracked, verifier peer.ID, h heardVerdict) {
+	if t.truthKnown {
+		return
+	}
+	if _, known := correct(h.v); !known {
+		return
+	}
+	want, computed := t.digests[verifier]
+	if !computed || want == nil || bytes.Equal(want, h.digest) {
+		return
+	}
+	err := n.book.RecordCheck(scoring.Check{Verifier: verifier.String(), Target: t.target.String(),
+		Challenge: t.cid.String(), Epoch: t.ch.GetEpoch(), Agree: false})
+	if err != nil {
+		n.log.Error("record check", "err", err)
+		return
+	}
+	n.metrics.checks.WithLabelValues("contradict").Inc()
+	n.log.Info("verifier's check digest is wrong or missing: it did not recompute", "verifier", shortID(verifier), "target", shortID(t.target), "by", "audit")
 }
 
 // MaxRechecksPerEpoch bounds the re-checks one node runs per epoch, so
