@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -16,10 +17,15 @@ func TestSimShards(t *testing.T) {
 	}
 	r, err := node.RunSim(t.Context(), node.SimConfig{
 		Peers: 24, ShardSize: 12, Epochs: 4, DataDir: t.TempDir(), EpochLength: 7700 * time.Millisecond,
-		Adversaries: map[node.Role]int{node.RoleLazy: 1, node.RoleReplay: 1},
+		Adversaries: map[node.Role]int{node.RoleLazy: 1, node.RoleReplay: 1}, ClaimFraction: 0.5,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range r.Report.Peers {
+		if want := r.Report.Measured.Int8TOPS / 2; math.Abs(p.ClaimedTOPS-want) > want*1e-9 {
+			t.Fatalf("%s claims %g int8 TOPS, want half the measured %g", p.Role, p.ClaimedTOPS, r.Report.Measured.Int8TOPS)
+		}
 	}
 	for _, e := range r.Trajectory {
 		t.Logf("epoch %d attestations %d delay p50 %.0f ms p99 %.0f ms honest %.2f", e.Epoch, e.Attestations, e.DelayP50MS, e.DelayP99MS, e.ByRole[node.RoleHonest].Mean)

@@ -88,6 +88,15 @@ type DevnetConfig struct {
 	// column dimensions): smaller ones shrink openings and the least
 	// work a verifier's share allows.
 	K, M int
+	// MeasureReps is gpu.MeasureShapes.Reps for the CPU measurement every
+	// claim derives from (0: 3).
+	MeasureReps int
+	// ClaimFraction, in (0, 1], is the share of the measured throughput
+	// and memory the nodes claim (0: 1), the rest kept as headroom: a node
+	// that claims less than its device does is slower than nothing it
+	// says, so this is honest. A slow adversary claims SlowClaimFactor
+	// times the whole measured device.
+	ClaimFraction float64
 }
 
 // ParseAdversaries parses "slow=1,lazy=2" into a role count map.
@@ -176,7 +185,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	base := DefaultConfig()
 	// Measured on the challenges' own K and M, so that the per-row costs
 	// weigh in the anticipated times as they will in the proofs.
-	measured, err := gpu.MeasureAllFor(ctx, gpu.NewCPU(gpu.WithWorkers(cfg.Workers)), gpu.MeasureShapes{Int8K: cfg.K, Int8M: cfg.M})
+	measured, err := gpu.MeasureAllFor(ctx, gpu.NewCPU(gpu.WithWorkers(cfg.Workers)), gpu.MeasureShapes{Int8K: cfg.K, Int8M: cfg.M, Reps: cfg.MeasureReps})
 	if err != nil {
 		d.Close()
 		return nil, fmt.Errorf("devnet: measure CPU backend: %w", err)
@@ -282,6 +291,10 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 		c.Device.Model = "devnet CPU"
 		c.Device.VRAMBytes = vram
+		if f := cfg.ClaimFraction; f > 0 && f < 1 && role != RoleSlow {
+			c.Device.Int8TOPS, c.Device.BF16TFLOPS, c.Device.HashGHps = f*measured.Int8TOPS, f*measured.BF16TFLOPS, f*measured.HashGHps
+			c.Device.VRAMBytes = uint64(f * float64(vram))
+		}
 		c.Metrics.Listen = ""
 		var backend gpu.Backend = gpu.NewCPU(gpu.WithWorkers(cfg.Workers))
 		if i >= 1 && i <= len(accomplices) && role == RoleHonest {
