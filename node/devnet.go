@@ -93,9 +93,9 @@ type DevnetConfig struct {
 	MeasureReps int
 	// ClaimFraction, in (0, 1], is the share of the measured throughput
 	// and memory the nodes claim (0: 1), the rest kept as headroom: a node
-	// that claims less than its device does is slower than nothing it
-	// says, so this is honest. A slow adversary claims SlowClaimFactor
-	// times the whole measured device.
+	// claiming less than its device has makes no claim it cannot meet,
+	// so this is honest. A slow adversary claims SlowClaimFactor times the
+	// whole measured device.
 	ClaimFraction float64
 }
 

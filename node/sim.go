@@ -50,9 +50,10 @@ type SimConfig struct {
 	// ClaimFraction is DevnetConfig.ClaimFraction (0: 1, every node claims
 	// the whole measured throughput). The CPU is measured on ten runs of
 	// each workload, not three: on a core whose speed changes from moment
-	// to moment three runs read anything between its two speeds, and every
+	// to moment a few runs read anything between its two speeds, and every
 	// claim, so the network's whole load, with them (1,000-peer runs
-	// measured 0.0014 to 0.0027 int8 TOPS on one machine).
+	// measured 0.0014 to 0.0030 int8 TOPS on one machine; ten runs still
+	// read 0.0015 once).
 	ClaimFraction float64
 	// Workloads challenges rotate through (empty: int8 only; on small
 	// CPU claims bf16 costs several times more per challenge and the VRAM
