@@ -26,6 +26,11 @@ func TestSimShards(t *testing.T) {
 		if want := r.Report.Measured.Int8TOPS / 2; math.Abs(p.ClaimedTOPS-want) > want*1e-9 {
 			t.Fatalf("%s claims %g int8 TOPS, want half the measured %g", p.Role, p.ClaimedTOPS, r.Report.Measured.Int8TOPS)
 		}
+		// Every peer has min(8, shard − 1) links in its shard, and two of
+		// the 24 are adversaries: no honest peer is cut off or unheard.
+		if p.Role == node.RoleHonest && (p.HonestLinks == 0 || p.HeardBy == 0) {
+			t.Errorf("honest %s: %d honest links, heard by %d honest peers", p.PeerID, p.HonestLinks, p.HeardBy)
+		}
 	}
 	for _, e := range r.Trajectory {
 		t.Logf("epoch %d attestations %d delay p50 %.0f ms p99 %.0f ms honest %.2f", e.Epoch, e.Attestations, e.DelayP50MS, e.DelayP99MS, e.ByRole[node.RoleHonest].Mean)

@@ -348,50 +348,58 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 // graylisted an honest peer with two honest links, whose claims no honest
 // peer heard by the end (docs/sim.md).
 func (d *Devnet) linkShards(degree int) error {
-	if degree <= 0 {
-		degree = 8
-	}
 	byShard := map[int][]*Node{}
 	for _, n := range d.Nodes {
 		s, _ := n.Shard()
 		byShard[s] = append(byShard[s], n)
 	}
-	linked := map[[2]peer.ID]bool{}
-	links := map[peer.ID]int{}
-	connect := func(a, b *Node) error {
-		if a == b || linked[[2]peer.ID{a.ID(), b.ID()}] || linked[[2]peer.ID{b.ID(), a.ID()}] {
-			return nil
-		}
-		linked[[2]peer.ID{a.ID(), b.ID()}] = true
-		links[a.ID()]++
-		links[b.ID()]++
-		if _, err := d.mocknet.LinkPeers(a.ID(), b.ID()); err != nil {
-			return fmt.Errorf("mocknet link: %w", err)
-		}
-		if _, err := d.mocknet.ConnectPeers(a.ID(), b.ID()); err != nil {
-			return fmt.Errorf("mocknet connect: %w", err)
-		}
-		return nil
-	}
 	for _, members := range byShard {
-		for i, a := range members {
-			if err := connect(a, members[(i+1)%len(members)]); err != nil {
-				return err
+		for _, l := range shardLinks(len(members), degree, rand.Perm) {
+			a, b := members[l[0]].ID(), members[l[1]].ID()
+			if _, err := d.mocknet.LinkPeers(a, b); err != nil {
+				return fmt.Errorf("mocknet link: %w", err)
 			}
-		}
-		want := min(degree, len(members)-1)
-		for _, a := range members {
-			for _, j := range rand.Perm(len(members)) {
-				if links[a.ID()] >= want {
-					break
-				}
-				if err := connect(a, members[j]); err != nil {
-					return err
-				}
+			if _, err := d.mocknet.ConnectPeers(a, b); err != nil {
+				return fmt.Errorf("mocknet connect: %w", err)
 			}
 		}
 	}
 	return nil
+}
+
+// shardLinks returns the links (pairs of member indices, each pair once)
+// of a shard of n members for linkShards: a ring, then, for each member in
+// turn, links to members in the order perm gives until it has
+// min(degree, n − 1) (degree 0 means 8).
+func shardLinks(n, degree int, perm func(int) []int) [][2]int {
+	if degree <= 0 {
+		degree = 8
+	}
+	var out [][2]int
+	linked := map[[2]int]bool{}
+	links := make([]int, n)
+	link := func(a, b int) {
+		if a == b || linked[[2]int{a, b}] || linked[[2]int{b, a}] {
+			return
+		}
+		linked[[2]int{a, b}] = true
+		links[a]++
+		links[b]++
+		out = append(out, [2]int{a, b})
+	}
+	for i := range n {
+		link(i, (i+1)%n)
+	}
+	want := min(degree, n-1)
+	for a := range n {
+		for _, b := range perm(n) {
+			if links[a] >= want {
+				break
+			}
+			link(a, b)
+		}
+	}
+	return out
 }
 
 // Epoch returns the current epoch of the devnet.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -57,5 +58,37 @@ func TestSimEpochLength(t *testing.T) {
 	}
 	if got := SimEpochLength(3000, 8, 0.25, 40*time.Millisecond, 2); got != 75*time.Second {
 		t.Errorf("3,000 peers: %v, want 75s", got)
+	}
+}
+
+// TestShardLinks: every member of a shard gets at least min(degree,
+// size − 1) distinct links, no pair twice, and the ring keeps the shard
+// connected.
+func TestShardLinks(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, c := range []struct{ n, degree int }{{1, 8}, {2, 8}, {5, 8}, {9, 8}, {14, 8}, {30, 8}, {30, 3}} {
+		for range 20 {
+			links := shardLinks(c.n, c.degree, r.Perm)
+			deg := make([]int, c.n)
+			seen := map[[2]int]bool{}
+			for _, l := range links {
+				if l[0] == l[1] || seen[l] || seen[[2]int{l[1], l[0]}] {
+					t.Fatalf("n %d: link %v repeated or to itself", c.n, l)
+				}
+				seen[l] = true
+				deg[l[0]]++
+				deg[l[1]]++
+			}
+			for i, d := range deg {
+				if d < min(c.degree, c.n-1) {
+					t.Fatalf("n %d degree %d: member %d has %d links, want at least %d", c.n, c.degree, i, d, min(c.degree, c.n-1))
+				}
+			}
+			for i := range c.n {
+				if c.n > 1 && !seen[[2]int{i, (i + 1) % c.n}] && !seen[[2]int{(i + 1) % c.n, i}] {
+					t.Fatalf("n %d: ring link %d-%d missing", c.n, i, (i+1)%c.n)
+				}
+			}
+		}
 	}
 }
