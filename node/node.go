@@ -1333,17 +1333,7 @@ func (n *Node) verifyOffLoop(t *tracked, done func(challenge.Result, error)) {
 	// The check digests of this node and of every peer that may attest:
 	// its own goes into its attestation, the others' judge theirs.
 	digestOf := append(n.possibleVerifiers(t), n.id)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		select {
-		case n.verifySem <- struct{}{}:
-		case <-n.ctx.Done():
-			return
-		}
-		defer func() { <-n.verifySem }()
-		ctx, cancel := context.WithTimeout(n.ctx, verifyTimeout)
-		defer cancel()
+	n.offLoop(func(ctx context.Context) {
 		start := time.Now()
 		res, err := challenge.Verify(ctx, n.cpu, ch, chCID, com, comCID, op, secret)
 		var digests map[peer.ID][]byte
@@ -1359,6 +1349,25 @@ func (n *Node) verifyOffLoop(t *tracked, done func(challenge.Result, error)) {
 			}
 			done(res, err)
 		})
+	})
+}
+
+// offLoop runs f on its own goroutine under the verification semaphore
+// (verifications, re-checks and audits share it), with verifyTimeout, unless
+// the node stops first.
+func (n *Node) offLoop(f func(ctx context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		select {
+		case n.verifySem <- struct{}{}:
+		case <-n.ctx.Done():
+			return
+		}
+		defer func() { <-n.verifySem }()
+		ctx, cancel := context.WithTimeout(n.ctx, verifyTimeout)
+		defer cancel()
+		f(ctx)
 	}()
 }
 

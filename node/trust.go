@@ -221,17 +221,7 @@ func (n *Node) tryAudit(t *tracked) {
 	n.auditsLeft--
 	t.auditing = true
 	ch, chCID, secret, ids := t.ch, t.cid, t.secret, n.possibleVerifiers(t)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		select {
-		case n.verifySem <- struct{}{}:
-		case <-n.ctx.Done():
-			return
-		}
-		defer func() { <-n.verifySem }()
-		ctx, cancel := context.WithTimeout(n.ctx, verifyTimeout)
-		defer cancel()
+	n.offLoop(func(ctx context.Context) {
 		digests, err := challenge.CheckDigests(ctx, n.cpu, ch, chCID, secret, ids)
 		n.post(func() {
 			t.auditing = false
@@ -245,7 +235,7 @@ func (n *Node) tryAudit(t *tracked) {
 				n.auditDigest(t, id, t.atts[id])
 			}
 		})
-	}()
+	})
 }
 
 // auditDigest records a contradiction of verifier when it attested a
