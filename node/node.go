@@ -171,15 +171,12 @@ type Node struct {
 	unverifiable atomic.Pointer[map[peer.ID]bool]
 	appMu        sync.Mutex
 	appEpoch     *uint64
-	// Re-check budget of the current epoch (loop goroutine only).
-	recheckEpoch uint64
-	rechecksLeft int
-	// Audit budget of the current epoch (loop goroutine only).
-	auditEpoch uint64
-	auditsLeft int
-	proveQ     chan proveJob
-	releaseLag func() // releases processLag, once
-	verifySem  chan struct{}
+	// Re-check and audit budgets of the current epoch (loop goroutine
+	// only).
+	rechecks, audits epochBudget
+	proveQ           chan proveJob
+	releaseLag       func() // releases processLag, once
+	verifySem        chan struct{}
 
 	// Owned by the loop goroutine.
 	claim       *pb.DeviceClaim

@@ -209,16 +209,14 @@ func (n *Node) tryAudit(t *tracked) {
 	if t.verifier || t.recheckWanted || t.truthKnown || t.auditing || t.digests != nil || t.secret == nil {
 		return
 	}
-	if !slices.ContainsFunc(slices.Collect(maps.Values(t.atts)), func(h heardVerdict) bool { _, known := correct(h.v); return known }) {
-		return // nothing to audit yet
+	auditable := false
+	for _, h := range t.atts {
+		_, known := correct(h.v)
+		auditable = auditable || known
 	}
-	if n.auditEpoch != t.ch.GetEpoch() {
-		n.auditEpoch, n.auditsLeft = t.ch.GetEpoch(), MaxAuditsPerEpoch
+	if !auditable || !n.audits.take(t.ch.GetEpoch(), MaxAuditsPerEpoch) {
+		return // nothing to audit yet, or no budget left
 	}
-	if n.auditsLeft == 0 {
-		return
-	}
-	n.auditsLeft--
 	t.auditing = true
 	ch, chCID, secret, ids := t.ch, t.cid, t.secret, n.possibleVerifiers(t)
 	n.offLoop(func(ctx context.Context) {
@@ -252,14 +250,40 @@ func (n *Node) auditDigest(t *tracked, verifier peer.ID, h heardVerdict) {
 	if !computed || want == nil || bytes.Equal(want, h.digest) {
 		return
 	}
+	if n.recordCheck(t, verifier, false) {
+		n.log.Info("verifier's check digest is wrong or missing: it did not recompute", "verifier", shortID(verifier), "target", shortID(t.target), "by", "audit")
+	}
+}
+
+// recordCheck stores this node's judgement of verifier's attestation on t
+// (scoring.Check) and counts it; it reports whether it was stored.
+func (n *Node) recordCheck(t *tracked, verifier peer.ID, agree bool) bool {
 	err := n.book.RecordCheck(scoring.Check{Verifier: verifier.String(), Target: t.target.String(),
-		Challenge: t.cid.String(), Epoch: t.ch.GetEpoch(), Agree: false})
+		Challenge: t.cid.String(), Epoch: t.ch.GetEpoch(), Agree: agree})
 	if err != nil {
 		n.log.Error("record check", "err", err)
-		return
+		return false
 	}
-	n.metrics.checks.WithLabelValues("contradict").Inc()
-	n.log.Info("verifier's check digest is wrong or missing: it did not recompute", "verifier", shortID(verifier), "target", shortID(t.target), "by", "audit")
+	n.metrics.checks.WithLabelValues(map[bool]string{true: "agree", false: "contradict"}[agree]).Inc()
+	return true
+}
+
+// epochBudget is a number of operations allowed per epoch.
+type epochBudget struct {
+	epoch uint64
+	left  int
+}
+
+// take uses one operation of epoch e's budget of max, if any is left.
+func (b *epochBudget) take(e uint64, max int) bool {
+	if b.epoch != e {
+		b.epoch, b.left = e, max
+	}
+	if b.left == 0 {
+		return false
+	}
+	b.left--
+	return true
 }
 
 // MaxRechecksPerEpoch bounds the re-checks one node runs per epoch, so
@@ -268,16 +292,7 @@ func (n *Node) auditDigest(t *tracked, verifier peer.ID, h heardVerdict) {
 const MaxRechecksPerEpoch = 8
 
 // recheckBudget takes one re-check from epoch e's budget, if any is left.
-func (n *Node) recheckBudget(e uint64) bool {
-	if n.recheckEpoch != e {
-		n.recheckEpoch, n.rechecksLeft = e, MaxRechecksPerEpoch
-	}
-	if n.rechecksLeft == 0 {
-		return false
-	}
-	n.rechecksLeft--
-	return true
-}
+func (n *Node) recheckBudget(e uint64) bool { return n.rechecks.take(e, MaxRechecksPerEpoch) }
 
 // judge records whether verifier's verdict agrees with the truth of t. A
 // correctness verdict without the check digest this node computed for that
@@ -300,14 +315,7 @@ func (n *Node) judge(t *tracked, verifier peer.ID, h heardVerdict) {
 		agree = false
 		n.log.Info("verifier's check digest is wrong or missing: it did not recompute", "verifier", shortID(verifier), "target", shortID(t.target))
 	}
-	err := n.book.RecordCheck(scoring.Check{Verifier: verifier.String(), Target: t.target.String(),
-		Challenge: t.cid.String(), Epoch: t.ch.GetEpoch(), Agree: agree})
-	if err != nil {
-		n.log.Error("record check", "err", err)
-		return
-	}
-	n.metrics.checks.WithLabelValues(map[bool]string{true: "agree", false: "contradict"}[agree]).Inc()
-	if !agree {
+	if n.recordCheck(t, verifier, agree) && !agree {
 		n.log.Info("verifier contradicted by this node's check", "verifier", shortID(verifier), "target", shortID(t.target),
 			"its_verdict", verdictName(v), "truth", verdictName(t.truth))
 	}
