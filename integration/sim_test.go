@@ -11,12 +11,15 @@ import (
 // TestSimShards runs poai sim's engine small: 24 real nodes over mocknet in
 // two shards. Each shard's peers judge each other on their own topics;
 // cheaters are caught within their shard and no honest peer is branded.
+// Five epochs, not four: the replay passes its first challenge by
+// design, and with four its two failures left it just under or just over
+// the graylist by the last trust round (CI once failed there).
 func TestSimShards(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs real nodes for about 40 s")
+		t.Skip("runs real nodes for about 45 s")
 	}
 	r, err := node.RunSim(t.Context(), node.SimConfig{
-		Peers: 24, ShardSize: 12, Epochs: 4, DataDir: t.TempDir(), EpochLength: 7700 * time.Millisecond,
+		Peers: 24, ShardSize: 12, Epochs: 5, DataDir: t.TempDir(), EpochLength: 7700 * time.Millisecond,
 		Adversaries: map[node.Role]int{node.RoleLazy: 1, node.RoleReplay: 1}, ClaimFraction: 0.5,
 	})
 	if err != nil {
@@ -36,8 +39,13 @@ func TestSimShards(t *testing.T) {
 		t.Logf("epoch %d attestations %d delay p50 %.0f ms p99 %.0f ms honest %.2f", e.Epoch, e.Attestations, e.DelayP50MS, e.DelayP99MS, e.ByRole[node.RoleHonest].Mean)
 	}
 	t.Logf("detection %+v; mesh degrees %v; messages %v", r.Detection, r.MeshDegree, r.Messages)
-	if r.Shards != 2 || len(r.Trajectory) != 4 {
-		t.Fatalf("%d shards and %d epochs sampled, want 2 and 4", r.Shards, len(r.Trajectory))
+	for _, p := range r.Report.Peers {
+		if p.Role != node.RoleHonest || p.Graylisted {
+			t.Logf("%s %s: %+v", p.Role, p.PeerID, p)
+		}
+	}
+	if r.Shards != 2 || len(r.Trajectory) != 5 {
+		t.Fatalf("%d shards and %d epochs sampled, want 2 and 5", r.Shards, len(r.Trajectory))
 	}
 	if !r.AllCaught || r.HonestGraylisted != 0 {
 		t.Errorf("all caught %v, honest graylisted %d: want every cheater caught and no honest peer", r.AllCaught, r.HonestGraylisted)
