@@ -244,27 +244,29 @@ func TestBusyOverlap(t *testing.T) {
 
 func TestNeedsFollowUp(t *testing.T) {
 	for _, c := range []struct {
-		last, failed, passed int64
-		want                 bool
+		failed, passed int64
+		want           bool
 	}{
-		{5, -1, -1, false}, // never failed
-		{5, 5, -1, true},   // the latest challenge failed
-		{5, 5, 5, false},   // ... but its retry passed
-		{6, 5, -1, false},  // a later challenge came since (the follow-up)
-		{7, 7, 3, true},    // an old pass does not clear a new failure
-		{-3, -1, -1, false},
+		{-1, -1, false}, // never failed
+		{5, -1, true},   // a challenge failed
+		{5, 5, false},   // ... but its retry passed
+		{5, 6, false},   // ... or a later challenge passed
+		{7, 3, true},    // an old pass does not clear a new failure
+		{-1, 4, false},
 	} {
-		if got := needsFollowUp(c.last, c.failed, c.passed); got != c.want {
-			t.Errorf("needsFollowUp(%d, %d, %d) = %v, want %v", c.last, c.failed, c.passed, got, c.want)
+		if got := needsFollowUp(c.failed, c.passed); got != c.want {
+			t.Errorf("needsFollowUp(%d, %d) = %v, want %v", c.failed, c.passed, got, c.want)
 		}
 	}
 	// 20 epochs at rate 0.25, verdicts heard within the epoch of their
-	// challenge, as onEpoch and noteOutcome see them.
-	run := func(seed uint64, fails func(e int64) bool) (challenges, followUps int) {
+	// challenge, as onEpoch and noteOutcome see them. verdict returns
+	// +1 (pass), -1 (failure) or 0 (withheld: nobody published one).
+	run := func(seed uint64, verdict func(e int64) int) (challenges, followUps int, firstFail int64) {
 		r := mrand.New(mrand.NewPCG(seed, 7))
 		last, failed, passed := int64(-int(seed%8)), int64(-1), int64(-1)
+		firstFail = -1
 		for e := int64(0); e < 20; e++ {
-			f := needsFollowUp(last, failed, passed)
+			f := needsFollowUp(failed, passed)
 			if !f && !challengeDrawn(e, last, 0.25, r.Float64()) {
 				continue
 			}
@@ -273,28 +275,43 @@ func TestNeedsFollowUp(t *testing.T) {
 				followUps++
 			}
 			last = e
-			if fails(e) {
+			switch verdict(e) {
+			case -1:
 				failed = e
-			} else {
+				if firstFail < 0 {
+					firstFail = e
+				}
+			case 1:
 				passed = e
 			}
 		}
-		return challenges, followUps
+		return challenges, followUps, firstFail
 	}
+	fail := func(int64) int { return -1 }
 	for seed := range uint64(50) {
 		// A device late every time is tested every epoch after its first
 		// failure, which comes within MaxChallengeGap epochs.
-		if c, _ := run(seed, func(int64) bool { return true }); c < 20-int(MaxChallengeGap(0.25)) {
+		if c, _, _ := run(seed, fail); c < 20-int(MaxChallengeGap(0.25)) {
 			t.Fatalf("seed %d: a peer failing every challenge got %d challenges in 20 epochs, want at least %d", seed, c, 20-MaxChallengeGap(0.25))
+		}
+		// ... and so is one whose verdicts are withheld in every other
+		// epoch (loaded verifiers): a follow-up nobody judged clears
+		// nothing, so the chain of follow-ups goes on to the last epoch.
+		// (A peer drawn only in even epochs is never judged: skip it.)
+		if _, f, first := run(seed, func(e int64) int { return -int(e % 2) }); first >= 0 && f != 19-int(first) {
+			t.Fatalf("seed %d: first failure in epoch %d, then %d follow-ups, want one in each of the %d epochs after it", seed, first, f, 19-first)
 		}
 		// An honest device that missed once (its first challenge from
 		// epoch 3) gets one follow-up, which it passes.
 		first := int64(-1)
-		if _, f := run(seed, func(e int64) bool {
+		if _, f, _ := run(seed, func(e int64) int {
 			if first < 0 && e >= 3 {
 				first = e
 			}
-			return e == first
+			if e == first {
+				return -1
+			}
+			return 1
 		}); first >= 0 && first < 19 && f != 1 {
 			t.Fatalf("seed %d: %d follow-ups after one miss in epoch %d, want 1", seed, f, first)
 		}

@@ -202,19 +202,24 @@ func waveOffset(e uint64, target peer.ID, waves int, epoch time.Duration) time.D
 }
 
 // needsFollowUp reports whether a target is challenged in the coming
-// epoch whatever the draw: the latest challenge of it this node knows of
-// (lastChallenged) was attested a failure by a verifier in good standing
-// (lastFailed) and no pass of that epoch or a later one was heard
-// (lastPassed); epochs are -1 when none was heard. A device that fails is
-// then tested every epoch until it passes or is graylisted (the caller
-// checks that), so a peer that is late every time builds the evidence
-// that judges it in a few epochs rather than over 2/rate epochs per
-// challenge (the 1,000-peer sim left slow peers at 2–4 challenges after
-// 20 epochs, below MissRampEvidence); an honest peer that missed once is
-// cleared by its next pass. A follow-up adds evidence and removes none: a
-// cheater that behaves in the epochs it can foresee is still judged on
-// the others. A verifier lying about failures costs the target at most
-// one extra challenge per epoch, and only until its lies graylist it.
-func needsFollowUp(lastChallenged, lastFailed, lastPassed int64) bool {
-	return lastFailed >= 0 && lastFailed >= lastChallenged && lastFailed > lastPassed
+// epoch whatever the draw: a verifier in good standing attested a failure
+// of one of its challenges (lastFailed, the latest such challenge's
+// epoch) and no pass of that epoch or a later one was heard (lastPassed);
+// epochs are -1 when none was heard. A device that fails is then tested
+// every epoch until it passes or is graylisted (the caller checks that),
+// so a peer that is late every time builds the evidence that judges it
+// in a few epochs rather than over 2/rate epochs per challenge (the
+// 1,000-peer sim left slow peers at 2–4 challenges after 20 epochs, below
+// MissRampEvidence); an honest peer that missed once is cleared by its
+// next pass. A follow-up whose verdict nobody published (every verifier
+// overloaded withholds a timing verdict, withholdTiming) clears nothing,
+// so the failure stands and the next epoch follows up again: when the
+// follow-up ended at one unjudged challenge, slow peers whose follow-ups
+// fell in loaded spans kept 1–3 failures and stayed above the graylist.
+// A follow-up adds evidence and removes none: a cheater that behaves in
+// the epochs it can foresee is still judged on the others. A verifier
+// lying about failures costs the target at most one extra challenge per
+// epoch, and only until its lies graylist it or a pass clears them.
+func needsFollowUp(lastFailed, lastPassed int64) bool {
+	return lastFailed >= 0 && lastFailed > lastPassed
 }
