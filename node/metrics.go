@@ -33,7 +33,8 @@ type metrics struct {
 	// overloaded while it waited for the answer.
 	retriesSkipped prometheus.Counter
 	// followUps counts challenges issued outside the rate's draw because
-	// the target's latest challenge failed (needsFollowUp).
+	// a failure of the target was attested and no pass since
+	// (needsFollowUp).
 	followUps prometheus.Counter
 	// audits counts check-digest audits completed (tryAudit).
 	audits prometheus.Counter
@@ -128,7 +129,7 @@ func newMetrics() *metrics {
 	})
 	m.followUps = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "poai_challenges_follow_up_total",
-		Help: "Challenges this node scheduled outside the challenge rate's draw because a verifier in good standing attested the target's latest challenge a failure and no pass of it was heard (a follow-up, issued in the next epoch).",
+		Help: "Challenges this node scheduled outside the challenge rate's draw because a verifier in good standing attested a failure of the target and no pass of that epoch or a later one was heard (a follow-up, issued in the next epoch).",
 	})
 	m.audits = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "poai_audits_total",
