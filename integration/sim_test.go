@@ -47,6 +47,17 @@ func TestSimShards(t *testing.T) {
 	if r.Shards != 2 || len(r.Trajectory) != 5 {
 		t.Fatalf("%d shards and %d epochs sampled, want 2 and 5", r.Shards, len(r.Trajectory))
 	}
+	for _, p := range r.Report.Peers {
+		// Every peer has honest views (two shards of 12, two
+		// adversaries), and a lazy prover, wrong on half its rows every
+		// time, is graylisted in at least one of them.
+		if p.HonestViews == 0 || p.GraylistedBy > p.HonestViews {
+			t.Errorf("%s %s: graylisted by %d of %d honest views", p.Role, p.PeerID, p.GraylistedBy, p.HonestViews)
+		}
+		if p.Role == node.RoleLazy && p.GraylistedBy == 0 {
+			t.Errorf("lazy %s graylisted by no honest view (mean score %.1f)", p.PeerID, p.GossipScore)
+		}
+	}
 	if !r.AllCaught || r.HonestGraylisted != 0 {
 		t.Errorf("all caught %v, honest graylisted %d: want every cheater caught and no honest peer", r.AllCaught, r.HonestGraylisted)
 	}

@@ -446,6 +446,12 @@ type PeerReport struct {
 	// graylist is heard by none.
 	HeardBy     int `json:"heard_by"`
 	HonestLinks int `json:"honest_links"`
+	// HonestViews counts the honest peers of its shard (the views
+	// GossipScore averages) and GraylistedBy those whose score for it is
+	// below p2p.GraylistThreshold: a peer graylisted by most views whose
+	// mean stays above the threshold is out of most of the honest mesh.
+	HonestViews  int `json:"honest_views"`
+	GraylistedBy int `json:"graylisted_by"`
 }
 
 // Report is the devnet's result.
@@ -517,12 +523,15 @@ func (d *Devnet) Report() (Report, error) {
 			// An honest peer not connected to p has no router score for
 			// it; the application score it holds is what its router
 			// would start from on a connection (graylisted or not).
-			if g, ok := o.GossipScores()[p.ID()]; ok {
-				gsum += g
-			} else {
-				gsum += o.appScore(p.ID())
+			g, ok := o.GossipScores()[p.ID()]
+			if !ok {
+				g = o.appScore(p.ID())
 			}
+			gsum += g
 			gviews++
+			if g < p2p.GraylistThreshold {
+				pr.GraylistedBy++
+			}
 			if o.hears(p.ID()) {
 				pr.HeardBy++
 			}
@@ -533,6 +542,7 @@ func (d *Devnet) Report() (Report, error) {
 		if gviews > 0 {
 			pr.GossipScore = gsum / float64(gviews)
 		}
+		pr.HonestViews = gviews
 		pr.Graylisted = pr.GossipScore < p2p.GraylistThreshold
 		pr.CaughtEpoch = caughtEpoch(observer, p.ID(), r.Epochs)
 		pr.Trust, _ = observer.Book().PeerTrust(p.ID().String())
