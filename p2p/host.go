@@ -122,6 +122,7 @@ type Host struct {
 	joined map[string]joined
 	subs   []*pubsub.Subscription
 	scores *scoreBook
+	app    func(peer.ID) float64 // Config.AppScore, never nil
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -232,7 +233,7 @@ func start(h host.Host, cfg Config, log *slog.Logger) (*Host, error) {
 		}
 		return nil, fmt.Errorf("gossipsub: %w", err)
 	}
-	p := &Host{cfg: cfg, log: log, host: h, ps: ps, mesh: mesh, scores: scores, tracer: tracer, topics: make(map[string]*pubsub.Topic), joined: make(map[string]joined), ctx: ctx, cancel: cancel}
+	p := &Host{cfg: cfg, log: log, host: h, ps: ps, mesh: mesh, scores: scores, app: app, tracer: tracer, topics: make(map[string]*pubsub.Topic), joined: make(map[string]joined), ctx: ctx, cancel: cancel}
 	h.SetStreamHandler(DirectProtocol, p.handleDirect)
 	if cfg.MDNS {
 		p.mdns = mdns.NewMdnsService(h, MDNSServiceTag, mdnsNotifee{p})

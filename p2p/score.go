@@ -96,32 +96,43 @@ func ScoreParams(topics []string, app func(peer.ID) float64) *pubsub.PeerScorePa
 }
 
 // scoreBook keeps the last peer scores gossipsub reported
-// (WithPeerScoreInspect), for the API and the topology view.
+// (WithPeerScoreInspect), for the API and the topology view, with the
+// application-specific component of each (weight 1, ScoreParams), which
+// PeerScores replaces by its current value.
 type scoreBook struct {
 	mu     sync.RWMutex
 	scores map[peer.ID]float64
+	app    map[peer.ID]float64
 }
 
-func newScoreBook() *scoreBook { return &scoreBook{scores: map[peer.ID]float64{}} }
+func newScoreBook() *scoreBook {
+	return &scoreBook{scores: map[peer.ID]float64{}, app: map[peer.ID]float64{}}
+}
 
-func (s *scoreBook) update(m map[peer.ID]float64) {
+func (s *scoreBook) update(m map[peer.ID]*pubsub.PeerScoreSnapshot) {
 	c := make(map[peer.ID]float64, len(m))
+	a := make(map[peer.ID]float64, len(m))
 	for k, v := range m {
-		c[k] = v
+		c[k], a[k] = v.Score, v.AppSpecificScore
 	}
 	s.mu.Lock()
-	s.scores = c
+	s.scores, s.app = c, a
 	s.mu.Unlock()
 }
 
-// PeerScores returns gossipsub's latest score of every peer it scores
-// (refreshed each second).
+// PeerScores returns gossipsub's score of every peer it scores: the
+// router's counters as of its latest inspection (every
+// Config.ScoreInspectInterval), with the application score read now
+// (Config.AppScore). The router itself reads the application score on
+// every scoring, so this is what it acts on; with the inspected total, a
+// read just after a trust round showed the round before (poai sim's
+// report, inspected every 10 s, graylisted cheaters a round late).
 func (h *Host) PeerScores() map[peer.ID]float64 {
 	h.scores.mu.RLock()
 	defer h.scores.mu.RUnlock()
 	out := make(map[peer.ID]float64, len(h.scores.scores))
 	for k, v := range h.scores.scores {
-		out[k] = v
+		out[k] = v - h.scores.app[k] + h.app(k)
 	}
 	return out
 }

@@ -1,0 +1,53 @@
+package p2p
+
+import (
+	"math"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// TestPeerScoresReadAppScoreNow: PeerScores carries the router's counters
+// from its latest inspection but the application score of the moment, so
+// a trust round shows at once rather than an inspection interval later.
+func TestPeerScoresReadAppScoreNow(t *testing.T) {
+	var app atomic.Int64 // the application score a gives every peer
+	k, err := LoadOrCreateKey(filepath.Join(t.TempDir(), "identity.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.MDNS = false
+	cfg.ScoreInspectInterval = 2 * time.Second
+	cfg.AppScore = func(peer.ID) float64 { return float64(app.Load()) }
+	a, err := New(k, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	b := newHost(t, a.Addrs()[0].String())
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, ok := a.PeerScores()[b.ID()]; ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b never scored by a")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	before := a.PeerScores()[b.ID()]
+	app.Store(-500) // a trust round graylists b
+	after := a.PeerScores()[b.ID()]
+	if math.Abs(after-before-(-500)) > 1e-9 {
+		t.Fatalf("score of b %.3f before the application score fell by 500, %.3f just after: want the fall at once", before, after)
+	}
+	if after >= GraylistThreshold {
+		t.Fatalf("score of b %.3f, want below the graylist (%v)", after, GraylistThreshold)
+	}
+}
