@@ -54,6 +54,10 @@ func TestSimShards(t *testing.T) {
 		if p.HonestViews == 0 || p.GraylistedBy > p.HonestViews {
 			t.Errorf("%s %s: graylisted by %d of %d honest views", p.Role, p.PeerID, p.GraylistedBy, p.HonestViews)
 		}
+		// A challenge passed in the observer's book is one the peer proved.
+		if p.Answered < p.Passed || (p.Role == node.RoleHonest && p.Answered == 0) {
+			t.Errorf("%s %s: answered %d challenges, %d passed in the observer's book", p.Role, p.PeerID, p.Answered, p.Passed)
+		}
 		if p.Role == node.RoleLazy && p.GraylistedBy == 0 {
 			t.Errorf("lazy %s graylisted by no honest view (mean score %.1f)", p.PeerID, p.GossipScore)
 		}

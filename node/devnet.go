@@ -452,6 +452,13 @@ type PeerReport struct {
 	// mean stays above the threshold is out of most of the honest mesh.
 	HonestViews  int `json:"honest_views"`
 	GraylistedBy int `json:"graylisted_by"`
+	// Answered and ProveFailed are the peer's own counts (Stats): the
+	// challenges of it it proved and committed, and those whose proof it
+	// abandoned (past its limit, or an error). Against Challenges, the
+	// observer's attested record, they tell a challenge nobody judged
+	// from one never received.
+	Answered    int `json:"answered"`
+	ProveFailed int `json:"prove_failed"`
 }
 
 // Report is the devnet's result.
@@ -543,6 +550,8 @@ func (d *Devnet) Report() (Report, error) {
 			pr.GossipScore = gsum / float64(gviews)
 		}
 		pr.HonestViews = gviews
+		st := p.Stats()
+		pr.Answered, pr.ProveFailed = st.Answered, st.ProveFailed
 		pr.Graylisted = pr.GossipScore < p2p.GraylistThreshold
 		pr.CaughtEpoch = caughtEpoch(observer, p.ID(), r.Epochs)
 		pr.Trust, _ = observer.Book().PeerTrust(p.ID().String())
