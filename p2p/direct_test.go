@@ -2,7 +2,6 @@ package p2p
 
 import (
 	"errors"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,24 +17,14 @@ import (
 func TestDirectReachesPeerGossipShuns(t *testing.T) {
 	var shunned atomic.Value // peer.ID the sender scores -60
 	shunned.Store(peer.ID(""))
-	k, err := LoadOrCreateKey(filepath.Join(t.TempDir(), "identity.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.MDNS = false
-	cfg.AppScore = func(p peer.ID) float64 {
-		if p == shunned.Load().(peer.ID) {
-			return PublishThreshold - 10
+	a := newHostWith(t, func(cfg *Config) {
+		cfg.AppScore = func(p peer.ID) float64 {
+			if p == shunned.Load().(peer.ID) {
+				return PublishThreshold - 10
+			}
+			return 0
 		}
-		return 0
-	}
-	a, err := New(k, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	})
 	b := newHost(t, a.Addrs()[0].String())
 	shunned.Store(b.ID())
 

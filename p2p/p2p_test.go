@@ -41,15 +41,26 @@ func TestIdentityPersists(t *testing.T) {
 
 func newHost(t *testing.T, bootstrap ...string) *Host {
 	t.Helper()
+	return newHostWith(t, func(cfg *Config) {
+		cfg.ListenAddrs = append(cfg.ListenAddrs, "/ip4/127.0.0.1/udp/0/quic-v1")
+		cfg.Bootstrap = bootstrap
+		cfg.ReconnectInterval = 200 * time.Millisecond
+	})
+}
+
+// newHostWith starts a host on a fresh identity, listening on loopback TCP
+// without mDNS, with edit applied to its config; it is closed at the end
+// of the test.
+func newHostWith(t *testing.T, edit func(*Config)) *Host {
+	t.Helper()
 	k, err := LoadOrCreateKey(filepath.Join(t.TempDir(), "identity.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.MDNS = false
-	cfg.Bootstrap = bootstrap
-	cfg.ReconnectInterval = 200 * time.Millisecond
+	edit(&cfg)
 	h, err := New(k, cfg, nil)
 	if err != nil {
 		t.Fatal(err)

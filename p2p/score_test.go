@@ -2,7 +2,6 @@ package p2p
 
 import (
 	"math"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,20 +14,10 @@ import (
 // a trust round shows at once rather than an inspection interval later.
 func TestPeerScoresReadAppScoreNow(t *testing.T) {
 	var app atomic.Int64 // the application score a gives every peer
-	k, err := LoadOrCreateKey(filepath.Join(t.TempDir(), "identity.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.MDNS = false
-	cfg.ScoreInspectInterval = 2 * time.Second
-	cfg.AppScore = func(peer.ID) float64 { return float64(app.Load()) }
-	a, err := New(k, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	a := newHostWith(t, func(cfg *Config) {
+		cfg.ScoreInspectInterval = 2 * time.Second
+		cfg.AppScore = func(peer.ID) float64 { return float64(app.Load()) }
+	})
 	b := newHost(t, a.Addrs()[0].String())
 
 	deadline := time.Now().Add(15 * time.Second)
