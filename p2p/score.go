@@ -95,28 +95,25 @@ func ScoreParams(topics []string, app func(peer.ID) float64) *pubsub.PeerScorePa
 	return p
 }
 
-// scoreBook keeps the last peer scores gossipsub reported
-// (WithPeerScoreInspect), for the API and the topology view, with the
-// application-specific component of each (weight 1, ScoreParams), which
-// PeerScores replaces by its current value.
+// scoreBook keeps, for the API and the topology view, the last peer
+// scores gossipsub reported (WithPeerScoreInspect) less their
+// application-specific component (weight 1, ScoreParams): the router's
+// own counters, to which PeerScores adds the application score of the
+// moment.
 type scoreBook struct {
-	mu     sync.RWMutex
-	scores map[peer.ID]float64
-	app    map[peer.ID]float64
+	mu       sync.RWMutex
+	counters map[peer.ID]float64
 }
 
-func newScoreBook() *scoreBook {
-	return &scoreBook{scores: map[peer.ID]float64{}, app: map[peer.ID]float64{}}
-}
+func newScoreBook() *scoreBook { return &scoreBook{counters: map[peer.ID]float64{}} }
 
 func (s *scoreBook) update(m map[peer.ID]*pubsub.PeerScoreSnapshot) {
 	c := make(map[peer.ID]float64, len(m))
-	a := make(map[peer.ID]float64, len(m))
 	for k, v := range m {
-		c[k], a[k] = v.Score, v.AppSpecificScore
+		c[k] = v.Score - v.AppSpecificScore
 	}
 	s.mu.Lock()
-	s.scores, s.app = c, a
+	s.counters = c
 	s.mu.Unlock()
 }
 
@@ -130,9 +127,9 @@ func (s *scoreBook) update(m map[peer.ID]*pubsub.PeerScoreSnapshot) {
 func (h *Host) PeerScores() map[peer.ID]float64 {
 	h.scores.mu.RLock()
 	defer h.scores.mu.RUnlock()
-	out := make(map[peer.ID]float64, len(h.scores.scores))
-	for k, v := range h.scores.scores {
-		out[k] = v - h.scores.app[k] + h.app(k)
+	out := make(map[peer.ID]float64, len(h.scores.counters))
+	for k, v := range h.scores.counters {
+		out[k] = v + h.app(k)
 	}
 	return out
 }
