@@ -18,10 +18,16 @@ var (
 	// ErrSigner: the gossipsub signer is not the peer the message says
 	// wrote it.
 	ErrSigner = errors.New("signer does not match message author")
+	// ErrSelfRequest: a challenge request names its own requester as the
+	// target; a target may not choose when it is challenged.
+	ErrSelfRequest = errors.New("challenge requested by its own target")
+	// ErrBadSignature: a signature carried inside a message (a
+	// commitment's) does not verify under its author's key.
+	ErrBadSignature = errors.New("bad message signature")
 )
 
 // Reason returns a short label for a validation error, for metrics: one of
-// "malformed", "oversized", "stale", "replayed", "signer", or "other".
+// "malformed", "oversized", "stale", "replayed", "signer", "self_request", "bad_signature" or "other".
 func Reason(err error) string {
 	switch {
 	case errors.Is(err, ErrMalformed):
@@ -34,6 +40,10 @@ func Reason(err error) string {
 		return "replayed"
 	case errors.Is(err, ErrSigner):
 		return "signer"
+	case errors.Is(err, ErrSelfRequest):
+		return "self_request"
+	case errors.Is(err, ErrBadSignature):
+		return "bad_signature"
 	}
 	return "other"
 }

@@ -313,29 +313,39 @@ func proverBytes(s gpu.Shape) float64 {
 	return k*m + 2*32*n
 }
 
-// Commitment validates a commitment signed by from.
+// Commitment validates a commitment, signed by its prover (the
+// signature field) and delivered by from, the prover or a peer forwarding
+// it.
 func (v *Validator) Commitment(from peer.ID, data []byte, now time.Time) (*pb.Commitment, cid.Cid, error) {
 	m := &pb.Commitment{}
 	c, err := v.decode(data, v.limits.MaxCommitment, m, now)
 	if err != nil {
 		return nil, cid.Undef, err
 	}
-	if err := author("prover", m.GetProver(), from); err != nil {
+	if err := commitmentOK(m); err != nil {
 		return nil, cid.Undef, err
-	}
-	if _, err := parseCID("challenge_cid", m.GetChallengeCid()); err != nil {
-		return nil, cid.Undef, err
-	}
-	if len(m.GetMerkleRoot()) != 32 || m.GetLeaves() == 0 {
-		return nil, cid.Undef, fmt.Errorf("%w: root of %d bytes over %d leaves", ErrMalformed, len(m.GetMerkleRoot()), m.GetLeaves())
-	}
-	if m.GetSmClockMhz() > 10000 || m.GetSmClockMaxMhz() > 10000 || m.GetTemperatureC() > 200 {
-		return nil, cid.Undef, fmt.Errorf("%w: device state %d/%d MHz, %d °C", ErrMalformed, m.GetSmClockMhz(), m.GetSmClockMaxMhz(), m.GetTemperatureC())
 	}
 	if err := v.accept(c, now); err != nil {
 		return nil, cid.Undef, err
 	}
 	return m, c, nil
+}
+
+// commitmentOK checks a decoded commitment's fields and its signature. The
+// signature, not the gossipsub author, says who committed, so a peer may
+// forward another's commitment (verifiers hand the challenger a
+// commitment the target sent them alone).
+func commitmentOK(m *pb.Commitment) error {
+	if _, err := parseCID("challenge_cid", m.GetChallengeCid()); err != nil {
+		return err
+	}
+	if len(m.GetMerkleRoot()) != 32 || m.GetLeaves() == 0 {
+		return fmt.Errorf("%w: root of %d bytes over %d leaves", ErrMalformed, len(m.GetMerkleRoot()), m.GetLeaves())
+	}
+	if m.GetSmClockMhz() > 10000 || m.GetSmClockMaxMhz() > 10000 || m.GetTemperatureC() > 200 {
+		return fmt.Errorf("%w: device state %d/%d MHz, %d °C", ErrMalformed, m.GetSmClockMhz(), m.GetSmClockMaxMhz(), m.GetTemperatureC())
+	}
+	return CheckCommitmentSignature(m)
 }
 
 // Opening validates an opening signed by from. Whether its rows are the
@@ -369,9 +379,10 @@ func (v *Validator) Opening(from peer.ID, data []byte, now time.Time) (*pb.Openi
 	return m, c, nil
 }
 
-// Reveal validates a challenger's reveal signed by from. Whether the
-// secret matches the challenge is the node's check: that needs the
-// challenge.
+// Reveal validates a challenger's reveal signed by from, with the signed
+// commitment it names (RevealedCommitment). Whether the secret matches the
+// challenge, and the commitment's prover is its target, is the node's
+// check: that needs the challenge.
 func (v *Validator) Reveal(from peer.ID, data []byte, now time.Time) (*pb.Reveal, cid.Cid, error) {
 	m := &pb.Reveal{}
 	c, err := v.decode(data, v.limits.MaxCommitment, m, now)
@@ -387,6 +398,9 @@ func (v *Validator) Reveal(from peer.ID, data []byte, now time.Time) (*pb.Reveal
 	if len(m.GetSecret()) != 32 {
 		return nil, cid.Undef, fmt.Errorf("%w: secret has %d bytes, want 32", ErrMalformed, len(m.GetSecret()))
 	}
+	if _, err := RevealedCommitment(m); err != nil {
+		return nil, cid.Undef, err
+	}
 	if err := v.accept(c, now); err != nil {
 		return nil, cid.Undef, err
 	}
@@ -394,7 +408,7 @@ func (v *Validator) Reveal(from peer.ID, data []byte, now time.Time) (*pb.Reveal
 }
 
 // ChallengeRequest validates a request, signed by from, to challenge a
-// target now.
+// target now. The requester must not be the target (ErrSelfRequest).
 func (v *Validator) ChallengeRequest(from peer.ID, data []byte, now time.Time) (*pb.ChallengeRequest, cid.Cid, error) {
 	m := &pb.ChallengeRequest{}
 	c, err := v.decode(data, v.limits.MaxCommitment, m, now)
@@ -404,8 +418,15 @@ func (v *Validator) ChallengeRequest(from peer.ID, data []byte, now time.Time) (
 	if err := author("requester", m.GetRequester(), from); err != nil {
 		return nil, cid.Undef, err
 	}
-	if _, err := peer.IDFromBytes(m.GetTarget()); err != nil {
+	target, err := peer.IDFromBytes(m.GetTarget())
+	if err != nil {
 		return nil, cid.Undef, fmt.Errorf("%w: target: %v", ErrMalformed, err)
+	}
+	if target == from {
+		// A target that could ask for its own challenge would choose the
+		// moment it is tested (when its device is idle, when an accomplice
+		// is its challenger): only another peer may ask.
+		return nil, cid.Undef, fmt.Errorf("%w: %s requests a challenge of itself", ErrSelfRequest, from)
 	}
 	if err := v.fresh(m.GetIssuedUnixMs(), now); err != nil {
 		return nil, cid.Undef, err
@@ -534,4 +555,31 @@ func (r *ReplayCache) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.seen)
+}
+
+// RevealedCommitment decodes and checks the commitment a reveal carries:
+// canonical, signed by its prover, for the reveal's challenge. It returns
+// the commitment with its CID.
+func RevealedCommitment(r *pb.Reveal) (Revealed, error) {
+	b := r.GetCommitment()
+	if len(b) == 0 {
+		return Revealed{}, fmt.Errorf("%w: reveal names no commitment", ErrMalformed)
+	}
+	m := &pb.Commitment{}
+	if err := unmarshalCanonical(b, m); err != nil {
+		return Revealed{}, fmt.Errorf("reveal's commitment: %w", err)
+	}
+	if err := commitmentOK(m); err != nil {
+		return Revealed{}, fmt.Errorf("reveal's commitment: %w", err)
+	}
+	if string(m.GetChallengeCid()) != string(r.GetChallengeCid()) {
+		return Revealed{}, fmt.Errorf("%w: reveal's commitment is for another challenge", ErrMalformed)
+	}
+	return Revealed{Commitment: m, CID: CIDOf(b)}, nil
+}
+
+// Revealed is the commitment a reveal opens, with its CID.
+type Revealed struct {
+	Commitment *pb.Commitment
+	CID        cid.Cid
 }

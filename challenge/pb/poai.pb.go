@@ -682,7 +682,15 @@ type Reveal struct {
 	Challenger   []byte                 `protobuf:"bytes,2,opt,name=challenger,proto3" json:"challenger,omitempty"`
 	// 32 bytes whose SHA-256 (with the reveal tag) is the challenge's
 	// reveal_hash.
-	Secret        []byte `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`
+	Secret []byte `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`
+	// The target's commitment this reveal opens, as the challenger received
+	// it first: its full signed encoding (a Commitment with its signature).
+	// Openings must be against exactly this commitment (their
+	// commitment_cid is its CID), so a target that sent the challenger one
+	// root cannot, after seeing the secret, grind another for the verifiers;
+	// and every peer that gets the reveal holds the root the challenger
+	// saw, so a second signed commitment is evidence of equivocation.
+	Commitment    []byte `protobuf:"bytes,4,opt,name=commitment,proto3" json:"commitment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -738,6 +746,13 @@ func (x *Reveal) GetSecret() []byte {
 	return nil
 }
 
+func (x *Reveal) GetCommitment() []byte {
+	if x != nil {
+		return x.Commitment
+	}
+	return nil
+}
+
 // Commitment is the prover's Merkle root over the rows of C (GEMM
 // workloads) or the lane outputs (VRAM workload).
 type Commitment struct {
@@ -752,6 +767,12 @@ type Commitment struct {
 	SmClockMhz    uint32 `protobuf:"varint,5,opt,name=sm_clock_mhz,json=smClockMhz,proto3" json:"sm_clock_mhz,omitempty"`
 	SmClockMaxMhz uint32 `protobuf:"varint,6,opt,name=sm_clock_max_mhz,json=smClockMaxMhz,proto3" json:"sm_clock_max_mhz,omitempty"`
 	TemperatureC  uint32 `protobuf:"varint,7,opt,name=temperature_c,json=temperatureC,proto3" json:"temperature_c,omitempty"`
+	// Ed25519 signature by the prover's key (the one its peer ID holds) over
+	// "poai/1/commitment" followed by this message's canonical encoding with
+	// this field empty (challenge.CommitmentSigningBytes). It makes the
+	// commitment transferable: any peer may forward it, and two different
+	// signed commitments of one prover to one challenge prove equivocation.
+	Signature     []byte `protobuf:"bytes,8,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -833,6 +854,13 @@ func (x *Commitment) GetTemperatureC() uint32 {
 		return x.TemperatureC
 	}
 	return 0
+}
+
+func (x *Commitment) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
 }
 
 // RowOpening is one opened row of C with its Merkle inclusion proof.
@@ -1262,13 +1290,16 @@ const file_poai_proto_rawDesc = "" +
 	"vram_reads\x18\x11 \x01(\rR\tvramReads\x12\x1f\n" +
 	"\vreveal_hash\x18\x12 \x01(\fR\n" +
 	"revealHash\x12\x19\n" +
-	"\bretry_of\x18\x13 \x01(\fR\aretryOf\"e\n" +
+	"\bretry_of\x18\x13 \x01(\fR\aretryOf\"\x85\x01\n" +
 	"\x06Reveal\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x1e\n" +
 	"\n" +
 	"challenger\x18\x02 \x01(\fR\n" +
 	"challenger\x12\x16\n" +
-	"\x06secret\x18\x03 \x01(\fR\x06secret\"\xf2\x01\n" +
+	"\x06secret\x18\x03 \x01(\fR\x06secret\x12\x1e\n" +
+	"\n" +
+	"commitment\x18\x04 \x01(\fR\n" +
+	"commitment\"\x90\x02\n" +
 	"\n" +
 	"Commitment\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x16\n" +
@@ -1279,7 +1310,8 @@ const file_poai_proto_rawDesc = "" +
 	"\fsm_clock_mhz\x18\x05 \x01(\rR\n" +
 	"smClockMhz\x12'\n" +
 	"\x10sm_clock_max_mhz\x18\x06 \x01(\rR\rsmClockMaxMhz\x12#\n" +
-	"\rtemperature_c\x18\a \x01(\rR\ftemperatureC\"P\n" +
+	"\rtemperature_c\x18\a \x01(\rR\ftemperatureC\x12\x1c\n" +
+	"\tsignature\x18\b \x01(\fR\tsignature\"P\n" +
 	"\n" +
 	"RowOpening\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x16\n" +
