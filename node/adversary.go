@@ -2,10 +2,13 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -14,6 +17,7 @@ import (
 	"github.com/poai-network/poai/challenge/merkle"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
+	"github.com/poai-network/poai/p2p"
 )
 
 // Role is how a node behaves as a prover. Every role but RoleHonest is an
@@ -56,6 +60,21 @@ const (
 	// RoleOnOff (adversary) proves honestly for OnOffHonestEpochs epochs
 	// to build a reputation, then turns lazy.
 	RoleOnOff Role = "onoff"
+	// RoleLateJunk (adversary) claims LateJunkClaimFactor times the
+	// throughput it has, lets each first challenge go unanswered, proves
+	// its retry late and, just before that answer, posts a junk commitment
+	// (a random root, no work) to the missed challenge, so that the time
+	// "spent" on it would excuse the retry's lateness (lateJunkProver).
+	RoleLateJunk Role = "late-junk"
+	// RoleEquivocator (adversary) computes EquivocatorFraction of the
+	// rows, sends a commitment to the challenger alone, and once the
+	// secret is revealed grinds a second root whose sampled rows are all
+	// computed, for the verifiers (equivocatorProver).
+	RoleEquivocator Role = "equivocator"
+	// RoleVoider (adversary) does no work: it sends a junk commitment to
+	// the verifiers alone, never to the challenger, and never opens, so
+	// that no secret is revealed and the challenge is void (voiderProver).
+	RoleVoider Role = "voider"
 )
 
 // Adversary parameters.
@@ -63,12 +82,20 @@ const (
 	SlowClaimFactor   = 8
 	LazyFraction      = 0.5
 	OnOffHonestEpochs = 4
+	// LateJunkClaimFactor is how much more than it has RoleLateJunk
+	// claims: the catalog's int8 plan let a device with about a quarter
+	// of the claimed rate pass before junk stopped excusing lateness.
+	LateJunkClaimFactor = 4
+	// EquivocatorFraction is the share of rows RoleEquivocator computes:
+	// without grinding it would pass 0.95^66 ≈ 3.4 % of challenges.
+	EquivocatorFraction = 0.95
 	// ForgedModel is the catalog model RoleForgedNVML claims.
 	ForgedModel = "NVIDIA H100 80GB HBM3"
 )
 
 // Roles lists the roles in the order devnet reports them.
-var Roles = []Role{RoleHonest, RoleSlow, RoleLazy, RoleReplay, RoleRelay, RoleForgedNVML, RoleLazyVerifier, RoleColluder, RoleSybil, RoleOnOff}
+var Roles = []Role{RoleHonest, RoleSlow, RoleLazy, RoleReplay, RoleRelay, RoleForgedNVML, RoleLazyVerifier, RoleColluder, RoleSybil, RoleOnOff,
+	RoleLateJunk, RoleEquivocator, RoleVoider}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
@@ -84,17 +111,60 @@ func ParseRole(s string) (Role, error) {
 	return "", fmt.Errorf("unknown role %q (known: %s)", s, strings.Join(names, ", "))
 }
 
-// provesLazily reports whether, for a challenge of epoch e, this node's
-// role computes only part of the rows.
-func (n *Node) provesLazily(e uint64) bool {
+// proverFor returns the prover of n's role: the honest one, or an
+// adversary's. Adversaries that only change the arithmetic (lazy, replay,
+// relay, on-off, colluders, sybils) keep the honest delivery with their
+// own compute; the others are provers of their own. Every adversary stops
+// at its deadline: on a devnet every node shares the machine, and work an
+// adversary does past its deadline only slows honest neighbours.
+func proverFor(n *Node) proverRole {
+	h := newHonestProver(n)
 	switch n.role {
+	case RoleHonest, "", RoleLazyVerifier, RoleForgedNVML, RoleSlow:
+		if n.role.Adversary() {
+			return cappedProver{h}
+		}
+		return h
 	case RoleLazy, RoleColluder, RoleSybil:
-		return true
+		h.compute = n.lazyProve
 	case RoleOnOff:
-		return n.startEpoch != nil && e >= *n.startEpoch+OnOffHonestEpochs
+		honest := h.compute
+		h.compute = func(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
+			if n.startEpoch != nil && ch.GetEpoch() >= *n.startEpoch+OnOffHonestEpochs {
+				return n.lazyProve(ctx, ch, chCID)
+			}
+			return honest(ctx, ch, chCID)
+		}
+	case RoleRelay:
+		h.compute = n.relayProve
+	case RoleReplay:
+		h.compute = n.replayProve
+	case RoleLateJunk:
+		return &lateJunkProver{honestProver: h}
+	case RoleEquivocator:
+		return &equivocatorProver{honestProver: h}
+	case RoleVoider:
+		return voiderProver{n: n}
 	}
-	return false
+	return cappedProver{h}
 }
+
+// claimFactor is how many times the device it has a role claims: more
+// than 1 for the adversaries that over-claim (RoleSlow, RoleLateJunk).
+func claimFactor(r Role) float64 {
+	switch r {
+	case RoleSlow:
+		return SlowClaimFactor
+	case RoleLateJunk:
+		return LateJunkClaimFactor
+	}
+	return 1
+}
+
+// cappedProver (adversary) is a prover that stops at the deadline.
+type cappedProver struct{ proverRole }
+
+func (p cappedProver) limit(d time.Duration) time.Duration { return d }
 
 // cliqueVerdict (adversary) is what a colluder or sybil attests without
 // checking: PASS for a member of its clique, WRONG_ANSWER for anyone else
@@ -245,4 +315,245 @@ func (n *Node) replayProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid)
 		n.replay[ch.GetWorkload()] = old
 	}
 	return challenge.Commit(chCID, n.id, old.leaves, old.value)
+}
+
+// lateJunkProver (adversary, RoleLateJunk) claims more than it has and
+// hides its lateness behind junk. A first try goes unanswered; its retry
+// (same challenger, same verifiers) is proved on the real backend, late,
+// and just before that answer the prover posts a signed junk commitment
+// (a random root over no work) to the missed challenge. Before busyOverlap
+// asked for a verified answer, the verifiers counted the time up to that
+// junk commitment as the prover "still busy" with the earlier challenge
+// and timed the retry at near zero; the retry passed, and a passing retry
+// forgives the miss.
+type lateJunkProver struct{ *honestProver }
+
+func (p *lateJunkProver) limit(d time.Duration) time.Duration { return 4 * d }
+
+func (p *lateJunkProver) commit(ctx context.Context, job proveJob) (*challenge.Committed, error) {
+	n := p.n
+	missed, err := cid.Cast(job.ch.GetRetryOf())
+	if err != nil {
+		return nil, nil // a first try: wait for its retry
+	}
+	committed, err := p.compute(ctx, job.ch, job.cid)
+	if err != nil {
+		return nil, err
+	}
+	junk := &pb.Commitment{ChallengeCid: missed.Bytes(), Prover: []byte(n.id), MerkleRoot: make([]byte, 32), Leaves: uint32(max(len(committedLeaves(job.ch)), 1))}
+	_, _ = rand.Read(junk.MerkleRoot)
+	if _, err := challenge.SignCommitment(n.key, junk); err != nil {
+		return nil, err
+	}
+	n.publishTo(p2p.TopicCommitments, junk, deadlineOf(job.ch), job.judges...)
+	time.Sleep(20 * time.Millisecond) // the junk first, then the answer
+	if err := committed.Sign(n.key); err != nil {
+		return nil, err
+	}
+	n.publishTo(p2p.TopicCommitments, committed.Commitment, deadlineOf(job.ch), job.judges...)
+	return committed, nil
+}
+
+// committedLeaves returns a slice as long as ch's leaf count (rows of C,
+// or VRAM lanes), for junk commitments of the right size.
+func committedLeaves(ch *pb.Challenge) []struct{} {
+	if ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
+		return make([]struct{}, ch.GetVramLanes())
+	}
+	return make([]struct{}, ch.GetN())
+}
+
+// voiderProver (adversary, RoleVoider) does no work: it signs a junk
+// commitment (a random root) and hands it to the verifiers alone — not to
+// the challenger, not to gossip — and never opens. Before verifiers handed
+// commitments on to the challenger, the challenger never revealed its
+// secret, and the verifiers voided the challenge as the challenger's fault:
+// the voider was never judged.
+type voiderProver struct{ n *Node }
+
+func (p voiderProver) limit(d time.Duration) time.Duration { return d }
+
+func (p voiderProver) commit(ctx context.Context, job proveJob) (*challenge.Committed, error) {
+	n := p.n
+	junk := &pb.Commitment{ChallengeCid: job.cid.Bytes(), Prover: []byte(n.id), MerkleRoot: make([]byte, 32), Leaves: uint32(max(len(committedLeaves(job.ch)), 1))}
+	_, _ = rand.Read(junk.MerkleRoot)
+	if _, err := challenge.SignCommitment(n.key, junk); err != nil {
+		return nil, err
+	}
+	b, err := challenge.Marshal(junk)
+	if err != nil {
+		return nil, err
+	}
+	challenger := peer.ID(job.ch.GetChallenger())
+	for _, j := range job.judges {
+		if j != challenger && j != n.id {
+			go n.sendDirect(p2p.TopicCommitments, b, j, deadlineOf(job.ch))
+		}
+	}
+	return nil, nil
+}
+
+func (voiderProver) open(*tracked, *challenge.Committed) {}
+
+// equivocatorProver (adversary, RoleEquivocator) computes
+// EquivocatorFraction of the rows of a product (noise for the rest),
+// hands that commitment to the challenger alone and, once the secret is
+// revealed, grinds: it changes one made-up row until the rows sampled
+// from the new root, the nonce and the secret are all computed ones, then
+// publishes that second root to the verifiers and opens it. Before the
+// reveal named the commitment it opens, verifiers never saw the first
+// root and passed the second. VRAM challenges it proves honestly.
+type equivocatorProver struct {
+	*honestProver
+	mu      sync.Mutex
+	pending map[string]*equivocation
+}
+
+// equivocation is what the equivocator keeps between its two roots.
+type equivocation struct {
+	leaves [][32]byte
+	rows   [][]byte // encoded rows of C
+	honest int      // rows [0, honest) are computed
+}
+
+// maxGrind bounds the equivocator's tries at one secret: the expected
+// number is EquivocatorFraction^-openings (about 30 at 66 openings).
+const maxGrind = 5000
+
+func (p *equivocatorProver) limit(d time.Duration) time.Duration { return d }
+
+func (p *equivocatorProver) commit(ctx context.Context, job proveJob) (*challenge.Committed, error) {
+	n, ch := p.n, job.ch
+	if ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
+		return p.honestProver.commit(ctx, job)
+	}
+	shape, seed := challenge.ShapeOf(ch), challenge.Seed(ch)
+	honest := int(float64(shape.N) * EquivocatorFraction)
+	idx := make([]int, honest)
+	for i := range idx {
+		idx[i] = i
+	}
+	e := &equivocation{leaves: make([][32]byte, shape.N), rows: make([][]byte, shape.N), honest: honest}
+	noise := make([]int8, shape.M)
+	if ch.GetWorkload() == pb.Workload_WORKLOAD_GEMM_BF16 {
+		part, err := n.cpu.RowsBF16(ctx, seed, shape, idx)
+		if err != nil {
+			return nil, err
+		}
+		for i := range shape.N {
+			row := make([]float32, shape.M)
+			if i < honest {
+				copy(row, part.Row(i))
+			} else {
+				gpu.FillInt8Row(noise, seed, 7, i)
+				for j, v := range noise {
+					row[j] = float32(v) / 8
+				}
+			}
+			e.rows[i], e.leaves[i] = gpu.EncodeFloat32Row(row), gpu.LeafHashFloat32(row)
+		}
+	} else {
+		part, err := n.cpu.RowsInt8(ctx, seed, shape, idx)
+		if err != nil {
+			return nil, err
+		}
+		for i := range shape.N {
+			row := make([]int32, shape.M)
+			if i < honest {
+				copy(row, part.Row(i))
+			} else {
+				gpu.FillInt8Row(noise, seed, 7, i)
+				for j, v := range noise {
+					row[j] = int32(v) * 1000
+				}
+			}
+			e.rows[i], e.leaves[i] = gpu.EncodeInt32Row(row), gpu.LeafHash(row)
+		}
+	}
+	first, err := challenge.Commit(job.cid, n.id, e.leaves, func(i int) []byte { return e.rows[i] })
+	if err != nil {
+		return nil, err
+	}
+	if err := first.Sign(n.key); err != nil {
+		return nil, err
+	}
+	b, err := challenge.Marshal(first.Commitment)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	if p.pending == nil {
+		p.pending = map[string]*equivocation{}
+	}
+	p.pending[job.cid.KeyString()] = e
+	p.mu.Unlock()
+	n.sendDirect(p2p.TopicCommitments, b, peer.ID(ch.GetChallenger()), deadlineOf(ch))
+	return first, nil
+}
+
+func (p *equivocatorProver) open(t *tracked, first *challenge.Committed) {
+	p.mu.Lock()
+	e := p.pending[t.cid.KeyString()]
+	delete(p.pending, t.cid.KeyString())
+	p.mu.Unlock()
+	if e == nil {
+		p.honestProver.open(t, first)
+		return
+	}
+	n, ch, secret := p.n, t.ch, t.secret
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		second := p.grind(ch, t.cid, secret, e)
+		if second == nil {
+			p.honestProver.open(t, first) // no luck: open the first root
+			return
+		}
+		if err := second.Sign(n.key); err != nil {
+			return
+		}
+		n.publishTo(p2p.TopicCommitments, second.Commitment, deadlineOf(ch), t.verifiers...)
+		op, err := second.Open(ch, secret)
+		if err != nil {
+			return
+		}
+		n.publishTo(p2p.TopicOpenings, op, deadlineOf(ch), t.verifiers...)
+	}()
+}
+
+// grind returns a commitment whose sampled rows are all computed ones,
+// changing the last made-up row, or nil after maxGrind tries.
+func (p *equivocatorProver) grind(ch *pb.Challenge, chCID cid.Cid, secret []byte, e *equivocation) *challenge.Committed {
+	n := len(e.leaves)
+	if e.honest >= n {
+		return nil
+	}
+	openings := min(int(ch.GetOpenings()), n)
+	last := n - 1
+	row := append([]byte(nil), e.rows[last]...)
+	for try := range maxGrind {
+		row[0] ^= byte(try + 1) // another made-up value
+		row[1] ^= byte((try + 1) >> 8)
+		leaves := append([][32]byte(nil), e.leaves...)
+		leaves[last] = merkle.LeafHash(row)
+		tree, err := merkle.New(leaves)
+		if err != nil {
+			return nil
+		}
+		idx, err := challenge.SampleRows(tree.Root(), ch.GetNonce(), secret, n, openings)
+		if err != nil {
+			return nil
+		}
+		if slices.ContainsFunc(idx, func(i int) bool { return i >= e.honest }) {
+			continue
+		}
+		rows := append([][]byte(nil), e.rows...)
+		rows[last] = append([]byte(nil), row...)
+		c, err := challenge.Commit(chCID, p.n.id, leaves, func(i int) []byte { return rows[i] })
+		if err != nil {
+			return nil
+		}
+		return c
+	}
+	return nil
 }

@@ -291,7 +291,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 		c.Device.Model = "devnet CPU"
 		c.Device.VRAMBytes = vram
-		if f := cfg.ClaimFraction; f > 0 && f < 1 && role != RoleSlow {
+		if f := cfg.ClaimFraction; f > 0 && f < 1 && claimFactor(role) == 1 {
 			c.Device.Int8TOPS, c.Device.BF16TFLOPS, c.Device.HashGHps = f*measured.Int8TOPS, f*measured.BF16TFLOPS, f*measured.HashGHps
 			c.Device.VRAMBytes = uint64(f * float64(vram))
 		}

@@ -213,32 +213,73 @@ func waveGrid(w, epoch time.Duration) time.Duration {
 }
 
 // TestBusyOverlap: the part of a challenge's latency its target spent
-// proving an earlier challenge of its own is discounted; challenges of
-// other targets (a device shared by two identities), later ones and
-// unanswered ones are not.
+// proving an earlier challenge of its own is discounted only when that
+// earlier answer came in time and was verified correct, and by no more
+// than its anticipated duration at the claimed rate; challenges of other
+// targets (a device shared by two identities), later ones, unanswered
+// ones, and a junk commitment posted just before the late answer (the
+// late-junk move) excuse nothing.
 func TestBusyOverlap(t *testing.T) {
+	n, err := New(t.TempDir(), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.id = randomID(t)
 	a, b := randomID(t), randomID(t)
+	claim := &pb.DeviceClaim{PeerId: []byte(a), Model: "cpu", Int8Tops: 0.002, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20}
+	n.peers[a] = &peerEntry{claim: claim}
+	plan, err := n.planner.Plan(claim, pb.Workload_WORKLOAD_GEMM_INT8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := &pb.Challenge{}
+	plan.Apply(ch)
+	deadline := deadlineOf(ch)
 	t0 := time.Unix(1_000_000, 0)
-	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	com := &pb.Commitment{}
-	x := &tracked{target: a, receivedAt: at(200), com: com, comAt: at(2100)}
-	n := &Node{tracked: map[string]*tracked{"x": x}}
+	late := deadline + 2*plan.Anticipated // x's commitment, after its receipt at 0
+	x := &tracked{target: a, ch: ch, receivedAt: at(0), com: com, comAt: at(late)}
+	n.tracked = map[string]*tracked{"x": x}
 	if got := n.busyOverlap(x); got != 0 {
 		t.Fatalf("alone: overlap %v", got)
 	}
-	n.tracked["other-target"] = &tracked{target: b, receivedAt: at(0), com: com, comAt: at(3000)}
-	n.tracked["later"] = &tracked{target: a, receivedAt: at(300), com: com, comAt: at(1500)}
-	n.tracked["unanswered"] = &tracked{target: a, receivedAt: at(100)}
+	passed := func(u *tracked) *tracked { u.truth, u.truthKnown = pb.Verdict_VERDICT_PASS, true; return u }
+	n.tracked["other-target"] = passed(&tracked{target: b, ch: ch, receivedAt: at(-time.Second), com: com, comAt: at(late / 2)})
+	n.tracked["later"] = passed(&tracked{target: a, ch: ch, receivedAt: at(time.Millisecond), com: com, comAt: at(late / 2)})
+	n.tracked["unanswered"] = &tracked{target: a, ch: ch, receivedAt: at(-time.Millisecond)}
+	// The late-junk move: a junk commitment to an earlier challenge, posted
+	// just before the late answer, never verified.
+	n.tracked["junk"] = &tracked{target: a, ch: ch, receivedAt: at(-deadline), com: com, comAt: at(late - time.Millisecond)}
 	if got := n.busyOverlap(x); got != 0 {
-		t.Fatalf("other target, later or unanswered challenges: overlap %v", got)
+		t.Fatalf("other target, later, unanswered or unverified junk: overlap %v", got)
 	}
-	n.tracked["earlier"] = &tracked{target: a, receivedAt: at(0), com: com, comAt: at(1000)}
-	if got := n.busyOverlap(x); got != 800*time.Millisecond {
-		t.Fatalf("earlier challenge answered at 1 s: overlap %v, want 800ms", got)
+	// Verified wrong, or right but late: no excuse either.
+	wrong := &tracked{target: a, ch: ch, receivedAt: at(-time.Millisecond), com: com, comAt: at(plan.Anticipated / 2)}
+	wrong.truth, wrong.truthKnown = pb.Verdict_VERDICT_WRONG_ANSWER, true
+	n.tracked["wrong"] = wrong
+	n.tracked["passed-late"] = passed(&tracked{target: a, ch: ch, receivedAt: at(-2 * deadline), com: com, comAt: at(plan.Anticipated / 2)})
+	if got := n.busyOverlap(x); got != 0 {
+		t.Fatalf("wrong or late earlier answers: overlap %v", got)
 	}
-	n.tracked["long"] = &tracked{target: a, receivedAt: at(50), com: com, comAt: at(5000)}
-	if got := n.busyOverlap(x); got != 1900*time.Millisecond {
-		t.Fatalf("overlap %v beyond the challenge's own latency (1.9 s)", got)
+	// A verified, timely earlier answer excuses the wait up to it...
+	n.tracked["earlier"] = passed(&tracked{target: a, ch: ch, receivedAt: at(-time.Millisecond), com: com, comAt: at(plan.Anticipated / 2)})
+	if got := n.busyOverlap(x); got != plan.Anticipated/2 {
+		t.Fatalf("earlier challenge verified and answered at T/2: overlap %v, want %v", got, plan.Anticipated/2)
+	}
+	// ... and no more than its anticipated duration, however long it took.
+	n.tracked["long"] = passed(&tracked{target: a, ch: ch, receivedAt: at(-time.Millisecond), com: com, comAt: at(deadline - 2*time.Millisecond)})
+	if got := n.busyOverlap(x); got != plan.Anticipated {
+		t.Fatalf("overlap %v beyond the earlier workload's anticipated %v", got, plan.Anticipated)
+	}
+	// Passes heard from verifiers in good standing count like this node's own.
+	delete(n.tracked, "long")
+	delete(n.tracked, "earlier")
+	heard := &tracked{target: a, ch: ch, receivedAt: at(-time.Millisecond), com: com, comAt: at(plan.Anticipated / 4),
+		atts: map[peer.ID]heardVerdict{randomID(t): {v: pb.Verdict_VERDICT_PASS}}}
+	n.tracked["heard"] = heard
+	if got := n.busyOverlap(x); got != plan.Anticipated/4 {
+		t.Fatalf("earlier challenge passed by its verifiers: overlap %v, want %v", got, plan.Anticipated/4)
 	}
 }
 

@@ -5,30 +5,31 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics are a node's Prometheus collectors. Each node has its own
 // registry, so a devnet of many nodes in one process keeps them apart.
 type metrics struct {
-	registry    *prometheus.Registry
-	messages    *prometheus.CounterVec
-	issued      prometheus.Counter
-	retries     prometheus.Counter
-	answered    *prometheus.CounterVec
-	attested    *prometheus.CounterVec
-	flagged     *prometheus.CounterVec
-	checks      *prometheus.CounterVec
-	rechecks    prometheus.Counter
-	proveTime   prometheus.Histogram
-	proveWait   prometheus.Histogram
-	verifyTime  prometheus.Histogram
-	peers       prometheus.Gauge
-	epoch       prometheus.Gauge
-	droppedJobs prometheus.Counter
-	ignored     prometheus.Counter
-	received    *prometheus.CounterVec
-	latency     prometheus.Histogram
-	attDelay    prometheus.Histogram
-	deviation   prometheus.Histogram
-	score       *prometheus.GaugeVec
-	void        prometheus.Counter
-	direct      *prometheus.CounterVec
-	withheld    prometheus.Counter
+	registry      *prometheus.Registry
+	messages      *prometheus.CounterVec
+	issued        prometheus.Counter
+	retries       prometheus.Counter
+	answered      *prometheus.CounterVec
+	attested      *prometheus.CounterVec
+	flagged       *prometheus.CounterVec
+	checks        *prometheus.CounterVec
+	rechecks      prometheus.Counter
+	proveTime     prometheus.Histogram
+	proveWait     prometheus.Histogram
+	verifyTime    prometheus.Histogram
+	peers         prometheus.Gauge
+	epoch         prometheus.Gauge
+	droppedJobs   prometheus.Counter
+	ignored       prometheus.Counter
+	received      *prometheus.CounterVec
+	latency       prometheus.Histogram
+	attDelay      prometheus.Histogram
+	deviation     prometheus.Histogram
+	score         *prometheus.GaugeVec
+	void          *prometheus.CounterVec
+	equivocations prometheus.Counter
+	direct        *prometheus.CounterVec
+	withheld      prometheus.Counter
 	// retriesSkipped counts misses not retried because this node was
 	// overloaded while it waited for the answer.
 	retriesSkipped prometheus.Counter
@@ -111,9 +112,13 @@ func newMetrics() *metrics {
 	m.score = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "poai_peer_score", Help: "Integrity score of each scored peer, in [0,1].",
 	}, []string{"peer"})
-	m.void = prometheus.NewCounter(prometheus.CounterOpts{
+	m.void = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "poai_challenges_void_total",
-		Help: "Challenges voided by their challenger's fault: a reveal late or missing, or two challenges of one target in an epoch.",
+		Help: "Challenges voided by their challenger's fault, by cause: reveal (the target committed in time and the reveal came late or never; the challenger is contradicted in this node's book) or duplicate (two challenges of one target from one challenger in an epoch).",
+	}, []string{"cause"})
+	m.equivocations = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "poai_equivocations_total",
+		Help: "Challenges whose target this node saw sign two different commitments (equivocation: judged a wrong answer).",
 	})
 	m.direct = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "poai_direct_messages_total",
@@ -135,7 +140,7 @@ func newMetrics() *metrics {
 		Name: "poai_audits_total",
 		Help: "Check-digest audits this node completed: challenges it neither verified nor re-checked whose verifiers' check digests it recomputed once the secret was revealed (a wrong or missing one counts in poai_verifier_checks_total as a contradiction).",
 	})
-	m.registry.MustRegister(m.withheld, m.retriesSkipped, m.followUps, m.audits, m.direct, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.flagged, m.checks, m.rechecks)
+	m.registry.MustRegister(m.withheld, m.retriesSkipped, m.followUps, m.audits, m.direct, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.equivocations, m.flagged, m.checks, m.rechecks)
 	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.retries, m.answered, m.attested, m.proveTime, m.proveWait, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

@@ -187,6 +187,9 @@ type Node struct {
 	announcedTo map[peer.ID]bool     // peers connected when the claim was last announced
 	orphans     map[string]*orphan
 
+	// proving answers the challenges addressed to this node (honestProver,
+	// or an adversary's role).
+	proving proverRole
 	// Owned by the prover goroutine.
 	replay map[pb.Workload]replayAnswer
 
@@ -300,6 +303,12 @@ type tracked struct {
 	// awaitingClaim: no answer came; the verdict waits for the next
 	// epoch's claims to tell a silent target from one that did not answer.
 	awaitingClaim bool
+	// revealedCom is the commitment the challenger's reveal names (the one
+	// it received first); openings count only against it.
+	revealedCom cid.Cid
+	// equivocation holds a second signed commitment of the target, other
+	// than com: proof that it committed to two roots (acceptCommitment).
+	equivocation *pb.Commitment
 }
 
 // answeredInTime reports whether the target's commitment reached this
@@ -377,6 +386,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 		n.workloads = append(n.workloads, wl)
 	}
 	n.validator = challenge.NewValidator(challenge.DefaultLimits(), n.clock, 1<<16)
+	n.proving = proverFor(n)
 	return n, nil
 }
 
@@ -605,11 +615,11 @@ func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
 		d.HashGHps = 13.3 // what an H200 measured; a CPU does 10^-3 of it
 		vram = spec.VRAMBytes
 	}
-	if n.role == RoleSlow { // ADVERSARY: claims a faster, bigger device than it has
-		d.Int8TOPS *= SlowClaimFactor
-		d.BF16TFLOPS *= SlowClaimFactor
-		d.HashGHps *= SlowClaimFactor
-		vram *= SlowClaimFactor
+	if f := claimFactor(n.role); f > 1 { // ADVERSARY: claims a faster, bigger device than it has
+		d.Int8TOPS *= f
+		d.BF16TFLOPS *= f
+		d.HashGHps *= f
+		vram *= uint64(f)
 	}
 	claim := &pb.DeviceClaim{
 		PeerId: []byte(n.id), Model: cmp.Or(d.Model, info.Model), Count: uint32(max(info.Devices, 1)),
@@ -1149,7 +1159,7 @@ func (n *Node) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Ti
 		// can be judged fairly. Void the one being followed.
 		if t, ok := n.tracked[prev.key]; ok && !t.attested {
 			t.attested = true
-			n.metrics.void.Inc()
+			n.metrics.void.WithLabelValues("duplicate").Inc()
 			n.log.Info("challenge void: its challenger sent two in one epoch", "challenger", shortID(from), "target", shortID(target))
 		}
 		return errors.New("sender already challenged the target this epoch")
@@ -1281,19 +1291,74 @@ func (n *Node) orphan(key string, at time.Time) *orphan {
 	return o
 }
 
+// acceptCommitment takes a signed commitment of t's target (the validator
+// checked the signature), delivered by from: the target itself, or a peer
+// forwarding it. The first one counts, timed on this node's clock; a second,
+// different one is equivocation (onEquivocation). A verifier hands the first
+// to the challenger directly, so a target that leaves the challenger out
+// cannot keep the secret unrevealed and the challenge void.
 func (n *Node) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment, comCID cid.Cid, at time.Time) {
-	if from != t.target || t.com != nil {
-		return // only the target's first commitment counts
+	if peer.ID(com.GetProver()) != t.target {
+		return // only the target's commitments count
+	}
+	if t.com != nil {
+		if !t.comCID.Equals(comCID) && t.equivocation == nil {
+			t.equivocation = com
+			n.onEquivocation(t, com)
+		}
+		return
 	}
 	t.com, t.comCID, t.comAt = com, comCID, at
 	if own, ok := n.secrets[t.cid.KeyString()]; ok && t.challenger == n.id {
-		// The target has committed: reveal the opening secret.
+		// The target has committed: reveal the opening secret, naming the
+		// commitment it opens.
 		delete(n.secrets, t.cid.KeyString())
+		b, err := challenge.Marshal(com)
+		if err != nil {
+			n.log.Error("encode commitment", "err", err)
+			return
+		}
+		t.revealedCom = comCID
 		// The target gets it directly too, as it got the challenge.
-		n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Challenger: []byte(n.id), Secret: own.secret},
-			time.Duration(t.ch.GetDeadlineMs())*time.Millisecond, t.target)
+		n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Challenger: []byte(n.id), Secret: own.secret, Commitment: b},
+			deadlineOf(t.ch), t.target)
+	} else if t.verifier && from != t.challenger && t.challenger != n.id {
+		n.forwardCommitment(com, t.challenger)
 	}
 	n.tryVerify(t)
+}
+
+// forwardCommitment hands a commitment to peer to directly. The challenger
+// usually has it already (from the target, who sends it there too), and
+// then refuses the copy as a replay.
+func (n *Node) forwardCommitment(com *pb.Commitment, to peer.ID) {
+	b, err := challenge.Marshal(com)
+	if err != nil {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.sendDirect(p2p.TopicCommitments, b, to, 5*time.Second)
+	}()
+}
+
+// onEquivocation handles a target's second signed commitment to one
+// challenge, other than t.com: both carry the target's signature, so
+// together they prove it committed to two roots — the move that lets a
+// prover show the challenger one root and, once the secret is out, grind
+// another for the verifiers. A verifier attests WRONG_ANSWER, whatever
+// either opening shows; every node publishes the second commitment, so
+// that every peer following the challenge (the reveal carries the first)
+// sees both. The gossip copy is refused locally when it was gossiped
+// already.
+func (n *Node) onEquivocation(t *tracked, second *pb.Commitment) {
+	n.metrics.equivocations.Inc()
+	n.log.Info("equivocation: the target signed two commitments to one challenge", "target", shortID(t.target), "challenge", t.cid)
+	if t.verifier && !t.attested {
+		n.attest(t, pb.Verdict_VERDICT_WRONG_ANSWER, max(t.comAt.Sub(t.receivedAt), 0), 1, 0, "equivocation: two signed commitments to one challenge")
+	}
+	n.publishTo(p2p.TopicCommitments, second, 0)
 }
 
 func (n *Node) acceptOpening(t *tracked, from peer.ID, op *pb.Opening) {
@@ -1314,7 +1379,7 @@ func (n *Node) tryVerify(t *tracked) {
 		n.attest(t, v, max(t.comAt.Sub(t.receivedAt), 0), 0, 1, "unchecked")
 		return
 	}
-	if !t.verifier || t.attested || t.verifying || t.com == nil || t.op == nil || t.secret == nil {
+	if !t.verifier || t.attested || t.verifying || t.com == nil || t.op == nil || t.secret == nil || !t.comCID.Equals(t.revealedCom) {
 		return
 	}
 	t.verifying = true
@@ -1403,26 +1468,74 @@ func (n *Node) verified(t *tracked, res challenge.Result, err error) {
 	n.learnTruth(t, res.Verdict)
 }
 
-// busyOverlap returns how long, after t's challenge reached this node, its
-// target was still proving earlier challenges on this node's clock: the
-// part of t's latency spent behind them, up to each one's commitment. A
-// prover answers one challenge at a time, so when two challengers pick
-// the same target at once (views of the live peers that differ, a retry
-// meeting a fresh challenge, a wave), the second answer waits for the
-// first; that wait is not the device's slowness and is not held against
-// it. Only challenges of the same target count, so a device shared by two
-// identities gains nothing: their challenges name different targets.
+// busyOverlap returns how much of t's latency, on this node's clock, its
+// target spent finishing an earlier challenge of its own: a prover answers
+// one challenge at a time, so when two challengers pick the same target at
+// once (views of the live peers that differ, a retry meeting a fresh
+// challenge) the second answer waits for the first, and that wait is not
+// the device's slowness. Only an earlier challenge u that arrived here
+// before t, whose commitment came before t's, in time, and was verified
+// correct (excuses) may excuse waiting, and by no more than u's
+// anticipated duration at the target's claimed rate: an unverified or
+// wrong commitment, however cheap, excuses nothing (a prover posting junk
+// to one challenge would otherwise have the next, or the retry it was
+// late on, timed at near zero). Only challenges of the same target count,
+// so a device shared by two identities gains nothing.
 func (n *Node) busyOverlap(t *tracked) time.Duration {
-	var until time.Time
+	var excused time.Duration
 	for _, u := range n.tracked {
-		if u == t || u.target != t.target || u.com == nil || !u.receivedAt.Before(t.receivedAt) {
+		if u == t || u.target != t.target || u.com == nil || !u.receivedAt.Before(t.receivedAt) || !u.comAt.Before(t.comAt) {
 			continue
 		}
-		if u.comAt.After(until) {
-			until = u.comAt
+		if !n.excuses(u) {
+			continue
 		}
+		wait := min(u.comAt.Sub(t.receivedAt), n.anticipated(u))
+		excused = max(excused, wait)
 	}
-	return min(max(until.Sub(t.receivedAt), 0), max(t.comAt.Sub(t.receivedAt), 0))
+	return min(max(excused, 0), max(t.comAt.Sub(t.receivedAt), 0))
+}
+
+// excuses reports whether u's answer came in time and was verified
+// correct: by this node (its verification or re-check), or else by the
+// verifiers in good standing (application score ≥ 0) heard so far, at
+// least one of them and none saying otherwise.
+func (n *Node) excuses(u *tracked) bool {
+	if !u.answeredInTime() || u.equivocation != nil {
+		return false
+	}
+	if u.truthKnown {
+		return u.truth == pb.Verdict_VERDICT_PASS
+	}
+	passes := 0
+	for id, h := range u.atts {
+		if n.appScore(id) < 0 {
+			continue
+		}
+		if h.v != pb.Verdict_VERDICT_PASS {
+			return false
+		}
+		passes++
+	}
+	return passes > 0
+}
+
+// anticipated returns how long t's workload takes at its target's claimed
+// rate (challenge.Plan.Anticipated), 0 when it cannot be planned.
+func (n *Node) anticipated(t *tracked) time.Duration {
+	claim := n.claim
+	if t.target != n.id {
+		p, ok := n.peers[t.target]
+		if !ok {
+			return 0
+		}
+		claim = p.claim
+	}
+	pl, err := n.planner.Plan(claim, t.ch.GetWorkload())
+	if err != nil {
+		return 0
+	}
+	return pl.Anticipated
 }
 
 // heardFrom reports whether target showed this node it was there after
@@ -1445,12 +1558,18 @@ func (n *Node) finalize(t *tracked) {
 	if t.attested || t.verifying {
 		return // attested, or the answer came and is being checked
 	}
-	if t.com != nil && t.op == nil && (t.secret == nil || time.Since(t.revealAt) < openGrace) {
-		// The target committed but the challenger revealed its secret
-		// late or never, so the target could not open: not its fault.
+	if t.com != nil && t.op == nil && t.answeredInTime() && (t.secret == nil || time.Since(t.revealAt) < openGrace) {
+		// The target committed in time (this node handed the commitment to
+		// the challenger too) but the challenger revealed its secret late
+		// or never, so the target could not open: the challenger's fault,
+		// and it is contradicted here as a judge who failed its duty. A
+		// commitment after the deadline voids nothing: the target is late.
 		n.log.Info("challenge void: the challenger did not reveal in time", "challenge", t.cid, "challenger", shortID(t.challenger))
-		n.metrics.void.Inc()
+		n.metrics.void.WithLabelValues("reveal").Inc()
 		t.attested = true
+		if t.challenger != n.id {
+			n.recordCheck(t, t.challenger, false)
+		}
 		return
 	}
 	latency := time.Since(t.receivedAt)
@@ -1579,33 +1698,12 @@ func (n *Node) prover() {
 }
 
 func (n *Node) answer(job proveJob) {
-	deadline := time.Duration(job.ch.GetDeadlineMs()) * time.Millisecond
-	// An answer 1.5x the deadline late earns nothing (see
-	// scoring.Attestation.Quality): stop there rather than burn the device.
-	limit := deadline * 3 / 2
-	if n.role.Adversary() {
-		// ADVERSARY: on a devnet every node shares the machine; work an
-		// adversary does past its deadline only slows honest neighbours.
-		limit = deadline
-	}
-	ctx, cancel := context.WithTimeout(n.ctx, limit)
+	deadline := deadlineOf(job.ch)
+	ctx, cancel := context.WithTimeout(n.ctx, n.proving.limit(deadline))
 	defer cancel()
 	start := time.Now()
 	n.metrics.proveWait.Observe(start.Sub(job.at).Seconds())
-	var (
-		committed *challenge.Committed
-		err       error
-	)
-	switch {
-	case n.provesLazily(job.ch.GetEpoch()):
-		committed, err = n.lazyProve(ctx, job.ch, job.cid)
-	case n.role == RoleRelay:
-		committed, err = n.relayProve(ctx, job.ch, job.cid)
-	case n.role == RoleReplay:
-		committed, err = n.replayProve(ctx, job.ch, job.cid)
-	default:
-		committed, err = challenge.Run(ctx, n.backend, job.ch, job.cid, n.id)
-	}
+	committed, err := n.proving.commit(ctx, job)
 	n.metrics.proveTime.Observe(time.Since(start).Seconds())
 	if err != nil {
 		n.metrics.answered.WithLabelValues("failed").Inc()
@@ -1615,18 +1713,12 @@ func (n *Node) answer(job proveJob) {
 		}
 		return
 	}
-	if n.backend.Info().Backend == "cuda" {
-		// Record the device's clocks and temperature with the result.
-		if sm, smMax, temp, err := nvml.State(n.nvmlIndex); n.nvmlIndex >= 0 && err == nil {
-			if err := committed.Stamp(sm, smMax, temp); err != nil {
-				n.log.Warn("stamp commitment", "err", err)
-			}
-		}
+	if committed == nil {
+		return // the role answers nothing (an adversary)
 	}
 	n.metrics.answered.WithLabelValues("answered").Inc()
 	n.bump(func(s *Stats) { s.Answered++ })
 	n.log.Debug("challenge answered", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "deadline", deadline)
-	n.publishTo(p2p.TopicCommitments, committed.Commitment, deadline, job.judges...)
 	// The opening waits for the challenger's secret (onReveal).
 	n.post(func() {
 		if t, ok := n.tracked[job.cid.KeyString()]; ok {
@@ -1643,23 +1735,15 @@ func (n *Node) open(t *tracked) {
 		return
 	}
 	t.opened = true
-	committed, ch, secret := t.committed, t.ch, t.secret
-	judges := append(slices.Clone(t.verifiers), t.challenger)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		op, err := committed.Open(ch, secret)
-		if err != nil {
-			n.log.Error("open", "challenge", t.cid, "err", err)
-			return
-		}
-		n.publishTo(p2p.TopicOpenings, op, time.Duration(ch.GetDeadlineMs())*time.Millisecond, judges...)
-	}()
+	n.proving.open(t, t.committed)
 }
 
 // onReveal takes a challenger's secret: this node opens its own proof
-// with it, or verifies the target's opening.
-func (n *Node) onReveal(from peer.ID, d decoded, _ time.Time) {
+// with it, or verifies the target's opening. The reveal names the
+// commitment it opens (the challenger's first from the target); a node that
+// had none takes it, timed from now, and one that had another has found
+// equivocation.
+func (n *Node) onReveal(from peer.ID, d decoded, at time.Time) {
 	r := d.msg.(*pb.Reveal)
 	t, ok := n.tracked[string(r.GetChallengeCid())]
 	if !ok || from != t.challenger || t.secret != nil {
@@ -1669,7 +1753,15 @@ func (n *Node) onReveal(from peer.ID, d decoded, _ time.Time) {
 		n.log.Info("reveal does not match its challenge", "challenger", shortID(from), "challenge", t.cid)
 		return
 	}
-	t.secret, t.revealAt = r.GetSecret(), time.Now()
+	rc, err := challenge.RevealedCommitment(r)
+	if err != nil || peer.ID(rc.Commitment.GetProver()) != t.target {
+		n.log.Info("reveal names no commitment of its target", "challenger", shortID(from), "challenge", t.cid)
+		return
+	}
+	t.secret, t.revealAt, t.revealedCom = r.GetSecret(), at, rc.CID
+	if t.target != n.id {
+		n.acceptCommitment(t, from, rc.Commitment, rc.CID, at)
+	}
 	if t.target == n.id {
 		n.open(t)
 	}

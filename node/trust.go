@@ -348,7 +348,7 @@ type heardVerdict struct {
 // tryRecheck re-verifies t off the loop once its commitment, opening and
 // secret are all here.
 func (n *Node) tryRecheck(t *tracked) {
-	if !t.recheckWanted || t.rechecking || t.truthKnown || t.com == nil || t.op == nil || t.secret == nil {
+	if !t.recheckWanted || t.rechecking || t.truthKnown || t.com == nil || t.op == nil || t.secret == nil || !t.comCID.Equals(t.revealedCom) {
 		return
 	}
 	t.rechecking = true
