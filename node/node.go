@@ -1348,17 +1348,49 @@ func (n *Node) forwardCommitment(com *pb.Commitment, to peer.ID) {
 // together they prove it committed to two roots — the move that lets a
 // prover show the challenger one root and, once the secret is out, grind
 // another for the verifiers. A verifier attests WRONG_ANSWER, whatever
-// either opening shows; every node publishes the second commitment, so
-// that every peer following the challenge (the reveal carries the first)
-// sees both. The gossip copy is refused locally when it was gossiped
-// already.
+// either opening shows (judgeEquivocation); a verifier also publishes the
+// second commitment, so that every peer following the challenge (the
+// reveal carries the first) sees both. Where it was gossiped already, the
+// local validator refuses the copy as a replay, and nothing is sent.
 func (n *Node) onEquivocation(t *tracked, second *pb.Commitment) {
 	n.metrics.equivocations.Inc()
 	n.log.Info("equivocation: the target signed two commitments to one challenge", "target", shortID(t.target), "challenge", t.cid)
-	if t.verifier && !t.attested {
-		n.attest(t, pb.Verdict_VERDICT_WRONG_ANSWER, max(t.comAt.Sub(t.receivedAt), 0), 1, 0, "equivocation: two signed commitments to one challenge")
+	if !t.verifier {
+		return
 	}
-	n.publishTo(p2p.TopicCommitments, second, 0)
+	n.judgeEquivocation(t)
+	if b, err := challenge.Marshal(second); err == nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			_ = n.host.Publish(n.ctx, n.topic(p2p.TopicCommitments), b) // a replay when gossiped already
+		}()
+	}
+}
+
+// judgeEquivocation attests WRONG_ANSWER for t, whose target equivocated,
+// once the secret is out: like every correctness verdict, it carries this
+// node's check digest (challenge.CheckDigests), computed off the loop.
+func (n *Node) judgeEquivocation(t *tracked) {
+	if t.equivocation == nil || !t.verifier || t.attested || t.verifying || t.secret == nil {
+		return
+	}
+	t.verifying = true
+	ch, chCID, secret := t.ch, t.cid, t.secret
+	digestOf := append(n.possibleVerifiers(t), n.id)
+	n.offLoop(func(ctx context.Context) {
+		digests, err := challenge.CheckDigests(ctx, n.cpu, ch, chCID, secret, digestOf)
+		n.post(func() {
+			t.verifying = false
+			if err == nil && t.digests == nil {
+				t.digests = digests
+			}
+			if !t.attested {
+				n.attest(t, pb.Verdict_VERDICT_WRONG_ANSWER, max(t.comAt.Sub(t.receivedAt), 0), 1, 0, "equivocation: two signed commitments to one challenge")
+				n.learnTruth(t, pb.Verdict_VERDICT_WRONG_ANSWER)
+			}
+		})
+	})
 }
 
 func (n *Node) acceptOpening(t *tracked, from peer.ID, op *pb.Opening) {
@@ -1374,6 +1406,10 @@ func (n *Node) acceptOpening(t *tracked, from peer.ID, op *pb.Opening) {
 // tryVerify verifies and attests once both the commitment and the opening
 // of a challenge this node verifies have arrived.
 func (n *Node) tryVerify(t *tracked) {
+	if t.equivocation != nil {
+		n.judgeEquivocation(t)
+		return
+	}
 	if v, ok := n.cliqueVerdict(t.target); ok && t.verifier && !t.attested && t.com != nil {
 		// ADVERSARY: attests on the commitment alone, checking nothing.
 		n.attest(t, v, max(t.comAt.Sub(t.receivedAt), 0), 0, 1, "unchecked")
@@ -1457,6 +1493,11 @@ func (n *Node) verified(t *tracked, res challenge.Result, err error) {
 	latency := max(t.comAt.Sub(t.receivedAt), 0) - n.busyOverlap(t)
 	deadline := time.Duration(t.ch.GetDeadlineMs()) * time.Millisecond
 	verdict := res.Verdict
+	if t.equivocation != nil {
+		// A second root turned up while this one was being checked.
+		res.Verdict, res.Reason = pb.Verdict_VERDICT_WRONG_ANSWER, "equivocation: two signed commitments to one challenge"
+		verdict = res.Verdict
+	}
 	if verdict == pb.Verdict_VERDICT_PASS && latency > deadline {
 		if n.withholdTiming(t, t.comAt) {
 			n.learnTruth(t, res.Verdict)
