@@ -303,7 +303,8 @@ const BF16Lambda = 32
 // the unit roundoff of float32 under round-toward-zero (tensor cores
 // truncate their fp32 accumulators: Fasi, Higham, Mikaitis and Pranesh,
 // "Numerical behavior of NVIDIA tensor cores", PeerJ Comput. Sci. 7:e330,
-// 2021). It does not depend on k for k ≤ MaxBF16K, for three reasons.
+// 2021). It does not depend on k for k ≤ MaxBF16K, for two reasons and a
+// measurement.
 //
 // The workload's products are exact in float32 and multiples of 2^-16
 // (each input a multiple of 2^-8, gpu.BF16Bits), so any float32 sum of
