@@ -109,7 +109,7 @@ type ChallengeConfig struct {
 	Workloads      []string `toml:"workloads" comment:"Workloads challenges rotate through: int8, bf16, vram."`
 	K              int      `toml:"int8_k" comment:"Inner dimension of the int8 product."`
 	M              int      `toml:"int8_m" comment:"Column dimension (row width) of the int8 product."`
-	BF16K          int      `toml:"bf16_k" comment:"Inner dimension of the bf16 product (its tolerance grows as sqrt(k))."`
+	BF16K          int      `toml:"bf16_k" comment:"Inner dimension of the bf16 product (at most 4096, where the bf16 tolerance was measured)."`
 	BF16M          int      `toml:"bf16_m" comment:"Column dimension of the bf16 product."`
 	MaxRows        int      `toml:"max_rows" comment:"Upper bound on the rows (n) of a product."`
 	VerifierShare  float64  `toml:"max_verifier_fraction" comment:"Rows are added until a verifier's multiply-adds are at most this fraction of the prover's."`
