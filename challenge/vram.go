@@ -32,9 +32,9 @@ type VRAMSizing struct {
 // DefaultVRAMSizing returns Fill 0.93, Rounds 64, ReadsPerBlock 64 and
 // LaneReads 64. Within a catalog claim's deadline (slack 1.5 plus an
 // allowance of 0.5 s over 18 s or more, Planner.VRAMMustHold) a prover
-// must hold 98.3 % of the blocks, so 91.4 % of the memory it claims (at
-// Fill 0.9 it was 88.5 %); within the slack of 2.5 of other claims, 95 %
-// of the blocks. The fill leaves an honest H200 8.6 GiB of its 139.2 GiB
+// must hold 98.2–98.4 % of the blocks, so 91.3–91.5 % of the memory it is
+// held to (at Fill 0.9 it was 88.5 %); within the slack of 2.5 of other
+// claims, 95 % of the blocks. The fill leaves an honest H200 8.6 GiB of its 139.2 GiB
 // free (NVML total 150.75 GB, its claim). A verifier pays about 4,200
 // hashes per opened lane.
 func DefaultVRAMSizing() VRAMSizing {
