@@ -272,13 +272,18 @@ func TestPlanGPUScale(t *testing.T) {
 	if pl, err := p.Plan(h200, pb.Workload_WORKLOAD_GEMM_BF16); !errors.Is(err, ErrUnplannable) {
 		t.Fatalf("H200 bf16: got %+v, %v; want ErrUnplannable", pl, err)
 	}
-	big := &pb.DeviceClaim{Model: "x", HashGhps: 100, VramBytes: 600e9}
+	big := &pb.DeviceClaim{Model: "x", HashGhps: 100, VramBytes: 300e9}
 	vp, err := p.Plan(big, pb.Workload_WORKLOAD_VRAM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fill := float64(vp.VRAM.Bytes()) / 600e9; fill < 0.85 || fill > 0.91 {
-		t.Fatalf("600 GB claim tested %.2f of its memory: %+v", fill, vp.VRAM)
+	if fill := float64(vp.VRAM.Bytes()) / 300e9; fill < 0.92 || fill > 0.93 {
+		t.Fatalf("300 GB claim tested %.2f of its memory: %+v", fill, vp.VRAM)
+	}
+	// Past about 560 GB a VRAM proof would cost a verifier more than
+	// MaxVerifyHashes: unplannable, not a challenge the validators reject.
+	if vp, err := p.Plan(&pb.DeviceClaim{Model: "x", HashGhps: 100, VramBytes: 600e9}, pb.Workload_WORKLOAD_VRAM); !errors.Is(err, ErrUnplannable) {
+		t.Fatalf("600 GB claim: got %+v, %v; want ErrUnplannable", vp.VRAM, err)
 	}
 }
 
@@ -576,7 +581,7 @@ func TestReplayAcceptedOnce(t *testing.T) {
 	v := NewValidator(DefaultLimits(), testClock, 64)
 	from := fixedPeer(t, 7)
 	now := time.Now()
-	data, err := Marshal(&pb.DeviceClaim{PeerId: []byte(from), Model: "x", Int8Tops: 1, IssuedUnixMs: now.UnixMilli()})
+	data, err := Marshal(&pb.DeviceClaim{PeerId: []byte(from), Model: "x", Int8Tops: 1, HashGhps: 1, IssuedUnixMs: now.UnixMilli()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -648,7 +653,7 @@ func TestValidatorClaimAddrs(t *testing.T) {
 		{"empty", [][]byte{{}}, false},
 	} {
 		now = now.Add(time.Millisecond) // a fresh message each time
-		data, err := Marshal(&pb.DeviceClaim{PeerId: []byte(from), Model: "x", Int8Tops: 1, IssuedUnixMs: now.UnixMilli(), Addrs: c.addrs})
+		data, err := Marshal(&pb.DeviceClaim{PeerId: []byte(from), Model: "x", Int8Tops: 1, HashGhps: 1, IssuedUnixMs: now.UnixMilli(), Addrs: c.addrs})
 		if err != nil {
 			t.Fatal(err)
 		}

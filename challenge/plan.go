@@ -1,6 +1,7 @@
 package challenge
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -89,19 +90,25 @@ type Rates struct {
 }
 
 // RatesFor returns the throughputs a challenger holds a claim to. For a
-// model in the catalog: its fastest acceptable unit's peak times
-// Efficiency, or the claim's own figure where that is higher (a claim can
-// only tighten its deadlines); for any other model, the claim's figures.
+// model in the catalog (gpu.LookupDevice, after name normalization) every
+// figure is a floor: the fastest acceptable unit's peak times Efficiency,
+// the catalog's hash rate (gpu.DeviceSpec.HashGHps) and memory, or the
+// claim's own figure where that is higher (a claim can only tighten its
+// deadlines). A catalog claim is held to one device whatever its count
+// says: a node proves one device (the CUDA backend proves on one, and
+// signs that one's NVML report), and nvml.CrossCheck flags a count above
+// one. For any other model, the claim's figures, which are the node's
+// own measured totals.
 func (p Planner) RatesFor(c *pb.DeviceClaim) Rates {
 	r := Rates{
 		Int8OPS: c.GetInt8Tops() * 1e12, BF16FLOPS: c.GetBf16Tflops() * 1e12,
 		HashesPerSec: c.GetHashGhps() * 1e9, MemBytes: c.GetVramBytes(),
 	}
 	if spec, ok := gpu.LookupDevice(c.GetModel()); ok {
-		count := float64(max(c.GetCount(), 1))
 		r.FromCatalog = true
-		r.Int8OPS = max(r.Int8OPS, spec.FastestExactInt8()*1e12*p.Efficiency.Int8*count)
-		r.BF16FLOPS = max(r.BF16FLOPS, spec.FastestAcceptableBF16()*1e12*p.Efficiency.BF16*count)
+		r.Int8OPS = max(r.Int8OPS, spec.FastestExactInt8()*1e12*p.Efficiency.Int8)
+		r.BF16FLOPS = max(r.BF16FLOPS, spec.FastestAcceptableBF16()*1e12*p.Efficiency.BF16)
+		r.HashesPerSec = max(r.HashesPerSec, spec.HashGHps*1e9)
 		r.MemBytes = max(r.MemBytes, spec.VRAMBytes)
 	}
 	return r
@@ -200,7 +207,70 @@ func (p Planner) Plan(c *pb.DeviceClaim, w pb.Workload) (Plan, error) {
 		return Plan{}, fmt.Errorf("%w: %v of %v work on %s (anticipated %v, allowance %v)", ErrUnplannable,
 			w, pl.Shape, c.GetModel(), pl.Anticipated, p.Allowance)
 	}
+	// Every plan must pass the validators, the challenger's own included:
+	// a challenge they reject proves nothing, and the claim must be
+	// flagged rather than left untested.
+	ch := &pb.Challenge{}
+	pl.Apply(ch)
+	if err := p.Limits.checkDeadline(ch); err != nil {
+		return Plan{}, fmt.Errorf("%w: %v for %s (anticipated %v): %v", ErrUnplannable, w, c.GetModel(), pl.Anticipated, err)
+	}
+	if err := p.Limits.checkWorkload(ch); err != nil {
+		return Plan{}, fmt.Errorf("%w: %v for %s: %v", ErrUnplannable, w, c.GetModel(), err)
+	}
 	return pl, nil
+}
+
+// Check returns nil when c can be challenged with every workload of ws
+// that proves what it claims, else an error wrapping ErrUnplannable that
+// names the first that cannot. int8 must plan (it proves the throughput
+// every claim states); VRAM must plan when the claim has memory (its own
+// figure or its catalog model's); bf16 is planned where it can be and may
+// fail alone, since its verifier recomputes whole rows, which caps it
+// below any GPU's rate (docs/soundness.md). At least one workload of ws
+// must plan.
+func (p Planner) Check(c *pb.DeviceClaim, ws []pb.Workload) error {
+	var first error
+	planned := false
+	for _, w := range ws {
+		_, err := p.Plan(c, w)
+		if err == nil {
+			planned = true
+			continue
+		}
+		first = cmp.Or(first, err)
+		required := w == pb.Workload_WORKLOAD_GEMM_INT8 || (w == pb.Workload_WORKLOAD_VRAM && p.RatesFor(c).MemBytes > 0)
+		if required {
+			if !errors.Is(err, ErrUnplannable) {
+				err = fmt.Errorf("%w: %v", ErrUnplannable, err)
+			}
+			return err
+		}
+	}
+	if !planned && first != nil {
+		if !errors.Is(first, ErrUnplannable) {
+			first = fmt.Errorf("%w: %v", ErrUnplannable, first)
+		}
+		return first
+	}
+	return nil
+}
+
+// VRAMMustHold returns the least fraction of the memory a claim is held
+// to (Rates.MemBytes) that a prover must keep to meet the VRAM plan's
+// deadline on a device hashing at the planned rate: the plan's fill, the
+// blocks over that memory, times VRAMPassingFraction at the plan's
+// effective slack (deadline over anticipated, allowance included) and its
+// reads per block.
+func (p Planner) VRAMMustHold(c *pb.DeviceClaim) (float64, error) {
+	pl, err := p.Plan(c, pb.Workload_WORKLOAD_VRAM)
+	if err != nil {
+		return 0, err
+	}
+	fill := float64(pl.VRAM.Bytes()) / float64(p.RatesFor(c).MemBytes)
+	slack := float64(pl.Deadline) / float64(pl.Anticipated)
+	readsPerBlock := float64(pl.VRAM.Reads) / float64(pl.VRAM.Blocks)
+	return fill * vramPassingFraction(slack, float64(pl.VRAM.Rounds), readsPerBlock), nil
 }
 
 // Apply writes the plan into a challenge.

@@ -166,6 +166,21 @@ func (v *Validator) Forget(c cid.Cid) { v.replay.Forget(c.KeyString()) }
 // MaxClaimAddrs bounds DeviceClaim.addrs.
 const MaxClaimAddrs = 16
 
+// Bounds on a claim's figures. A figure above its bound is no device's
+// (each is about 50 times the fastest device in gpu.Catalog, and a node
+// proves one device); one at its bound is accepted and then flagged, as
+// no workload can be planned for it (Planner.Check). int8_tops and
+// hash_ghps must be positive: every claim is challenged on int8, and the
+// VRAM deadline of a model outside the catalog follows its hash rate.
+// bf16_tflops may be 0 (a backend without a bf16 path: it gets no bf16
+// challenge), as may mem_bandwidth_gbps, which nothing is sized from.
+const (
+	MaxClaimInt8TOPS      = 1e5 // 50 × the H200's 1,979 TOPS
+	MaxClaimBF16TFLOPS    = 5e4 // 50 × the H200's 989.5 TFLOPS
+	MaxClaimHashGHps      = 700 // 50 × the H200's measured 13.3 GH/s
+	MaxClaimBandwidthGBps = 3e5 // 60 × the H200's 4,800 GB/s
+)
+
 // Claim validates a device claim signed by from.
 func (v *Validator) Claim(from peer.ID, data []byte, now time.Time) (*pb.DeviceClaim, cid.Cid, error) {
 	m := &pb.DeviceClaim{}
@@ -182,16 +197,26 @@ func (v *Validator) Claim(from peer.ID, data []byte, now time.Time) (*pb.DeviceC
 	if m.GetModel() == "" || len(m.GetModel()) > 128 || len(m.GetBackend()) > 32 {
 		return nil, cid.Undef, fmt.Errorf("%w: model or backend name missing or too long", ErrMalformed)
 	}
+	if _, _, err := gpu.ResolveModel(m.GetModel()); err != nil {
+		return nil, cid.Undef, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
 	for _, f := range []struct {
-		n string
-		x float64
-	}{{"int8_tops", m.GetInt8Tops()}, {"bf16_tflops", m.GetBf16Tflops()}, {"mem_bandwidth_gbps", m.GetMemBandwidthGbps()}, {"hash_ghps", m.GetHashGhps()}} {
-		if err := finite(f.n, f.x, 0, 1e7); err != nil {
+		n        string
+		x        float64
+		positive bool
+		hi       float64
+	}{
+		{"int8_tops", m.GetInt8Tops(), true, MaxClaimInt8TOPS},
+		{"bf16_tflops", m.GetBf16Tflops(), false, MaxClaimBF16TFLOPS},
+		{"mem_bandwidth_gbps", m.GetMemBandwidthGbps(), false, MaxClaimBandwidthGBps},
+		{"hash_ghps", m.GetHashGhps(), true, MaxClaimHashGHps},
+	} {
+		if err := finite(f.n, f.x, 0, f.hi); err != nil {
 			return nil, cid.Undef, err
 		}
-	}
-	if m.GetInt8Tops() <= 0 {
-		return nil, cid.Undef, fmt.Errorf("%w: int8_tops must be positive", ErrMalformed)
+		if f.positive && f.x <= 0 {
+			return nil, cid.Undef, fmt.Errorf("%w: %s must be positive", ErrMalformed, f.n)
+		}
 	}
 	if len(m.GetAddrs()) > MaxClaimAddrs {
 		return nil, cid.Undef, fmt.Errorf("%w: %d addrs, over %d", ErrMalformed, len(m.GetAddrs()), MaxClaimAddrs)
@@ -230,8 +255,8 @@ func (v *Validator) Challenge(from peer.ID, data []byte, now time.Time) (*pb.Cha
 		return nil, cid.Undef, fmt.Errorf("%w: nonce has %d bytes, want 32", ErrMalformed, len(m.GetNonce()))
 	case len(m.GetRevealHash()) != 32:
 		return nil, cid.Undef, fmt.Errorf("%w: reveal_hash has %d bytes, want 32", ErrMalformed, len(m.GetRevealHash()))
-	case m.GetDeadlineMs() == 0 || time.Duration(m.GetDeadlineMs())*time.Millisecond > v.limits.MaxDeadline:
-		return nil, cid.Undef, fmt.Errorf("%w: deadline %d ms", ErrMalformed, m.GetDeadlineMs())
+	case v.limits.checkDeadline(m) != nil:
+		return nil, cid.Undef, v.limits.checkDeadline(m)
 	case m.GetOpenings() == 0 || int(m.GetOpenings()) > v.limits.MaxOpenings:
 		return nil, cid.Undef, fmt.Errorf("%w: %d openings", ErrMalformed, m.GetOpenings())
 	}
@@ -263,8 +288,20 @@ func (v *Validator) Challenge(from peer.ID, data []byte, now time.Time) (*pb.Cha
 // workload checks a challenge's workload parameters: within limits, and
 // cheap enough to verify that a challenge cannot be used to exhaust the
 // verifiers.
-func (v *Validator) workload(m *pb.Challenge) error {
-	l := v.limits
+func (v *Validator) workload(m *pb.Challenge) error { return v.limits.checkWorkload(m) }
+
+// checkDeadline reports a challenge deadline the validators reject: zero
+// or over MaxDeadline.
+func (l Limits) checkDeadline(m *pb.Challenge) error {
+	if m.GetDeadlineMs() == 0 || time.Duration(m.GetDeadlineMs())*time.Millisecond > l.MaxDeadline {
+		return fmt.Errorf("%w: deadline %d ms", ErrMalformed, m.GetDeadlineMs())
+	}
+	return nil
+}
+
+// checkWorkload is Validator.workload under limits l; Planner.Plan runs
+// it on every plan.
+func (l Limits) checkWorkload(m *pb.Challenge) error {
 	switch m.GetWorkload() {
 	case pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16:
 		s := ShapeOf(m)

@@ -136,8 +136,8 @@ func TestHostileInputNeverPanics(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // let the mesh form
 
 	victim := nodes[1].ID()
-	forged, _ := challenge.Marshal(&pb.DeviceClaim{PeerId: []byte(victim), Model: "H100", Int8Tops: 1000, IssuedUnixMs: time.Now().UnixMilli()})
-	valid, _ := challenge.Marshal(&pb.DeviceClaim{PeerId: []byte(h.ID()), Model: "H100", Int8Tops: 1000, IssuedUnixMs: time.Now().UnixMilli()})
+	forged, _ := challenge.Marshal(&pb.DeviceClaim{PeerId: []byte(victim), Model: "NVIDIA H100 80GB HBM3", Int8Tops: 1000, HashGhps: 13.3, IssuedUnixMs: time.Now().UnixMilli()})
+	valid, _ := challenge.Marshal(&pb.DeviceClaim{PeerId: []byte(h.ID()), Model: "NVIDIA H100 80GB HBM3", Int8Tops: 1000, HashGhps: 13.3, IssuedUnixMs: time.Now().UnixMilli()})
 	// First what a scored router lets through: a claim signed by the
 	// attacker for someone else (rejected: wrong signer), and a valid claim
 	// published twice (the second is a replay: dropped, not penalized).

@@ -1015,20 +1015,18 @@ func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, err
 	return chCID, nil
 }
 
-// FlagUnverifiable marks a claim for which no configured workload can be
-// planned within the protocol's limits (challenge.Planner.Plan fails for
-// every one): it claims more than the network can test at its target, so
-// nobody can challenge it. Such a peer gets UnverifiableScore.
+// FlagUnverifiable marks a claim that cannot be challenged with every
+// configured workload that proves what it claims (challenge.Planner.Check:
+// int8, and VRAM when it claims memory, must plan within the protocol's
+// limits; bf16 may fail alone): it claims more than the network can test,
+// so a proof it could not pass would never be asked of it. Such a peer
+// gets UnverifiableScore.
 const FlagUnverifiable = "unverifiable: no configured workload can be sized for this claim"
 
-// plannable reports whether some configured workload can be planned for c.
-func (n *Node) plannable(c *pb.DeviceClaim) bool {
-	for _, w := range n.workloads {
-		if _, err := n.planner.Plan(c, w); err == nil {
-			return true
-		}
-	}
-	return false
+// plannable returns nil when c can be challenged with the configured
+// workloads (challenge.Planner.Check), else why not.
+func (n *Node) plannable(c *pb.DeviceClaim) error {
+	return n.planner.Check(c, n.workloads)
 }
 
 // setUnverifiable records (copy on write, read by gossipsub's score
@@ -1062,10 +1060,12 @@ func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 		}
 	}
 	fresh := n.peers[from] == nil || !n.peers[from].claimCID.Equals(d.cid)
-	if fresh && !n.plannable(c) {
-		e.flags = append(slices.Clip(e.flags), FlagUnverifiable)
-		n.metrics.flagged.WithLabelValues("unverifiable").Inc()
-		n.log.Info("device claim cannot be challenged: no workload can be planned for it", "peer", shortID(from), "model", c.GetModel())
+	if fresh {
+		if err := n.plannable(c); err != nil {
+			e.flags = append(slices.Clip(e.flags), FlagUnverifiable)
+			n.metrics.flagged.WithLabelValues("unverifiable").Inc()
+			n.log.Info("device claim cannot be challenged: a workload it must prove cannot be planned", "peer", shortID(from), "model", c.GetModel(), "err", err)
+		}
 	}
 	n.setUnverifiable(from, slices.Contains(e.flags, FlagUnverifiable))
 	if from != n.id {

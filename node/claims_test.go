@@ -1,0 +1,80 @@
+package node
+
+import (
+	"bytes"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
+)
+
+// TestUnplannableVRAMFlagged: a claim whose int8 proof plans but whose VRAM
+// proof cannot (its deadline would pass the validators' 10-minute limit)
+// is flagged unverifiable — counted, logged and scored — rather than
+// challenged on int8 alone with its memory never proven. A claim that
+// plans every workload it must prove is not flagged.
+func TestUnplannableVRAMFlagged(t *testing.T) {
+	var logs bytes.Buffer
+	n, err := New(t.TempDir(), testConfig(), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := func(c *pb.DeviceClaim) decoded {
+		_, id, err := challenge.MessageCID(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return decoded{msg: c, cid: id}
+	}
+	big, small := peer.ID("big"), peer.ID("small")
+	// A CPU's int8 and bf16 rates with a terabyte of memory hashed at a
+	// CPU's rate: days of VRAM proof.
+	bigClaim := &pb.DeviceClaim{Model: "devnet CPU", Int8Tops: 0.001, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 40}
+	if _, err := n.planner.Plan(bigClaim, pb.Workload_WORKLOAD_GEMM_INT8); err != nil {
+		t.Fatalf("the int8 proof should plan: %v", err)
+	}
+	at := time.Now()
+	n.onClaim(big, claim(bigClaim), at)
+	n.onClaim(small, claim(&pb.DeviceClaim{Model: "devnet CPU", Int8Tops: 0.001, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20}), at)
+	if !slices.Contains(n.peers[big].flags, FlagUnverifiable) || n.appScore(big) != UnverifiableScore {
+		t.Errorf("unplannable VRAM claim: flags %q, score %v", n.peers[big].flags, n.appScore(big))
+	}
+	if got := testutil.ToFloat64(n.metrics.flagged.WithLabelValues("unverifiable")); got != 1 {
+		t.Errorf("poai_claims_flagged_total{reason=unverifiable} = %v, want 1", got)
+	}
+	if !strings.Contains(logs.String(), "WORKLOAD_VRAM") {
+		t.Errorf("the log does not say which workload failed:\n%s", logs.String())
+	}
+	if len(n.peers[small].flags) != 0 || n.appScore(small) != 0 {
+		t.Errorf("a plannable claim: flags %q, score %v", n.peers[small].flags, n.appScore(small))
+	}
+}
+
+// TestManyDevicesFlagged: a catalog claim of twelve devices is held to
+// one device (its plans are one H100's, so at the default 2 s target it
+// stays challengeable) and flagged, so what it says is visible.
+func TestManyDevicesFlagged(t *testing.T) {
+	cfg := testConfig()
+	cfg.Challenge.EpochLength, cfg.Challenge.TargetDuration = Duration(30*time.Second), Duration(2*time.Second)
+	n, err := New(t.TempDir(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &pb.DeviceClaim{Model: "NVIDIA H100 80GB HBM3", Count: 12, Int8Tops: 1, HashGhps: 1}
+	_, id, _ := challenge.MessageCID(c)
+	n.onClaim(peer.ID("many"), decoded{msg: c, cid: id}, time.Now())
+	flags := n.peers[peer.ID("many")].flags
+	if len(flags) != 1 || !strings.Contains(flags[0], "claims 12 H100 SXM devices") {
+		t.Errorf("flags %q, want the device count flagged, and nothing else", flags)
+	}
+	if got := testutil.ToFloat64(n.metrics.flagged.WithLabelValues("device_report")); got != 1 {
+		t.Errorf("poai_claims_flagged_total{reason=device_report} = %v, want 1", got)
+	}
+}
