@@ -204,3 +204,55 @@ func TestRelayWaves(t *testing.T) {
 		t.Fatalf("relay's missed share %.2f: its collisions were not counted", relayMissing)
 	}
 }
+
+// TestProtocolCheats runs the adversaries that attack the protocol around
+// the proofs rather than the arithmetic, beside six honest peers:
+//   - late-junk claims six times its device, lets first tries go
+//     unanswered and, just before its late retry, posts a junk commitment
+//     to the missed challenge, so that waiting on it would excuse the
+//     retry's lateness (node.busyOverlap now excuses only a verified,
+//     timely answer);
+//   - equivocator computes 95 % of the rows, shows the challenger one root
+//     and grinds a second for the verifiers once the secret is out (the
+//     reveal now names the root it opens, and two signed roots are a
+//     wrong answer);
+//   - voider sends a junk commitment to the verifiers alone and never
+//     opens, so that no secret is revealed (verifiers now hand the
+//     commitment to the challenger, and the missing opening is no answer).
+//
+// Each must end below every honest peer and below the graylist threshold,
+// with no honest peer branded.
+func TestProtocolCheats(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 9-peer devnet for about 90 seconds")
+	}
+	adv := map[node.Role]int{node.RoleLateJunk: 1, node.RoleEquivocator: 1, node.RoleVoider: 1}
+	r := runDevnet(t, 9, adv, 400*time.Millisecond, 10*time.Second, 8)
+	honestMin := 2.0
+	for _, p := range r.Peers {
+		if !p.Role.Adversary() {
+			honestMin = min(honestMin, p.FinalScore)
+			if p.Graylisted {
+				t.Errorf("honest peer %s graylisted: gossipsub score %.1f", p.PeerID, p.GossipScore)
+			}
+		}
+	}
+	seen := map[node.Role]bool{}
+	for _, p := range r.Peers {
+		if !p.Role.Adversary() {
+			continue
+		}
+		seen[p.Role] = true
+		if p.FinalScore >= honestMin {
+			t.Errorf("%s scores %.3f, honest minimum %.3f", p.Role, p.FinalScore, honestMin)
+		}
+		if !p.Graylisted {
+			t.Errorf("%s not graylisted: gossipsub score %.1f, integrity %.3f", p.Role, p.GossipScore, p.FinalScore)
+		}
+	}
+	for role := range adv {
+		if !seen[role] {
+			t.Errorf("no %s in the report", role)
+		}
+	}
+}

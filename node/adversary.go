@@ -86,7 +86,7 @@ const (
 	// claims: enough that its honest answers miss every devnet deadline
 	// (slack 3 and 0.5 s allowance over a 0.4 s target pass a device at
 	// 1/4.25 of its claim), so that only the junk could make them pass.
-	LateJunkClaimFactor = 8
+	LateJunkClaimFactor = 6
 	// EquivocatorFraction is the share of rows RoleEquivocator computes:
 	// without grinding it would pass 0.95^66 ≈ 3.4 % of challenges.
 	EquivocatorFraction = 0.95
@@ -329,7 +329,10 @@ func (n *Node) replayProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid)
 // forgives the miss.
 type lateJunkProver struct{ *honestProver }
 
-func (p *lateJunkProver) limit(d time.Duration) time.Duration { return 4 * d }
+// limit: long enough for its retry (LateJunkClaimFactor anticipated
+// times, against a deadline of about 4.25) to finish before the verifiers
+// finalize, 2 deadlines and a second after the retry arrived.
+func (p *lateJunkProver) limit(d time.Duration) time.Duration { return 2 * d }
 
 func (p *lateJunkProver) commit(ctx context.Context, job proveJob) (*challenge.Committed, error) {
 	n := p.n
