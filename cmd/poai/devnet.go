@@ -43,6 +43,9 @@ CPU backend. Some of them are ADVERSARIES, labelled as such:
   lazy    computes only half of the rows of C and fills the rest with noise
   replay  answers every challenge after the first with its first result
 
+and more (--adversaries lists every role; docs/adversaries.md says what
+each does and what catches it).
+
 A live table of peers and scores is drawn on stderr every epoch. At the end,
 --json prints the report on stdout: per peer its peer ID, role, challenges
 received, passed and failed, latency p50/p99 (ms, challenge receipt to
@@ -133,7 +136,7 @@ peers' views).`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&nodes, "nodes", 6, "number of nodes, adversaries included")
-	f.StringVar(&adversaries, "adversaries", "slow=1,lazy=1,replay=1", "adversary roles and counts, e.g. slow=1,lazy=1,replay=1 (roles: slow, lazy, replay, relay, forged-nvml, lazy-verifier, colluders, sybil, onoff; see docs/adversaries.md)")
+	f.StringVar(&adversaries, "adversaries", "slow=1,lazy=1,replay=1", "adversary roles and counts, e.g. slow=1,lazy=1,replay=1 (roles: "+adversaryRoleNames()+"; see docs/adversaries.md)")
 	f.DurationVar(&duration, "duration", 60*time.Second, "how long to run")
 	f.StringVar(&gpuMode, "gpu", "auto", "\"auto\": node 0 proves on this machine's CUDA GPU when there is one; \"off\": every node on the CPU")
 	f.DurationVar(&target, "target", 400*time.Millisecond, "how long one challenge should take an honest node")
@@ -183,4 +186,16 @@ func drawTable(w io.Writer, d *node.Devnet, r node.Report, elapsed time.Duration
 	}
 	tw.Flush()
 	io.WriteString(w, b.String())
+}
+
+// adversaryRoleNames lists every adversary role, comma-separated, in the
+// order devnet reports them.
+func adversaryRoleNames() string {
+	var names []string
+	for _, r := range node.Roles {
+		if r.Adversary() {
+			names = append(names, string(r))
+		}
+	}
+	return strings.Join(names, ", ")
 }
