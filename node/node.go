@@ -261,6 +261,9 @@ type peerEntry struct {
 	// that peers first heard together do not all come due at once
 	// (challengeDrawn). It can be negative.
 	lastChallenged int64
+	// voids counts the challenges this node verified that the peer, as
+	// their challenger, voided by a missing or late reveal (finalize).
+	voids int
 	// lastFailed and lastPassed are the epochs of the peer's latest
 	// challenges that a verifier in good standing attested a failure
 	// (late, no answer, wrong answer, bad proof) and a pass for, or -1
@@ -1053,10 +1056,12 @@ func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: nvml.CrossCheck(c), lastFailed: -1, lastPassed: -1}
 	e.lastChallenged = initialLastChallenged(from, n.clock.At(at), n.cfg.Challenge.Rate)
 	if old, ok := n.peers[from]; ok {
-		e.slowProof, e.lastChallenged = old.slowProof, old.lastChallenged
+		e.slowProof, e.lastChallenged, e.voids = old.slowProof, old.lastChallenged, old.voids
 		e.lastFailed, e.lastPassed = old.lastFailed, old.lastPassed
 		if old.claimCID.Equals(d.cid) {
 			e.flags = old.flags // same claim: flags already counted
+		} else if slices.Contains(old.flags, FlagVoids) {
+			e.flags = append(e.flags, FlagVoids) // earned by its conduct, not its claim
 		}
 	}
 	fresh := n.peers[from] == nil || !n.peers[from].claimCID.Equals(d.cid)
@@ -1326,6 +1331,34 @@ func (n *Node) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment, co
 		n.forwardCommitment(com, t.challenger)
 	}
 	n.tryVerify(t)
+}
+
+// MaxChallengerVoids is how many challenges a challenger may void by a
+// missing or late reveal, in one node's view, before that node flags it
+// (FlagVoids). Each void already contradicts the challenger like a wrong
+// verdict; the flag makes a challenger that keeps doing it visible to
+// operators. An honest challenger voids only when its reveal is lost or
+// delayed past twice the deadline: none did in the devnet runs of
+// docs/adversaries.md.
+const MaxChallengerVoids = 3
+
+// FlagVoids marks a peer that voided more than MaxChallengerVoids of the
+// challenges it issued by not revealing its secret in time.
+const FlagVoids = "voids: challenges voided by this challenger's missing reveal"
+
+// noteVoid counts a void caused by challenger and flags it past
+// MaxChallengerVoids.
+func (n *Node) noteVoid(challenger peer.ID) {
+	p, ok := n.peers[challenger]
+	if !ok {
+		return
+	}
+	p.voids++
+	if p.voids > MaxChallengerVoids && !slices.Contains(p.flags, FlagVoids) {
+		p.flags = append(slices.Clip(p.flags), FlagVoids)
+		n.metrics.flagged.WithLabelValues("voids").Inc()
+		n.log.Info("challenger flagged: it voids its challenges", "challenger", shortID(challenger), "voids", p.voids)
+	}
 }
 
 // forwardCommitment hands a commitment to peer to directly. The challenger
@@ -1610,6 +1643,7 @@ func (n *Node) finalize(t *tracked) {
 		t.attested = true
 		if t.challenger != n.id {
 			n.recordCheck(t, t.challenger, false)
+			n.noteVoid(t.challenger)
 		}
 		return
 	}
