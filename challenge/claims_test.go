@@ -146,23 +146,42 @@ func TestPlansPassTheValidator(t *testing.T) {
 	}
 }
 
-// TestPlanCountHeldToOne: a catalog claim of many devices is planned as
-// one device — a node proves one — so twelve claimed H100s get the one
-// H100's int8 and VRAM challenges, not a compute plan that fails and a
-// VRAM plan sized for one card anyway.
-func TestPlanCountHeldToOne(t *testing.T) {
+// TestPlanCountPerDevice: a catalog claim of n devices is held to n
+// devices (a node proves on one, so a count above one is a claim it fails
+// to prove): two claimed H100s get challenges anticipated to take the
+// same time on two H100s as one H100's take on one — twice the int8 rows,
+// twice the VRAM blocks — so one H100 needs twice as long; twelve H100s
+// cannot be challenged within the limits, and Check says so (the claim
+// is flagged unverifiable).
+func TestPlanCountPerDevice(t *testing.T) {
 	p := nodePlanner()
-	one := &pb.DeviceClaim{Model: "NVIDIA H100 80GB HBM3", Count: 1, Int8Tops: 1, HashGhps: 1}
-	many := &pb.DeviceClaim{Model: "NVIDIA H100 80GB HBM3", Count: 12, Int8Tops: 1, HashGhps: 1}
+	claim := func(n uint32) *pb.DeviceClaim {
+		return &pb.DeviceClaim{Model: "NVIDIA H100 80GB HBM3", Count: n, Int8Tops: 1, HashGhps: 1}
+	}
 	for _, w := range []pb.Workload{pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_VRAM} {
-		a, errA := p.Plan(one, w)
-		b, errB := p.Plan(many, w)
-		if errA != nil || errB != nil || a != b {
-			t.Errorf("%v: 1 device %+v (%v), 12 devices %+v (%v); want the same plan", w, a, errA, b, errB)
+		one, errA := p.Plan(claim(1), w)
+		two, errB := p.Plan(claim(2), w)
+		if errA != nil || errB != nil {
+			t.Fatalf("%v: %v, %v", w, errA, errB)
+		}
+		work := func(pl Plan) float64 {
+			if w == pb.Workload_WORKLOAD_VRAM {
+				return pl.VRAM.Hashes()
+			}
+			return pl.Shape.MACs()
+		}
+		if r := work(two) / work(one); r < 1.9 || r > 2.1 {
+			t.Errorf("%v: 2 devices get %.2f times one device's work, want 2", w, r)
+		}
+		if d := float64(two.Anticipated) / float64(one.Anticipated); d < 0.95 || d > 1.05 {
+			t.Errorf("%v: 2 devices anticipated %v, one %v", w, two.Anticipated, one.Anticipated)
 		}
 	}
-	if err := p.Check(many, []pb.Workload{pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16, pb.Workload_WORKLOAD_VRAM}); err != nil {
-		t.Errorf("12 H100s held to one are unplannable: %v", err)
+	if err := p.Check(claim(12), []pb.Workload{pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16, pb.Workload_WORKLOAD_VRAM}); !errors.Is(err, ErrUnplannable) {
+		t.Errorf("12 H100s: %v, want unplannable", err)
+	}
+	if r := p.RatesFor(claim(1 << 31)); r.MemBytes != maxCountedDevices*80e9 {
+		t.Errorf("a huge count gives %d bytes", r.MemBytes)
 	}
 }
 
@@ -287,4 +306,42 @@ func pass(ok bool) string {
 		return "passes"
 	}
 	return "fails"
+}
+
+// TestDevnetCatalogPlanned: a claim of an emulated model is planned from
+// the devnet catalog's floors exactly as a real model is from the real
+// catalog's (the same RatesFor, with Planner.Catalog), and only a
+// validator given that catalog accepts its name.
+func TestDevnetCatalogPlanned(t *testing.T) {
+	cat := gpu.DevnetCatalog(gpu.DevnetScale{Compute: 1e-5, Memory: 1e-7})
+	p := nodePlanner()
+	p.Catalog = cat
+	c := &pb.DeviceClaim{Model: "devnet A100 80GB SXM", Count: 1, Int8Tops: 1e-9, HashGhps: 1e-9}
+	spec, _ := cat.Lookup(c.Model)
+	r := p.RatesFor(c)
+	if !r.FromCatalog || r.MemBytes != spec.VRAMBytes || r.HashesPerSec != spec.HashGHps*1e9 ||
+		r.Int8OPS != spec.FastestExactInt8()*1e12*p.Efficiency.Int8 {
+		t.Errorf("rates %+v, want the floors of %+v", r, spec)
+	}
+	if def := nodePlanner().RatesFor(c); def.FromCatalog {
+		t.Error("the default catalog knows an emulated model")
+	}
+	// Real models keep their floors in the devnet catalog.
+	h200 := &pb.DeviceClaim{Model: "NVIDIA H200", Count: 1, Int8Tops: 1, HashGhps: 1}
+	if a, b := p.RatesFor(h200), nodePlanner().RatesFor(h200); a != b {
+		t.Errorf("H200 rates %+v in the devnet catalog, %+v in the default", a, b)
+	}
+	from := fixedPeer(t, 9)
+	now := time.Now()
+	c.PeerId, c.IssuedUnixMs = []byte(from), now.UnixMilli()
+	data, err := Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := NewValidator(DefaultLimits(), testClock, 16).Claim(from, data, now); !errors.Is(err, ErrMalformed) {
+		t.Errorf("default validator: %v, want the emulated name rejected", err)
+	}
+	if _, _, err := NewValidator(DefaultLimits(), testClock, 16, WithCatalog(cat)).Claim(from, data, now); err != nil {
+		t.Errorf("devnet validator: %v", err)
+	}
 }

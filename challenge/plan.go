@@ -73,7 +73,20 @@ type Planner struct {
 	Efficiency Efficiency
 	// Limits are what validators accept; every plan stays within them.
 	Limits Limits
+	// Catalog holds the models whose figures are floors (RatesFor); nil
+	// means gpu.DefaultCatalog. A devnet plans from gpu.DevnetCatalog.
+	Catalog *gpu.DeviceCatalog
 }
+
+// Lookup returns the entry of the planner's catalog for model (see
+// gpu.DeviceCatalog.Lookup).
+func (p Planner) Lookup(model string) (gpu.DeviceSpec, bool) {
+	return cmp.Or(p.Catalog, gpu.DefaultCatalog).Lookup(model)
+}
+
+// maxCountedDevices bounds the device count RatesFor multiplies catalog
+// floors by; a claim of that many is far beyond every limit anyway.
+const maxCountedDevices = 1 << 10
 
 // ErrUnplannable reports a claim the planner cannot size a meaningful
 // challenge for: the workload it would need exceeds the protocol's limits,
@@ -90,26 +103,29 @@ type Rates struct {
 }
 
 // RatesFor returns the throughputs a challenger holds a claim to. For a
-// model in the catalog (gpu.LookupDevice, after name normalization) every
-// figure is a floor: the fastest acceptable unit's peak times Efficiency,
-// the catalog's hash rate (gpu.DeviceSpec.HashGHps) and memory, or the
-// claim's own figure where that is higher (a claim can only tighten its
-// deadlines). A catalog claim is held to one device whatever its count
-// says: a node proves one device (the CUDA backend proves on one, and
-// signs that one's NVML report), and nvml.CrossCheck flags a count above
-// one. For any other model, the claim's figures, which are the node's
-// own measured totals.
+// model in the catalog (Lookup, after name normalization) every figure is
+// a floor: the fastest acceptable unit's peak times Efficiency, the
+// catalog's hash rate (gpu.DeviceSpec.HashGHps) and memory, each times the
+// claim's device count (at least 1), or the claim's own figure where that
+// is higher (a claim can only tighten its deadlines). A claim of n devices
+// is held to n devices: a node proves on one device (the CUDA backend
+// proves on one, and signs that one's NVML report), so a count above one
+// is a claim the node fails to prove, and nvml.CrossCheck flags it too;
+// where n devices' challenges exceed the limits, Check says so and the
+// claim is unverifiable. For any other model, the claim's figures, which
+// are the node's own measured totals.
 func (p Planner) RatesFor(c *pb.DeviceClaim) Rates {
 	r := Rates{
 		Int8OPS: c.GetInt8Tops() * 1e12, BF16FLOPS: c.GetBf16Tflops() * 1e12,
 		HashesPerSec: c.GetHashGhps() * 1e9, MemBytes: c.GetVramBytes(),
 	}
-	if spec, ok := gpu.LookupDevice(c.GetModel()); ok {
+	if spec, ok := p.Lookup(c.GetModel()); ok {
+		n := min(max(c.GetCount(), 1), maxCountedDevices)
 		r.FromCatalog = true
-		r.Int8OPS = max(r.Int8OPS, spec.FastestExactInt8()*1e12*p.Efficiency.Int8)
-		r.BF16FLOPS = max(r.BF16FLOPS, spec.FastestAcceptableBF16()*1e12*p.Efficiency.BF16)
-		r.HashesPerSec = max(r.HashesPerSec, spec.HashGHps*1e9)
-		r.MemBytes = max(r.MemBytes, spec.VRAMBytes)
+		r.Int8OPS = max(r.Int8OPS, float64(n)*spec.FastestExactInt8()*1e12*p.Efficiency.Int8)
+		r.BF16FLOPS = max(r.BF16FLOPS, float64(n)*spec.FastestAcceptableBF16()*1e12*p.Efficiency.BF16)
+		r.HashesPerSec = max(r.HashesPerSec, float64(n)*spec.HashGHps*1e9)
+		r.MemBytes = max(r.MemBytes, uint64(n)*spec.VRAMBytes)
 	}
 	return r
 }

@@ -68,16 +68,35 @@ func DefaultLimits() Limits {
 // stateless except for a bounded replay cache of accepted content IDs.
 // It is safe for concurrent use.
 type Validator struct {
-	limits Limits
-	clock  EpochClock
-	replay *ReplayCache
+	limits  Limits
+	clock   EpochClock
+	replay  *ReplayCache
+	catalog *gpu.DeviceCatalog
+}
+
+// ValidatorOption configures a Validator.
+type ValidatorOption func(*Validator)
+
+// WithCatalog makes the validator judge claim model names against c (a
+// devnet's gpu.DevnetCatalog) instead of gpu.DefaultCatalog: the catalog
+// its node's Planner plans from.
+func WithCatalog(c *gpu.DeviceCatalog) ValidatorOption {
+	return func(v *Validator) {
+		if c != nil {
+			v.catalog = c
+		}
+	}
 }
 
 // NewValidator returns a validator with the given limits and epoch clock.
 // The replay cache remembers each accepted CID for 2·MaxSkew, after which
 // the timestamp check rejects it as stale; it holds at most capacity IDs.
-func NewValidator(limits Limits, clock EpochClock, capacity int) *Validator {
-	return &Validator{limits: limits, clock: clock, replay: NewReplayCache(capacity, 2*limits.MaxSkew)}
+func NewValidator(limits Limits, clock EpochClock, capacity int, opts ...ValidatorOption) *Validator {
+	v := &Validator{limits: limits, clock: clock, replay: NewReplayCache(capacity, 2*limits.MaxSkew), catalog: gpu.DefaultCatalog}
+	for _, o := range opts {
+		o(v)
+	}
+	return v
 }
 
 // decode runs the checks common to every kind: size, canonical decoding,
@@ -197,7 +216,7 @@ func (v *Validator) Claim(from peer.ID, data []byte, now time.Time) (*pb.DeviceC
 	if m.GetModel() == "" || len(m.GetModel()) > 128 || len(m.GetBackend()) > 32 {
 		return nil, cid.Undef, fmt.Errorf("%w: model or backend name missing or too long", ErrMalformed)
 	}
-	if _, _, err := gpu.ResolveModel(m.GetModel()); err != nil {
+	if _, _, err := v.catalog.Resolve(m.GetModel()); err != nil {
 		return nil, cid.Undef, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	for _, f := range []struct {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -178,35 +179,60 @@ func family(normalized string) string {
 	return ""
 }
 
-// catalogIndex maps every normalized model and alias to its entry's
-// index, and families holds each entry's family word.
-var catalogIndex, families = func() (map[string]int, map[string]bool) {
-	idx, fam := map[string]int{}, map[string]bool{}
-	for i, d := range Catalog {
+// DeviceCatalog is a set of device models indexed for lookup by
+// normalized name (NormalizeModel). DefaultCatalog holds Catalog, what
+// every real node plans from; DevnetCatalog adds emulated models for
+// devnets. A DeviceCatalog is immutable and safe for concurrent use.
+type DeviceCatalog struct {
+	specs []DeviceSpec
+	// index maps every normalized model and alias to its entry's index,
+	// and families holds each entry's family word.
+	index    map[string]int
+	families map[string]bool
+}
+
+// NewDeviceCatalog indexes specs. It returns an error when two entries
+// (models or aliases) normalize to the same name.
+func NewDeviceCatalog(specs []DeviceSpec) (*DeviceCatalog, error) {
+	c := &DeviceCatalog{specs: slices.Clone(specs), index: map[string]int{}, families: map[string]bool{}}
+	for i, d := range c.specs {
 		for _, n := range append([]string{d.Model}, d.Aliases...) {
 			k := NormalizeModel(n)
-			if j, dup := idx[k]; dup && j != i {
-				panic("gpu: catalog names " + n + " twice") // a broken invariant of the table above
+			if j, dup := c.index[k]; dup && j != i {
+				return nil, fmt.Errorf("gpu: catalog names %q twice", n)
 			}
-			idx[k] = i
+			c.index[k] = i
 			if f := family(k); f != "" {
-				fam[f] = true
+				c.families[f] = true
 			}
 		}
 	}
-	return idx, fam
+	return c, nil
+}
+
+// DefaultCatalog is Catalog, indexed: the catalog every node plans from
+// unless it is given another (a devnet's DevnetCatalog).
+var DefaultCatalog = func() *DeviceCatalog {
+	c, err := NewDeviceCatalog(Catalog)
+	if err != nil {
+		panic(err) // a broken invariant of the table above
+	}
+	return c
 }()
 
-// ResolveModel returns the catalog entry name normalizes to
-// (NormalizeModel) and true; false with a nil error for a name that is
-// not a catalog model and does not look like one ("amd64 CPU", "devnet
-// GPU"); and ErrAmbiguousModel for a look-alike: a name that is not ASCII
-// after NFKC (a Cyrillic "Н100"), or names a catalog family without
-// matching an entry exactly ("NVIDIA H100", "A100").
-func ResolveModel(name string) (DeviceSpec, bool, error) {
+// Specs returns a copy of the catalog's entries.
+func (c *DeviceCatalog) Specs() []DeviceSpec { return slices.Clone(c.specs) }
+
+// Resolve returns the entry name normalizes to (NormalizeModel) and true;
+// false with a nil error for a name that is not a model of c and does not
+// look like one ("amd64 CPU", "devnet GPU"); and ErrAmbiguousModel for a
+// look-alike: a name that is not ASCII after NFKC (a Cyrillic "Н100"), or
+// names a family of c without matching an entry exactly ("NVIDIA H100",
+// "A100").
+func (c *DeviceCatalog) Resolve(name string) (DeviceSpec, bool, error) {
 	n := NormalizeModel(name)
-	if i, ok := catalogIndex[n]; ok {
-		return Catalog[i], true, nil
+	if i, ok := c.index[n]; ok {
+		return c.specs[i], true, nil
 	}
 	for _, r := range n {
 		if r > unicode.MaxASCII {
@@ -214,19 +240,73 @@ func ResolveModel(name string) (DeviceSpec, bool, error) {
 		}
 	}
 	for _, w := range strings.Fields(n) {
-		if families[w] {
+		if c.families[w] {
 			return DeviceSpec{}, false, fmt.Errorf("%w: %q names %q", ErrAmbiguousModel, name, w)
 		}
 	}
 	return DeviceSpec{}, false, nil
 }
 
-// LookupDevice returns the catalog entry whose model or alias name
-// normalizes to (NormalizeModel); look-alikes (ResolveModel) are not
-// found.
-func LookupDevice(name string) (DeviceSpec, bool) {
-	d, ok, _ := ResolveModel(name)
+// Lookup returns the entry whose model or alias name normalizes to
+// (NormalizeModel); look-alikes (Resolve) are not found.
+func (c *DeviceCatalog) Lookup(name string) (DeviceSpec, bool) {
+	d, ok, _ := c.Resolve(name)
 	return d, ok
+}
+
+// ResolveModel is DefaultCatalog.Resolve.
+func ResolveModel(name string) (DeviceSpec, bool, error) { return DefaultCatalog.Resolve(name) }
+
+// LookupDevice is DefaultCatalog.Lookup: the catalog entry whose model or
+// alias name normalizes to (NormalizeModel); look-alikes (ResolveModel)
+// are not found.
+func LookupDevice(name string) (DeviceSpec, bool) { return DefaultCatalog.Lookup(name) }
+
+// DevnetPrefix starts the name of every emulated model of DevnetCatalog:
+// "devnet A100 80GB SXM" is the emulated A100 80GB SXM. In DefaultCatalog
+// such a name is a look-alike (it names a catalog family), so a claim of
+// an emulated model is rejected everywhere but on a devnet.
+const DevnetPrefix = "devnet "
+
+// DevnetScale shrinks catalog figures to a devnet's size.
+type DevnetScale struct {
+	// Compute multiplies every throughput (int8, fp8, fp16 and bf16 peaks,
+	// the hash rate, the memory bandwidth), so the ratios between models
+	// and between workloads are the catalog's.
+	Compute float64
+	// Memory multiplies the memory capacity. Compute and Memory apart
+	// set how long a VRAM proof takes (its blocks over the hash rate):
+	// Memory/Compute times the real model's time, the same factor for
+	// every model.
+	Memory float64
+}
+
+// DevnetCatalog returns Catalog plus, for each entry, an emulated model
+// named DevnetPrefix + its model ("devnet H100 SXM", no aliases) whose
+// figures are the entry's scaled by s; SMs, clocks, power, PCIe and
+// driver bounds are kept. A devnet's nodes plan from it exactly as real
+// nodes plan from DefaultCatalog, with its real entries unchanged, so that
+// CPU devices emulating a catalog model (Emulated) are held to its floors.
+func DevnetCatalog(s DevnetScale) *DeviceCatalog {
+	specs := Catalog
+	for _, d := range Catalog {
+		e := d
+		e.Model, e.Aliases = DevnetPrefix+d.Model, nil
+		e.VRAMBytes = uint64(float64(d.VRAMBytes) * s.Memory)
+		e.BandwidthGBps *= s.Compute
+		e.BF16TFLOPS *= s.Compute
+		e.FP16TFLOPS *= s.Compute
+		e.FP8TFLOPS *= s.Compute
+		e.INT8TOPS *= s.Compute
+		e.HashGHps *= s.Compute
+		e.Source = fmt.Sprintf("emulated: %s scaled by %.3g (throughput) and %.3g (memory)", d.Model, s.Compute, s.Memory)
+		specs = append(specs[:len(specs):len(specs)], e)
+	}
+	c, err := NewDeviceCatalog(specs)
+	if err != nil {
+		panic(err) // the prefix keeps every emulated name apart
+	}
+	return c
 }
 
 // FastestExactInt8 returns the peak rate (TOPS) of the fastest unit that

@@ -75,6 +75,23 @@ const (
 	// the verifiers alone, never to the challenger, and never opens, so
 	// that no secret is revealed and the challenge is void (voiderProver).
 	RoleVoider Role = "voider"
+	// RoleSibling (adversary) has an emulated SiblingHas (a devnet A100
+	// 40GB: the same compute, half the memory) and claims its bigger
+	// sibling, SiblingClaims, with that model's memory: its VRAM proofs,
+	// sized for memory it lacks, recompute blocks and come late.
+	RoleSibling Role = "sibling"
+	// RoleInflate (adversary) has one emulated InflateModel and claims
+	// InflateCount of them: it is held to every device it claims
+	// (challenge.Planner.RatesFor), so its proofs are sized for
+	// InflateCount devices and come late, and nvml.CrossCheck flags the
+	// count.
+	RoleInflate Role = "inflate"
+	// RoleVRAMDodger (adversary) has an emulated DodgerModel holding
+	// DodgerHold of its memory, and claims the model with its full memory
+	// and DodgerUnderclaim times less than its hash rate, hoping for a
+	// lax VRAM deadline: the catalog's hash rate is a floor, so its
+	// deadline is the model's, and it recomputes the blocks it lacks.
+	RoleVRAMDodger Role = "vram-dodger"
 )
 
 // Adversary parameters.
@@ -92,11 +109,24 @@ const (
 	EquivocatorFraction = 0.95
 	// ForgedModel is the catalog model RoleForgedNVML claims.
 	ForgedModel = "NVIDIA H100 80GB HBM3"
+	// SiblingHas and SiblingClaims are the catalog models whose emulated
+	// twins (gpu.DevnetPrefix) RoleSibling has and claims.
+	SiblingHas, SiblingClaims = "A100 40GB SXM", "A100 80GB SXM"
+	// InflateModel is the catalog model whose emulated twin RoleInflate
+	// has one of, and InflateCount how many it claims.
+	InflateModel, InflateCount = "A100 80GB SXM", 2
+	// DodgerModel is the catalog model whose emulated twin RoleVRAMDodger
+	// has and claims; DodgerHold is the share of its memory the device
+	// holds, and DodgerUnderclaim how many times less than the model's
+	// hash rate it claims.
+	DodgerModel      = "A100 80GB SXM"
+	DodgerHold       = 0.5
+	DodgerUnderclaim = 16
 )
 
 // Roles lists the roles in the order devnet reports them.
 var Roles = []Role{RoleHonest, RoleSlow, RoleLazy, RoleReplay, RoleRelay, RoleForgedNVML, RoleLazyVerifier, RoleColluder, RoleSybil, RoleOnOff,
-	RoleLateJunk, RoleEquivocator, RoleVoider}
+	RoleLateJunk, RoleEquivocator, RoleVoider, RoleSibling, RoleInflate, RoleVRAMDodger}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
@@ -121,7 +151,7 @@ func ParseRole(s string) (Role, error) {
 func proverFor(n *Node) proverRole {
 	h := newHonestProver(n)
 	switch n.role {
-	case RoleHonest, "", RoleLazyVerifier, RoleForgedNVML, RoleSlow:
+	case RoleHonest, "", RoleLazyVerifier, RoleForgedNVML, RoleSlow, RoleSibling, RoleInflate, RoleVRAMDodger:
 		if n.role.Adversary() {
 			return cappedProver{h}
 		}
@@ -160,6 +190,45 @@ func claimFactor(r Role) float64 {
 		return LateJunkClaimFactor
 	}
 	return 1
+}
+
+// emulatedDevice (adversary wiring, devnet only) returns the catalog
+// model whose emulated twin a role's device is, and the share of that
+// model's memory the device holds; ok is false for roles without an
+// emulated device of their own.
+func emulatedDevice(r Role) (model string, hold float64, ok bool) {
+	switch r {
+	case RoleSibling:
+		return SiblingHas, 1, true
+	case RoleInflate:
+		return InflateModel, 1, true
+	case RoleVRAMDodger:
+		return DodgerModel, DodgerHold, true
+	}
+	return "", 0, false
+}
+
+// claimFor (adversary) rewrites the claim c of a role whose lie is in
+// the claim rather than in its arithmetic, against the models of cat:
+// RoleSibling names the bigger sibling with its memory, RoleInflate
+// claims InflateCount devices, RoleVRAMDodger claims its model's memory
+// and a DodgerUnderclaim-th of its hash rate. Other roles' claims are
+// left alone.
+func claimFor(r Role, c *pb.DeviceClaim, cat *gpu.DeviceCatalog) {
+	switch r {
+	case RoleSibling:
+		c.Model = gpu.DevnetPrefix + SiblingClaims
+		if spec, ok := cat.Lookup(c.Model); ok {
+			c.VramBytes = spec.VRAMBytes
+		}
+	case RoleInflate:
+		c.Count = InflateCount
+	case RoleVRAMDodger:
+		if spec, ok := cat.Lookup(c.GetModel()); ok {
+			c.VramBytes = spec.VRAMBytes
+		}
+		c.HashGhps /= DodgerUnderclaim
+	}
 }
 
 // cappedProver (adversary) is a prover that stops at the deadline.

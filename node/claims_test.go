@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -58,8 +59,10 @@ func TestUnplannableVRAMFlagged(t *testing.T) {
 }
 
 // TestManyDevicesFlagged: a catalog claim of twelve devices is held to
-// one device (its plans are one H100's, so at the default 2 s target it
-// stays challengeable) and flagged, so what it says is visible.
+// twelve devices (challenge.Planner.RatesFor), more than any challenge
+// within the limits can test, so it is flagged unverifiable — scored below
+// the graylist — besides the count flag (nvml.CrossCheck); a claim of two
+// is challenged as two devices and carries the count flag alone.
 func TestManyDevicesFlagged(t *testing.T) {
 	cfg := testConfig()
 	cfg.Challenge.EpochLength, cfg.Challenge.TargetDuration = Duration(30*time.Second), Duration(2*time.Second)
@@ -67,14 +70,23 @@ func TestManyDevicesFlagged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &pb.DeviceClaim{Model: "NVIDIA H100 80GB HBM3", Count: 12, Int8Tops: 1, HashGhps: 1}
-	_, id, _ := challenge.MessageCID(c)
-	n.onClaim(peer.ID("many"), decoded{msg: c, cid: id}, time.Now())
-	flags := n.peers[peer.ID("many")].flags
-	if len(flags) != 1 || !strings.Contains(flags[0], "claims 12 H100 SXM devices") {
-		t.Errorf("flags %q, want the device count flagged, and nothing else", flags)
+	for _, tc := range []struct {
+		count        uint32
+		unverifiable bool
+	}{{12, true}, {2, false}} {
+		c := &pb.DeviceClaim{Model: "NVIDIA H100 80GB HBM3", Count: tc.count, Int8Tops: 1, HashGhps: 1}
+		_, id, _ := challenge.MessageCID(c)
+		p := peer.ID(fmt.Sprint("many", tc.count))
+		n.onClaim(p, decoded{msg: c, cid: id}, time.Now())
+		flags := n.peers[p].flags
+		if len(flags) == 0 || !strings.Contains(flags[0], fmt.Sprintf("claims %d H100 SXM devices", tc.count)) {
+			t.Errorf("%d devices: flags %q, want the device count flagged", tc.count, flags)
+		}
+		if got := slices.Contains(flags, FlagUnverifiable); got != tc.unverifiable || (n.appScore(p) == UnverifiableScore) != tc.unverifiable {
+			t.Errorf("%d devices: flags %q, score %v; want unverifiable %v", tc.count, flags, n.appScore(p), tc.unverifiable)
+		}
 	}
-	if got := testutil.ToFloat64(n.metrics.flagged.WithLabelValues("device_report")); got != 1 {
-		t.Errorf("poai_claims_flagged_total{reason=device_report} = %v, want 1", got)
+	if got := testutil.ToFloat64(n.metrics.flagged.WithLabelValues("device_report")); got != 2 {
+		t.Errorf("poai_claims_flagged_total{reason=device_report} = %v, want 2", got)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
 	"github.com/poai-network/poai/gpu/cuda"
 	"github.com/poai-network/poai/p2p"
@@ -97,6 +98,71 @@ type DevnetConfig struct {
 	// so this is honest. A slow adversary claims SlowClaimFactor times the
 	// whole measured device.
 	ClaimFraction float64
+	// Emulated is how many honest nodes (the last ones, past any relay's
+	// accomplice) prove on an emulated EmulatedHonestModel
+	// (gpu.Emulated, with the devnet catalog's figures) and claim it,
+	// instead of claiming their CPU as "devnet CPU". The sibling, inflate
+	// and vram-dodger adversaries always have emulated devices.
+	Emulated int
+}
+
+// EmulatedHonestModel is the catalog model whose emulated twin honest
+// devnet nodes with an emulated device have (DevnetConfig.Emulated).
+const EmulatedHonestModel = "A100 80GB SXM"
+
+// Emulated devices of a devnet (gpu.DevnetCatalog, fitDevnetScale).
+const (
+	// EmulatedHeadroom is the share of the CPU's measured rate, on the
+	// workload where the catalog is fastest relative to the CPU, that the
+	// fastest emulated model gets: the CPU must finish the arithmetic
+	// before the emulated device would, though its neighbours share it.
+	EmulatedHeadroom = 0.5
+	// EmulatedVRAMTargets is how many targets the VRAM proof of the
+	// emulated model with the most memory per hash rate (the H200) takes;
+	// the A100 80GB's takes 0.97 of it, the A100 40GB's half.
+	EmulatedVRAMTargets = 4
+)
+
+// fitDevnetScale returns the scale of a devnet's emulated catalog for a
+// CPU measured at m: throughputs shrink by one factor, so that the
+// fastest catalog floor of each workload (peak × the planner's
+// efficiency for the products, the hash rate for VRAM) is at most
+// EmulatedHeadroom of the CPU's rate; memory shrinks so that the longest
+// VRAM proof of the catalog (memory over hash rate, the H200's) takes
+// EmulatedVRAMTargets targets. The ratios between models, and between one
+// model's workloads, are the catalog's.
+func fitDevnetScale(m gpu.Throughput, p challenge.Planner) gpu.DevnetScale {
+	var int8, bf16, hash, memPerHash float64
+	for _, d := range gpu.Catalog {
+		int8 = max(int8, d.FastestExactInt8()*p.Efficiency.Int8)
+		bf16 = max(bf16, d.FastestAcceptableBF16()*p.Efficiency.BF16)
+		hash = max(hash, d.HashGHps)
+		memPerHash = max(memPerHash, float64(d.VRAMBytes)/(d.HashGHps*1e9))
+	}
+	compute := EmulatedHeadroom * min(m.Int8TOPS/int8, m.BF16TFLOPS/bf16, m.HashGHps/hash)
+	// A VRAM proof of memory M at hash rate H takes about
+	// Fill·M/32·(Rounds + ReadsPerBlock)/H seconds.
+	vs := p.VRAM
+	longest := vs.Fill * memPerHash / gpu.VRAMBlockBytes * float64(vs.Rounds+vs.ReadsPerBlock)
+	return gpu.DevnetScale{Compute: compute, Memory: compute * EmulatedVRAMTargets * p.Target.Seconds() / longest}
+}
+
+// emulatedBackend returns a device emulating the devnet twin of catalog
+// model on inner, holding hold of its memory, with the rates a claim of
+// that twin is held to (p.RatesFor: the floors), and those rates as a
+// measured throughput for its claim.
+func emulatedBackend(inner gpu.Backend, p challenge.Planner, model string, hold float64) (*gpu.Emulated, gpu.Throughput, error) {
+	spec, ok := p.Lookup(gpu.DevnetPrefix + model)
+	if !ok {
+		return nil, gpu.Throughput{}, fmt.Errorf("devnet: no emulated %s in the catalog", model)
+	}
+	r := p.RatesFor(&pb.DeviceClaim{Model: spec.Model, Count: 1})
+	e, err := gpu.NewEmulated(inner, gpu.Budget{Model: spec.Model, Int8OPS: r.Int8OPS, BF16FLOPS: r.BF16FLOPS,
+		HashesPerSec: r.HashesPerSec, MemBytes: uint64(hold * float64(r.MemBytes))})
+	if err != nil {
+		return nil, gpu.Throughput{}, err
+	}
+	return e, gpu.Throughput{Int8TOPS: r.Int8OPS / 1e12, BF16TFLOPS: r.BF16FLOPS / 1e12, HashGHps: r.HashesPerSec / 1e9}, nil
 }
 
 // ParseAdversaries parses "slow=1,lazy=2" into a role count map.
@@ -131,8 +197,11 @@ func ParseAdversaries(s string) (map[Role]int, error) {
 type Devnet struct {
 	Nodes []*Node
 	// GPU names the device node 0 proves on, or is empty.
-	GPU         string
-	Measured    gpu.Throughput
+	GPU      string
+	Measured gpu.Throughput
+	// Scale is the devnet catalog's scale (gpu.DevnetCatalog), fitted to
+	// the measured CPU.
+	Scale       gpu.DevnetScale
 	Clock       time.Time // genesis
 	EpochLength time.Duration
 	dir         string
@@ -197,6 +266,13 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	blocks := measured.HashGHps * 1e9 * cfg.Target.Seconds() / float64(vs.Rounds+vs.ReadsPerBlock)
 	vram := uint64(blocks * gpu.VRAMBlockBytes / vs.Fill)
 	cfg.Log.Info("measured CPU backend", "int8_tops", measured.Int8TOPS, "bf16_tflops", measured.BF16TFLOPS, "hash_ghps", measured.HashGHps, "vram_claim", vram)
+	// Every node plans from the devnet catalog: the real models, and
+	// their emulated twins scaled to this CPU.
+	basePlanner := base.Challenge.Planner()
+	basePlanner.Target = cfg.Target
+	d.Scale = fitDevnetScale(measured, basePlanner)
+	catalog := gpu.DevnetCatalog(d.Scale)
+	cfg.Log.Info("emulated catalog", "compute_scale", d.Scale.Compute, "memory_scale", d.Scale.Memory)
 
 	// On a machine with a usable GPU, node 0 proves on it and claims what
 	// it measured there (as "devnet GPU", not its catalog model, so its
@@ -218,8 +294,9 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 				"bf16_tflops", gpuMeasured.BF16TFLOPS, "hash_ghps", gpuMeasured.HashGHps)
 		}
 	}
+	honest := cfg.Nodes - adv
 	roles := make([]Role, 0, cfg.Nodes)
-	for range cfg.Nodes - adv {
+	for range honest {
 		roles = append(roles, RoleHonest)
 	}
 	for _, r := range Roles {
@@ -301,7 +378,25 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 			backend = accomplices[i-1] // a relay's accomplice
 		}
 		opts := []Option{WithRole(role), WithMeasured(measured), WithBackend(backend), WithLogger(cfg.Log.With("node", i)),
-			WithClique(cliques[role])}
+			WithClique(cliques[role]), WithCatalog(catalog)}
+		model, hold, emulated := emulatedDevice(role) // ADVERSARY wiring: sibling, inflate, vram-dodger
+		if role == RoleHonest && i >= max(honest-cfg.Emulated, 1+len(accomplices)) {
+			model, hold, emulated = EmulatedHonestModel, 1, true
+		}
+		if emulated {
+			p := c.Challenge.Planner()
+			p.Catalog = catalog
+			dev, t, err := emulatedBackend(backend, p, model, hold)
+			if err != nil {
+				d.Close()
+				return nil, err
+			}
+			// The claim is what the device reports: its model, memory
+			// and rates.
+			c.Device.Model, c.Device.VRAMBytes = "", 0
+			c.Device.Int8TOPS, c.Device.BF16TFLOPS, c.Device.HashGHps = 0, 0, 0
+			opts = append(opts, WithBackend(dev), WithMeasured(t))
+		}
 		if role == RoleRelay {
 			opts = append(opts, WithAccomplice(accomplices[relays]))
 			relays++

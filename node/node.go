@@ -60,6 +60,9 @@ type options struct {
 	role           Role
 	measured       *gpu.Throughput
 	warmup         time.Duration
+	// catalog is the device catalog claims are planned from (nil:
+	// gpu.DefaultCatalog).
+	catalog *gpu.DeviceCatalog
 	// ADVERSARY wiring (devnet and tests only): a colluder's clique, a
 	// relay's accomplice device.
 	clique     []peer.ID
@@ -110,6 +113,13 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 func withOwnedBackend(release func() error) Option {
 	return func(o *options) { o.releaseBackend = release }
 }
+
+// WithCatalog makes the node plan, validate and cross-check claims with
+// the models of c instead of gpu.DefaultCatalog: a devnet gives every node
+// gpu.DevnetCatalog, so that claims of emulated models (gpu.Emulated
+// devices) are held to their floors as real models are. Every node of a
+// network must use the same catalog.
+func WithCatalog(c *gpu.DeviceCatalog) Option { return func(o *options) { o.catalog = c } }
 
 // WithBackend sets the proving backend (default: the one [device] backend
 // names, opened by Start).
@@ -388,7 +398,8 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 		wl, _ := ParseWorkload(w) // checked by Validate
 		n.workloads = append(n.workloads, wl)
 	}
-	n.validator = challenge.NewValidator(challenge.DefaultLimits(), n.clock, 1<<16)
+	n.planner.Catalog = o.catalog
+	n.validator = challenge.NewValidator(challenge.DefaultLimits(), n.clock, 1<<16, challenge.WithCatalog(o.catalog))
 	n.proving = proverFor(n)
 	return n, nil
 }
@@ -629,6 +640,7 @@ func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
 		VramBytes: vram,
 		Int8Tops:  d.Int8TOPS, Bf16Tflops: d.BF16TFLOPS, HashGhps: d.HashGHps, Backend: info.Backend,
 	}
+	claimFor(n.role, claim, n.catalog()) // ADVERSARY: sibling, inflate, vram-dodger
 	if n.role == RoleForgedNVML {
 		claim.Devices = []*pb.DeviceReport{forgedReport()}
 	} else if info.Backend == "cuda" {
@@ -649,7 +661,7 @@ func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
 			n.log.Warn("no NVML report matches the CUDA device's PCI location", "reports", len(reports))
 		default:
 			claim.Devices = reports[n.nvmlIndex : n.nvmlIndex+1]
-			if f := nvml.CrossCheck(claim); len(f) > 0 {
+			if f := nvml.CrossCheckIn(n.catalog(), claim); len(f) > 0 {
 				n.log.Warn("this node's claim disagrees with its own NVML report", "findings", f)
 			}
 		}
@@ -1026,6 +1038,9 @@ func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, err
 // gets UnverifiableScore.
 const FlagUnverifiable = "unverifiable: no configured workload can be sized for this claim"
 
+// catalog returns the device catalog this node plans from.
+func (n *Node) catalog() *gpu.DeviceCatalog { return cmp.Or(n.o.catalog, gpu.DefaultCatalog) }
+
 // plannable returns nil when c can be challenged with the configured
 // workloads (challenge.Planner.Check), else why not.
 func (n *Node) plannable(c *pb.DeviceClaim) error {
@@ -1053,7 +1068,7 @@ func (n *Node) setUnverifiable(p peer.ID, bad bool) {
 
 func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 	c := d.msg.(*pb.DeviceClaim)
-	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: nvml.CrossCheck(c), lastFailed: -1, lastPassed: -1}
+	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: nvml.CrossCheckIn(n.catalog(), c), lastFailed: -1, lastPassed: -1}
 	e.lastChallenged = initialLastChallenged(from, n.clock.At(at), n.cfg.Challenge.Rate)
 	if old, ok := n.peers[from]; ok {
 		e.slowProof, e.lastChallenged, e.voids = old.slowProof, old.lastChallenged, old.voids
@@ -1098,7 +1113,7 @@ func (n *Node) checkProofSpeed(t *tracked, latency time.Duration) {
 	if !ok {
 		return
 	}
-	if _, catalog := gpu.LookupDevice(e.claim.GetModel()); !catalog {
+	if _, catalog := n.planner.Lookup(e.claim.GetModel()); !catalog {
 		return
 	}
 	pl, err := n.planner.Plan(e.claim, t.ch.GetWorkload())

@@ -30,6 +30,8 @@ func devnetCmd() *cobra.Command {
 		gpuMode     string
 		allowance   time.Duration
 		waves       int
+		workloads   string
+		emulated    int
 	)
 	cmd := &cobra.Command{
 		Use:   "devnet",
@@ -42,6 +44,12 @@ CPU backend. Some of them are ADVERSARIES, labelled as such:
           device and it misses deadlines
   lazy    computes only half of the rows of C and fills the rest with noise
   replay  answers every challenge after the first with its first result
+
+The sibling, inflate and vram-dodger adversaries (and --emulated honest
+nodes) prove on emulated devices: devnet twins of catalog GPUs ("devnet A100
+80GB SXM") whose figures are the catalog's scaled to this CPU, the CPU
+computing the answers and the emulated device's budget deciding when they
+may leave.
 
 and more (--adversaries lists every role; docs/adversaries.md says what
 each does and what catches it).
@@ -63,6 +71,16 @@ peers' views).`,
 			if err != nil {
 				return err
 			}
+			var wl []string
+			for _, w := range strings.Split(workloads, ",") {
+				if w = strings.TrimSpace(w); w == "" {
+					continue
+				}
+				if _, err := node.ParseWorkload(w); err != nil {
+					return fmt.Errorf("--workloads: %w", err)
+				}
+				wl = append(wl, w)
+			}
 			log, err := newLogger(logLevel, "text")
 			if err != nil {
 				return err
@@ -73,7 +91,7 @@ peers' views).`,
 			fmt.Fprintf(stderr, "devnet: measuring the CPU backend and starting %d nodes...\n", nodes)
 			d, err := node.StartDevnet(ctx, node.DevnetConfig{
 				Nodes: nodes, Adversaries: adv, DataDir: dataDir, Target: target, EpochLength: epoch, Slack: slack, Log: log, GPU: gpuMode,
-				Allowance: allowance, Waves: waves,
+				Allowance: allowance, Waves: waves, Workloads: wl, Emulated: emulated,
 			})
 			if err != nil {
 				return err
@@ -137,6 +155,8 @@ peers' views).`,
 	f := cmd.Flags()
 	f.IntVar(&nodes, "nodes", 6, "number of nodes, adversaries included")
 	f.StringVar(&adversaries, "adversaries", "slow=1,lazy=1,replay=1", "adversary roles and counts, e.g. slow=1,lazy=1,replay=1 (roles: "+adversaryRoleNames()+"; see docs/adversaries.md)")
+	f.StringVar(&workloads, "workloads", "", "workloads challenges rotate through, e.g. vram or int8,bf16,vram (empty: the config default)")
+	f.IntVar(&emulated, "emulated", 0, "how many honest nodes prove on an emulated devnet A100 80GB SXM and claim it, instead of claiming their CPU")
 	f.DurationVar(&duration, "duration", 60*time.Second, "how long to run")
 	f.StringVar(&gpuMode, "gpu", "auto", "\"auto\": node 0 proves on this machine's CUDA GPU when there is one; \"off\": every node on the CPU")
 	f.DurationVar(&target, "target", 400*time.Millisecond, "how long one challenge should take an honest node")

@@ -55,13 +55,19 @@ var driverVersion = regexp.MustCompile(`^([0-9]{3})\.[0-9]{1,3}(\.[0-9]{1,3})?$`
 // returns one finding per inconsistency, empty when there is none or
 // nothing to compare. A catalog claim of more than one device is a
 // finding even without reports: a node proves one device (the CUDA
-// backend proves on one, and signs that one's report), so challengers
-// hold the claim to one device (challenge.Planner.RatesFor).
-func CrossCheck(c *pb.DeviceClaim) []string {
+// backend proves on one, and signs that one's report), yet challengers
+// hold the claim to the count it states (challenge.Planner.RatesFor), so
+// it fails its proofs. Models are looked up in gpu.DefaultCatalog
+// (CrossCheckIn takes another).
+func CrossCheck(c *pb.DeviceClaim) []string { return CrossCheckIn(gpu.DefaultCatalog, c) }
+
+// CrossCheckIn is CrossCheck with the models of cat (a devnet's
+// gpu.DevnetCatalog).
+func CrossCheckIn(cat *gpu.DeviceCatalog, c *pb.DeviceClaim) []string {
 	var out []string
-	spec, ok := gpu.LookupDevice(c.GetModel())
+	spec, ok := cat.Lookup(c.GetModel())
 	if ok && c.GetCount() > 1 {
-		out = append(out, fmt.Sprintf("claims %d %s devices; a node proves one, so the claim is held to one", c.GetCount(), spec.Model))
+		out = append(out, fmt.Sprintf("claims %d %s devices; a node proves one, and is held to all it claims", c.GetCount(), spec.Model))
 	}
 	reports := c.GetDevices()
 	if len(reports) == 0 {
@@ -72,7 +78,7 @@ func CrossCheck(c *pb.DeviceClaim) []string {
 	}
 	for i, r := range reports {
 		if ok && gpu.NormalizeModel(r.GetName()) != gpu.NormalizeModel(c.GetModel()) {
-			if alt, found := gpu.LookupDevice(r.GetName()); !found || alt.Model != spec.Model {
+			if alt, found := cat.Lookup(r.GetName()); !found || alt.Model != spec.Model {
 				out = append(out, fmt.Sprintf("device %d reports %q, the claim says %q", i, r.GetName(), c.GetModel()))
 			}
 		}
