@@ -279,6 +279,9 @@ type peerEntry struct {
 	// (late, no answer, wrong answer, bad proof) and a pass for, or -1
 	// (needsFollowUp).
 	lastFailed, lastPassed int64
+	// failedWorkload is the workload of the latest failed challenge: the
+	// one a follow-up repeats.
+	failedWorkload pb.Workload
 }
 
 // tracked is a challenge this node has seen, with what arrived for it.
@@ -987,6 +990,13 @@ func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, err
 	var plan challenge.Plan
 	var err error
 	start := int(e) + int(rendezvous("poai/1/workload", []byte(target), n.id)[0])
+	if i := slices.Index(n.workloads, p.failedWorkload); i >= 0 && needsFollowUp(p.lastFailed, p.lastPassed) {
+		// A follow-up repeats the workload that failed: a device that
+		// lies about one resource (memory, a second card) fails only the
+		// workload that tests it, and on the rotation those failures
+		// would stay a minority of its record.
+		start = i
+	}
 	for i := range n.workloads {
 		if plan, err = n.planner.Plan(p.claim, n.workloads[(start+i)%len(n.workloads)]); err == nil {
 			break
@@ -1072,7 +1082,7 @@ func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 	e.lastChallenged = initialLastChallenged(from, n.clock.At(at), n.cfg.Challenge.Rate)
 	if old, ok := n.peers[from]; ok {
 		e.slowProof, e.lastChallenged, e.voids = old.slowProof, old.lastChallenged, old.voids
-		e.lastFailed, e.lastPassed = old.lastFailed, old.lastPassed
+		e.lastFailed, e.lastPassed, e.failedWorkload = old.lastFailed, old.lastPassed, old.failedWorkload
 		if old.claimCID.Equals(d.cid) {
 			e.flags = old.flags // same claim: flags already counted
 		} else if slices.Contains(old.flags, FlagVoids) {
@@ -2029,7 +2039,8 @@ func shortID(id peer.ID) string {
 // or passing verdict from attester, when the attester is in good
 // standing here (application score ≥ 0), for needsFollowUp. Unreachable
 // verdicts say as much about the attester's links as about the target and
-// are not noted.
+// are not noted. A failure also records its workload, which follow-ups
+// repeat, and only a pass of that workload clears it.
 func (n *Node) noteOutcome(t *tracked, attester peer.ID, v pb.Verdict) {
 	p, ok := n.peers[t.target]
 	if !ok || n.appScore(attester) < 0 {
@@ -2038,8 +2049,15 @@ func (n *Node) noteOutcome(t *tracked, attester peer.ID, v pb.Verdict) {
 	e := int64(min(t.ch.GetEpoch(), math.MaxInt64))
 	switch v {
 	case pb.Verdict_VERDICT_PASS:
-		p.lastPassed = max(p.lastPassed, e)
+		// A pass clears a failure of its own workload only: a memory
+		// failure is not cleared by a passing product.
+		if p.lastFailed < 0 || t.ch.GetWorkload() == p.failedWorkload {
+			p.lastPassed = max(p.lastPassed, e)
+		}
 	case pb.Verdict_VERDICT_LATE, pb.Verdict_VERDICT_NO_ANSWER, pb.Verdict_VERDICT_WRONG_ANSWER, pb.Verdict_VERDICT_BAD_PROOF:
+		if e >= p.lastFailed {
+			p.failedWorkload = t.ch.GetWorkload()
+		}
 		p.lastFailed = max(p.lastFailed, e)
 	}
 }
