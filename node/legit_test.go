@@ -358,3 +358,27 @@ func TestNeedsFollowUp(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowUpKeepsFailedWorkload: a failure of one workload is cleared
+// only by a pass of that workload, and it is the one a follow-up asks for.
+func TestFollowUpKeepsFailedWorkload(t *testing.T) {
+	n, err := New(t.TempDir(), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, verifier := randomID(t), randomID(t)
+	p := &peerEntry{lastFailed: -1, lastPassed: -1}
+	n.peers[target] = p
+	at := func(w pb.Workload, e uint64) *tracked {
+		return &tracked{target: target, ch: &pb.Challenge{Workload: w, Epoch: e}}
+	}
+	n.noteOutcome(at(pb.Workload_WORKLOAD_VRAM, 3), verifier, pb.Verdict_VERDICT_LATE)
+	n.noteOutcome(at(pb.Workload_WORKLOAD_GEMM_INT8, 4), verifier, pb.Verdict_VERDICT_PASS)
+	if !needsFollowUp(p.lastFailed, p.lastPassed) || p.failedWorkload != pb.Workload_WORKLOAD_VRAM {
+		t.Fatalf("a passing product cleared a memory failure: failed %d (%v), passed %d", p.lastFailed, p.failedWorkload, p.lastPassed)
+	}
+	n.noteOutcome(at(pb.Workload_WORKLOAD_VRAM, 5), verifier, pb.Verdict_VERDICT_PASS)
+	if needsFollowUp(p.lastFailed, p.lastPassed) {
+		t.Fatalf("a passing VRAM proof did not clear the memory failure: failed %d, passed %d", p.lastFailed, p.lastPassed)
+	}
+}
