@@ -56,6 +56,12 @@ const (
 	// RoleOnOff (adversary) proves honestly for OnOffHonestEpochs epochs
 	// to build a reputation, then turns lazy.
 	RoleOnOff Role = "onoff"
+	// RoleSybilFlood (adversary) is one of many identities that only
+	// announce a device claim, with no device behind it: it never proves,
+	// never issues a challenge and never attests, and only takes the
+	// challenger and verifier slots the schedule would give it
+	// (sybilFlood).
+	RoleSybilFlood Role = "sybil-flood"
 )
 
 // Adversary parameters.
@@ -68,7 +74,7 @@ const (
 )
 
 // Roles lists the roles in the order devnet reports them.
-var Roles = []Role{RoleHonest, RoleSlow, RoleLazy, RoleReplay, RoleRelay, RoleForgedNVML, RoleLazyVerifier, RoleColluder, RoleSybil, RoleOnOff}
+var Roles = []Role{RoleHonest, RoleSlow, RoleLazy, RoleReplay, RoleRelay, RoleForgedNVML, RoleLazyVerifier, RoleColluder, RoleSybil, RoleOnOff, RoleSybilFlood}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {

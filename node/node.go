@@ -193,6 +193,9 @@ type Node struct {
 	statsMu sync.Mutex
 	stats   Stats
 	delays  delayLog
+	// slotsSeen counts the challenger and verifier slots this node saw
+	// each peer hold (devnet reports).
+	slotsSeen slotLedger
 }
 
 // delayLog keeps the most recent challenge-to-attestation delays for
@@ -493,13 +496,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		{p2p.TopicAttestation, wrap(n.validator.Attestation), n.onAttestation},
 		{p2p.TopicRequests, wrap(n.validator.ChallengeRequest), n.onRequest},
 	} {
+		handle := conductOf(n.role).handler(t.topic, t.handle)
 		if err := n.host.Join(n.topic(t.topic), n.validatorFor(t.topic, t.decode), func(m p2p.Message) {
 			at := time.Now() // receipt time on this node's clock
 			d, ok := m.Decoded.(decoded)
 			if !ok {
 				return
 			}
-			n.post(func() { t.handle(m.From, d, at) })
+			n.post(func() { handle(m.From, d, at) })
 		}); err != nil {
 			return err
 		}
@@ -826,7 +830,9 @@ func (n *Node) onEpoch(e uint64) {
 	shard, shards := n.Shard()
 	phase := time.Duration(float64(n.clock.Length) * 0.8 / float64(max(len(live), 1)) * float64(shard) / float64(shards))
 	for _, target := range live {
-		if target == n.id || challengerFor(e, target, judges) != n.id {
+		c := challengerFor(e, target, judges)
+		n.slotsSeen.note(c, nil)
+		if target == n.id || c != n.id {
 			continue
 		}
 		// Below rate 1 the challenger draws from its own randomness, so
@@ -899,7 +905,7 @@ const quietEpochs = 2
 // workload rotates through the configured ones by epoch and target, skipping
 // those the claim gives no rate for.
 func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
-	return n.issueTry(e, target, cid.Undef)
+	return conductOf(n.role).issue(n, e, target)
 }
 
 // retryBackoff returns how long after a missed deadline a challenger
@@ -1226,6 +1232,7 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 	t := &tracked{ch: ch, cid: d.cid, target: target, challenger: from, receivedAt: at}
 	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, n.judges(n.livePeers(at)), n.cfg.Challenge.Verifiers)
 	t.verifier = slices.Contains(t.verifiers, n.id)
+	n.slotsSeen.note("", t.verifiers)
 	n.tracked[key] = t
 	if target == n.id {
 		select {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -222,4 +223,37 @@ func waveOffset(e uint64, target peer.ID, waves int, epoch time.Duration) time.D
 // epoch, and only until its lies graylist it or a pass clears them.
 func needsFollowUp(lastFailed, lastPassed int64) bool {
 	return lastFailed >= 0 && lastFailed > lastPassed
+}
+
+// slotLedger counts, in one node's view, the challenger slots the schedule
+// gave each peer (one a live target and epoch: the first of the target's
+// challenger ranking, whether it issued or not) and the verifier slots of
+// the challenges this node followed (the verifiers it computed for each).
+// devnet's report reads it to show who holds the network's slots.
+type slotLedger struct {
+	mu                   sync.Mutex
+	challenger, verifier map[peer.ID]int
+}
+
+// note counts one challenger slot (challenger, unless "") and the
+// verifier slots of verifiers.
+func (l *slotLedger) note(challenger peer.ID, verifiers []peer.ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.challenger == nil {
+		l.challenger, l.verifier = map[peer.ID]int{}, map[peer.ID]int{}
+	}
+	if challenger != "" {
+		l.challenger[challenger]++
+	}
+	for _, v := range verifiers {
+		l.verifier[v]++
+	}
+}
+
+// counts returns the challenger and verifier slots counted for p.
+func (l *slotLedger) counts(p peer.ID) (challenger, verifier int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.challenger[p], l.verifier[p]
 }
