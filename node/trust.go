@@ -390,7 +390,7 @@ type earnedTrust struct {
 	// firstPass is the epoch of each peer's earliest challenge that a
 	// verifier in good standing attested a pass of, as heard here.
 	firstPass map[peer.ID]uint64
-	// preTrusted is [scoring] pre_trusted, decoded on first use.
+	// preTrusted is [scoring] pretrusted, decoded on first use.
 	preTrusted map[peer.ID]bool
 }
 
@@ -411,7 +411,7 @@ func (n *Node) notePass(target peer.ID, e uint64) {
 // is in good standing itself (its application score is not negative: a
 // peer whose record turns against it, a lazy verifier's false pass
 // included, loses the slots with it). A pre-trusted peer ([scoring]
-// pre_trusted) is proven from genesis, so a network whose bootstrap
+// pretrusted) is proven from genesis, so a network whose bootstrap
 // operators are pre-trusted has proven judges from its first epoch.
 //
 // The test is coarse on purpose: every honest node hears the same
