@@ -92,6 +92,12 @@ const (
 	// lax VRAM deadline: the catalog's hash rate is a floor, so its
 	// deadline is the model's, and it recomputes the blocks it lacks.
 	RoleVRAMDodger Role = "vram-dodger"
+	// RoleSybilFlood (adversary) is one of many identities that only
+	// announce a device claim, with no device behind it: it never proves,
+	// never issues a challenge and never attests, and only takes the
+	// challenger and verifier slots the schedule would give it
+	// (sybilFlood).
+	RoleSybilFlood Role = "sybil-flood"
 )
 
 // Adversary parameters.
@@ -126,7 +132,8 @@ const (
 
 // Roles lists the roles in the order devnet reports them.
 var Roles = []Role{RoleHonest, RoleSlow, RoleLazy, RoleReplay, RoleRelay, RoleForgedNVML, RoleLazyVerifier, RoleColluder, RoleSybil, RoleOnOff,
-	RoleLateJunk, RoleEquivocator, RoleVoider, RoleSibling, RoleInflate, RoleVRAMDodger}
+	RoleLateJunk, RoleEquivocator, RoleVoider, RoleSibling, RoleInflate, RoleVRAMDodger,
+	RoleSybilFlood}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {

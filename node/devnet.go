@@ -554,6 +554,14 @@ type PeerReport struct {
 	// from one never received.
 	Answered    int `json:"answered"`
 	ProveFailed int `json:"prove_failed"`
+	// ChallengerSlots and VerifierSlots are the slots the observer saw
+	// the peer hold: the epochs and targets whose challenger ranking it
+	// headed in the observer's schedule (issued or not), and the
+	// verifier places of the challenges the observer followed. A slot
+	// held by a peer that never acts on it is a challenge not issued, or
+	// a verdict never given.
+	ChallengerSlots int `json:"challenger_slots"`
+	VerifierSlots   int `json:"verifier_slots"`
 }
 
 // Report is the devnet's result.
@@ -647,6 +655,7 @@ func (d *Devnet) Report() (Report, error) {
 		pr.HonestViews = gviews
 		st := p.Stats()
 		pr.Answered, pr.ProveFailed = st.Answered, st.ProveFailed
+		pr.ChallengerSlots, pr.VerifierSlots = observer.slotsSeen.counts(p.ID())
 		pr.Graylisted = pr.GossipScore < p2p.GraylistThreshold
 		pr.CaughtEpoch = caughtEpoch(observer, p.ID(), r.Epochs)
 		pr.Trust, _ = observer.Book().PeerTrust(p.ID().String())

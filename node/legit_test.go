@@ -2,7 +2,6 @@ package node
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	mrand "math/rand/v2"
 	"testing"
 	"time"
@@ -42,9 +41,7 @@ func TestLegitimateChallenges(t *testing.T) {
 		n.peers[id] = &peerEntry{claim: claim, seen: now}
 	}
 	epoch := n.clock.At(now)
-	var key [8]byte
-	binary.BigEndian.PutUint64(key[:], epoch)
-	ranked := rank("poai/1/challenger", append(key[:], target...), n.judges(n.livePeers(now)), target)
+	ranked := challengerRanking(epoch, target, n.judges(n.livePeers(now), epoch))
 	scheduled, outsider := ranked[0], ranked[len(ranked)-1]
 
 	plan, err := n.planner.Plan(claim, pb.Workload_WORKLOAD_GEMM_INT8)

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -206,6 +205,12 @@ type Node struct {
 	statsMu sync.Mutex
 	stats   Stats
 	delays  delayLog
+	// slotsSeen counts the challenger and verifier slots this node saw
+	// each peer hold (devnet reports).
+	slotsSeen slotLedger
+	// earned is what this node knows of the peers' earned trust (loop
+	// goroutine only).
+	earned earnedTrust
 }
 
 // delayLog keeps the most recent challenge-to-attestation delays for
@@ -520,13 +525,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		{p2p.TopicAttestation, wrap(n.validator.Attestation), n.onAttestation},
 		{p2p.TopicRequests, wrap(n.validator.ChallengeRequest), n.onRequest},
 	} {
+		handle := conductOf(n.role).handler(t.topic, t.handle)
 		if err := n.host.Join(n.topic(t.topic), n.validatorFor(t.topic, t.decode), func(m p2p.Message) {
 			at := time.Now() // receipt time on this node's clock
 			d, ok := m.Decoded.(decoded)
 			if !ok {
 				return
 			}
-			n.post(func() { t.handle(m.From, d, at) })
+			n.post(func() { handle(m.From, d, at) })
 		}); err != nil {
 			return err
 		}
@@ -847,14 +853,16 @@ func (n *Node) onEpoch(e uint64) {
 	n.after(claimOffset(n.id, e, n.clock.Length), n.publishClaim)
 	n.expire(now)
 	live := n.livePeers(now)
-	judges := n.judges(live)
+	judges := n.judges(live, e)
 	n.metrics.peers.Set(float64(len(live)))
 	// Shards take turns: each shard's slots are shifted by its share of
 	// one slot, so the network's challenges are spread over the epoch.
 	shard, shards := n.Shard()
 	phase := time.Duration(float64(n.clock.Length) * 0.8 / float64(max(len(live), 1)) * float64(shard) / float64(shards))
 	for _, target := range live {
-		if target == n.id || challengerFor(e, target, judges) != n.id {
+		c := challengerFor(e, target, judges)
+		n.slotsSeen.note(c, nil)
+		if target == n.id || c != n.id {
 			continue
 		}
 		// Below rate 1 the challenger draws from its own randomness, so
@@ -927,7 +935,7 @@ const quietEpochs = 2
 // workload rotates through the configured ones by epoch and target, skipping
 // those the claim gives no rate for.
 func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
-	return n.issueTry(e, target, cid.Undef)
+	return conductOf(n.role).issue(n, e, target)
 }
 
 // retryBackoff returns how long after a missed deadline a challenger
@@ -1169,9 +1177,7 @@ func (n *Node) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Ti
 		}
 		claim = p.claim
 	}
-	var epoch [8]byte
-	binary.BigEndian.PutUint64(epoch[:], ch.GetEpoch())
-	ranked := rank("poai/1/challenger", append(epoch[:], target...), n.judges(n.livePeers(at)), target)
+	ranked := challengerRanking(ch.GetEpoch(), target, n.judges(n.livePeers(at), ch.GetEpoch()))
 	_, own := n.secrets[key] // issued here, on this node's view at the epoch's start
 	if !own && !slices.Contains(ranked[:min(2, len(ranked))], from) {
 		return errors.New("sender is not a scheduled challenger of the target this epoch")
@@ -1264,8 +1270,9 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 		p.lastChallenged = max(p.lastChallenged, int64(min(ch.GetEpoch(), math.MaxInt64)))
 	}
 	t := &tracked{ch: ch, cid: d.cid, target: target, challenger: from, receivedAt: at}
-	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, n.judges(n.livePeers(at)), n.cfg.Challenge.Verifiers)
+	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, n.judges(n.livePeers(at), ch.GetEpoch()), n.cfg.Challenge.Verifiers)
 	t.verifier = slices.Contains(t.verifiers, n.id)
+	n.slotsSeen.note("", t.verifiers)
 	n.tracked[key] = t
 	if target == n.id {
 		select {
@@ -1739,7 +1746,7 @@ func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation
 // verifiers, and the next two of the ranking in this node's present view —
 // views of the peer set can differ by a peer or two between nodes.
 func (n *Node) possibleVerifiers(t *tracked) []peer.ID {
-	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.judges(n.livePeers(time.Now())), n.cfg.Challenge.Verifiers+2)
+	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.judges(n.livePeers(time.Now()), t.ch.GetEpoch()), n.cfg.Challenge.Verifiers+2)
 	for _, v := range t.verifiers {
 		if !slices.Contains(wide, v) {
 			wide = append(wide, v)
@@ -1978,9 +1985,7 @@ func (n *Node) scheduledChallengers(target peer.ID, e uint64, now time.Time) []p
 	if _, ok := n.peers[target]; !ok && target != n.id {
 		return nil
 	}
-	var epoch [8]byte
-	binary.BigEndian.PutUint64(epoch[:], e)
-	ranked := rank("poai/1/challenger", append(epoch[:], target...), n.judges(n.livePeers(now)), target)
+	ranked := challengerRanking(e, target, n.judges(n.livePeers(now), e))
 	return ranked[:min(2, len(ranked))]
 }
 
@@ -2054,6 +2059,7 @@ func (n *Node) noteOutcome(t *tracked, attester peer.ID, v pb.Verdict) {
 		if p.lastFailed < 0 || t.ch.GetWorkload() == p.failedWorkload {
 			p.lastPassed = max(p.lastPassed, e)
 		}
+		n.notePass(t.target, t.ch.GetEpoch())
 	case pb.Verdict_VERDICT_LATE, pb.Verdict_VERDICT_NO_ANSWER, pb.Verdict_VERDICT_WRONG_ANSWER, pb.Verdict_VERDICT_BAD_PROOF:
 		if e >= p.lastFailed {
 			p.failedWorkload = t.ch.GetWorkload()

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -56,12 +57,52 @@ func rank(tag string, key []byte, candidates []peer.ID, exclude ...peer.ID) []pe
 	return out
 }
 
-// challengerFor returns the peer that challenges target in epoch, or ""
-// when no other candidate exists.
-func challengerFor(epoch uint64, target peer.ID, candidates []peer.ID) peer.ID {
-	var key [8]byte
-	binary.BigEndian.PutUint64(key[:], epoch)
-	r := rank("poai/1/challenger", append(key[:], target...), candidates, target)
+// ProvenLag is how many epochs a pass takes to count as earned trust
+// (Node.proven): a peer is proven in epoch e by a pass of one of its
+// challenges of epoch e − ProvenLag or earlier. The verdicts of a
+// challenge issued late in an epoch can arrive after the next epoch
+// starts, at a different instant on each node; two epochs on, every node
+// has heard them, so views agree on who is proven.
+const ProvenLag = 2
+
+// pool is the peers that may hold challenger and verifier slots in one
+// node's view (Node.judges): live and not graylisted, split by earned
+// trust. proven have a passed challenge on record (Node.proven), unproven
+// have none.
+//
+// Slots go to proven peers first and to unproven ones only where too few
+// proven peers exist: a target's challenger ranking and a challenge's
+// verifier ranking list the proven candidates by rendezvous weight, then
+// the unproven ones. So an identity with no pass holds no verifier slot
+// once k + 2 proven peers other than the target and challenger exist
+// (possibleVerifiers reads k + 2 places), and no challenger slot once two
+// proven peers other than the target do (legitimate accepts the first
+// two); before that (genesis, when nobody has passed yet) the ranking is
+// the plain rendezvous ranking of every judge.
+type pool struct{ proven, unproven []peer.ID }
+
+// flat returns a pool in which nobody is proven: the plain rendezvous
+// ranking of ids.
+func flat(ids []peer.ID) pool { return pool{unproven: ids} }
+
+// rank orders the pool for key: the proven peers by descending rendezvous
+// weight, then the unproven ones, skipping the excluded.
+func (p pool) rank(tag string, key []byte, exclude ...peer.ID) []peer.ID {
+	return append(rank(tag, key, p.proven, exclude...), rank(tag, key, p.unproven, exclude...)...)
+}
+
+// challengerRanking returns target's challenger ranking for epoch: the
+// rendezvous ranking keyed by (epoch, target), proven candidates first,
+// target excluded.
+func challengerRanking(epoch uint64, target peer.ID, candidates pool) []peer.ID {
+	key := binary.BigEndian.AppendUint64(nil, epoch)
+	return candidates.rank("poai/1/challenger", append(key, target...), target)
+}
+
+// challengerFor returns the peer that challenges target in epoch, the
+// first of its challenger ranking, or "" when no other candidate exists.
+func challengerFor(epoch uint64, target peer.ID, candidates pool) peer.ID {
+	r := challengerRanking(epoch, target, candidates)
 	if len(r) == 0 {
 		return ""
 	}
@@ -69,15 +110,15 @@ func challengerFor(epoch uint64, target peer.ID, candidates []peer.ID) peer.ID {
 }
 
 // verifiersFor returns the k verifiers of a challenge: the top of the
-// rendezvous ranking keyed by (epoch, target, challenger), excluding target
-// and challenger. The key holds nothing the challenger can vary — keyed by
-// the challenge CID, a challenger could try nonces offline until its
-// accomplices were chosen. In a network of two, where nobody else exists,
-// the challenger verifies.
-func verifiersFor(epoch uint64, target, challenger peer.ID, candidates []peer.ID, k int) []peer.ID {
+// rendezvous ranking keyed by (epoch, target, challenger), proven
+// candidates first, excluding target and challenger. The key holds
+// nothing the challenger can vary — keyed by the challenge CID, a
+// challenger could try nonces offline until its accomplices were chosen.
+// In a network of two, where nobody else exists, the challenger verifies.
+func verifiersFor(epoch uint64, target, challenger peer.ID, candidates pool, k int) []peer.ID {
 	key := binary.BigEndian.AppendUint64(nil, epoch)
 	key = append(append(key, target...), challenger...)
-	r := rank("poai/1/verifier", key, candidates, target, challenger)
+	r := candidates.rank("poai/1/verifier", key, target, challenger)
 	if len(r) == 0 && challenger != "" && challenger != target {
 		return []peer.ID{challenger}
 	}
@@ -222,4 +263,37 @@ func waveOffset(e uint64, target peer.ID, waves int, epoch time.Duration) time.D
 // epoch, and only until its lies graylist it or a pass clears them.
 func needsFollowUp(lastFailed, lastPassed int64) bool {
 	return lastFailed >= 0 && lastFailed > lastPassed
+}
+
+// slotLedger counts, in one node's view, the challenger slots the schedule
+// gave each peer (one a live target and epoch: the first of the target's
+// challenger ranking, whether it issued or not) and the verifier slots of
+// the challenges this node followed (the verifiers it computed for each).
+// devnet's report reads it to show who holds the network's slots.
+type slotLedger struct {
+	mu                   sync.Mutex
+	challenger, verifier map[peer.ID]int
+}
+
+// note counts one challenger slot (challenger, unless "") and the
+// verifier slots of verifiers.
+func (l *slotLedger) note(challenger peer.ID, verifiers []peer.ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.challenger == nil {
+		l.challenger, l.verifier = map[peer.ID]int{}, map[peer.ID]int{}
+	}
+	if challenger != "" {
+		l.challenger[challenger]++
+	}
+	for _, v := range verifiers {
+		l.verifier[v]++
+	}
+}
+
+// counts returns the challenger and verifier slots counted for p.
+func (l *slotLedger) counts(p peer.ID) (challenger, verifier int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.challenger[p], l.verifier[p]
 }

@@ -362,18 +362,73 @@ func (n *Node) tryRecheck(t *tracked) {
 	})
 }
 
-// judges returns the peers of live that may challenge and verify: those
-// this node has not graylisted (a graylisted peer's messages are dropped
-// by every scoring router, so a challenge or attestation from it would be
-// lost). Views differ a little between nodes; legitimate() tolerates one
-// spare challenger and verifiers are accepted from a slightly wider
-// ranking.
-func (n *Node) judges(live []peer.ID) []peer.ID {
-	out := make([]peer.ID, 0, len(live))
+// judges returns the peers of live that may challenge and verify in epoch
+// e, split by earned trust (pool): those this node has not graylisted (a
+// graylisted peer's messages are dropped by every scoring router, so a
+// challenge or attestation from it would be lost), the proven ones
+// (Node.proven) apart. Views differ a little between nodes; legitimate()
+// tolerates one spare challenger and verifiers are accepted from a
+// slightly wider ranking.
+func (n *Node) judges(live []peer.ID, e uint64) pool {
+	var out pool
 	for _, p := range live {
-		if p == n.id || n.appScore(p) >= p2p.GraylistThreshold {
-			out = append(out, p)
+		if p != n.id && n.appScore(p) < p2p.GraylistThreshold {
+			continue
+		}
+		if n.proven(p, e) {
+			out.proven = append(out.proven, p)
+		} else {
+			out.unproven = append(out.unproven, p)
 		}
 	}
 	return out
+}
+
+// earnedTrust is what this node knows of the peers' earned trust (loop
+// goroutine only).
+type earnedTrust struct {
+	// firstPass is the epoch of each peer's earliest challenge that a
+	// verifier in good standing attested a pass of, as heard here.
+	firstPass map[peer.ID]uint64
+	// preTrusted is [scoring] pretrusted, decoded on first use.
+	preTrusted map[peer.ID]bool
+}
+
+// notePass records a pass of a challenge of target in epoch e, attested
+// by a verifier in good standing (noteOutcome).
+func (n *Node) notePass(target peer.ID, e uint64) {
+	if n.earned.firstPass == nil {
+		n.earned.firstPass = map[peer.ID]uint64{}
+	}
+	if first, ok := n.earned.firstPass[target]; !ok || e < first {
+		n.earned.firstPass[target] = e
+	}
+}
+
+// proven reports whether p has earned trust by epoch e in this node's
+// view: a verifier in good standing (application score ≥ 0) attested a
+// pass of one of p's challenges of epoch e − ProvenLag or earlier, and p
+// is in good standing itself (its application score is not negative: a
+// peer whose record turns against it, a lazy verifier's false pass
+// included, loses the slots with it). A pre-trusted peer ([scoring]
+// pretrusted) is proven from genesis, so a network whose bootstrap
+// operators are pre-trusted has proven judges from its first epoch.
+//
+// The test is coarse on purpose: every honest node hears the same
+// attestations, so their views agree on it within ProvenLag, which a
+// fine-grained score would not.
+func (n *Node) proven(p peer.ID, e uint64) bool {
+	if n.earned.preTrusted == nil {
+		n.earned.preTrusted = map[peer.ID]bool{}
+		for _, s := range n.cfg.Scoring.PreTrusted {
+			if id, err := peer.Decode(s); err == nil {
+				n.earned.preTrusted[id] = true
+			}
+		}
+	}
+	if n.earned.preTrusted[p] {
+		return true
+	}
+	first, ok := n.earned.firstPass[p]
+	return ok && first+ProvenLag <= e && n.appScore(p) >= 0
 }
