@@ -1990,13 +1990,23 @@ func (n *Node) scheduledChallengers(target peer.ID, e uint64, now time.Time) []p
 }
 
 // onRequest honours a request to challenge a target now, when this node is
-// its scheduled challenger this epoch and has not challenged it yet.
+// its scheduled challenger this epoch, has not challenged it yet, and the
+// requester (never the target: the validator refuses that) is proven, so
+// that nobody can choose when its own device is tested, through a puppet
+// identity either.
 func (n *Node) onRequest(from peer.ID, d decoded, at time.Time) {
 	r := d.msg.(*pb.ChallengeRequest)
 	target := peer.ID(r.GetTarget())
 	e := n.clock.At(at)
 	first := n.scheduledChallengers(target, e, at)
 	if target == n.id || len(first) == 0 || first[0] != n.id {
+		return
+	}
+	if !n.proven(from, e) {
+		// The validator refuses a target's request of itself; an identity
+		// made for the purpose (the target's own puppet) would do as well,
+		// so only a peer with a passed challenge on record may ask.
+		n.log.Debug("challenge request ignored: the requester has no passed challenge on record", "requester", shortID(from), "target", shortID(target))
 		return
 	}
 	if _, done := n.slots[fmt.Sprintf("%s/%d/%s", target, e, n.id)]; done {
