@@ -204,3 +204,39 @@ func TestRelayWaves(t *testing.T) {
 		t.Fatalf("relay's missed share %.2f: its collisions were not counted", relayMissing)
 	}
 }
+
+// TestColludingChallenger: a pair of colluding challengers beside two
+// honest peers. Each leaks its opening secret to its partner when it
+// challenges it, and the partner, computing 90 % of the rows, grinds its
+// root against the leaked secret; challenged by an honest peer it proves
+// honestly. The opened rows also depend on the verifiers' shares, which
+// no leak gives away, so every challenge from the partner fails: each of
+// the pair ends below every honest peer and below the graylist
+// threshold, and no honest peer is branded. Before the shares, the
+// ground roots passed and the pair scored with the honest peers.
+func TestColludingChallenger(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 4-peer devnet for about 2 minutes")
+	}
+	r := runDevnet(t, 4, map[node.Role]int{node.RoleColludingChallenger: 2}, 400*time.Millisecond, 8*time.Second, 12)
+	honestMin := 2.0
+	for _, p := range r.Peers {
+		if !p.Role.Adversary() {
+			honestMin = min(honestMin, p.FinalScore)
+			if p.CaughtEpoch >= 0 || p.Graylisted {
+				t.Errorf("honest peer %s branded: caught epoch %d, gossipsub score %.1f", p.PeerID, p.CaughtEpoch, p.GossipScore)
+			}
+		}
+	}
+	for _, p := range r.Peers {
+		if p.Role != node.RoleColludingChallenger {
+			continue
+		}
+		if p.FinalScore >= honestMin {
+			t.Errorf("colluding target %s scores %.3f, honest minimum %.3f", p.PeerID, p.FinalScore, honestMin)
+		}
+		if !p.Graylisted {
+			t.Errorf("colluding target %s not graylisted: gossipsub score %.1f", p.PeerID, p.GossipScore)
+		}
+	}
+}

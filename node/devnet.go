@@ -233,7 +233,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	// serialized) it shares.
 	cliques := map[Role][]peer.ID{}
 	for i, role := range roles {
-		if role != RoleColluder && role != RoleSybil {
+		if role != RoleColluder && role != RoleSybil && role != RoleColludingChallenger {
 			continue
 		}
 		dir := filepath.Join(d.dir, fmt.Sprintf("node-%02d", i))
@@ -252,6 +252,19 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 			return nil, err
 		}
 		cliques[role] = append(cliques[role], id)
+	}
+	// Colluding challengers pair up in order, each pair with its own side
+	// channel; an odd one out has no partner.
+	partners := map[int][]peer.ID{}
+	leaks := map[int]*Leak{}
+	if pair := cliques[RoleColludingChallenger]; len(pair) > 0 {
+		first := slices.Index(roles, RoleColludingChallenger)
+		for j := 0; j+1 < len(pair); j += 2 {
+			l := NewLeak()
+			partners[first+j], partners[first+j+1] = pair[j+1:j+2], pair[j:j+1]
+			leaks[first+j], leaks[first+j+1] = l, l
+		}
+		delete(cliques, RoleColludingChallenger)
 	}
 	// Relay j's accomplice is honest node j+1, so no device serves more
 	// than one relay besides its owner.
@@ -302,6 +315,9 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 		opts := []Option{WithRole(role), WithMeasured(measured), WithBackend(backend), WithLogger(cfg.Log.With("node", i)),
 			WithClique(cliques[role])}
+		if l := leaks[i]; l != nil {
+			opts = append(opts, WithClique(partners[i]), WithLeak(l))
+		}
 		if role == RoleRelay {
 			opts = append(opts, WithAccomplice(accomplices[relays]))
 			relays++

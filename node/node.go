@@ -64,6 +64,7 @@ type options struct {
 	// relay's accomplice device.
 	clique     []peer.ID
 	accomplice gpu.Backend
+	leak       *Leak
 }
 
 // WithClique (ADVERSARY, devnet and tests only) names the peers a
@@ -73,6 +74,10 @@ func WithClique(ids []peer.ID) Option { return func(o *options) { o.clique = ids
 // WithAccomplice (ADVERSARY, devnet and tests only) gives a relay the
 // device it forwards its challenges to.
 func WithAccomplice(b gpu.Backend) Option { return func(o *options) { o.accomplice = b } }
+
+// WithLeak (ADVERSARY, devnet and tests only) gives a colluding
+// challenger the side channel it shares with its partner (its clique).
+func WithLeak(l *Leak) Option { return func(o *options) { o.leak = l } }
 
 // WithHost makes the node run on the libp2p host that newHost returns for
 // its identity key instead of building one from [p2p] listen: poai sim
@@ -190,6 +195,9 @@ type Node struct {
 	// proving answers the challenges addressed to this node (honestProver,
 	// or an adversary's role).
 	proving proverRole
+	// challenging is what this node does as a challenger beyond the
+	// protocol (nothing, or an adversary's role).
+	challenging challengerRole
 	// Owned by the prover goroutine.
 	replay map[pb.Workload]replayAnswer
 
@@ -387,6 +395,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	}
 	n.validator = challenge.NewValidator(challenge.DefaultLimits(), n.clock, 1<<16)
 	n.proving = proverFor(n)
+	n.challenging = challengingFor(n)
 	return n, nil
 }
 
@@ -1002,6 +1011,7 @@ func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, err
 		return cid.Undef, fmt.Errorf("encode challenge: %w", err)
 	}
 	n.secrets[chCID.KeyString()] = ownSecret{secret: secret, epoch: e}
+	n.challenging.issued(ch, chCID, secret)
 	n.slots[slot] = slotUse{epoch: e, key: chCID.KeyString()}
 	n.metrics.issued.Inc()
 	n.bump(func(s *Stats) { s.Issued++ })
