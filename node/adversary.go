@@ -75,14 +75,14 @@ const (
 	// the verifiers alone, never to the challenger, and never opens, so
 	// that no secret is revealed and the challenge is void (voiderProver).
 	RoleVoider Role = "voider"
-	// RoleColludingChallenger (adversary) comes in pairs of mutual
-	// accomplices. As a challenger it leaks the opening secret of every
-	// challenge of its partner to the partner before publishing it (a
-	// side channel, Leak); challenged by its partner it computes
-	// ColludingFraction of the rows and grinds its root against the
-	// leaked secret until the sampled rows avoid the made-up ones
-	// (colludingCompute). Challenged by anyone else it proves honestly, so
-	// that only its partner's challenges can catch it.
+	// RoleColludingChallenger (adversary) comes in pairs: a challenger
+	// and its target. The challenger proves honestly but leaks the
+	// opening secret of every challenge of its target to the target
+	// before publishing it (a side channel, Leak); the target, challenged
+	// by its challenger, computes ColludingFraction of the rows and grinds
+	// its root against the leaked secret until the sampled rows avoid the
+	// made-up ones (colludingCompute). Challenged by anyone else it proves
+	// honestly, so that only its accomplice's challenges can catch it.
 	RoleColludingChallenger Role = "colluding-challenger"
 )
 
@@ -364,6 +364,7 @@ func (p *lateJunkProver) commit(ctx context.Context, job proveJob) (*challenge.C
 	}
 	n.publishTo(p2p.TopicCommitments, junk, deadlineOf(job.ch), job.judges...)
 	time.Sleep(20 * time.Millisecond) // the junk first, then the answer
+	n.listShares(ctx, job, committed)
 	if err := committed.Sign(n.key); err != nil {
 		return nil, err
 	}
@@ -437,6 +438,11 @@ type equivocation struct {
 // number is EquivocatorFraction^-openings (about 30 at 66 openings).
 const maxGrind = 5000
 
+// maxCollusionGrind bounds RoleColludingChallenger's tries: about 2,000
+// are expected at ColludingFraction and 66 openings (0.9⁻⁶⁶ with
+// replacement, more without), some 30 hashes each.
+const maxCollusionGrind = 50000
+
 func (p *equivocatorProver) limit(d time.Duration) time.Duration { return d }
 
 func (p *equivocatorProver) commit(ctx context.Context, job proveJob) (*challenge.Committed, error) {
@@ -452,6 +458,7 @@ func (p *equivocatorProver) commit(ctx context.Context, job proveJob) (*challeng
 	if err != nil {
 		return nil, err
 	}
+	n.listShares(ctx, job, first)
 	if err := first.Sign(n.key); err != nil {
 		return nil, err
 	}
@@ -479,19 +486,21 @@ func (p *equivocatorProver) open(t *tracked, first *challenge.Committed) {
 		return
 	}
 	n, ch, secret := p.n, t.ch, t.secret
+	shares, _ := t.revealedShares(first.Commitment)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		second := p.grind(ch, t.cid, secret, e)
+		second := p.grind(ch, t.cid, challenge.SamplingSecret(secret, shares), e)
 		if second == nil {
 			p.honestProver.open(t, first) // no luck: open the first root
 			return
 		}
+		second.Commitment.Shares = first.Commitment.GetShares()
 		if err := second.Sign(n.key); err != nil {
 			return
 		}
 		n.publishTo(p2p.TopicCommitments, second.Commitment, deadlineOf(ch), t.verifiers...)
-		op, err := second.Open(ch, secret)
+		op, err := second.Open(ch, secret, shares...)
 		if err != nil {
 			return
 		}
@@ -549,18 +558,19 @@ func partialProduct(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, fractio
 	return e, nil
 }
 
-// grind returns a commitment whose sampled rows are all computed ones,
-// changing the last made-up row, or nil after maxGrind tries.
-func (p *equivocatorProver) grind(ch *pb.Challenge, chCID cid.Cid, secret []byte, e *equivocation) *challenge.Committed {
-	return grindRoot(ch, chCID, p.n.id, secret, e)
+// grind returns a commitment whose sampled rows, under the revealed
+// randomness (challenge.SamplingSecret), are all computed ones, changing
+// the last made-up row, or nil after maxGrind tries.
+func (p *equivocatorProver) grind(ch *pb.Challenge, chCID cid.Cid, randomness []byte, e *equivocation) *challenge.Committed {
+	return grindRoot(ch, chCID, p.n.id, randomness, e, maxGrind)
 }
 
 // grindRoot (adversary) changes the last made-up row of e until the rows
 // SampleRows draws from the new root, ch's nonce and randomness are all
 // computed ones, and returns the commitment to that root, or nil after
-// maxGrind tries. Each try rehashes only the changed leaf's path to the
+// tries. Each try rehashes only the changed leaf's path to the
 // root (log₂n + 1 hashes), the cost soundness.md counts.
-func grindRoot(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, randomness []byte, e *equivocation) *challenge.Committed {
+func grindRoot(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, randomness []byte, e *equivocation, tries int) *challenge.Committed {
 	n := len(e.leaves)
 	if e.honest >= n {
 		return nil
@@ -576,11 +586,15 @@ func grindRoot(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, randomness []byt
 	}
 	openings := min(int(ch.GetOpenings()), n)
 	row := append([]byte(nil), e.rows[last]...)
-	for try := range maxGrind {
+	for try := range tries {
 		row[0] ^= byte(try + 1) // another made-up value
 		row[1] ^= byte((try + 1) >> 8)
 		leaf := merkle.LeafHash(row)
-		idx, err := challenge.SampleRows(rootFrom(n, last, leaf, path), ch.GetNonce(), randomness, n, openings)
+		root, err := merkle.RootFrom(n, last, leaf, path)
+		if err != nil {
+			return nil
+		}
+		idx, err := challenge.SampleRows(root, ch.GetNonce(), randomness, n, openings)
 		if err != nil {
 			return nil
 		}
@@ -598,24 +612,6 @@ func grindRoot(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, randomness []byt
 		return c
 	}
 	return nil
-}
-
-// rootFrom is the root of a tree of size leaves whose leaf i hashes to
-// leaf, with i's audit path proof (merkle.Verify's fold).
-func rootFrom(size, i int, leaf merkle.Hash, proof []merkle.Hash) merkle.Hash {
-	h, used := leaf, 0
-	for n := size; n > 1 && used < len(proof); n = (n + 1) / 2 {
-		switch {
-		case i%2 == 1:
-			h = merkle.InnerHash(proof[used], h)
-			used++
-		case i+1 < n:
-			h = merkle.InnerHash(h, proof[used])
-			used++
-		}
-		i /= 2
-	}
-	return h
 }
 
 // challengerRole is what a node does, as a challenger, beyond the
@@ -642,16 +638,20 @@ func challengingFor(n *Node) challengerRole {
 }
 
 // Leak (ADVERSARY, devnet and tests only) is the side channel over which
-// a pair of RoleColludingChallenger nodes hand each other the opening
-// secrets of their challenges of each other before publishing them. Safe
-// for concurrent use.
+// a RoleColludingChallenger challenger hands its target the opening
+// secrets of its challenges of it before publishing them. Safe for
+// concurrent use.
 type Leak struct {
-	mu      sync.Mutex
-	secrets map[string][]byte // challenge CID key → secret
+	// Challenger leaks, Target grinds.
+	Challenger, Target peer.ID
+	mu                 sync.Mutex
+	secrets            map[string][]byte // challenge CID key → secret
 }
 
-// NewLeak returns an empty side channel.
-func NewLeak() *Leak { return &Leak{secrets: map[string][]byte{}} }
+// NewLeak returns an empty side channel from challenger to target.
+func NewLeak(challenger, target peer.ID) *Leak {
+	return &Leak{Challenger: challenger, Target: target, secrets: map[string][]byte{}}
+}
 
 func (l *Leak) put(chCID cid.Cid, secret []byte) {
 	l.mu.Lock()
@@ -671,22 +671,24 @@ func (l *Leak) take(chCID cid.Cid) []byte {
 }
 
 // leakingChallenger (adversary, RoleColludingChallenger) leaks the secret
-// of each challenge of its partner (its clique) before publishing it.
+// of each challenge of its target before publishing it.
 type leakingChallenger struct{ n *Node }
 
 func (c leakingChallenger) issued(ch *pb.Challenge, chCID cid.Cid, secret []byte) {
-	if slices.Contains(c.n.o.clique, peer.ID(ch.GetTarget())) {
+	if l := c.n.o.leak; c.n.id == l.Challenger && peer.ID(ch.GetTarget()) == l.Target {
 		c.n.o.leak.put(chCID, secret)
 	}
 }
 
 // colludingCompute (adversary, RoleColludingChallenger) wraps the honest
-// compute: a GEMM challenge from its partner whose secret leaked is
-// answered with ColludingFraction of the rows computed and a root ground
-// against the leaked secret (grindRoot); any other challenge honestly.
+// compute of the pair's target: a GEMM challenge from its accomplice
+// whose secret leaked is answered with ColludingFraction of the rows
+// computed and a root ground against the leaked secret (grindRoot); any
+// other challenge honestly.
 func (n *Node) colludingCompute(honest computeFunc) computeFunc {
 	return func(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
-		if n.o.leak == nil || !slices.Contains(n.o.clique, peer.ID(ch.GetChallenger())) || ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
+		l := n.o.leak
+		if l == nil || l.Target != n.id || peer.ID(ch.GetChallenger()) != l.Challenger || ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
 			return honest(ctx, ch, chCID)
 		}
 		secret := n.o.leak.take(chCID)
@@ -697,7 +699,7 @@ func (n *Node) colludingCompute(honest computeFunc) computeFunc {
 		if err != nil {
 			return nil, err
 		}
-		if c := grindRoot(ch, chCID, n.id, secret, e); c != nil {
+		if c := grindRoot(ch, chCID, n.id, secret, e, maxCollusionGrind); c != nil {
 			n.log.Debug("ground a root against the leaked secret", "challenge", chCID)
 			return c, nil
 		}

@@ -253,15 +253,14 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 		cliques[role] = append(cliques[role], id)
 	}
-	// Colluding challengers pair up in order, each pair with its own side
-	// channel; an odd one out has no partner.
-	partners := map[int][]peer.ID{}
+	// Colluding challengers pair up in order, a challenger then its
+	// target, each pair with its own side channel; an odd one out has no
+	// partner.
 	leaks := map[int]*Leak{}
 	if pair := cliques[RoleColludingChallenger]; len(pair) > 0 {
 		first := slices.Index(roles, RoleColludingChallenger)
 		for j := 0; j+1 < len(pair); j += 2 {
-			l := NewLeak()
-			partners[first+j], partners[first+j+1] = pair[j+1:j+2], pair[j:j+1]
+			l := NewLeak(pair[j], pair[j+1])
 			leaks[first+j], leaks[first+j+1] = l, l
 		}
 		delete(cliques, RoleColludingChallenger)
@@ -316,7 +315,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		opts := []Option{WithRole(role), WithMeasured(measured), WithBackend(backend), WithLogger(cfg.Log.With("node", i)),
 			WithClique(cliques[role])}
 		if l := leaks[i]; l != nil {
-			opts = append(opts, WithClique(partners[i]), WithLeak(l))
+			opts = append(opts, WithLeak(l))
 		}
 		if role == RoleRelay {
 			opts = append(opts, WithAccomplice(accomplices[relays]))
