@@ -26,8 +26,7 @@ type proverRole interface {
 	commit(ctx context.Context, job proveJob) (*challenge.Committed, error)
 	// open publishes the opening of committed for t once the
 	// challenger's secret (t.secret) and the shares committed lists are
-	// revealed. It runs on the loop
-	// goroutine and must not block.
+	// revealed. It runs on the loop goroutine and must not block.
 	open(t *tracked, committed *challenge.Committed)
 }
 
