@@ -133,7 +133,7 @@ peers' views).`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&nodes, "nodes", 6, "number of nodes, adversaries included")
-	f.StringVar(&adversaries, "adversaries", "slow=1,lazy=1,replay=1", "adversary roles and counts, e.g. slow=1,lazy=1,replay=1 (roles: slow, lazy, replay, relay, forged-nvml, lazy-verifier, colluders, sybil, onoff; see docs/adversaries.md)")
+	f.StringVar(&adversaries, "adversaries", "slow=1,lazy=1,replay=1", "adversary roles and counts, e.g. slow=1,lazy=1,replay=1 (roles: slow, lazy, replay, relay, forged-nvml, lazy-verifier, colluders, sybil, onoff, late-junk, equivocator, voider, colluding-challenger (a pair: count 2 per pair); see docs/adversaries.md)")
 	f.DurationVar(&duration, "duration", 60*time.Second, "how long to run")
 	f.StringVar(&gpuMode, "gpu", "auto", "\"auto\": node 0 proves on this machine's CUDA GPU when there is one; \"off\": every node on the CPU")
 	f.DurationVar(&target, "target", 400*time.Millisecond, "how long one challenge should take an honest node")
