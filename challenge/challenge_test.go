@@ -461,6 +461,16 @@ func FuzzValidators(f *testing.F) {
 	ch.Nonce = bytes.Repeat([]byte{7}, 32)
 	good, _ := Marshal(ch)
 	f.Add(good)
+	// A verifier's signed share commitment, and a commitment listing it.
+	vkey, _, _ := crypto.GenerateEd25519Key(bytes.NewReader(bytes.Repeat([]byte{9}, 64)))
+	verifier, _ := peer.IDFromPrivateKey(vkey)
+	_, chCID, _ := MessageCID(ch)
+	sh := &pb.Share{ChallengeCid: chCID.Bytes(), Verifier: []byte(verifier), Hash: ShareHash(testSecret)}
+	_ = SignShare(vkey, sh)
+	shareCommit, _ := Marshal(&pb.Reveal{ChallengeCid: chCID.Bytes(), Share: sh})
+	f.Add(shareCommit)
+	listing, _ := Marshal(&pb.Commitment{ChallengeCid: chCID.Bytes(), Prover: []byte(challenger), MerkleRoot: make([]byte, 32), Leaves: 1, Shares: []*pb.Share{sh}})
+	f.Add(listing)
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, data []byte) {

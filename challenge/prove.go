@@ -166,9 +166,11 @@ func (c *Committed) Stamp(smClockMHz, smClockMaxMHz, temperatureC uint32) error 
 }
 
 // Open returns the opening of the leaves SampleRows draws from the root,
-// the challenge nonce and the challenger's revealed secret.
-func (c *Committed) Open(ch *pb.Challenge, secret []byte) (*pb.Opening, error) {
-	idx, err := SampleRows(c.tree.Root(), ch.GetNonce(), secret, c.tree.Size(), min(int(ch.GetOpenings()), c.tree.Size()))
+// the challenge nonce and SamplingSecret(secret, shares): the
+// challenger's revealed secret and the revealed shares of the verifiers
+// the commitment lists, in its order.
+func (c *Committed) Open(ch *pb.Challenge, secret []byte, shares ...[]byte) (*pb.Opening, error) {
+	idx, err := SampleRows(c.tree.Root(), ch.GetNonce(), SamplingSecret(secret, shares), c.tree.Size(), min(int(ch.GetOpenings()), c.tree.Size()))
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ import (
 // Limits bound what a validator accepts from the network.
 type Limits struct {
 	// MaxBytes is the largest encoded message per kind, in bytes.
-	MaxClaim, MaxChallenge, MaxCommitment, MaxOpening, MaxAttestation int
+	MaxClaim, MaxChallenge, MaxCommitment, MaxReveal, MaxOpening, MaxAttestation int
 	// MaxN, MaxK, MaxM bound a challenge's product shape.
 	MaxN, MaxK, MaxM int
 	// MaxOpenings bounds the rows a challenge may ask to open.
@@ -47,7 +47,8 @@ func DefaultLimits() Limits {
 	return Limits{
 		MaxClaim:        4 << 10,
 		MaxChallenge:    4 << 10,
-		MaxCommitment:   1 << 10,
+		MaxCommitment:   4 << 10, // MaxShares signed shares fit
+		MaxReveal:       5 << 10, // a commitment, a share and a secret
 		MaxOpening:      8 << 20,
 		MaxAttestation:  2 << 10,
 		MaxN:            1 << 22,
@@ -401,7 +402,10 @@ func commitmentOK(m *pb.Commitment) error {
 	if m.GetSmClockMhz() > 10000 || m.GetSmClockMaxMhz() > 10000 || m.GetTemperatureC() > 200 {
 		return fmt.Errorf("%w: device state %d/%d MHz, %d °C", ErrMalformed, m.GetSmClockMhz(), m.GetSmClockMaxMhz(), m.GetTemperatureC())
 	}
-	return CheckCommitmentSignature(m)
+	if err := CheckCommitmentSignature(m); err != nil {
+		return err
+	}
+	return sharesOK(m)
 }
 
 // Opening validates an opening signed by from. Whether its rows are the
@@ -435,32 +439,89 @@ func (v *Validator) Opening(from peer.ID, data []byte, now time.Time) (*pb.Openi
 	return m, c, nil
 }
 
-// Reveal validates a challenger's reveal signed by from, with the signed
-// commitment it names (RevealedCommitment). Whether the secret matches the
-// challenge, and the commitment's prover is its target, is the node's
-// check: that needs the challenge.
+// Reveal validates a reveal signed by from: a challenger's, with the
+// signed commitment it names (RevealedCommitment), or a verifier's share
+// (share set): its signed share commitment alone, or its share with a
+// signed commitment of the target that lists it. Whether the secret
+// matches the challenge, and the commitment's prover is its target, is
+// the node's check: that needs the challenge.
 func (v *Validator) Reveal(from peer.ID, data []byte, now time.Time) (*pb.Reveal, cid.Cid, error) {
 	m := &pb.Reveal{}
-	c, err := v.decode(data, v.limits.MaxCommitment, m, now)
+	c, err := v.decode(data, v.limits.MaxReveal, m, now)
 	if err != nil {
-		return nil, cid.Undef, err
-	}
-	if err := author("challenger", m.GetChallenger(), from); err != nil {
 		return nil, cid.Undef, err
 	}
 	if _, err := parseCID("challenge_cid", m.GetChallengeCid()); err != nil {
 		return nil, cid.Undef, err
 	}
-	if len(m.GetSecret()) != 32 {
-		return nil, cid.Undef, fmt.Errorf("%w: secret has %d bytes, want 32", ErrMalformed, len(m.GetSecret()))
+	if m.GetShare() != nil {
+		err = shareRevealOK(m, from)
+	} else {
+		err = challengerRevealOK(m, from)
 	}
-	if _, err := RevealedCommitment(m); err != nil {
+	if err != nil {
 		return nil, cid.Undef, err
 	}
 	if err := v.accept(c, now); err != nil {
 		return nil, cid.Undef, err
 	}
 	return m, c, nil
+}
+
+// challengerRevealOK checks a challenger's reveal.
+func challengerRevealOK(m *pb.Reveal, from peer.ID) error {
+	if err := author("challenger", m.GetChallenger(), from); err != nil {
+		return err
+	}
+	if len(m.GetSecret()) != 32 {
+		return fmt.Errorf("%w: secret has %d bytes, want 32", ErrMalformed, len(m.GetSecret()))
+	}
+	_, err := RevealedCommitment(m)
+	return err
+}
+
+// shareRevealOK checks a verifier's share commitment or share reveal.
+func shareRevealOK(m *pb.Reveal, from peer.ID) error {
+	s := m.GetShare()
+	if len(m.GetChallenger()) != 0 {
+		return fmt.Errorf("%w: a share names a challenger", ErrMalformed)
+	}
+	if err := author("share verifier", s.GetVerifier(), from); err != nil {
+		return err
+	}
+	if err := shareOK(s); err != nil {
+		return err
+	}
+	if string(s.GetChallengeCid()) != string(m.GetChallengeCid()) {
+		return fmt.Errorf("%w: share is for another challenge", ErrMalformed)
+	}
+	if len(m.GetSecret()) == 0 {
+		if len(m.GetCommitment()) != 0 {
+			return fmt.Errorf("%w: a share commitment carries a commitment", ErrMalformed)
+		}
+		return nil
+	}
+	if len(m.GetSecret()) != 32 || string(ShareHash(m.GetSecret())) != string(s.GetHash()) {
+		return fmt.Errorf("%w: share does not match its hash", ErrMalformed)
+	}
+	rc, err := RevealedCommitment(m)
+	if err != nil {
+		return err
+	}
+	if ListedShare(rc.Commitment, from) == nil {
+		return fmt.Errorf("%w: the commitment a share opens does not list it", ErrMalformed)
+	}
+	return nil
+}
+
+// ListedShare returns the share of verifier that c lists, or nil.
+func ListedShare(c *pb.Commitment, verifier peer.ID) *pb.Share {
+	for _, s := range c.GetShares() {
+		if string(s.GetVerifier()) == string(verifier) {
+			return s
+		}
+	}
+	return nil
 }
 
 // ChallengeRequest validates a request, signed by from, to challenge a

@@ -38,8 +38,10 @@ type Result struct {
 
 // Verify checks an opening against its commitment and challenge, given the
 // challenger's revealed secret (which must match the challenge's
-// reveal_hash): the opened leaves must be exactly those SampleRows derives
-// from the committed root, the nonce and the secret, each with a valid Merkle proof; then each opened row
+// reveal_hash) and the revealed shares of the verifiers the commitment
+// lists, in its order (CheckShares): the opened leaves must be exactly those
+// SampleRows derives from the committed root, the nonce and
+// SamplingSecret(secret, shares), each with a valid Merkle proof; then each opened row
 // (GEMM) or lane (VRAM) is checked against the seed.
 //
 // int8: a Freivalds projection over GF(2^61 − 1) with a vector r private
@@ -55,7 +57,7 @@ type Result struct {
 //
 // VRAM: each opened lane's read chain is rerun, every block it reads
 // recomputed on demand; cost s·Reads·(Rounds+1) hashes.
-func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid, op *pb.Opening, secret []byte) (Result, error) {
+func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid, op *pb.Opening, secret []byte, shares ...[]byte) (Result, error) {
 	// Verify is public: it checks its challenge itself rather than trust
 	// that a validator did.
 	if ch.GetOpenings() == 0 {
@@ -63,6 +65,9 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 	}
 	if string(RevealHash(secret)) != string(ch.GetRevealHash()) {
 		return Result{}, fmt.Errorf("%w: secret does not match the challenge's reveal hash", ErrMalformed)
+	}
+	if err := CheckShares(com, shares); err != nil {
+		return Result{}, err
 	}
 	var leaves, width int
 	switch ch.GetWorkload() {
@@ -79,7 +84,7 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 	default:
 		return Result{}, fmt.Errorf("%w: cannot verify workload %v", ErrMalformed, ch.GetWorkload())
 	}
-	want, values, proofErr, bad := opened(ch, chCID, com, comCID, op, secret, leaves, width)
+	want, values, proofErr, bad := opened(ch, chCID, com, comCID, op, SamplingSecret(secret, shares), leaves, width)
 	if bad != nil {
 		return *bad, nil
 	}
@@ -115,12 +120,12 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 }
 
 // opened checks an opening's structure: it must name the challenge and
-// commitment, open exactly the leaves SampleRows derives from the root and
-// the nonce, in that order, each with the given width. It returns the
+// commitment, open exactly the leaves SampleRows derives from the root,
+// the nonce and the sampling randomness, in that order, each with the given width. It returns the
 // indices, the values of the leaves whose Merkle proof holds (nil for the
 // others, whose errors are joined in proofErr), or a BAD_PROOF result when
 // the opening cannot be checked at all.
-func opened(ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid, op *pb.Opening, secret []byte, leaves, width int) (want []int, values [][]byte, proofErr error, bad *Result) {
+func opened(ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid, op *pb.Opening, randomness []byte, leaves, width int) (want []int, values [][]byte, proofErr error, bad *Result) {
 	fail := func(format string, a ...any) ([]int, [][]byte, error, *Result) {
 		return nil, nil, nil, &Result{Verdict: pb.Verdict_VERDICT_BAD_PROOF, Deviation: 1, Reason: fmt.Sprintf(format, a...)}
 	}
@@ -140,7 +145,7 @@ func opened(ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid,
 	}
 	var root merkle.Hash
 	copy(root[:], com.GetMerkleRoot())
-	want, err := SampleRows(root, ch.GetNonce(), secret, leaves, min(int(ch.GetOpenings()), leaves))
+	want, err := SampleRows(root, ch.GetNonce(), randomness, leaves, min(int(ch.GetOpenings()), leaves))
 	if err != nil {
 		return fail("%v", err)
 	}

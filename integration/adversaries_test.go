@@ -256,3 +256,61 @@ func TestProtocolCheats(t *testing.T) {
 		}
 	}
 }
+
+// TestColludingChallenger: a colluding challenger and its target beside
+// two honest peers. The challenger leaks its opening secret to the target
+// whenever it challenges it, and the target, computing 90 % of the rows,
+// grinds its root against the leaked secret; challenged by an honest peer
+// it proves honestly. The opened rows also depend on the verifiers'
+// shares, which no leak gives away, so every challenge from its
+// accomplice fails: the target ends below every honest peer and below the
+// graylist threshold, and no honest peer is branded. Before the shares,
+// the ground roots passed and the target scored with the honest peers.
+func TestColludingChallenger(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 4-peer devnet for about 2 minutes")
+	}
+	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+		Nodes: 4, Adversaries: map[node.Role]int{node.RoleColludingChallenger: 2}, DataDir: t.TempDir(),
+		Target: 400 * time.Millisecond, EpochLength: 10 * time.Second, GPU: "off",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for d.Epoch() < 12 {
+		time.Sleep(500 * time.Millisecond)
+	}
+	r, err := d.Report()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nodes 0 and 1 are honest, 2 the colluding challenger, 3 its target.
+	target := d.Nodes[3].ID().String()
+	honestMin := 2.0
+	for _, p := range r.Peers {
+		who := string(p.Role)
+		if p.PeerID == target {
+			who += " (target)"
+		}
+		t.Logf("%-31s score %.3f gossip %6.1f caught %3d recv %2d pass %2d fail %2d p50 %5.0f ms bad %.2f",
+			who, p.FinalScore, p.GossipScore, p.CaughtEpoch, p.Challenges, p.Passed, p.Failed, p.LatencyP50, p.Trust.Bad)
+		if !p.Role.Adversary() {
+			honestMin = min(honestMin, p.FinalScore)
+			if p.CaughtEpoch >= 0 || p.Graylisted {
+				t.Errorf("honest peer %s branded: caught epoch %d, gossipsub score %.1f", p.PeerID, p.CaughtEpoch, p.GossipScore)
+			}
+		}
+	}
+	for _, p := range r.Peers {
+		if p.PeerID != target {
+			continue
+		}
+		if p.FinalScore >= honestMin {
+			t.Errorf("colluding target scores %.3f, honest minimum %.3f", p.FinalScore, honestMin)
+		}
+		if !p.Graylisted {
+			t.Errorf("colluding target not graylisted: gossipsub score %.1f", p.GossipScore)
+		}
+	}
+}

@@ -98,6 +98,15 @@ const (
 	// challenger and verifier slots the schedule would give it
 	// (sybilFlood).
 	RoleSybilFlood Role = "sybil-flood"
+	// RoleColludingChallenger (adversary) comes in pairs: a challenger
+	// and its target. The challenger proves honestly but leaks the
+	// opening secret of every challenge of its target to the target
+	// before publishing it (a side channel, Leak); the target, challenged
+	// by its challenger, computes ColludingFraction of the rows and grinds
+	// its root against the leaked secret until the sampled rows avoid the
+	// made-up ones (colludingCompute). Challenged by anyone else it proves
+	// honestly, so that only its accomplice's challenges can catch it.
+	RoleColludingChallenger Role = "colluding-challenger"
 )
 
 // Adversary parameters.
@@ -113,6 +122,11 @@ const (
 	// EquivocatorFraction is the share of rows RoleEquivocator computes:
 	// without grinding it would pass 0.95^66 ≈ 3.4 % of challenges.
 	EquivocatorFraction = 0.95
+	// ColludingFraction is the share of rows RoleColludingChallenger
+	// computes when its partner challenges it: without grinding it would
+	// pass 0.9^66 ≈ 0.1 % of those challenges; grinding against the
+	// leaked secret alone takes about 1,000 tries.
+	ColludingFraction = 0.9
 	// ForgedModel is the catalog model RoleForgedNVML claims.
 	ForgedModel = "NVIDIA H100 80GB HBM3"
 	// SiblingHas and SiblingClaims are the catalog models whose emulated
@@ -133,7 +147,7 @@ const (
 // Roles lists the roles in the order devnet reports them.
 var Roles = []Role{RoleHonest, RoleSlow, RoleLazy, RoleReplay, RoleRelay, RoleForgedNVML, RoleLazyVerifier, RoleColluder, RoleSybil, RoleOnOff,
 	RoleLateJunk, RoleEquivocator, RoleVoider, RoleSibling, RoleInflate, RoleVRAMDodger,
-	RoleSybilFlood}
+	RoleSybilFlood, RoleColludingChallenger}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
@@ -183,6 +197,8 @@ func proverFor(n *Node) proverRole {
 		return &equivocatorProver{honestProver: h}
 	case RoleVoider:
 		return voiderProver{n: n}
+	case RoleColludingChallenger:
+		h.compute = n.colludingCompute(h.compute)
 	}
 	return cappedProver{h}
 }
@@ -427,6 +443,7 @@ func (p *lateJunkProver) commit(ctx context.Context, job proveJob) (*challenge.C
 	}
 	n.publishTo(p2p.TopicCommitments, junk, deadlineOf(job.ch), job.judges...)
 	time.Sleep(20 * time.Millisecond) // the junk first, then the answer
+	n.listShares(ctx, job, committed)
 	if err := committed.Sign(n.key); err != nil {
 		return nil, err
 	}
@@ -500,6 +517,11 @@ type equivocation struct {
 // number is EquivocatorFraction^-openings (about 30 at 66 openings).
 const maxGrind = 5000
 
+// maxCollusionGrind bounds RoleColludingChallenger's tries: about 2,000
+// are expected at ColludingFraction and 66 openings (0.9⁻⁶⁶ with
+// replacement, more without), some 30 hashes each.
+const maxCollusionGrind = 50000
+
 func (p *equivocatorProver) limit(d time.Duration) time.Duration { return d }
 
 func (p *equivocatorProver) commit(ctx context.Context, job proveJob) (*challenge.Committed, error) {
@@ -507,53 +529,15 @@ func (p *equivocatorProver) commit(ctx context.Context, job proveJob) (*challeng
 	if ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
 		return p.honestProver.commit(ctx, job)
 	}
-	shape, seed := challenge.ShapeOf(ch), challenge.Seed(ch)
-	honest := int(float64(shape.N) * EquivocatorFraction)
-	idx := make([]int, honest)
-	for i := range idx {
-		idx[i] = i
-	}
-	e := &equivocation{leaves: make([][32]byte, shape.N), rows: make([][]byte, shape.N), honest: honest}
-	noise := make([]int8, shape.M)
-	if ch.GetWorkload() == pb.Workload_WORKLOAD_GEMM_BF16 {
-		part, err := n.cpu.RowsBF16(ctx, seed, shape, idx)
-		if err != nil {
-			return nil, err
-		}
-		for i := range shape.N {
-			row := make([]float32, shape.M)
-			if i < honest {
-				copy(row, part.Row(i))
-			} else {
-				gpu.FillInt8Row(noise, seed, 7, i)
-				for j, v := range noise {
-					row[j] = float32(v) / 8
-				}
-			}
-			e.rows[i], e.leaves[i] = gpu.EncodeFloat32Row(row), gpu.LeafHashFloat32(row)
-		}
-	} else {
-		part, err := n.cpu.RowsInt8(ctx, seed, shape, idx)
-		if err != nil {
-			return nil, err
-		}
-		for i := range shape.N {
-			row := make([]int32, shape.M)
-			if i < honest {
-				copy(row, part.Row(i))
-			} else {
-				gpu.FillInt8Row(noise, seed, 7, i)
-				for j, v := range noise {
-					row[j] = int32(v) * 1000
-				}
-			}
-			e.rows[i], e.leaves[i] = gpu.EncodeInt32Row(row), gpu.LeafHash(row)
-		}
+	e, err := partialProduct(ctx, n.cpu, ch, EquivocatorFraction)
+	if err != nil {
+		return nil, err
 	}
 	first, err := challenge.Commit(job.cid, n.id, e.leaves, func(i int) []byte { return e.rows[i] })
 	if err != nil {
 		return nil, err
 	}
+	n.listShares(ctx, job, first)
 	if err := first.Sign(n.key); err != nil {
 		return nil, err
 	}
@@ -581,19 +565,21 @@ func (p *equivocatorProver) open(t *tracked, first *challenge.Committed) {
 		return
 	}
 	n, ch, secret := p.n, t.ch, t.secret
+	shares, _ := t.revealedShares(first.Commitment)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		second := p.grind(ch, t.cid, secret, e)
+		second := p.grind(ch, t.cid, challenge.SamplingSecret(secret, shares), e)
 		if second == nil {
 			p.honestProver.open(t, first) // no luck: open the first root
 			return
 		}
+		second.Commitment.Shares = first.Commitment.GetShares()
 		if err := second.Sign(n.key); err != nil {
 			return
 		}
 		n.publishTo(p2p.TopicCommitments, second.Commitment, deadlineOf(ch), t.verifiers...)
-		op, err := second.Open(ch, secret)
+		op, err := second.Open(ch, secret, shares...)
 		if err != nil {
 			return
 		}
@@ -601,39 +587,201 @@ func (p *equivocatorProver) open(t *tracked, first *challenge.Committed) {
 	}()
 }
 
-// grind returns a commitment whose sampled rows are all computed ones,
-// changing the last made-up row, or nil after maxGrind tries.
-func (p *equivocatorProver) grind(ch *pb.Challenge, chCID cid.Cid, secret []byte, e *equivocation) *challenge.Committed {
+// partialProduct (adversary) computes the first fraction of the rows of
+// ch's product (a GEMM workload) on cpu and makes up the rest, keeping
+// every encoded row and leaf hash for grindRoot.
+func partialProduct(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, fraction float64) (*equivocation, error) {
+	shape, seed := challenge.ShapeOf(ch), challenge.Seed(ch)
+	honest := int(float64(shape.N) * fraction)
+	idx := make([]int, honest)
+	for i := range idx {
+		idx[i] = i
+	}
+	e := &equivocation{leaves: make([][32]byte, shape.N), rows: make([][]byte, shape.N), honest: honest}
+	noise := make([]int8, shape.M)
+	if ch.GetWorkload() == pb.Workload_WORKLOAD_GEMM_BF16 {
+		part, err := cpu.RowsBF16(ctx, seed, shape, idx)
+		if err != nil {
+			return nil, err
+		}
+		for i := range shape.N {
+			row := make([]float32, shape.M)
+			if i < honest {
+				copy(row, part.Row(i))
+			} else {
+				gpu.FillInt8Row(noise, seed, 7, i)
+				for j, v := range noise {
+					row[j] = float32(v) / 8
+				}
+			}
+			e.rows[i], e.leaves[i] = gpu.EncodeFloat32Row(row), gpu.LeafHashFloat32(row)
+		}
+	} else {
+		part, err := cpu.RowsInt8(ctx, seed, shape, idx)
+		if err != nil {
+			return nil, err
+		}
+		for i := range shape.N {
+			row := make([]int32, shape.M)
+			if i < honest {
+				copy(row, part.Row(i))
+			} else {
+				gpu.FillInt8Row(noise, seed, 7, i)
+				for j, v := range noise {
+					row[j] = int32(v) * 1000
+				}
+			}
+			e.rows[i], e.leaves[i] = gpu.EncodeInt32Row(row), gpu.LeafHash(row)
+		}
+	}
+	return e, nil
+}
+
+// grind returns a commitment whose sampled rows, under the revealed
+// randomness (challenge.SamplingSecret), are all computed ones, changing
+// the last made-up row, or nil after maxGrind tries.
+func (p *equivocatorProver) grind(ch *pb.Challenge, chCID cid.Cid, randomness []byte, e *equivocation) *challenge.Committed {
+	return grindRoot(ch, chCID, p.n.id, randomness, e, maxGrind)
+}
+
+// grindRoot (adversary) changes the last made-up row of e until the rows
+// SampleRows draws from the new root, ch's nonce and randomness are all
+// computed ones, and returns the commitment to that root, or nil after
+// tries. Each try rehashes only the changed leaf's path to the
+// root (log₂n + 1 hashes), the cost soundness.md counts.
+func grindRoot(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, randomness []byte, e *equivocation, tries int) *challenge.Committed {
 	n := len(e.leaves)
 	if e.honest >= n {
 		return nil
 	}
-	openings := min(int(ch.GetOpenings()), n)
+	tree, err := merkle.New(e.leaves)
+	if err != nil {
+		return nil
+	}
 	last := n - 1
+	path, err := tree.Proof(last)
+	if err != nil {
+		return nil
+	}
+	openings := min(int(ch.GetOpenings()), n)
 	row := append([]byte(nil), e.rows[last]...)
-	for try := range maxGrind {
+	for try := range tries {
 		row[0] ^= byte(try + 1) // another made-up value
 		row[1] ^= byte((try + 1) >> 8)
-		leaves := append([][32]byte(nil), e.leaves...)
-		leaves[last] = merkle.LeafHash(row)
-		tree, err := merkle.New(leaves)
+		leaf := merkle.LeafHash(row)
+		root, err := merkle.RootFrom(n, last, leaf, path)
 		if err != nil {
 			return nil
 		}
-		idx, err := challenge.SampleRows(tree.Root(), ch.GetNonce(), secret, n, openings)
+		idx, err := challenge.SampleRows(root, ch.GetNonce(), randomness, n, openings)
 		if err != nil {
 			return nil
 		}
 		if slices.ContainsFunc(idx, func(i int) bool { return i >= e.honest }) {
 			continue
 		}
+		leaves := append([][32]byte(nil), e.leaves...)
+		leaves[last] = leaf
 		rows := append([][]byte(nil), e.rows...)
 		rows[last] = append([]byte(nil), row...)
-		c, err := challenge.Commit(chCID, p.n.id, leaves, func(i int) []byte { return rows[i] })
+		c, err := challenge.Commit(chCID, prover, leaves, func(i int) []byte { return rows[i] })
 		if err != nil {
 			return nil
 		}
 		return c
 	}
 	return nil
+}
+
+// challengerRole is what a node does, as a challenger, beyond the
+// protocol's steps: nothing for an honest node. The node consumes it
+// through this interface only, so no adversary code runs on the honest
+// path.
+type challengerRole interface {
+	// issued runs on the loop goroutine when the node has made challenge
+	// ch (CID chCID) with opening secret secret, before publishing it.
+	issued(ch *pb.Challenge, chCID cid.Cid, secret []byte)
+}
+
+// honestChallenger keeps its secrets.
+type honestChallenger struct{}
+
+func (honestChallenger) issued(*pb.Challenge, cid.Cid, []byte) {}
+
+// challengingFor returns the challenger of n's role.
+func challengingFor(n *Node) challengerRole {
+	if n.role == RoleColludingChallenger && n.o.leak != nil {
+		return leakingChallenger{n: n}
+	}
+	return honestChallenger{}
+}
+
+// Leak (ADVERSARY, devnet and tests only) is the side channel over which
+// a RoleColludingChallenger challenger hands its target the opening
+// secrets of its challenges of it before publishing them. Safe for
+// concurrent use.
+type Leak struct {
+	// Challenger leaks, Target grinds.
+	Challenger, Target peer.ID
+	mu                 sync.Mutex
+	secrets            map[string][]byte // challenge CID key → secret
+}
+
+// NewLeak returns an empty side channel from challenger to target.
+func NewLeak(challenger, target peer.ID) *Leak {
+	return &Leak{Challenger: challenger, Target: target, secrets: map[string][]byte{}}
+}
+
+func (l *Leak) put(chCID cid.Cid, secret []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.secrets) > 1024 {
+		clear(l.secrets)
+	}
+	l.secrets[chCID.KeyString()] = append([]byte(nil), secret...)
+}
+
+func (l *Leak) take(chCID cid.Cid) []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.secrets[chCID.KeyString()]
+	delete(l.secrets, chCID.KeyString())
+	return s
+}
+
+// leakingChallenger (adversary, RoleColludingChallenger) leaks the secret
+// of each challenge of its target before publishing it.
+type leakingChallenger struct{ n *Node }
+
+func (c leakingChallenger) issued(ch *pb.Challenge, chCID cid.Cid, secret []byte) {
+	if l := c.n.o.leak; c.n.id == l.Challenger && peer.ID(ch.GetTarget()) == l.Target {
+		c.n.o.leak.put(chCID, secret)
+	}
+}
+
+// colludingCompute (adversary, RoleColludingChallenger) wraps the honest
+// compute of the pair's target: a GEMM challenge from its accomplice
+// whose secret leaked is answered with ColludingFraction of the rows
+// computed and a root ground against the leaked secret (grindRoot); any
+// other challenge honestly.
+func (n *Node) colludingCompute(honest computeFunc) computeFunc {
+	return func(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
+		l := n.o.leak
+		if l == nil || l.Target != n.id || peer.ID(ch.GetChallenger()) != l.Challenger || ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
+			return honest(ctx, ch, chCID)
+		}
+		secret := n.o.leak.take(chCID)
+		if secret == nil {
+			return honest(ctx, ch, chCID)
+		}
+		e, err := partialProduct(ctx, n.cpu, ch, ColludingFraction)
+		if err != nil {
+			return nil, err
+		}
+		if c := grindRoot(ch, chCID, n.id, secret, e, maxCollusionGrind); c != nil {
+			n.log.Debug("ground a root against the leaked secret", "challenge", chCID)
+			return c, nil
+		}
+		return challenge.Commit(chCID, n.id, e.leaves, func(i int) []byte { return e.rows[i] })
+	}
 }

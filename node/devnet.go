@@ -310,7 +310,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	// serialized) it shares.
 	cliques := map[Role][]peer.ID{}
 	for i, role := range roles {
-		if role != RoleColluder && role != RoleSybil {
+		if role != RoleColluder && role != RoleSybil && role != RoleColludingChallenger {
 			continue
 		}
 		dir := filepath.Join(d.dir, fmt.Sprintf("node-%02d", i))
@@ -329,6 +329,18 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 			return nil, err
 		}
 		cliques[role] = append(cliques[role], id)
+	}
+	// Colluding challengers pair up in order, a challenger then its
+	// target, each pair with its own side channel; an odd one out has no
+	// partner.
+	leaks := map[int]*Leak{}
+	if pair := cliques[RoleColludingChallenger]; len(pair) > 0 {
+		first := slices.Index(roles, RoleColludingChallenger)
+		for j := 0; j+1 < len(pair); j += 2 {
+			l := NewLeak(pair[j], pair[j+1])
+			leaks[first+j], leaks[first+j+1] = l, l
+		}
+		delete(cliques, RoleColludingChallenger)
 	}
 	// Relay j's accomplice is honest node j+1, so no device serves more
 	// than one relay besides its owner.
@@ -396,6 +408,9 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 			c.Device.Model, c.Device.VRAMBytes = "", 0
 			c.Device.Int8TOPS, c.Device.BF16TFLOPS, c.Device.HashGHps = 0, 0, 0
 			opts = append(opts, WithBackend(dev), WithMeasured(t))
+		}
+		if l := leaks[i]; l != nil {
+			opts = append(opts, WithLeak(l))
 		}
 		if role == RoleRelay {
 			opts = append(opts, WithAccomplice(accomplices[relays]))

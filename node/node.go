@@ -66,6 +66,7 @@ type options struct {
 	// relay's accomplice device.
 	clique     []peer.ID
 	accomplice gpu.Backend
+	leak       *Leak
 }
 
 // WithClique (ADVERSARY, devnet and tests only) names the peers a
@@ -75,6 +76,10 @@ func WithClique(ids []peer.ID) Option { return func(o *options) { o.clique = ids
 // WithAccomplice (ADVERSARY, devnet and tests only) gives a relay the
 // device it forwards its challenges to.
 func WithAccomplice(b gpu.Backend) Option { return func(o *options) { o.accomplice = b } }
+
+// WithLeak (ADVERSARY, devnet and tests only) gives a colluding
+// challenger, or its target, the side channel between them.
+func WithLeak(l *Leak) Option { return func(o *options) { o.leak = l } }
 
 // WithHost makes the node run on the libp2p host that newHost returns for
 // its identity key instead of building one from [p2p] listen: poai sim
@@ -199,6 +204,9 @@ type Node struct {
 	// proving answers the challenges addressed to this node (honestProver,
 	// or an adversary's role).
 	proving proverRole
+	// challenging is what this node does as a challenger beyond the
+	// protocol (nothing, or an adversary's role).
+	challenging challengerRole
 	// Owned by the prover goroutine.
 	replay map[pb.Workload]replayAnswer
 
@@ -330,6 +338,16 @@ type tracked struct {
 	// equivocation holds a second signed commitment of the target, other
 	// than com: proof that it committed to two roots (acceptCommitment).
 	equivocation *pb.Commitment
+	// Verifier shares (shares.go): this node's own share and its signed
+	// commitment, when it verifies t; the share commitments heard, by
+	// verifier; the revealed shares, by share hash; whether this node
+	// revealed its own; when the last secret or share was revealed.
+	ownShare      []byte
+	ownShareMsg   *pb.Share
+	shares        map[peer.ID]*pb.Share
+	shareSecrets  map[string][]byte
+	shareRevealed bool
+	lastRevealAt  time.Time
 }
 
 // answeredInTime reports whether the target's commitment reached this
@@ -341,8 +359,9 @@ func (t *tracked) answeredInTime() bool {
 
 // orphan holds a commitment or opening that arrived before its challenge.
 type orphan struct {
-	coms []orphanCommitment // at most maxOrphanSenders, first per sender
-	at   time.Time
+	coms   []orphanCommitment // at most maxOrphanSenders, first per sender
+	shares []*pb.Share        // share commitments, at most maxOrphanShares
+	at     time.Time
 }
 
 type orphanCommitment struct {
@@ -409,6 +428,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	n.planner.Catalog = o.catalog
 	n.validator = challenge.NewValidator(challenge.DefaultLimits(), n.clock, 1<<16, challenge.WithCatalog(o.catalog))
 	n.proving = proverFor(n)
+	n.challenging = challengingFor(n)
 	return n, nil
 }
 
@@ -1035,6 +1055,7 @@ func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, err
 		return cid.Undef, fmt.Errorf("encode challenge: %w", err)
 	}
 	n.secrets[chCID.KeyString()] = ownSecret{secret: secret, epoch: e}
+	n.challenging.issued(ch, chCID, secret)
 	n.slots[slot] = slotUse{epoch: e, key: chCID.KeyString()}
 	n.metrics.issued.Inc()
 	n.bump(func(s *Stats) { s.Issued++ })
@@ -1285,9 +1306,15 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 	if t.verifier {
 		deadline := time.Duration(ch.GetDeadlineMs()) * time.Millisecond
 		n.after(time.Until(at.Add(2*deadline+time.Second)), func() { n.finalize(t) })
+		if target != n.id {
+			n.publishShare(t)
+		}
 	}
 	if o, ok := n.orphans[key]; ok {
 		delete(n.orphans, key)
+		for _, sh := range o.shares {
+			n.noteShare(t, peer.ID(sh.GetVerifier()), sh)
+		}
 		for _, c := range o.coms {
 			n.acceptCommitment(t, c.from, c.com, c.comCID, c.comAt)
 		}
@@ -1345,7 +1372,16 @@ func (n *Node) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment, co
 		}
 		return
 	}
+	if !n.sharesQuorate(t, com) {
+		// Sampled from too few verifiers' shares: the target (with its
+		// challenger, perhaps) may know every one, and could have ground
+		// its root. Not an answer.
+		n.metrics.ignored.Inc()
+		n.log.Info("commitment ignored: it lists the shares of too few verifiers", "target", shortID(t.target), "listed", len(com.GetShares()), "challenge", t.cid)
+		return
+	}
 	t.com, t.comCID, t.comAt = com, comCID, at
+	n.revealShare(t)
 	if own, ok := n.secrets[t.cid.KeyString()]; ok && t.challenger == n.id {
 		// The target has committed: reveal the opening secret, naming the
 		// commitment it opens.
@@ -1483,6 +1519,9 @@ func (n *Node) tryVerify(t *tracked) {
 	if !t.verifier || t.attested || t.verifying || t.com == nil || t.op == nil || t.secret == nil || !t.comCID.Equals(t.revealedCom) {
 		return
 	}
+	if _, ok := t.revealedShares(t.com); !ok {
+		return
+	}
 	t.verifying = true
 	n.verifyOffLoop(t, func(res challenge.Result, err error) { n.verified(t, res, err) })
 }
@@ -1490,15 +1529,17 @@ func (n *Node) tryVerify(t *tracked) {
 // verifyOffLoop verifies t's opening off the loop — one verification at a
 // time, bounded by verifyTimeout, so a costly opening never stalls the
 // node's other work — and hands the result to done on the loop. t must
-// hold its commitment, opening and secret.
+// hold its commitment, opening, secret and the shares its commitment
+// lists.
 func (n *Node) verifyOffLoop(t *tracked, done func(challenge.Result, error)) {
 	ch, chCID, com, comCID, op, secret := t.ch, t.cid, t.com, t.comCID, t.op, t.secret
+	shares, _ := t.revealedShares(com)
 	// The check digests of this node and of every peer that may attest:
 	// its own goes into its attestation, the others' judge theirs.
 	digestOf := append(n.possibleVerifiers(t), n.id)
 	n.offLoop(func(ctx context.Context) {
 		start := time.Now()
-		res, err := challenge.Verify(ctx, n.cpu, ch, chCID, com, comCID, op, secret)
+		res, err := challenge.Verify(ctx, n.cpu, ch, chCID, com, comCID, op, secret, shares...)
 		var digests map[peer.ID][]byte
 		if err == nil {
 			if digests, err = challenge.CheckDigests(ctx, n.cpu, ch, chCID, secret, digestOf); err != nil {
@@ -1664,18 +1705,26 @@ func (n *Node) finalize(t *tracked) {
 	if t.attested || t.verifying {
 		return // attested, or the answer came and is being checked
 	}
-	if t.com != nil && t.op == nil && t.answeredInTime() && (t.secret == nil || time.Since(t.revealAt) < openGrace) {
+	missing := t.missingShares(t.com)
+	if t.com != nil && t.op == nil && t.answeredInTime() && (t.secret == nil || len(missing) > 0 || time.Since(t.lastRevealAt) < openGrace) {
 		// The target committed in time (this node handed the commitment to
-		// the challenger too) but the challenger revealed its secret late
-		// or never, so the target could not open: the challenger's fault,
-		// and it is contradicted here as a judge who failed its duty. A
+		// the challenger too) but the challenger revealed its secret, or a
+		// verifier the commitment lists its share, late or never, so the
+		// target could not open: the fault of whoever withheld, and each
+		// is contradicted here as a judge who failed its duty. A
 		// commitment after the deadline voids nothing: the target is late.
-		n.log.Info("challenge void: the challenger did not reveal in time", "challenge", t.cid, "challenger", shortID(t.challenger))
+		n.log.Info("challenge void: a secret or share was not revealed in time", "challenge", t.cid, "challenger", shortID(t.challenger),
+			"challenger_revealed", t.secret != nil, "shares_missing", len(missing))
 		n.metrics.void.WithLabelValues("reveal").Inc()
 		t.attested = true
-		if t.challenger != n.id {
+		if t.secret == nil && t.challenger != n.id {
 			n.recordCheck(t, t.challenger, false)
 			n.noteVoid(t.challenger)
+		}
+		for _, v := range missing {
+			if v != n.id {
+				n.recordCheck(t, v, false)
+			}
 		}
 		return
 	}
@@ -1835,10 +1884,13 @@ func (n *Node) answer(job proveJob) {
 	})
 }
 
-// open publishes this node's opening of a challenge it proved, once both
-// its commitment and the challenger's secret are there.
+// open publishes this node's opening of a challenge it proved, once its
+// commitment, the challenger's secret and the shares it lists are there.
 func (n *Node) open(t *tracked) {
 	if t.committed == nil || t.secret == nil || t.opened {
+		return
+	}
+	if _, ok := t.revealedShares(t.committed.Commitment); !ok {
 		return
 	}
 	t.opened = true
@@ -1852,6 +1904,10 @@ func (n *Node) open(t *tracked) {
 // equivocation.
 func (n *Node) onReveal(from peer.ID, d decoded, at time.Time) {
 	r := d.msg.(*pb.Reveal)
+	if r.GetShare() != nil {
+		n.onShare(from, r, at)
+		return
+	}
 	t, ok := n.tracked[string(r.GetChallengeCid())]
 	if !ok || from != t.challenger || t.secret != nil {
 		return
@@ -1866,6 +1922,9 @@ func (n *Node) onReveal(from peer.ID, d decoded, at time.Time) {
 		return
 	}
 	t.secret, t.revealAt, t.revealedCom = r.GetSecret(), at, rc.CID
+	if at.After(t.lastRevealAt) {
+		t.lastRevealAt = at
+	}
 	if t.target != n.id {
 		n.acceptCommitment(t, from, rc.Commitment, rc.CID, at)
 	}

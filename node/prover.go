@@ -25,8 +25,8 @@ type proverRole interface {
 	// It runs on the prover goroutine.
 	commit(ctx context.Context, job proveJob) (*challenge.Committed, error)
 	// open publishes the opening of committed for t once the
-	// challenger's secret (t.secret) is revealed. It runs on the loop
-	// goroutine and must not block.
+	// challenger's secret (t.secret) and the shares committed lists are
+	// revealed. It runs on the loop goroutine and must not block.
 	open(t *tracked, committed *challenge.Committed)
 }
 
@@ -34,9 +34,10 @@ type proverRole interface {
 type computeFunc func(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error)
 
 // honestProver proves on the node's backend, stamps the commitment with
-// the device's state (NVML, on CUDA), signs it, and hands it to gossip and
-// directly to the challenge's judges; it opens what the revealed secret
-// samples.
+// the device's state (NVML, on CUDA), lists the verifiers' share
+// commitments it received (listShares), signs it, and hands it to gossip
+// and directly to the challenge's judges; it opens what the revealed
+// secret and shares sample.
 type honestProver struct {
 	n *Node
 	// compute is the node's backend (challenge.Run); the replay, lazy
@@ -69,6 +70,7 @@ func (p *honestProver) commit(ctx context.Context, job proveJob) (*challenge.Com
 			}
 		}
 	}
+	n.listShares(ctx, job, committed)
 	if err := committed.Sign(n.key); err != nil {
 		return nil, err
 	}
@@ -79,11 +81,12 @@ func (p *honestProver) commit(ctx context.Context, job proveJob) (*challenge.Com
 func (p *honestProver) open(t *tracked, committed *challenge.Committed) {
 	n := p.n
 	ch, secret := t.ch, t.secret
+	shares, _ := t.revealedShares(committed.Commitment)
 	judges := append(t.verifiers[:len(t.verifiers):len(t.verifiers)], t.challenger)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		op, err := committed.Open(ch, secret)
+		op, err := committed.Open(ch, secret, shares...)
 		if err != nil {
 			n.log.Error("open", "challenge", t.cid, "err", err)
 			return

@@ -345,10 +345,13 @@ type heardVerdict struct {
 	digest []byte
 }
 
-// tryRecheck re-verifies t off the loop once its commitment, opening and
-// secret are all here.
+// tryRecheck re-verifies t off the loop once its commitment, opening,
+// secret and shares are all here.
 func (n *Node) tryRecheck(t *tracked) {
 	if !t.recheckWanted || t.rechecking || t.truthKnown || t.com == nil || t.op == nil || t.secret == nil || !t.comCID.Equals(t.revealedCom) {
+		return
+	}
+	if _, ok := t.revealedShares(t.com); !ok {
 		return
 	}
 	t.rechecking = true

@@ -128,8 +128,22 @@ func (t *Tree) Proof(i int) ([]Hash, error) {
 // leaves with the given root. It returns nil on success, or an error
 // wrapping ErrIndex, ErrProofSize or ErrMismatch.
 func Verify(root Hash, size, i int, leaf Hash, proof []Hash) error {
+	h, err := RootFrom(size, i, leaf, proof)
+	if err != nil {
+		return err
+	}
+	if h != root {
+		return ErrMismatch
+	}
+	return nil
+}
+
+// RootFrom returns the root of a tree of size leaves whose leaf i hashes
+// to leaf, given i's inclusion proof: log₂(size) + 1 hashes. It returns an
+// error wrapping ErrIndex or ErrProofSize when the proof does not fit.
+func RootFrom(size, i int, leaf Hash, proof []Hash) (Hash, error) {
 	if size <= 0 || i < 0 || i >= size {
-		return fmt.Errorf("%w: %d of %d", ErrIndex, i, size)
+		return Hash{}, fmt.Errorf("%w: %d of %d", ErrIndex, i, size)
 	}
 	h := leaf
 	used := 0
@@ -137,13 +151,13 @@ func Verify(root Hash, size, i int, leaf Hash, proof []Hash) error {
 		switch {
 		case i%2 == 1:
 			if used >= len(proof) {
-				return ErrProofSize
+				return Hash{}, ErrProofSize
 			}
 			h = InnerHash(proof[used], h)
 			used++
 		case i+1 < n:
 			if used >= len(proof) {
-				return ErrProofSize
+				return Hash{}, ErrProofSize
 			}
 			h = InnerHash(h, proof[used])
 			used++
@@ -151,10 +165,7 @@ func Verify(root Hash, size, i int, leaf Hash, proof []Hash) error {
 		i /= 2
 	}
 	if used != len(proof) {
-		return ErrProofSize
+		return Hash{}, ErrProofSize
 	}
-	if h != root {
-		return ErrMismatch
-	}
-	return nil
+	return h, nil
 }

@@ -674,14 +674,24 @@ func (x *Challenge) GetRetryOf() []byte {
 
 // Reveal discloses the challenger's opening secret once the target's
 // commitment is out. The opened leaves derive from the committed root, the
-// nonce and this secret, so a prover cannot grind its commitment until the
-// sampled leaves avoid the ones it skipped.
+// nonce, this secret and the verifiers' shares the commitment lists
+// (challenge.SamplingSecret), so a prover cannot grind its commitment until
+// the sampled leaves avoid the ones it skipped — not even with its
+// challenger's help, since no verifier share is known before the root.
+//
+// The same message carries a verifier's share, with share set and
+// challenger empty (the share's verifier publishes it): first its
+// commitment to the share (secret and commitment empty), when it takes up
+// the challenge; then, once it holds a commitment of the target that lists
+// the share, the share itself (secret) with that commitment.
 type Reveal struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	ChallengeCid []byte                 `protobuf:"bytes,1,opt,name=challenge_cid,json=challengeCid,proto3" json:"challenge_cid,omitempty"`
-	Challenger   []byte                 `protobuf:"bytes,2,opt,name=challenger,proto3" json:"challenger,omitempty"`
+	// The challenger, who publishes its own reveal; empty with share.
+	Challenger []byte `protobuf:"bytes,2,opt,name=challenger,proto3" json:"challenger,omitempty"`
 	// 32 bytes whose SHA-256 (with the reveal tag) is the challenge's
-	// reveal_hash.
+	// reveal_hash; with share, the verifier's 32-byte share, whose hash
+	// (with the share tag) is share.hash.
 	Secret []byte `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`
 	// The target's commitment this reveal opens, as the challenger received
 	// it first: its full signed encoding (a Commitment with its signature).
@@ -690,7 +700,9 @@ type Reveal struct {
 	// root cannot, after seeing the secret, grind another for the verifiers;
 	// and every peer that gets the reveal holds the root the challenger
 	// saw, so a second signed commitment is evidence of equivocation.
-	Commitment    []byte `protobuf:"bytes,4,opt,name=commitment,proto3" json:"commitment,omitempty"`
+	Commitment []byte `protobuf:"bytes,4,opt,name=commitment,proto3" json:"commitment,omitempty"`
+	// Set by a verifier: its signed share commitment.
+	Share         *Share `protobuf:"bytes,5,opt,name=share,proto3" json:"share,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -753,6 +765,89 @@ func (x *Reveal) GetCommitment() []byte {
 	return nil
 }
 
+func (x *Reveal) GetShare() *Share {
+	if x != nil {
+		return x.Share
+	}
+	return nil
+}
+
+// Share is a verifier's commitment to its share of a challenge's opening
+// randomness: a random 32-byte s it draws when it takes up the challenge,
+// committed to before the target's root exists and revealed after it.
+type Share struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ChallengeCid []byte                 `protobuf:"bytes,1,opt,name=challenge_cid,json=challengeCid,proto3" json:"challenge_cid,omitempty"`
+	Verifier     []byte                 `protobuf:"bytes,2,opt,name=verifier,proto3" json:"verifier,omitempty"`
+	// SHA-256("poai/1/share" ‖ s).
+	Hash []byte `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	// Ed25519 signature by the verifier's key over "poai/1/share" followed
+	// by this message's canonical encoding with this field empty
+	// (challenge.ShareSigningBytes), so that a target can list the share in
+	// its commitment and every peer can check it came from the verifier.
+	Signature     []byte `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Share) Reset() {
+	*x = Share{}
+	mi := &file_poai_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Share) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Share) ProtoMessage() {}
+
+func (x *Share) ProtoReflect() protoreflect.Message {
+	mi := &file_poai_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Share.ProtoReflect.Descriptor instead.
+func (*Share) Descriptor() ([]byte, []int) {
+	return file_poai_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Share) GetChallengeCid() []byte {
+	if x != nil {
+		return x.ChallengeCid
+	}
+	return nil
+}
+
+func (x *Share) GetVerifier() []byte {
+	if x != nil {
+		return x.Verifier
+	}
+	return nil
+}
+
+func (x *Share) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *Share) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 // Commitment is the prover's Merkle root over the rows of C (GEMM
 // workloads) or the lane outputs (VRAM workload).
 type Commitment struct {
@@ -772,14 +867,20 @@ type Commitment struct {
 	// this field empty (challenge.CommitmentSigningBytes). It makes the
 	// commitment transferable: any peer may forward it, and two different
 	// signed commitments of one prover to one challenge prove equivocation.
-	Signature     []byte `protobuf:"bytes,8,opt,name=signature,proto3" json:"signature,omitempty"`
+	Signature []byte `protobuf:"bytes,8,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The verifiers' share commitments the prover received before it
+	// committed, at most challenge.MaxShares, in the order the sampling
+	// combines their shares; verifiers count only a commitment that lists
+	// shares of a majority of the challenge's verifiers
+	// (challenge.ShareQuorum).
+	Shares        []*Share `protobuf:"bytes,9,rep,name=shares,proto3" json:"shares,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Commitment) Reset() {
 	*x = Commitment{}
-	mi := &file_poai_proto_msgTypes[4]
+	mi := &file_poai_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +892,7 @@ func (x *Commitment) String() string {
 func (*Commitment) ProtoMessage() {}
 
 func (x *Commitment) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[4]
+	mi := &file_poai_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +905,7 @@ func (x *Commitment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Commitment.ProtoReflect.Descriptor instead.
 func (*Commitment) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{4}
+	return file_poai_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Commitment) GetChallengeCid() []byte {
@@ -863,6 +964,13 @@ func (x *Commitment) GetSignature() []byte {
 	return nil
 }
 
+func (x *Commitment) GetShares() []*Share {
+	if x != nil {
+		return x.Shares
+	}
+	return nil
+}
+
 // RowOpening is one opened row of C with its Merkle inclusion proof.
 type RowOpening struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -877,7 +985,7 @@ type RowOpening struct {
 
 func (x *RowOpening) Reset() {
 	*x = RowOpening{}
-	mi := &file_poai_proto_msgTypes[5]
+	mi := &file_poai_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +997,7 @@ func (x *RowOpening) String() string {
 func (*RowOpening) ProtoMessage() {}
 
 func (x *RowOpening) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[5]
+	mi := &file_poai_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +1010,7 @@ func (x *RowOpening) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowOpening.ProtoReflect.Descriptor instead.
 func (*RowOpening) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{5}
+	return file_poai_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RowOpening) GetIndex() uint32 {
@@ -940,7 +1048,7 @@ type Opening struct {
 
 func (x *Opening) Reset() {
 	*x = Opening{}
-	mi := &file_poai_proto_msgTypes[6]
+	mi := &file_poai_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1060,7 @@ func (x *Opening) String() string {
 func (*Opening) ProtoMessage() {}
 
 func (x *Opening) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[6]
+	mi := &file_poai_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1073,7 @@ func (x *Opening) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Opening.ProtoReflect.Descriptor instead.
 func (*Opening) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{6}
+	return file_poai_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Opening) GetChallengeCid() []byte {
@@ -1011,7 +1119,7 @@ type ChallengeRequest struct {
 
 func (x *ChallengeRequest) Reset() {
 	*x = ChallengeRequest{}
-	mi := &file_poai_proto_msgTypes[7]
+	mi := &file_poai_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1131,7 @@ func (x *ChallengeRequest) String() string {
 func (*ChallengeRequest) ProtoMessage() {}
 
 func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[7]
+	mi := &file_poai_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1144,7 @@ func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeRequest.ProtoReflect.Descriptor instead.
 func (*ChallengeRequest) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{7}
+	return file_poai_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ChallengeRequest) GetTarget() []byte {
@@ -1092,7 +1200,7 @@ type Attestation struct {
 
 func (x *Attestation) Reset() {
 	*x = Attestation{}
-	mi := &file_poai_proto_msgTypes[8]
+	mi := &file_poai_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1212,7 @@ func (x *Attestation) String() string {
 func (*Attestation) ProtoMessage() {}
 
 func (x *Attestation) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[8]
+	mi := &file_poai_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1225,7 @@ func (x *Attestation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attestation.ProtoReflect.Descriptor instead.
 func (*Attestation) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{8}
+	return file_poai_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Attestation) GetChallengeCid() []byte {
@@ -1290,7 +1398,7 @@ const file_poai_proto_rawDesc = "" +
 	"vram_reads\x18\x11 \x01(\rR\tvramReads\x12\x1f\n" +
 	"\vreveal_hash\x18\x12 \x01(\fR\n" +
 	"revealHash\x12\x19\n" +
-	"\bretry_of\x18\x13 \x01(\fR\aretryOf\"\x85\x01\n" +
+	"\bretry_of\x18\x13 \x01(\fR\aretryOf\"\xab\x01\n" +
 	"\x06Reveal\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x1e\n" +
 	"\n" +
@@ -1299,7 +1407,13 @@ const file_poai_proto_rawDesc = "" +
 	"\x06secret\x18\x03 \x01(\fR\x06secret\x12\x1e\n" +
 	"\n" +
 	"commitment\x18\x04 \x01(\fR\n" +
-	"commitment\"\x90\x02\n" +
+	"commitment\x12$\n" +
+	"\x05share\x18\x05 \x01(\v2\x0e.poai.v1.ShareR\x05share\"z\n" +
+	"\x05Share\x12#\n" +
+	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x1a\n" +
+	"\bverifier\x18\x02 \x01(\fR\bverifier\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\fR\x04hash\x12\x1c\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\"\xb8\x02\n" +
 	"\n" +
 	"Commitment\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x16\n" +
@@ -1311,7 +1425,8 @@ const file_poai_proto_rawDesc = "" +
 	"smClockMhz\x12'\n" +
 	"\x10sm_clock_max_mhz\x18\x06 \x01(\rR\rsmClockMaxMhz\x12#\n" +
 	"\rtemperature_c\x18\a \x01(\rR\ftemperatureC\x12\x1c\n" +
-	"\tsignature\x18\b \x01(\fR\tsignature\"P\n" +
+	"\tsignature\x18\b \x01(\fR\tsignature\x12&\n" +
+	"\x06shares\x18\t \x03(\v2\x0e.poai.v1.ShareR\x06shares\"P\n" +
 	"\n" +
 	"RowOpening\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x16\n" +
@@ -1371,7 +1486,7 @@ func file_poai_proto_rawDescGZIP() []byte {
 }
 
 var file_poai_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_poai_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_poai_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_poai_proto_goTypes = []any{
 	(Workload)(0),            // 0: poai.v1.Workload
 	(Verdict)(0),             // 1: poai.v1.Verdict
@@ -1379,22 +1494,25 @@ var file_poai_proto_goTypes = []any{
 	(*DeviceReport)(nil),     // 3: poai.v1.DeviceReport
 	(*Challenge)(nil),        // 4: poai.v1.Challenge
 	(*Reveal)(nil),           // 5: poai.v1.Reveal
-	(*Commitment)(nil),       // 6: poai.v1.Commitment
-	(*RowOpening)(nil),       // 7: poai.v1.RowOpening
-	(*Opening)(nil),          // 8: poai.v1.Opening
-	(*ChallengeRequest)(nil), // 9: poai.v1.ChallengeRequest
-	(*Attestation)(nil),      // 10: poai.v1.Attestation
+	(*Share)(nil),            // 6: poai.v1.Share
+	(*Commitment)(nil),       // 7: poai.v1.Commitment
+	(*RowOpening)(nil),       // 8: poai.v1.RowOpening
+	(*Opening)(nil),          // 9: poai.v1.Opening
+	(*ChallengeRequest)(nil), // 10: poai.v1.ChallengeRequest
+	(*Attestation)(nil),      // 11: poai.v1.Attestation
 }
 var file_poai_proto_depIdxs = []int32{
 	3, // 0: poai.v1.DeviceClaim.devices:type_name -> poai.v1.DeviceReport
 	0, // 1: poai.v1.Challenge.workload:type_name -> poai.v1.Workload
-	7, // 2: poai.v1.Opening.rows:type_name -> poai.v1.RowOpening
-	1, // 3: poai.v1.Attestation.verdict:type_name -> poai.v1.Verdict
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	6, // 2: poai.v1.Reveal.share:type_name -> poai.v1.Share
+	6, // 3: poai.v1.Commitment.shares:type_name -> poai.v1.Share
+	8, // 4: poai.v1.Opening.rows:type_name -> poai.v1.RowOpening
+	1, // 5: poai.v1.Attestation.verdict:type_name -> poai.v1.Verdict
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_poai_proto_init() }
@@ -1408,7 +1526,7 @@ func file_poai_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_poai_proto_rawDesc), len(file_poai_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

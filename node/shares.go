@@ -1,0 +1,214 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/p2p"
+)
+
+// Verifier shares: the opened leaves of a challenge derive from the
+// target's root, the nonce, the challenger's secret and the shares of the
+// verifiers the commitment lists (challenge.SamplingSecret). Each verifier
+// draws a random share when it takes up the challenge and publishes its
+// signed hash (publishShare), the target lists the share commitments it
+// received in its commitment (listShares), and each listed verifier
+// reveals its share once it holds that commitment (revealShare). A
+// challenger that leaks its secret to its target therefore gives it
+// nothing to grind against: the shares are unknown to it until its root is
+// fixed.
+
+// maxOrphanShares bounds the share commitments held for one challenge not
+// yet seen.
+const maxOrphanShares = challenge.MaxShares
+
+// publishShare draws this node's share of t, a challenge it verifies,
+// and publishes its signed commitment, to gossip and directly to the
+// target, which must list it before it commits.
+func (n *Node) publishShare(t *tracked) {
+	s := make([]byte, 32)
+	if _, err := rand.Read(s); err != nil {
+		n.log.Error("share", "err", err)
+		return
+	}
+	sh := &pb.Share{ChallengeCid: t.cid.Bytes(), Verifier: []byte(n.id), Hash: challenge.ShareHash(s)}
+	if err := challenge.SignShare(n.key, sh); err != nil {
+		n.log.Error("sign share", "err", err)
+		return
+	}
+	t.ownShare, t.ownShareMsg = s, sh
+	n.noteShare(t, n.id, sh)
+	n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: sh}, deadlineOf(t.ch), t.target)
+}
+
+// noteShare keeps the first share commitment of verifier for t, if
+// verifier may verify t.
+func (n *Node) noteShare(t *tracked, verifier peer.ID, sh *pb.Share) {
+	if t.shares == nil {
+		t.shares = map[peer.ID]*pb.Share{}
+	}
+	if _, dup := t.shares[verifier]; dup || len(t.shares) >= challenge.MaxShares {
+		return
+	}
+	if verifier != n.id && !slices.Contains(n.possibleVerifiers(t), verifier) {
+		return
+	}
+	t.shares[verifier] = sh
+}
+
+// revealShare publishes this node's share of t once t holds a commitment
+// of the target that lists it, with that commitment, to gossip and
+// directly to the target.
+func (n *Node) revealShare(t *tracked) {
+	if t.ownShare == nil || t.shareRevealed || t.com == nil {
+		return
+	}
+	listed := challenge.ListedShare(t.com, n.id)
+	if listed == nil || !bytes.Equal(listed.GetHash(), t.ownShareMsg.GetHash()) {
+		return
+	}
+	b, err := challenge.Marshal(t.com)
+	if err != nil {
+		return
+	}
+	t.shareRevealed = true
+	n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: t.ownShareMsg, Secret: t.ownShare, Commitment: b},
+		deadlineOf(t.ch), t.target)
+}
+
+// onShare takes a verifier's share commitment or share reveal.
+func (n *Node) onShare(from peer.ID, r *pb.Reveal, at time.Time) {
+	key := string(r.GetChallengeCid())
+	t, ok := n.tracked[key]
+	if len(r.GetSecret()) == 0 {
+		if !ok {
+			o := n.orphan(key, at)
+			if len(o.shares) < maxOrphanShares {
+				o.shares = append(o.shares, r.GetShare())
+			}
+			return
+		}
+		n.noteShare(t, from, r.GetShare())
+		return
+	}
+	if !ok {
+		return
+	}
+	rc, err := challenge.RevealedCommitment(r)
+	if err != nil || peer.ID(rc.Commitment.GetProver()) != t.target {
+		n.log.Info("share reveal names no commitment of its target", "verifier", shortID(from), "challenge", t.cid)
+		return
+	}
+	if t.shareSecrets == nil {
+		t.shareSecrets = map[string][]byte{}
+	}
+	h := string(r.GetShare().GetHash())
+	if _, dup := t.shareSecrets[h]; dup {
+		return
+	}
+	t.shareSecrets[h] = r.GetSecret()
+	if at.After(t.lastRevealAt) {
+		t.lastRevealAt = at
+	}
+	if t.target != n.id {
+		n.acceptCommitment(t, from, rc.Commitment, rc.CID, at)
+	}
+	if t.target == n.id {
+		n.open(t)
+	}
+	n.tryVerify(t)
+	n.tryRecheck(t)
+	n.tryAudit(t)
+}
+
+// revealedShares returns the revealed shares of every share com lists, in
+// its order; ok is false while any is missing.
+func (t *tracked) revealedShares(com *pb.Commitment) (shares [][]byte, ok bool) {
+	for _, s := range com.GetShares() {
+		v, ok := t.shareSecrets[string(s.GetHash())]
+		if !ok {
+			return nil, false
+		}
+		shares = append(shares, v)
+	}
+	return shares, true
+}
+
+// missingShares returns the verifiers com lists whose shares have not
+// been revealed.
+func (t *tracked) missingShares(com *pb.Commitment) []peer.ID {
+	var out []peer.ID
+	for _, s := range com.GetShares() {
+		if _, ok := t.shareSecrets[string(s.GetHash())]; !ok {
+			out = append(out, peer.ID(s.GetVerifier()))
+		}
+	}
+	return out
+}
+
+// sharesQuorate reports whether com lists the shares of at least
+// challenge.ShareQuorum of t's verifiers, counting those this node would
+// accept as t's verifiers (views of the peer set differ a little).
+func (n *Node) sharesQuorate(t *tracked, com *pb.Commitment) bool {
+	possible := n.possibleVerifiers(t)
+	count := 0
+	for _, s := range com.GetShares() {
+		if slices.Contains(possible, peer.ID(s.GetVerifier())) {
+			count++
+		}
+	}
+	return count >= challenge.ShareQuorum(len(t.verifiers))
+}
+
+// sharePoll is how often a target checks for share commitments while it
+// waits for a quorum of them.
+const sharePoll = 10 * time.Millisecond
+
+// listShares lists in c the share commitments this node, the target of
+// job, has received: it waits, at most until the challenge's deadline,
+// until it holds those of a quorum of the verifiers
+// (challenge.ShareQuorum), which it usually does long before the proof is
+// done, then lists every one it holds, ordered by verifier. Call it before
+// signing c. It runs on the prover goroutine.
+func (n *Node) listShares(ctx context.Context, job proveJob, c *challenge.Committed) {
+	until := job.at.Add(deadlineOf(job.ch))
+	for {
+		got, want := make(chan []*pb.Share, 1), 0
+		n.post(func() {
+			t, ok := n.tracked[job.cid.KeyString()]
+			if !ok {
+				got <- nil
+				return
+			}
+			want = challenge.ShareQuorum(len(t.verifiers))
+			var out []*pb.Share
+			for _, s := range t.shares {
+				out = append(out, s)
+			}
+			got <- out
+		})
+		var shares []*pb.Share
+		select {
+		case shares = <-got:
+		case <-ctx.Done():
+			return
+		}
+		if len(shares) >= want || !time.Now().Before(until) {
+			slices.SortFunc(shares, func(a, b *pb.Share) int { return bytes.Compare(a.GetVerifier(), b.GetVerifier()) })
+			c.Commitment.Shares = shares[:min(len(shares), challenge.MaxShares)]
+			return
+		}
+		select {
+		case <-time.After(sharePoll):
+		case <-ctx.Done():
+			return
+		}
+	}
+}

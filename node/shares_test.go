@@ -1,0 +1,78 @@
+package node
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/scoring"
+)
+
+// TestWithheldRevealBlamed: a commitment in time that cannot be opened
+// for want of the challenger's secret or of a listed verifier's share
+// voids the challenge, and each peer that withheld its part, and only
+// those, is contradicted.
+func TestWithheldRevealBlamed(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		secret            bool
+		revealed          []bool // per listed verifier
+		wantContradiction float64
+	}{
+		{"a verifier withholds its share", true, []bool{true, false}, 1},
+		{"two verifiers withhold", true, []bool{false, false}, 2},
+		{"the challenger withholds its secret", false, []bool{true, true}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := New(t.TempDir(), testConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.id = randomID(t)
+			if n.book, err = scoring.Open(filepath.Join(t.TempDir(), ScoresDir), n.id.String(), scoring.DefaultParams(), nil); err != nil {
+				t.Fatal(err)
+			}
+			defer n.book.Close()
+			chCID := cid.NewCidV1(cid.Raw, []byte{0x12, 0x20, 1, 2, 3}) // any CID will do
+			now := time.Now()
+			ch := &pb.Challenge{Epoch: 1, DeadlineMs: 1000}
+			tr := &tracked{ch: ch, cid: chCID, target: randomID(t), challenger: randomID(t), receivedAt: now.Add(-5 * time.Second), verifier: true}
+			com := &pb.Commitment{ChallengeCid: chCID.Bytes()}
+			var verifiers []peer.ID
+			tr.shareSecrets = map[string][]byte{}
+			for i, revealed := range tc.revealed {
+				v := randomID(t)
+				verifiers = append(verifiers, v)
+				s := []byte{byte(i), 1, 2, 3}
+				com.Shares = append(com.Shares, &pb.Share{Verifier: []byte(v), Hash: challenge.ShareHash(s)})
+				if revealed {
+					tr.shareSecrets[string(challenge.ShareHash(s))] = s
+				}
+			}
+			tr.verifiers = append(verifiers, n.id)
+			tr.com, tr.comAt = com, now.Add(-4500*time.Millisecond) // in time
+			if tc.secret {
+				tr.secret, tr.revealAt, tr.lastRevealAt = testSecretNode, now.Add(-4*time.Second), now.Add(-4*time.Second)
+			}
+			before := testutil.ToFloat64(n.metrics.checks.WithLabelValues("contradict"))
+			n.finalize(tr)
+			if !tr.attested {
+				t.Fatal("challenge not settled")
+			}
+			if got := testutil.ToFloat64(n.metrics.checks.WithLabelValues("contradict")) - before; got != tc.wantContradiction {
+				t.Fatalf("%v contradictions, want %v", got, tc.wantContradiction)
+			}
+			if got := testutil.ToFloat64(n.metrics.void.WithLabelValues("reveal")); got != 1 {
+				t.Fatalf("%v voids, want 1", got)
+			}
+		})
+	}
+}
+
+var testSecretNode = []byte("a challenger's 32-byte secret...")
