@@ -2050,9 +2050,9 @@ func (n *Node) scheduledChallengers(target peer.ID, e uint64, now time.Time) []p
 
 // onRequest honours a request to challenge a target now, when this node is
 // its scheduled challenger this epoch, has not challenged it yet, and the
-// requester (never the target: the validator refuses that) is proven, so
-// that nobody can choose when its own device is tested, through a puppet
-// identity either.
+// requester (never the target: the validator refuses that) is proven
+// where any peer is, so that nobody can choose when its own device is
+// tested, through a puppet identity either.
 func (n *Node) onRequest(from peer.ID, d decoded, at time.Time) {
 	r := d.msg.(*pb.ChallengeRequest)
 	target := peer.ID(r.GetTarget())
@@ -2061,10 +2061,11 @@ func (n *Node) onRequest(from peer.ID, d decoded, at time.Time) {
 	if target == n.id || len(first) == 0 || first[0] != n.id {
 		return
 	}
-	if !n.proven(from, e) {
+	if !n.proven(from, e) && len(n.judges(n.livePeers(at), e).proven) > 0 {
 		// The validator refuses a target's request of itself; an identity
 		// made for the purpose (the target's own puppet) would do as well,
-		// so only a peer with a passed challenge on record may ask.
+		// so only a peer with a passed challenge on record may ask — once
+		// any has one (at genesis nobody has).
 		n.log.Debug("challenge request ignored: the requester has no passed challenge on record", "requester", shortID(from), "target", shortID(target))
 		return
 	}
