@@ -8,7 +8,7 @@ build:
 	$(GO) build -o bin/poai ./cmd/poai
 
 test:
-	$(GO) test ./...
+	$(GO) test -timeout 30m ./...
 
 race:
 	$(GO) test -race -short $(RACE_PKGS)
