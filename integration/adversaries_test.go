@@ -259,13 +259,13 @@ func TestProtocolCheats(t *testing.T) {
 
 // TestColludingChallenger: a colluding challenger and its target beside
 // two honest peers. The challenger leaks its opening secret to the target
-// whenever it challenges it, and the target, computing 90 % of the rows,
-// grinds its root against the leaked secret; challenged by an honest peer
-// it proves honestly. The opened rows also depend on the verifiers'
-// shares, which no leak gives away, so every challenge from its
-// accomplice fails: the target ends below every honest peer and below the
-// graylist threshold, and no honest peer is branded. Before the shares,
-// the ground roots passed and the target scored with the honest peers.
+// whenever it challenges it, and the target, computing 90 % of the rows
+// of every product, grinds its root against the leaked secret. The opened
+// rows also depend on the verifiers' shares, which no leak gives away, so
+// the ground roots fail like the rest: the target ends below every honest
+// peer and below the graylist threshold, and no honest peer is branded.
+// (TestLeakedSecretGrindingFails shows the grinding itself: it succeeds
+// against the leaked secret alone and fails with the shares.)
 func TestColludingChallenger(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 4-peer devnet for about 2 minutes")

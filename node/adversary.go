@@ -101,11 +101,11 @@ const (
 	// RoleColludingChallenger (adversary) comes in pairs: a challenger
 	// and its target. The challenger proves honestly but leaks the
 	// opening secret of every challenge of its target to the target
-	// before publishing it (a side channel, Leak); the target, challenged
-	// by its challenger, computes ColludingFraction of the rows and grinds
-	// its root against the leaked secret until the sampled rows avoid the
-	// made-up ones (colludingCompute). Challenged by anyone else it proves
-	// honestly, so that only its accomplice's challenges can catch it.
+	// before publishing it (a side channel, Leak); the target computes
+	// ColludingFraction of the rows of every product and, challenged by
+	// its challenger, grinds its root against the leaked secret until the
+	// sampled rows avoid the made-up ones (colludingCompute). The leak
+	// itself is invisible: the challenger is otherwise honest.
 	RoleColludingChallenger Role = "colluding-challenger"
 )
 
@@ -760,27 +760,25 @@ func (c leakingChallenger) issued(ch *pb.Challenge, chCID cid.Cid, secret []byte
 }
 
 // colludingCompute (adversary, RoleColludingChallenger) wraps the honest
-// compute of the pair's target: a GEMM challenge from its accomplice
-// whose secret leaked is answered with ColludingFraction of the rows
-// computed and a root ground against the leaked secret (grindRoot); any
-// other challenge honestly.
+// compute of the pair's target: every GEMM challenge is answered with
+// ColludingFraction of the rows computed, counting on the collusion to
+// pass; one from its accomplice, whose secret leaked, with a root ground
+// against that secret (grindRoot). VRAM challenges it proves honestly.
 func (n *Node) colludingCompute(honest computeFunc) computeFunc {
 	return func(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
 		l := n.o.leak
-		if l == nil || l.Target != n.id || peer.ID(ch.GetChallenger()) != l.Challenger || ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
-			return honest(ctx, ch, chCID)
-		}
-		secret := n.o.leak.take(chCID)
-		if secret == nil {
+		if l == nil || l.Target != n.id || ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
 			return honest(ctx, ch, chCID)
 		}
 		e, err := partialProduct(ctx, n.cpu, ch, ColludingFraction)
 		if err != nil {
 			return nil, err
 		}
-		if c := grindRoot(ch, chCID, n.id, secret, e, maxCollusionGrind); c != nil {
-			n.log.Debug("ground a root against the leaked secret", "challenge", chCID)
-			return c, nil
+		if secret := l.take(chCID); secret != nil && peer.ID(ch.GetChallenger()) == l.Challenger {
+			if c := grindRoot(ch, chCID, n.id, secret, e, maxCollusionGrind); c != nil {
+				n.log.Debug("ground a root against the leaked secret", "challenge", chCID)
+				return c, nil
+			}
 		}
 		return challenge.Commit(chCID, n.id, e.leaves, func(i int) []byte { return e.rows[i] })
 	}
