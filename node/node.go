@@ -1922,6 +1922,15 @@ func (n *Node) onReveal(from peer.ID, d decoded, at time.Time) {
 		return
 	}
 	t.secret, t.revealAt, t.revealedCom = r.GetSecret(), at, rc.CID
+	n.afterReveal(t, from, rc, at)
+}
+
+// afterReveal carries on with t once a secret (the challenger's, or a
+// verifier's share) was revealed at at with the commitment rc it opens:
+// the commitment is taken (or found to be a second one), and the target
+// opens, the verifiers verify, the others re-check or audit as their turn
+// comes.
+func (n *Node) afterReveal(t *tracked, from peer.ID, rc challenge.Revealed, at time.Time) {
 	if at.After(t.lastRevealAt) {
 		t.lastRevealAt = at
 	}

@@ -114,18 +114,7 @@ func (n *Node) onShare(from peer.ID, r *pb.Reveal, at time.Time) {
 		return
 	}
 	t.shareSecrets[h] = r.GetSecret()
-	if at.After(t.lastRevealAt) {
-		t.lastRevealAt = at
-	}
-	if t.target != n.id {
-		n.acceptCommitment(t, from, rc.Commitment, rc.CID, at)
-	}
-	if t.target == n.id {
-		n.open(t)
-	}
-	n.tryVerify(t)
-	n.tryRecheck(t)
-	n.tryAudit(t)
+	n.afterReveal(t, from, rc, at)
 }
 
 // revealedShares returns the revealed shares of every share com lists, in
