@@ -345,6 +345,7 @@ type tracked struct {
 	ownShare      []byte
 	ownShareMsg   *pb.Share
 	shares        map[peer.ID]*pb.Share
+	shareAt       map[peer.ID]time.Time
 	shareSecrets  map[string][]byte
 	shareRevealed bool
 	lastRevealAt  time.Time
@@ -1313,7 +1314,7 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 	if o, ok := n.orphans[key]; ok {
 		delete(n.orphans, key)
 		for _, sh := range o.shares {
-			n.noteShare(t, peer.ID(sh.GetVerifier()), sh)
+			n.noteShare(t, peer.ID(sh.GetVerifier()), sh, o.at)
 		}
 		for _, c := range o.coms {
 			n.acceptCommitment(t, c.from, c.com, c.comCID, c.comAt)
@@ -1372,12 +1373,13 @@ func (n *Node) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment, co
 		}
 		return
 	}
-	if !n.sharesQuorate(t, com) {
-		// Sampled from too few verifiers' shares: the target (with its
-		// challenger, perhaps) may know every one, and could have ground
-		// its root. Not an answer.
+	if v := n.sharesComplete(t, com, at); v != "" {
+		// It leaves out a share the target had time to get: sampled
+		// without that verifier's secret, the target (with its challenger,
+		// perhaps) may have known every one and ground its root. Not an
+		// answer.
 		n.metrics.ignored.Inc()
-		n.log.Info("commitment ignored: it lists the shares of too few verifiers", "target", shortID(t.target), "listed", len(com.GetShares()), "challenge", t.cid)
+		n.log.Info("commitment ignored: it omits a verifier's share", "target", shortID(t.target), "verifier", shortID(v), "listed", len(com.GetShares()), "challenge", t.cid)
 		return
 	}
 	t.com, t.comCID, t.comAt = com, comCID, at

@@ -21,9 +21,13 @@ import (
 // signed hash (publishShare), the target lists the share commitments it
 // received in its commitment (listShares), and each listed verifier
 // reveals its share once it holds that commitment (revealShare). A
-// challenger that leaks its secret to its target therefore gives it
-// nothing to grind against: the shares are unknown to it until its root is
-// fixed.
+// commitment that omits a share commitment the receiver held well before
+// it (sharesComplete) is no answer. A challenger that leaks its secret to
+// its target therefore gives it nothing to grind against: the shares of
+// the verifiers that took the challenge up are unknown to it until its
+// root is fixed. A verifier that stays silent (offline, or one of many
+// identities that never verify) withholds nothing the target needs: the
+// target lists what it has.
 
 // maxOrphanShares bounds the share commitments held for one challenge not
 // yet seen.
@@ -44,15 +48,16 @@ func (n *Node) publishShare(t *tracked) {
 		return
 	}
 	t.ownShare, t.ownShareMsg = s, sh
-	n.noteShare(t, n.id, sh)
+	n.noteShare(t, n.id, sh, time.Now())
 	n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: sh}, deadlineOf(t.ch), t.target)
 }
 
-// noteShare keeps the first share commitment of verifier for t, if
-// verifier may verify t.
-func (n *Node) noteShare(t *tracked, verifier peer.ID, sh *pb.Share) {
+// noteShare keeps the first share commitment of verifier for t, received
+// at at, if verifier may verify t.
+func (n *Node) noteShare(t *tracked, verifier peer.ID, sh *pb.Share, at time.Time) {
 	if t.shares == nil {
 		t.shares = map[peer.ID]*pb.Share{}
+		t.shareAt = map[peer.ID]time.Time{}
 	}
 	if _, dup := t.shares[verifier]; dup || len(t.shares) >= challenge.MaxShares {
 		return
@@ -61,6 +66,7 @@ func (n *Node) noteShare(t *tracked, verifier peer.ID, sh *pb.Share) {
 		return
 	}
 	t.shares[verifier] = sh
+	t.shareAt[verifier] = at
 }
 
 // revealShare publishes this node's share of t once t holds a commitment
@@ -95,7 +101,7 @@ func (n *Node) onShare(from peer.ID, r *pb.Reveal, at time.Time) {
 			}
 			return
 		}
-		n.noteShare(t, from, r.GetShare())
+		n.noteShare(t, from, r.GetShare(), at)
 		return
 	}
 	if !ok {
@@ -142,18 +148,30 @@ func (t *tracked) missingShares(com *pb.Commitment) []peer.ID {
 	return out
 }
 
-// sharesQuorate reports whether com lists the shares of at least
-// challenge.ShareQuorum of t's verifiers, counting those this node would
-// accept as t's verifiers (views of the peer set differ a little).
-func (n *Node) sharesQuorate(t *tracked, com *pb.Commitment) bool {
-	possible := n.possibleVerifiers(t)
-	count := 0
-	for _, s := range com.GetShares() {
-		if slices.Contains(possible, peer.ID(s.GetVerifier())) {
-			count++
+// shareGrace is how long before a commitment reached this node, as a
+// share of its challenge's deadline, a share commitment must have reached
+// it for the commitment to have to list it: a share that came just before
+// may not have reached the target in time. An eighth of the deadline is
+// under the anticipated proof time, so a target cannot both prove and
+// claim not to have had the shares published when the challenge came.
+const shareGrace = 8
+
+// sharesComplete returns the verifier whose share commitment this node
+// received more than deadline/shareGrace before com arrived at at, and
+// which com does not list with the same hash, or "" when there is none.
+// Such a commitment is no answer: its sampling may leave out the one
+// secret its target (and a colluding challenger) did not know.
+func (n *Node) sharesComplete(t *tracked, com *pb.Commitment, at time.Time) peer.ID {
+	cutoff := at.Add(-deadlineOf(t.ch) / shareGrace)
+	for v, sh := range t.shares {
+		if v == t.target || !t.shareAt[v].Before(cutoff) {
+			continue
+		}
+		if l := challenge.ListedShare(com, v); l == nil || !bytes.Equal(l.GetHash(), sh.GetHash()) {
+			return v
 		}
 	}
-	return count >= challenge.ShareQuorum(len(t.verifiers))
+	return ""
 }
 
 // sharePoll is how often a target checks for share commitments while it
@@ -161,13 +179,14 @@ func (n *Node) sharesQuorate(t *tracked, com *pb.Commitment) bool {
 const sharePoll = 10 * time.Millisecond
 
 // listShares lists in c the share commitments this node, the target of
-// job, has received: it waits, at most until the challenge's deadline,
-// until it holds those of a quorum of the verifiers
-// (challenge.ShareQuorum), which it usually does long before the proof is
-// done, then lists every one it holds, ordered by verifier. Call it before
+// job, has received: it waits until it holds those of every verifier of
+// the challenge, but no later than a quarter of the deadline after the
+// challenge came (shares are published as the challenge arrives, so they
+// are in long before the proof is done; a silent verifier's never come),
+// then lists every one it holds, ordered by verifier. Call it before
 // signing c. It runs on the prover goroutine.
 func (n *Node) listShares(ctx context.Context, job proveJob, c *challenge.Committed) {
-	until := job.at.Add(deadlineOf(job.ch))
+	until := job.at.Add(deadlineOf(job.ch) / 4)
 	for {
 		got, want := make(chan []*pb.Share, 1), 0
 		n.post(func() {
@@ -176,7 +195,7 @@ func (n *Node) listShares(ctx context.Context, job proveJob, c *challenge.Commit
 				got <- nil
 				return
 			}
-			want = challenge.ShareQuorum(len(t.verifiers))
+			want = len(t.verifiers)
 			var out []*pb.Share
 			for _, s := range t.shares {
 				out = append(out, s)

@@ -76,3 +76,37 @@ func TestWithheldRevealBlamed(t *testing.T) {
 }
 
 var testSecretNode = []byte("a challenger's 32-byte secret...")
+
+// TestSharesComplete: a commitment must list every share commitment that
+// reached this node well before it (a colluding target would leave out the
+// secrets it did not know); one that came just before it, and one that a
+// silent verifier never sent, it need not.
+func TestSharesComplete(t *testing.T) {
+	n, err := New(t.TempDir(), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, early, late := randomID(t), randomID(t), randomID(t)
+	ch := &pb.Challenge{DeadlineMs: 1600}
+	tr := &tracked{ch: ch, target: target}
+	t0 := time.Unix(1_000_000, 0)
+	share := func(v peer.ID, b byte) *pb.Share {
+		return &pb.Share{Verifier: []byte(v), Hash: []byte{b}}
+	}
+	tr.shares = map[peer.ID]*pb.Share{early: share(early, 1), late: share(late, 2)}
+	tr.shareAt = map[peer.ID]time.Time{early: t0, late: t0.Add(950 * time.Millisecond)}
+	at := t0.Add(time.Second) // the commitment: early's share came 1 s before, late's 50 ms
+	if v := n.sharesComplete(tr, &pb.Commitment{}, at); v != early {
+		t.Fatalf("a commitment listing no share: omission %q, want the early verifier", v)
+	}
+	if v := n.sharesComplete(tr, &pb.Commitment{Shares: []*pb.Share{share(early, 9)}}, at); v != early {
+		t.Fatalf("a commitment listing another share of the early verifier: omission %q, want it", v)
+	}
+	if v := n.sharesComplete(tr, &pb.Commitment{Shares: []*pb.Share{share(early, 1)}}, at); v != "" {
+		t.Fatalf("a commitment listing the early share: omission %q; the late one (50 ms) is not required", v)
+	}
+	tr.shares, tr.shareAt = nil, nil // every verifier silent
+	if v := n.sharesComplete(tr, &pb.Commitment{}, at); v != "" {
+		t.Fatalf("no share ever sent: omission %q", v)
+	}
+}
