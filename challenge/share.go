@@ -27,19 +27,6 @@ func ShareHash(s []byte) []byte {
 	return h[:]
 }
 
-// ShareQuorum is how many of a challenge's verifiers must have their
-// shares listed in the target's commitment: a strict majority of
-// verifiers, 0 when there are none. A target that colludes with its
-// challenger can grind its root only when every listed share is known to
-// it, that is with at least ShareQuorum(k) of its k verifiers as
-// accomplices.
-func ShareQuorum(verifiers int) int {
-	if verifiers <= 0 {
-		return 0
-	}
-	return verifiers/2 + 1
-}
-
 // SamplingSecret combines the challenger's secret with the verifiers'
 // shares, in the order the commitment lists them, into the randomness
 // SampleRows draws the opened leaves from: SHA-256(tag ‖ secret ‖ share₁ ‖

@@ -106,9 +106,6 @@ func TestSamplingSecret(t *testing.T) {
 	if bytes.Equal(ab, ba) || bytes.Equal(ab, testSecret) || len(ab) != 32 {
 		t.Fatal("shares must change the randomness, in order")
 	}
-	if ShareQuorum(0) != 0 || ShareQuorum(1) != 1 || ShareQuorum(2) != 2 || ShareQuorum(3) != 2 || ShareQuorum(5) != 3 {
-		t.Fatal("ShareQuorum is not a strict majority")
-	}
 }
 
 // TestCommitmentShares: a commitment may list only shares signed by their

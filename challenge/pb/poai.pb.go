@@ -870,9 +870,9 @@ type Commitment struct {
 	Signature []byte `protobuf:"bytes,8,opt,name=signature,proto3" json:"signature,omitempty"`
 	// The verifiers' share commitments the prover received before it
 	// committed, at most challenge.MaxShares, in the order the sampling
-	// combines their shares; verifiers count only a commitment that lists
-	// shares of a majority of the challenge's verifiers
-	// (challenge.ShareQuorum).
+	// combines their shares; a receiver counts only a commitment that lists
+	// every share commitment that reached it an eighth of the deadline
+	// before the commitment did (node.sharesComplete).
 	Shares        []*Share `protobuf:"bytes,9,rep,name=shares,proto3" json:"shares,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
