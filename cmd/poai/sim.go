@@ -429,5 +429,6 @@ func slotsPlot(r node.SimReport, title string) (*plot.Plot, error) {
 		return nil, err
 	}
 	p.Legend.Top = true
+	p.Legend.YOffs = -vg.Points(40) // below the 100 % line
 	return p, nil
 }
