@@ -98,6 +98,11 @@ type DevnetConfig struct {
 	// so this is honest. A slow adversary claims SlowClaimFactor times the
 	// whole measured device.
 	ClaimFraction float64
+	// PreTrusted is how many honest nodes of each shard every node
+	// pre-trusts ([scoring] pretrusted), as a network's bootstrap
+	// operators would be: proven judges from genesis (Node.proven). The
+	// first honest nodes of each shard are taken; 0 pre-trusts nobody.
+	PreTrusted int
 	// Emulated is how many honest nodes (the last ones, past any relay's
 	// accomplice) prove on an emulated EmulatedHonestModel
 	// (gpu.Emulated, with the devnet catalog's figures) and claim it,
@@ -310,7 +315,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	// serialized) it shares.
 	cliques := map[Role][]peer.ID{}
 	for i, role := range roles {
-		if role != RoleColluder && role != RoleSybil && role != RoleColludingChallenger {
+		if role != RoleColluder && role != RoleSybil && role != RoleColludingChallenger && (role != RoleHonest || cfg.PreTrusted <= 0) {
 			continue
 		}
 		dir := filepath.Join(d.dir, fmt.Sprintf("node-%02d", i))
@@ -342,6 +347,16 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 		delete(cliques, RoleColludingChallenger)
 	}
+	// The first cfg.PreTrusted honest nodes of each shard are pre-trusted
+	// by all (their keys were made above).
+	trusted := map[int]int{}
+	for _, id := range cliques[RoleHonest] {
+		if s := p2p.ShardOf(id, max(cfg.Shards, 1)); trusted[s] < cfg.PreTrusted {
+			trusted[s]++
+			base.Scoring.PreTrusted = append(base.Scoring.PreTrusted, id.String())
+		}
+	}
+	delete(cliques, RoleHonest) // not a clique
 	// Relay j's accomplice is honest node j+1, so no device serves more
 	// than one relay besides its owner.
 	var accomplices []*sharedDevice
@@ -670,7 +685,7 @@ func (d *Devnet) Report() (Report, error) {
 		pr.HonestViews = gviews
 		st := p.Stats()
 		pr.Answered, pr.ProveFailed = st.Answered, st.ProveFailed
-		pr.ChallengerSlots, pr.VerifierSlots = observer.slotsSeen.counts(p.ID())
+		pr.ChallengerSlots, pr.VerifierSlots = observer.slotsSeen.counts(p.ID(), 0, math.MaxUint64)
 		pr.Graylisted = pr.GossipScore < p2p.GraylistThreshold
 		pr.CaughtEpoch = caughtEpoch(observer, p.ID(), r.Epochs)
 		pr.Trust, _ = observer.Book().PeerTrust(p.ID().String())

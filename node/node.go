@@ -882,7 +882,7 @@ func (n *Node) onEpoch(e uint64) {
 	phase := time.Duration(float64(n.clock.Length) * 0.8 / float64(max(len(live), 1)) * float64(shard) / float64(shards))
 	for _, target := range live {
 		c := challengerFor(e, target, judges)
-		n.slotsSeen.note(c, nil)
+		n.slotsSeen.note(e, c, nil)
 		if target == n.id || c != n.id {
 			continue
 		}
@@ -1294,7 +1294,7 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 	t := &tracked{ch: ch, cid: d.cid, target: target, challenger: from, receivedAt: at}
 	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, n.judges(n.livePeers(at), ch.GetEpoch()), n.cfg.Challenge.Verifiers)
 	t.verifier = slices.Contains(t.verifiers, n.id)
-	n.slotsSeen.note("", t.verifiers)
+	n.slotsSeen.note(ch.GetEpoch(), "", t.verifiers)
 	n.tracked[key] = t
 	if target == n.id {
 		select {

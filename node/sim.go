@@ -73,6 +73,12 @@ type SimConfig struct {
 	// DataDir holds the stores; empty means a temporary folder, in
 	// /dev/shm when it has room for 2 MiB per peer (memoryDir).
 	DataDir string
+	// PreTrusted is DevnetConfig.PreTrusted: how many honest peers of
+	// each shard every node pre-trusts, as bootstrap operators.
+	PreTrusted int
+	// SlotsFrom is the epoch from which SimReport.Slots also counts the
+	// slots apart (0: 3), once a flood's bootstrap is over.
+	SlotsFrom int
 	// Log receives every node's logs.
 	Log *slog.Logger
 	// Progress, when set, receives each epoch's figures as they come.
@@ -93,6 +99,21 @@ type RoleScores struct {
 	// Graylisted counts peers whose application score is below the
 	// graylist threshold in the view of most honest peers of their shard.
 	Graylisted int `json:"graylisted"`
+	// ChallengerSlots and VerifierSlots are the slots the role's peers
+	// held in the epoch (PeerReport's, as the first honest peer of each
+	// peer's shard counted them).
+	ChallengerSlots int `json:"challenger_slots"`
+	VerifierSlots   int `json:"verifier_slots"`
+}
+
+// SlotCount is the slots a role's peers held: challenger and verifier
+// slots over the whole run, and from SimReport.SlotsFrom on.
+type SlotCount struct {
+	Peers          int `json:"peers"`
+	Challenger     int `json:"challenger"`
+	Verifier       int `json:"verifier"`
+	ChallengerFrom int `json:"challenger_from"`
+	VerifierFrom   int `json:"verifier_from"`
 }
 
 // SimEpoch is what the simulation saw at the end of one epoch.
@@ -132,6 +153,12 @@ type SimReport struct {
 	Report     Report             `json:"report"`
 	Trajectory []SimEpoch         `json:"trajectory"`
 	Detection  map[Role]Detection `json:"detection"`
+	// Slots is who held the judge slots, by role, and ShardSlots the
+	// same per shard: a shard with fewer than k + 2 proven peers
+	// (Node.judges) gives unproven identities slots to the end.
+	SlotsFrom  int                   `json:"slots_from"`
+	Slots      map[Role]*SlotCount   `json:"slots"`
+	ShardSlots []map[Role]*SlotCount `json:"shard_slots"`
 	// Challenge-to-attestation delay over the whole run, in ms.
 	DelayP50MS float64 `json:"delay_p50_ms"`
 	DelayP90MS float64 `json:"delay_p90_ms"`
@@ -233,6 +260,9 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 	if cfg.K <= 0 || cfg.M <= 0 {
 		cfg.K, cfg.M = 128, 128
 	}
+	if cfg.SlotsFrom <= 0 {
+		cfg.SlotsFrom = 3
+	}
 	shards := (cfg.Peers + cfg.ShardSize - 1) / cfg.ShardSize
 	if cfg.EpochLength <= 0 {
 		cfg.EpochLength = SimEpochLength(cfg.Peers, cfg.ShardSize, cfg.Rate, cfg.Target, runtime.GOMAXPROCS(0))
@@ -254,7 +284,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 		EpochLength: cfg.EpochLength, Slack: cfg.Slack, Warmup: 5*time.Second + time.Duration(cfg.Peers)*60*time.Millisecond,
 		GPU: "off", Log: cfg.Log, Mocknet: true, Degree: cfg.Degree, Latency: cfg.Latency, Shards: shards,
 		Allowance: cfg.Allowance, ChallengeRate: cfg.Rate, Workloads: cfg.Workloads, K: cfg.K, M: cfg.M, Heartbeat: cfg.Heartbeat,
-		Loss: cfg.Loss, ClaimFraction: cfg.ClaimFraction, MeasureReps: 10,
+		Loss: cfg.Loss, ClaimFraction: cfg.ClaimFraction, MeasureReps: 10, PreTrusted: cfg.PreTrusted,
 	})
 	if err != nil {
 		return SimReport{}, err
@@ -377,6 +407,28 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 	if r.Report, err = d.Report(); err != nil {
 		return r, err
 	}
+	r.SlotsFrom, r.Slots, r.ShardSlots = cfg.SlotsFrom, map[Role]*SlotCount{}, make([]map[Role]*SlotCount, shards)
+	for _, p := range d.Nodes {
+		o := d.observerOf(p)
+		if o == nil {
+			continue
+		}
+		sh, _ := p.Shard()
+		if r.ShardSlots[sh] == nil {
+			r.ShardSlots[sh] = map[Role]*SlotCount{}
+		}
+		c, v := o.slotsSeen.counts(p.ID(), 0, math.MaxUint64)
+		cf, vf := o.slotsSeen.counts(p.ID(), uint64(cfg.SlotsFrom), math.MaxUint64)
+		for _, m := range []map[Role]*SlotCount{r.Slots, r.ShardSlots[sh]} {
+			sc := m[p.Role()]
+			if sc == nil {
+				sc = &SlotCount{}
+				m[p.Role()] = sc
+			}
+			sc.Peers++
+			sc.Challenger, sc.Verifier, sc.ChallengerFrom, sc.VerifierFrom = sc.Challenger+c, sc.Verifier+v, sc.ChallengerFrom+cf, sc.VerifierFrom+vf
+		}
+	}
 	caught := map[Role][]int64{}
 	for _, p := range r.Report.Peers {
 		if !p.Role.Adversary() {
@@ -450,11 +502,25 @@ func (d *Devnet) sample(e int) SimEpoch {
 		if 2*gray > views {
 			rs.Graylisted++
 		}
+		c, v := d.observerOf(p).slotsSeen.counts(p.ID(), uint64(e), uint64(e)+1)
+		rs.ChallengerSlots += c
+		rs.VerifierSlots += v
 	}
 	for _, rs := range se.ByRole {
 		rs.Mean /= float64(rs.Peers)
 	}
 	return se
+}
+
+// observerOf returns the first honest node of p's shard other than p (the
+// devnet report's observer), or nil.
+func (d *Devnet) observerOf(p *Node) *Node {
+	for _, o := range d.Nodes {
+		if o != p && !o.Role().Adversary() && sameShard(o, p) {
+			return o
+		}
+	}
+	return nil
 }
 
 // Quantiles are a distribution's p50, p90 and p99 in milliseconds, and

@@ -32,6 +32,7 @@ func devnetCmd() *cobra.Command {
 		waves       int
 		workloads   string
 		emulated    int
+		pretrusted  int
 	)
 	cmd := &cobra.Command{
 		Use:   "devnet",
@@ -91,7 +92,7 @@ peers' views).`,
 			fmt.Fprintf(stderr, "devnet: measuring the CPU backend and starting %d nodes...\n", nodes)
 			d, err := node.StartDevnet(ctx, node.DevnetConfig{
 				Nodes: nodes, Adversaries: adv, DataDir: dataDir, Target: target, EpochLength: epoch, Slack: slack, Log: log, GPU: gpuMode,
-				Allowance: allowance, Waves: waves, Workloads: wl, Emulated: emulated,
+				Allowance: allowance, Waves: waves, Workloads: wl, Emulated: emulated, PreTrusted: pretrusted,
 			})
 			if err != nil {
 				return err
@@ -157,6 +158,7 @@ peers' views).`,
 	f.StringVar(&adversaries, "adversaries", "slow=1,lazy=1,replay=1", "adversary roles and counts, e.g. slow=1,lazy=1,replay=1 (roles: "+adversaryRoleNames()+"; see docs/adversaries.md)")
 	f.StringVar(&workloads, "workloads", "", "workloads challenges rotate through, e.g. vram or int8,bf16,vram (empty: the config default)")
 	f.IntVar(&emulated, "emulated", 0, "how many honest nodes prove on an emulated devnet A100 80GB SXM and claim it, instead of claiming their CPU")
+	f.IntVar(&pretrusted, "pretrusted", 0, "honest nodes of each shard that every node pre-trusts ([scoring] pretrusted), as bootstrap operators: proven judges from genesis")
 	f.DurationVar(&duration, "duration", 60*time.Second, "how long to run")
 	f.StringVar(&gpuMode, "gpu", "auto", "\"auto\": node 0 proves on this machine's CUDA GPU when there is one; \"off\": every node on the CPU")
 	f.DurationVar(&target, "target", 400*time.Millisecond, "how long one challenge should take an honest node")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/color"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -51,11 +52,14 @@ The defaults are set for 1,000 peers on two cores; --epoch 0 sizes the
 epoch from the peers, shard, rate, target and cores.
 
 Adversary roles are those of 'poai devnet' (see 'poai devnet --help').
-Every epoch a line of figures goes to stderr. At the end --out receives
-sim.json and four plots: scores.png (mean integrity score by role per
-epoch), detection.png (epoch each adversary class was caught), delay.png
-(challenge-to-attestation delay p50/p99 per epoch) and mesh.png (mesh
-degree distribution on the attestation topic). --json also prints the
+Every epoch a line of figures goes to stderr, with the challenger/verifier
+slots each role held. At the end the slots by role (overall and from
+--slots-from on, and the shards where adversaries still held some) and
+--out receives sim.json and five plots: scores.png (mean integrity score by
+role per epoch), detection.png (epoch each adversary class was caught),
+delay.png (challenge-to-attestation delay p50/p99 per epoch), mesh.png
+(mesh degree distribution on the attestation topic) and slots.png (each
+role's share of the judge slots per epoch). --json also prints the
 report on stdout.`,
 		Example: `  poai sim --peers 200 --epochs 10
   # under 10 minutes on 2 cores with the defaults (docs/sim.md):
@@ -81,7 +85,7 @@ report on stdout.`,
 					e.Attestations, e.DelayP50MS, e.DelayP99MS, e.HeapBytes>>20, e.Goroutines)
 				for _, r := range roleOrder(e.ByRole) {
 					s := e.ByRole[r]
-					line += fmt.Sprintf(" %s %.2f(%d/%d gray)", r, s.Mean, s.Graylisted, s.Peers)
+					line += fmt.Sprintf(" %s %.2f(%d/%d gray, slots %d/%d)", r, s.Mean, s.Graylisted, s.Peers, s.ChallengerSlots, s.VerifierSlots)
 				}
 				fmt.Fprintln(stderr, line)
 				if memProfile != "" && e.Epoch == cfg.Epochs-1 {
@@ -110,6 +114,7 @@ report on stdout.`,
 				d := r.Detection[role]
 				fmt.Fprintf(stderr, "sim: %-14s caught %d/%d, epochs first %d median %d last %d\n", role, d.Caught, d.Peers, d.First, d.Median, d.Last)
 			}
+			printSlots(stderr, r)
 			keys := slices.Sorted(maps.Keys(r.Messages))
 			for _, k := range keys {
 				fmt.Fprintf(stderr, "sim: messages %-40s %.0f (%.1f per peer per epoch)\n", k, r.Messages[k], r.Messages[k]/float64(r.Peers*r.Epochs))
@@ -153,6 +158,8 @@ report on stdout.`,
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", 3*time.Second, "gossipsub heartbeat interval (mesh maintenance and gossip); each of the nodes' routers runs one per topic")
 	f.IntVar(&cfg.K, "k", 128, "int8 inner dimension of challenges")
 	f.IntVar(&cfg.M, "m", 128, "int8 column dimension of challenges (opened rows are m int32s)")
+	f.IntVar(&cfg.PreTrusted, "pretrusted", 0, "honest peers of each shard that every node pre-trusts ([scoring] pretrusted), as bootstrap operators: proven judges from genesis")
+	f.IntVar(&cfg.SlotsFrom, "slots-from", 3, "the report also counts the judge slots held from this epoch on")
 	f.StringVar(&cfg.DataDir, "data", "", "folder for the nodes' stores (default: a temporary one, removed at the end)")
 	f.StringVar(&outDir, "out", "", "write sim.json and the PNG plots to this folder")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON on stdout")
@@ -238,6 +245,7 @@ func writeSimOutputs(dir string, r node.SimReport) error {
 		"detection.png": func(t string) (*plot.Plot, error) { return detectionPlot(r, t) },
 		"delay.png":     func(t string) (*plot.Plot, error) { return delayPlot(r, t) },
 		"mesh.png":      func(t string) (*plot.Plot, error) { return meshPlot(r, t) },
+		"slots.png":     func(t string) (*plot.Plot, error) { return slotsPlot(r, t) },
 	} {
 		p, err := draw(title)
 		if err != nil {
@@ -352,5 +360,75 @@ func meshPlot(r node.SimReport, title string) (*plot.Plot, error) {
 	}
 	b.Color = color.RGBA{B: 180, A: 255}
 	p.Add(b)
+	return p, nil
+}
+
+// printSlots prints who held the judge slots: by role, over the run and
+// from r.SlotsFrom on, and, per adversary role, the shards where it held
+// slots from then on.
+func printSlots(w io.Writer, r node.SimReport) {
+	var all node.SlotCount
+	for _, c := range r.Slots {
+		all.Challenger, all.Verifier, all.ChallengerFrom, all.VerifierFrom = all.Challenger+c.Challenger, all.Verifier+c.Verifier, all.ChallengerFrom+c.ChallengerFrom, all.VerifierFrom+c.VerifierFrom
+	}
+	pct := func(a, b int) float64 { return 100 * float64(a) / float64(max(b, 1)) }
+	for _, role := range roleOrder(r.Slots) {
+		c := r.Slots[role]
+		fmt.Fprintf(w, "sim: slots %-14s %4d peers: challenger %5d (%4.1f%%) verifier %6d (%4.1f%%); from epoch %d: challenger %5d (%4.1f%%) verifier %6d (%4.1f%%)\n",
+			role, c.Peers, c.Challenger, pct(c.Challenger, all.Challenger), c.Verifier, pct(c.Verifier, all.Verifier),
+			r.SlotsFrom, c.ChallengerFrom, pct(c.ChallengerFrom, all.ChallengerFrom), c.VerifierFrom, pct(c.VerifierFrom, all.VerifierFrom))
+		if !role.Adversary() {
+			continue
+		}
+		var shards, held int
+		var worst float64
+		for _, m := range r.ShardSlots {
+			if m[role] == nil {
+				continue
+			}
+			shards++
+			var tc, tv int
+			for _, x := range m {
+				tc, tv = tc+x.ChallengerFrom, tv+x.VerifierFrom
+			}
+			if m[role].ChallengerFrom+m[role].VerifierFrom > 0 {
+				held++
+				worst = max(worst, pct(m[role].ChallengerFrom, tc), pct(m[role].VerifierFrom, tv))
+			}
+		}
+		fmt.Fprintf(w, "sim: slots %-14s from epoch %d held slots in %d of the %d shards it is in (at most %.1f%% of a shard's challenger or verifier slots)\n",
+			role, r.SlotsFrom, held, shards, worst)
+	}
+}
+
+// slotsPlot draws each role's share of the epoch's verifier and
+// challenger slots.
+func slotsPlot(r node.SimReport, title string) (*plot.Plot, error) {
+	p := newPlot("Share of the judge slots by role", title, "epoch", "% of the epoch's slots")
+	type xy struct{ c, v plotter.XYs }
+	roles := map[node.Role]*xy{}
+	for _, e := range r.Trajectory {
+		var tc, tv int
+		for _, s := range e.ByRole {
+			tc, tv = tc+s.ChallengerSlots, tv+s.VerifierSlots
+		}
+		for role, s := range e.ByRole {
+			if roles[role] == nil {
+				roles[role] = &xy{}
+			}
+			x := float64(e.Epoch)
+			roles[role].c = append(roles[role].c, plotter.XY{X: x, Y: 100 * float64(s.ChallengerSlots) / float64(max(tc, 1))})
+			roles[role].v = append(roles[role].v, plotter.XY{X: x, Y: 100 * float64(s.VerifierSlots) / float64(max(tv, 1))})
+		}
+	}
+	var args []any
+	for _, role := range roleOrder(roles) {
+		args = append(args, string(role)+" challenger", roles[role].c, string(role)+" verifier", roles[role].v)
+	}
+	if err := plotutil.AddLinePoints(p, args...); err != nil {
+		return nil, err
+	}
+	p.Legend.Top = true
+	p.Legend.YOffs = -vg.Points(40) // below the 100 % line
 	return p, nil
 }
