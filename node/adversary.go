@@ -484,7 +484,11 @@ func (p voiderProver) commit(ctx context.Context, job proveJob) (*challenge.Comm
 	challenger := peer.ID(job.ch.GetChallenger())
 	for _, j := range job.judges {
 		if j != challenger && j != n.id {
-			go n.sendDirect(p2p.TopicCommitments, b, j, deadlineOf(job.ch))
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.sendDirect(p2p.TopicCommitments, b, j, deadlineOf(job.ch))
+			}()
 		}
 	}
 	return nil, nil
