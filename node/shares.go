@@ -52,17 +52,30 @@ func (n *Node) publishShare(t *tracked) {
 	n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: sh}, deadlineOf(t.ch), t.target)
 }
 
+// maxTargetShares bounds the share commitments a target keeps for one of
+// its challenges (listShares lists at most challenge.MaxShares of them).
+const maxTargetShares = 4 * challenge.MaxShares
+
 // noteShare keeps the first share commitment of verifier for t, received
-// at at, if verifier may verify t.
+// at at. A peer other than the target keeps it if verifier may verify t in
+// its view (possibleVerifiers), and requires it of the target's commitment
+// (sharesComplete). The target keeps the share of any peer whose claim it
+// knows: views of who is proven, and so of the verifiers, differ between
+// peers, and a share the target dropped for its own view would make every
+// verifier whose view differs refuse its commitment.
 func (n *Node) noteShare(t *tracked, verifier peer.ID, sh *pb.Share, at time.Time) {
 	if t.shares == nil {
 		t.shares = map[peer.ID]*pb.Share{}
 		t.shareAt = map[peer.ID]time.Time{}
 	}
-	if _, dup := t.shares[verifier]; dup || len(t.shares) >= challenge.MaxShares {
+	if _, dup := t.shares[verifier]; dup {
 		return
 	}
-	if verifier != n.id && !slices.Contains(n.possibleVerifiers(t), verifier) {
+	if t.target == n.id {
+		if _, known := n.peers[verifier]; !known || len(t.shares) >= maxTargetShares {
+			return
+		}
+	} else if len(t.shares) >= challenge.MaxShares || verifier != n.id && !slices.Contains(n.possibleVerifiers(t), verifier) {
 		return
 	}
 	t.shares[verifier] = sh
@@ -188,14 +201,20 @@ const sharePoll = 10 * time.Millisecond
 func (n *Node) listShares(ctx context.Context, job proveJob, c *challenge.Committed) {
 	until := job.at.Add(deadlineOf(job.ch) / 4)
 	for {
-		got, want := make(chan []*pb.Share, 1), 0
+		got, missing := make(chan []*pb.Share, 1), 0
+		var prefer []peer.ID
 		n.post(func() {
 			t, ok := n.tracked[job.cid.KeyString()]
 			if !ok {
 				got <- nil
 				return
 			}
-			want = len(t.verifiers)
+			for _, v := range t.verifiers {
+				if _, ok := t.shares[v]; !ok && v != n.id {
+					missing++
+				}
+			}
+			prefer = n.possibleVerifiers(t)
 			var out []*pb.Share
 			for _, s := range t.shares {
 				out = append(out, s)
@@ -208,9 +227,8 @@ func (n *Node) listShares(ctx context.Context, job proveJob, c *challenge.Commit
 		case <-ctx.Done():
 			return
 		}
-		if len(shares) >= want || !time.Now().Before(until) {
-			slices.SortFunc(shares, func(a, b *pb.Share) int { return bytes.Compare(a.GetVerifier(), b.GetVerifier()) })
-			c.Commitment.Shares = shares[:min(len(shares), challenge.MaxShares)]
+		if missing == 0 || !time.Now().Before(until) {
+			c.Commitment.Shares = pickShares(shares, prefer)
 			return
 		}
 		select {
@@ -219,4 +237,26 @@ func (n *Node) listShares(ctx context.Context, job proveJob, c *challenge.Commit
 			return
 		}
 	}
+}
+
+// pickShares returns at most challenge.MaxShares of shares, those of the
+// preferred verifiers (the target's possible verifiers) first and then the
+// others by verifier, ordered by verifier: the order the sampling combines
+// them in.
+func pickShares(shares []*pb.Share, prefer []peer.ID) []*pb.Share {
+	rank := func(s *pb.Share) int {
+		if slices.Contains(prefer, peer.ID(s.GetVerifier())) {
+			return 0
+		}
+		return 1
+	}
+	slices.SortFunc(shares, func(a, b *pb.Share) int {
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra - rb
+		}
+		return bytes.Compare(a.GetVerifier(), b.GetVerifier())
+	})
+	out := shares[:min(len(shares), challenge.MaxShares)]
+	slices.SortFunc(out, func(a, b *pb.Share) int { return bytes.Compare(a.GetVerifier(), b.GetVerifier()) })
+	return out
 }

@@ -110,3 +110,31 @@ func TestSharesComplete(t *testing.T) {
 		t.Fatalf("no share ever sent: omission %q", v)
 	}
 }
+
+// TestPickShares: a target lists its possible verifiers' shares before
+// anyone else's, at most challenge.MaxShares, ordered by verifier.
+func TestPickShares(t *testing.T) {
+	var shares []*pb.Share
+	var prefer []peer.ID
+	for i := range challenge.MaxShares + 4 {
+		id := randomID(t)
+		shares = append(shares, &pb.Share{Verifier: []byte(id)})
+		if i%7 == 0 {
+			prefer = append(prefer, id)
+		}
+	}
+	got := pickShares(shares, prefer)
+	if len(got) != challenge.MaxShares {
+		t.Fatalf("%d shares listed, want %d", len(got), challenge.MaxShares)
+	}
+	for _, p := range prefer {
+		if challenge.ListedShare(&pb.Commitment{Shares: got}, p) == nil {
+			t.Fatalf("a possible verifier's share left out for another's")
+		}
+	}
+	for i := 1; i < len(got); i++ {
+		if string(got[i-1].GetVerifier()) >= string(got[i].GetVerifier()) {
+			t.Fatal("shares not ordered by verifier")
+		}
+	}
+}
