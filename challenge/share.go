@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/poai-network/poai/challenge/pb"
 )
@@ -65,13 +63,7 @@ func CheckShares(com *pb.Commitment, shares [][]byte) error {
 // "poai/1/share" followed by the share's canonical encoding with its
 // signature empty.
 func ShareSigningBytes(s *pb.Share) ([]byte, error) {
-	u := proto.Clone(s).(*pb.Share)
-	u.Signature = nil
-	b, err := Marshal(u)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(shareTag), b...), nil
+	return signingBytes(shareTag, s, func(u *pb.Share) { u.Signature = nil })
 }
 
 // SignShare signs s with key, the verifier's, whose peer ID s names.
@@ -96,25 +88,11 @@ func shareOK(s *pb.Share) error {
 	if len(s.GetHash()) != 32 {
 		return fmt.Errorf("%w: share hash of %d bytes", ErrMalformed, len(s.GetHash()))
 	}
-	id, err := peer.IDFromBytes(s.GetVerifier())
-	if err != nil {
-		return fmt.Errorf("%w: share verifier: %v", ErrMalformed, err)
-	}
-	pub, err := id.ExtractPublicKey()
-	if err != nil {
-		return fmt.Errorf("%w: share verifier %s: no embedded public key: %v", ErrMalformed, id, err)
-	}
-	if len(s.GetSignature()) == 0 {
-		return fmt.Errorf("%w: share unsigned", ErrBadSignature)
-	}
 	b, err := ShareSigningBytes(s)
 	if err != nil {
 		return err
 	}
-	if ok, err := pub.Verify(b, s.GetSignature()); err != nil || !ok {
-		return fmt.Errorf("%w: share of %s", ErrBadSignature, id)
-	}
-	return nil
+	return checkSignature("share", s.GetVerifier(), s.GetSignature(), b)
 }
 
 // sharesOK checks the shares a commitment lists: at most MaxShares, each

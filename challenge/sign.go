@@ -20,13 +20,42 @@ const commitmentSigTag = "poai/1/commitment"
 // "poai/1/commitment" followed by the commitment's canonical encoding with
 // its signature field empty.
 func CommitmentSigningBytes(c *pb.Commitment) ([]byte, error) {
-	u := proto.Clone(c).(*pb.Commitment)
-	u.Signature = nil
+	return signingBytes(commitmentSigTag, c, func(u *pb.Commitment) { u.Signature = nil })
+}
+
+// signingBytes returns tag followed by the canonical encoding of a copy
+// of m with its signature field cleared (clear): what an in-payload
+// signature covers (commitments, shares).
+func signingBytes[M proto.Message](tag string, m M, clear func(M)) ([]byte, error) {
+	u := proto.Clone(m).(M)
+	clear(u)
 	b, err := Marshal(u)
 	if err != nil {
 		return nil, err
 	}
-	return append([]byte(commitmentSigTag), b...), nil
+	return append([]byte(tag), b...), nil
+}
+
+// checkSignature verifies sig over b under the public key that the peer
+// ID author embeds (Ed25519 peer IDs do); what names the signed message
+// in errors. It returns ErrMalformed when author is no peer ID with an
+// embedded key, ErrBadSignature when sig is missing or wrong.
+func checkSignature(what string, author, sig, b []byte) error {
+	id, err := peer.IDFromBytes(author)
+	if err != nil {
+		return fmt.Errorf("%w: %s author: %v", ErrMalformed, what, err)
+	}
+	pub, err := id.ExtractPublicKey()
+	if err != nil {
+		return fmt.Errorf("%w: %s author %s: no embedded public key: %v", ErrMalformed, what, id, err)
+	}
+	if len(sig) == 0 {
+		return fmt.Errorf("%w: %s unsigned", ErrBadSignature, what)
+	}
+	if ok, err := pub.Verify(b, sig); err != nil || !ok {
+		return fmt.Errorf("%w: %s of %s", ErrBadSignature, what, id)
+	}
+	return nil
 }
 
 // SignCommitment signs c with key (the prover's, whose peer ID c names)
@@ -50,26 +79,11 @@ func SignCommitment(key crypto.PrivKey, c *pb.Commitment) (cid.Cid, error) {
 // ErrBadSignature when the signature is missing or wrong, ErrMalformed
 // when the prover field is no peer ID with an embedded key.
 func CheckCommitmentSignature(c *pb.Commitment) error {
-	id, err := peer.IDFromBytes(c.GetProver())
-	if err != nil {
-		return fmt.Errorf("%w: prover: %v", ErrMalformed, err)
-	}
-	pub, err := id.ExtractPublicKey()
-	if err != nil {
-		return fmt.Errorf("%w: prover %s: no embedded public key: %v", ErrMalformed, id, err)
-	}
-	if len(c.GetSignature()) == 0 {
-		return fmt.Errorf("%w: commitment unsigned", ErrBadSignature)
-	}
 	b, err := CommitmentSigningBytes(c)
 	if err != nil {
 		return err
 	}
-	ok, err := pub.Verify(b, c.GetSignature())
-	if err != nil || !ok {
-		return fmt.Errorf("%w: commitment of %s", ErrBadSignature, id)
-	}
-	return nil
+	return checkSignature("commitment", c.GetProver(), c.GetSignature(), b)
 }
 
 // Sign signs the commitment with the prover's key and re-derives its CID.
