@@ -302,51 +302,11 @@ func (n *Node) lazyProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (
 	if ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
 		return n.lazyVRAM(ch, chCID)
 	}
-	shape := challenge.ShapeOf(ch)
-	honest := int(float64(shape.N) * LazyFraction)
-	rows := make([]int, honest)
-	for i := range rows {
-		rows[i] = i
+	e, err := partialProduct(ctx, n.cpu, ch, LazyFraction)
+	if err != nil {
+		return nil, err
 	}
-	seed := challenge.Seed(ch)
-	noise := make([]int8, shape.M)
-	leaves := make([][32]byte, shape.N)
-	switch ch.GetWorkload() {
-	case pb.Workload_WORKLOAD_GEMM_BF16:
-		part, err := n.cpu.RowsBF16(ctx, seed, shape, rows)
-		if err != nil {
-			return nil, err
-		}
-		c := &gpu.Float32Matrix{Rows: shape.N, Cols: shape.M, Data: make([]float32, shape.N*shape.M)}
-		copy(c.Data, part.Data)
-		for i := range shape.N {
-			if i >= honest {
-				gpu.FillInt8Row(noise, seed, 7, i)
-				for j, v := range noise {
-					c.Row(i)[j] = float32(v) / 8
-				}
-			}
-			leaves[i] = gpu.LeafHashFloat32(c.Row(i))
-		}
-		return challenge.CommitBF16(ch, chCID, n.id, c, leaves)
-	default:
-		part, err := n.cpu.RowsInt8(ctx, seed, shape, rows)
-		if err != nil {
-			return nil, err
-		}
-		c := &gpu.Int32Matrix{Rows: shape.N, Cols: shape.M, Data: make([]int32, shape.N*shape.M)}
-		copy(c.Data, part.Data)
-		for i := range shape.N {
-			if i >= honest {
-				gpu.FillInt8Row(noise, seed, 7, i)
-				for j, v := range noise {
-					c.Row(i)[j] = int32(v) * 1000
-				}
-			}
-			leaves[i] = gpu.LeafHash(c.Row(i))
-		}
-		return challenge.CommitInt8(ch, chCID, n.id, c, leaves)
-	}
+	return challenge.Commit(chCID, n.id, e.leaves, func(i int) []byte { return e.rows[i] })
 }
 
 // lazyVRAM (adversary) fills the memory but runs the read chains of only
@@ -507,11 +467,13 @@ func (voiderProver) open(*tracked, *challenge.Committed) {}
 type equivocatorProver struct {
 	*honestProver
 	mu      sync.Mutex
-	pending map[string]*equivocation
+	pending map[string]*partialAnswer
 }
 
-// equivocation is what the equivocator keeps between its two roots.
-type equivocation struct {
+// partialAnswer is a product with only its first rows computed and noise
+// for the rest (partialProduct): what the lazy provers commit to, and what
+// the equivocator and the colluding target grind.
+type partialAnswer struct {
 	leaves [][32]byte
 	rows   [][]byte // encoded rows of C
 	honest int      // rows [0, honest) are computed
@@ -551,7 +513,7 @@ func (p *equivocatorProver) commit(ctx context.Context, job proveJob) (*challeng
 	}
 	p.mu.Lock()
 	if p.pending == nil {
-		p.pending = map[string]*equivocation{}
+		p.pending = map[string]*partialAnswer{}
 	}
 	p.pending[job.cid.KeyString()] = e
 	p.mu.Unlock()
@@ -573,7 +535,7 @@ func (p *equivocatorProver) open(t *tracked, first *challenge.Committed) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		second := p.grind(ch, t.cid, challenge.SamplingSecret(secret, shares), e)
+		second := grindRoot(ch, t.cid, n.id, challenge.SamplingSecret(secret, shares), e, maxGrind)
 		if second == nil {
 			p.honestProver.open(t, first) // no luck: open the first root
 			return
@@ -594,14 +556,14 @@ func (p *equivocatorProver) open(t *tracked, first *challenge.Committed) {
 // partialProduct (adversary) computes the first fraction of the rows of
 // ch's product (a GEMM workload) on cpu and makes up the rest, keeping
 // every encoded row and leaf hash for grindRoot.
-func partialProduct(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, fraction float64) (*equivocation, error) {
+func partialProduct(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, fraction float64) (*partialAnswer, error) {
 	shape, seed := challenge.ShapeOf(ch), challenge.Seed(ch)
 	honest := int(float64(shape.N) * fraction)
 	idx := make([]int, honest)
 	for i := range idx {
 		idx[i] = i
 	}
-	e := &equivocation{leaves: make([][32]byte, shape.N), rows: make([][]byte, shape.N), honest: honest}
+	e := &partialAnswer{leaves: make([][32]byte, shape.N), rows: make([][]byte, shape.N), honest: honest}
 	noise := make([]int8, shape.M)
 	if ch.GetWorkload() == pb.Workload_WORKLOAD_GEMM_BF16 {
 		part, err := cpu.RowsBF16(ctx, seed, shape, idx)
@@ -641,19 +603,12 @@ func partialProduct(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, fractio
 	return e, nil
 }
 
-// grind returns a commitment whose sampled rows, under the revealed
-// randomness (challenge.SamplingSecret), are all computed ones, changing
-// the last made-up row, or nil after maxGrind tries.
-func (p *equivocatorProver) grind(ch *pb.Challenge, chCID cid.Cid, randomness []byte, e *equivocation) *challenge.Committed {
-	return grindRoot(ch, chCID, p.n.id, randomness, e, maxGrind)
-}
-
 // grindRoot (adversary) changes the last made-up row of e until the rows
 // SampleRows draws from the new root, ch's nonce and randomness are all
 // computed ones, and returns the commitment to that root, or nil after
 // tries. Each try rehashes only the changed leaf's path to the
 // root (log₂n + 1 hashes), the cost soundness.md counts.
-func grindRoot(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, randomness []byte, e *equivocation, tries int) *challenge.Committed {
+func grindRoot(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, randomness []byte, e *partialAnswer, tries int) *challenge.Committed {
 	n := len(e.leaves)
 	if e.honest >= n {
 		return nil
