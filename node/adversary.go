@@ -396,9 +396,8 @@ func (p *lateJunkProver) commit(ctx context.Context, job proveJob) (*challenge.C
 	if err != nil {
 		return nil, err
 	}
-	junk := &pb.Commitment{ChallengeCid: missed.Bytes(), Prover: []byte(n.id), MerkleRoot: make([]byte, 32), Leaves: uint32(max(len(committedLeaves(job.ch)), 1))}
-	_, _ = rand.Read(junk.MerkleRoot)
-	if _, err := challenge.SignCommitment(n.key, junk); err != nil {
+	junk, err := n.junkCommitment(job.ch, missed)
+	if err != nil {
 		return nil, err
 	}
 	n.publishTo(p2p.TopicCommitments, junk, deadlineOf(job.ch), job.judges...)
@@ -411,13 +410,20 @@ func (p *lateJunkProver) commit(ctx context.Context, job proveJob) (*challenge.C
 	return committed, nil
 }
 
-// committedLeaves returns a slice as long as ch's leaf count (rows of C,
-// or VRAM lanes), for junk commitments of the right size.
-func committedLeaves(ch *pb.Challenge) []struct{} {
+// junkCommitment (adversary) is a signed commitment by this node to
+// challenge chCID of ch's size (rows of C, or VRAM lanes) over a random
+// root: no work behind it.
+func (n *Node) junkCommitment(ch *pb.Challenge, chCID cid.Cid) (*pb.Commitment, error) {
+	leaves := ch.GetN()
 	if ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
-		return make([]struct{}, ch.GetVramLanes())
+		leaves = ch.GetVramLanes()
 	}
-	return make([]struct{}, ch.GetN())
+	junk := &pb.Commitment{ChallengeCid: chCID.Bytes(), Prover: []byte(n.id), MerkleRoot: make([]byte, 32), Leaves: max(leaves, 1)}
+	_, _ = rand.Read(junk.MerkleRoot)
+	if _, err := challenge.SignCommitment(n.key, junk); err != nil {
+		return nil, err
+	}
+	return junk, nil
 }
 
 // voiderProver (adversary, RoleVoider) does no work: it signs a junk
@@ -432,9 +438,8 @@ func (p voiderProver) limit(d time.Duration) time.Duration { return d }
 
 func (p voiderProver) commit(ctx context.Context, job proveJob) (*challenge.Committed, error) {
 	n := p.n
-	junk := &pb.Commitment{ChallengeCid: job.cid.Bytes(), Prover: []byte(n.id), MerkleRoot: make([]byte, 32), Leaves: uint32(max(len(committedLeaves(job.ch)), 1))}
-	_, _ = rand.Read(junk.MerkleRoot)
-	if _, err := challenge.SignCommitment(n.key, junk); err != nil {
+	junk, err := n.junkCommitment(job.ch, job.cid)
+	if err != nil {
 		return nil, err
 	}
 	b, err := challenge.Marshal(junk)

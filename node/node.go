@@ -1191,13 +1191,9 @@ const maxTracked = 1 << 14
 // grinding nonces, or add passes to a friend's record at will.
 func (n *Node) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Time) error {
 	target := peer.ID(ch.GetTarget())
-	claim := n.claim
-	if target != n.id {
-		p, ok := n.peers[target]
-		if !ok {
-			return errors.New("no claim known for the target")
-		}
-		claim = p.claim
+	claim, ok := n.claimOf(target)
+	if !ok {
+		return errors.New("no claim known for the target")
 	}
 	ranked := challengerRanking(ch.GetEpoch(), target, n.judges(n.livePeers(at), ch.GetEpoch()))
 	_, own := n.secrets[key] // issued here, on this node's view at the epoch's start
@@ -1669,16 +1665,25 @@ func (n *Node) excuses(u *tracked) bool {
 	return passes > 0
 }
 
+// claimOf returns p's latest claim known here (this node's own for
+// itself), and whether there is one.
+func (n *Node) claimOf(p peer.ID) (*pb.DeviceClaim, bool) {
+	if p == n.id {
+		return n.claim, true
+	}
+	e, ok := n.peers[p]
+	if !ok {
+		return nil, false
+	}
+	return e.claim, true
+}
+
 // anticipated returns how long t's workload takes at its target's claimed
 // rate (challenge.Plan.Anticipated), 0 when it cannot be planned.
 func (n *Node) anticipated(t *tracked) time.Duration {
-	claim := n.claim
-	if t.target != n.id {
-		p, ok := n.peers[t.target]
-		if !ok {
-			return 0
-		}
-		claim = p.claim
+	claim, ok := n.claimOf(t.target)
+	if !ok {
+		return 0
 	}
 	pl, err := n.planner.Plan(claim, t.ch.GetWorkload())
 	if err != nil {
