@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,15 +24,23 @@ type Budget struct {
 	HashesPerSec float64
 	// MemBytes is the memory it holds, in bytes.
 	MemBytes uint64
+	// Jitter is σ of the device's run-to-run variation: each workload's
+	// time is multiplied by exp(σ·Z), Z a standard normal drawn from a
+	// PCG stream seeded with JitterSeed (a log-normal factor: median 1,
+	// 95 % of draws within exp(±1.96σ)). 0 is a device that never varies.
+	Jitter     float64
+	JitterSeed uint64
 }
 
-// ErrBudget reports a budget without a positive rate for every workload.
+// ErrBudget reports a budget without a positive rate for every workload,
+// or with a jitter outside [0, 1].
 var ErrBudget = errors.New("emulated device budget needs positive rates")
 
 // Emulated is a device emulated on another backend (the CPU): the inner
 // backend computes the real answer, bit for bit, and the budget decides
 // when it may leave. Each workload costs its operations over the budget's
-// rate; the device runs one workload at a time, so a workload that
+// rate, times the budget's jitter; the device runs one workload at a
+// time, so a workload that
 // arrives while another runs waits for it; an answer is returned no
 // sooner than its emulated finish (and no sooner than the inner backend
 // produced it: the inner backend must be faster than the budget for the
@@ -50,15 +61,27 @@ type Emulated struct {
 
 	mu   sync.Mutex
 	busy time.Time // when the device finishes what it was given
+	rng  *rand.Rand
+
+	workloads, overruns atomic.Uint64
+}
+
+// Overruns returns how many workloads the device has run and how many of
+// them the inner backend finished after their emulated end: an overrun
+// means the host was slower than the budget (a busy or too small host),
+// and the answer left late for a reason that is not the emulated device's.
+// A test bed with many overruns measures its host, not its nodes.
+func (e *Emulated) Overruns() (workloads, overruns uint64) {
+	return e.workloads.Load(), e.overruns.Load()
 }
 
 // NewEmulated returns a device with budget b whose answers inner
 // computes. It returns ErrBudget for a budget without positive rates.
 func NewEmulated(inner Backend, b Budget) (*Emulated, error) {
-	if !(b.Int8OPS > 0 && b.BF16FLOPS > 0 && b.HashesPerSec > 0) {
+	if !(b.Int8OPS > 0 && b.BF16FLOPS > 0 && b.HashesPerSec > 0) || !(b.Jitter >= 0 && b.Jitter <= 1) {
 		return nil, fmt.Errorf("%w: %+v", ErrBudget, b)
 	}
-	return &Emulated{inner: inner, b: b}, nil
+	return &Emulated{inner: inner, b: b, rng: rand.New(rand.NewPCG(b.JitterSeed, 0x706f6169))}, nil
 }
 
 // Budget returns the device's budget.
@@ -75,6 +98,9 @@ func (e *Emulated) Info() Info {
 func (e *Emulated) reserve(from time.Time, d time.Duration) time.Time {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.b.Jitter > 0 {
+		d = time.Duration(float64(d) * math.Exp(e.b.Jitter*e.rng.NormFloat64()))
+	}
 	start := from
 	if e.busy.After(start) {
 		start = e.busy
@@ -120,7 +146,17 @@ func (e *Emulated) run(ctx context.Context, d time.Duration, f func() error) err
 		e.release(end, time.Now())
 		return err
 	}
+	e.count(end)
 	return e.hold(ctx, end)
+}
+
+// count counts a workload whose emulated end is end, and an overrun when
+// the host finished it after then.
+func (e *Emulated) count(end time.Time) {
+	e.workloads.Add(1)
+	if time.Now().After(end) {
+		e.overruns.Add(1)
+	}
 }
 
 // MatMulInt8 implements Backend: 2·N·K·M operations at Int8OPS.
@@ -258,6 +294,7 @@ func (e *Emulated) VRAM(ctx context.Context, seed Seed, p VRAMParams) (outputs, 
 		return nil, nil, err
 	}
 	end := e.reserve(arrived, hashTime(EmulatedVRAMHashes(p, held, misses), e.b.HashesPerSec))
+	e.count(end)
 	if err := e.hold(ctx, end); err != nil {
 		return nil, nil, err
 	}

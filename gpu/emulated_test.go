@@ -169,3 +169,67 @@ func TestDevnetCatalog(t *testing.T) {
 		t.Errorf("A100 siblings: %+v, %+v", big, small)
 	}
 }
+
+// TestEmulatedOverruns: a budget faster than the host makes every
+// workload an overrun; one far slower than the host makes none.
+func TestEmulatedOverruns(t *testing.T) {
+	ctx := t.Context()
+	cpu := NewCPU(WithWorkers(1))
+	shape := Shape{N: 64, K: 256, M: 256}
+	// 10¹⁸ op/s: no host finishes 8·10⁶ operations in 8 attoseconds.
+	fast, _ := NewEmulated(cpu, Budget{Int8OPS: 1e18, BF16FLOPS: 1e18, HashesPerSec: 1e18})
+	// 2·10⁸ op/s: 40 ms of device time, far more than the host takes.
+	slow, _ := NewEmulated(cpu, Budget{Int8OPS: 2e8, BF16FLOPS: 2e8, HashesPerSec: 2e8})
+	for range 3 {
+		for _, e := range []*Emulated{fast, slow} {
+			if _, _, err := e.MatMulInt8(ctx, Seed{1}, shape); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if w, o := fast.Overruns(); w != 3 || o != 3 {
+		t.Errorf("budget faster than the host: %d overruns of %d workloads, want 3 of 3", o, w)
+	}
+	if w, o := slow.Overruns(); w != 3 || o != 0 {
+		t.Errorf("budget slower than the host: %d overruns of %d workloads, want 0 of 3", o, w)
+	}
+}
+
+// TestEmulatedJitter: with jitter σ, device times vary as exp(σ·Z): the
+// same seed gives the same times, the spread of log-times is about σ,
+// and jitter outside [0, 1] is refused.
+func TestEmulatedJitter(t *testing.T) {
+	times := func(seed uint64) []time.Duration {
+		e, err := NewEmulated(NewCPU(), Budget{Int8OPS: 1, BF16FLOPS: 1, HashesPerSec: 1, Jitter: 0.1, JitterSeed: seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]time.Duration, 2000)
+		var at time.Time
+		for i := range out {
+			end := e.reserve(at, time.Second)
+			out[i], at = end.Sub(at), end
+		}
+		return out
+	}
+	a, b, c := times(1), times(1), times(2)
+	if !slices.Equal(a, b) || slices.Equal(a, c) {
+		t.Fatal("jitter is not a function of its seed")
+	}
+	var sum, sq float64
+	for _, d := range a {
+		l := math.Log(d.Seconds())
+		sum += l
+		sq += l * l
+	}
+	n := float64(len(a))
+	mean, sd := sum/n, math.Sqrt(sq/n-(sum/n)*(sum/n))
+	if math.Abs(mean) > 0.01 || math.Abs(sd-0.1) > 0.01 {
+		t.Errorf("log device time: mean %.4f sd %.4f, want 0 and 0.1", mean, sd)
+	}
+	for _, j := range []float64{-0.1, 1.5, math.NaN()} {
+		if _, err := NewEmulated(NewCPU(), Budget{Int8OPS: 1, BF16FLOPS: 1, HashesPerSec: 1, Jitter: j}); !errors.Is(err, ErrBudget) {
+			t.Errorf("jitter %v: err %v, want ErrBudget", j, err)
+		}
+	}
+}

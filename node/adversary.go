@@ -107,6 +107,11 @@ const (
 	// sampled rows avoid the made-up ones (colludingCompute). The leak
 	// itself is invisible: the challenger is otherwise honest.
 	RoleColludingChallenger Role = "colluding-challenger"
+	// RoleSharedDevice (adversary) is one of two identities run on one
+	// device, both honest in their arithmetic: the operator is paid twice
+	// for one device's capacity. Challenged at the same instant (waves),
+	// the device answers one of them at least a proof late.
+	RoleSharedDevice Role = "shared-device"
 )
 
 // Adversary parameters.
@@ -147,7 +152,7 @@ const (
 // Roles lists the roles in the order devnet reports them.
 var Roles = []Role{RoleHonest, RoleSlow, RoleLazy, RoleReplay, RoleRelay, RoleForgedNVML, RoleLazyVerifier, RoleColluder, RoleSybil, RoleOnOff,
 	RoleLateJunk, RoleEquivocator, RoleVoider, RoleSibling, RoleInflate, RoleVRAMDodger,
-	RoleSybilFlood, RoleColludingChallenger}
+	RoleSybilFlood, RoleColludingChallenger, RoleSharedDevice}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
@@ -172,7 +177,7 @@ func ParseRole(s string) (Role, error) {
 func proverFor(n *Node) proverRole {
 	h := newHonestProver(n)
 	switch n.role {
-	case RoleHonest, "", RoleLazyVerifier, RoleForgedNVML, RoleSlow, RoleSibling, RoleInflate, RoleVRAMDodger:
+	case RoleHonest, "", RoleLazyVerifier, RoleForgedNVML, RoleSlow, RoleSibling, RoleInflate, RoleVRAMDodger, RoleSharedDevice:
 		if n.role.Adversary() {
 			return cappedProver{h}
 		}
@@ -283,12 +288,24 @@ func forgedReport() *pb.DeviceReport {
 		SmClockMaxMhz: 1980, SmClockMhz: 1980, PowerLimitMw: 700000, EccEnabled: true, PcieGen: 5, PcieWidth: 16, DriverVersion: "580.00"}
 }
 
-// relayProve (adversary) has its accomplice's device prove the challenge
-// (the accomplice's backend, shared and serialized with the accomplice's
-// own work) and answers as if it had.
+// RelayRoundTrip is the time the relay's forwarded challenge takes to
+// reach its accomplice's device (a one-way trip between two hosts of one
+// region; the answer's way back is the commitment's own publication).
+const RelayRoundTrip = 20 * time.Millisecond
+
+// relayProve (adversary) forwards the challenge to its accomplice, whose
+// device proves it (the accomplice's backend, shared and serialized with
+// the accomplice's own work), and answers as if it had. The forwarded
+// challenge reaches the device RelayRoundTrip after the relay got it, so
+// the accomplice's own challenge of the same instant runs first.
 func (n *Node) relayProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
 	if n.o.accomplice == nil {
 		return nil, fmt.Errorf("relay without an accomplice")
+	}
+	select {
+	case <-time.After(RelayRoundTrip):
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	return challenge.Run(ctx, n.o.accomplice, ch, chCID, n.id)
 }

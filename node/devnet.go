@@ -103,6 +103,8 @@ type DevnetConfig struct {
 	// operators would be: proven judges from genesis (Node.proven). The
 	// first honest nodes of each shard are taken; 0 pre-trusts nobody.
 	PreTrusted int
+	// Devices is DevicesHost (or empty) or DevicesEmulated.
+	Devices DeviceMode
 	// Emulated is how many honest nodes (the last ones, past any relay's
 	// accomplice) prove on an emulated EmulatedHonestModel
 	// (gpu.Emulated, with the devnet catalog's figures) and claim it,
@@ -110,6 +112,41 @@ type DevnetConfig struct {
 	// and vram-dodger adversaries always have emulated devices.
 	Emulated int
 }
+
+// DeviceMode is what a devnet's nodes prove on.
+type DeviceMode string
+
+const (
+	// DevicesHost: nodes prove on the host's CPU, which they all share
+	// (only the roles that need one, and DevnetConfig.Emulated honest
+	// nodes, get an emulated device). Identities sharing a device
+	// (relay, shared-device) share one serialized CPU backend. The host's
+	// own speed shows in every figure.
+	DevicesHost DeviceMode = "host"
+	// DevicesEmulated: every honest and shared-device node proves on an
+	// emulated device of its own, an EmulatedHonestModel twin with
+	// DevnetJitter (gpu.Emulated): the host computes the arithmetic, the
+	// device's budget decides when the answer leaves, so honest nodes no
+	// longer share a device through the host's cores. A relay proves on
+	// its accomplice's emulated device and claims its model; the
+	// shared-device identities of a pair share one. Adversaries whose lie
+	// is in their arithmetic or claim (slow, lazy, forged-nvml, ...)
+	// stay on the host as in DevicesHost. The host must be faster than
+	// the devices together: Devnet.Overruns counts when it is not.
+	DevicesEmulated DeviceMode = "emulated"
+)
+
+// DevnetJitter is σ of the emulated devices' run-to-run variation
+// (gpu.Budget.Jitter): 2 %, the order of the difference between two
+// honest H200 catalog challenges (commitments after 2,066 and 2,007 ms,
+// docs/measurements/catalog-challenge-2026-11-30.log).
+const DevnetJitter = 0.02
+
+// MaxOverrunShare is the share of emulated workloads that may overrun
+// (Devnet.Overruns) before a run measures its host rather than its
+// nodes: above it, `poai devnet` fails as a test-bed failure that blames
+// no node.
+const MaxOverrunShare = 0.05
 
 // EmulatedHonestModel is the catalog model whose emulated twin honest
 // devnet nodes with an emulated device have (DevnetConfig.Emulated).
@@ -153,17 +190,18 @@ func fitDevnetScale(m gpu.Throughput, p challenge.Planner) gpu.DevnetScale {
 }
 
 // emulatedBackend returns a device emulating the devnet twin of catalog
-// model on inner, holding hold of its memory, with the rates a claim of
+// model on inner, holding hold of its memory, varying by jitter (seeded
+// with seed: gpu.Budget.Jitter), with the rates a claim of
 // that twin is held to (p.RatesFor: the floors), and those rates as a
 // measured throughput for its claim.
-func emulatedBackend(inner gpu.Backend, p challenge.Planner, model string, hold float64) (*gpu.Emulated, gpu.Throughput, error) {
+func emulatedBackend(inner gpu.Backend, p challenge.Planner, model string, hold, jitter float64, seed uint64) (*gpu.Emulated, gpu.Throughput, error) {
 	spec, ok := p.Lookup(gpu.DevnetPrefix + model)
 	if !ok {
 		return nil, gpu.Throughput{}, fmt.Errorf("devnet: no emulated %s in the catalog", model)
 	}
 	r := p.RatesFor(&pb.DeviceClaim{Model: spec.Model, Count: 1})
 	e, err := gpu.NewEmulated(inner, gpu.Budget{Model: spec.Model, Int8OPS: r.Int8OPS, BF16FLOPS: r.BF16FLOPS,
-		HashesPerSec: r.HashesPerSec, MemBytes: uint64(hold * float64(r.MemBytes))})
+		HashesPerSec: r.HashesPerSec, MemBytes: uint64(hold * float64(r.MemBytes)), Jitter: jitter, JitterSeed: seed})
 	if err != nil {
 		return nil, gpu.Throughput{}, err
 	}
@@ -212,6 +250,27 @@ type Devnet struct {
 	dir         string
 	tempDir     bool
 	mocknet     mocknet.Mocknet
+	emulated    []*gpu.Emulated // every emulated device, once
+}
+
+// devnetDevice is what a devnet node proves on: a backend and the
+// throughput its claim derives from; emulated devices claim their model.
+type devnetDevice struct {
+	b        gpu.Backend
+	t        gpu.Throughput
+	emulated bool
+}
+
+// Overruns returns how many workloads the devnet's emulated devices ran
+// and how many of them the host finished after their emulated end
+// (gpu.Emulated.Overruns).
+func (d *Devnet) Overruns() (workloads, overruns uint64) {
+	for _, e := range d.emulated {
+		w, o := e.Overruns()
+		workloads += w
+		overruns += o
+	}
+	return workloads, overruns
 }
 
 // StartDevnet measures the CPU backend once, then starts cfg.Nodes nodes:
@@ -224,6 +283,14 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	}
 	if cfg.Nodes < 3 || cfg.Nodes-adv < 2 {
 		return nil, fmt.Errorf("devnet: %d nodes with %d adversaries: need at least 3 nodes and 2 honest", cfg.Nodes, adv)
+	}
+	if r := cfg.Adversaries[RoleRelay]; r > cfg.Nodes-adv-1 {
+		return nil, fmt.Errorf("devnet: %d relays need %d honest accomplices besides node 0, there are %d honest nodes", r, r, cfg.Nodes-adv)
+	}
+	switch cfg.Devices {
+	case "", DevicesHost, DevicesEmulated:
+	default:
+		return nil, fmt.Errorf("devnet: devices %q: want %q or %q", cfg.Devices, DevicesHost, DevicesEmulated)
 	}
 	if cfg.Target <= 0 {
 		cfg.Target = 400 * time.Millisecond
@@ -357,12 +424,17 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 	}
 	delete(cliques, RoleHonest) // not a clique
-	// Relay j's accomplice is honest node j+1, so no device serves more
-	// than one relay besides its owner.
-	var accomplices []*sharedDevice
-	for range cfg.Adversaries[RoleRelay] {
-		accomplices = append(accomplices, &sharedDevice{Backend: gpu.NewCPU(gpu.WithWorkers(cfg.Workers))})
-	}
+	// Devices of two identities: relay j's accomplice is honest node j+1,
+	// so no device serves more than one relay besides its owner; the
+	// shared-device identities come in pairs (an odd last one joins the
+	// pair before it). On the host, a shared device is one CPU backend
+	// serializing its workloads (sharedDevice); with emulated devices it is
+	// one emulated device, which serializes them itself.
+	nRelay, nShared := cfg.Adversaries[RoleRelay], cfg.Adversaries[RoleSharedDevice]
+	accomplices := make([]devnetDevice, nRelay)
+	pairs := map[int]devnetDevice{}
+	shared := 0
+	emulatedAll := cfg.Devices == DevicesEmulated
 	relays := 0
 	// Genesis on a whole second after the warm-up; every node agrees.
 	genesis := time.Now().Add(cfg.Warmup + time.Second).Truncate(time.Second)
@@ -401,34 +473,62 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 		c.Metrics.Listen = ""
 		var backend gpu.Backend = gpu.NewCPU(gpu.WithWorkers(cfg.Workers))
-		if i >= 1 && i <= len(accomplices) && role == RoleHonest {
-			backend = accomplices[i-1] // a relay's accomplice
+		accomplice := i >= 1 && i <= nRelay && role == RoleHonest
+		if (accomplice || role == RoleSharedDevice) && !emulatedAll {
+			backend = &sharedDevice{Backend: backend}
 		}
 		opts := []Option{WithRole(role), WithMeasured(measured), WithBackend(backend), WithLogger(cfg.Log.With("node", i)),
 			WithClique(cliques[role]), WithCatalog(catalog)}
 		model, hold, emulated := emulatedDevice(role) // ADVERSARY wiring: sibling, inflate, vram-dodger
-		if role == RoleHonest && i >= max(honest-cfg.Emulated, 1+len(accomplices)) {
+		switch {
+		case emulatedAll && (role == RoleHonest || role == RoleSharedDevice):
+			model, hold, emulated = EmulatedHonestModel, 1, true
+		case role == RoleHonest && i >= max(honest-cfg.Emulated, 1+nRelay):
 			model, hold, emulated = EmulatedHonestModel, 1, true
 		}
-		if emulated {
+		// The device this node proves on: its own, or the one it shares.
+		var dev devnetDevice
+		group := -1
+		if role == RoleSharedDevice {
+			group = min(shared/2, max(nShared/2-1, 0))
+			shared++
+			dev = pairs[group]
+		}
+		switch {
+		case dev.b != nil:
+		case role == RoleRelay && emulatedAll:
+			dev = accomplices[relays] // it has no device of its own
+		case emulated:
 			p := c.Challenge.Planner()
 			p.Catalog = catalog
-			dev, t, err := emulatedBackend(backend, p, model, hold)
+			e, t, err := emulatedBackend(backend, p, model, hold, DevnetJitter, uint64(i))
 			if err != nil {
 				d.Close()
 				return nil, err
 			}
+			d.emulated = append(d.emulated, e)
+			dev = devnetDevice{b: e, t: t, emulated: true}
+		default:
+			dev = devnetDevice{b: backend, t: measured}
+		}
+		if group >= 0 {
+			pairs[group] = dev
+		}
+		if accomplice {
+			accomplices[i-1] = dev
+		}
+		if dev.emulated {
 			// The claim is what the device reports: its model, memory
 			// and rates.
 			c.Device.Model, c.Device.VRAMBytes = "", 0
 			c.Device.Int8TOPS, c.Device.BF16TFLOPS, c.Device.HashGHps = 0, 0, 0
-			opts = append(opts, WithBackend(dev), WithMeasured(t))
 		}
+		opts = append(opts, WithBackend(dev.b), WithMeasured(dev.t))
 		if l := leaks[i]; l != nil {
 			opts = append(opts, WithLeak(l))
 		}
 		if role == RoleRelay {
-			opts = append(opts, WithAccomplice(accomplices[relays]))
+			opts = append(opts, WithAccomplice(accomplices[relays].b))
 			relays++
 		}
 		if cfg.Mocknet {
@@ -612,9 +712,11 @@ type Report struct {
 	HonestGraylisted int  `json:"honest_graylisted"`
 	// Unobserved counts peers left out because no honest peer shares
 	// their shard.
-	Unobserved int           `json:"unobserved,omitempty"`
-	Elapsed    time.Duration `json:"-"`
-	ElapsedS   float64       `json:"elapsed_s"`
+	Unobserved int `json:"unobserved,omitempty"`
+	// Emulator reports the emulated devices' overruns; nil without any.
+	Emulator *EmulatorReport `json:"emulator,omitempty"`
+	Elapsed  time.Duration   `json:"-"`
+	ElapsedS float64         `json:"elapsed_s"`
 }
 
 // Report builds the report. Counts, latencies, deviation and accuracy are
@@ -715,7 +817,21 @@ func (d *Devnet) Report() (Report, error) {
 			r.HonestGraylisted++
 		}
 	}
+	if w, o := d.Overruns(); w > 0 {
+		r.Emulator = &EmulatorReport{Workloads: w, Overruns: o, Share: float64(o) / float64(w)}
+		r.Emulator.Overloaded = r.Emulator.Share > MaxOverrunShare
+	}
 	return r, nil
+}
+
+// EmulatorReport is what a devnet's emulated devices say of the host
+// (Devnet.Overruns): Overloaded when more than MaxOverrunShare of their
+// workloads overran, a test-bed failure that blames no node.
+type EmulatorReport struct {
+	Workloads  uint64  `json:"workloads"`
+	Overruns   uint64  `json:"overruns"`
+	Share      float64 `json:"overrun_share"`
+	Overloaded bool    `json:"overloaded"`
 }
 
 // sameShard reports whether a and b share a shard: only then does one

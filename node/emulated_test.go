@@ -50,7 +50,7 @@ func TestEmulatedRolesVRAM(t *testing.T) {
 		if role == RoleHonest {
 			model, hold = EmulatedHonestModel, 1
 		}
-		dev, th, err := emulatedBackend(gpu.NewCPU(gpu.WithWorkers(1)), p, model, hold)
+		dev, th, err := emulatedBackend(gpu.NewCPU(gpu.WithWorkers(1)), p, model, hold, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,6 +32,7 @@ func devnetCmd() *cobra.Command {
 		waves       int
 		workloads   string
 		emulated    int
+		devices     string
 		pretrusted  int
 	)
 	cmd := &cobra.Command{
@@ -50,7 +51,12 @@ The sibling, inflate and vram-dodger adversaries (and --emulated honest
 nodes) prove on emulated devices: devnet twins of catalog GPUs ("devnet A100
 80GB SXM") whose figures are the catalog's scaled to this CPU, the CPU
 computing the answers and the emulated device's budget deciding when they
-may leave.
+may leave. With --devices emulated every honest node has a device of its
+own, a relay proves on its accomplice's and the shared-device identities
+share one per pair, so a shared device is no longer hidden by every node
+sharing the CPU; the run fails as a test-bed failure, blaming no node, when
+more than 5% of the emulated workloads overran (the host finished the
+arithmetic after the device would have).
 
 and more (--adversaries lists every role; docs/adversaries.md says what
 each does and what catches it).
@@ -92,7 +98,7 @@ peers' views).`,
 			fmt.Fprintf(stderr, "devnet: measuring the CPU backend and starting %d nodes...\n", nodes)
 			d, err := node.StartDevnet(ctx, node.DevnetConfig{
 				Nodes: nodes, Adversaries: adv, DataDir: dataDir, Target: target, EpochLength: epoch, Slack: slack, Log: log, GPU: gpuMode,
-				Allowance: allowance, Waves: waves, Workloads: wl, Emulated: emulated, PreTrusted: pretrusted,
+				Allowance: allowance, Waves: waves, Workloads: wl, Emulated: emulated, PreTrusted: pretrusted, Devices: node.DeviceMode(devices),
 			})
 			if err != nil {
 				return err
@@ -147,6 +153,12 @@ peers' views).`,
 			}
 			fmt.Fprintf(stderr, "devnet: %s (honest min %.3f, adversary max %.3f, honest pass rate %.1f%%, honest peers graylisted %d), %s\n",
 				verdict, r.HonestMin, r.AdversaryMax, 100*r.HonestPass, r.HonestGraylisted, r.Elapsed.Round(time.Millisecond))
+			if e := r.Emulator; e != nil {
+				fmt.Fprintf(stderr, "devnet: emulated devices ran %d workloads, %d overran (%.1f%%, at most %.0f%%)\n", e.Workloads, e.Overruns, 100*e.Share, 100*node.MaxOverrunShare)
+				if e.Overloaded {
+					return fmt.Errorf("devnet: test bed overloaded: %d of %d emulated workloads finished on this host after their device would have, so the scores measure the host, not the nodes (fewer nodes, a longer --target, or a quieter machine)", e.Overruns, e.Workloads)
+				}
+			}
 			if check && (!r.AllCaught || r.HonestGraylisted > 0 || r.HonestPass < 1) {
 				return exitError(3)
 			}
@@ -158,6 +170,7 @@ peers' views).`,
 	f.StringVar(&adversaries, "adversaries", "slow=1,lazy=1,replay=1", "adversary roles and counts, e.g. slow=1,lazy=1,replay=1 (roles: "+adversaryRoleNames()+"; see docs/adversaries.md)")
 	f.StringVar(&workloads, "workloads", "", "workloads challenges rotate through, e.g. vram or int8,bf16,vram (empty: the config default)")
 	f.IntVar(&emulated, "emulated", 0, "how many honest nodes prove on an emulated devnet A100 80GB SXM and claim it, instead of claiming their CPU")
+	f.StringVar(&devices, "devices", "host", "\"host\": nodes prove on this machine's CPU, all sharing it; \"emulated\": every honest node on an emulated devnet A100 80GB SXM of its own (relay and shared-device identities share one per pair), the CPU computing the arithmetic")
 	f.IntVar(&pretrusted, "pretrusted", 0, "honest nodes of each shard that every node pre-trusts ([scoring] pretrusted), as bootstrap operators: proven judges from genesis")
 	f.DurationVar(&duration, "duration", 60*time.Second, "how long to run")
 	f.StringVar(&gpuMode, "gpu", "auto", "\"auto\": node 0 proves on this machine's CUDA GPU when there is one; \"off\": every node on the CPU")
