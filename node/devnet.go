@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -123,16 +124,19 @@ const (
 	// (relay, shared-device) share one serialized CPU backend. The host's
 	// own speed shows in every figure.
 	DevicesHost DeviceMode = "host"
-	// DevicesEmulated: every honest and shared-device node proves on an
-	// emulated device of its own, an EmulatedHonestModel twin with
-	// DevnetJitter (gpu.Emulated): the host computes the arithmetic, the
-	// device's budget decides when the answer leaves, so honest nodes no
-	// longer share a device through the host's cores. A relay proves on
-	// its accomplice's emulated device and claims its model; the
-	// shared-device identities of a pair share one. Adversaries whose lie
-	// is in their arithmetic or claim (slow, lazy, forged-nvml, ...)
-	// stay on the host as in DevicesHost. The host must be faster than
-	// the devices together: Devnet.Overruns counts when it is not.
+	// DevicesEmulated: every node proves on an emulated device of its
+	// own (gpu.Emulated, with DevnetJitter): an EmulatedHonestModel twin,
+	// or its role's device (sibling, inflate, vram-dodger). The host
+	// computes the arithmetic, the device's budget decides when the
+	// answer leaves, so honest nodes no longer share a device through
+	// the host's cores. A relay proves on its accomplice's device and
+	// claims its model; the shared-device identities of a pair share
+	// one. Roles that lie in their claim claim from their device (slow:
+	// 8 times its rates); roles that compute only part of the answer
+	// (lazy, replay, ...) still compute that part on the host. The
+	// catalog's compute scale is shared by the nodes (each gets cores /
+	// nodes of the headroom), and Devnet.Overruns counts when the host
+	// is slower than the devices anyway.
 	DevicesEmulated DeviceMode = "emulated"
 )
 
@@ -343,6 +347,14 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	basePlanner := base.Challenge.Planner()
 	basePlanner.Target = cfg.Target
 	d.Scale = fitDevnetScale(measured, basePlanner)
+	if cfg.Devices == DevicesEmulated {
+		// Every node may prove at the same instant (waves): the host's
+		// cores are shared among all the emulated devices, so each gets
+		// its share of the headroom.
+		f := min(1, float64(runtime.NumCPU())/float64(cfg.Nodes))
+		d.Scale.Compute *= f
+		d.Scale.Memory *= f
+	}
 	catalog := gpu.DevnetCatalog(d.Scale)
 	cfg.Log.Info("emulated catalog", "compute_scale", d.Scale.Compute, "memory_scale", d.Scale.Memory)
 
@@ -481,7 +493,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 			WithClique(cliques[role]), WithCatalog(catalog)}
 		model, hold, emulated := emulatedDevice(role) // ADVERSARY wiring: sibling, inflate, vram-dodger
 		switch {
-		case emulatedAll && (role == RoleHonest || role == RoleSharedDevice):
+		case emulatedAll && !emulated && role != RoleRelay:
 			model, hold, emulated = EmulatedHonestModel, 1, true
 		case role == RoleHonest && i >= max(honest-cfg.Emulated, 1+nRelay):
 			model, hold, emulated = EmulatedHonestModel, 1, true

@@ -51,9 +51,10 @@ The sibling, inflate and vram-dodger adversaries (and --emulated honest
 nodes) prove on emulated devices: devnet twins of catalog GPUs ("devnet A100
 80GB SXM") whose figures are the catalog's scaled to this CPU, the CPU
 computing the answers and the emulated device's budget deciding when they
-may leave. With --devices emulated every honest node has a device of its
-own, a relay proves on its accomplice's and the shared-device identities
-share one per pair, so a shared device is no longer hidden by every node
+may leave. With --devices emulated every node has a device of its own
+(the devices share this machine's cores, so each is slower than with
+fewer nodes), a relay proves on its accomplice's and the shared-device
+identities share one per pair, so a shared device is no longer hidden by every node
 sharing the CPU; the run fails as a test-bed failure, blaming no node, when
 more than 5% of the emulated workloads overran (the host finished the
 arithmetic after the device would have).
@@ -170,7 +171,7 @@ peers' views).`,
 	f.StringVar(&adversaries, "adversaries", "slow=1,lazy=1,replay=1", "adversary roles and counts, e.g. slow=1,lazy=1,replay=1 (roles: "+adversaryRoleNames()+"; see docs/adversaries.md)")
 	f.StringVar(&workloads, "workloads", "", "workloads challenges rotate through, e.g. vram or int8,bf16,vram (empty: the config default)")
 	f.IntVar(&emulated, "emulated", 0, "how many honest nodes prove on an emulated devnet A100 80GB SXM and claim it, instead of claiming their CPU")
-	f.StringVar(&devices, "devices", "host", "\"host\": nodes prove on this machine's CPU, all sharing it; \"emulated\": every honest node on an emulated devnet A100 80GB SXM of its own (relay and shared-device identities share one per pair), the CPU computing the arithmetic")
+	f.StringVar(&devices, "devices", "host", "\"host\": nodes prove on this machine's CPU, all sharing it; \"emulated\": every node on an emulated device of its own (a devnet A100 80GB SXM, or its role's; relay and shared-device identities share one per pair), the CPU computing the arithmetic")
 	f.IntVar(&pretrusted, "pretrusted", 0, "honest nodes of each shard that every node pre-trusts ([scoring] pretrusted), as bootstrap operators: proven judges from genesis")
 	f.DurationVar(&duration, "duration", 60*time.Second, "how long to run")
 	f.StringVar(&gpuMode, "gpu", "auto", "\"auto\": node 0 proves on this machine's CUDA GPU when there is one; \"off\": every node on the CPU")
