@@ -110,7 +110,7 @@ func newMetrics() *metrics {
 		Buckets: []float64{0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10},
 	})
 	m.score = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "poai_peer_score", Help: "Integrity score of each scored peer, in [0,1].",
+		Name: "poai_peer_score", Help: "Integrity score, in [0,1], of this node and of each scored peer it is connected to, as of the last trust round; a peer's series is deleted when it disconnects.",
 	}, []string{"peer"})
 	m.void = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "poai_challenges_void_total",

@@ -185,6 +185,10 @@ type Node struct {
 	unverifiable atomic.Pointer[map[peer.ID]bool]
 	appMu        sync.Mutex
 	appEpoch     *uint64
+	// scoreMu orders setScoreGauges and peerGone: a trust round that
+	// saw a peer connected sets its series before the peer's disconnection
+	// deletes it, never after.
+	scoreMu sync.Mutex
 	// Re-check and audit budgets of the current epoch (loop goroutine
 	// only).
 	rechecks, audits epochBudget
@@ -509,6 +513,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	pc := p2p.DefaultConfig()
 	pc.AppScore = n.appScore
+	pc.PeerGone = n.peerGone
 	pc.ListenAddrs = n.cfg.P2P.Listen
 	pc.Bootstrap = n.cfg.P2P.Bootstrap
 	pc.MDNS = n.cfg.P2P.MDNS

@@ -125,11 +125,35 @@ func (n *Node) rollTrust(e uint64) {
 			return
 		}
 		n.setAppScores(v)
-		for id, pt := range v.Peers {
-			n.metrics.score.WithLabelValues(id).Set(pt.Score)
-		}
+		n.setScoreGauges(v)
 		n.log.Debug("trust round", "epoch", e, "peers", len(v.Peers), "took", time.Since(start).Round(time.Microsecond))
 	}()
+}
+
+// setScoreGauges sets poai_peer_score from trust round v for this node
+// and the peers it is connected to, and deletes the series of the scored
+// peers it is not: a peer gone from the network leaves the metrics (peerGone
+// deletes its series as it goes) and a trust round does not bring it back.
+func (n *Node) setScoreGauges(v scoring.TrustVector) {
+	n.scoreMu.Lock()
+	defer n.scoreMu.Unlock()
+	for id, pt := range v.Peers {
+		p, err := peer.Decode(id)
+		if err == nil && (p == n.id || n.host.Connected(p)) {
+			n.metrics.score.WithLabelValues(id).Set(pt.Score)
+		} else {
+			n.metrics.score.DeleteLabelValues(id)
+		}
+	}
+}
+
+// peerGone is p2p.Config.PeerGone: the host has had no connection to id
+// for a moment, and its per-peer series go. (Should it reconnect just now,
+// the next trust round sets its score again.)
+func (n *Node) peerGone(id peer.ID) {
+	n.scoreMu.Lock()
+	defer n.scoreMu.Unlock()
+	n.metrics.score.DeleteLabelValues(id.String())
 }
 
 // correct reports whether a verdict says the answer was right (in time or

@@ -70,7 +70,18 @@ type Config struct {
 	// connection and resource managers and Metrics are then the
 	// caller's business, and Close closes it.
 	Host host.Host
+	// PeerGone, when set, is called when a peer has left the network as
+	// this host sees it: PeerGoneDelay after its last connection closed,
+	// it has not reconnected, and it has left Mesh. It runs on a goroutine
+	// of its own, never after Close returns; the peer may reconnect while
+	// it runs (check Connected where that matters).
+	PeerGone func(peer.ID)
 }
+
+// PeerGoneDelay is how long a peer whose last connection closed may take
+// to reconnect before it leaves the topology (Mesh) and Config.PeerGone is
+// called: a replaced connection or a redial keeps it in place.
+const PeerGoneDelay = 500 * time.Millisecond
 
 // DefaultConfig listens on all interfaces, TCP and QUIC port 4001, with
 // mDNS on and 8 MiB messages.
@@ -116,6 +127,7 @@ type Host struct {
 	mdns   mdns.Service
 	mesh   *meshTracer
 	tracer *pubsub.JSONTracer
+	notify *network.NotifyBundle
 
 	mu     sync.Mutex
 	topics map[string]*pubsub.Topic
@@ -235,6 +247,8 @@ func start(h host.Host, cfg Config, log *slog.Logger) (*Host, error) {
 	}
 	p := &Host{cfg: cfg, log: log, host: h, ps: ps, mesh: mesh, scores: scores, app: app, tracer: tracer, topics: make(map[string]*pubsub.Topic), joined: make(map[string]joined), ctx: ctx, cancel: cancel}
 	h.SetStreamHandler(DirectProtocol, p.handleDirect)
+	p.notify = &network.NotifyBundle{DisconnectedF: p.disconnected}
+	h.Network().Notify(p.notify)
 	if cfg.MDNS {
 		p.mdns = mdns.NewMdnsService(h, MDNSServiceTag, mdnsNotifee{p})
 		if err := p.mdns.Start(); err != nil {
@@ -332,6 +346,47 @@ func (p *Host) Connect(ctx context.Context, ai peer.AddrInfo) error { return p.h
 // ConnectedPeers returns the peers with an open connection.
 func (p *Host) ConnectedPeers() []peer.ID { return p.host.Network().Peers() }
 
+// Connected reports whether the host has a usable (not limited)
+// connection to id.
+func (p *Host) Connected(id peer.ID) bool {
+	return p.host.Network().Connectedness(id) == network.Connected
+}
+
+// disconnected is the network's notification that a connection closed.
+// When it was the peer's last one, the peer leaves the topology and
+// Config.PeerGone is told, PeerGoneDelay later unless it reconnected by
+// then. It runs on the swarm's notification goroutine and never blocks.
+func (p *Host) disconnected(_ network.Network, c network.Conn) {
+	id := c.RemotePeer()
+	if p.Connected(id) {
+		return // another connection to the peer remains
+	}
+	p.mu.Lock()
+	if p.ctx.Err() != nil { // closing: Close may be waiting on wg
+		p.mu.Unlock()
+		return
+	}
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTimer(PeerGoneDelay)
+		defer t.Stop()
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !p.mesh.removeIfGone(id, func() bool { return p.Connected(id) }) {
+			return // reconnected
+		}
+		p.log.Debug("peer gone", "remote", id)
+		if p.cfg.PeerGone != nil {
+			p.cfg.PeerGone(id)
+		}
+	}()
+}
+
 // MeshPeers returns the peers subscribed to topic that this host knows.
 func (p *Host) MeshPeers(topic string) []peer.ID { return p.ps.ListPeers(topic) }
 
@@ -402,8 +457,9 @@ func (p *Host) Close() error {
 		errs = append(errs, p.mdns.Close())
 	}
 	p.host.RemoveStreamHandler(DirectProtocol)
-	p.cancel()
+	p.host.Network().StopNotify(p.notify)
 	p.mu.Lock()
+	p.cancel() // under mu: disconnected adds to wg only before it
 	for _, s := range p.subs {
 		s.Cancel()
 	}
@@ -418,7 +474,9 @@ func (p *Host) Close() error {
 }
 
 // Mesh returns this host's gossipsub mesh: for each joined topic, the
-// peers it is grafted to.
+// peers it is grafted to. A peer leaves it when gossipsub prunes it or
+// drops its closed connection, and when the host has had no connection
+// to it for PeerGoneDelay.
 func (p *Host) Mesh() map[string][]peer.ID { return p.mesh.snapshot() }
 
 // Conn describes one open connection.

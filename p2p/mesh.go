@@ -11,8 +11,11 @@ import (
 )
 
 // meshTracer is a gossipsub RawTracer that keeps this host's mesh per
-// topic from GRAFT and PRUNE events, the only place gossipsub exposes it.
-// It never blocks: one short mutex per event.
+// topic from GRAFT and PRUNE events, the only place gossipsub exposes it,
+// and drops a peer whose connection is gone: gossipsub removes a dead peer
+// from every mesh without a PRUNE, tracing only OnClosedOutboundStream,
+// and the host's network notifications (Host.disconnected) call
+// removeIfGone. It never blocks: one short mutex per event.
 type meshTracer struct {
 	mu   sync.Mutex
 	mesh map[string]map[peer.ID]bool
@@ -35,13 +38,42 @@ func (m *meshTracer) Prune(p peer.ID, topic string) {
 	delete(m.mesh[topic], p)
 }
 
+// RemovePeer drops p from the mesh of every topic. It is not a RawTracer
+// event (go-libp2p-pubsub no longer has one): OnClosedOutboundStream,
+// where gossipsub itself drops a dead or blacklisted peer from its
+// meshes, and removeIfGone call it. A peer that comes back is re-added by
+// its next GRAFT.
 func (m *meshTracer) RemovePeer(p peer.ID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.remove(p)
+}
+
+// remove drops p from every topic; the caller holds mu.
+func (m *meshTracer) remove(p peer.ID) {
 	for _, peers := range m.mesh {
 		delete(peers, p)
 	}
 }
+
+// removeIfGone drops p from every topic unless connected reports it
+// connected again, and reports whether it did. connected is read under
+// the lock a GRAFT takes, so a peer that reconnected and was grafted
+// before the check stays, and one grafted after it is re-added.
+func (m *meshTracer) removeIfGone(p peer.ID, connected func() bool) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if connected() {
+		return false
+	}
+	m.remove(p)
+	return true
+}
+
+// OnClosedOutboundStream is where gossipsub drops a peer whose stream
+// died (its connection closed) or that it blacklisted: it removes it from
+// every mesh then, with no PRUNE event.
+func (m *meshTracer) OnClosedOutboundStream(p peer.ID) { m.RemovePeer(p) }
 
 func (m *meshTracer) Leave(topic string) {
 	m.mu.Lock()
@@ -65,9 +97,7 @@ func (m *meshTracer) snapshot() map[string][]peer.ID {
 	return out
 }
 
-func (m *meshTracer) AddPeer(peer.ID, protocol.ID)                         {}
 func (m *meshTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
-func (m *meshTracer) OnClosedOutboundStream(peer.ID)                       {}
 func (m *meshTracer) Join(string)                                          {}
 func (m *meshTracer) ValidateMessage(*pubsub.Message)                      {}
 func (m *meshTracer) DeliverMessage(*pubsub.Message)                       {}

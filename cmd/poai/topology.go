@@ -20,11 +20,12 @@ func topologyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topology",
 		Short: "Export a running node's gossip mesh per topic and its connections (json, dot, graphml)",
-		Long: `topology reads the node's gossipsub mesh (kept from GRAFT and PRUNE events) and
-its open connections. --format json prints the API's view; dot (Graphviz) and
-graphml (Gephi, networkx) give a graph: one vertex per peer with its integrity
-score, one edge per mesh link labelled with its topics, and dashed edges for
-connections outside any mesh.`,
+		Long: `topology reads the node's gossipsub mesh (kept from GRAFT and PRUNE events; a
+peer leaves it when its last connection closes) and its open connections.
+--format json prints the API's view; dot (Graphviz) and graphml (Gephi,
+networkx) give a graph: one vertex per peer with its integrity score, one edge
+per mesh link labelled with its topics, and dashed edges for connections
+outside any mesh.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var t node.TopologyView
