@@ -142,7 +142,7 @@ type Host struct {
 }
 
 // New starts a host with identity key. It listens, starts gossipsub
-// (StrictSign), mDNS if enabled, and the bootstrap dialer. Call Close to
+// (StrictSign, message IDs by MessageID), mDNS if enabled, and the bootstrap dialer. Call Close to
 // stop everything it started.
 func New(key crypto.PrivKey, cfg Config, log *slog.Logger) (*Host, error) {
 	if log == nil {
@@ -203,6 +203,7 @@ func start(h host.Host, cfg Config, log *slog.Logger) (*Host, error) {
 	mesh := newMeshTracer()
 	opts := []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithMessageIdFn(MessageID),
 		pubsub.WithMaxMessageSize(cfg.MaxMessageSize),
 		pubsub.WithValidateQueueSize(512),
 		pubsub.WithPeerOutboundQueueSize(256),
