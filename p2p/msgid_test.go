@@ -131,7 +131,7 @@ func TestWrappedPayloadDoesNotShadowAuthor(t *testing.T) {
 	if err := mh.Connect(ctx, peer.AddrInfo{ID: n.ID(), Addrs: n.Libp2p().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the wrapper and the node to see each other's subscription", func() bool {
+	waitFor(t, 10*time.Second, "the wrapper and the node to see each other's subscription", func() bool {
 		return len(mt.ListPeers()) > 0 && len(n.MeshPeers(TopicClaims)) > 0
 	})
 	if err := mt.Publish(ctx, payload); err != nil {
@@ -149,7 +149,7 @@ func TestWrappedPayloadDoesNotShadowAuthor(t *testing.T) {
 	if err := a.Connect(ctx, peer.AddrInfo{ID: n.ID(), Addrs: n.Libp2p().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the author to graft the node", func() bool { return slices.Contains(a.Mesh()[TopicClaims], n.ID()) })
+	waitFor(t, 10*time.Second, "the author to graft the node", func() bool { return slices.Contains(a.Mesh()[TopicClaims], n.ID()) })
 	if err := a.Publish(ctx, TopicClaims, payload); err != nil {
 		t.Fatal(err)
 	}
@@ -160,16 +160,5 @@ func TestWrappedPayloadDoesNotShadowAuthor(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the author's copy was not delivered after a wrapped copy of its payload")
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
