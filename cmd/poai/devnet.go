@@ -54,8 +54,10 @@ computing the answers and the emulated device's budget deciding when they
 may leave. With --devices emulated every node has a device of its own
 (the devices share this machine's cores, so each is slower than with
 fewer nodes), a relay proves on its accomplice's and the shared-device
-identities share one per pair, so a shared device is no longer hidden by every node
-sharing the CPU; the run fails as a test-bed failure, blaming no node, when
+identities share one per pair, so a shared device is no longer hidden by
+every node sharing the CPU; the defaults become the wave schedule with a
+deadline one device cannot meet twice (--waves 1 --slack 1.3 --allowance
+200ms), and the run fails as a test-bed failure, blaming no node, when
 more than 5% of the emulated workloads overran (the host finished the
 arithmetic after the device would have).
 
@@ -88,6 +90,20 @@ peers' views).`,
 					return fmt.Errorf("--workloads: %w", err)
 				}
 				wl = append(wl, w)
+			}
+			if devices == string(node.DevicesEmulated) {
+				// Devices of their own: the wave schedule, with a deadline
+				// one device cannot meet twice (slack + allowance/target < 2).
+				fl := cmd.Flags()
+				if !fl.Changed("waves") {
+					waves = 1
+				}
+				if !fl.Changed("slack") {
+					slack = 1.3
+				}
+				if !fl.Changed("allowance") {
+					allowance = 200 * time.Millisecond
+				}
 			}
 			log, err := newLogger(logLevel, "text")
 			if err != nil {
