@@ -289,7 +289,7 @@ func (e *Emulated) VRAM(ctx context.Context, seed Seed, p VRAMParams) (outputs, 
 		return outputs, leaves, nil
 	}
 	arrived := time.Now()
-	outputs, leaves, misses, err := vramCounting(ctx, seed, p, held)
+	outputs, leaves, misses, err := vramCounting(ctx, seed, p, held, VRAMCountingMaxBytes)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -307,11 +307,25 @@ func hashTime(hashes, rate float64) time.Duration {
 	return time.Duration(hashes / rate * float64(time.Second))
 }
 
-// vramCounting runs the VRAM workload on the host with every block in
-// memory, and counts the reads of blocks at or beyond index held.
-func vramCounting(ctx context.Context, seed Seed, p VRAMParams, held uint64) (outputs, leaves [][32]byte, misses uint64, err error) {
+// VRAMCountingMaxBytes bounds the host memory an emulated device short of
+// memory spends on one VRAM workload: up to it the host holds every block
+// and computes each once; beyond it (a claim far above the device, such
+// as a CPU claiming an H100) the host holds only the blocks the device
+// holds and recomputes the others at each read, as the device would, so
+// a claim cannot make the host allocate the claimed memory.
+const VRAMCountingMaxBytes = 256 << 20
+
+// vramCounting runs the VRAM workload on the host and counts the reads of
+// blocks at or beyond index held: with every block in memory, or, when
+// they would take more than maxBytes (VRAMCountingMaxBytes), with the first held
+// blocks in memory and the others recomputed at each read.
+func vramCounting(ctx context.Context, seed Seed, p VRAMParams, held, maxBytes uint64) (outputs, leaves [][32]byte, misses uint64, err error) {
 	total := uint64(p.Lanes) * uint64(p.Blocks)
-	mem := make([][32]byte, total)
+	stored := total
+	if total*VRAMBlockBytes > maxBytes {
+		stored = min(held, maxBytes/VRAMBlockBytes)
+	}
+	mem := make([][32]byte, stored)
 	for g := range mem {
 		if g%4096 == 0 && ctx.Err() != nil {
 			return nil, nil, 0, ctx.Err()
@@ -327,6 +341,9 @@ func vramCounting(ctx context.Context, seed Seed, p VRAMParams, held uint64) (ou
 		outputs[l] = VRAMLane(seed, l, p, func(g uint64) [32]byte {
 			if g >= held {
 				misses++
+			}
+			if g >= stored {
+				return VRAMBlock(seed, g, p.Rounds)
 			}
 			return mem[g]
 		})

@@ -79,7 +79,7 @@ func TestEmulatedVRAMMemoryBudget(t *testing.T) {
 	}
 	tHalf := time.Since(start)
 
-	_, _, misses, err := vramCounting(ctx, seed, p, HeldBlocks(p, p.Bytes()/2))
+	_, _, misses, err := vramCounting(ctx, seed, p, HeldBlocks(p, p.Bytes()/2), VRAMCountingMaxBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,5 +231,27 @@ func TestEmulatedJitter(t *testing.T) {
 		if _, err := NewEmulated(NewCPU(), Budget{Int8OPS: 1, BF16FLOPS: 1, HashesPerSec: 1, Jitter: j}); !errors.Is(err, ErrBudget) {
 			t.Errorf("jitter %v: err %v, want ErrBudget", j, err)
 		}
+	}
+}
+
+// TestVRAMCountingBounded: past its memory bound the host holds only the
+// device's blocks and recomputes the others at each read; the outputs and
+// the miss count are those of the unbounded run.
+func TestVRAMCountingBounded(t *testing.T) {
+	p := VRAMParams{Lanes: 64, Blocks: 4, Rounds: 8, Reads: 16}
+	held := uint64(100)
+	wantO, wantL, wantM, err := vramCounting(t.Context(), Seed{5}, p, held, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotO, gotL, gotM, err := vramCounting(t.Context(), Seed{5}, p, held, 64*VRAMBlockBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(gotO, wantO) || !slices.Equal(gotL, wantL) || gotM != wantM {
+		t.Errorf("bounded run differs: misses %d, want %d", gotM, wantM)
+	}
+	if wantM == 0 {
+		t.Error("no misses counted with 100 of 256 blocks held")
 	}
 }
