@@ -76,6 +76,11 @@ type SimConfig struct {
 	// PreTrusted is DevnetConfig.PreTrusted: how many honest peers of
 	// each shard every node pre-trusts, as bootstrap operators.
 	PreTrusted int
+	// Devices and Waves are DevnetConfig's: DevicesEmulated gives every
+	// peer an emulated device (SimReport.Report.Emulator counts the
+	// overruns), Waves the wave schedule.
+	Devices DeviceMode
+	Waves   int
 	// SlotsFrom is the epoch from which SimReport.Slots also counts the
 	// slots apart (0: 3), once a flood's bootstrap is over.
 	SlotsFrom int
@@ -285,6 +290,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 		GPU: "off", Log: cfg.Log, Mocknet: true, Degree: cfg.Degree, Latency: cfg.Latency, Shards: shards,
 		Allowance: cfg.Allowance, ChallengeRate: cfg.Rate, Workloads: cfg.Workloads, K: cfg.K, M: cfg.M, Heartbeat: cfg.Heartbeat,
 		Loss: cfg.Loss, ClaimFraction: cfg.ClaimFraction, MeasureReps: 10, PreTrusted: cfg.PreTrusted,
+		Devices: cfg.Devices, Waves: cfg.Waves,
 	})
 	if err != nil {
 		return SimReport{}, err

@@ -127,6 +127,9 @@ report on stdout.`,
 				fmt.Fprintf(stderr, "sim: honest verifiers attested %-14s %.0f\n", k, r.Verdicts[k])
 			}
 			fmt.Fprintf(stderr, "sim: all caught %v, honest graylisted %d, unobserved %d\n", r.AllCaught, r.HonestGraylisted, r.Report.Unobserved)
+			if e := r.Report.Emulator; e != nil {
+				fmt.Fprintf(stderr, "sim: emulated devices ran %d workloads, %d overran (%.1f%%, at most %.0f%%)\n", e.Workloads, e.Overruns, 100*e.Share, 100*node.MaxOverrunShare)
+			}
 			if outDir != "" {
 				if err := writeSimOutputs(outDir, r); err != nil {
 					return err
@@ -136,7 +139,12 @@ report on stdout.`,
 			if jsonOut {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(r)
+				if err := enc.Encode(r); err != nil {
+					return err
+				}
+			}
+			if e := r.Report.Emulator; e != nil && e.Overloaded {
+				return fmt.Errorf("sim: test bed overloaded: %d of %d emulated workloads finished on this host after their device would have, so the scores measure the host, not the peers", e.Overruns, e.Workloads)
 			}
 			return nil
 		},
@@ -158,6 +166,8 @@ report on stdout.`,
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", 3*time.Second, "gossipsub heartbeat interval (mesh maintenance and gossip); each of the nodes' routers runs one per topic")
 	f.IntVar(&cfg.K, "k", 128, "int8 inner dimension of challenges")
 	f.IntVar(&cfg.M, "m", 128, "int8 column dimension of challenges (opened rows are m int32s)")
+	f.StringVar((*string)(&cfg.Devices), "devices", "host", "\"host\": every peer proves on this machine's CPU; \"emulated\": every peer on an emulated device of its own (poai devnet --help), overruns reported")
+	f.IntVar(&cfg.Waves, "waves", 0, "0: challenges spread over the epoch; N (1-4): every challenge at one of N instants per epoch ([challenge] waves)")
 	f.IntVar(&cfg.PreTrusted, "pretrusted", 0, "honest peers of each shard that every node pre-trusts ([scoring] pretrusted), as bootstrap operators: proven judges from genesis")
 	f.IntVar(&cfg.SlotsFrom, "slots-from", 3, "the report also counts the judge slots held from this epoch on")
 	f.StringVar(&cfg.DataDir, "data", "", "folder for the nodes' stores (default: a temporary one, removed at the end)")
