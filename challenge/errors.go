@@ -1,6 +1,9 @@
 package challenge
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Validation errors. A pubsub validator rejects a message for any of them;
 // the node counts rejections by these reasons.
@@ -13,6 +16,11 @@ var (
 	// ErrStale: the message's timestamp or epoch is outside the accepted
 	// window.
 	ErrStale = errors.New("stale message")
+	// ErrOutOfEpoch: the message's epoch is outside the receiver's epoch
+	// window (Validator.EpochWindow for messages about a challenge). It
+	// wraps ErrStale: the message is ignored, not rejected, as an honest
+	// slow peer or clock can send one.
+	ErrOutOfEpoch = fmt.Errorf("%w: epoch outside the window", ErrStale)
 	// ErrReplayed: a message with the same content ID was already accepted.
 	ErrReplayed = errors.New("replayed message")
 	// ErrSigner: the gossipsub signer is not the peer the message says
@@ -27,13 +35,16 @@ var (
 )
 
 // Reason returns a short label for a validation error, for metrics: one of
-// "malformed", "oversized", "stale", "replayed", "signer", "self_request", "bad_signature" or "other".
+// "malformed", "oversized", "out_of_epoch", "stale", "replayed", "signer",
+// "self_request", "bad_signature" or "other".
 func Reason(err error) string {
 	switch {
 	case errors.Is(err, ErrMalformed):
 		return "malformed"
 	case errors.Is(err, ErrOversized):
 		return "oversized"
+	case errors.Is(err, ErrOutOfEpoch):
+		return "out_of_epoch"
 	case errors.Is(err, ErrStale):
 		return "stale"
 	case errors.Is(err, ErrReplayed):

@@ -28,11 +28,23 @@ type Committed struct {
 	values        func(idx []int) ([][]byte, error)
 }
 
-// Run runs the challenge's workload on backend and commits to the result.
-// Publish Committed.Commitment at once; open when the challenger's secret
-// is revealed. A backend that implements gpu.Streamer computes a product's
-// leaves without holding C, and the opened rows are recomputed at Open.
+// Run runs the challenge's workload on backend and commits to the result,
+// naming the challenge's epoch. Publish Committed.Commitment at once; open
+// when the challenger's secret is revealed. A backend that implements
+// gpu.Streamer computes a product's leaves without holding C, and the
+// opened rows are recomputed at Open.
 func Run(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID cid.Cid, prover peer.ID) (*Committed, error) {
+	c, err := run(ctx, backend, ch, chCID, prover)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SetEpoch(ch.GetEpoch()); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID cid.Cid, prover peer.ID) (*Committed, error) {
 	seed := Seed(ch)
 	st, streams := backend.(gpu.Streamer)
 	shape := ShapeOf(ch)
@@ -152,6 +164,19 @@ func CommitRows(chCID cid.Cid, prover peer.ID, leaves [][32]byte, values func(id
 	return &Committed{Commitment: com, CommitmentCID: comCID, chCID: chCID, prover: prover, tree: tree, values: values}, nil
 }
 
+// SetEpoch names epoch e (the challenge's) in the commitment and
+// re-derives its CID. Run sets it; a commitment built with Commit needs
+// it before Sign, or receivers ignore it as out of their epoch window.
+func (c *Committed) SetEpoch(e uint64) error {
+	c.Commitment.Epoch = e
+	_, comCID, err := MessageCID(c.Commitment)
+	if err != nil {
+		return err
+	}
+	c.CommitmentCID = comCID
+	return nil
+}
+
 // Stamp records the prover's device state at commit time (NVML's SM clock,
 // its maximum, in MHz, and the temperature in °C) in the commitment and
 // re-derives the commitment's CID. Call it before publishing.
@@ -168,13 +193,13 @@ func (c *Committed) Stamp(smClockMHz, smClockMaxMHz, temperatureC uint32) error 
 // Open returns the opening of the leaves SampleRows draws from the root,
 // the challenge nonce and SamplingSecret(secret, shares): the
 // challenger's revealed secret and the revealed shares of the verifiers
-// the commitment lists, in its order.
+// the commitment lists, in its order. It names the challenge's epoch.
 func (c *Committed) Open(ch *pb.Challenge, secret []byte, shares ...[]byte) (*pb.Opening, error) {
 	idx, err := SampleRows(c.tree.Root(), ch.GetNonce(), SamplingSecret(secret, shares), c.tree.Size(), min(int(ch.GetOpenings()), c.tree.Size()))
 	if err != nil {
 		return nil, err
 	}
-	op := &pb.Opening{ChallengeCid: c.chCID.Bytes(), CommitmentCid: c.CommitmentCID.Bytes(), Prover: []byte(c.prover)}
+	op := &pb.Opening{ChallengeCid: c.chCID.Bytes(), CommitmentCid: c.CommitmentCID.Bytes(), Prover: []byte(c.prover), Epoch: ch.GetEpoch()}
 	values, err := c.values(idx)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)

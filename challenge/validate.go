@@ -73,6 +73,10 @@ type Validator struct {
 	clock   EpochClock
 	replay  *ReplayCache
 	catalog *gpu.DeviceCatalog
+	// epochs holds the epoch of each accepted challenge, so that a
+	// commitment, opening, reveal or attestation naming another epoch for
+	// it is rejected.
+	epochs *epochCache
 }
 
 // ValidatorOption configures a Validator.
@@ -91,13 +95,71 @@ func WithCatalog(c *gpu.DeviceCatalog) ValidatorOption {
 
 // NewValidator returns a validator with the given limits and epoch clock.
 // The replay cache remembers each accepted CID for 2·MaxSkew, after which
-// the timestamp check rejects it as stale; it holds at most capacity IDs.
+// the timestamp check ignores it as stale, or for the span of the epoch
+// window (EpochWindow) where that is longer, after which the epoch check
+// ignores it; it holds at most capacity IDs.
 func NewValidator(limits Limits, clock EpochClock, capacity int, opts ...ValidatorOption) *Validator {
-	v := &Validator{limits: limits, clock: clock, replay: NewReplayCache(capacity, 2*limits.MaxSkew), catalog: gpu.DefaultCatalog}
+	v := &Validator{limits: limits, clock: clock, catalog: gpu.DefaultCatalog, epochs: newEpochCache(capacity)}
+	lag, lead := v.windowLag()
+	ttl := max(2*limits.MaxSkew, time.Duration(lag+lead+1)*clock.Length)
+	v.replay = NewReplayCache(capacity, ttl)
 	for _, o := range opts {
 		o(v)
 	}
 	return v
+}
+
+// FollowEpochs is how many epochs, besides twice its deadline, a node
+// follows a challenge after receiving it (node's expire): no commitment,
+// reveal or opening of it matters after that.
+const FollowEpochs = 3
+
+// epochsOf returns d in epochs, rounded up (0 without an epoch length).
+func (v *Validator) epochsOf(d time.Duration) uint64 {
+	l := v.clock.Length
+	if l <= 0 || d <= 0 {
+		return 0
+	}
+	return uint64((d + l - 1) / l)
+}
+
+// windowLag returns how many epochs a message about a challenge may trail
+// (lag) or lead (lead) the receiver's current epoch. A challenge is
+// accepted up to MaxEpochLag epochs after its own; its commitment,
+// reveals and opening follow within twice its deadline (a reveal later
+// than that voids the challenge), and a node follows it for FollowEpochs
+// more. The deadline is not known without the challenge, so MaxDeadline
+// stands for it. The lead is the challenge's: clocks that run ahead.
+func (v *Validator) windowLag() (lag, lead uint64) {
+	return v.limits.MaxEpochLag + FollowEpochs + v.epochsOf(2*v.limits.MaxDeadline), v.limits.MaxEpochLag
+}
+
+// EpochWindow returns the epochs [lo, hi] whose commitments, openings and
+// reveals the validator accepts at now: from MaxEpochLag + FollowEpochs +
+// ceil(2·MaxDeadline / epoch length) epochs before the current epoch to
+// MaxEpochLag after it (windowLag). With the default limits and 30 s
+// epochs that is [current − 45, current + 2].
+func (v *Validator) EpochWindow(now time.Time) (lo, hi uint64) {
+	cur := v.clock.At(now)
+	lag, lead := v.windowLag()
+	if cur > lag {
+		lo = cur - lag
+	}
+	return lo, cur + lead
+}
+
+// aboutChallenge checks the epoch e of a message about challenge chCID
+// (a commitment, an opening, a reveal): a challenge this validator
+// accepted with another epoch makes it malformed (ErrMalformed); an epoch
+// outside EpochWindow makes it ErrOutOfEpoch, ignored.
+func (v *Validator) aboutChallenge(what string, chCID []byte, e uint64, now time.Time) error {
+	if want, ok := v.epochs.get(string(chCID)); ok && want != e {
+		return fmt.Errorf("%w: %s of epoch %d, its challenge's is %d", ErrMalformed, what, e, want)
+	}
+	if lo, hi := v.EpochWindow(now); e < lo || e > hi {
+		return fmt.Errorf("%w: %s of epoch %d, window [%d, %d]", ErrOutOfEpoch, what, e, lo, hi)
+	}
+	return nil
 }
 
 // decode runs the checks common to every kind: size, canonical decoding,
@@ -133,7 +195,7 @@ func (v *Validator) epochWithin(e uint64, now time.Time, d time.Duration) error 
 	}
 	cur := v.clock.At(now)
 	if e+v.limits.MaxEpochLag+extra < cur || e > cur+v.limits.MaxEpochLag {
-		return fmt.Errorf("%w: epoch %d, current %d", ErrStale, e, cur)
+		return fmt.Errorf("%w: epoch %d, current %d", ErrOutOfEpoch, e, cur)
 	}
 	return nil
 }
@@ -141,7 +203,7 @@ func (v *Validator) epochWithin(e uint64, now time.Time, d time.Duration) error 
 func (v *Validator) epochOK(e uint64, now time.Time) error {
 	cur := v.clock.At(now)
 	if e+v.limits.MaxEpochLag < cur || e > cur+v.limits.MaxEpochLag {
-		return fmt.Errorf("%w: epoch %d, current %d", ErrStale, e, cur)
+		return fmt.Errorf("%w: epoch %d, current %d", ErrOutOfEpoch, e, cur)
 	}
 	return nil
 }
@@ -302,6 +364,7 @@ func (v *Validator) Challenge(from peer.ID, data []byte, now time.Time) (*pb.Cha
 	if err := v.accept(c, now); err != nil {
 		return nil, cid.Undef, err
 	}
+	v.epochs.put(string(c.Bytes()), m.GetEpoch())
 	return m, c, nil
 }
 
@@ -382,6 +445,9 @@ func (v *Validator) Commitment(from peer.ID, data []byte, now time.Time) (*pb.Co
 	if err := commitmentOK(m); err != nil {
 		return nil, cid.Undef, err
 	}
+	if err := v.aboutChallenge("commitment", m.GetChallengeCid(), m.GetEpoch(), now); err != nil {
+		return nil, cid.Undef, err
+	}
 	if err := v.accept(c, now); err != nil {
 		return nil, cid.Undef, err
 	}
@@ -433,6 +499,9 @@ func (v *Validator) Opening(from peer.ID, data []byte, now time.Time) (*pb.Openi
 			return nil, cid.Undef, fmt.Errorf("%w: proof of %d hashes", ErrMalformed, len(r.GetProof()))
 		}
 	}
+	if err := v.aboutChallenge("opening", m.GetChallengeCid(), m.GetEpoch(), now); err != nil {
+		return nil, cid.Undef, err
+	}
 	if err := v.accept(c, now); err != nil {
 		return nil, cid.Undef, err
 	}
@@ -460,6 +529,9 @@ func (v *Validator) Reveal(from peer.ID, data []byte, now time.Time) (*pb.Reveal
 		err = challengerRevealOK(m, from)
 	}
 	if err != nil {
+		return nil, cid.Undef, err
+	}
+	if err := v.aboutChallenge("reveal", m.GetChallengeCid(), m.GetEpoch(), now); err != nil {
 		return nil, cid.Undef, err
 	}
 	if err := v.accept(c, now); err != nil {
@@ -592,6 +664,9 @@ func (v *Validator) Attestation(from peer.ID, data []byte, now time.Time) (*pb.A
 	// A verifier attests after the challenge's deadline, which can span
 	// several epochs (a VRAM proof of a big memory): the epoch may trail
 	// by as many more epochs as the deadline lasts.
+	if want, ok := v.epochs.get(string(m.GetChallengeCid())); ok && want != m.GetEpoch() {
+		return nil, cid.Undef, fmt.Errorf("%w: attestation of epoch %d, its challenge's is %d", ErrMalformed, m.GetEpoch(), want)
+	}
 	if err := v.epochWithin(m.GetEpoch(), now, time.Duration(m.GetDeadlineMs())*time.Millisecond); err != nil {
 		return nil, cid.Undef, err
 	}
@@ -692,6 +767,9 @@ func RevealedCommitment(r *pb.Reveal) (Revealed, error) {
 	if string(m.GetChallengeCid()) != string(r.GetChallengeCid()) {
 		return Revealed{}, fmt.Errorf("%w: reveal's commitment is for another challenge", ErrMalformed)
 	}
+	if m.GetEpoch() != r.GetEpoch() {
+		return Revealed{}, fmt.Errorf("%w: reveal of epoch %d opens a commitment of epoch %d", ErrMalformed, r.GetEpoch(), m.GetEpoch())
+	}
 	return Revealed{Commitment: m, CID: CIDOf(b)}, nil
 }
 
@@ -699,4 +777,37 @@ func RevealedCommitment(r *pb.Reveal) (Revealed, error) {
 type Revealed struct {
 	Commitment *pb.Commitment
 	CID        cid.Cid
+}
+
+// epochCache maps challenge CIDs to their epochs, holding at most a fixed
+// number (the oldest are forgotten first). Safe for concurrent use.
+type epochCache struct {
+	mu    sync.Mutex
+	cap   int
+	epoch map[string]uint64
+	order []string
+}
+
+func newEpochCache(capacity int) *epochCache {
+	return &epochCache{cap: max(capacity, 1), epoch: make(map[string]uint64)}
+}
+
+func (c *epochCache) get(key string) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.epoch[key]
+	return e, ok
+}
+
+func (c *epochCache) put(key string, e uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.epoch[key]; !ok {
+		c.order = append(c.order, key)
+	}
+	c.epoch[key] = e
+	for len(c.order) > c.cap {
+		delete(c.epoch, c.order[0])
+		c.order = c.order[1:]
+	}
 }

@@ -420,6 +420,9 @@ func (p *lateJunkProver) commit(ctx context.Context, job proveJob) (*challenge.C
 	n.publishTo(p2p.TopicCommitments, junk, deadlineOf(job.ch), job.judges...)
 	time.Sleep(20 * time.Millisecond) // the junk first, then the answer
 	n.listShares(ctx, job, committed)
+	if err := committed.SetEpoch(job.ch.GetEpoch()); err != nil {
+		return nil, err
+	}
 	if err := committed.Sign(n.key); err != nil {
 		return nil, err
 	}
@@ -435,7 +438,8 @@ func (n *Node) junkCommitment(ch *pb.Challenge, chCID cid.Cid) (*pb.Commitment, 
 	if ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
 		leaves = ch.GetVramLanes()
 	}
-	junk := &pb.Commitment{ChallengeCid: chCID.Bytes(), Prover: []byte(n.id), MerkleRoot: make([]byte, 32), Leaves: max(leaves, 1)}
+	// The missed challenge is of ch's epoch: a retry is of its epoch.
+	junk := &pb.Commitment{ChallengeCid: chCID.Bytes(), Prover: []byte(n.id), MerkleRoot: make([]byte, 32), Leaves: max(leaves, 1), Epoch: ch.GetEpoch()}
 	_, _ = rand.Read(junk.MerkleRoot)
 	if _, err := challenge.SignCommitment(n.key, junk); err != nil {
 		return nil, err
@@ -526,6 +530,9 @@ func (p *equivocatorProver) commit(ctx context.Context, job proveJob) (*challeng
 		return nil, err
 	}
 	n.listShares(ctx, job, first)
+	if err := first.SetEpoch(ch.GetEpoch()); err != nil {
+		return nil, err
+	}
 	if err := first.Sign(n.key); err != nil {
 		return nil, err
 	}
@@ -563,6 +570,7 @@ func (p *equivocatorProver) open(t *tracked, first *challenge.Committed) {
 			return
 		}
 		second.Commitment.Shares = first.Commitment.GetShares()
+		second.Commitment.Epoch = ch.GetEpoch()
 		if err := second.Sign(n.key); err != nil {
 			return
 		}

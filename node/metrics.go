@@ -39,6 +39,12 @@ type metrics struct {
 	followUps prometheus.Counter
 	// audits counts check-digest audits completed (tryAudit).
 	audits prometheus.Counter
+	// outOfEpoch counts messages ignored because their epoch is outside
+	// the window (challenge.ErrOutOfEpoch), by topic.
+	outOfEpoch *prometheus.CounterVec
+	// epochMismatch counts messages dropped because they name another
+	// epoch than their challenge's, by topic (Node.epochMatches).
+	epochMismatch *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -140,6 +146,15 @@ func newMetrics() *metrics {
 		Name: "poai_audits_total",
 		Help: "Check-digest audits this node completed: challenges it neither verified nor re-checked whose verifiers' check digests it recomputed once the secret was revealed (a wrong or missing one counts in poai_verifier_checks_total as a contradiction).",
 	})
+	m.outOfEpoch = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "poai_messages_out_of_epoch_total",
+		Help: "Gossip messages ignored because their epoch is outside this node's window (replays of an earlier epoch, or a clock far off), by topic; also counted in poai_messages_total as ignore/out_of_epoch.",
+	}, []string{"topic"})
+	m.epochMismatch = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "poai_messages_epoch_mismatch_total",
+		Help: "Commitments, openings and reveals dropped because they name another epoch than their challenge's, which arrived after them (the validator rejects those that arrive after their challenge), by topic.",
+	}, []string{"topic"})
+	m.registry.MustRegister(m.outOfEpoch, m.epochMismatch)
 	m.registry.MustRegister(m.withheld, m.retriesSkipped, m.followUps, m.audits, m.direct, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.equivocations, m.flagged, m.checks, m.rechecks)
 	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.retries, m.answered, m.attested, m.proveTime, m.proveWait, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))

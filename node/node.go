@@ -365,8 +365,14 @@ func (t *tracked) answeredInTime() bool {
 // orphan holds a commitment or opening that arrived before its challenge.
 type orphan struct {
 	coms   []orphanCommitment // at most maxOrphanSenders, first per sender
-	shares []*pb.Share        // share commitments, at most maxOrphanShares
+	shares []orphanShare      // share commitments, at most maxOrphanShares
 	at     time.Time
+}
+
+// orphanShare is a share commitment with the epoch its reveal named.
+type orphanShare struct {
+	share *pb.Share
+	epoch uint64
 }
 
 type orphanCommitment struct {
@@ -607,6 +613,9 @@ func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time
 		m, c, err := decode(from, data, time.Now())
 		if err != nil {
 			reason := challenge.Reason(err)
+			if errors.Is(err, challenge.ErrOutOfEpoch) {
+				n.metrics.outOfEpoch.WithLabelValues(topic).Inc()
+			}
 			if errors.Is(err, challenge.ErrReplayed) || errors.Is(err, challenge.ErrStale) {
 				// Not proof of malice by whoever forwarded it (it may have
 				// joined after the original, or its clock differs): drop
@@ -922,7 +931,7 @@ func (n *Node) expire(now time.Time) {
 	// protocol's 10-minute limit, which kept every opening of a busy
 	// shard in memory for 20 minutes).
 	for k, t := range n.tracked {
-		if now.Sub(t.receivedAt) > 3*n.clock.Length+2*time.Duration(t.ch.GetDeadlineMs())*time.Millisecond {
+		if now.Sub(t.receivedAt) > challenge.FollowEpochs*n.clock.Length+2*time.Duration(t.ch.GetDeadlineMs())*time.Millisecond {
 			delete(n.tracked, k)
 		}
 	}
@@ -1315,7 +1324,9 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 	if o, ok := n.orphans[key]; ok {
 		delete(n.orphans, key)
 		for _, sh := range o.shares {
-			n.noteShare(t, peer.ID(sh.GetVerifier()), sh, o.at)
+			if n.epochMatches(t, p2p.TopicReveals, sh.epoch, peer.ID(sh.share.GetVerifier())) {
+				n.noteShare(t, peer.ID(sh.share.GetVerifier()), sh.share, o.at)
+			}
 		}
 		for _, c := range o.coms {
 			n.acceptCommitment(t, c.from, c.com, c.comCID, c.comAt)
@@ -1340,9 +1351,22 @@ func (n *Node) onOpening(from peer.ID, d decoded, at time.Time) {
 	// Openings follow the reveal, which follows the commitment: one for a
 	// challenge this node does not follow is not held (they are large).
 	op := d.msg.(*pb.Opening)
-	if t, ok := n.tracked[string(op.GetChallengeCid())]; ok {
+	if t, ok := n.tracked[string(op.GetChallengeCid())]; ok && n.epochMatches(t, p2p.TopicOpenings, op.GetEpoch(), from) {
 		n.acceptOpening(t, from, op)
 	}
+}
+
+// epochMatches reports whether e, the epoch a message about t's challenge
+// names, is the challenge's. The validator rejects one that is not when
+// it accepted the challenge first; one that came before the challenge
+// (or by a direct stream) is dropped here and counted.
+func (n *Node) epochMatches(t *tracked, topic string, e uint64, from peer.ID) bool {
+	if e == t.ch.GetEpoch() {
+		return true
+	}
+	n.metrics.epochMismatch.WithLabelValues(topic).Inc()
+	n.log.Info("message names another epoch than its challenge's", "topic", topic, "from", shortID(from), "epoch", e, "challenge_epoch", t.ch.GetEpoch(), "challenge", t.cid)
+	return false
 }
 
 func (n *Node) orphan(key string, at time.Time) *orphan {
@@ -1366,6 +1390,9 @@ func (n *Node) orphan(key string, at time.Time) *orphan {
 func (n *Node) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment, comCID cid.Cid, at time.Time) {
 	if peer.ID(com.GetProver()) != t.target {
 		return // only the target's commitments count
+	}
+	if !n.epochMatches(t, p2p.TopicCommitments, com.GetEpoch(), from) {
+		return
 	}
 	if t.com != nil {
 		if !t.comCID.Equals(comCID) && t.equivocation == nil {
@@ -1396,7 +1423,7 @@ func (n *Node) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment, co
 		}
 		t.revealedCom = comCID
 		// The target gets it directly too, as it got the challenge.
-		n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Challenger: []byte(n.id), Secret: own.secret, Commitment: b},
+		n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Challenger: []byte(n.id), Secret: own.secret, Commitment: b, Epoch: t.ch.GetEpoch()},
 			deadlineOf(t.ch), t.target)
 	} else if t.verifier && from != t.challenger && t.challenger != n.id {
 		n.forwardCommitment(com, t.challenger)
@@ -1921,7 +1948,7 @@ func (n *Node) onReveal(from peer.ID, d decoded, at time.Time) {
 		return
 	}
 	t, ok := n.tracked[string(r.GetChallengeCid())]
-	if !ok || from != t.challenger || t.secret != nil {
+	if !ok || from != t.challenger || t.secret != nil || !n.epochMatches(t, p2p.TopicReveals, r.GetEpoch(), from) {
 		return
 	}
 	if string(challenge.RevealHash(r.GetSecret())) != string(t.ch.GetRevealHash()) {

@@ -71,6 +71,9 @@ func (p *honestProver) commit(ctx context.Context, job proveJob) (*challenge.Com
 		}
 	}
 	n.listShares(ctx, job, committed)
+	if err := committed.SetEpoch(job.ch.GetEpoch()); err != nil {
+		return nil, err
+	}
 	if err := committed.Sign(n.key); err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ func (n *Node) publishShare(t *tracked) {
 	}
 	t.ownShare, t.ownShareMsg = s, sh
 	n.noteShare(t, n.id, sh, time.Now())
-	n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: sh}, deadlineOf(t.ch), t.target)
+	n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: sh, Epoch: t.ch.GetEpoch()}, deadlineOf(t.ch), t.target)
 }
 
 // maxTargetShares bounds the share commitments a target keeps for one of
@@ -98,7 +98,7 @@ func (n *Node) revealShare(t *tracked) {
 		return
 	}
 	t.shareRevealed = true
-	n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: t.ownShareMsg, Secret: t.ownShare, Commitment: b},
+	n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: t.ownShareMsg, Secret: t.ownShare, Commitment: b, Epoch: t.ch.GetEpoch()},
 		deadlineOf(t.ch), t.target)
 }
 
@@ -110,14 +110,16 @@ func (n *Node) onShare(from peer.ID, r *pb.Reveal, at time.Time) {
 		if !ok {
 			o := n.orphan(key, at)
 			if len(o.shares) < maxOrphanShares {
-				o.shares = append(o.shares, r.GetShare())
+				o.shares = append(o.shares, orphanShare{share: r.GetShare(), epoch: r.GetEpoch()})
 			}
 			return
 		}
-		n.noteShare(t, from, r.GetShare(), at)
+		if n.epochMatches(t, p2p.TopicReveals, r.GetEpoch(), from) {
+			n.noteShare(t, from, r.GetShare(), at)
+		}
 		return
 	}
-	if !ok {
+	if !ok || !n.epochMatches(t, p2p.TopicReveals, r.GetEpoch(), from) {
 		return
 	}
 	rc, err := challenge.RevealedCommitment(r)

@@ -245,7 +245,7 @@ func keyFromSeed(t *testing.T, seed []byte) (crypto.PrivKey, peer.ID) {
 // project's own constructors.
 func generateVectors(t *testing.T) vectorFile {
 	genesis := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	now := genesis.Add(5*time.Minute + 30*time.Second)
+	now := genesis.Add(60*time.Minute + 30*time.Second) // epoch 60
 	clock := challenge.EpochClock{Genesis: genesis, Length: time.Minute}
 	f := vectorFile{
 		Comment: "poai wire protocol test vectors (docs/protocol.md §4.3, §7). Each vector is a gossipsub message as received: " +
@@ -345,6 +345,30 @@ func generateVectors(t *testing.T) vectorFile {
 	}
 	add("commitment_bad_signature", "bob's commitment with the first byte of its own (in-payload) signature flipped, "+
 		"under a valid envelope of bob's", p2p.TopicCommitments, "Commitment", "bob", 0, badBytes, nil)
+	// The same exchange 30 epochs earlier, replayed now: bob's commitment
+	// names epoch 30, outside the window [60 − 25, 60 + 2] of 1-minute
+	// epochs (challenge.Validator.EpochWindow).
+	old := proto.CloneOf(ch)
+	old.Epoch -= 30
+	old.IssuedUnixMs -= (30 * time.Minute).Milliseconds()
+	_, oldCID, err := challenge.MessageCID(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldCom, err := challenge.Run(context.Background(), gpu.NewCPU(), old, oldCID, ids["bob"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := oldCom.Sign(keys["bob"]); err != nil {
+		t.Fatal(err)
+	}
+	oldBytes, err := challenge.Marshal(oldCom.Commitment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("commitment_replayed_epoch", "bob's signed commitment to alice's challenge of epoch 30, replayed at epoch 60: "+
+		"well formed and validly signed, but its epoch is outside the receiver's window, so it is ignored (no penalty) "+
+		"and counted", p2p.TopicCommitments, "Commitment", "bob", 0, oldBytes, nil)
 	add("attestation_explicit_zero", "carol's attestation with score_deviation (field 8) written as an explicit 0.0: "+
 		"not the canonical encoding", p2p.TopicAttestation, "Attestation", "carol", 0,
 		insertField(t, attBytes, 8, protowire.AppendFixed64(protowire.AppendTag(nil, 8, protowire.Fixed64Type), 0)), nil)

@@ -702,7 +702,11 @@ type Reveal struct {
 	// saw, so a second signed commitment is evidence of equivocation.
 	Commitment []byte `protobuf:"bytes,4,opt,name=commitment,proto3" json:"commitment,omitempty"`
 	// Set by a verifier: its signed share commitment.
-	Share         *Share `protobuf:"bytes,5,opt,name=share,proto3" json:"share,omitempty"`
+	Share *Share `protobuf:"bytes,5,opt,name=share,proto3" json:"share,omitempty"`
+	// The challenge's epoch. Receivers ignore a reveal outside their epoch
+	// window and reject one whose challenge they know with another epoch
+	// (docs/protocol.md, "Epoch window").
+	Epoch         uint64 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -770,6 +774,13 @@ func (x *Reveal) GetShare() *Share {
 		return x.Share
 	}
 	return nil
+}
+
+func (x *Reveal) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 // Share is a verifier's commitment to its share of a challenge's opening
@@ -873,7 +884,10 @@ type Commitment struct {
 	// combines their shares; a receiver counts only a commitment that lists
 	// every share commitment that reached it an eighth of the deadline
 	// before the commitment did (node.sharesComplete).
-	Shares        []*Share `protobuf:"bytes,9,rep,name=shares,proto3" json:"shares,omitempty"`
+	Shares []*Share `protobuf:"bytes,9,rep,name=shares,proto3" json:"shares,omitempty"`
+	// The challenge's epoch, covered by the signature, so a commitment
+	// cannot be replayed into a later epoch window (see Reveal.epoch).
+	Epoch         uint64 `protobuf:"varint,10,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -971,6 +985,13 @@ func (x *Commitment) GetShares() []*Share {
 	return nil
 }
 
+func (x *Commitment) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // RowOpening is one opened row of C with its Merkle inclusion proof.
 type RowOpening struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1042,6 +1063,8 @@ type Opening struct {
 	CommitmentCid []byte                 `protobuf:"bytes,2,opt,name=commitment_cid,json=commitmentCid,proto3" json:"commitment_cid,omitempty"`
 	Prover        []byte                 `protobuf:"bytes,3,opt,name=prover,proto3" json:"prover,omitempty"`
 	Rows          []*RowOpening          `protobuf:"bytes,4,rep,name=rows,proto3" json:"rows,omitempty"`
+	// The challenge's epoch (see Reveal.epoch).
+	Epoch         uint64 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1102,6 +1125,13 @@ func (x *Opening) GetRows() []*RowOpening {
 		return x.Rows
 	}
 	return nil
+}
+
+func (x *Opening) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 // ChallengeRequest asks the target's scheduled challenger of the current
@@ -1398,7 +1428,7 @@ const file_poai_proto_rawDesc = "" +
 	"vram_reads\x18\x11 \x01(\rR\tvramReads\x12\x1f\n" +
 	"\vreveal_hash\x18\x12 \x01(\fR\n" +
 	"revealHash\x12\x19\n" +
-	"\bretry_of\x18\x13 \x01(\fR\aretryOf\"\xab\x01\n" +
+	"\bretry_of\x18\x13 \x01(\fR\aretryOf\"\xc1\x01\n" +
 	"\x06Reveal\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x1e\n" +
 	"\n" +
@@ -1408,12 +1438,13 @@ const file_poai_proto_rawDesc = "" +
 	"\n" +
 	"commitment\x18\x04 \x01(\fR\n" +
 	"commitment\x12$\n" +
-	"\x05share\x18\x05 \x01(\v2\x0e.poai.v1.ShareR\x05share\"z\n" +
+	"\x05share\x18\x05 \x01(\v2\x0e.poai.v1.ShareR\x05share\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\"z\n" +
 	"\x05Share\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x1a\n" +
 	"\bverifier\x18\x02 \x01(\fR\bverifier\x12\x12\n" +
 	"\x04hash\x18\x03 \x01(\fR\x04hash\x12\x1c\n" +
-	"\tsignature\x18\x04 \x01(\fR\tsignature\"\xb8\x02\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\"\xce\x02\n" +
 	"\n" +
 	"Commitment\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x16\n" +
@@ -1426,17 +1457,20 @@ const file_poai_proto_rawDesc = "" +
 	"\x10sm_clock_max_mhz\x18\x06 \x01(\rR\rsmClockMaxMhz\x12#\n" +
 	"\rtemperature_c\x18\a \x01(\rR\ftemperatureC\x12\x1c\n" +
 	"\tsignature\x18\b \x01(\fR\tsignature\x12&\n" +
-	"\x06shares\x18\t \x03(\v2\x0e.poai.v1.ShareR\x06shares\"P\n" +
+	"\x06shares\x18\t \x03(\v2\x0e.poai.v1.ShareR\x06shares\x12\x14\n" +
+	"\x05epoch\x18\n" +
+	" \x01(\x04R\x05epoch\"P\n" +
 	"\n" +
 	"RowOpening\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x16\n" +
 	"\x06values\x18\x02 \x01(\fR\x06values\x12\x14\n" +
-	"\x05proof\x18\x03 \x03(\fR\x05proof\"\x96\x01\n" +
+	"\x05proof\x18\x03 \x03(\fR\x05proof\"\xac\x01\n" +
 	"\aOpening\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12%\n" +
 	"\x0ecommitment_cid\x18\x02 \x01(\fR\rcommitmentCid\x12\x16\n" +
 	"\x06prover\x18\x03 \x01(\fR\x06prover\x12'\n" +
-	"\x04rows\x18\x04 \x03(\v2\x13.poai.v1.RowOpeningR\x04rows\"n\n" +
+	"\x04rows\x18\x04 \x03(\v2\x13.poai.v1.RowOpeningR\x04rows\x12\x14\n" +
+	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\"n\n" +
 	"\x10ChallengeRequest\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\fR\x06target\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\fR\trequester\x12$\n" +
