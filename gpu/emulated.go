@@ -288,6 +288,11 @@ func (e *Emulated) VRAM(ctx context.Context, seed Seed, p VRAMParams) (outputs, 
 		}
 		return outputs, leaves, nil
 	}
+	if need := 2 * VRAMBlockBytes * uint64(p.Lanes); need > VRAMCountingMaxBytes {
+		// The lanes' outputs and leaves alone would not fit the host's
+		// bound (a claim far above the device): as the CPU backend does.
+		return nil, nil, fmt.Errorf("%w: %d bytes of lane outputs, emulation limit %d", ErrMemory, need, uint64(VRAMCountingMaxBytes))
+	}
 	arrived := time.Now()
 	outputs, leaves, misses, err := vramCounting(ctx, seed, p, held, VRAMCountingMaxBytes)
 	if err != nil {

@@ -255,3 +255,14 @@ func TestVRAMCountingBounded(t *testing.T) {
 		t.Error("no misses counted with 100 of 256 blocks held")
 	}
 }
+
+// TestEmulatedVRAMHostBound: a VRAM workload whose lane outputs alone
+// exceed the emulation bound (a claim far above the device) is refused
+// with ErrMemory before anything is allocated, as the CPU backend does.
+func TestEmulatedVRAMHostBound(t *testing.T) {
+	e, _ := NewEmulated(NewCPU(), Budget{Int8OPS: 1, BF16FLOPS: 1, HashesPerSec: 1e9, MemBytes: 1 << 20})
+	p := VRAMParams{Lanes: VRAMCountingMaxBytes/(2*VRAMBlockBytes) + 1, Blocks: 1, Rounds: 64, Reads: 64}
+	if _, _, err := e.VRAM(t.Context(), Seed{1}, p); !errors.Is(err, ErrMemory) {
+		t.Fatalf("err %v, want ErrMemory", err)
+	}
+}
