@@ -289,9 +289,14 @@ func forgedReport() *pb.DeviceReport {
 }
 
 // RelayRoundTrip is the time the relay's forwarded challenge takes to
-// reach its accomplice's device (a one-way trip between two hosts of one
-// region; the answer's way back is the commitment's own publication).
-const RelayRoundTrip = 20 * time.Millisecond
+// reach its accomplice's device: a one-way trip between two hosts and the
+// queueing on the accomplice's side (the answer's way back is the
+// commitment's own publication). At 20 ms, on a 20-peer devnet, gossip
+// delivered the accomplice's own challenge of a wave later than the
+// relay's forward in 3 of 7 waves, so the accomplice missed instead of
+// the relay; its operator, who serves its own challenge first, would
+// not allow that.
+const RelayRoundTrip = 100 * time.Millisecond
 
 // relayProve (adversary) forwards the challenge to its accomplice, whose
 // device proves it (the accomplice's backend, shared and serialized with
