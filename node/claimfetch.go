@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -79,6 +80,9 @@ func (n *Node) awaitClaim(from peer.ID, d decoded, at time.Time) bool {
 		return false
 	}
 	if w, ok := n.claimWaits[from]; ok {
+		if slices.ContainsFunc(w.parked, func(p parkedChallenge) bool { return p.d.cid.Equals(d.cid) }) {
+			return true // the gossip copy of a direct one, or the reverse
+		}
 		if len(w.parked) >= maxParkedPerSender {
 			return false
 		}
