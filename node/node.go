@@ -521,6 +521,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if v, ok := n.book.Trust(); ok {
 		n.setAppScores(v) // a restarted node carries on with its trust
 	}
+	n.restoreEarned()
 	pc := p2p.DefaultConfig()
 	pc.AppScore = n.appScore
 	pc.PeerGone = n.peerGone

@@ -78,3 +78,44 @@ func TestRestartedTargetAnswersUnheardChallenger(t *testing.T) {
 		t.Errorf("restarted b's score fell from %v to %v", before, after)
 	}
 }
+
+// TestRestartKeepsEarnedTrust: the passes a node recorded before a restart
+// make their targets proven again after it, as they still are on the
+// nodes that ran on; a peer with only a failure stays unproven.
+func TestRestartKeepsEarnedTrust(t *testing.T) {
+	dir := t.TempDir()
+	n, err := New(dir, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	passed, failed := randomID(t), randomID(t)
+	for i, a := range []scoring.Attestation{
+		{Challenge: "a", Target: passed.String(), Verifier: n.ID().String(), Epoch: 5, Verdict: scoring.VerdictPass, Accuracy: 1, LatencyMS: 10, DeadlineMS: 100},
+		{Challenge: "b", Target: failed.String(), Verifier: n.ID().String(), Epoch: 5, Verdict: scoring.VerdictWrongAnswer, LatencyMS: 10, DeadlineMS: 100},
+	} {
+		if err := n.Book().Record(a); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n2, err := New(dir, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	var before, after, bad bool
+	n2.snapshot(func() {
+		before, after, bad = n2.proven(passed, 5+ProvenLag-1), n2.proven(passed, 5+ProvenLag), n2.proven(failed, 5+ProvenLag)
+	})
+	if before || !after || bad {
+		t.Fatalf("after a restart: proven %v before ProvenLag, %v after it; the failed peer %v", before, after, bad)
+	}
+}
