@@ -29,6 +29,7 @@ type metrics struct {
 	void          *prometheus.CounterVec
 	equivocations prometheus.Counter
 	direct        *prometheus.CounterVec
+	claimFetches  *prometheus.CounterVec
 	withheld      prometheus.Counter
 	// retriesSkipped counts misses not retried because this node was
 	// overloaded while it waited for the answer.
@@ -126,6 +127,10 @@ func newMetrics() *metrics {
 		Name: "poai_equivocations_total",
 		Help: "Challenges whose target this node saw sign two different commitments (equivocation: judged a wrong answer).",
 	})
+	m.claimFetches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "poai_claim_fetches_total",
+		Help: "Claims this node asked a challenger for over /poai/claim/1.0.0, having received a challenge of itself from a peer whose claim it did not know (after a restart, typically), by result (fetched: a valid claim came; failed: none did).",
+	}, []string{"result"})
 	m.direct = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "poai_direct_messages_total",
 		Help: "Messages this node also sent straight to their subject over /poai/direct/1.0.0 (challenges and reveals to their target), by topic and result (sent: the receiver accepted it; rejected: its validator did not, usually because the gossip copy came first; failed: no stream or no answer).",
@@ -155,7 +160,7 @@ func newMetrics() *metrics {
 		Help: "Commitments, openings and reveals dropped because they name another epoch than their challenge's, which arrived after them (the validator rejects those that arrive after their challenge), by topic.",
 	}, []string{"topic"})
 	m.registry.MustRegister(m.outOfEpoch, m.epochMismatch)
-	m.registry.MustRegister(m.withheld, m.retriesSkipped, m.followUps, m.audits, m.direct, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.equivocations, m.flagged, m.checks, m.rechecks)
+	m.registry.MustRegister(m.withheld, m.retriesSkipped, m.followUps, m.audits, m.direct, m.claimFetches, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.equivocations, m.flagged, m.checks, m.rechecks)
 	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.retries, m.answered, m.attested, m.proveTime, m.proveWait, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

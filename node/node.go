@@ -204,6 +204,8 @@ type Node struct {
 	secrets     map[string]ownSecret // opening secrets of the challenges this node issued
 	announcedTo map[peer.ID]bool     // peers connected when the claim was last announced
 	orphans     map[string]*orphan
+	claimWaits  map[peer.ID]*claimWait // claim requests in flight (claimfetch.go)
+	claimAsked  map[peer.ID]uint64     // epoch of the last claim request to each peer
 
 	// proving answers the challenges addressed to this node (honestProver,
 	// or an adversary's role).
@@ -427,6 +429,8 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 		secrets:     make(map[string]ownSecret),
 		announcedTo: make(map[peer.ID]bool),
 		orphans:     make(map[string]*orphan),
+		claimWaits:  make(map[peer.ID]*claimWait),
+		claimAsked:  make(map[peer.ID]uint64),
 		events:      make(chan func(), 4096),
 		limiter:     newAuthorLimiter(),
 		proveQ:      make(chan proveJob, 16),
@@ -517,6 +521,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if v, ok := n.book.Trust(); ok {
 		n.setAppScores(v) // a restarted node carries on with its trust
 	}
+	n.restoreEarned()
 	pc := p2p.DefaultConfig()
 	pc.AppScore = n.appScore
 	pc.PeerGone = n.peerGone
@@ -580,6 +585,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	n.host.ServeClaim(n.encodedClaim)
 	processLag.acquire()
 	n.releaseLag = sync.OnceFunc(processLag.release)
 	n.wg.Add(2)
@@ -848,23 +854,13 @@ func (n *Node) reannounce() {
 }
 
 func (n *Node) publishClaim() {
-	c := proto.Clone(n.claim).(*pb.DeviceClaim)
-	c.IssuedUnixMs = time.Now().UnixMilli()
-	for _, a := range n.host.Libp2p().Addrs() {
-		if len(c.Addrs) < challenge.MaxClaimAddrs {
-			c.Addrs = append(c.Addrs, a.Bytes())
-		}
-	}
-	n.publish(p2p.TopicClaims, c)
+	n.publish(p2p.TopicClaims, n.currentClaim())
 }
 
 // livePeers returns the peers with a fresh claim, this node included,
 // sorted.
 func (n *Node) livePeers(now time.Time) []peer.ID {
-	// Claims come at an offset within the first tenth of each epoch
-	// (claimOffset), so two in a row can be that much more than an epoch
-	// apart.
-	ttl := time.Duration(n.cfg.Challenge.PeerTTLEpochs)*n.clock.Length + n.clock.Length/ClaimSpread
+	ttl := n.peerTTL()
 	out := []peer.ID{n.id}
 	for id, e := range n.peers {
 		if id != n.id && now.Sub(e.seen) <= ttl {
@@ -943,6 +939,11 @@ func (n *Node) expire(now time.Time) {
 	for k, u := range n.slots {
 		if u.epoch+3 < n.clock.At(now) {
 			delete(n.slots, k)
+		}
+	}
+	for p, e := range n.claimAsked {
+		if e+1 < n.clock.At(now) {
+			delete(n.claimAsked, p)
 		}
 	}
 	for k, o := range n.orphans {
@@ -1291,6 +1292,9 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 	key := d.cid.KeyString()
 	if _, dup := n.tracked[key]; dup {
 		return
+	}
+	if n.awaitClaim(from, d, at) {
+		return // judged once the sender's claim is in (claimFetched)
 	}
 	if err := n.legitimate(ch, key, from, at); err != nil {
 		n.metrics.ignored.Inc()

@@ -432,6 +432,32 @@ func (n *Node) notePass(target peer.ID, e uint64) {
 	}
 }
 
+// restoreEarned rebuilds, on start, the earned trust a restarted node
+// knew: each pass among the retained attestations of its score book, from
+// a verifier in good standing (the trust vector restored before it),
+// counts as heard again (notePass). Without it a restarted node would hold
+// every peer unproven (pre-trusted ones aside) while the nodes that ran
+// on do not, so its challenger and verifier rankings would differ from
+// theirs wherever proven and unproven peers are both live: it would
+// ignore its scheduled challengers' challenges, and take unproven
+// identities for them. Passes older than the retention are not restored:
+// a peer challenged as the schedule says has passes within it.
+func (n *Node) restoreEarned() {
+	for _, a := range n.book.Retained() {
+		if !a.Pass() {
+			continue
+		}
+		target, err := peer.Decode(a.Target)
+		if err != nil {
+			continue
+		}
+		if v, err := peer.Decode(a.Verifier); err != nil || n.appScore(v) < 0 {
+			continue
+		}
+		n.notePass(target, a.Epoch)
+	}
+}
+
 // proven reports whether p has earned trust by epoch e in this node's
 // view: a verifier in good standing (application score ≥ 0) attested a
 // pass of one of p's challenges of epoch e − ProvenLag or earlier, and p

@@ -412,6 +412,15 @@ func (b *Book) Trust() (TrustVector, bool) {
 	return b.vector, b.rolled
 }
 
+// Retained returns a copy of the retained attestations (those of the last
+// [scoring] retention_epochs, loaded from the store on Open), oldest
+// epoch first.
+func (b *Book) Retained() []Attestation {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return slices.Clone(b.window)
+}
+
 // PeerTrust returns one peer's standing in the last trust vector.
 func (b *Book) PeerTrust(peer string) (PeerTrust, bool) {
 	b.mu.RLock()

@@ -1,0 +1,169 @@
+package node
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/p2p"
+)
+
+// A target that receives a challenge of itself from a peer it does not
+// count live (no claim of it heard within the peer TTL: typically, the
+// target has just restarted and the challenger's next claim is still to
+// come) asks that peer for its claim over p2p.ClaimProtocol, and judges
+// the challenge once the claim is in (or the request failed). Without the
+// claim the challenger is not among the target's candidates, so not a
+// scheduled challenger in its view, and the target would ignore a
+// challenge every other node follows: NO_ANSWER for a restart.
+//
+// Why ask rather than answer anyway: the claim of the challenger does not
+// size the work (the target plans the challenge from its own claim, and
+// legitimate requires the exact plan), but it is what puts the challenger
+// among the candidates of the schedule, and the schedule is what bounds
+// the work anyone can make a target do: two challengers per epoch, one
+// challenge and one retry each. A target answering challenges from
+// challengers it cannot place in the schedule would prove for every
+// identity that cared to ask. The fetched claim goes through the claims
+// validator (shard, canonical form, freshness, rate) and onClaim exactly as
+// a gossiped one, so it gives its author nothing it could not have by
+// publishing the claim, and legitimate then runs in full: a sender that is
+// not scheduled once its claim is known is still ignored.
+//
+// Bounds: only challenges of this node trigger a request; one request per
+// sender per epoch (claimAskedFor), at most maxClaimFetches senders in
+// flight and maxParkedPerSender challenges waiting on each; beyond them a
+// challenge is judged at once, as before.
+const (
+	maxClaimFetches    = 32
+	maxParkedPerSender = 4
+)
+
+// claimWait is a claim request in flight and the challenges waiting on it.
+type claimWait struct {
+	parked []parkedChallenge
+}
+
+type parkedChallenge struct {
+	d  decoded
+	at time.Time
+}
+
+// peerTTL is how long a claim keeps its author live (livePeers). Claims
+// come at an offset within the first tenth of each epoch (claimOffset),
+// so two in a row can be that much more than an epoch apart.
+func (n *Node) peerTTL() time.Duration {
+	return time.Duration(n.cfg.Challenge.PeerTTLEpochs)*n.clock.Length + n.clock.Length/ClaimSpread
+}
+
+// live reports whether p is among livePeers(now).
+func (n *Node) live(p peer.ID, now time.Time) bool {
+	if p == n.id {
+		return true
+	}
+	e, ok := n.peers[p]
+	return ok && now.Sub(e.seen) <= n.peerTTL()
+}
+
+// awaitClaim parks ch, a challenge of this node from a sender it does not
+// count live, and asks the sender for its claim. It returns false when the
+// challenge is to be judged now: the sender is live, was asked already
+// this epoch, or the bounds are reached.
+func (n *Node) awaitClaim(from peer.ID, d decoded, at time.Time) bool {
+	ch := d.msg.(*pb.Challenge)
+	if peer.ID(ch.GetTarget()) != n.id || from == n.id || n.live(from, at) {
+		return false
+	}
+	if w, ok := n.claimWaits[from]; ok {
+		if slices.ContainsFunc(w.parked, func(p parkedChallenge) bool { return p.d.cid.Equals(d.cid) }) {
+			return true // the gossip copy of a direct one, or the reverse
+		}
+		if len(w.parked) >= maxParkedPerSender {
+			return false
+		}
+		w.parked = append(w.parked, parkedChallenge{d, at})
+		return true
+	}
+	e := n.clock.At(at)
+	if asked, ok := n.claimAsked[from]; ok && asked == e {
+		return false
+	}
+	if len(n.claimWaits) >= maxClaimFetches {
+		return false
+	}
+	n.claimAsked[from] = e
+	n.claimWaits[from] = &claimWait{parked: []parkedChallenge{{d, at}}}
+	// The request eats into the deadline: a quarter of it at most, and
+	// never more than a direct message's timeout.
+	timeout := min(max(time.Duration(ch.GetDeadlineMs())*time.Millisecond/4, 500*time.Millisecond), 5*time.Second)
+	validate := n.validatorFor(p2p.TopicClaims, wrap(n.validator.Claim))
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(n.ctx, timeout)
+		defer cancel()
+		var claim *decoded
+		b, err := n.host.FetchClaim(ctx, from, challenge.DefaultLimits().MaxClaim)
+		if err == nil {
+			var m any
+			if m, err = validate(ctx, from, b); err == nil {
+				dc := m.(decoded)
+				claim = &dc
+			}
+		}
+		at := time.Now()
+		n.post(func() { n.claimFetched(from, claim, err, at) })
+	}()
+	n.log.Debug("challenge from a peer whose claim is unknown here: asking it for its claim", "challenger", shortID(from), "challenge", d.cid)
+	return true
+}
+
+// claimFetched takes the outcome of a claim request to from and judges the
+// challenges that waited on it.
+func (n *Node) claimFetched(from peer.ID, claim *decoded, err error, at time.Time) {
+	w := n.claimWaits[from]
+	delete(n.claimWaits, from)
+	if claim != nil {
+		n.metrics.claimFetches.WithLabelValues("fetched").Inc()
+		n.onClaim(from, *claim, at)
+	} else {
+		n.metrics.claimFetches.WithLabelValues("failed").Inc()
+		n.log.Debug("claim request failed", "peer", shortID(from), "err", err)
+	}
+	if w == nil {
+		return
+	}
+	for _, p := range w.parked {
+		n.onChallenge(from, p.d, p.at)
+	}
+}
+
+// currentClaim returns this node's claim as it publishes it now: fresh
+// timestamp, current listen addresses.
+func (n *Node) currentClaim() *pb.DeviceClaim {
+	c := proto.Clone(n.claim).(*pb.DeviceClaim)
+	c.IssuedUnixMs = time.Now().UnixMilli()
+	for _, a := range n.host.Libp2p().Addrs() {
+		if len(c.Addrs) < challenge.MaxClaimAddrs {
+			c.Addrs = append(c.Addrs, a.Bytes())
+		}
+	}
+	return c
+}
+
+// encodedClaim is currentClaim encoded, as p2p.ClaimProtocol hands it
+// out. It runs on the stream's goroutine: n.claim is set before the host
+// starts and never changes after.
+func (n *Node) encodedClaim() []byte {
+	b, err := challenge.Marshal(n.currentClaim())
+	if err != nil {
+		n.log.Error("encode claim", "err", err)
+		return nil
+	}
+	return b
+}

@@ -1,0 +1,121 @@
+package node
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/poai-network/poai/scoring"
+)
+
+// TestRestartedTargetAnswersUnheardChallenger: b restarts on its data
+// directory and a challenges it at once, before b heard a's claim again.
+// b must not ignore the challenge for want of a's claim (a is then not a
+// live peer in b's view, so not a scheduled challenger): it fetches the
+// claim from a directly, answers, and passes. No NO_ANSWER is attested
+// against it and its score does not drop.
+func TestRestartedTargetAnswersUnheardChallenger(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two nodes and times a proof against a fixed claim")
+	}
+	c := testConfig()
+	c.Challenge.EpochLength = Duration(5 * time.Second)
+	c.Challenge.Rate = 1e-9 // no scheduled challenge: the test's is the only one
+	a := startNode(t, c, nil)
+	dir := t.TempDir()
+	start := func() *Node {
+		t.Helper()
+		n, err := New(dir, withBootstrap(c, a), WithWarmup(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	b := start()
+	id := b.ID()
+	waitUntil(t, 10*time.Second, "claims exchanged", func() bool { return len(a.Peers()) == 2 && len(b.Peers()) == 2 })
+	before := a.Book().Score(id.String())
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b = start()
+	waitUntil(t, 10*time.Second, "b reconnected to a", func() bool { return slices.Contains(a.ConnectedPeers(), id) })
+	var heard bool
+	b.snapshot(func() { _, heard = b.peers[a.ID()] })
+	out, err := a.ChallengeNow(id)
+	if err != nil || out.CID == "" {
+		t.Fatalf("a could not challenge the restarted b: %+v %v", out, err)
+	}
+	if heard {
+		t.Log("b had heard a's claim before the challenge: the case under test did not arise this run")
+	}
+	defer func() {
+		if got := testutil.ToFloat64(b.metrics.claimFetches.WithLabelValues("fetched")); !heard && got == 0 {
+			t.Errorf("b never fetched a's claim (%v failed)", testutil.ToFloat64(b.metrics.claimFetches.WithLabelValues("failed")))
+		}
+	}()
+	// The challenge itself must pass: a passing retry forgives a miss in
+	// the score, but the miss is still attested.
+	var recs []scoring.Recorded
+	waitUntil(t, 25*time.Second, "a attests b's answer to the challenge", func() bool {
+		recs, _ = a.Book().Attestations(id.String(), 10)
+		return slices.ContainsFunc(recs, func(r scoring.Recorded) bool { return r.Challenge == out.CID })
+	})
+	t.Logf("a's records of b: %+v", recs)
+	for _, r := range recs {
+		if r.Verdict != scoring.VerdictPass {
+			t.Errorf("restarted b attested %s (challenge %s); b answered %d", r.Verdict, r.Challenge, b.Stats().Answered)
+		}
+	}
+	if after := a.Book().Score(id.String()); after < before {
+		t.Errorf("restarted b's score fell from %v to %v", before, after)
+	}
+}
+
+// TestRestartKeepsEarnedTrust: the passes a node recorded before a restart
+// make their targets proven again after it, as they still are on the
+// nodes that ran on; a peer with only a failure stays unproven.
+func TestRestartKeepsEarnedTrust(t *testing.T) {
+	dir := t.TempDir()
+	n, err := New(dir, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	passed, failed := randomID(t), randomID(t)
+	for i, a := range []scoring.Attestation{
+		{Challenge: "a", Target: passed.String(), Verifier: n.ID().String(), Epoch: 5, Verdict: scoring.VerdictPass, Accuracy: 1, LatencyMS: 10, DeadlineMS: 100},
+		{Challenge: "b", Target: failed.String(), Verifier: n.ID().String(), Epoch: 5, Verdict: scoring.VerdictWrongAnswer, LatencyMS: 10, DeadlineMS: 100},
+	} {
+		if err := n.Book().Record(a); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n2, err := New(dir, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	var before, after, bad bool
+	n2.snapshot(func() {
+		before, after, bad = n2.proven(passed, 5+ProvenLag-1), n2.proven(passed, 5+ProvenLag), n2.proven(failed, 5+ProvenLag)
+	})
+	if before || !after || bad {
+		t.Fatalf("after a restart: proven %v before ProvenLag, %v after it; the failed peer %v", before, after, bad)
+	}
+}
