@@ -172,6 +172,10 @@ type Node struct {
 	wg      sync.WaitGroup
 	events  chan func()
 	limiter *authorLimiter
+	// rejected remembers, by author and payload content ID, the messages
+	// the validators rejected, so that a repeat of one offence is ignored
+	// instead of rejected (and penalized) again (offenceKey).
+	rejected *challenge.ReplayCache
 	// nvmlIndex is NVML's index of the device this node proves on (-1:
 	// none), matched by PCI location.
 	nvmlIndex int
@@ -442,6 +446,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	}
 	n.planner.Catalog = o.catalog
 	n.validator = challenge.NewValidator(challenge.DefaultLimits(), n.clock, 1<<16, challenge.WithCatalog(o.catalog))
+	n.rejected = challenge.NewReplayCache(maxRejected, max(n.validator.ReplayTTL(), p2p.SeenMessagesTTL))
 	n.proving = proverFor(n)
 	n.challenging = challengingFor(n)
 	return n, nil
@@ -604,15 +609,37 @@ func wrap[M proto.Message](f func(peer.ID, []byte, time.Time) (M, cid.Cid, error
 	}
 }
 
+// maxRejected bounds the offences Node.rejected remembers.
+const maxRejected = 8192
+
+// offenceKey names one offence: an author's payload, whatever envelope
+// (gossipsub seqno, hence message ID) carries it.
+func offenceKey(from peer.ID, data []byte) string {
+	return string(from) + challenge.CIDOf(data).KeyString()
+}
+
 // validatorFor returns the pubsub validator of topic: decode and check,
 // count the result.
+//
+// Each offence is counted once: a payload rejected from an author is
+// remembered (Node.rejected) and a repeat of it, in a new envelope (the
+// author publishing it again) or after gossipsub's seen cache forgot it,
+// is ignored, counted as ignore/repeat, instead of rejected again — a
+// second rejection would charge a second invalid message (P4, which
+// grows with its square) for one offence.
 func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time) (proto.Message, cid.Cid, error)) p2p.Validator {
 	return func(ctx context.Context, from peer.ID, data []byte) (any, error) {
 		if n.o.loss > 0 && from != n.id && mrand.Float64() < n.o.loss {
 			n.metrics.messages.WithLabelValues(topic, "ignore", "loss").Inc()
 			return nil, fmt.Errorf("%w: lost (simulated)", p2p.ErrIgnore)
 		}
+		offence := offenceKey(from, data)
+		if n.rejected.Seen(offence, time.Now()) {
+			n.metrics.messages.WithLabelValues(topic, "ignore", "repeat").Inc()
+			return nil, fmt.Errorf("%w: %s: a repeat of a message rejected before", p2p.ErrIgnore, from)
+		}
 		if s := p2p.ShardOf(from, n.cfg.P2P.Shards); s != n.shard {
+			n.rejected.Add(offence, time.Now())
 			n.metrics.messages.WithLabelValues(topic, "reject", "shard").Inc()
 			return nil, fmt.Errorf("author %s belongs to shard %d, not %d", from, s, n.shard)
 		}
@@ -629,6 +656,7 @@ func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time
 				n.metrics.messages.WithLabelValues(topic, "ignore", reason).Inc()
 				return nil, fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
 			}
+			n.rejected.Add(offence, time.Now())
 			n.metrics.messages.WithLabelValues(topic, "reject", reason).Inc()
 			return nil, err
 		}
