@@ -102,6 +102,85 @@ func inspectedScore(n *Node, id peer.ID) float64 {
 	return n.host.PeerScores()[id]
 }
 
+// track makes the node follow a challenge of target by challenger in
+// epoch, with verifiers, as if it had received it.
+func track(t *testing.T, n *Node, epoch uint64, target, challenger peer.ID, verifiers ...peer.ID) *tracked {
+	t.Helper()
+	ch := &pb.Challenge{Version: 1, Epoch: epoch, Challenger: []byte(challenger), Target: []byte(target), DeadlineMs: 1000,
+		IssuedUnixMs: time.Now().UnixMilli()}
+	_, chCID, err := challenge.MessageCID(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &tracked{ch: ch, cid: chCID, target: target, challenger: challenger, receivedAt: time.Now(), verifiers: verifiers}
+	done := make(chan struct{})
+	n.post(func() { n.tracked[chCID.KeyString()] = tr; close(done) })
+	<-done
+	return tr
+}
+
+// TestUselessAttestationEarnsNothing: well-formed attestations that the
+// node has no use for — of a challenge it does not follow, or by a peer
+// that is not among a followed challenge's possible verifiers — are
+// ignored by the validator, so their sender earns no first-delivery
+// credit (its gossipsub score does not rise from them), while one by a
+// verifier of a followed challenge is accepted.
+func TestUselessAttestationEarnsNothing(t *testing.T) {
+	n := startNode(t, testConfig(), nil)
+	a := newAttester(t, n)
+	unknown := func(i int) *pb.Attestation {
+		return a.attestation(challenge.CIDOf([]byte{byte(i), byte(i >> 8), 'u'}).Bytes(), randomID(t), n.clock.At(time.Now()), time.Now())
+	}
+	delivered := func() float64 {
+		return attestations(n, "accept", "") + attestations(n, "ignore", "unknown_challenge") + attestations(n, "ignore", "not_verifier")
+	}
+	// Until one got through: the gossip route is up.
+	for i := 0; delivered() == 0; i++ {
+		if i == 50 {
+			t.Fatal("no attestation reached the node")
+		}
+		a.publish(t, n, unknown(1000+i))
+		waitFor(200*time.Millisecond, func() bool { return delivered() > 0 })
+	}
+	before := inspectedScore(n, a.h.ID())
+	base := delivered()
+
+	cur := n.clock.At(time.Now())
+	other := track(t, n, cur, randomID(t), randomID(t), randomID(t))
+	const useless = 12
+	for i := range useless {
+		if i%2 == 0 {
+			a.publish(t, n, unknown(i))
+		} else {
+			a.publish(t, n, a.attestation(other.cid.Bytes(), other.target, cur, time.Now().Add(time.Duration(i)*time.Millisecond)))
+		}
+	}
+	if !waitFor(10*time.Second, func() bool { return delivered() >= base+useless }) {
+		t.Fatalf("%v of %d attestations reached the node's validator", delivered()-base, useless)
+	}
+	after := inspectedScore(n, a.h.ID())
+	if got := attestations(n, "accept", ""); got != 0 {
+		t.Errorf("%v useless attestations accepted, want none", got)
+	}
+	if got := attestations(n, "ignore", "not_verifier"); got != useless/2 {
+		t.Errorf("%v ignored as not_verifier, want %d", got, useless/2)
+	}
+	// 0.5 per first delivery: 6 for the useless attestations on the old
+	// code; time in the mesh adds 0.01/s.
+	if after-before > 0.5 {
+		t.Errorf("the sender's score rose from %.2f to %.2f on useless attestations", before, after)
+	}
+
+	// An attestation by a verifier of a followed challenge is needed:
+	// accepted (and forwarded).
+	cur = n.clock.At(time.Now())
+	mine := track(t, n, cur, randomID(t), randomID(t), a.h.ID())
+	a.publish(t, n, a.attestation(mine.cid.Bytes(), mine.target, cur, time.Now()))
+	if !waitFor(10*time.Second, func() bool { return attestations(n, "accept", "") == 1 }) {
+		t.Fatalf("a verifier's attestation: %v accepted, want 1", attestations(n, "accept", ""))
+	}
+}
+
 // TestRejectedOnce: one malformed attestation published twice by its
 // author (the same payload in two envelopes, so two gossipsub message
 // IDs) is one offence: the node rejects the first copy and ignores the
