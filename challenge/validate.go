@@ -109,6 +109,10 @@ func NewValidator(limits Limits, clock EpochClock, capacity int, opts ...Validat
 	return v
 }
 
+// ReplayTTL returns how long the replay cache remembers an accepted
+// content ID: past it, a copy is stale or out of its epoch window.
+func (v *Validator) ReplayTTL() time.Duration { return v.replay.ttl }
+
 // FollowEpochs is how many epochs, besides twice its deadline, a node
 // follows a challenge after receiving it (node's expire): no commitment,
 // reveal or opening of it matters after that.

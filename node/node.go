@@ -172,6 +172,10 @@ type Node struct {
 	wg      sync.WaitGroup
 	events  chan func()
 	limiter *authorLimiter
+	// rejected remembers, by author and payload content ID, the messages
+	// the validators rejected, so that a repeat of one offence is ignored
+	// instead of rejected (and penalized) again (offenceKey).
+	rejected *challenge.ReplayCache
 	// nvmlIndex is NVML's index of the device this node proves on (-1:
 	// none), matched by PCI location.
 	nvmlIndex int
@@ -442,6 +446,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	}
 	n.planner.Catalog = o.catalog
 	n.validator = challenge.NewValidator(challenge.DefaultLimits(), n.clock, 1<<16, challenge.WithCatalog(o.catalog))
+	n.rejected = challenge.NewReplayCache(maxRejected, max(n.validator.ReplayTTL(), p2p.SeenMessagesTTL))
 	n.proving = proverFor(n)
 	n.challenging = challengingFor(n)
 	return n, nil
@@ -604,15 +609,41 @@ func wrap[M proto.Message](f func(peer.ID, []byte, time.Time) (M, cid.Cid, error
 	}
 }
 
+// maxRejected bounds the offences Node.rejected remembers.
+const maxRejected = 8192
+
+// offenceKey names one offence: an author's payload, whatever envelope
+// (gossipsub seqno, hence message ID) carries it.
+func offenceKey(from peer.ID, data []byte) string {
+	return string(from) + challenge.CIDOf(data).KeyString()
+}
+
 // validatorFor returns the pubsub validator of topic: decode and check,
 // count the result.
+//
+// Each offence is counted once: a payload rejected from an author is
+// remembered (Node.rejected) and a repeat of it, in a new envelope (the
+// author publishing it again) or after gossipsub's seen cache forgot it,
+// is ignored, counted as ignore/repeat, instead of rejected again — a
+// second rejection would charge a second invalid message (P4, which
+// grows with its square) for one offence.
+//
+// A well-formed message this node has no use for is ignored, not
+// accepted (useful): gossipsub gives no first-delivery credit for it and
+// does not forward it.
 func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time) (proto.Message, cid.Cid, error)) p2p.Validator {
 	return func(ctx context.Context, from peer.ID, data []byte) (any, error) {
 		if n.o.loss > 0 && from != n.id && mrand.Float64() < n.o.loss {
 			n.metrics.messages.WithLabelValues(topic, "ignore", "loss").Inc()
 			return nil, fmt.Errorf("%w: lost (simulated)", p2p.ErrIgnore)
 		}
+		offence := offenceKey(from, data)
+		if n.rejected.Seen(offence, time.Now()) {
+			n.metrics.messages.WithLabelValues(topic, "ignore", "repeat").Inc()
+			return nil, fmt.Errorf("%w: %s: a repeat of a message rejected before", p2p.ErrIgnore, from)
+		}
 		if s := p2p.ShardOf(from, n.cfg.P2P.Shards); s != n.shard {
+			n.rejected.Add(offence, time.Now())
 			n.metrics.messages.WithLabelValues(topic, "reject", "shard").Inc()
 			return nil, fmt.Errorf("author %s belongs to shard %d, not %d", from, s, n.shard)
 		}
@@ -629,6 +660,7 @@ func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time
 				n.metrics.messages.WithLabelValues(topic, "ignore", reason).Inc()
 				return nil, fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
 			}
+			n.rejected.Add(offence, time.Now())
 			n.metrics.messages.WithLabelValues(topic, "reject", reason).Inc()
 			return nil, err
 		}
@@ -640,6 +672,10 @@ func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time
 			n.metrics.messages.WithLabelValues(topic, "ignore", "rate").Inc()
 			return nil, fmt.Errorf("%w: %s: %s over its rate limit", p2p.ErrIgnore, topic, from)
 		}
+		if reason := n.useless(ctx, topic, from, m); reason != "" {
+			n.metrics.messages.WithLabelValues(topic, "ignore", reason).Inc()
+			return nil, fmt.Errorf("%w: %s: %s from %s", p2p.ErrIgnore, topic, reason, from)
+		}
 		if p2p.ViaDirect(ctx) {
 			// A direct copy must not make the gossip copy a replay: gossipsub
 			// would then not forward it to this node's mesh peers (and its
@@ -650,6 +686,36 @@ func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time
 		n.metrics.messages.WithLabelValues(topic, "accept", "").Inc()
 		return decoded{msg: m, cid: c}, nil
 	}
+}
+
+// useless returns why this node has no use for m, a valid message of
+// topic from another peer ("" when it has one): today an attestation of
+// a challenge it does not follow (unknown_challenge), one that disagrees
+// with its challenge's target, epoch or deadline (mismatch), or one from
+// a peer that is not among the challenge's possible verifiers
+// (not_verifier) — what onAttestation drops. The loop goroutine, which
+// owns the challenges, answers; "" when it cannot before ctx ends (the
+// handler checks again).
+func (n *Node) useless(ctx context.Context, topic string, from peer.ID, m proto.Message) string {
+	a, ok := m.(*pb.Attestation)
+	if !ok || from == n.id || n.ctx == nil {
+		return ""
+	}
+	answer := make(chan string, 1)
+	select {
+	case n.events <- func() { _, reason := n.attestationFor(from, a); answer <- reason }:
+	case <-ctx.Done():
+		return ""
+	case <-n.ctx.Done():
+		return ""
+	}
+	select {
+	case r := <-answer:
+		return r
+	case <-ctx.Done():
+	case <-n.ctx.Done():
+	}
+	return ""
 }
 
 // buildClaim returns this node's device claim, measuring the backend for
@@ -1847,18 +1913,30 @@ func (n *Node) possibleVerifiers(t *tracked) []peer.ID {
 	return wide
 }
 
+// attestationFor returns the followed challenge that attestation a from
+// verifier from is about, or why it counts for none: unknown_challenge,
+// mismatch (another target, epoch or deadline than the challenge's) or
+// not_verifier (from is not among possibleVerifiers). Loop goroutine only.
+func (n *Node) attestationFor(from peer.ID, a *pb.Attestation) (*tracked, string) {
+	t, ok := n.tracked[string(a.GetChallengeCid())]
+	switch {
+	case !ok:
+		return nil, "unknown_challenge"
+	case peer.ID(a.GetTarget()) != t.target || a.GetEpoch() != t.ch.GetEpoch() || a.GetDeadlineMs() != t.ch.GetDeadlineMs():
+		return nil, "mismatch"
+	case !slices.Contains(n.possibleVerifiers(t), from):
+		return nil, "not_verifier"
+	}
+	return t, ""
+}
+
 func (n *Node) onAttestation(from peer.ID, d decoded, at time.Time) {
 	a := d.msg.(*pb.Attestation)
-	t, ok := n.tracked[string(a.GetChallengeCid())]
-	if !ok || peer.ID(a.GetTarget()) != t.target {
-		return // unknown challenge, or an attestation about someone else
-	}
-	if a.GetEpoch() != t.ch.GetEpoch() || a.GetDeadlineMs() != t.ch.GetDeadlineMs() {
-		n.log.Debug("attestation disagrees with its challenge's epoch or deadline", "from", shortID(from))
-		return
-	}
-	if !slices.Contains(n.possibleVerifiers(t), from) {
-		n.log.Debug("attestation from a peer that is not a verifier", "from", shortID(from))
+	t, reason := n.attestationFor(from, a)
+	if t == nil {
+		// The validator ignored it when it knew this already (useless);
+		// the node's view may have changed since.
+		n.log.Debug("attestation dropped", "from", shortID(from), "reason", reason)
 		return
 	}
 	err := n.book.Record(scoring.Attestation{

@@ -97,6 +97,25 @@ func DefaultConfig() Config {
 	}
 }
 
+// SeenMessagesTTL is how long gossipsub remembers a message ID
+// (pubsub.WithSeenMessagesTTL) with the default heartbeat: a message it
+// remembers is neither asked for again (IWANT) nor validated again, so a
+// rejected one is not charged twice to the peers that deliver it.
+const SeenMessagesTTL = 10 * time.Minute
+
+// seenTTL returns the seen-messages TTL for a heartbeat of hb (0: the
+// default): SeenMessagesTTL, or longer with a slow heartbeat, so that it
+// always outlasts ten times the span a peer advertises a message in
+// gossip (HistoryLength heartbeats): a message is not fetched again while
+// anyone can still advertise it.
+func seenTTL(hb time.Duration) time.Duration {
+	gp := pubsub.DefaultGossipSubParams()
+	if hb <= 0 {
+		hb = gp.HeartbeatInterval
+	}
+	return max(SeenMessagesTTL, 10*time.Duration(gp.HistoryLength)*hb)
+}
+
 // ErrIgnore, returned by a Validator, drops a message without penalizing
 // its sender (gossipsub's ValidationIgnore). Any other error rejects it
 // (ValidationReject), which counts against the sender's peer score.
@@ -208,7 +227,7 @@ func start(h host.Host, cfg Config, log *slog.Logger) (*Host, error) {
 		pubsub.WithValidateQueueSize(512),
 		pubsub.WithPeerOutboundQueueSize(256),
 		pubsub.WithPeerExchange(true),
-		pubsub.WithSeenMessagesTTL(10 * time.Minute),
+		pubsub.WithSeenMessagesTTL(seenTTL(cfg.HeartbeatInterval)),
 		pubsub.WithRawTracer(mesh),
 	}
 	if cfg.HeartbeatInterval > 0 {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -38,5 +39,25 @@ func TestPeerScoresReadAppScoreNow(t *testing.T) {
 	}
 	if after >= GraylistThreshold {
 		t.Fatalf("score of b %.3f, want below the graylist (%v)", after, GraylistThreshold)
+	}
+}
+
+// The seen-messages TTL outlasts, by ten times, the span a message is
+// advertised in gossip, whatever the heartbeat: a message, rejected ones
+// included, is never fetched and validated again while a peer can still
+// advertise it.
+func TestSeenTTLOutlastsGossip(t *testing.T) {
+	history := pubsub.DefaultGossipSubParams().HistoryLength
+	for _, hb := range []time.Duration{0, 100 * time.Millisecond, time.Second, 10 * time.Second, time.Minute} {
+		got := seenTTL(hb)
+		if hb == 0 {
+			hb = pubsub.DefaultGossipSubParams().HeartbeatInterval
+		}
+		if got < SeenMessagesTTL {
+			t.Errorf("heartbeat %v: seen TTL %v < %v", hb, got, SeenMessagesTTL)
+		}
+		if window := time.Duration(history) * hb; got < 10*window {
+			t.Errorf("heartbeat %v: seen TTL %v, gossip window %v", hb, got, window)
+		}
 	}
 }
