@@ -6,10 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/gpu"
 )
 
 // liveHeap returns the bytes of live heap after two collections.
@@ -144,5 +146,83 @@ func TestOpeningRowsDropped(t *testing.T) {
 	n.expire(time.Now().Add(time.Hour))
 	if len(n.tracked) != 0 || n.heldOpenings != 0 {
 		t.Fatalf("after expiry: %d tracked, %d bytes held", len(n.tracked), n.heldOpenings)
+	}
+}
+
+// TestAdversaryAnswersOpen checks that the answers the replay, lazy,
+// equivocating and colluding provers commit to still open against the
+// pruned trees a commitment keeps: each opening's proofs lead to its
+// root (Verify returns a verdict, not an error), and a root ground
+// against the sampling secret passes.
+func TestAdversaryAnswersOpen(t *testing.T) {
+	n, err := New(t.TempDir(), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.id, n.backend = randomID(t), gpu.NewCPU()
+	ctx := t.Context()
+	challenger, secret := randomID(t), []byte("adversary test secret")
+	newCh := func(w pb.Workload) (*pb.Challenge, cid.Cid) {
+		nonce := make([]byte, 32)
+		rand.Read(nonce)
+		ch := &pb.Challenge{Version: 1, Epoch: 5, Challenger: []byte(challenger), Target: []byte(n.id), Nonce: nonce, Workload: w,
+			Openings: 12, DeadlineMs: 10_000, RevealHash: challenge.RevealHash(secret)}
+		if w == pb.Workload_WORKLOAD_VRAM {
+			ch.VramLanes, ch.VramLaneBlocks, ch.VramRounds, ch.VramReads = 101, 2, 2, 4
+		} else {
+			ch.N, ch.K, ch.M = 101, 16, 8
+		}
+		_, c, err := challenge.MessageCID(ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch, c
+	}
+	check := func(name string, ch *pb.Challenge, chCID cid.Cid, c *challenge.Committed, err error) pb.Verdict {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := c.SetEpoch(ch.GetEpoch()); err != nil {
+			t.Fatal(err)
+		}
+		op, err := c.Open(ch, secret)
+		if err != nil {
+			t.Fatalf("%s: open: %v", name, err)
+		}
+		res, err := challenge.Verify(ctx, gpu.NewCPU(), ch, chCID, c.Commitment, c.CommitmentCID, op, secret)
+		if err != nil {
+			t.Fatalf("%s: verify: %v", name, err)
+		}
+		return res.Verdict
+	}
+	for _, w := range []pb.Workload{pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16, pb.Workload_WORKLOAD_VRAM} {
+		ch, chCID := newCh(w)
+		c, err := n.lazyProve(ctx, ch, chCID)
+		check("lazy "+w.String(), ch, chCID, c, err)
+		for i := range 2 { // the second replays the first's answer
+			ch, chCID := newCh(w)
+			c, err := n.replayProve(ctx, ch, chCID)
+			if v := check("replay "+w.String(), ch, chCID, c, err); i == 0 && v != pb.Verdict_VERDICT_PASS {
+				t.Errorf("replay %v: its first answer is honest, got %v", w, v)
+			}
+		}
+		if w == pb.Workload_WORKLOAD_VRAM {
+			continue
+		}
+		// The equivocator's second root and the colluding target's, ground
+		// against the secret.
+		ch, chCID = newCh(w)
+		e, err := partialProduct(ctx, n.cpu, ch, EquivocatorFraction)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := grindRoot(ch, chCID, n.id, challenge.SamplingSecret(secret, nil), e, maxCollusionGrind)
+		if g == nil {
+			t.Fatalf("%v: no root ground", w)
+		}
+		if v := check("ground "+w.String(), ch, chCID, g, nil); v != pb.Verdict_VERDICT_PASS {
+			t.Errorf("ground root %v: %v, want a pass", w, v)
+		}
 	}
 }
