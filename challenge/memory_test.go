@@ -111,3 +111,25 @@ func BenchmarkRetained(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOpen times the opening of a committed devnet-sized int8
+// challenge (8,192×512×512, 66 openings) on the CPU backend: the opened
+// rows, and their siblings under a tree kept from height 1, recomputed.
+func BenchmarkOpen(b *testing.B) {
+	ch, _, chCID := newChallenge(b, newPeer(b), newPeer(b), time.Now())
+	ch.N, ch.K, ch.M, ch.Openings = 8192, 512, 512, 66
+	_, chCID, err := MessageCID(ch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := Run(context.Background(), gpu.NewCPU(), ch, chCID, newPeer(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Open(ch, testSecret); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
