@@ -18,15 +18,29 @@ func ShapeOf(ch *pb.Challenge) gpu.Shape {
 }
 
 // Committed is a prover's state between its commitment and its opening:
-// the Merkle tree over its leaves and the values to open.
+// the Merkle tree over its leaves without its lowest levels
+// (merkle.Pruned), and the values to open. Open recomputes the leaves
+// under each opened leaf's lowest kept ancestor from their values.
 type Committed struct {
 	Commitment    *pb.Commitment
 	CommitmentCID cid.Cid
 	chCID         cid.Cid
 	prover        peer.ID
-	tree          *merkle.Tree
+	tree          *merkle.Pruned
 	values        func(idx []int) ([][]byte, error)
 }
+
+// Heights below which a committed tree is not kept (merkle.Pruned). A
+// streaming prover recomputes each opened row's sibling row too: one
+// hash per row kept, twice the openings' rows recomputed (132 of the
+// default 66, a few K·M multiply-adds each, against N·K·M for the
+// product). Where the values are held (a VRAM prover's lane outputs, a
+// product's C) a proof costs only the 16 leaf hashes under its
+// height-4 ancestor, and the tree an eighth of a hash per leaf.
+const (
+	StreamedSkip = 1
+	HeldSkip     = 4
+)
 
 // Run runs the challenge's workload on backend and commits to the result,
 // naming the challenge's epoch. Publish Committed.Commitment at once; open
@@ -54,7 +68,7 @@ func run(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID cid.C
 		if err != nil {
 			return nil, fmt.Errorf("run workload: %w", err)
 		}
-		return CommitRows(chCID, prover, leaves, func(idx []int) ([][]byte, error) {
+		return CommitRows(chCID, prover, leaves, StreamedSkip, func(idx []int) ([][]byte, error) {
 			rows, err := st.RowsInt8(context.Background(), seed, shape, idx)
 			if err != nil {
 				return nil, err
@@ -70,7 +84,7 @@ func run(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID cid.C
 		if err != nil {
 			return nil, fmt.Errorf("run workload: %w", err)
 		}
-		return CommitRows(chCID, prover, leaves, func(idx []int) ([][]byte, error) {
+		return CommitRows(chCID, prover, leaves, StreamedSkip, func(idx []int) ([][]byte, error) {
 			rows, err := st.RowsBF16(context.Background(), seed, shape, idx)
 			if err != nil {
 				return nil, err
@@ -131,10 +145,12 @@ func CommitBF16(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, c *gpu.Float32M
 }
 
 // Commit builds the Merkle tree over leaves and the commitment to its
-// root; value(i) returns the encoded leaf i for the opening. Commit does
-// not check that the values are right — that is what verifiers do.
+// root; value(i) returns the encoded leaf i for the opening, whose leaf
+// hash is leaves[i]. Commit does not check that the values are right —
+// that is what verifiers do. It keeps the tree from height HeldSkip up,
+// and not leaves.
 func Commit(chCID cid.Cid, prover peer.ID, leaves [][32]byte, value func(i int) []byte) (*Committed, error) {
-	return CommitRows(chCID, prover, leaves, func(idx []int) ([][]byte, error) {
+	return CommitRows(chCID, prover, leaves, HeldSkip, func(idx []int) ([][]byte, error) {
 		out := make([][]byte, len(idx))
 		for i, j := range idx {
 			out[i] = value(j)
@@ -144,9 +160,11 @@ func Commit(chCID cid.Cid, prover peer.ID, leaves [][32]byte, value func(i int) 
 }
 
 // CommitRows is Commit with the opened values produced together, so a
-// streaming prover can recompute them in one batch.
-func CommitRows(chCID cid.Cid, prover peer.ID, leaves [][32]byte, values func(idx []int) ([][]byte, error)) (*Committed, error) {
-	tree, err := merkle.New(leaves)
+// streaming prover can recompute them in one batch, and the tree kept
+// from height skip up: Open asks values for the 2^skip leaves under each
+// opened leaf's ancestor at that height (merkle.Pruned.Span).
+func CommitRows(chCID cid.Cid, prover peer.ID, leaves [][32]byte, skip int, values func(idx []int) ([][]byte, error)) (*Committed, error) {
+	tree, err := merkle.NewPruned(leaves, skip)
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
@@ -200,16 +218,37 @@ func (c *Committed) Open(ch *pb.Challenge, secret []byte, shares ...[]byte) (*pb
 		return nil, err
 	}
 	op := &pb.Opening{ChallengeCid: c.chCID.Bytes(), CommitmentCid: c.CommitmentCID.Bytes(), Prover: []byte(c.prover), Epoch: ch.GetEpoch()}
-	values, err := c.values(idx)
+	// The values of every leaf under the opened leaves' kept ancestors,
+	// asked for in one batch.
+	var need []int
+	at := map[int]int{} // leaf → its index in need
+	for _, i := range idx {
+		lo, hi := c.tree.Span(i)
+		for j := lo; j < hi; j++ {
+			if _, ok := at[j]; !ok {
+				at[j] = len(need)
+				need = append(need, j)
+			}
+		}
+	}
+	values, err := c.values(need)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	for n, i := range idx {
-		proof, err := c.tree.Proof(i)
-		if err != nil {
-			return nil, err
+	if len(values) != len(need) {
+		return nil, fmt.Errorf("open: %d values for %d leaves", len(values), len(need))
+	}
+	for _, i := range idx {
+		lo, hi := c.tree.Span(i)
+		span := make([]merkle.Hash, 0, hi-lo)
+		for j := lo; j < hi; j++ {
+			span = append(span, merkle.LeafHash(values[at[j]]))
 		}
-		ro := &pb.RowOpening{Index: uint32(i), Values: values[n]}
+		proof, err := c.tree.Proof(i, span)
+		if err != nil {
+			return nil, fmt.Errorf("open: %w", err)
+		}
+		ro := &pb.RowOpening{Index: uint32(i), Values: values[at[i]]}
 		for _, h := range proof {
 			ro.Proof = append(ro.Proof, h[:])
 		}

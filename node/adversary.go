@@ -519,6 +519,10 @@ const maxGrind = 5000
 // replacement, more without), some 30 hashes each.
 const maxCollusionGrind = 50000
 
+// maxPendingGrinds bounds the partial answers an equivocator holds for
+// their reveals.
+const maxPendingGrinds = 16
+
 func (p *equivocatorProver) limit(d time.Duration) time.Duration { return d }
 
 func (p *equivocatorProver) commit(ctx context.Context, job proveJob) (*challenge.Committed, error) {
@@ -548,6 +552,11 @@ func (p *equivocatorProver) commit(ctx context.Context, job proveJob) (*challeng
 	p.mu.Lock()
 	if p.pending == nil {
 		p.pending = map[string]*partialAnswer{}
+	}
+	if len(p.pending) >= maxPendingGrinds {
+		// Answers whose secret never came (open deletes the others):
+		// each holds a whole product's rows.
+		clear(p.pending)
 	}
 	p.pending[job.cid.KeyString()] = e
 	p.mu.Unlock()

@@ -210,6 +210,9 @@ type Node struct {
 	orphans     map[string]*orphan
 	claimWaits  map[peer.ID]*claimWait // claim requests in flight (claimfetch.go)
 	claimAsked  map[peer.ID]uint64     // epoch of the last claim request to each peer
+	// heldOpenings is the memory of the opening rows tracked holds
+	// (maxHeldOpeningBytes).
+	heldOpenings int
 
 	// proving answers the challenges addressed to this node (honestProver,
 	// or an adversary's role).
@@ -322,10 +325,13 @@ type tracked struct {
 	op         *pb.Opening
 	secret     []byte // the challenger's revealed opening secret
 	revealAt   time.Time
-	committed  *challenge.Committed // this node's own proof, when it is the target
+	committed  *challenge.Committed // this node's own proof, when it is the target, until it is opened
 	opened     bool
-	verifying  bool
-	attested   bool
+	// slim: op's rows were dropped (slimOpening), so t can no longer be
+	// verified or re-checked from it.
+	slim      bool
+	verifying bool
+	attested  bool
 	// Re-checks: other verifiers' verdicts, and the truth once this node
 	// verified or re-checked the answer itself.
 	atts map[peer.ID]heardVerdict
@@ -994,6 +1000,7 @@ func (n *Node) expire(now time.Time) {
 	// shard in memory for 20 minutes).
 	for k, t := range n.tracked {
 		if now.Sub(t.receivedAt) > challenge.FollowEpochs*n.clock.Length+2*time.Duration(t.ch.GetDeadlineMs())*time.Millisecond {
+			n.slimOpening(t)
 			delete(n.tracked, k)
 		}
 	}
@@ -1599,6 +1606,10 @@ func (n *Node) acceptOpening(t *tracked, from peer.ID, op *pb.Opening) {
 		return
 	}
 	t.op = op
+	n.heldOpenings += openingBytes(op)
+	if t.truthKnown || (!t.verifier && n.heldOpenings > maxHeldOpeningBytes) {
+		n.slimOpening(t)
+	}
 	n.tryVerify(t)
 	n.tryRecheck(t)
 	n.tryAudit(t)
@@ -1616,7 +1627,7 @@ func (n *Node) tryVerify(t *tracked) {
 		n.attest(t, v, max(t.comAt.Sub(t.receivedAt), 0), 0, 1, "unchecked")
 		return
 	}
-	if !t.verifier || t.attested || t.verifying || t.com == nil || t.op == nil || t.secret == nil || !t.comCID.Equals(t.revealedCom) {
+	if !t.verifier || t.attested || t.verifying || t.com == nil || t.op == nil || t.slim || t.secret == nil || !t.comCID.Equals(t.revealedCom) {
 		return
 	}
 	if _, ok := t.revealedShares(t.com); !ok {
@@ -2016,6 +2027,39 @@ func (n *Node) open(t *tracked) {
 	}
 	t.opened = true
 	n.proving.open(t, t.committed)
+	// The opening is out: its goroutine holds the proof until it is sent,
+	// and nothing opens t again. A VRAM proof holds 32 bytes per lane,
+	// hundreds of MB on a large device, which the 3 epochs t is followed
+	// for kept alive.
+	t.committed = nil
+}
+
+// maxHeldOpeningBytes bounds the rows of the openings a node holds for
+// challenges it does not verify (for a re-check, should a verdict be
+// disputed): past it, an opening's rows are dropped on arrival. Its own
+// verifications' openings are always held, until verified.
+const maxHeldOpeningBytes = 256 << 20
+
+// openingBytes returns the memory op's rows take, about.
+func openingBytes(op *pb.Opening) int {
+	b := 0
+	for _, r := range op.GetRows() {
+		b += len(r.GetValues()) + 32*len(r.GetProof()) + 64
+	}
+	return b
+}
+
+// slimOpening drops the rows of t's opening once nothing needs them: the
+// truth of t is known (this node verified or re-checked it), or the
+// budget of held openings is spent. The opening's header stays, so t
+// still counts as opened.
+func (n *Node) slimOpening(t *tracked) {
+	if t.op == nil || t.slim {
+		return
+	}
+	n.heldOpenings -= openingBytes(t.op)
+	t.op = &pb.Opening{ChallengeCid: t.op.GetChallengeCid(), CommitmentCid: t.op.GetCommitmentCid(), Prover: t.op.GetProver(), Epoch: t.op.GetEpoch()}
+	t.slim = true
 }
 
 // onReveal takes a challenger's secret: this node opens its own proof

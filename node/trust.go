@@ -352,6 +352,9 @@ func (n *Node) learnTruth(t *tracked, v pb.Verdict) {
 		return
 	}
 	t.truth, t.truthKnown = v, true
+	// Verified or re-checked: the opening's rows are no longer needed
+	// (a verification in flight holds its own reference).
+	n.slimOpening(t)
 	ids := make([]peer.ID, 0, len(t.atts))
 	for id := range t.atts {
 		ids = append(ids, id)
@@ -372,7 +375,7 @@ type heardVerdict struct {
 // tryRecheck re-verifies t off the loop once its commitment, opening,
 // secret and shares are all here.
 func (n *Node) tryRecheck(t *tracked) {
-	if !t.recheckWanted || t.rechecking || t.truthKnown || t.com == nil || t.op == nil || t.secret == nil || !t.comCID.Equals(t.revealedCom) {
+	if !t.recheckWanted || t.rechecking || t.truthKnown || t.com == nil || t.op == nil || t.slim || t.secret == nil || !t.comCID.Equals(t.revealedCom) {
 		return
 	}
 	if _, ok := t.revealedShares(t.com); !ok {
