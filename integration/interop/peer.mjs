@@ -40,8 +40,18 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
+import { base58btc } from 'multiformats/bases/base58'
 import * as Digest from 'multiformats/hashes/digest'
 import protobuf from 'protobufjs'
+
+// Node.js 20 lacks Promise.withResolvers (22+), which libp2p 2.x's queues call.
+if (typeof Promise.withResolvers !== 'function') {
+  Promise.withResolvers = function () {
+    let resolve, reject
+    const promise = new this((res, rej) => { resolve = res; reject = rej })
+    return { promise, resolve, reject }
+  }
+}
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -307,13 +317,14 @@ function check (root, env, gossipsubId) {
 // --- modes ------------------------------------------------------------------
 
 function parseArgs (argv) {
-  const a = { duration: 60_000, proto: resolve(here, '../../challenge/pb/poai.proto'), vectors: null, maxHex: 2048, addrs: [] }
+  const a = { duration: 60_000, proto: resolve(here, '../../challenge/pb/poai.proto'), vectors: null, maxHex: 2048, forwardToAuthor: false, addrs: [] }
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i]
     if (v === '--duration') a.duration = parseDuration(argv[++i])
     else if (v === '--proto') a.proto = argv[++i]
     else if (v === '--vectors') a.vectors = argv[++i]
     else if (v === '--max-hex') a.maxHex = Number(argv[++i])
+    else if (v === '--forward-to-author') a.forwardToAuthor = true
     else if (v.startsWith('--')) throw new Error(`unknown flag ${v}`)
     else a.addrs.push(v)
   }
@@ -368,6 +379,27 @@ function vectors (root, file) {
   return bad === 0 ? 0 : 1
 }
 
+// excludeAuthor makes ps forward no message to its author (the envelope's
+// `from`), as go-libp2p-pubsub and rust-libp2p do. js-libp2p-gossipsub
+// 14.1.2 leaves out only the peer it got the message from, so a message
+// it first hears from a relaying peer goes back to its author too; a Go
+// node rejects such a copy as self-originated (RejectSelfOrigin), which
+// go-libp2p-pubsub counts as an invalid message delivery: P4, -10 each
+// (squared) under poai's parameters, so one bounce drops the relaying
+// peer below 0 and out of the author's mesh (docs/protocol.md,
+// "Interoperability"). --forward-to-author turns this off to show it.
+function excludeAuthor (ps) {
+  if (typeof ps.forwardMessage !== 'function') throw new Error('gossipsub has no forwardMessage to wrap')
+  const forward = ps.forwardMessage.bind(ps)
+  ps.forwardMessage = (msgIdStr, rawMsg, propagationSource, excludePeers) => {
+    if (rawMsg?.from != null && rawMsg.from.length > 0) {
+      excludePeers = new Set(excludePeers ?? [])
+      excludePeers.add(base58btc.baseEncode(rawMsg.from))
+    }
+    return forward(msgIdStr, rawMsg, propagationSource, excludePeers)
+  }
+}
+
 async function run (root, a) {
   const node = await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
@@ -391,6 +423,7 @@ async function run (root, a) {
     }
   })
   const ps = node.services.pubsub
+  if (!a.forwardToAuthor) excludeAuthor(ps)
   const counts = {}
   let failures = 0
   let total = 0
