@@ -648,10 +648,19 @@ func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time
 			n.metrics.messages.WithLabelValues(topic, "ignore", "repeat").Inc()
 			return nil, fmt.Errorf("%w: %s: a repeat of a message rejected before", p2p.ErrIgnore, from)
 		}
+		// reject counts one offence once: two copies validated at the same
+		// time (gossipsub runs validators concurrently) both miss Seen, and
+		// only the first to record the offence rejects.
+		reject := func(reason string, err error) (any, error) {
+			if !n.rejected.AddIfAbsent(offence, time.Now()) {
+				n.metrics.messages.WithLabelValues(topic, "ignore", "repeat").Inc()
+				return nil, fmt.Errorf("%w: %s: a repeat of a message rejected before", p2p.ErrIgnore, from)
+			}
+			n.metrics.messages.WithLabelValues(topic, "reject", reason).Inc()
+			return nil, err
+		}
 		if s := p2p.ShardOf(from, n.cfg.P2P.Shards); s != n.shard {
-			n.rejected.Add(offence, time.Now())
-			n.metrics.messages.WithLabelValues(topic, "reject", "shard").Inc()
-			return nil, fmt.Errorf("author %s belongs to shard %d, not %d", from, s, n.shard)
+			return reject("shard", fmt.Errorf("author %s belongs to shard %d, not %d", from, s, n.shard))
 		}
 		m, c, err := decode(from, data, time.Now())
 		if err != nil {
@@ -666,9 +675,7 @@ func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time
 				n.metrics.messages.WithLabelValues(topic, "ignore", reason).Inc()
 				return nil, fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
 			}
-			n.rejected.Add(offence, time.Now())
-			n.metrics.messages.WithLabelValues(topic, "reject", reason).Inc()
-			return nil, err
+			return reject(reason, err)
 		}
 		// Rate limits apply to fresh, valid messages of an author (stale
 		// replays never spend its budget) and drop the excess without a
