@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -28,18 +27,7 @@ func TestChallengeWithoutGossipRoute(t *testing.T) {
 		// answer is late; go test ./... runs it in full.
 		t.Skip("times proofs against a fixed claim")
 	}
-	k, err := p2p.LoadOrCreateKey(filepath.Join(t.TempDir(), "relay.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := p2p.DefaultConfig()
-	pc.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
-	pc.MDNS = false
-	relay, err := p2p.New(k, pc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { relay.Close() })
+	relay, _ := bareHost(t)
 	accept := func(context.Context, peer.ID, []byte) (any, error) { return nil, nil }
 	if err := relay.Join(p2p.TopicClaims, accept, func(p2p.Message) {}); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"crypto/rand"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -26,18 +25,7 @@ import (
 func TestReplayedEpochIgnored(t *testing.T) {
 	n := startNode(t, testConfig(), nil)
 
-	key, err := p2p.LoadOrCreateKey(filepath.Join(t.TempDir(), "replayer.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := p2p.DefaultConfig()
-	pc.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
-	pc.MDNS = false
-	h, err := p2p.New(key, pc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h, key := bareHost(t)
 	topics := []string{p2p.TopicCommitments, p2p.TopicOpenings, p2p.TopicReveals}
 	accept := func(context.Context, peer.ID, []byte) (any, error) { return nil, nil }
 	for _, topic := range topics {

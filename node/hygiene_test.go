@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -27,18 +26,7 @@ type attester struct {
 // waits until each side saw the other subscribe.
 func newAttester(t *testing.T, n *Node) *attester {
 	t.Helper()
-	key, err := p2p.LoadOrCreateKey(filepath.Join(t.TempDir(), "attester.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := p2p.DefaultConfig()
-	pc.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
-	pc.MDNS = false
-	h, err := p2p.New(key, pc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h, key := bareHost(t)
 	topic := n.topic(p2p.TopicAttestation)
 	accept := func(context.Context, peer.ID, []byte) (any, error) { return nil, nil }
 	if err := h.Join(topic, accept, func(p2p.Message) {}); err != nil {

@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/poai-network/poai/p2p"
 	"github.com/poai-network/poai/scoring"
 )
 
@@ -226,4 +228,24 @@ func TestBootstrapProfile(t *testing.T) {
 	if c.P2P.MDNS || c.P2P.ConnHigh <= DefaultConfig().P2P.ConnHigh || !strings.Contains(strings.Join(c.P2P.Listen, " "), "/tcp/4001") {
 		t.Fatalf("bootstrap profile %+v", c.P2P)
 	}
+}
+
+// bareHost starts a libp2p host of poai's p2p package on 127.0.0.1 with a
+// fresh key and no mDNS, closed when the test ends: a peer that publishes
+// or relays raw messages without being a node; key is its private key.
+func bareHost(t *testing.T) (h *p2p.Host, key crypto.PrivKey) {
+	t.Helper()
+	key, err := p2p.LoadOrCreateKey(filepath.Join(t.TempDir(), "bare.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := p2p.DefaultConfig()
+	pc.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	pc.MDNS = false
+	h, err = p2p.New(key, pc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h, key
 }

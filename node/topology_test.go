@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -66,18 +65,7 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 // it a series again. A scored peer a is not connected to gets none.
 func TestPeerGoneLeavesTopologyAndMetrics(t *testing.T) {
 	a := startNode(t, testConfig(), nil)
-	k, err := p2p.LoadOrCreateKey(filepath.Join(t.TempDir(), "x.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := p2p.DefaultConfig()
-	pc.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
-	pc.MDNS = false
-	x, err := p2p.New(k, pc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { x.Close() })
+	x, _ := bareHost(t)
 	accept := func(context.Context, peer.ID, []byte) (any, error) { return nil, nil }
 	if err := x.Join(a.topic(p2p.TopicClaims), accept, func(p2p.Message) {}); err != nil {
 		t.Fatal(err)
