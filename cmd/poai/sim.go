@@ -166,6 +166,7 @@ report on stdout.`,
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", 3*time.Second, "gossipsub heartbeat interval (mesh maintenance and gossip); each of the nodes' routers runs one per topic")
 	f.IntVar(&cfg.K, "k", 128, "int8 inner dimension of challenges")
 	f.IntVar(&cfg.M, "m", 128, "int8 column dimension of challenges (opened rows are m int32s)")
+	f.Float64Var(&cfg.Slack, "slack", 3, "deadline = anticipated time x slack + allowance; with --waves, one device behind two identities misses when slack + allowance/target < 2")
 	f.StringVar((*string)(&cfg.Devices), "devices", "host", "\"host\": every peer proves on this machine's CPU; \"emulated\": every peer on an emulated device of its own (poai devnet --help), overruns reported")
 	f.IntVar(&cfg.Waves, "waves", 0, "0: challenges spread over the epoch; N (1-4): every challenge at one of N instants per epoch ([challenge] waves)")
 	f.IntVar(&cfg.PreTrusted, "pretrusted", 0, "honest peers of each shard that every node pre-trusts ([scoring] pretrusted), as bootstrap operators: proven judges from genesis")
