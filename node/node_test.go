@@ -1,8 +1,10 @@
 package node
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -248,4 +250,52 @@ func bareHost(t *testing.T) (h *p2p.Host, key crypto.PrivKey) {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h, key
+}
+
+func TestLoadConfigUnknownKeyPosition(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := WriteConfig(path, DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(string(b), "\n")
+	at := slices.Index(lines, "[challenge]")
+	if at < 0 {
+		t.Fatalf("no [challenge] section in\n%s", b)
+	}
+	lines = slices.Insert(lines, at+1, "  epoch_lenght = '30s'")
+	os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644)
+	_, err := LoadConfig(path)
+	if err == nil {
+		t.Fatal("unknown key accepted")
+	}
+	want := fmt.Sprintf("line %d, column 3: unknown key \"challenge.epoch_lenght\" (did you mean \"challenge.epoch_length\"?)", at+2)
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("error %q, want it to contain %q and the path", err, want)
+	}
+	if strings.Contains(err.Error(), "init") {
+		t.Fatalf("error %q suggests init", err)
+	}
+	// A value of the wrong type is placed too.
+	lines[at+1] = "verifiers = 'three'"
+	os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644)
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("line %d, column", at+2)) {
+		t.Fatalf("bad value: %v", err)
+	}
+}
+
+func TestCheckEnv(t *testing.T) {
+	ok := []string{"HOME=/root", "POAI_PATH=/x", "POAI_API_TOKEN=t", "POAI_CHALLENGE_EPOCH_LENGTH=30s", "POAI_NETNS_TEST=1"}
+	if err := CheckEnv(ok); err != nil {
+		t.Fatal(err)
+	}
+	err := CheckEnv(append(ok, "POAI_CHALENGE_SLACK=2", "POAI_WHATEVER_ELSE_ENTIRELY=1"))
+	if err == nil {
+		t.Fatal("unknown variables accepted")
+	}
+	for _, want := range []string{"unknown variable POAI_CHALENGE_SLACK (did you mean POAI_CHALLENGE_SLACK?)", "unknown variable POAI_WHATEVER_ELSE_ENTIRELY"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
 }

@@ -58,6 +58,34 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	}
 }
 
+// TestRunNamesUnknownKeyAndVariable: an unknown config key is named with
+// its line and column, without the advice to run init (the file exists),
+// and an unknown POAI_ variable is named with the closest known one; the
+// node does not start (no score store is created).
+func TestRunNamesUnknownKeyAndVariable(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := run(t, "init", "--data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.toml")
+	good, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(good), "[log]\n", "[log]\nlevle = 'debug'\n", 1)), 0o644)
+	_, err := run(t, "run", "--data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), `unknown key "log.levle"`) || !strings.Contains(err.Error(), "line ") ||
+		!strings.Contains(err.Error(), "column 1") || strings.Contains(err.Error(), "init") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	os.WriteFile(cfg, good, 0o644)
+	t.Setenv("POAI_LOG_LEVLE", "debug")
+	_, err = run(t, "run", "--data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), "unknown variable POAI_LOG_LEVLE (did you mean POAI_LOG_LEVEL?)") {
+		t.Fatalf("unknown variable: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "scores")); err == nil {
+		t.Fatal("the node started: scores/ was created")
+	}
+}
+
 func TestBenchReportsEveryWorkload(t *testing.T) {
 	out, err := run(t, "bench", "--size", "0.05", "--reps", "1", "--json")
 	if err != nil {
