@@ -86,6 +86,22 @@ func TestRunNamesUnknownKeyAndVariable(t *testing.T) {
 	}
 }
 
+// TestInitRejectsBadProfileFirst: an unknown profile is named, and neither
+// the data directory, nor a key, nor a config is written.
+func TestInitRejectsBadProfileFirst(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	_, err := run(t, "init", "--data-dir", dir, "--profile", "bogus")
+	if err == nil || !strings.Contains(err.Error(), `--profile: unknown profile "bogus" (bootstrap, default)`) {
+		t.Fatalf("bogus profile: %v", err)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Fatal("init --profile bogus created the data directory")
+	}
+	if _, err := run(t, "init", "--data-dir", "", "--profile", "default"); err == nil || !strings.Contains(err.Error(), "--data-dir") {
+		t.Fatalf("empty data dir: %v", err)
+	}
+}
+
 func TestBenchReportsEveryWorkload(t *testing.T) {
 	out, err := run(t, "bench", "--size", "0.05", "--reps", "1", "--json")
 	if err != nil {
