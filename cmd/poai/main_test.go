@@ -102,6 +102,37 @@ func TestInitRejectsBadProfileFirst(t *testing.T) {
 	}
 }
 
+// TestDevnetAndSimRejectBadFlags: a non-positive duration (and the other
+// bad counts and durations) is an error naming the flag, returned before
+// any node starts (these would otherwise run a network).
+func TestDevnetAndSimRejectBadFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"devnet", "--duration", "0s"}, []string{"--duration: 0s is not a positive duration"}},
+		{[]string{"devnet", "--duration", "-1s"}, []string{"--duration: -1s is not a positive duration"}},
+		{[]string{"devnet", "--nodes", "2", "--target", "0s", "--epoch", "-1s", "--waves", "9"},
+			[]string{"--nodes: 2 is under 3", "--target: 0s", "--epoch: -1s is negative", "--waves: 9 is outside 0..4"}},
+		{[]string{"sim", "--epochs", "0", "--peers", "1", "--target", "0s", "--rate", "0", "--allowance", "0s"},
+			[]string{"--epochs: 0 is under 1", "--peers: 1 is under 3", "--target: 0s", "--rate: 0 is outside (0, 1]", "--allowance: 0s"}},
+	} {
+		start := time.Now()
+		_, err := run(t, c.args...)
+		if err == nil {
+			t.Fatalf("%v accepted", c.args)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not contain %q", c.args, err, w)
+			}
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%v took %v: something started before the flags were checked", c.args, d)
+		}
+	}
+}
+
 func TestBenchReportsEveryWorkload(t *testing.T) {
 	out, err := run(t, "bench", "--size", "0.05", "--reps", "1", "--json")
 	if err != nil {
