@@ -9,9 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/p2p"
 	"github.com/poai-network/poai/scoring"
 )
@@ -297,5 +301,50 @@ func TestCheckEnv(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
+	}
+}
+
+// TestIssuedCountsOnlyAccepted: a challenge this node's own validator
+// refuses (here: an epoch far beyond the current one) is not counted as
+// issued, in Stats or in poai_challenges_issued_total; one it accepts is.
+func TestIssuedCountsOnlyAccepted(t *testing.T) {
+	n := startNode(t, testConfig(), nil)
+	target := randomID(t)
+	claim := &pb.DeviceClaim{Model: "amd64 CPU", Int8Tops: 0.001, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20, IssuedUnixMs: time.Now().UnixMilli()}
+	_, claimCID, err := challenge.MessageCID(claim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur uint64
+	var refusedErr, acceptedErr error
+	n.onLoop(func() {
+		now := time.Now()
+		n.onClaim(target, decoded{msg: claim, cid: claimCID}, now)
+		cur = n.clock.At(now)
+		_, refusedErr = n.issueTry(cur+1000, target, cid.Undef)
+	})
+	if refusedErr != nil {
+		t.Fatalf("issueTry refused before publishing: %v", refusedErr)
+	}
+	time.Sleep(500 * time.Millisecond) // the publishing goroutine
+	if got := n.Stats().Issued; got != 0 {
+		t.Fatalf("a challenge the node's own validator refused was counted as issued (%d)", got)
+	}
+	if got := testutil.ToFloat64(n.metrics.issued); got != 0 {
+		t.Fatalf("poai_challenges_issued_total is %v after a refused challenge", got)
+	}
+	n.onLoop(func() { _, acceptedErr = n.issueTry(n.clock.At(time.Now()), target, cid.Undef) })
+	if acceptedErr != nil {
+		t.Fatal(acceptedErr)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n.Stats().Issued == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := n.Stats().Issued; got != 1 {
+		t.Fatalf("an accepted challenge counted %d times", got)
+	}
+	if got := testutil.ToFloat64(n.metrics.issued); got != 1 {
+		t.Fatalf("poai_challenges_issued_total is %v, want 1", got)
 	}
 }
