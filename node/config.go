@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -214,6 +215,122 @@ var Profiles = map[string]func() Config{
 		c.P2P.ConnLow, c.P2P.ConnHigh = 512, 2048
 		return c
 	},
+}
+
+// configKeys returns every key of the configuration, as "section.key".
+func configKeys() []string {
+	var keys []string
+	t := reflect.TypeOf(Config{})
+	for i := range t.NumField() {
+		section := t.Field(i).Tag.Get("toml")
+		st := t.Field(i).Type
+		for j := range st.NumField() {
+			keys = append(keys, section+"."+strings.Split(st.Field(j).Tag.Get("toml"), ",")[0])
+		}
+	}
+	return keys
+}
+
+// decodeError rewrites a TOML decoding error so that it names each unknown
+// key or bad value with its line and column (and, for an unknown key, the
+// closest known key).
+func decodeError(err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		known := configKeys()
+		var errs []error
+		for i := range strict.Errors {
+			e := &strict.Errors[i]
+			row, col := e.Position()
+			key := strings.Join(e.Key(), ".")
+			msg := fmt.Sprintf("line %d, column %d: unknown key %q", row, col, key)
+			if near := closest(key, known); near != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", near)
+			}
+			errs = append(errs, errors.New(msg))
+		}
+		return errors.Join(errs...)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		if k := de.Key(); len(k) > 0 {
+			return fmt.Errorf("line %d, column %d: key %q: %w", row, col, strings.Join(k, "."), err)
+		}
+		return fmt.Errorf("line %d, column %d: %w", row, col, err)
+	}
+	return err
+}
+
+// closest returns the candidate nearest to s by edit distance, or "" when
+// none is near enough to be a likely typo.
+func closest(s string, candidates []string) string {
+	best, bestD := "", len(s)/2+2
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// OtherEnv lists the POAI_ environment variables that are not
+// configuration overrides: POAI_PATH (data directory), POAI_API (the API
+// the query commands read), and those poai's tests and scripts set.
+var OtherEnv = []string{
+	"POAI_PATH", "POAI_API",
+	"POAI_REQUIRE_GPU", "POAI_NETNS_TEST", "POAI_CRASH_CHILD",
+	"POAI_INTEROP_DURATION", "POAI_INTEROP_LOG", "POAI_SCREENSHOT",
+}
+
+// EnvNames returns every POAI_<SECTION>_<KEY> variable ApplyEnv reads.
+func EnvNames() []string {
+	var names []string
+	for _, k := range configKeys() {
+		names = append(names, "POAI_"+strings.ToUpper(strings.Replace(k, ".", "_", 1)))
+	}
+	return names
+}
+
+// CheckEnv returns an error naming every POAI_ variable in environ (as
+// os.Environ returns it) that poai does not read, with the closest known
+// name, so a misspelt override is not silently ignored.
+func CheckEnv(environ []string) error {
+	known := append(EnvNames(), OtherEnv...)
+	var errs []error
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "POAI_") || slices.Contains(known, name) {
+			continue
+		}
+		msg := fmt.Sprintf("unknown variable %s", name)
+		if near := closest(name, known); near != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", near)
+		}
+		errs = append(errs, errors.New(msg+"; unset it, or see 'poai run --help' for POAI_<SECTION>_<KEY>"))
+	}
+	return errors.Join(errs...)
 }
 
 // ApplyEnv overrides c with environment variables named
@@ -430,7 +547,7 @@ func LoadConfig(path string) (Config, error) {
 	defer f.Close()
 	dec := toml.NewDecoder(f).DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("config %s: %w", path, err)
+		return c, fmt.Errorf("config %s: %w", path, decodeError(err))
 	}
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)

@@ -59,7 +59,7 @@ func newMetrics() *metrics {
 			Name: "poai_challenges_retried_total", Help: "Retries this node published as challenger: challenges of a target that missed the deadline of its first one (also counted in poai_challenges_issued_total).",
 		}),
 		issued: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "poai_challenges_issued_total", Help: "Challenges this node published as challenger.",
+			Name: "poai_challenges_issued_total", Help: "Challenges this node published as challenger: only those its own validator accepted (one it refuses never leaves the node and is logged as a failed publish).",
 		}),
 		answered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "poai_challenges_answered_total", Help: "Challenges addressed to this node, by outcome (answered, failed, dropped).",

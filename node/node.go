@@ -831,6 +831,14 @@ func (n *Node) publish(topic string, m proto.Message) {
 // once the local validator has accepted the message (Publish returned),
 // so a message this node would reject never leaves it.
 func (n *Node) publishTo(topic string, m proto.Message, timeout time.Duration, to ...peer.ID) {
+	n.publishThen(topic, m, timeout, nil, to...)
+}
+
+// publishThen is publishTo that also runs accepted, on the publishing
+// goroutine, once this node's own validator has accepted m (Publish
+// returned no error): what counts a message as sent goes there, so a
+// message the node itself refuses is not counted.
+func (n *Node) publishThen(topic string, m proto.Message, timeout time.Duration, accepted func(), to ...peer.ID) {
 	b, err := challenge.Marshal(m)
 	if err != nil {
 		n.log.Error("encode message", "topic", topic, "err", err)
@@ -844,6 +852,9 @@ func (n *Node) publishTo(topic string, m proto.Message, timeout time.Duration, t
 				n.log.Warn("publish failed", "topic", topic, "err", err)
 			}
 			return
+		}
+		if accepted != nil {
+			accepted()
 		}
 		for _, p := range to {
 			if p == n.id {
@@ -1089,9 +1100,7 @@ func (n *Node) retryIfMissed(e uint64, target peer.ID, key string) {
 	}
 	if _, err := n.issueTry(e, target, t.cid); err != nil {
 		n.log.Debug("retry not issued", "target", shortID(target), "err", err)
-		return
 	}
-	n.metrics.retries.Inc()
 }
 
 // issueTry issues a challenge of target, a retry of the challenge
@@ -1153,11 +1162,18 @@ func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, err
 	n.secrets[chCID.KeyString()] = ownSecret{secret: secret, epoch: e}
 	n.challenging.issued(ch, chCID, secret)
 	n.slots[slot] = slotUse{epoch: e, key: chCID.KeyString()}
-	n.metrics.issued.Inc()
-	n.bump(func(s *Stats) { s.Issued++ })
-	n.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "workload", plan.Workload,
-		"anticipated", plan.Anticipated, "deadline", plan.Deadline)
-	n.publishTo(p2p.TopicChallenges, ch, plan.Deadline, target)
+	// Counted as issued only once this node's own validator has accepted
+	// it: a challenge it refuses (an epoch out of range, limits) never
+	// leaves the node, and publishThen logs why.
+	n.publishThen(p2p.TopicChallenges, ch, plan.Deadline, func() {
+		n.metrics.issued.Inc()
+		if retryOf.Defined() {
+			n.metrics.retries.Inc()
+		}
+		n.bump(func(s *Stats) { s.Issued++ })
+		n.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "workload", plan.Workload,
+			"anticipated", plan.Anticipated, "deadline", plan.Deadline)
+	}, target)
 	if !retryOf.Defined() {
 		key := chCID.KeyString()
 		n.after(plan.Deadline+n.retryBackoff(), func() { n.retryIfMissed(e, target, key) })

@@ -1,15 +1,21 @@
 package node
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/p2p"
 	"github.com/poai-network/poai/scoring"
 )
@@ -248,4 +254,97 @@ func bareHost(t *testing.T) (h *p2p.Host, key crypto.PrivKey) {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h, key
+}
+
+func TestLoadConfigUnknownKeyPosition(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := WriteConfig(path, DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(string(b), "\n")
+	at := slices.Index(lines, "[challenge]")
+	if at < 0 {
+		t.Fatalf("no [challenge] section in\n%s", b)
+	}
+	lines = slices.Insert(lines, at+1, "  epoch_lenght = '30s'")
+	os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644)
+	_, err := LoadConfig(path)
+	if err == nil {
+		t.Fatal("unknown key accepted")
+	}
+	want := fmt.Sprintf("line %d, column 3: unknown key \"challenge.epoch_lenght\" (did you mean \"challenge.epoch_length\"?)", at+2)
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("error %q, want it to contain %q and the path", err, want)
+	}
+	if strings.Contains(err.Error(), "init") {
+		t.Fatalf("error %q suggests init", err)
+	}
+	// A value of the wrong type is placed too.
+	lines[at+1] = "verifiers = 'three'"
+	os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644)
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("line %d, column", at+2)) {
+		t.Fatalf("bad value: %v", err)
+	}
+}
+
+func TestCheckEnv(t *testing.T) {
+	ok := []string{"HOME=/root", "POAI_PATH=/x", "POAI_API_TOKEN=t", "POAI_CHALLENGE_EPOCH_LENGTH=30s", "POAI_NETNS_TEST=1"}
+	if err := CheckEnv(ok); err != nil {
+		t.Fatal(err)
+	}
+	err := CheckEnv(append(ok, "POAI_CHALENGE_SLACK=2", "POAI_WHATEVER_ELSE_ENTIRELY=1"))
+	if err == nil {
+		t.Fatal("unknown variables accepted")
+	}
+	for _, want := range []string{"unknown variable POAI_CHALENGE_SLACK (did you mean POAI_CHALLENGE_SLACK?)", "unknown variable POAI_WHATEVER_ELSE_ENTIRELY"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+}
+
+// TestIssuedCountsOnlyAccepted: a challenge this node's own validator
+// refuses (here: an epoch far beyond the current one) is not counted as
+// issued, in Stats or in poai_challenges_issued_total; one it accepts is.
+func TestIssuedCountsOnlyAccepted(t *testing.T) {
+	n := startNode(t, testConfig(), nil)
+	target := randomID(t)
+	claim := &pb.DeviceClaim{Model: "amd64 CPU", Int8Tops: 0.001, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20, IssuedUnixMs: time.Now().UnixMilli()}
+	_, claimCID, err := challenge.MessageCID(claim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur uint64
+	var refusedErr, acceptedErr error
+	n.onLoop(func() {
+		now := time.Now()
+		n.onClaim(target, decoded{msg: claim, cid: claimCID}, now)
+		cur = n.clock.At(now)
+		_, refusedErr = n.issueTry(cur+1000, target, cid.Undef)
+	})
+	if refusedErr != nil {
+		t.Fatalf("issueTry refused before publishing: %v", refusedErr)
+	}
+	time.Sleep(500 * time.Millisecond) // the publishing goroutine
+	if got := n.Stats().Issued; got != 0 {
+		t.Fatalf("a challenge the node's own validator refused was counted as issued (%d)", got)
+	}
+	if got := testutil.ToFloat64(n.metrics.issued); got != 0 {
+		t.Fatalf("poai_challenges_issued_total is %v after a refused challenge", got)
+	}
+	n.onLoop(func() { _, acceptedErr = n.issueTry(n.clock.At(time.Now()), target, cid.Undef) })
+	if acceptedErr != nil {
+		t.Fatal(acceptedErr)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n.Stats().Issued == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := n.Stats().Issued; got != 1 {
+		t.Fatalf("an accepted challenge counted %d times", got)
+	}
+	if got := testutil.ToFloat64(n.metrics.issued); got != 1 {
+		t.Fatalf("poai_challenges_issued_total is %v, want 1", got)
+	}
 }

@@ -1,6 +1,8 @@
 package p2p
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -15,14 +17,18 @@ import (
 // protobuf key encoding), creating it with mode 0600 if the file does not
 // exist. The peer ID is derived from this key, so keeping the file keeps the
 // identity. A file that exists but does not hold a valid key is an error,
-// never silently replaced.
+// never silently replaced: a key that decodes but cannot sign (bytes
+// overwritten inside it) is refused too, see CheckKey.
 func LoadOrCreateKey(path string) (crypto.PrivKey, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		k, err := crypto.UnmarshalPrivateKey(b)
+		if err == nil {
+			err = CheckKey(k)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("identity %s: %w", path, err)
+			return nil, fmt.Errorf("identity %s: %w; restore this file from a backup, or move it away to have a new identity made (a new identity has a new peer ID)", path, err)
 		}
 		return k, nil
 	case !errors.Is(err, fs.ErrNotExist):
@@ -49,4 +55,38 @@ func LoadOrCreateKey(path string) (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("write identity: %w", err)
 	}
 	return k, nil
+}
+
+// keyCheckMessage is what CheckKey signs.
+var keyCheckMessage = []byte("poai identity key check")
+
+// CheckKey reports whether k can sign messages its own public key verifies.
+// An Ed25519 key as libp2p stores it holds seed || public key; a byte
+// overwritten in the seed leaves a key that decodes, but whose signatures
+// every peer (and the node's own validators) reject. So the public key
+// derived from the seed must equal the stored one, and a test signature
+// must verify.
+func CheckKey(k crypto.PrivKey) error {
+	if k.Type() == crypto.Ed25519 {
+		raw, err := k.Raw()
+		if err != nil {
+			return err
+		}
+		if len(raw) != ed25519.PrivateKeySize {
+			return fmt.Errorf("ed25519 key of %d bytes, want %d", len(raw), ed25519.PrivateKeySize)
+		}
+		derived := ed25519.NewKeyFromSeed(raw[:ed25519.SeedSize]).Public().(ed25519.PublicKey)
+		if !bytes.Equal(derived, raw[ed25519.SeedSize:]) {
+			return errors.New("damaged key: the public key derived from the private seed differs from the stored public key")
+		}
+	}
+	sig, err := k.Sign(keyCheckMessage)
+	if err != nil {
+		return fmt.Errorf("damaged key: cannot sign: %w", err)
+	}
+	ok, err := k.GetPublic().Verify(keyCheckMessage, sig)
+	if err != nil || !ok {
+		return fmt.Errorf("damaged key: its public key does not verify its own signature (%v)", err)
+	}
+	return nil
 }

@@ -1,10 +1,12 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,6 +38,43 @@ func TestIdentityPersists(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "garbage" {
 		t.Fatal("corrupt key file was overwritten")
+	}
+}
+
+// TestIdentityDamagedSeed overwrites bytes inside the private seed of a
+// stored key: the file still decodes, but the key cannot sign, so loading
+// it must fail, naming the file and what to do, and leave it as it was.
+func TestIdentityDamagedSeed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "identity.key")
+	if _, err := LoadOrCreateKey(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// libp2p's encoding ends with the 64-byte key: seed || public key.
+	seed := len(b) - 64
+	for i := seed + 3; i < seed+11; i++ {
+		b[i] ^= 0xff
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadOrCreateKey(path)
+	if err == nil {
+		t.Fatal("key with a damaged seed accepted")
+	}
+	for _, want := range []string{path, "damaged key", "restore", "move it away", "peer ID"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, b) {
+		t.Fatal("damaged key file was rewritten")
+	}
+	if _, err := os.Stat(path + ".tmp"); err == nil {
+		t.Fatal("a new key was written beside the damaged one")
 	}
 }
 

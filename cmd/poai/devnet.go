@@ -74,6 +74,21 @@ peers' views).`,
   poai devnet --nodes 6 --adversaries slow=1,lazy=1,replay=1 --duration 60s --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var fc flagCheck
+			fc.atLeast("nodes", nodes, 3)
+			fc.positive("duration", duration)
+			fc.positive("target", target)
+			fc.nonNegative("epoch", epoch)
+			fc.nonNegative("allowance", allowance)
+			if !(slack >= 1) {
+				fc.bad("slack", "%v is under 1", slack)
+			}
+			fc.between("waves", waves, 0, node.MaxWaves)
+			fc.atLeast("emulated", emulated, 0)
+			fc.atLeast("pretrusted", pretrusted, 0)
+			if err := fc.err(); err != nil {
+				return err
+			}
 			if gpuMode != "auto" && gpuMode != "off" {
 				return fmt.Errorf("--gpu %q: want auto or off", gpuMode)
 			}
@@ -189,7 +204,7 @@ peers' views).`,
 	f.IntVar(&emulated, "emulated", 0, "how many honest nodes prove on an emulated devnet A100 80GB SXM and claim it, instead of claiming their CPU")
 	f.StringVar(&devices, "devices", "host", "\"host\": nodes prove on this machine's CPU, all sharing it; \"emulated\": every node on an emulated device of its own (a devnet A100 80GB SXM, or its role's; relay and shared-device identities share one per pair), the CPU computing the arithmetic")
 	f.IntVar(&pretrusted, "pretrusted", 0, "honest nodes of each shard that every node pre-trusts ([scoring] pretrusted), as bootstrap operators: proven judges from genesis")
-	f.DurationVar(&duration, "duration", 60*time.Second, "how long to run")
+	f.DurationVar(&duration, "duration", 60*time.Second, "how long to run (positive)")
 	f.StringVar(&gpuMode, "gpu", "auto", "\"auto\": node 0 proves on this machine's CUDA GPU when there is one; \"off\": every node on the CPU")
 	f.DurationVar(&target, "target", 400*time.Millisecond, "how long one challenge should take an honest node")
 	f.DurationVar(&epoch, "epoch", 0, "epoch length; 0 picks max(4s, 3 x target per node)")

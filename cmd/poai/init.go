@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
@@ -24,9 +27,22 @@ mode 0600: the peer ID derives from it, so back it up) and config.toml with
 the defaults and a comment on every setting. An existing key is kept; an
 existing config is never overwritten. --profile bootstrap writes the
 configuration of a bootstrap node: a stable entry point that other peers
-list under p2p.bootstrap.`,
+list under p2p.bootstrap. Flags are checked before anything is written: an
+unknown profile writes neither key nor config.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Every flag is checked before anything is written.
+			mk, ok := node.Profiles[profile]
+			if !ok {
+				return fmt.Errorf("--profile: unknown profile %q (%s); nothing was written", profile, strings.Join(slices.Sorted(maps.Keys(node.Profiles)), ", "))
+			}
+			cfg := mk()
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("--profile %s: %w", profile, err)
+			}
+			if dir == "" {
+				return errors.New("--data-dir: empty; nothing was written")
+			}
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
 			}
@@ -38,12 +54,8 @@ list under p2p.bootstrap.`,
 			if err != nil {
 				return err
 			}
-			mk, ok := node.Profiles[profile]
-			if !ok {
-				return fmt.Errorf("unknown profile %q (default, bootstrap)", profile)
-			}
 			cfgPath := filepath.Join(dir, node.ConfigFile)
-			switch err := node.WriteConfig(cfgPath, mk()); {
+			switch err := node.WriteConfig(cfgPath, cfg); {
 			case errors.Is(err, fs.ErrExist):
 				fmt.Fprintf(cmd.OutOrStdout(), "config %s exists, left as it is\n", cfgPath)
 			case err != nil:

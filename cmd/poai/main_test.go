@@ -58,6 +58,81 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	}
 }
 
+// TestRunNamesUnknownKeyAndVariable: an unknown config key is named with
+// its line and column, without the advice to run init (the file exists),
+// and an unknown POAI_ variable is named with the closest known one; the
+// node does not start (no score store is created).
+func TestRunNamesUnknownKeyAndVariable(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := run(t, "init", "--data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.toml")
+	good, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(good), "[log]\n", "[log]\nlevle = 'debug'\n", 1)), 0o644)
+	_, err := run(t, "run", "--data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), `unknown key "log.levle"`) || !strings.Contains(err.Error(), "line ") ||
+		!strings.Contains(err.Error(), "column 1") || strings.Contains(err.Error(), "init") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	os.WriteFile(cfg, good, 0o644)
+	t.Setenv("POAI_LOG_LEVLE", "debug")
+	_, err = run(t, "run", "--data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), "unknown variable POAI_LOG_LEVLE (did you mean POAI_LOG_LEVEL?)") {
+		t.Fatalf("unknown variable: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "scores")); err == nil {
+		t.Fatal("the node started: scores/ was created")
+	}
+}
+
+// TestInitRejectsBadProfileFirst: an unknown profile is named, and neither
+// the data directory, nor a key, nor a config is written.
+func TestInitRejectsBadProfileFirst(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	_, err := run(t, "init", "--data-dir", dir, "--profile", "bogus")
+	if err == nil || !strings.Contains(err.Error(), `--profile: unknown profile "bogus" (bootstrap, default)`) {
+		t.Fatalf("bogus profile: %v", err)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Fatal("init --profile bogus created the data directory")
+	}
+	if _, err := run(t, "init", "--data-dir", "", "--profile", "default"); err == nil || !strings.Contains(err.Error(), "--data-dir") {
+		t.Fatalf("empty data dir: %v", err)
+	}
+}
+
+// TestDevnetAndSimRejectBadFlags: a non-positive duration (and the other
+// bad counts and durations) is an error naming the flag, returned before
+// any node starts (these would otherwise run a network).
+func TestDevnetAndSimRejectBadFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"devnet", "--duration", "0s"}, []string{"--duration: 0s is not a positive duration"}},
+		{[]string{"devnet", "--duration", "-1s"}, []string{"--duration: -1s is not a positive duration"}},
+		{[]string{"devnet", "--nodes", "2", "--target", "0s", "--epoch", "-1s", "--waves", "9"},
+			[]string{"--nodes: 2 is under 3", "--target: 0s", "--epoch: -1s is negative", "--waves: 9 is outside 0..4"}},
+		{[]string{"sim", "--epochs", "0", "--peers", "1", "--target", "0s", "--rate", "0", "--allowance", "0s"},
+			[]string{"--epochs: 0 is under 1", "--peers: 1 is under 3", "--target: 0s", "--rate: 0 is outside (0, 1]", "--allowance: 0s"}},
+	} {
+		start := time.Now()
+		_, err := run(t, c.args...)
+		if err == nil {
+			t.Fatalf("%v accepted", c.args)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not contain %q", c.args, err, w)
+			}
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%v took %v: something started before the flags were checked", c.args, d)
+		}
+	}
+}
+
 func TestBenchReportsEveryWorkload(t *testing.T) {
 	out, err := run(t, "bench", "--size", "0.05", "--reps", "1", "--json")
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -37,7 +38,8 @@ gossip network, announces its device claim, answers challenges addressed to
 it, challenges and verifies others, and keeps scores. Flags override the
 config file; environment variables POAI_<SECTION>_<KEY> (for example
 POAI_P2P_BOOTSTRAP, POAI_API_TOKEN, POAI_LOG_LEVEL) override the file, and
-flags override both. SIGINT or SIGTERM shuts it down gracefully: in-flight work is
+flags override both. An unknown key in the file (named with its line and
+column) or an unknown POAI_ variable is an error. SIGINT or SIGTERM shuts it down gracefully: in-flight work is
 cancelled, the score store is flushed and closed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -45,8 +47,14 @@ cancelled, the score store is flushed and closed.`,
 				cfgPath = filepath.Join(dir, node.ConfigFile)
 			}
 			cfg, err := node.LoadConfig(cfgPath)
-			if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("%w (run 'poai init --data-dir %s' first)", err, dir)
+			}
+			if err != nil {
+				return err
+			}
+			if err := node.CheckEnv(os.Environ()); err != nil {
+				return fmt.Errorf("environment: %w", err)
 			}
 			if err := cfg.ApplyEnv(os.Getenv); err != nil {
 				return fmt.Errorf("environment: %w", err)

@@ -67,6 +67,36 @@ report on stdout.`,
     --adversaries slow=20,lazy=10,replay=10,relay=10,forged-nvml=10,lazy-verifier=20,colluders=30,sybil=40,onoff=10`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var fc flagCheck
+			fc.atLeast("peers", cfg.Peers, 3)
+			fc.atLeast("epochs", cfg.Epochs, 1)
+			fc.atLeast("shard-size", cfg.ShardSize, 1)
+			fc.atLeast("degree", cfg.Degree, 1)
+			fc.positive("target", cfg.Target)
+			fc.nonNegative("epoch", cfg.EpochLength)
+			fc.nonNegative("latency", cfg.Latency)
+			fc.positive("allowance", cfg.Allowance)
+			fc.nonNegative("heartbeat", cfg.Heartbeat)
+			if !(cfg.Rate > 0 && cfg.Rate <= 1) {
+				fc.bad("rate", "%v is outside (0, 1]", cfg.Rate)
+			}
+			if !(cfg.Loss >= 0 && cfg.Loss <= 1) {
+				fc.bad("loss", "%v is outside [0, 1]", cfg.Loss)
+			}
+			if !(cfg.Slack >= 1) {
+				fc.bad("slack", "%v is under 1", cfg.Slack)
+			}
+			if !(cfg.ClaimFraction >= 0 && cfg.ClaimFraction <= 1) {
+				fc.bad("claim-fraction", "%v is outside [0, 1]", cfg.ClaimFraction)
+			}
+			fc.atLeast("k", cfg.K, 1)
+			fc.atLeast("m", cfg.M, 1)
+			fc.between("waves", cfg.Waves, 0, node.MaxWaves)
+			fc.atLeast("pretrusted", cfg.PreTrusted, 0)
+			fc.atLeast("slots-from", cfg.SlotsFrom, 0)
+			if err := fc.err(); err != nil {
+				return err
+			}
 			adv, err := node.ParseAdversaries(adversaries)
 			if err != nil {
 				return err
