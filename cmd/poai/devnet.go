@@ -86,6 +86,7 @@ peers' views).`,
 			fc.between("waves", waves, 0, node.MaxWaves)
 			fc.atLeast("emulated", emulated, 0)
 			fc.atLeast("pretrusted", pretrusted, 0)
+			fc.devices("devices", devices)
 			if err := fc.err(); err != nil {
 				return err
 			}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/poai-network/poai/node"
 )
 
 // flagCheck gathers the problems of a command's flags, each naming its
@@ -39,6 +41,13 @@ func (c *flagCheck) atLeast(flag string, n, lo int) {
 func (c *flagCheck) between(flag string, n, lo, hi int) {
 	if n < lo || n > hi {
 		c.bad(flag, "%d is outside %d..%d", n, lo, hi)
+	}
+}
+
+// devices requires a node.DeviceMode.
+func (c *flagCheck) devices(flag, v string) {
+	if v != string(node.DevicesHost) && v != string(node.DevicesEmulated) {
+		c.bad(flag, "%q is neither %q nor %q", v, node.DevicesHost, node.DevicesEmulated)
 	}
 }
 

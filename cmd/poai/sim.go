@@ -72,6 +72,7 @@ report on stdout.`,
 			fc.atLeast("epochs", cfg.Epochs, 1)
 			fc.atLeast("shard-size", cfg.ShardSize, 1)
 			fc.atLeast("degree", cfg.Degree, 1)
+			fc.devices("devices", string(cfg.Devices))
 			fc.positive("target", cfg.Target)
 			fc.nonNegative("epoch", cfg.EpochLength)
 			fc.nonNegative("latency", cfg.Latency)
