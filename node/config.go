@@ -556,14 +556,14 @@ func LoadConfig(path string) (Config, error) {
 }
 
 // WriteConfig writes c as commented TOML to path, refusing to overwrite an
-// existing file.
+// existing file. The file is 0600: it may hold the API token.
 func WriteConfig(path string, c Config) error {
 	b, err := toml.Marshal(c)
 	if err != nil {
 		return err
 	}
 	header := "# poai node configuration. Flags given to `poai run` override these values.\n\n"
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}

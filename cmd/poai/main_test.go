@@ -33,8 +33,13 @@ func TestInitKeepsIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"identity.key", "config.toml"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
 			t.Fatalf("init did not write %s: %v", f, err)
+		}
+		// Both may hold secrets (the key; the API token).
+		if perm := st.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s is %v: readable beyond its owner", f, perm)
 		}
 	}
 	out2, err := run(t, "init", "--data-dir", dir)
@@ -271,4 +276,13 @@ func TestTraceSummarize(t *testing.T) {
 		}
 	}
 	t.Fatalf("no claims topic in %s", out)
+}
+
+// TestTopologyConflictingFlags: --json with a graph format is an error
+// naming both, before the API is asked.
+func TestTopologyConflictingFlags(t *testing.T) {
+	_, err := run(t, "topology", "--json", "--format", "dot", "--api", "http://127.0.0.1:1")
+	if err == nil || !strings.Contains(err.Error(), "--json and --format dot conflict") {
+		t.Fatalf("err %v, want the conflict named", err)
+	}
 }

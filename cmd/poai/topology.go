@@ -28,6 +28,9 @@ per mesh link labelled with its topics, and dashed edges for connections
 outside any mesh.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.json && format != "json" {
+				return fmt.Errorf("--json and --format %s conflict: --json prints the API's JSON, --format %s a graph; give one", format, format)
+			}
 			var t node.TopologyView
 			body, err := a.get("/topology", nil, &t)
 			if err != nil {
