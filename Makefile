@@ -5,7 +5,7 @@ RACE_PKGS = ./challenge/... ./scoring/... ./p2p/... ./node/...
 .PHONY: build test race lint proto fuzz bench devnet ptx gpu-check-bins
 
 build:
-	$(GO) build -o bin/poai ./cmd/poai
+	$(GO) build -ldflags "-X main.gitCommit=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$$(git diff --quiet 2>/dev/null || echo +dirty)" -o bin/poai ./cmd/poai
 
 test:
 	$(GO) test -timeout 30m ./...

@@ -286,3 +286,17 @@ func TestTopologyConflictingFlags(t *testing.T) {
 		t.Fatalf("err %v, want the conflict named", err)
 	}
 }
+
+// TestVersionPrintsCommit: version names the commit set at build time, or
+// says it is unknown.
+func TestVersionPrintsCommit(t *testing.T) {
+	out, err := run(t, "version")
+	if err != nil || !strings.Contains(out, "(commit ") {
+		t.Fatalf("version: %q, %v", out, err)
+	}
+	defer func(c string) { gitCommit = c }(gitCommit)
+	gitCommit = "0123456789ab"
+	if out, _ := run(t, "version"); !strings.Contains(out, "commit 0123456789ab,") {
+		t.Fatalf("version with a build-time commit: %q", out)
+	}
+}
