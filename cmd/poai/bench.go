@@ -37,15 +37,16 @@ type benchResult struct {
 
 func benchCmd() *cobra.Command {
 	var (
-		reps    int
-		workers int
-		jsonOut bool
-		size    float64
-		backend string
-		int8s   string
-		bf16s   string
-		gopts   gpuBenchOptions
-		copyMiB int
+		reps         int
+		workers      int
+		jsonOut      bool
+		size         float64
+		backend      string
+		int8s        string
+		bf16s        string
+		gopts        gpuBenchOptions
+		copyMiB      int
+		verifierOnly bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -62,10 +63,20 @@ it loads, and poai's embedded kernels) on the --gemm-int8 and --gemm-bf16
 shapes, alone and as the whole streamed workload; the device-to-device copy
 bandwidth; the VRAM proof over --vram-fraction of the free memory; and, with
 --catalog MODEL, the full-size int8 challenge a challenger sends a claim of
-MODEL, proved here and by a half-speed adversary, against its deadline.`,
+MODEL, proved here and by a half-speed adversary, against its deadline.
+
+--verifier-only --catalog MODEL (or all) proves nothing: it times one
+verifier's work on one CPU core for the int8 challenge a claim of MODEL
+gets, against the prover's anticipated time.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if verifierOnly {
+				if backend != "cpu" || gopts.catalog == "" {
+					return fmt.Errorf("--verifier-only needs --catalog MODEL (or all) on the cpu backend")
+				}
+				return benchVerifier(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), gopts.catalog, jsonOut)
+			}
 			switch backend {
 			case "cpu":
 			case "cuda":
@@ -169,7 +180,8 @@ MODEL, proved here and by a half-speed adversary, against its deadline.`,
 	f.IntVar(&copyMiB, "copy-mib", 8192, "cuda: size of the device-to-device copy that gives the bandwidth reference, MiB (0 skips)")
 	f.Float64Var(&gopts.vramFraction, "vram-fraction", 0.9, "cuda: fraction of the free device memory the VRAM proof fills (0 skips)")
 	f.IntVar(&gopts.vramReadsPerBlock, "vram-reads-per-block", 1, "cuda: lane reads per block of the VRAM proof run (the protocol uses 64)")
-	f.StringVar(&gopts.catalog, "catalog", "", "cuda: a catalog model (e.g. \"NVIDIA H200\") whose full-size int8 challenge to prove here, in time or not, and by a half-speed adversary")
+	f.StringVar(&gopts.catalog, "catalog", "", "cuda: a catalog model (e.g. \"NVIDIA H200\") whose full-size int8 challenge to prove here, in time or not, and by a half-speed adversary; with --verifier-only, the model (or all) whose verifier to time")
+	f.BoolVar(&verifierOnly, "verifier-only", false, "with --catalog MODEL or all: one verifier's time on one core for the int8 challenge a claim of the model gets (Freivalds and check digest, nothing proved), the prover's anticipated time and their ratio")
 	return cmd
 }
 

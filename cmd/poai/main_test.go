@@ -300,3 +300,20 @@ func TestVersionPrintsCommit(t *testing.T) {
 		t.Fatalf("version with a build-time commit: %q", out)
 	}
 }
+
+// TestBenchVerifierOnlyFlags: --verifier-only needs a catalog model on
+// the cpu backend, and names an unknown one.
+func TestBenchVerifierOnlyFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--verifier-only"}, "--verifier-only needs --catalog MODEL"},
+		{[]string{"bench", "--verifier-only", "--backend", "cuda", "--catalog", "NVIDIA H200"}, "on the cpu backend"},
+		{[]string{"bench", "--verifier-only", "--catalog", "NVIDIA H900"}, `"NVIDIA H900": not a catalog model`},
+	} {
+		if _, err := run(t, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err %v, want %q", c.args, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package challenge
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/gpu"
+)
+
+// VerifierCost is what one verifier of a challenge spends on cpu for an
+// honest answer: the Freivalds check of the opened rows (the projection
+// B·r, then A_i·(B·r) and C_i·r per row) and its check digest
+// (CheckDigests for one verifier: one leaf recomputed in full).
+type VerifierCost struct {
+	Freivalds, Digest time.Duration
+}
+
+// Total is the verifier's whole time.
+func (c VerifierCost) Total() time.Duration { return c.Freivalds + c.Digest }
+
+// MeasureVerifierCostInt8 times, on cpu, the work of one verifier of the
+// int8 challenge ch, without an answer to check: the same steps as
+// Verify's path for rows that pass (checkInt8), on rows of the right
+// width whose values do not matter to the time, and CheckDigests for
+// verifier. The Merkle paths (openings × log₂ N hashes) are left out:
+// microseconds. ch must be an int8 challenge whose reveal hash secret
+// opens; other workloads return an error.
+func MeasureVerifierCostInt8(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, secret []byte, verifier peer.ID) (VerifierCost, error) {
+	if ch.GetWorkload() != pb.Workload_WORKLOAD_GEMM_INT8 {
+		return VerifierCost{}, fmt.Errorf("%w: verifier cost is measured for int8 challenges only, not %v", ErrMalformed, ch.GetWorkload())
+	}
+	shape, seed := ShapeOf(ch), Seed(ch)
+	if err := shape.ValidateStreamed(); err != nil {
+		return VerifierCost{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	var c VerifierCost
+	start := time.Now()
+	rng := rand.New(rand.NewChaCha8(freivaldsKey()))
+	r := make([]uint64, shape.M)
+	for j := range r {
+		r[j] = rng.Uint64N(gpu.FreivaldsPrime)
+	}
+	br, err := cpu.ProjectInt8B(ctx, seed, shape, r)
+	if err != nil {
+		return c, err
+	}
+	row := make([]int32, shape.M)
+	for j := range row {
+		row[j] = int32(rng.Uint32())
+	}
+	a := make([]int8, shape.K)
+	var sink uint64
+	openings := max(int(ch.GetOpenings()), 1)
+	for i := range openings {
+		var lhs, rhs uint64
+		for j, v := range row {
+			lhs = (lhs + gpu.MulMod61(gpu.ToField61(int64(v)), r[j])) % gpu.FreivaldsPrime
+		}
+		gpu.FillInt8Row(a, seed, gpu.MatrixA, i*shape.N/openings)
+		for p, x := range a {
+			rhs = (rhs + gpu.MulMod61(gpu.ToField61(int64(x)), br[p])) % gpu.FreivaldsPrime
+		}
+		sink += lhs ^ rhs
+	}
+	c.Freivalds = time.Since(start)
+	start = time.Now()
+	if _, err := CheckDigests(ctx, cpu, ch, chCID, secret, []peer.ID{verifier}); err != nil {
+		return c, err
+	}
+	c.Digest = time.Since(start)
+	_ = sink
+	return c, nil
+}
