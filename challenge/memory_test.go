@@ -116,7 +116,7 @@ func BenchmarkRetained(b *testing.B) {
 // challenge (8,192×512×512, 66 openings) on the CPU backend: the opened
 // rows, and their siblings under a tree kept from height 1, recomputed.
 func BenchmarkOpen(b *testing.B) {
-	ch, _, chCID := newChallenge(b, newPeer(b), newPeer(b), time.Now())
+	ch, _, _ := newChallenge(b, newPeer(b), newPeer(b), time.Now())
 	ch.N, ch.K, ch.M, ch.Openings = 8192, 512, 512, 66
 	_, chCID, err := MessageCID(ch)
 	if err != nil {

@@ -84,7 +84,7 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 	default:
 		return Result{}, fmt.Errorf("%w: cannot verify workload %v", ErrMalformed, ch.GetWorkload())
 	}
-	want, values, proofErr, bad := opened(ch, chCID, com, comCID, op, SamplingSecret(secret, shares), leaves, width)
+	want, values, bad, proofErr := opened(ch, chCID, com, comCID, op, SamplingSecret(secret, shares), leaves, width)
 	if bad != nil {
 		return *bad, nil
 	}
@@ -125,9 +125,9 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 // indices, the values of the leaves whose Merkle proof holds (nil for the
 // others, whose errors are joined in proofErr), or a BAD_PROOF result when
 // the opening cannot be checked at all.
-func opened(ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid, op *pb.Opening, randomness []byte, leaves, width int) (want []int, values [][]byte, proofErr error, bad *Result) {
-	fail := func(format string, a ...any) ([]int, [][]byte, error, *Result) {
-		return nil, nil, nil, &Result{Verdict: pb.Verdict_VERDICT_BAD_PROOF, Deviation: 1, Reason: fmt.Sprintf(format, a...)}
+func opened(ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid, op *pb.Opening, randomness []byte, leaves, width int) (want []int, values [][]byte, bad *Result, proofErr error) {
+	fail := func(format string, a ...any) ([]int, [][]byte, *Result, error) {
+		return nil, nil, &Result{Verdict: pb.Verdict_VERDICT_BAD_PROOF, Deviation: 1, Reason: fmt.Sprintf(format, a...)}, nil
 	}
 	switch {
 	case !cidEqual(com.GetChallengeCid(), chCID):
@@ -174,7 +174,7 @@ func opened(ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid,
 		}
 		values[r] = ro.GetValues()
 	}
-	return want, values, proofErr, nil
+	return want, values, nil, proofErr
 }
 
 // freivaldsKey returns the seed of a verifier's private projection vector:

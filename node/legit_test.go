@@ -34,11 +34,8 @@ func TestLegitimateChallenges(t *testing.T) {
 	target := randomID(t)
 	claim := &pb.DeviceClaim{PeerId: []byte(target), Model: "cpu", Int8Tops: 0.002, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20}
 	n.peers[target] = &peerEntry{claim: claim, seen: now}
-	var others []peer.ID
 	for range 6 {
-		id := randomID(t)
-		others = append(others, id)
-		n.peers[id] = &peerEntry{claim: claim, seen: now}
+		n.peers[randomID(t)] = &peerEntry{claim: claim, seen: now}
 	}
 	epoch := n.clock.At(now)
 	ranked := challengerRanking(epoch, target, n.judges(n.livePeers(now), epoch))

@@ -1,6 +1,9 @@
 package node
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
 
 // metrics are a node's Prometheus collectors. Each node has its own
 // registry, so a devnet of many nodes in one process keeps them apart.
@@ -162,6 +165,6 @@ func newMetrics() *metrics {
 	m.registry.MustRegister(m.outOfEpoch, m.epochMismatch)
 	m.registry.MustRegister(m.withheld, m.retriesSkipped, m.followUps, m.audits, m.direct, m.claimFetches, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.equivocations, m.flagged, m.checks, m.rechecks)
 	m.registry.MustRegister(m.ignored, m.messages, m.issued, m.retries, m.answered, m.attested, m.proveTime, m.proveWait, m.verifyTime, m.peers, m.epoch, m.droppedJobs,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -1,6 +1,7 @@
 package scoring
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -539,6 +540,6 @@ func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a
 func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug-4, f, a...) }
 func (b badgerLogger) log(level slog.Level, f string, a ...any) {
 	if b.l != nil {
-		b.l.Log(nil, level, fmt.Sprintf(f, a...), "component", "badger")
+		b.l.Log(context.Background(), level, fmt.Sprintf(f, a...), "component", "badger")
 	}
 }
