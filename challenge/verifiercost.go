@@ -3,7 +3,6 @@ package challenge
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -41,11 +40,7 @@ func MeasureVerifierCostInt8(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge
 	}
 	var c VerifierCost
 	start := time.Now()
-	rng := rand.New(rand.NewChaCha8(freivaldsKey()))
-	r := make([]uint64, shape.M)
-	for j := range r {
-		r[j] = rng.Uint64N(gpu.FreivaldsPrime)
-	}
+	r, rng := freivaldsVector(shape.M)
 	br, err := cpu.ProjectInt8B(ctx, seed, shape, r)
 	if err != nil {
 		return c, err

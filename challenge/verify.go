@@ -187,15 +187,23 @@ var freivaldsKey = func() (key [32]byte) {
 // maxRecomputedRows bounds the wrong int8 rows recomputed in full.
 const maxRecomputedRows = 4
 
+// freivaldsVector draws a verifier's private projection vector r of m
+// elements of GF(2⁶¹ − 1) from a fresh key, and returns the generator,
+// which goes on drawing from the same stream.
+func freivaldsVector(m int) ([]uint64, *rand.Rand) {
+	rng := rand.New(rand.NewChaCha8(freivaldsKey()))
+	r := make([]uint64, m)
+	for j := range r {
+		r[j] = rng.Uint64N(gpu.FreivaldsPrime)
+	}
+	return r, rng
+}
+
 // checkInt8 runs the Freivalds check on every opened row (nil values are
 // rows that failed their proof) and returns the number correct and the
 // largest deviation, recomputing wrong rows in full for the latter.
 func checkInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte) (int, float64, error) {
-	rng := rand.New(rand.NewChaCha8(freivaldsKey()))
-	r := make([]uint64, shape.M)
-	for j := range r {
-		r[j] = rng.Uint64N(gpu.FreivaldsPrime)
-	}
+	r, _ := freivaldsVector(shape.M)
 	br, err := cpu.ProjectInt8B(ctx, seed, shape, r)
 	if err != nil {
 		return 0, 0, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -240,13 +239,8 @@ func catalogChallenge(ctx context.Context, progress io.Writer, b *cuda.Backend, 
 	if err != nil {
 		return catalogRun{}, fmt.Errorf("plan for %q: %w", model, err)
 	}
-	target, challenger := benchPeer(), benchPeer()
-	ch := &pb.Challenge{Version: 1, Target: []byte(target), Challenger: []byte(challenger), Nonce: benchNonce()}
-	pl.Apply(ch)
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	ch.RevealHash = challenge.RevealHash(secret)
-	_, chCID, err := challenge.MessageCID(ch)
+	target := benchPeer()
+	ch, chCID, secret, err := benchChallenge(pl, target)
 	if err != nil {
 		return catalogRun{}, err
 	}

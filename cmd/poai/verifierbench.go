@@ -8,6 +8,9 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
@@ -51,12 +54,7 @@ func benchVerifier(ctx context.Context, out, progress io.Writer, model string, j
 		if err != nil {
 			return fmt.Errorf("plan for %q: %w", m, err)
 		}
-		ch := &pb.Challenge{Version: 1, Target: []byte(benchPeer()), Challenger: []byte(benchPeer()), Nonce: benchNonce()}
-		pl.Apply(ch)
-		secret := make([]byte, 32)
-		rand.Read(secret)
-		ch.RevealHash = challenge.RevealHash(secret)
-		_, chCID, err := challenge.MessageCID(ch)
+		ch, chCID, secret, err := benchChallenge(pl, benchPeer())
 		if err != nil {
 			return err
 		}
@@ -79,4 +77,16 @@ func benchVerifier(ctx context.Context, out, progress io.Writer, model string, j
 		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.3f\n", r.Model, r.Shape, r.AnticipMS, r.FreivaldsMS, r.DigestMS, r.VerifierMS, r.Ratio)
 	}
 	return tw.Flush()
+}
+
+// benchChallenge returns a challenge of plan pl for target from a fresh
+// challenger, with a fresh nonce and opening secret, and its CID.
+func benchChallenge(pl challenge.Plan, target peer.ID) (ch *pb.Challenge, chCID cid.Cid, secret []byte, err error) {
+	ch = &pb.Challenge{Version: 1, Target: []byte(target), Challenger: []byte(benchPeer()), Nonce: benchNonce()}
+	pl.Apply(ch)
+	secret = make([]byte, 32)
+	rand.Read(secret)
+	ch.RevealHash = challenge.RevealHash(secret)
+	_, chCID, err = challenge.MessageCID(ch)
+	return ch, chCID, secret, err
 }
