@@ -8,7 +8,7 @@ build:
 	$(GO) build -ldflags "-X main.gitCommit=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$$(git diff --quiet 2>/dev/null || echo +dirty)" -o bin/poai ./cmd/poai
 
 test:
-	$(GO) test -timeout 30m ./...
+	$(GO) test -p 1 -timeout 30m ./...
 
 race:
 	$(GO) test -race -short $(RACE_PKGS)
