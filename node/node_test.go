@@ -56,18 +56,7 @@ func TestRestartKeepsIdentityAndScores(t *testing.T) {
 	if score <= 0.3 || score >= 0.8 {
 		t.Fatalf("a peer failing 1 of 6 challenges (a wrong answer weighs 4 passes) scores %v", score)
 	}
-	if err := n.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	n2, err := New(dir, testConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n2.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer n2.Close()
+	n2 := restartNode(t, n, dir)
 	if n2.ID() != id {
 		t.Fatalf("peer ID changed across restart: %s, was %s", n2.ID(), id)
 	}
@@ -347,4 +336,22 @@ func TestIssuedCountsOnlyAccepted(t *testing.T) {
 	if got := testutil.ToFloat64(n.metrics.issued); got != 1 {
 		t.Fatalf("poai_challenges_issued_total is %v, want 1", got)
 	}
+}
+
+// restartNode closes n and starts a new node on its data directory dir
+// with testConfig, closed when the test ends.
+func restartNode(t *testing.T, n *Node, dir string) *Node {
+	t.Helper()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n2, err := New(dir, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n2.Close() })
+	return n2
 }

@@ -100,17 +100,7 @@ func TestRestartKeepsEarnedTrust(t *testing.T) {
 			t.Fatal(i, err)
 		}
 	}
-	if err := n.Close(); err != nil {
-		t.Fatal(err)
-	}
-	n2, err := New(dir, testConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n2.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer n2.Close()
+	n2 := restartNode(t, n, dir)
 	var before, after, bad bool
 	n2.snapshot(func() {
 		before, after, bad = n2.proven(passed, 5+ProvenLag-1), n2.proven(passed, 5+ProvenLag), n2.proven(failed, 5+ProvenLag)
