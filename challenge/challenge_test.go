@@ -579,6 +579,9 @@ func oneShot(ch *pb.Challenge) func(*Committed, error) (*pb.Commitment, *pb.Open
 		if err != nil {
 			return nil, nil, err
 		}
+		if err := c.SetEpoch(ch.GetEpoch()); err != nil {
+			return nil, nil, err
+		}
 		op, err := c.Open(ch, testSecret)
 		return c.Commitment, op, err
 	}

@@ -136,6 +136,8 @@ func opened(ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.Cid,
 		return fail("opening names another challenge")
 	case !cidEqual(op.GetCommitmentCid(), comCID):
 		return fail("opening names another commitment")
+	case com.GetEpoch() != ch.GetEpoch() || op.GetEpoch() != ch.GetEpoch():
+		return fail("commitment or opening names epoch %d or %d, challenge %d", com.GetEpoch(), op.GetEpoch(), ch.GetEpoch())
 	case string(com.GetProver()) != string(ch.GetTarget()) || string(op.GetProver()) != string(ch.GetTarget()):
 		return fail("commitment or opening not authored by the challenge's target")
 	case int(com.GetLeaves()) != leaves || leaves <= 0:
