@@ -5,8 +5,10 @@ import (
 	"fmt"
 )
 
-// Validation errors. A pubsub validator rejects a message for any of them;
-// the node counts rejections by these reasons.
+// Validation errors. A pubsub validator rejects a message for most of
+// them; it ignores (no gossipsub penalty) ErrStale, ErrOutOfEpoch,
+// ErrEpochMismatch and ErrReplayed, which an honest forwarder can
+// deliver. The node counts both by these reasons.
 var (
 	// ErrMalformed: the bytes do not decode, are not in canonical form, or
 	// a field is missing or out of range.
@@ -21,6 +23,12 @@ var (
 	// wraps ErrStale: the message is ignored, not rejected, as an honest
 	// slow peer or clock can send one.
 	ErrOutOfEpoch = fmt.Errorf("%w: epoch outside the window", ErrStale)
+	// ErrEpochMismatch: a commitment, opening, reveal or attestation names
+	// another epoch than its challenge, which this validator accepted. It
+	// is ignored, not rejected: a peer that forwarded it before it heard
+	// the challenge could not have known, and a rejection would charge
+	// that forwarder, not the author (RoleEpochSkew's move).
+	ErrEpochMismatch = errors.New("epoch differs from its challenge's")
 	// ErrReplayed: a message with the same content ID was already accepted.
 	ErrReplayed = errors.New("replayed message")
 	// ErrSigner: the gossipsub signer is not the peer the message says
@@ -35,8 +43,8 @@ var (
 )
 
 // Reason returns a short label for a validation error, for metrics: one of
-// "malformed", "oversized", "out_of_epoch", "stale", "replayed", "signer",
-// "self_request", "bad_signature" or "other".
+// "malformed", "oversized", "out_of_epoch", "epoch_mismatch", "stale",
+// "replayed", "signer", "self_request", "bad_signature" or "other".
 func Reason(err error) string {
 	switch {
 	case errors.Is(err, ErrMalformed):
@@ -45,6 +53,8 @@ func Reason(err error) string {
 		return "oversized"
 	case errors.Is(err, ErrOutOfEpoch):
 		return "out_of_epoch"
+	case errors.Is(err, ErrEpochMismatch):
+		return "epoch_mismatch"
 	case errors.Is(err, ErrStale):
 		return "stale"
 	case errors.Is(err, ErrReplayed):

@@ -154,11 +154,11 @@ func (v *Validator) EpochWindow(now time.Time) (lo, hi uint64) {
 
 // aboutChallenge checks the epoch e of a message about challenge chCID
 // (a commitment, an opening, a reveal): a challenge this validator
-// accepted with another epoch makes it malformed (ErrMalformed); an epoch
+// accepted with another epoch makes it ErrEpochMismatch, ignored; an epoch
 // outside EpochWindow makes it ErrOutOfEpoch, ignored.
 func (v *Validator) aboutChallenge(what string, chCID []byte, e uint64, now time.Time) error {
 	if want, ok := v.epochs.get(string(chCID)); ok && want != e {
-		return fmt.Errorf("%w: %s of epoch %d, its challenge's is %d", ErrMalformed, what, e, want)
+		return fmt.Errorf("%w: %s of epoch %d, its challenge's is %d", ErrEpochMismatch, what, e, want)
 	}
 	if lo, hi := v.EpochWindow(now); e < lo || e > hi {
 		return fmt.Errorf("%w: %s of epoch %d, window [%d, %d]", ErrOutOfEpoch, what, e, lo, hi)
@@ -669,7 +669,7 @@ func (v *Validator) Attestation(from peer.ID, data []byte, now time.Time) (*pb.A
 	// several epochs (a VRAM proof of a big memory): the epoch may trail
 	// by as many more epochs as the deadline lasts.
 	if want, ok := v.epochs.get(string(m.GetChallengeCid())); ok && want != m.GetEpoch() {
-		return nil, cid.Undef, fmt.Errorf("%w: attestation of epoch %d, its challenge's is %d", ErrMalformed, m.GetEpoch(), want)
+		return nil, cid.Undef, fmt.Errorf("%w: attestation of epoch %d, its challenge's is %d", ErrEpochMismatch, m.GetEpoch(), want)
 	}
 	if err := v.epochWithin(m.GetEpoch(), now, time.Duration(m.GetDeadlineMs())*time.Millisecond); err != nil {
 		return nil, cid.Undef, err

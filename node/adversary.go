@@ -112,6 +112,14 @@ const (
 	// for one device's capacity. Challenged at the same instant (waves),
 	// the device answers one of them at least a proof late.
 	RoleSharedDevice Role = "shared-device"
+	// RoleEpochSkew (adversary) proves honestly, but the moment it gets a
+	// challenge it signs a junk commitment naming the next epoch and
+	// hands it to gossip, before the challenge has
+	// reached everyone: a peer that forwards it before it heard the
+	// challenge used to be charged an invalid message (P4) by every peer
+	// that heard the challenge first, so honest forwarders paid for the
+	// author's message (epochSkewProver). Such a message is now ignored.
+	RoleEpochSkew Role = "epoch-skew"
 )
 
 // Adversary parameters.
@@ -152,7 +160,7 @@ const (
 // Roles lists the roles in the order devnet reports them.
 var Roles = []Role{RoleHonest, RoleSlow, RoleLazy, RoleReplay, RoleRelay, RoleForgedNVML, RoleLazyVerifier, RoleColluder, RoleSybil, RoleOnOff,
 	RoleLateJunk, RoleEquivocator, RoleVoider, RoleSibling, RoleInflate, RoleVRAMDodger,
-	RoleSybilFlood, RoleColludingChallenger, RoleSharedDevice}
+	RoleSybilFlood, RoleColludingChallenger, RoleSharedDevice, RoleEpochSkew}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
@@ -202,6 +210,8 @@ func proverFor(n *Node) proverRole {
 		return &equivocatorProver{honestProver: h}
 	case RoleVoider:
 		return voiderProver{n: n}
+	case RoleEpochSkew:
+		return cappedProver{epochSkewProver{h}}
 	case RoleColludingChallenger:
 		h.compute = n.colludingCompute(h.compute)
 	}
@@ -450,6 +460,25 @@ func (n *Node) junkCommitment(ch *pb.Challenge, chCID cid.Cid) (*pb.Commitment, 
 		return nil, err
 	}
 	return junk, nil
+}
+
+// epochSkewProver (adversary, RoleEpochSkew) publishes, as soon as it
+// is challenged, a signed junk commitment (a random root) naming the
+// challenge's epoch + 1, then proves and commits honestly. It gains no
+// answer from it; its aim is the peers that forward it.
+type epochSkewProver struct{ *honestProver }
+
+func (p epochSkewProver) commit(ctx context.Context, job proveJob) (*challenge.Committed, error) {
+	n := p.n
+	skewed := &pb.Challenge{Epoch: job.ch.GetEpoch() + 1, N: job.ch.GetN(), VramLanes: job.ch.GetVramLanes(), Workload: job.ch.GetWorkload()}
+	junk, err := n.junkCommitment(skewed, job.cid)
+	if err != nil {
+		return nil, err
+	}
+	// Gossip alone: a direct copy reaching a judge first would make the
+	// gossip copy a repeat of one offence, ignored (Node.rejected).
+	n.publishTo(p2p.TopicCommitments, junk, deadlineOf(job.ch))
+	return p.honestProver.commit(ctx, job)
 }
 
 // voiderProver (adversary, RoleVoider) does no work: it signs a junk

@@ -47,7 +47,8 @@ type metrics struct {
 	// the window (challenge.ErrOutOfEpoch), by topic.
 	outOfEpoch *prometheus.CounterVec
 	// epochMismatch counts messages dropped because they name another
-	// epoch than their challenge's, by topic (Node.epochMatches).
+	// epoch than their challenge's, by topic (the validator's
+	// challenge.ErrEpochMismatch and Node.epochMatches).
 	epochMismatch *prometheus.CounterVec
 }
 
@@ -160,7 +161,7 @@ func newMetrics() *metrics {
 	}, []string{"topic"})
 	m.epochMismatch = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "poai_messages_epoch_mismatch_total",
-		Help: "Commitments, openings and reveals dropped because they name another epoch than their challenge's, which arrived after them (the validator rejects those that arrive after their challenge), by topic.",
+		Help: "Commitments, openings, reveals and attestations dropped without a gossipsub penalty because they name another epoch than their challenge's (by the validator when the challenge came first, by the handler when it came after), by topic; the validator's also count in poai_messages_total as ignore/epoch_mismatch.",
 	}, []string{"topic"})
 	m.registry.MustRegister(m.outOfEpoch, m.epochMismatch)
 	m.registry.MustRegister(m.withheld, m.retriesSkipped, m.followUps, m.audits, m.direct, m.claimFetches, m.received, m.latency, m.attDelay, m.deviation, m.score, m.void, m.equivocations, m.flagged, m.checks, m.rechecks)

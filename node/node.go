@@ -668,10 +668,14 @@ func (n *Node) validatorFor(topic string, decode func(peer.ID, []byte, time.Time
 			if errors.Is(err, challenge.ErrOutOfEpoch) {
 				n.metrics.outOfEpoch.WithLabelValues(topic).Inc()
 			}
-			if errors.Is(err, challenge.ErrReplayed) || errors.Is(err, challenge.ErrStale) {
+			if errors.Is(err, challenge.ErrEpochMismatch) {
+				n.metrics.epochMismatch.WithLabelValues(topic).Inc()
+			}
+			if errors.Is(err, challenge.ErrReplayed) || errors.Is(err, challenge.ErrStale) || errors.Is(err, challenge.ErrEpochMismatch) {
 				// Not proof of malice by whoever forwarded it (it may have
-				// joined after the original, or its clock differs): drop
-				// without a gossipsub penalty.
+				// joined after the original, its clock differs, or it had
+				// not heard the challenge yet): drop without a gossipsub
+				// penalty.
 				n.metrics.messages.WithLabelValues(topic, "ignore", reason).Inc()
 				return nil, fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
 			}
@@ -1457,7 +1461,7 @@ func (n *Node) onOpening(from peer.ID, d decoded, at time.Time) {
 }
 
 // epochMatches reports whether e, the epoch a message about t's challenge
-// names, is the challenge's. The validator rejects one that is not when
+// names, is the challenge's. The validator ignores one that is not when
 // it accepted the challenge first; one that came before the challenge
 // (or by a direct stream) is dropped here and counted.
 func (n *Node) epochMatches(t *tracked, topic string, e uint64, from peer.ID) bool {
