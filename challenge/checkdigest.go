@@ -38,23 +38,54 @@ func CheckLeaf(ch *pb.Challenge, secret []byte, verifier peer.ID) (leaf int, ok 
 	return int(binary.BigEndian.Uint64(h.Sum(nil)) % leaves), true
 }
 
-// CheckDigests returns the check digest of each of verifiers, computing
-// their rows in one pass over B. A check digest is a verifier's proof that
-// it did the verification's arithmetic rather than attest blind:
-// SHA-256("poai/1/check" ‖ challenge CID ‖ verifier ‖ leaf ‖ value), where
-// leaf is CheckLeaf and value the leaf recomputed from the seed — work of
-// the same kind and size as verifying an opened leaf (k·m multiply-adds
-// for a row, Reads·(Rounds+1) SHA-256 blocks for a lane), and nothing the
-// prover's opening reveals. Anyone who knows
-// the revealed secret can recompute it, so a verifier that attests without
-// computing (a lazy verifier, a clique member voting blind) is
-// contradicted by every peer that checks the challenge.
+// CheckColumns is how many elements of its check leaf's row a verifier
+// hashes into its check digest on a GEMM challenge: the whole row when m ≤
+// CheckColumns, else CheckColumns consecutive columns from an offset the
+// revealed secret and the verifier choose (CheckColumnsOf).
+const CheckColumns = 32
+
+// CheckColumnsOf returns the columns of the check leaf's row that
+// verifier's check digest covers, in order: all m when m ≤ CheckColumns;
+// else o, o+1, … (mod m), CheckColumns of them, with o =
+// BE64(SHA-256("poai/1/check-cols" ‖ secret ‖ verifier)[0:8]) mod m.
+func CheckColumnsOf(ch *pb.Challenge, secret []byte, verifier peer.ID) []int {
+	m := int(ch.GetM())
+	if m <= 0 {
+		return nil
+	}
+	n := min(m, CheckColumns)
+	o := 0
+	if m > CheckColumns {
+		h := sha256.New()
+		h.Write([]byte("poai/1/check-cols"))
+		h.Write(secret)
+		h.Write([]byte(verifier))
+		o = int(binary.BigEndian.Uint64(h.Sum(nil)) % uint64(m))
+	}
+	cols := make([]int, n)
+	for i := range cols {
+		cols[i] = (o + i) % m
+	}
+	return cols
+}
+
+// CheckDigests returns the check digest of each of verifiers. A check
+// digest is a verifier's proof that it did arithmetic of the
+// verification's kind rather than attest blind: SHA-256("poai/1/check" ‖
+// challenge CID ‖ verifier ‖ leaf ‖ value), where leaf is CheckLeaf and
+// value is recomputed from the seed: on a GEMM challenge the elements of
+// C's row `leaf` at CheckColumnsOf (k·CheckColumns multiply-adds), on a
+// VRAM challenge the lane (Reads·(Rounds+1) SHA-256 blocks); nothing the
+// prover's opening reveals. Anyone who knows the revealed secret can
+// recompute it, so a verifier that attests without computing (a lazy
+// verifier, a clique member voting blind) is contradicted by every peer
+// that checks the challenge.
 //
-// The value must be identical on every machine, so a row is the exact
-// one, not the rounded one a device commits to: for int8, the int32
+// The value must be identical on every machine, so an element is the
+// exact one, not the rounded one a device commits to: for int8, the int32
 // values (little-endian, as openings encode them); for bf16, each exact
 // sum Σ_p a_ip·b_pj times 2^16 as an int64 (little-endian; see
-// ExactBF16Rows). A lane's value is its 32-byte output (gpu.VRAMLane).
+// gpu.CPU.ElementsBF16Exact). A lane's value is its 32-byte output (gpu.VRAMLane).
 func CheckDigests(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, secret []byte, verifiers []peer.ID) (map[peer.ID][]byte, error) {
 	if _, ok := CheckLeaf(ch, secret, ""); !ok || len(verifiers) == 0 {
 		return nil, nil
@@ -63,7 +94,11 @@ func CheckDigests(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid
 	for i, v := range verifiers {
 		leaves[i], _ = CheckLeaf(ch, secret, v)
 	}
-	encoded, err := checkValues(ctx, cpu, ch, leaves)
+	cols := make([][]int, len(verifiers))
+	for i, v := range verifiers {
+		cols[i] = CheckColumnsOf(ch, secret, v)
+	}
+	encoded, err := checkValues(ctx, cpu, ch, leaves, cols)
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +115,9 @@ func CheckDigests(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid
 	return out, nil
 }
 
-// checkValues recomputes the given leaves of ch and encodes each as
-// CheckDigests hashes it.
-func checkValues(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, leaves []int) ([][]byte, error) {
+// checkValues recomputes the given leaves of ch (on a GEMM challenge, leaf
+// i at columns cols[i]) and encodes each as CheckDigests hashes it.
+func checkValues(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, leaves []int, cols [][]int) ([][]byte, error) {
 	encoded := make([][]byte, len(leaves))
 	seed := Seed(ch)
 	switch ch.GetWorkload() {
@@ -107,70 +142,27 @@ func checkValues(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, leaves []i
 	if err := shape.ValidateStreamed(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if ch.GetWorkload() == pb.Workload_WORKLOAD_GEMM_INT8 {
-		c, err := cpu.RowsInt8(ctx, seed, shape, leaves)
+	for i, leaf := range leaves {
+		if ch.GetWorkload() == pb.Workload_WORKLOAD_GEMM_INT8 {
+			c, err := cpu.ElementsInt8(ctx, seed, shape, []int{leaf}, cols[i])
+			if err != nil {
+				return nil, err
+			}
+			encoded[i] = gpu.EncodeInt32Row(c.Row(0))
+			continue
+		}
+		if shape.K > MaxBF16K {
+			return nil, fmt.Errorf("%w: bf16 inner dimension %d above %d", ErrMalformed, shape.K, MaxBF16K)
+		}
+		exact, _, err := cpu.ElementsBF16Exact(ctx, seed, shape, []int{leaf}, cols[i])
 		if err != nil {
 			return nil, err
 		}
-		for i := range leaves {
-			encoded[i] = gpu.EncodeInt32Row(c.Row(i))
-		}
-		return encoded, nil
-	}
-	if shape.K > MaxBF16K {
-		return nil, fmt.Errorf("%w: bf16 inner dimension %d above %d", ErrMalformed, shape.K, MaxBF16K)
-	}
-	c, err := ExactBF16Rows(ctx, cpu, seed, shape, leaves)
-	if err != nil {
-		return nil, err
-	}
-	for i := range leaves {
-		row := c[i*shape.M : (i+1)*shape.M]
-		b := make([]byte, 0, 8*len(row))
-		for _, v := range row {
+		b := make([]byte, 0, 8*len(exact))
+		for _, v := range exact {
 			b = binary.LittleEndian.AppendUint64(b, uint64(v))
 		}
 		encoded[i] = b
 	}
 	return encoded, nil
-}
-
-// ExactBF16Rows returns the given rows of the bf16 workload's C = A·B
-// computed exactly, each element scaled by 2^16: shape len(rows)×M,
-// row-major. Every bf16 input is a multiple of 2^-8 with |x| < 2
-// (gpu.BF16Bits), so every product a·b is a multiple of 2^-16 below 4 in
-// magnitude and every partial sum a multiple of 2^-16 below 4k: float64
-// (53-bit significand) adds them without rounding for any k < 2^35, and the
-// result, times 2^16, is an integer. Unlike a device's fp32 answer it does
-// not depend on the order of accumulation, so every machine gets the same
-// bits. Cost: k·m multiply-adds per row, plus building Bᵀ.
-func ExactBF16Rows(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, rows []int) ([]int64, error) {
-	for _, r := range rows {
-		if r < 0 || r >= shape.N {
-			return nil, fmt.Errorf("row %d outside [0, %d)", r, shape.N)
-		}
-	}
-	bt, err := cpu.TransposedBF16B(ctx, seed, shape)
-	if err != nil {
-		return nil, err
-	}
-	k := shape.K
-	a := make([]float32, k)
-	out := make([]int64, len(rows)*shape.M)
-	for i, r := range rows {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		gpu.FillBF16Row(a, seed, gpu.MatrixBF16A, r)
-		dst := out[i*shape.M : (i+1)*shape.M]
-		for j := range dst {
-			b := bt[j*k : (j+1)*k]
-			var acc float64
-			for p, x := range a {
-				acc += float64(x) * float64(b[p])
-			}
-			dst[j] = int64(acc * (1 << 16))
-		}
-	}
-	return out, nil
 }

@@ -198,6 +198,12 @@ func (p Planner) Plan(c *pb.DeviceClaim, w pb.Workload) (Plan, error) {
 		pl.Openings = min(p.Openings, n)
 		pl.Anticipated = time.Duration(2 * pl.Shape.MACs() / rate * float64(time.Second))
 		pl.VerifierFraction = VerifierMACs(w, pl.Shape, pl.Openings) / pl.Shape.MACs()
+		if pl.Anticipated < p.Target/2 {
+			// The limits capped the product: timed against its deadline, a
+			// device at a fraction of its claim would pass.
+			return Plan{}, fmt.Errorf("%w: %v for %s: the largest product the limits allow, %v, takes %v, under half the %v target",
+				ErrUnplannable, w, c.GetModel(), pl.Shape, pl.Anticipated, p.Target)
+		}
 	case pb.Workload_WORKLOAD_VRAM:
 		if r.HashesPerSec <= 0 || r.MemBytes == 0 {
 			return Plan{}, fmt.Errorf("claim of %s has no memory or hash rate for the VRAM workload", c.GetModel())
@@ -242,9 +248,9 @@ func (p Planner) Plan(c *pb.DeviceClaim, w pb.Workload) (Plan, error) {
 // names the first that cannot. int8 must plan (it proves the throughput
 // every claim states); VRAM must plan when the claim has memory (its own
 // figure or its catalog model's); bf16 is planned where it can be and may
-// fail alone, since its verifier recomputes whole rows, which caps it
-// below any GPU's rate (docs/soundness.md). At least one workload of ws
-// must plan.
+// fail alone, since its limits (MaxBF16K, MaxM, MaxRows) cap the product
+// below half the target on a fast GPU (docs/soundness.md). At least one
+// workload of ws must plan.
 func (p Planner) Check(c *pb.DeviceClaim, ws []pb.Workload) error {
 	var first error
 	planned := false
@@ -299,15 +305,20 @@ func (pl Plan) Apply(ch *pb.Challenge) {
 	ch.DeadlineMs = uint32(max(pl.Deadline.Milliseconds(), 1))
 }
 
-// VerifierMACs returns the multiply-adds a verifier spends on one opening
-// of s rows: for int8 (Freivalds) B·r, k·m, plus k + m per row; for bf16
-// a full row, k·m, per row.
+// VerifierMACs returns the multiply-adds one verifier spends on a GEMM
+// challenge of shape s with the given openings, its check digest
+// included: with c = min(FreivaldsColumns, m) checked columns and d =
+// min(CheckColumns, m) digest columns, for int8 (Freivalds) B_J·r, c·k,
+// plus k + c per opened row, plus d·k; for bf16 c·k per opened row plus
+// d·k. An audit of the challenge's check digests costs d·k per digest.
+// Generating B's c columns costs k Philox blocks each besides.
 func VerifierMACs(w pb.Workload, s gpu.Shape, openings int) float64 {
-	km := float64(s.K) * float64(s.M)
+	k := float64(s.K)
+	c, d := float64(min(FreivaldsColumns, s.M)), float64(min(CheckColumns, s.M))
 	if w == pb.Workload_WORKLOAD_GEMM_BF16 {
-		return float64(openings) * km
+		return float64(openings)*c*k + d*k
 	}
-	return km + float64(openings)*float64(s.K+s.M)
+	return c*k + float64(openings)*(k+c) + d*k
 }
 
 // minRowsForVerifier returns the least n for which VerifierMACs ≤ frac of

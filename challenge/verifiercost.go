@@ -14,8 +14,9 @@ import (
 
 // VerifierCost is what one verifier of a challenge spends on cpu for an
 // honest answer: the Freivalds check of the opened rows (the projection
-// B·r, then A_i·(B·r) and C_i·r per row) and its check digest
-// (CheckDigests for one verifier: one leaf recomputed in full).
+// B_J·r at the verifier's private columns J, then A_i·(B_J·r) and C_iJ·r
+// per row) and its check digest (CheckDigests for one verifier:
+// CheckColumns elements of one leaf).
 type VerifierCost struct {
 	Freivalds, Digest time.Duration
 }
@@ -25,8 +26,8 @@ func (c VerifierCost) Total() time.Duration { return c.Freivalds + c.Digest }
 
 // MeasureVerifierCostInt8 times, on cpu, the work of one verifier of the
 // int8 challenge ch, without an answer to check: the same steps as
-// Verify's path for rows that pass (checkInt8), on rows of the right
-// width whose values do not matter to the time, and CheckDigests for
+// Verify's path (freivaldsInt8), on rows of the right width whose values
+// do not matter to the time, and CheckDigests for
 // verifier. The Merkle paths (openings × log₂ N hashes) are left out:
 // microseconds. ch must be an int8 challenge whose reveal hash secret
 // opens; other workloads return an error.
@@ -40,28 +41,18 @@ func MeasureVerifierCostInt8(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge
 	}
 	var c VerifierCost
 	start := time.Now()
-	r, rng := freivaldsVector(shape.M)
-	br, err := cpu.ProjectInt8B(ctx, seed, shape, r)
-	if err != nil {
-		return c, err
-	}
-	row := make([]int32, shape.M)
-	for j := range row {
-		row[j] = int32(rng.Uint32())
-	}
-	a := make([]int8, shape.K)
-	var sink uint64
+	cols, r, rng := freivaldsDraw(shape.M)
 	openings := max(int(ch.GetOpenings()), 1)
-	for i := range openings {
-		var lhs, rhs uint64
-		for j, v := range row {
-			lhs = (lhs + gpu.MulMod61(gpu.ToField61(int64(v)), r[j])) % gpu.FreivaldsPrime
+	rows, idx := make([][]int32, openings), make([]int, openings)
+	for i := range rows {
+		rows[i] = make([]int32, shape.M)
+		for j := range rows[i] {
+			rows[i][j] = int32(rng.Uint32())
 		}
-		gpu.FillInt8Row(a, seed, gpu.MatrixA, i*shape.N/openings)
-		for p, x := range a {
-			rhs = (rhs + gpu.MulMod61(gpu.ToField61(int64(x)), br[p])) % gpu.FreivaldsPrime
-		}
-		sink += lhs ^ rhs
+		idx[i] = i * shape.N / openings
+	}
+	if _, err := freivaldsInt8(ctx, cpu, seed, shape, idx, rows, cols, r); err != nil {
+		return c, err
 	}
 	c.Freivalds = time.Since(start)
 	start = time.Now()
@@ -69,6 +60,5 @@ func MeasureVerifierCostInt8(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge
 		return c, err
 	}
 	c.Digest = time.Since(start)
-	_ = sink
 	return c, nil
 }

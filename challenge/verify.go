@@ -189,103 +189,178 @@ var freivaldsKey = func() (key [32]byte) {
 // maxRecomputedRows bounds the wrong int8 rows recomputed in full.
 const maxRecomputedRows = 4
 
-// freivaldsVector draws a verifier's private projection vector r of m
-// elements of GF(2⁶¹ − 1) from a fresh key, and returns the generator,
-// which goes on drawing from the same stream.
-func freivaldsVector(m int) ([]uint64, *rand.Rand) {
-	rng := rand.New(rand.NewChaCha8(freivaldsKey()))
-	r := make([]uint64, m)
-	for j := range r {
-		r[j] = rng.Uint64N(gpu.FreivaldsPrime)
+// FreivaldsColumns is how many columns of the opened rows a verifier
+// checks: all of them when m ≤ FreivaldsColumns, else that many distinct
+// columns drawn uniformly (each on its own, not in blocks, so that an
+// answer wrong in aligned tiles of columns is met as often as one wrong in
+// scattered columns), privately by every verifier, after the commitment.
+// A row is then checked at those columns only, so verifying no longer
+// generates the whole of B (k·m values, 5.4·10⁸ for the H200 plan): it
+// generates |J| of B's columns. An answer wrong in a fraction g of C's
+// elements, in whatever pattern, escapes one verifier with probability
+// about (1 − g)^min(openings, FreivaldsColumns) (ElementCheckMiss gives
+// the worst pattern exactly); the row sampling alone already allowed
+// (1 − g)^openings.
+const FreivaldsColumns = 64
+
+// freivaldsDraw draws a verifier's private column sample J of [0, m)
+// (FreivaldsColumns of them, or all m) and a projection weight in
+// GF(2⁶¹ − 1) for each, from a fresh key, and returns the generator, which
+// goes on drawing from the same stream.
+func freivaldsDraw(m int) (cols []int, r []uint64, rng *rand.Rand) {
+	rng = rand.New(rand.NewChaCha8(freivaldsKey()))
+	if m <= FreivaldsColumns {
+		cols = make([]int, m)
+		for j := range cols {
+			cols[j] = j
+		}
+	} else {
+		// Floyd's algorithm: FreivaldsColumns distinct columns, uniform.
+		seen := make(map[int]bool, FreivaldsColumns)
+		for j := m - FreivaldsColumns; j < m; j++ {
+			c := rng.IntN(j + 1)
+			if seen[c] {
+				c = j
+			}
+			seen[c] = true
+			cols = append(cols, c)
+		}
 	}
-	return r, rng
+	r = make([]uint64, len(cols))
+	for i := range r {
+		r[i] = rng.Uint64N(gpu.FreivaldsPrime)
+	}
+	return cols, r, rng
 }
 
-// checkInt8 runs the Freivalds check on every opened row (nil values are
-// rows that failed their proof) and returns the number correct and the
-// largest deviation, recomputing wrong rows in full for the latter.
-func checkInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte) (int, float64, error) {
-	r, _ := freivaldsVector(shape.M)
-	br, err := cpu.ProjectInt8B(ctx, seed, shape, r)
+// freivaldsInt8 checks each opened row (nil: a row that failed its proof)
+// at the verifier's private columns cols with weights r: Σ_i C[row,
+// cols[i]]·r[i] = A_row·(B_J·r) in GF(2⁶¹ − 1). It returns the positions
+// in rows of the rows that fail. Cost: |J| of B's columns (k Philox
+// blocks each) and k·|J| multiply-adds for B_J·r, then k + |J| per row.
+func freivaldsInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, rows [][]int32, cols []int, r []uint64) ([]int, error) {
+	br, err := cpu.ProjectInt8BColumns(ctx, seed, shape, cols, r)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	correct, deviation := 0, 0.0
+	// A_i·(B_J·r) with each element of B_J·r split in its low 32 and high
+	// 29 bits: Σ a·lo and Σ a·hi stay exact in an int64 (|a| ≤ 128, k <
+	// 2^23) and are reduced once per row.
+	if shape.K >= 1<<23 {
+		return nil, fmt.Errorf("%w: k = %d", ErrMalformed, shape.K)
+	}
+	brLo, brHi := make([]int64, len(br)), make([]int64, len(br))
+	for p, v := range br {
+		brLo[p], brHi[p] = int64(v&(1<<32-1)), int64(v>>32)
+	}
 	var wrong []int
 	a := make([]int8, shape.K)
+	for n, row := range rows {
+		if row == nil {
+			continue
+		}
+		var lhs uint64
+		for i, j := range cols {
+			lhs = addMod61(lhs, gpu.MulMod61(gpu.ToField61(int64(row[j])), r[i]))
+		}
+		gpu.FillInt8Row(a, seed, gpu.MatrixA, idx[n])
+		var sLo, sHi int64
+		for p, x := range a {
+			sLo += int64(x) * brLo[p]
+			sHi += int64(x) * brHi[p]
+		}
+		rhs := addMod61(gpu.MulMod61(gpu.ToField61(sHi), 1<<32), gpu.ToField61(sLo))
+		if lhs != rhs {
+			wrong = append(wrong, n)
+		}
+	}
+	return wrong, nil
+}
+
+// addMod61 returns a + b mod 2⁶¹ − 1 for a, b below it.
+func addMod61(a, b uint64) uint64 {
+	if a += b; a >= gpu.FreivaldsPrime {
+		a -= gpu.FreivaldsPrime
+	}
+	return a
+}
+
+// checkInt8 runs the Freivalds check (freivaldsInt8) on every opened row
+// (nil values are rows that failed their proof) and returns the number
+// correct and the largest deviation, found by computing the checked
+// elements of a few wrong rows exactly.
+func checkInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte) (int, float64, error) {
+	cols, r, _ := freivaldsDraw(shape.M)
+	rows := make([][]int32, len(values))
+	deviation := 0.0
+	opened := 0
 	for n, v := range values {
 		if v == nil {
 			deviation = 1
 			continue
 		}
-		row, _ := gpu.DecodeInt32Row(v)
-		var lhs, rhs uint64
-		for j, c := range row {
-			lhs = (lhs + gpu.MulMod61(gpu.ToField61(int64(c)), r[j])) % gpu.FreivaldsPrime
-		}
-		gpu.FillInt8Row(a, seed, gpu.MatrixA, idx[n])
-		for p, x := range a {
-			rhs = (rhs + gpu.MulMod61(gpu.ToField61(int64(x)), br[p])) % gpu.FreivaldsPrime
-		}
-		if lhs == rhs {
-			correct++
-		} else {
-			wrong = append(wrong, n)
-		}
+		rows[n], _ = gpu.DecodeInt32Row(v)
+		opened++
 	}
-	// Recompute a few wrong rows in full to report the deviation; the
+	wrong, err := freivaldsInt8(ctx, cpu, seed, shape, idx, rows, cols, r)
+	if err != nil {
+		return 0, 0, err
+	}
+	correct := opened - len(wrong)
+	// The deviation of a few wrong rows, over the checked columns; the
 	// verdict is already decided, so the rest need not cost anything.
 	wrong = wrong[:min(len(wrong), maxRecomputedRows)]
 	if len(wrong) > 0 {
-		rows := make([]int, len(wrong))
+		at := make([]int, len(wrong))
 		for i, n := range wrong {
-			rows[i] = idx[n]
+			at[i] = idx[n]
 		}
-		truth, err := cpu.RowsInt8(ctx, seed, shape, rows)
+		truth, err := cpu.ElementsInt8(ctx, seed, shape, at, cols)
 		if err != nil {
 			return 0, 0, err
 		}
 		for i, n := range wrong {
-			got, _ := gpu.DecodeInt32Row(values[n])
 			t := truth.Row(i)
 			scale := 1.0
 			for _, x := range t {
 				scale = math.Max(scale, math.Abs(float64(x)))
 			}
-			for j := range t {
-				deviation = math.Max(deviation, math.Abs(float64(got[j])-float64(t[j]))/scale)
+			for y, j := range cols {
+				deviation = math.Max(deviation, math.Abs(float64(rows[n][j])-float64(t[y]))/scale)
 			}
 		}
 	}
 	return correct, deviation, nil
 }
 
-// checkBF16 recomputes every opened row in float64 and compares element by
-// element: deviation |c − t| / Σ_p |a_ip·b_pj| must not exceed tol.
+// checkBF16 computes the opened rows exactly at the verifier's private
+// columns (freivaldsDraw; all of them when m ≤ FreivaldsColumns) and
+// compares element by element: the deviation |c − t| / Σ_p |a_ip·b_pj|
+// must not exceed tol. Cost k·|J| multiply-adds per row and |J| of B's
+// columns, never the whole of B.
 func checkBF16(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte, tol float64) (int, float64, error) {
-	bt, err := cpu.TransposedBF16B(ctx, seed, shape)
-	if err != nil {
-		return 0, 0, err
-	}
-	correct, deviation := 0, 0.0
-	a := make([]float32, shape.K)
+	cols, _, _ := freivaldsDraw(shape.M)
+	var at, pos []int
+	deviation := 0.0
 	for n, v := range values {
 		if v == nil {
 			deviation = 1
 			continue
 		}
-		row, _ := gpu.DecodeFloat32Row(v)
-		gpu.FillBF16Row(a, seed, gpu.MatrixBF16A, idx[n])
+		at, pos = append(at, idx[n]), append(pos, n)
+	}
+	exact, scale, err := cpu.ElementsBF16Exact(ctx, seed, shape, at, cols)
+	if err != nil {
+		return 0, 0, err
+	}
+	correct := 0
+	for x, n := range pos {
+		row, _ := gpu.DecodeFloat32Row(values[n])
 		ok := true
-		for j, c := range row {
-			b := bt[j*shape.K : (j+1)*shape.K]
-			var t, abs float64
-			for p, x := range a {
-				prod := float64(x) * float64(b[p])
-				t += prod
-				abs += math.Abs(prod)
-			}
-			d := math.Abs(float64(c)-t) / math.Max(abs, math.SmallestNonzeroFloat64)
+		for y, j := range cols {
+			c := row[j]
+			t := float64(exact[x*len(cols)+y]) / (1 << 16)
+			d := math.Abs(float64(c)-t) / math.Max(scale[x*len(cols)+y], math.SmallestNonzeroFloat64)
 			if math.IsNaN(d) || math.IsInf(float64(c), 0) {
 				d = 1
 			}
@@ -299,6 +374,31 @@ func checkBF16(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape
 		}
 	}
 	return correct, deviation, nil
+}
+
+// ElementCheckMiss returns the probability that an answer wrong in a
+// fraction g of C's elements passes one verifier that opens `openings`
+// rows and checks `columns` columns of each (FreivaldsColumns), maximised
+// over how the wrong elements are arranged: all in a fraction h of the
+// rows, each of those wrong in a fraction g/h of its columns (h = g: whole
+// rows wrong; h = 1: the same columns wrong in every row, or scattered).
+// Rows are drawn without replacement from many, columns as
+// freivaldsDraw does; both are treated as independent draws, which
+// overstates the escape slightly. The maximum is over h on a grid of
+// 10,000 points in [g, 1].
+func ElementCheckMiss(g float64, openings, columns int) float64 {
+	if g <= 0 {
+		return 1
+	}
+	g = math.Min(g, 1)
+	worst := 0.0
+	for i := 0; i <= 10000; i++ {
+		h := g + (1-g)*float64(i)/10000
+		noRow := math.Pow(1-h, float64(openings))
+		miss := noRow + (1-noRow)*math.Pow(1-g/h, float64(columns))
+		worst = math.Max(worst, miss)
+	}
+	return worst
 }
 
 // MaxBF16K bounds the inner dimension of a bf16 challenge. BF16Tolerance

@@ -34,3 +34,29 @@ func Philox4x32(ctr [4]uint32, key [2]uint32) [4]uint32 {
 	}
 	return [4]uint32{c0, c1, c2, c3}
 }
+
+// PhiloxSchedule is the key schedule of Philox4x32-10 for one key: the
+// round keys, computed once for a matrix instead of at every block.
+type PhiloxSchedule [PhiloxRounds][2]uint32
+
+// NewPhiloxSchedule returns the key schedule of key.
+func NewPhiloxSchedule(key [2]uint32) *PhiloxSchedule {
+	var s PhiloxSchedule
+	for r := range s {
+		s[r] = key
+		key[0] += philoxW0
+		key[1] += philoxW1
+	}
+	return &s
+}
+
+// Block is Philox4x32(ctr, key) for the schedule's key.
+func (s *PhiloxSchedule) Block(ctr [4]uint32) [4]uint32 {
+	c0, c1, c2, c3 := ctr[0], ctr[1], ctr[2], ctr[3]
+	for r := range s {
+		p0 := uint64(philoxM0) * uint64(c0)
+		p1 := uint64(philoxM1) * uint64(c2)
+		c0, c1, c2, c3 = uint32(p1>>32)^c1^s[r][0], uint32(p1), uint32(p0>>32)^c3^s[r][1], uint32(p0)
+	}
+	return [4]uint32{c0, c1, c2, c3}
+}
