@@ -1,7 +1,6 @@
 package node
 
 import (
-	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"io/fs"
@@ -186,8 +185,11 @@ func claimView(c interface {
 //	                                attestations about a peer, most recent first
 //
 // A non-empty token is required as "Authorization: Bearer <token>" on
-// every request; an operator who exposes the API beyond localhost must set
-// one.
+// every request but the page's own (RequireToken: failed logins are
+// rate-limited per address); an operator who exposes the API beyond
+// localhost must set one. Every response carries SecurityHeaders, with a
+// Content-Security-Policy that admits only the page's own script. Serve it
+// behind HostGuard (DNS rebinding) and ServeHTTP (connection limits).
 func (n *Node) APIHandler(token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+APIVersion+"/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.Status()) })
@@ -309,22 +311,22 @@ func (n *Node) APIHandler(token string) http.Handler {
 		}
 		writeJSON(w, out)
 	})
-	if token == "" {
-		return mux
+	var h http.Handler = mux
+	if token != "" {
+		// The page itself holds no data; it sends the token.
+		h = RequireToken(token, mux, "/")
 	}
-	want := []byte("Bearer " + token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/" {
-			mux.ServeHTTP(w, r) // the page itself holds no data; it sends the token
-			return
-		}
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			http.Error(w, "unauthorized: send Authorization: Bearer <api token>", http.StatusUnauthorized)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+	return SecurityHeaders(apiCSP, h)
 }
+
+// apiCSP is the API's Content-Security-Policy, the live page's (pageCSP).
+var apiCSP = func() string {
+	page, err := webFiles.ReadFile("web/index.html")
+	if err != nil {
+		panic("node: embedded live page: " + err.Error())
+	}
+	return pageCSP(page)
+}()
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -83,9 +83,23 @@ func TestAPITokenRequiredBeyondLoopback(t *testing.T) {
 		t.Fatal("API on all interfaces without a token accepted")
 	}
 	c.API.Token = "x"
+	if c.Validate() == nil {
+		t.Fatal("a one-character token accepted")
+	}
+	c.API.Token = strings.Repeat("k", MinTokenBytes)
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	c.Metrics.Listen = "0.0.0.0:9464"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.API.Token = ""
+	c.API.Listen = "127.0.0.1:5280"
+	if c.Validate() == nil {
+		t.Fatal("/metrics on all interfaces without a token accepted")
+	}
+	c.Metrics.Listen = "127.0.0.1:9464"
 	c.API = APIConfig{Listen: "127.0.0.1:5280"}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)

@@ -145,8 +145,9 @@ type ScoringConfig struct {
 // APIConfig is the [api] section: the JSON API that `poai status`,
 // `poai peers` and `poai scores` read.
 type APIConfig struct {
-	Listen string `toml:"listen" comment:"Address of the HTTP API (/api/v1/...); empty disables it."`
-	Token  string `toml:"token" comment:"Bearer token the API requires; mandatory when listen is not a loopback address."`
+	Listen string   `toml:"listen" comment:"Address of the HTTP API (/api/v1/...); empty disables it."`
+	Token  string   `toml:"token" comment:"Bearer token the API requires, at least 32 characters (head -c 24 /dev/urandom | base64); mandatory when listen, or metrics listen, is not a loopback address."`
+	Hosts  []string `toml:"hosts" comment:"Host names the API and /metrics answer to besides IP addresses, localhost and the listen host: any other Host header gets 403 (DNS rebinding)."`
 }
 
 // MetricsConfig is the [metrics] section.
@@ -510,6 +511,17 @@ func (c Config) Validate() error {
 	if c.API.Listen != "" && c.API.Token == "" && !loopback(c.API.Listen) {
 		bad("[api] token: required when the API listens on %s, beyond loopback", c.API.Listen)
 	}
+	if c.Metrics.Listen != "" && c.API.Token == "" && !loopback(c.Metrics.Listen) {
+		bad("[api] token: required when /metrics listens on %s, beyond loopback (scrape it with the token as a bearer token)", c.Metrics.Listen)
+	}
+	if t := c.API.Token; t != "" && len(t) < MinTokenBytes {
+		bad("[api] token: %d characters, at least %d needed (generate one: head -c 24 /dev/urandom | base64)", len(t), MinTokenBytes)
+	}
+	for _, h := range c.API.Hosts {
+		if h == "" || strings.ContainsAny(h, ":/ ") {
+			bad("[api] hosts: %q is not a host name", h)
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -523,7 +535,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// loopback reports whether a host:port address binds only to loopback.
+// Loopback reports whether a host:port address binds only to loopback.
+func Loopback(addr string) bool { return loopback(addr) }
+
 func loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -192,13 +192,13 @@ func TestApplyEnv(t *testing.T) {
 		"POAI_CHALLENGE_EPOCH_LENGTH": "45s",
 		"POAI_CHALLENGE_SLACK":        "3.5",
 		"POAI_DEVICE_VRAM_BYTES":      "1024",
-		"POAI_API_TOKEN":              "t0ken",
+		"POAI_API_TOKEN":              "t0ken-t0ken-t0ken-t0ken-t0ken-t0",
 	}
 	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
 	if c.P2P.MDNS || len(c.P2P.Bootstrap) != 1 || c.Challenge.EpochLength.Std() != 45*time.Second ||
-		c.Challenge.Slack != 3.5 || c.Device.VRAMBytes != 1024 || c.API.Token != "t0ken" {
+		c.Challenge.Slack != 3.5 || c.Device.VRAMBytes != 1024 || c.API.Token != "t0ken-t0ken-t0ken-t0ken-t0ken-t0" {
 		t.Fatalf("env not applied: %+v", c)
 	}
 	if err := c.Validate(); err != nil {

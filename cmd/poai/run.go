@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
@@ -103,6 +101,9 @@ cancelled, the score store is flushed and closed.`,
 				return err
 			}
 			// The API and /metrics share a server when they share an address.
+			// /metrics needs the API's token where it shares the API's
+			// address or listens beyond loopback (Validate requires a token
+			// then).
 			muxes := map[string]*http.ServeMux{}
 			route := func(addr, pattern string, h http.Handler) {
 				if addr == "" {
@@ -113,32 +114,32 @@ cancelled, the score store is flushed and closed.`,
 				}
 				muxes[addr].Handle(pattern, h)
 			}
-			route(cfg.Metrics.Listen, "/metrics", promhttp.HandlerFor(n.Registry(), promhttp.HandlerOpts{}))
+			var metrics http.Handler = promhttp.HandlerFor(n.Registry(), promhttp.HandlerOpts{})
+			if tok := cfg.API.Token; tok != "" && (cfg.Metrics.Listen == cfg.API.Listen || !node.Loopback(cfg.Metrics.Listen)) {
+				metrics = node.RequireToken(tok, metrics)
+			}
+			route(cfg.Metrics.Listen, "/metrics", metrics)
 			api := n.APIHandler(cfg.API.Token)
 			route(cfg.API.Listen, node.APIVersion+"/", api)
 			route(cfg.API.Listen, "GET /{$}", api)
-			var servers []*http.Server
+			var servers []*node.HTTPServer
 			for addr, mux := range muxes {
-				ln, err := net.Listen("tcp", addr)
+				srv, err := node.ServeHTTP(addr, node.HostGuard(addr, cfg.API.Hosts, mux), node.DefaultHTTPLimits(), log)
 				if err != nil {
 					for _, s := range servers {
-						s.Close()
+						s.Shutdown(context.Background())
 					}
 					n.Close()
 					return fmt.Errorf("http listener %s: %w (is another poai running? change [api] listen or [metrics] listen)", addr, err)
 				}
-				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 				servers = append(servers, srv)
-				go srv.Serve(ln)
-				log.Info("http listening", "addr", "http://"+ln.Addr().String(), "metrics", addr == cfg.Metrics.Listen, "api", addr == cfg.API.Listen)
+				log.Info("http listening", "addr", "http://"+srv.Addr().String(), "metrics", addr == cfg.Metrics.Listen, "api", addr == cfg.API.Listen)
 			}
 			<-ctx.Done()
 			log.Info("shutting down")
 			var errs []error
 			for _, srv := range servers {
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				errs = append(errs, srv.Shutdown(sctx))
-				cancel()
+				errs = append(errs, srv.Shutdown(context.Background()))
 			}
 			errs = append(errs, n.Close())
 			return errors.Join(errs...)
