@@ -45,16 +45,57 @@ func LoadOrCreateKey(path string) (crypto.PrivKey, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("identity dir: %w", err)
 	}
-	// Write to a temporary file and rename, so a crash never leaves a
+	// Write to a fresh temporary file (an unpredictable name, created
+	// exclusively with mode 0600, so no symlink planted beforehand is
+	// followed), sync it and rename it over path (which replaces a link at
+	// path rather than writing through it): a crash never leaves a
 	// truncated key behind.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), ".identity-*.tmp")
+	if err != nil {
 		return nil, fmt.Errorf("write identity: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return nil, fmt.Errorf("write identity: %w", err)
 	}
 	return k, nil
+}
+
+// CheckKeyFile checks, before a node that must keep its identity starts,
+// that path holds an identity key file: it errors when the file is missing
+// or a link to nothing (the node would otherwise make a new key, a new
+// peer ID, and lose its reputation; only `poai init` creates one), and
+// returns a warning when others may read it (mode beyond 0600).
+func CheckKeyFile(path string) (warnings []string, err error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if li, lerr := os.Lstat(path); lerr == nil && li.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(path)
+			return nil, fmt.Errorf("identity %s is a link to %s, which does not exist: restore the key there, or run 'poai init' for a new identity (a new peer ID)", path, target)
+		}
+		return nil, fmt.Errorf("no identity key at %s: run 'poai init --data-dir %s' to create one (run never creates a key: a new key is a new peer ID, and the old one's reputation is lost)", path, filepath.Dir(path))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("identity %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("identity %s: not a regular file (%v)", path, fi.Mode().Type())
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		warnings = append(warnings, fmt.Sprintf("identity %s has mode %04o: others may read the key; chmod 600 it", path, fi.Mode().Perm()))
+	}
+	return warnings, nil
 }
 
 // keyCheckMessage is what CheckKey signs.

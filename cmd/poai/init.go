@@ -63,6 +63,13 @@ unknown profile writes neither key nor config.`,
 			default:
 				fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", cfgPath)
 			}
+			changed, err := node.TightenDataDir(dir)
+			for _, c := range changed {
+				fmt.Fprintf(cmd.OutOrStdout(), "tightened %s\n", c)
+			}
+			if err != nil {
+				return err
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "data dir %s\npeer ID  %s\n", dir, id)
 			return nil
 		},

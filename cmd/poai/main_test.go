@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -315,5 +316,77 @@ func TestBenchVerifierOnlyFlags(t *testing.T) {
 		if _, err := run(t, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: err %v, want %q", c.args, err, c.want)
 		}
+	}
+}
+
+// TestRunRefusesWithoutKey: with its identity key deleted, or replaced by
+// a link to nothing, run exits with an error naming the file and poai
+// init, and makes no new key (a new key is a new peer ID).
+func TestRunRefusesWithoutKey(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := run(t, "init", "--data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "identity.key")
+	os.Remove(key)
+	_, err := run(t, "run", "--data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "poai init") {
+		t.Fatalf("run without its key: %v", err)
+	}
+	if _, err := os.Stat(key); err == nil {
+		t.Fatal("run created a key")
+	}
+	os.Symlink(filepath.Join(dir, "backup", "identity.key"), key)
+	if _, err := run(t, "run", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("run with a dangling key link: %v", err)
+	}
+}
+
+// TestInitTightensModes: init sets a loose data directory to 0700 and its
+// config (which may hold the API token) to 0600, and says so.
+func TestInitTightensModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if _, err := run(t, "init", "--data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o777)
+	os.Chmod(filepath.Join(dir, "config.toml"), 0o644)
+	out, err := run(t, "init", "--data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "config.toml"): 0o600, filepath.Join(dir, "identity.key"): 0o600} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, want %04o (%v)", path, fi.Mode().Perm(), want, err)
+		}
+	}
+	if !strings.Contains(out, "tightened") {
+		t.Errorf("init did not say what it tightened:\n%s", out)
+	}
+}
+
+// TestSystemdUnitVerifies: docs/systemd/poai.service passes
+// `systemd-analyze verify` (skipped where systemd is absent), with
+// ExecStart pointed at an executable that exists here.
+func TestSystemdUnitVerifies(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	unit, err := os.ReadFile(filepath.Join("..", "..", "docs", "systemd", "poai.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "poai.service")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(unit), "/usr/local/bin/poai", self)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }

@@ -88,9 +88,16 @@ cancelled, the score store is flushed and closed.`,
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
+			warnings, err := node.CheckDataDir(dir, cfgPath)
+			if err != nil {
+				return err
+			}
 			log, err := newLogger(cfg.Log.Level, cfg.Log.Format)
 			if err != nil {
 				return err
+			}
+			for _, w := range warnings {
+				log.Warn(w)
 			}
 			n, err := node.New(dir, cfg, node.WithLogger(log))
 			if err != nil {
