@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -173,6 +174,7 @@ func (t Tally) Passed() bool { return t.PassWeight > t.FailWeight }
 // returns. Safe for concurrent use.
 type Book struct {
 	db     *badger.DB
+	dir    string
 	self   string
 	params Params
 	trust  TrustParams
@@ -190,7 +192,9 @@ type Book struct {
 
 // Open opens (creating if needed) the book in dir. self is the local peer
 // ID: its own verifications carry full weight. It returns an error
-// wrapping ErrSchema for a store from a newer version.
+// wrapping ErrSchema for a store from a newer version, and one wrapping
+// ErrDamaged, naming the file and the ways to recover, for a table cut
+// short or failing its checksum, or a store holding less than its Seal.
 func Open(dir, self string, params Params, log *slog.Logger) (*Book, error) {
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
@@ -205,14 +209,31 @@ func Open(dir, self string, params Params, log *slog.Logger) (*Book, error) {
 			WithCompression(options.None).WithBlockCacheSize(0).WithIndexCacheSize(0).WithNumMemtables(2).
 			WithNumCompactors(0).WithNumLevelZeroTables(48).WithNumLevelZeroTablesStall(64).WithValueThreshold(1 << 10)
 	}
-	db, err := badger.Open(opts)
+	links, err := preOpen(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open score store %s: %w", dir, err)
 	}
-	b := &Book{db: db, self: self, params: params, trust: params.Trust, peers: make(map[string]*PeerRecord)}
+	kept := func(err error) error {
+		if links == "" {
+			return err
+		}
+		return fmt.Errorf("%w (its tables as they were before this open are kept at %s)", err, links)
+	}
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, kept(fmt.Errorf("open score store %s: %w", dir, err))
+	}
+	b := &Book{db: db, dir: dir, self: self, params: params, trust: params.Trust, peers: make(map[string]*PeerRecord)}
 	if err := b.load(); err != nil {
 		db.Close()
-		return nil, err
+		return nil, kept(err)
+	}
+	if err := b.checkSeal(); err != nil {
+		db.Close()
+		return nil, kept(err)
+	}
+	if links != "" {
+		os.RemoveAll(links)
 	}
 	return b, nil
 }
@@ -266,8 +287,10 @@ func (b *Book) load() error {
 // Size returns the store's LSM and value-log sizes in bytes.
 func (b *Book) Size() (lsm, vlog int64) { return b.db.Size() }
 
-// Close flushes and closes the store.
-func (b *Book) Close() error { return b.db.Close() }
+// Close seals (Seal), flushes and closes the store.
+func (b *Book) Close() error {
+	return errors.Join(b.seal(), b.db.Close())
+}
 
 // Score returns the peer's integrity score in [0,1] from the last
 // EigenTrust round (PeerTrust.Score): 0 for a peer no trusted verifier has

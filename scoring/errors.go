@@ -11,4 +11,8 @@ var (
 	// ErrInvalid: an attestation is missing a field or has one out of
 	// range.
 	ErrInvalid = errors.New("invalid attestation")
+	// ErrDamaged: the store's files are damaged, or it holds less than its
+	// seal says it did (a deleted MANIFEST, a damaged write-ahead log):
+	// restore it from a backup, or start afresh (Reset).
+	ErrDamaged = errors.New("score store damaged")
 )

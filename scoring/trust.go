@@ -181,8 +181,9 @@ func (b *Book) opinionOf(a Attestation) (sat, unsat float64) {
 // verifier), each decayed by Decay per epoch of age; global trust with the
 // local peer and PreTrusted as the pre-trusted set; then each peer's Bad
 // fraction and Score. The vector is stored under trust/<epoch>, and data
-// older than Retention epochs is compacted away. Rolling an epoch older
-// than the last one rolled is a no-op.
+// older than Retention epochs is compacted away, and the store is sealed
+// (Seal; not in Params.Compact). Rolling an epoch older than the last one
+// rolled is a no-op.
 func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -398,6 +399,12 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 	b.vector, b.rolled = v, true
 	if epoch >= b.trust.Retention {
 		if err := b.compactLocked(epoch - b.trust.Retention); err != nil {
+			return v, err
+		}
+	}
+	if !b.params.Compact {
+		// Once an epoch: what a later Open must find at least (Seal).
+		if err := b.sealAs(len(b.peers), v.Epoch); err != nil {
 			return v, err
 		}
 	}

@@ -390,3 +390,24 @@ func TestSystemdUnitVerifies(t *testing.T) {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// TestRunRefusesDamagedStore: a score store with tables but no MANIFEST
+// stops run with an error naming the store and --reset-store, and the
+// table is left where it was.
+func TestRunRefusesDamagedStore(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := run(t, "init", "--data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "scores")
+	os.MkdirAll(store, 0o700)
+	table := filepath.Join(store, "000001.sst")
+	os.WriteFile(table, []byte("a table"), 0o600)
+	_, err := run(t, "run", "--data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), store) || !strings.Contains(err.Error(), "--reset-store") {
+		t.Fatalf("run on a store without MANIFEST: %v", err)
+	}
+	if b, _ := os.ReadFile(table); string(b) != "a table" {
+		t.Fatal("the table was touched")
+	}
+}

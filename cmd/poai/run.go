@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/scoring"
 )
 
 func runCmd() *cobra.Command {
@@ -27,6 +28,7 @@ func runCmd() *cobra.Command {
 		logFormat    string
 		tops         float64
 		model        string
+		resetStore   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -91,6 +93,15 @@ cancelled, the score store is flushed and closed.`,
 			warnings, err := node.CheckDataDir(dir, cfgPath)
 			if err != nil {
 				return err
+			}
+			if resetStore {
+				aside, err := scoring.Reset(filepath.Join(dir, node.ScoresDir))
+				if err != nil {
+					return err
+				}
+				if aside != "" {
+					warnings = append(warnings, "--reset-store: the score store was moved to "+aside+"; this node starts with no history")
+				}
 			}
 			log, err := newLogger(cfg.Log.Level, cfg.Log.Format)
 			if err != nil {
@@ -164,5 +175,6 @@ cancelled, the score store is flushed and closed.`,
 	f.StringVar(&logFormat, "log-format", "text", "text or json (config log.format)")
 	f.Float64Var(&tops, "int8-tops", 0, "claimed dense int8 throughput in TOPS; 0 measures the backend at start (config device.int8_tops)")
 	f.StringVar(&model, "model", "", "device model to claim; empty uses the backend's own (config device.model)")
+	f.BoolVar(&resetStore, "reset-store", false, "move a damaged score store aside (to scores.broken-<time>) and start with an empty one; its history is lost to this node")
 	return cmd
 }
