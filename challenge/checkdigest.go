@@ -9,6 +9,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/poai-network/poai/challenge/merkle"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
 )
@@ -40,32 +41,34 @@ func CheckLeaf(ch *pb.Challenge, secret []byte, verifier peer.ID) (leaf int, ok 
 
 // CheckColumns is how many elements of its check leaf's row a verifier
 // hashes into its check digest on a GEMM challenge: the whole row when m ≤
-// CheckColumns, else CheckColumns consecutive columns from an offset the
-// revealed secret and the verifier choose (CheckColumnsOf).
+// CheckColumns, else CheckColumns scattered columns that the revealed
+// secret chooses (CheckColumnsOf), the same for every verifier of the
+// challenge, whose leaves differ. Scattered, each column costs its own
+// Philox block per row of B: a verifier's digest costs about half what the
+// verification's B_J·r does (CheckedColumns columns, at least 64), so a
+// verifier that computes it and attests blind still pays a third of an
+// honest verification; the digests of all of a challenge's verifiers share
+// one pass over those columns.
 const CheckColumns = 32
 
-// CheckColumnsOf returns the columns of the check leaf's row that
-// verifier's check digest covers, in order: all m when m ≤ CheckColumns;
-// else o, o+1, … (mod m), CheckColumns of them, with o =
-// BE64(SHA-256("poai/1/check-cols" ‖ secret ‖ verifier)[0:8]) mod m.
-func CheckColumnsOf(ch *pb.Challenge, secret []byte, verifier peer.ID) []int {
+// CheckColumnsOf returns the columns of the check leaves' rows that the
+// check digests of challenge ch cover, in order: all m when m ≤
+// CheckColumns; else CheckColumns distinct columns, SampleRows' stream
+// under the tag "poai/1/check-cols" with a zero root, the challenge's
+// nonce and the revealed secret as the randomness.
+func CheckColumnsOf(ch *pb.Challenge, secret []byte) []int {
 	m := int(ch.GetM())
 	if m <= 0 {
 		return nil
 	}
-	n := min(m, CheckColumns)
-	o := 0
-	if m > CheckColumns {
-		h := sha256.New()
-		h.Write([]byte("poai/1/check-cols"))
-		h.Write(secret)
-		h.Write([]byte(verifier))
-		o = int(binary.BigEndian.Uint64(h.Sum(nil)) % uint64(m))
+	if m <= CheckColumns {
+		cols := make([]int, m)
+		for i := range cols {
+			cols[i] = i
+		}
+		return cols
 	}
-	cols := make([]int, n)
-	for i := range cols {
-		cols[i] = (o + i) % m
-	}
+	cols, _ := sample(checkColumnsTag, merkle.Hash{}, ch.GetNonce(), secret, m, CheckColumns)
 	return cols
 }
 
@@ -94,11 +97,7 @@ func CheckDigests(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid
 	for i, v := range verifiers {
 		leaves[i], _ = CheckLeaf(ch, secret, v)
 	}
-	cols := make([][]int, len(verifiers))
-	for i, v := range verifiers {
-		cols[i] = CheckColumnsOf(ch, secret, v)
-	}
-	encoded, err := checkValues(ctx, cpu, ch, leaves, cols)
+	encoded, err := checkValues(ctx, cpu, ch, leaves, CheckColumnsOf(ch, secret))
 	if err != nil {
 		return nil, err
 	}
@@ -115,9 +114,10 @@ func CheckDigests(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid
 	return out, nil
 }
 
-// checkValues recomputes the given leaves of ch (on a GEMM challenge, leaf
-// i at columns cols[i]) and encodes each as CheckDigests hashes it.
-func checkValues(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, leaves []int, cols [][]int) ([][]byte, error) {
+// checkValues recomputes the given leaves of ch (on a GEMM challenge, at
+// columns cols, in one pass over them) and encodes each as CheckDigests
+// hashes it.
+func checkValues(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, leaves []int, cols []int) ([][]byte, error) {
 	encoded := make([][]byte, len(leaves))
 	seed := Seed(ch)
 	switch ch.GetWorkload() {
@@ -142,24 +142,26 @@ func checkValues(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, leaves []i
 	if err := shape.ValidateStreamed(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	for i, leaf := range leaves {
-		if ch.GetWorkload() == pb.Workload_WORKLOAD_GEMM_INT8 {
-			c, err := cpu.ElementsInt8(ctx, seed, shape, []int{leaf}, cols[i])
-			if err != nil {
-				return nil, err
-			}
-			encoded[i] = gpu.EncodeInt32Row(c.Row(0))
-			continue
-		}
-		if shape.K > MaxBF16K {
-			return nil, fmt.Errorf("%w: bf16 inner dimension %d above %d", ErrMalformed, shape.K, MaxBF16K)
-		}
-		exact, _, err := cpu.ElementsBF16Exact(ctx, seed, shape, []int{leaf}, cols[i])
+	if ch.GetWorkload() == pb.Workload_WORKLOAD_GEMM_INT8 {
+		c, err := cpu.ElementsInt8(ctx, seed, shape, leaves, cols)
 		if err != nil {
 			return nil, err
 		}
-		b := make([]byte, 0, 8*len(exact))
-		for _, v := range exact {
+		for i := range leaves {
+			encoded[i] = gpu.EncodeInt32Row(c.Row(i))
+		}
+		return encoded, nil
+	}
+	if shape.K > MaxBF16K {
+		return nil, fmt.Errorf("%w: bf16 inner dimension %d above %d", ErrMalformed, shape.K, MaxBF16K)
+	}
+	exact, _, err := cpu.ElementsBF16Exact(ctx, seed, shape, leaves, cols)
+	if err != nil {
+		return nil, err
+	}
+	for i := range leaves {
+		b := make([]byte, 0, 8*len(cols))
+		for _, v := range exact[i*len(cols) : (i+1)*len(cols)] {
 			b = binary.LittleEndian.AppendUint64(b, uint64(v))
 		}
 		encoded[i] = b

@@ -307,14 +307,14 @@ func (pl Plan) Apply(ch *pb.Challenge) {
 
 // VerifierMACs returns the multiply-adds one verifier spends on a GEMM
 // challenge of shape s with the given openings, its check digest
-// included: with c = min(FreivaldsColumns, m) checked columns and d =
+// included: with c = CheckedColumns(openings, m) checked columns and d =
 // min(CheckColumns, m) digest columns, for int8 (Freivalds) B_J·r, c·k,
 // plus k + c per opened row, plus d·k; for bf16 c·k per opened row plus
 // d·k. An audit of the challenge's check digests costs d·k per digest.
 // Generating B's c columns costs k Philox blocks each besides.
 func VerifierMACs(w pb.Workload, s gpu.Shape, openings int) float64 {
 	k := float64(s.K)
-	c, d := float64(min(FreivaldsColumns, s.M)), float64(min(CheckColumns, s.M))
+	c, d := float64(CheckedColumns(openings, s.M)), float64(min(CheckColumns, s.M))
 	if w == pb.Workload_WORKLOAD_GEMM_BF16 {
 		return float64(openings)*c*k + d*k
 	}

@@ -12,9 +12,13 @@ import (
 
 // Domain-separation tags for the hashes this package derives.
 const (
-	seedTag   = "poai/1/seed"
-	fsTag     = "poai/1/fiat-shamir"
-	revealTag = "poai/1/reveal"
+	seedTag = "poai/1/seed"
+	fsTag   = "poai/1/fiat-shamir"
+	// columnsTag separates SampleColumns' stream from SampleRows'.
+	columnsTag = "poai/1/columns"
+	// checkColumnsTag separates CheckColumnsOf's stream.
+	checkColumnsTag = "poai/1/check-cols"
+	revealTag       = "poai/1/reveal"
 )
 
 // Seed derives the workload seed of a challenge: SHA-256(tag || the
@@ -61,8 +65,23 @@ func RevealHash(secret []byte) []byte {
 // commitment, keeps the prover from grinding its root against them. It
 // returns an error if count > n or n ≤ 0.
 func SampleRows(root merkle.Hash, nonce, secret []byte, n, count int) ([]int, error) {
+	return sample(fsTag, root, nonce, secret, n, count)
+}
+
+// SampleColumns returns the count distinct columns in [0, m) at which
+// every verifier checks a GEMM challenge's opened rows (CheckedColumns
+// gives count): SampleRows' stream under the tag "poai/1/columns", from
+// the same root, nonce and sampling randomness. Like the rows, the columns
+// exist only once the commitment is fixed and the secret and shares are
+// revealed, and every verifier checks the same ones, so honest verifiers
+// agree on a verdict.
+func SampleColumns(root merkle.Hash, nonce, secret []byte, m, count int) ([]int, error) {
+	return sample(columnsTag, root, nonce, secret, m, count)
+}
+
+func sample(tag string, root merkle.Hash, nonce, secret []byte, n, count int) ([]int, error) {
 	if n <= 0 || count < 0 || count > n {
-		return nil, fmt.Errorf("%w: cannot sample %d of %d rows", ErrMalformed, count, n)
+		return nil, fmt.Errorf("%w: cannot sample %d of %d", ErrMalformed, count, n)
 	}
 	limit := (uint64(1<<63) / uint64(n)) * uint64(n) // reject above to avoid modulo bias
 	seen := make(map[int]bool, count)
@@ -70,7 +89,7 @@ func SampleRows(root merkle.Hash, nonce, secret []byte, n, count int) ([]int, er
 	var ctr uint64
 	for len(out) < count {
 		h := sha256.New()
-		h.Write([]byte(fsTag))
+		h.Write([]byte(tag))
 		h.Write(root[:])
 		writeField(h, nonce)
 		writeField(h, secret)

@@ -8,15 +8,16 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/poai-network/poai/challenge/merkle"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
 )
 
 // VerifierCost is what one verifier of a challenge spends on cpu for an
 // honest answer: the Freivalds check of the opened rows (the projection
-// B_J·r at the verifier's private columns J, then A_i·(B_J·r) and C_iJ·r
-// per row) and its check digest (CheckDigests for one verifier:
-// CheckColumns elements of one leaf).
+// B_J·r at the checked columns J, then A_i·(B_J·r) and C_iJ·r per row)
+// and the check digests it computes (CheckDigests: its own, to attest, and
+// every possible verifier's, to judge theirs, in one pass).
 type VerifierCost struct {
 	Freivalds, Digest time.Duration
 }
@@ -27,11 +28,10 @@ func (c VerifierCost) Total() time.Duration { return c.Freivalds + c.Digest }
 // MeasureVerifierCostInt8 times, on cpu, the work of one verifier of the
 // int8 challenge ch, without an answer to check: the same steps as
 // Verify's path (freivaldsInt8), on rows of the right width whose values
-// do not matter to the time, and CheckDigests for
-// verifier. The Merkle paths (openings × log₂ N hashes) are left out:
+// do not matter to the time, and CheckDigests for verifiers. The Merkle paths (openings × log₂ N hashes) are left out:
 // microseconds. ch must be an int8 challenge whose reveal hash secret
 // opens; other workloads return an error.
-func MeasureVerifierCostInt8(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, secret []byte, verifier peer.ID) (VerifierCost, error) {
+func MeasureVerifierCostInt8(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, secret []byte, verifiers []peer.ID) (VerifierCost, error) {
 	if ch.GetWorkload() != pb.Workload_WORKLOAD_GEMM_INT8 {
 		return VerifierCost{}, fmt.Errorf("%w: verifier cost is measured for int8 challenges only, not %v", ErrMalformed, ch.GetWorkload())
 	}
@@ -41,8 +41,12 @@ func MeasureVerifierCostInt8(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge
 	}
 	var c VerifierCost
 	start := time.Now()
-	cols, r, rng := freivaldsDraw(shape.M)
 	openings := max(int(ch.GetOpenings()), 1)
+	cols, err := SampleColumns(merkle.Hash{}, ch.GetNonce(), secret, shape.M, CheckedColumns(openings, shape.M))
+	if err != nil {
+		return c, err
+	}
+	r, rng := freivaldsWeights(len(cols))
 	rows, idx := make([][]int32, openings), make([]int, openings)
 	for i := range rows {
 		rows[i] = make([]int32, shape.M)
@@ -56,7 +60,7 @@ func MeasureVerifierCostInt8(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge
 	}
 	c.Freivalds = time.Since(start)
 	start = time.Now()
-	if _, err := CheckDigests(ctx, cpu, ch, chCID, secret, []peer.ID{verifier}); err != nil {
+	if _, err := CheckDigests(ctx, cpu, ch, chCID, secret, verifiers); err != nil {
 		return c, err
 	}
 	c.Digest = time.Since(start)

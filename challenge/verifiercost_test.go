@@ -2,6 +2,7 @@ package challenge
 
 import (
 	"errors"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"testing"
 
 	"github.com/poai-network/poai/challenge/pb"
@@ -20,7 +21,7 @@ func TestMeasureVerifierCostInt8(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := MeasureVerifierCostInt8(t.Context(), gpu.NewCPU(gpu.WithWorkers(1)), ch, chCID, secret, "verifier")
+		c, err := MeasureVerifierCostInt8(t.Context(), gpu.NewCPU(gpu.WithWorkers(1)), ch, chCID, secret, []peer.ID{"verifier"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,7 +35,7 @@ func TestMeasureVerifierCostInt8(t *testing.T) {
 		t.Errorf("64 times the projection took %v against %v", big.Freivalds, small.Freivalds)
 	}
 	vram := &pb.Challenge{Workload: pb.Workload_WORKLOAD_VRAM}
-	if _, err := MeasureVerifierCostInt8(t.Context(), gpu.NewCPU(), vram, CIDOf([]byte("vram")), secret, "v"); !errors.Is(err, ErrMalformed) {
+	if _, err := MeasureVerifierCostInt8(t.Context(), gpu.NewCPU(), vram, CIDOf([]byte("vram")), secret, []peer.ID{"v"}); !errors.Is(err, ErrMalformed) {
 		t.Errorf("VRAM challenge: err %v, want ErrMalformed", err)
 	}
 }

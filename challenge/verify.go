@@ -44,16 +44,22 @@ type Result struct {
 // SamplingSecret(secret, shares), each with a valid Merkle proof; then each opened row
 // (GEMM) or lane (VRAM) is checked against the seed.
 //
-// int8: a Freivalds projection over GF(2^61 − 1) with a vector r private
-// to this verifier: row i is accepted iff C_i·r = A_i·(B·r). A wrong row
-// passes with probability at most 2^-61 (its difference from the true row
-// is a non-zero vector of integers below 2^32, so non-zero mod p, and a
-// random r is orthogonal to it with probability 1/p). Cost: k·m for B·r
-// plus k + m per row, against the prover's n·k·m. Rows found wrong are
-// recomputed in full to report their deviation.
+// A GEMM row is checked at the columns J that SampleColumns derives from
+// the same root, nonce and randomness (CheckedColumns of them), the same
+// for every verifier.
 //
-// bf16: each opened row is recomputed in float64 (products of bf16 values
-// are exact) and every element compared with BF16Tolerance; cost s·k·m.
+// int8: a Freivalds projection over GF(2^61 − 1) with weights r private
+// to this verifier: row i is accepted iff Σ_{j∈J} C_ij·r_j = A_i·(B_J·r). A
+// row wrong in J passes with probability at most 2^-61 (its difference
+// from the true row is a non-zero vector of integers below 2^32, so
+// non-zero mod p, and a random r is orthogonal to it with probability
+// 1/p). Cost: |J| of B's columns and k·|J| for B_J·r, plus k + |J| per row,
+// against the prover's n·k·m. The checked elements of rows found wrong are
+// recomputed to report their deviation.
+//
+// bf16: each opened row is computed exactly at J in float64 (products of
+// bf16 values are exact) and every element compared with BF16Tolerance;
+// cost s·|J|·k.
 //
 // VRAM: each opened lane's read chain is rerun, every block it reads
 // recomputed on demand; cost s·Reads·(Rounds+1) hashes.
@@ -93,12 +99,21 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 		correct int
 		err     error
 	)
+	var cols []int
+	if w := ch.GetWorkload(); w == pb.Workload_WORKLOAD_GEMM_INT8 || w == pb.Workload_WORKLOAD_GEMM_BF16 {
+		var root merkle.Hash
+		copy(root[:], com.GetMerkleRoot())
+		m := int(ch.GetM())
+		if cols, err = SampleColumns(root, ch.GetNonce(), SamplingSecret(secret, shares), m, CheckedColumns(len(want), m)); err != nil {
+			return Result{}, err
+		}
+	}
 	switch ch.GetWorkload() {
 	case pb.Workload_WORKLOAD_GEMM_INT8:
-		correct, res.Deviation, err = checkInt8(ctx, cpu, Seed(ch), ShapeOf(ch), want, values)
+		correct, res.Deviation, err = checkInt8(ctx, cpu, Seed(ch), ShapeOf(ch), want, values, cols)
 	case pb.Workload_WORKLOAD_GEMM_BF16:
 		res.Tolerance = BF16Tolerance(int(ch.GetK()))
-		correct, res.Deviation, err = checkBF16(ctx, cpu, Seed(ch), ShapeOf(ch), want, values, res.Tolerance)
+		correct, res.Deviation, err = checkBF16(ctx, cpu, Seed(ch), ShapeOf(ch), want, values, cols, res.Tolerance)
 	case pb.Workload_WORKLOAD_VRAM:
 		correct, res.Deviation, err = checkVRAM(ctx, Seed(ch), VRAMParamsOf(ch), want, values)
 	}
@@ -189,52 +204,37 @@ var freivaldsKey = func() (key [32]byte) {
 // maxRecomputedRows bounds the wrong int8 rows recomputed in full.
 const maxRecomputedRows = 4
 
-// FreivaldsColumns is how many columns of the opened rows a verifier
-// checks: all of them when m ≤ FreivaldsColumns, else that many distinct
-// columns drawn uniformly (each on its own, not in blocks, so that an
-// answer wrong in aligned tiles of columns is met as often as one wrong in
-// scattered columns), privately by every verifier, after the commitment.
-// A row is then checked at those columns only, so verifying no longer
-// generates the whole of B (k·m values, 5.4·10⁸ for the H200 plan): it
-// generates |J| of B's columns. An answer wrong in a fraction g of C's
-// elements, in whatever pattern, escapes one verifier with probability
-// about (1 − g)^min(openings, FreivaldsColumns) (ElementCheckMiss gives
-// the worst pattern exactly); the row sampling alone already allowed
-// (1 − g)^openings.
+// FreivaldsColumns is the least number of columns at which a GEMM
+// challenge's opened rows are checked: CheckedColumns of them, drawn by
+// SampleColumns from the root and the revealed randomness, the same for
+// every verifier (so that honest verifiers agree), unknown to the prover
+// until its root is fixed. A row is checked at those columns only, so
+// verifying generates |J| of B's columns, never the whole of B (k·m
+// values, 5.4·10⁸ for the H200 plan). An answer wrong in a fraction g of
+// C's elements escapes with probability about (1 − g)^min(openings, |J|)
+// (ElementCheckMiss gives the worst arrangement); with |J| ≥ openings that
+// is the bound the row sampling alone allows.
 const FreivaldsColumns = 64
 
-// freivaldsDraw draws a verifier's private column sample J of [0, m)
-// (FreivaldsColumns of them, or all m) and a projection weight in
-// GF(2⁶¹ − 1) for each, from a fresh key, and returns the generator, which
-// goes on drawing from the same stream.
-func freivaldsDraw(m int) (cols []int, r []uint64, rng *rand.Rand) {
-	rng = rand.New(rand.NewChaCha8(freivaldsKey()))
-	if m <= FreivaldsColumns {
-		cols = make([]int, m)
-		for j := range cols {
-			cols[j] = j
-		}
-	} else {
-		// Floyd's algorithm: FreivaldsColumns distinct columns, uniform.
-		seen := make(map[int]bool, FreivaldsColumns)
-		for j := m - FreivaldsColumns; j < m; j++ {
-			c := rng.IntN(j + 1)
-			if seen[c] {
-				c = j
-			}
-			seen[c] = true
-			cols = append(cols, c)
-		}
-	}
-	r = make([]uint64, len(cols))
+// CheckedColumns returns how many columns of each opened row are checked
+// when openings rows of m columns are opened: max(FreivaldsColumns,
+// openings), at most m.
+func CheckedColumns(openings, m int) int { return min(m, max(FreivaldsColumns, openings)) }
+
+// freivaldsWeights draws a verifier's private projection weights, n
+// elements of GF(2⁶¹ − 1), from a fresh key, and returns the generator,
+// which goes on drawing from the same stream.
+func freivaldsWeights(n int) ([]uint64, *rand.Rand) {
+	rng := rand.New(rand.NewChaCha8(freivaldsKey()))
+	r := make([]uint64, n)
 	for i := range r {
 		r[i] = rng.Uint64N(gpu.FreivaldsPrime)
 	}
-	return cols, r, rng
+	return r, rng
 }
 
 // freivaldsInt8 checks each opened row (nil: a row that failed its proof)
-// at the verifier's private columns cols with weights r: Σ_i C[row,
+// at the checked columns cols with the verifier's private weights r: Σ_i C[row,
 // cols[i]]·r[i] = A_row·(B_J·r) in GF(2⁶¹ − 1). It returns the positions
 // in rows of the rows that fail. Cost: |J| of B's columns (k Philox
 // blocks each) and k·|J| multiply-adds for B_J·r, then k + |J| per row.
@@ -244,9 +244,9 @@ func freivaldsInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.S
 		return nil, err
 	}
 	// A_i·(B_J·r) with each element of B_J·r split in its low 32 and high
-	// 29 bits: Σ a·lo and Σ a·hi stay exact in an int64 (|a| ≤ 128, k <
-	// 2^23) and are reduced once per row.
-	if shape.K >= 1<<23 {
+	// 29 bits: Σ a·lo and Σ a·hi stay exact (|a| ≤ 128, k < 2^22: below
+	// 2^61, as ToField61 needs) and are reduced once per row.
+	if shape.K >= 1<<22 {
 		return nil, fmt.Errorf("%w: k = %d", ErrMalformed, shape.K)
 	}
 	brLo, brHi := make([]int64, len(br)), make([]int64, len(br))
@@ -289,8 +289,8 @@ func addMod61(a, b uint64) uint64 {
 // (nil values are rows that failed their proof) and returns the number
 // correct and the largest deviation, found by computing the checked
 // elements of a few wrong rows exactly.
-func checkInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte) (int, float64, error) {
-	cols, r, _ := freivaldsDraw(shape.M)
+func checkInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte, cols []int) (int, float64, error) {
+	r, _ := freivaldsWeights(len(cols))
 	rows := make([][]int32, len(values))
 	deviation := 0.0
 	opened := 0
@@ -333,13 +333,11 @@ func checkInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape
 	return correct, deviation, nil
 }
 
-// checkBF16 computes the opened rows exactly at the verifier's private
-// columns (freivaldsDraw; all of them when m ≤ FreivaldsColumns) and
-// compares element by element: the deviation |c − t| / Σ_p |a_ip·b_pj|
-// must not exceed tol. Cost k·|J| multiply-adds per row and |J| of B's
-// columns, never the whole of B.
-func checkBF16(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte, tol float64) (int, float64, error) {
-	cols, _, _ := freivaldsDraw(shape.M)
+// checkBF16 computes the opened rows exactly at the checked columns cols
+// (SampleColumns) and compares element by element: the deviation |c − t| /
+// Σ_p |a_ip·b_pj| must not exceed tol. Cost k·|J| multiply-adds per row
+// and |J| of B's columns, never the whole of B.
+func checkBF16(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte, cols []int, tol float64) (int, float64, error) {
 	var at, pos []int
 	deviation := 0.0
 	for n, v := range values {

@@ -3,6 +3,7 @@ package gpu
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -14,28 +15,6 @@ const (
 	Int8BlockColumns = 16
 	BF16BlockColumns = 8
 )
-
-// Int8Block returns the 16 elements of row `row` of the int8 matrix
-// identified by matrix in columns [16·blk, 16·blk+16): Int8At's
-// definition, one Philox call.
-func Int8Block(key [2]uint32, stream uint32, matrix uint32, row, blk int) (out [Int8BlockColumns]int8) {
-	w := Philox4x32([4]uint32{uint32(blk), uint32(row), matrix, stream}, key)
-	for b := range out {
-		out[b] = int8(w[b/4] >> (8 * (b % 4)))
-	}
-	return out
-}
-
-// bf16Block returns the 8 elements of row `row` of the bf16 matrix
-// identified by matrix in columns [8·blk, 8·blk+8), widened to float32:
-// BF16Bits' definition, one Philox call.
-func bf16Block(key [2]uint32, stream uint32, matrix uint32, row, blk int) (out [BF16BlockColumns]float32) {
-	w := Philox4x32([4]uint32{uint32(blk), uint32(row), matrix, stream}, key)
-	for e := range out {
-		out[e] = BF16ToFloat32(bf16FromRandom(uint16(w[e/2] >> (16 * (e % 2)))))
-	}
-	return out
-}
 
 // columnBlocks groups cols (each in [0, m)) by Philox block of width w:
 // the distinct blocks in ascending order and, for each, the positions in
@@ -81,7 +60,7 @@ func (c *CPU) ProjectInt8BColumns(ctx context.Context, seed Seed, shape Shape, c
 	if len(r) != len(cols) {
 		return nil, fmt.Errorf("%w: %d projection weights for %d columns", ErrShape, len(r), len(cols))
 	}
-	if len(cols) > 1<<24 {
+	if len(cols) >= 1<<22 {
 		return nil, fmt.Errorf("%w: %d columns", ErrShape, len(cols))
 	}
 	blocks, err := columnBlocks(cols, shape.M, Int8BlockColumns)
@@ -89,9 +68,9 @@ func (c *CPU) ProjectInt8BColumns(ctx context.Context, seed Seed, shape Shape, c
 		return nil, err
 	}
 	// One term per column, grouped by Philox block, with its weight split
-	// in 32 low and 29 high bits: Σ v·r_lo and Σ v·r_hi stay exact in an
-	// int64 (|v| ≤ 128, at most 2^24 terms), and the sum is reduced once
-	// per row of B.
+	// in 32 low and 29 high bits: Σ v·r_lo and Σ v·r_hi stay below 2^61
+	// (|v| ≤ 128, fewer than 2^22 terms), as ToField61 needs, and the sum
+	// is reduced once per row of B.
 	type term struct {
 		blk, word, shift int
 		lo, hi           int64
@@ -148,24 +127,41 @@ func (c *CPU) ElementsInt8(ctx context.Context, seed Seed, shape Shape, rows, co
 		return nil, err
 	}
 	key, stream := seed.PhiloxKey()
+	sched := NewPhiloxSchedule(key)
 	a := make([][]int8, len(rows))
 	for x, i := range rows {
 		a[x] = make([]int8, shape.K)
 		FillInt8Row(a[x], seed, MatrixA, i)
 	}
+	type term struct{ blk, word, shift, pos int }
+	var terms []term
+	for _, b := range blocks {
+		for i, pos := range b.pos {
+			terms = append(terms, term{b.blk, b.offs[i] / 4, 8 * (b.offs[i] % 4), pos})
+		}
+	}
 	out := &Int32Matrix{Rows: len(rows), Cols: len(cols), Data: make([]int32, len(rows)*len(cols))}
+	col := make([]int32, len(cols)) // B[p, cols]
 	for p := 0; p < shape.K; p++ {
 		if p%4096 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		for _, b := range blocks {
-			v := Int8Block(key, stream, MatrixB, p, b.blk)
-			for x := range rows {
-				ap := int32(a[x][p])
-				dst := out.Data[x*len(cols) : (x+1)*len(cols)]
-				for i, pos := range b.pos {
-					dst[pos] += ap * int32(v[b.offs[i]])
-				}
+		last := -1
+		var w [4]uint32
+		for _, t := range terms {
+			if t.blk != last {
+				w, last = sched.Block([4]uint32{uint32(t.blk), uint32(p), MatrixB, stream}), t.blk
+			}
+			col[t.pos] = int32(int8(w[t.word] >> t.shift))
+		}
+		for x := range rows {
+			ap := int32(a[x][p])
+			if ap == 0 {
+				continue
+			}
+			dst := out.Data[x*len(cols) : (x+1)*len(cols)]
+			for i, v := range col {
+				dst[i] += ap * v
 			}
 		}
 	}
@@ -199,36 +195,47 @@ func (c *CPU) ElementsBF16Exact(ctx context.Context, seed Seed, shape Shape, row
 		return nil, nil, err
 	}
 	key, stream := seed.PhiloxKey()
+	sched := NewPhiloxSchedule(key)
 	a := make([][]float32, len(rows))
 	for x, i := range rows {
 		a[x] = make([]float32, shape.K)
 		FillBF16Row(a[x], seed, MatrixBF16A, i)
 	}
+	type term struct{ blk, word, shift, pos int }
+	var terms []term
+	for _, b := range blocks {
+		for i, pos := range b.pos {
+			terms = append(terms, term{b.blk, b.offs[i] / 2, 16 * (b.offs[i] % 2), pos})
+		}
+	}
 	sum := make([]float64, len(rows)*len(cols))
 	scale = make([]float64, len(rows)*len(cols))
+	col := make([]float64, len(cols)) // B[p, cols]
 	for p := 0; p < shape.K; p++ {
 		if p%4096 == 0 && ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
-		for _, b := range blocks {
-			v := bf16Block(key, stream, MatrixBF16B, p, b.blk)
-			for x := range rows {
-				ap := float64(a[x][p])
-				base := x * len(cols)
-				for i, pos := range b.pos {
-					prod := ap * float64(v[b.offs[i]])
-					sum[base+pos] += prod
-					if prod < 0 {
-						prod = -prod
-					}
-					scale[base+pos] += prod
-				}
+		last := -1
+		var w [4]uint32
+		for _, t := range terms {
+			if t.blk != last {
+				w, last = sched.Block([4]uint32{uint32(t.blk), uint32(p), MatrixBF16B, stream}), t.blk
+			}
+			col[t.pos] = float64(BF16ToFloat32(bf16FromRandom(uint16(w[t.word] >> t.shift))))
+		}
+		for x := range rows {
+			ap := float64(a[x][p])
+			base := x * len(cols)
+			for i, v := range col {
+				prod := ap * v
+				sum[base+i] += prod
+				scale[base+i] += math.Abs(prod)
 			}
 		}
 	}
 	exact = make([]int64, len(sum))
-	for i, s := range sum {
-		exact[i] = int64(s * (1 << 16))
+	for i, v := range sum {
+		exact[i] = int64(v * (1 << 16))
 	}
 	return exact, scale, nil
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -175,6 +176,7 @@ func (t Tally) Passed() bool { return t.PassWeight > t.FailWeight }
 type Book struct {
 	db     *badger.DB
 	dir    string
+	closed atomic.Bool
 	self   string
 	params Params
 	trust  TrustParams
@@ -287,8 +289,12 @@ func (b *Book) load() error {
 // Size returns the store's LSM and value-log sizes in bytes.
 func (b *Book) Size() (lsm, vlog int64) { return b.db.Size() }
 
-// Close seals (Seal), flushes and closes the store.
+// Close seals (Seal), flushes and closes the store. Closing it again does
+// nothing.
 func (b *Book) Close() error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return nil
+	}
 	return errors.Join(b.seal(), b.db.Close())
 }
 

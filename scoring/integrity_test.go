@@ -179,3 +179,18 @@ func TestReset(t *testing.T) {
 		t.Fatalf("after reset %d peers", n)
 	}
 }
+
+// TestCloseTwice: a second Close does nothing (a node closed by its
+// operator and again by its owner's cleanup).
+func TestCloseTwice(t *testing.T) {
+	b, err := Open(filepath.Join(t.TempDir(), "scores"), "self", DefaultParams(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+}
