@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -38,6 +39,11 @@ type HTTPLimits struct {
 	IdleTimeout time.Duration
 	// MaxConns is the most connections held at once.
 	MaxConns int
+	// MaxConnsPerIP is the most one client address holds (an IPv6
+	// address counts by its /64): past it, that address's oldest
+	// connection is closed for its new one, so one client cannot take
+	// the server's slots, nor lock out another client on its address.
+	MaxConnsPerIP int
 	// ShutdownGrace is how long Shutdown waits for requests in flight
 	// before it closes the connections still open.
 	ShutdownGrace time.Duration
@@ -45,10 +51,29 @@ type HTTPLimits struct {
 
 // DefaultHTTPLimits returns the limits `poai run` serves with: 5 s for
 // headers, 15 s for a request (the API's bodies are at most 4 KiB), 60 s
-// to write a response, 60 s idle, 1,024 connections, 5 s of grace.
+// to write a response, 60 s idle, 1,024 connections, 32 per client
+// address, 5 s of grace.
 func DefaultHTTPLimits() HTTPLimits {
 	return HTTPLimits{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, WriteTimeout: 60 * time.Second,
-		IdleTimeout: 60 * time.Second, MaxConns: 1024, ShutdownGrace: 5 * time.Second}
+		IdleTimeout: 60 * time.Second, MaxConns: 1024, MaxConnsPerIP: 32, ShutdownGrace: 5 * time.Second}
+}
+
+// clientKey is the address a client's connections and failed logins are
+// counted under: its IPv4 address, or its IPv6 address's /64 (one host
+// commonly holds a whole /64).
+func clientKey(remote string) string {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return host
+	}
+	if v4 := ip.To4(); v4 != nil {
+		return v4.String()
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 // HTTPServer serves one listener under HTTPLimits.
@@ -64,8 +89,9 @@ type HTTPServer struct {
 }
 
 type heldConn struct {
-	state http.ConnState
-	since time.Time
+	state  http.ConnState
+	since  time.Time
+	client string
 }
 
 // ServeHTTP listens on addr (host:port) and serves h in the background
@@ -103,31 +129,39 @@ func (s *HTTPServer) Conns() int {
 	return len(s.conns)
 }
 
-// track follows every connection's state and, past MaxConns, closes the
-// oldest connection that is idle or new (no request yet) for each new one;
-// the new one itself when every other is busy with a request.
+// track follows every connection's state. A new connection past
+// MaxConnsPerIP closes its address's oldest other connection (idle or new
+// first); past MaxConns, the oldest idle or new connection of all, else
+// the oldest of the address holding the most. A connection in the middle
+// of a request is closed only for its own address or as the biggest
+// holder's: a client trickling requests cannot lock out a fresh one.
 func (s *HTTPServer) track(c net.Conn, st http.ConnState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch st {
 	case http.StateNew:
-		s.conns[c] = &heldConn{state: st, since: time.Now()}
-		if s.lim.MaxConns <= 0 || len(s.conns) <= s.lim.MaxConns {
-			return
+		key := clientKey(c.RemoteAddr().String())
+		s.conns[c] = &heldConn{state: st, since: time.Now(), client: key}
+		perIP := 0
+		counts := map[string]int{}
+		for _, h := range s.conns {
+			counts[h.client]++
 		}
-		var victim net.Conn
-		var oldest time.Time
-		for o, h := range s.conns {
-			if o != c && (h.state == http.StateIdle || h.state == http.StateNew) && (victim == nil || h.since.Before(oldest)) {
-				victim, oldest = o, h.since
+		perIP = counts[key]
+		switch {
+		case s.lim.MaxConnsPerIP > 0 && perIP > s.lim.MaxConnsPerIP:
+			s.evict(c, func(h *heldConn) bool { return h.client == key })
+		case s.lim.MaxConns > 0 && len(s.conns) > s.lim.MaxConns:
+			if !s.evictIdle(c, func(*heldConn) bool { return true }) {
+				heaviest, most := "", 0
+				for k, n := range counts {
+					if n > most {
+						heaviest, most = k, n
+					}
+				}
+				s.evict(c, func(h *heldConn) bool { return h.client == heaviest })
 			}
 		}
-		if victim == nil {
-			victim = c
-		}
-		delete(s.conns, victim)
-		s.evicted++
-		victim.Close()
 	case http.StateActive, http.StateIdle:
 		if h, ok := s.conns[c]; ok {
 			h.state, h.since = st, time.Now()
@@ -135,6 +169,42 @@ func (s *HTTPServer) track(c net.Conn, st http.ConnState) {
 	case http.StateHijacked, http.StateClosed:
 		delete(s.conns, c)
 	}
+}
+
+// evict closes the oldest idle or new connection other than keep that
+// match accepts, else the oldest such connection in any state, else keep.
+func (s *HTTPServer) evict(keep net.Conn, match func(*heldConn) bool) {
+	if s.evictIdle(keep, match) {
+		return
+	}
+	if !s.evictOldest(keep, func(h *heldConn) bool { return match(h) }) {
+		delete(s.conns, keep)
+		s.evicted++
+		keep.Close()
+	}
+}
+
+func (s *HTTPServer) evictIdle(keep net.Conn, match func(*heldConn) bool) bool {
+	return s.evictOldest(keep, func(h *heldConn) bool {
+		return (h.state == http.StateIdle || h.state == http.StateNew) && match(h)
+	})
+}
+
+func (s *HTTPServer) evictOldest(keep net.Conn, match func(*heldConn) bool) bool {
+	var victim net.Conn
+	var oldest time.Time
+	for o, h := range s.conns {
+		if o != keep && match(h) && (victim == nil || h.since.Before(oldest)) {
+			victim, oldest = o, h.since
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	delete(s.conns, victim)
+	s.evicted++
+	victim.Close()
+	return true
 }
 
 // Shutdown stops accepting, lets requests in flight finish within
@@ -155,7 +225,8 @@ func (s *HTTPServer) Shutdown(ctx context.Context) error {
 // HostGuard answers 403 to a request whose Host is not one this node
 // serves — an IP address, localhost (or a name under .localhost), the host
 // of listen, or one of names — and to a state-changing request (not GET,
-// HEAD or OPTIONS) whose Origin names another host. A web page that
+// HEAD or OPTIONS) whose Origin is not the request's own (scheme http or
+// https, host and port equal to Host). A web page that
 // rebinds its own name to 127.0.0.1 (DNS rebinding) sends its name as
 // Host, so it can neither read the API nor issue a challenge.
 func HostGuard(listen string, names []string, next http.Handler) http.Handler {
@@ -178,16 +249,20 @@ func HostGuard(listen string, names []string, next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !allowed(r.Host) {
+			w.Header().Set("Connection", "close")
 			http.Error(w, fmt.Sprintf("forbidden: Host %q is not served here (add it to [api] hosts)", r.Host), http.StatusForbidden)
 			return
 		}
 		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 		default:
+			// A state-changing request from a browser must come from a page
+			// of this very origin (the live page); other clients send none.
 			if o := r.Header.Get("Origin"); o != "" {
-				host := strings.TrimPrefix(strings.TrimPrefix(o, "http://"), "https://")
-				if o == "null" || !allowed(host) {
-					http.Error(w, fmt.Sprintf("forbidden: Origin %q", o), http.StatusForbidden)
+				u, err := url.Parse(o)
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !strings.EqualFold(u.Host, r.Host) {
+					w.Header().Set("Connection", "close")
+					http.Error(w, fmt.Sprintf("forbidden: Origin %q is not this API's", o), http.StatusForbidden)
 					return
 				}
 			}
@@ -209,9 +284,15 @@ const (
 )
 
 // RequireToken answers 401 to a request without "Authorization: Bearer
-// token" (compared in constant time) and 429 to a client address that
-// failed too often (LoginBurst, LoginEvery), tracking at most 4,096
-// addresses. Requests for exempt paths pass without a token.
+// token" (compared in constant time). A request that sends a wrong
+// Authorization counts as a failed login of its client address
+// (clientKey): past LoginBurst failures, one per LoginEvery, the address
+// gets 429 for every request that carries an Authorization, right or
+// wrong, until its budget refills, so guessing from one address is slow.
+// A request without the header costs nothing: a web page can make a
+// browser send requests to the API, but not with an Authorization header,
+// so it cannot lock the operator out. At most 4,096 addresses are tracked.
+// Requests for exempt paths pass without a token.
 func RequireToken(token string, next http.Handler, exempt ...string) http.Handler {
 	want := []byte("Bearer " + token)
 	failures, _ := lru.New[string, *rate.Limiter](4096)
@@ -220,26 +301,30 @@ func RequireToken(token string, next http.Handler, exempt ...string) http.Handle
 			next.ServeHTTP(w, r)
 			return
 		}
-		client := r.RemoteAddr
-		if h, _, err := net.SplitHostPort(client); err == nil {
-			client = h
+		auth := r.Header.Get("Authorization")
+		w.Header().Set("Connection", "close") // for the refusals below
+		if auth == "" {
+			http.Error(w, "unauthorized: send Authorization: Bearer <api token>", http.StatusUnauthorized)
+			return
 		}
+		client := clientKey(r.RemoteAddr)
 		l, ok := failures.Get(client)
 		if ok && l.Tokens() < 1 {
 			w.Header().Set("Retry-After", fmt.Sprint(int(LoginEvery.Seconds())))
 			http.Error(w, "too many failed logins from this address: retry later", http.StatusTooManyRequests)
 			return
 		}
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			if !ok {
-				l = rate.NewLimiter(rate.Every(LoginEvery), LoginBurst)
-				failures.Add(client, l)
-			}
-			l.Allow()
-			http.Error(w, "unauthorized: send Authorization: Bearer <api token>", http.StatusUnauthorized)
+		if subtle.ConstantTimeCompare([]byte(auth), want) == 1 {
+			w.Header().Del("Connection")
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		if !ok {
+			l = rate.NewLimiter(rate.Every(LoginEvery), LoginBurst)
+			failures.Add(client, l)
+		}
+		l.Allow()
+		http.Error(w, "unauthorized: wrong api token", http.StatusUnauthorized)
 	})
 }
 

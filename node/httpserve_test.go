@@ -194,6 +194,10 @@ func TestHostGuard(t *testing.T) {
 		{"GET", "attacker.example", "", http.StatusForbidden},
 		{"POST", "127.0.0.1:5280", "http://attacker.example", http.StatusForbidden},
 		{"POST", "localhost:5280", "null", http.StatusForbidden},
+		{"POST", "127.0.0.1:5280", "http://203.0.113.5", http.StatusForbidden},
+		{"POST", "localhost:5280", "http://localhost:3000", http.StatusForbidden},
+		{"POST", "localhost:5280", "http://evil.localhost:5280", http.StatusForbidden},
+		{"POST", "127.0.0.1:5280", "http://127.0.0.1:5280", http.StatusOK},
 		{"GET", "127.0.0.1:5280", "", http.StatusOK},
 		{"GET", "localhost:5280", "", http.StatusOK},
 		{"GET", "[::1]:5280", "", http.StatusOK},
@@ -211,15 +215,17 @@ func TestHostGuard(t *testing.T) {
 	}
 }
 
-// TestRequireTokenRateLimited: after LoginBurst failures from one address
-// every request from it gets 429, the right token included; the page
-// stays exempt.
+// TestRequireTokenRateLimited: after LoginBurst wrong tokens from one
+// address (an IPv6 /64 counting as one) every request from it that sends
+// a token gets 429, the right one included; requests without a token —
+// all a web page can make a browser send — cost nothing, however many;
+// the page stays exempt.
 func TestRequireTokenRateLimited(t *testing.T) {
 	token := strings.Repeat("t", MinTokenBytes)
 	h := RequireToken(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), "/")
-	code := func(auth, path string) int {
+	code := func(from, auth, path string) int {
 		req, _ := http.NewRequest("GET", "http://127.0.0.1"+path, nil)
-		req.RemoteAddr = "192.0.2.7:40000"
+		req.RemoteAddr = from
 		if auth != "" {
 			req.Header.Set("Authorization", "Bearer "+auth)
 		}
@@ -230,20 +236,75 @@ func TestRequireTokenRateLimited(t *testing.T) {
 		}
 		return w.code
 	}
-	if got := code(token, "/api/v1/status"); got != http.StatusOK {
-		t.Fatalf("right token: %d", got)
-	}
-	for i := range LoginBurst {
-		if got := code("guess", "/api/v1/status"); got != http.StatusUnauthorized {
-			t.Fatalf("failure %d: %d, want 401", i, got)
+	const v4, v6a, v6b = "192.0.2.7:40000", "[2001:db8::1]:40000", "[2001:db8::2]:40001"
+	for range 100 {
+		if got := code(v4, "", "/api/v1/status"); got != http.StatusUnauthorized {
+			t.Fatalf("no token: %d, want 401", got)
 		}
 	}
-	if got := code(token, "/api/v1/status"); got != http.StatusTooManyRequests {
-		t.Errorf("after %d failures the right token got %d, want 429", LoginBurst, got)
+	if got := code(v4, token, "/api/v1/status"); got != http.StatusOK {
+		t.Fatalf("right token after 100 requests without one: %d", got)
 	}
-	if got := code("", "/"); got != http.StatusOK {
+	for i := range LoginBurst {
+		from := v6a
+		if i%2 == 1 {
+			from = v6b
+		}
+		if got := code(from, "guess", "/api/v1/status"); got != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d, want 401", i, got)
+		}
+		if got := code(v4, "guess", "/api/v1/status"); got != http.StatusUnauthorized {
+			t.Fatalf("failure %d from %s: %d, want 401", i, v4, got)
+		}
+	}
+	if got := code(v6a, token, "/api/v1/status"); got != http.StatusTooManyRequests {
+		t.Errorf("after %d failures from its /64 the right token got %d, want 429", LoginBurst, got)
+	}
+	if got := code(v4, "another guess", "/api/v1/status"); got != http.StatusTooManyRequests {
+		t.Errorf("a guess over the budget: %d, want 429", got)
+	}
+	if got := code("198.51.100.1:1", token, "/api/v1/status"); got != http.StatusOK {
+		t.Errorf("another address: %d", got)
+	}
+	if got := code(v4, "", "/"); got != http.StatusOK {
 		t.Errorf("the page: %d", got)
 	}
+}
+
+// TestHTTPClientCannotHoldTheServer: one address's requests in flight
+// (a body trickled) cannot lock out a fresh request, from another address
+// or its own: past MaxConnsPerIP, or MaxConns, the hog's oldest goes.
+func TestHTTPClientCannotHoldTheServer(t *testing.T) {
+	lim := DefaultHTTPLimits()
+	lim.MaxConns, lim.MaxConnsPerIP = 8, 6
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, "ok")
+	})
+	srv, err := ServeHTTP("127.0.0.1:0", h, lim, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	addr := srv.Addr().String()
+	for range 12 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Length: 100000\r\n\r\nx", addr)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := srv.Conns(); n > lim.MaxConnsPerIP {
+		t.Errorf("one address holds %d connections, cap %d", n, lim.MaxConnsPerIP)
+	}
+	client := &http.Client{Timeout: time.Second}
+	resp, err := client.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("a fresh request beside %d trickling ones: %v", lim.MaxConnsPerIP, err)
+	}
+	resp.Body.Close()
 }
 
 type statusRecorder struct {
