@@ -223,13 +223,21 @@ func (s *HTTPServer) Shutdown(ctx context.Context) error {
 }
 
 // HostGuard answers 403 to a request whose Host is not one this node
-// serves — an IP address, localhost (or a name under .localhost), the host
-// of listen, or one of names — and to a state-changing request (not GET,
+// serves — a loopback address, the address of listen (any address when it
+// listens on all of them), localhost (or a name under .localhost), the
+// host of listen, or one of names — and to a state-changing request (not GET,
 // HEAD or OPTIONS) whose Origin is not the request's own (scheme http or
 // https, host and port equal to Host). A web page that
 // rebinds its own name to 127.0.0.1 (DNS rebinding) sends its name as
 // Host, so it can neither read the API nor issue a challenge.
 func HostGuard(listen string, names []string, next http.Handler) http.Handler {
+	var listenIP net.IP
+	if lh, _, err := net.SplitHostPort(listen); err == nil {
+		listenIP = net.ParseIP(strings.Trim(lh, "[]"))
+		if lh == "" {
+			listenIP = net.IPv6unspecified
+		}
+	}
 	allowed := func(hostport string) bool {
 		host := hostport
 		if h, _, err := net.SplitHostPort(hostport); err == nil {
@@ -239,7 +247,13 @@ func HostGuard(listen string, names []string, next http.Handler) http.Handler {
 		if host == "" {
 			return false
 		}
-		if net.ParseIP(host) != nil || host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		if ip := net.ParseIP(host); ip != nil {
+			// An address is no rebinding vector (a page cannot make a
+			// browser send another address than the one it connects to),
+			// but only those this server answers on are served.
+			return ip.IsLoopback() || listenIP == nil || listenIP.IsUnspecified() || ip.Equal(listenIP)
+		}
+		if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 			return true
 		}
 		if lh, _, err := net.SplitHostPort(listen); err == nil && strings.EqualFold(lh, host) {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -185,6 +186,16 @@ func TestHostGuard(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	everywhere := HostGuard("0.0.0.0:5280", nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	for host, want := range map[string]int{"10.0.0.7:5280": http.StatusOK, "[2001:db8::7]:5280": http.StatusOK, "attacker.example": http.StatusForbidden} {
+		req, _ := http.NewRequest("GET", "http://x/", nil)
+		req.Host = host
+		w := &statusRecorder{header: http.Header{}}
+		everywhere.ServeHTTP(w, req)
+		if got := cmp.Or(w.code, http.StatusOK); got != want {
+			t.Errorf("listening on all addresses, Host %q: %d, want %d", host, got, want)
+		}
+	}
 	for _, c := range []struct {
 		method, host, origin string
 		want                 int
@@ -201,7 +212,7 @@ func TestHostGuard(t *testing.T) {
 		{"GET", "127.0.0.1:5280", "", http.StatusOK},
 		{"GET", "localhost:5280", "", http.StatusOK},
 		{"GET", "[::1]:5280", "", http.StatusOK},
-		{"GET", "10.0.0.7:5280", "", http.StatusOK},
+		{"GET", "10.0.0.7:5280", "", http.StatusForbidden},
 		{"GET", "node.example.org:5280", "", http.StatusOK},
 		{"POST", "localhost:5280", "http://localhost:5280", http.StatusOK},
 	} {

@@ -67,6 +67,10 @@ type options struct {
 	clique     []peer.ID
 	accomplice gpu.Backend
 	leak       *Leak
+	// freeSpace and diskEvery replace the disk watch's statfs and period
+	// (WithFreeSpace).
+	freeSpace func(string) (uint64, error)
+	diskEvery time.Duration
 }
 
 // WithClique (ADVERSARY, devnet and tests only) names the peers a
@@ -199,6 +203,8 @@ type Node struct {
 	proveQ           chan proveJob
 	releaseLag       func() // releases processLag, once
 	verifySem        chan struct{}
+	// fatal carries the error the node stopped for (Fatal).
+	fatal chan error
 
 	// Owned by the loop goroutine.
 	claim       *pb.DeviceClaim
@@ -445,6 +451,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 		limiter:     newAuthorLimiter(),
 		proveQ:      make(chan proveJob, 16),
 		verifySem:   make(chan struct{}, 1),
+		fatal:       make(chan error, 1),
 	}
 	for _, w := range c.Workloads {
 		wl, _ := ParseWorkload(w) // checked by Validate
@@ -512,6 +519,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// waves and passes its retries alone: retries forgive isolated misses
 	// only.
 	tp.RetriesForgiveIsolatedOnly = n.cfg.Challenge.Waves > 0
+	if err := n.checkDisk(); err != nil {
+		return err
+	}
 	n.book, err = scoring.Open(filepath.Join(n.dir, ScoresDir), n.id.String(),
 		scoring.Params{Initial: sc.Initial, Alpha: sc.Alpha, MinWeight: sc.MinWeight, LatencySamples: 256, Trust: tp, Compact: n.o.compactStore}, n.log)
 	if err != nil {
@@ -560,6 +570,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	undo = append(undo, n.host.Close)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	undo = append(undo, func() error { n.cancel(); return nil })
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.watchDisk(n.ctx.Done(), n.cancel)
+	}()
 	for _, t := range []struct {
 		topic  string
 		decode func(peer.ID, []byte, time.Time) (proto.Message, cid.Cid, error)

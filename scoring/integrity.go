@@ -78,15 +78,13 @@ func writeSeal(dir string, s Seal) error {
 
 // seal records the book's peer count and trust epoch, after syncing the
 // store so that the seal never claims more than the disk holds.
+// It holds the book's lock only to read the counts: the disk syncs happen
+// outside it, and what is synced is at least what was counted (records
+// are only added).
 func (b *Book) seal() error {
 	b.mu.RLock()
 	peers, epoch := len(b.peers), b.vector.Epoch
 	b.mu.RUnlock()
-	return b.sealAs(peers, epoch)
-}
-
-// sealAs is seal with the counts given, for callers holding b.mu.
-func (b *Book) sealAs(peers int, epoch uint64) error {
 	if err := b.db.Sync(); err != nil {
 		return err
 	}
@@ -113,7 +111,7 @@ func (b *Book) checkSeal() error {
 }
 
 // recovery names what an operator can do about a damaged store.
-const recovery = "Restore the store from a backup (poai store restore), or start afresh with 'poai run --reset-store', which moves the damaged store aside"
+const recovery = "Restore the store from a backup (move it aside, then poai store restore --in FILE), or start afresh with 'poai run --reset-store', which moves the damaged store aside"
 
 // preOpen checks the store in dir before Badger opens it, and keeps hard
 // links to its tables in dir + ".preopen" (returned; "" when there are no

@@ -1,6 +1,7 @@
 package scoring
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -192,5 +193,37 @@ func TestCloseTwice(t *testing.T) {
 	}
 	if err := b.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
+	}
+}
+
+// TestBackupRestore: a store backed up, then lost, is restored whole into
+// an empty directory, sealed, and a non-empty target is refused.
+func TestBackupRestore(t *testing.T) {
+	dir := filled(t, 300)
+	var buf bytes.Buffer
+	n, err := Backup(dir, &buf)
+	if err != nil || n != 300 {
+		t.Fatalf("backup: %d peers, %v", n, err)
+	}
+	if _, err := Restore(dir, bytes.NewReader(buf.Bytes())); err == nil {
+		t.Fatal("restored over an existing store")
+	}
+	if _, err := Reset(dir); err != nil {
+		t.Fatal(err)
+	}
+	n, err = Restore(dir, bytes.NewReader(buf.Bytes()))
+	if err != nil || n != 300 {
+		t.Fatalf("restore: %d peers, %v", n, err)
+	}
+	if s, ok, err := readSeal(dir); err != nil || !ok || s.Peers != 300 {
+		t.Fatalf("seal after restore: %+v %v %v", s, ok, err)
+	}
+	b, err := Open(dir, "self", DefaultParams(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if got := len(b.Peers()); got != 300 {
+		t.Fatalf("reopened with %d peers", got)
 	}
 }

@@ -185,6 +185,16 @@ func (b *Book) opinionOf(a Attestation) (sat, unsat float64) {
 // (Seal; not in Params.Compact). Rolling an epoch older than the last one
 // rolled is a no-op.
 func (b *Book) Roll(epoch uint64) (TrustVector, error) {
+	v, err := b.roll(epoch)
+	if err == nil && !b.params.Compact {
+		// Once an epoch, outside the lock (it syncs the disk): what a
+		// later Open must find at least (Seal).
+		err = b.seal()
+	}
+	return v, err
+}
+
+func (b *Book) roll(epoch uint64) (TrustVector, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.rolled && epoch < b.vector.Epoch {
@@ -399,12 +409,6 @@ func (b *Book) Roll(epoch uint64) (TrustVector, error) {
 	b.vector, b.rolled = v, true
 	if epoch >= b.trust.Retention {
 		if err := b.compactLocked(epoch - b.trust.Retention); err != nil {
-			return v, err
-		}
-	}
-	if !b.params.Compact {
-		// Once an epoch: what a later Open must find at least (Seal).
-		if err := b.sealAs(len(b.peers), v.Epoch); err != nil {
 			return v, err
 		}
 	}

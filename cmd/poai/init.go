@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,6 +21,7 @@ import (
 
 func initCmd() *cobra.Command {
 	var dir, profile string
+	var genToken bool
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a data directory with an identity key and a default config",
@@ -37,6 +40,13 @@ unknown profile writes neither key nor config.`,
 				return fmt.Errorf("--profile: unknown profile %q (%s); nothing was written", profile, strings.Join(slices.Sorted(maps.Keys(node.Profiles)), ", "))
 			}
 			cfg := mk()
+			if genToken {
+				b := make([]byte, 32)
+				if _, err := rand.Read(b); err != nil {
+					return err
+				}
+				cfg.API.Token = base64.RawURLEncoding.EncodeToString(b)
+			}
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("--profile %s: %w", profile, err)
 			}
@@ -58,6 +68,9 @@ unknown profile writes neither key nor config.`,
 			switch err := node.WriteConfig(cfgPath, cfg); {
 			case errors.Is(err, fs.ErrExist):
 				fmt.Fprintf(cmd.OutOrStdout(), "config %s exists, left as it is\n", cfgPath)
+				if genToken {
+					return fmt.Errorf("--api-token: %s exists and was left as it is; set [api] token in it by hand", cfgPath)
+				}
 			case err != nil:
 				return err
 			default:
@@ -75,6 +88,7 @@ unknown profile writes neither key nor config.`,
 		},
 	}
 	cmd.Flags().StringVar(&dir, "data-dir", defaultDataDir(), "data directory (env POAI_PATH)")
+	cmd.Flags().BoolVar(&genToken, "api-token", false, "write a random API token (32 bytes, base64url) into the new config's [api] token")
 	cmd.Flags().StringVar(&profile, "profile", "default", "config profile: default, or bootstrap (fixed ports 4001 on all interfaces, no mDNS, 512-2048 connections) for a stable entry point")
 	return cmd
 }

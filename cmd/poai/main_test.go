@@ -411,3 +411,29 @@ func TestRunRefusesDamagedStore(t *testing.T) {
 		t.Fatal("the table was touched")
 	}
 }
+
+// TestInitGeneratesToken: init --api-token writes a random token of at
+// least node.MinTokenBytes into the new config, a different one each time.
+func TestInitGeneratesToken(t *testing.T) {
+	tokens := map[string]bool{}
+	for range 2 {
+		dir := t.TempDir()
+		if _, err := run(t, "init", "--data-dir", dir, "--api-token"); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := node.LoadConfig(filepath.Join(dir, "config.toml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cfg.API.Token) < node.MinTokenBytes {
+			t.Fatalf("token %q", cfg.API.Token)
+		}
+		tokens[cfg.API.Token] = true
+		if _, err := run(t, "init", "--data-dir", dir, "--api-token"); err == nil {
+			t.Fatal("a second init --api-token over an existing config succeeded silently")
+		}
+	}
+	if len(tokens) != 2 {
+		t.Fatal("two inits wrote the same token")
+	}
+}

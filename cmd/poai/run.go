@@ -153,9 +153,13 @@ cancelled, the score store is flushed and closed.`,
 				servers = append(servers, srv)
 				log.Info("http listening", "addr", "http://"+srv.Addr().String(), "metrics", addr == cfg.Metrics.Listen, "api", addr == cfg.API.Listen)
 			}
-			<-ctx.Done()
-			log.Info("shutting down")
 			var errs []error
+			select {
+			case <-ctx.Done():
+			case err := <-n.Fatal():
+				errs = append(errs, err)
+			}
+			log.Info("shutting down")
 			for _, srv := range servers {
 				errs = append(errs, srv.Shutdown(context.Background()))
 			}
