@@ -26,12 +26,17 @@ const (
 	sybilFloodSettled = 4
 )
 
-// TestSybilFlood: twelve identities that only announce a device claim
+// TestSybilFlood: eleven identities that only announce a device claim
 // (sybil-flood: no device, no proofs, no challenges, no verdicts) beside
-// six honest peers and a lazy prover, twice the honest peers in number.
-// Challenger and verifier slots go to peers with a passed challenge on
-// record first (node/selection.go), so once the honest peers have passed
-// one the flood holds (nearly) no slot: from epoch sybilFloodSettled on it
+// seven honest peers and a lazy prover, more than the honest peers in
+// number. Challenger and verifier slots go to peers with a passed
+// challenge on record first (node/selection.go), so once the honest peers
+// have passed one the flood holds (nearly) no slot — seven honest peers,
+// so that a challenge of an honest target by an honest challenger still
+// has k + 2 = 5 proven candidates for its verifier slots (with six, one
+// slot went to the flood by design until the flood was graylisted, and
+// the bound then measured how fast that happened): from epoch
+// sybilFloodSettled on it
 // holds at most sybilFloodSlotShare of either kind; every honest peer
 // stays at or above sybilFloodHonestFloor, out of the graylist, and their
 // mean at or above sybilFloodHonestMean; the lazy prover is judged
@@ -43,8 +48,12 @@ func TestSybilFlood(t *testing.T) {
 		t.Skip("runs a 19-peer devnet for about 2 minutes")
 	}
 	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
-		Nodes: 19, Adversaries: map[node.Role]int{node.RoleLazy: 1, node.RoleSybilFlood: 12}, DataDir: t.TempDir(),
+		Nodes: 19, Adversaries: map[node.Role]int{node.RoleLazy: 1, node.RoleSybilFlood: 11}, DataDir: t.TempDir(),
 		Target: 400 * time.Millisecond, EpochLength: 10 * time.Second, GPU: "off",
+		// Each node proves on its own emulated device: on the host's two
+		// cores one honest node in five runs fell behind the others'
+		// proofs and missed its own (a test-bed failure, issue 21's).
+		Devices: node.DevicesEmulated,
 	})
 	if err != nil {
 		t.Fatal(err)
