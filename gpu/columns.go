@@ -47,6 +47,31 @@ func columnBlocks(cols []int, m, w int) ([]columnBlock, error) {
 	return out, nil
 }
 
+// colTerm locates one requested column in its Philox block: the block,
+// the 32-bit output word and the bit shift of the element in it, and the
+// column's position in the caller's list.
+type colTerm struct{ blk, word, shift, pos int }
+
+// columnTerms returns cols as terms grouped by block (each block's Philox
+// call made once per row when the terms are walked in order), for a
+// matrix of m columns whose blocks hold width elements of 32/(width/4)
+// bits each.
+func columnTerms(cols []int, m, width int) ([]colTerm, error) {
+	blocks, err := columnBlocks(cols, m, width)
+	if err != nil {
+		return nil, err
+	}
+	perWord := width / 4
+	var terms []colTerm
+	for _, b := range blocks {
+		for i, pos := range b.pos {
+			o := b.offs[i]
+			terms = append(terms, colTerm{b.blk, o / perWord, (32 / perWord) * (o % perWord), pos})
+		}
+	}
+	return terms, nil
+}
+
 // ProjectInt8BColumns returns B_J·r mod 2⁶¹ − 1, a vector of k field
 // elements: Σ_{i} B[p, cols[i]]·r[i] for each row p of the int8 matrix B
 // (MatrixB, k×m) of seed. It is ProjectInt8B restricted to the columns J =
@@ -63,24 +88,16 @@ func (c *CPU) ProjectInt8BColumns(ctx context.Context, seed Seed, shape Shape, c
 	if len(cols) >= 1<<22 {
 		return nil, fmt.Errorf("%w: %d columns", ErrShape, len(cols))
 	}
-	blocks, err := columnBlocks(cols, shape.M, Int8BlockColumns)
+	terms, err := columnTerms(cols, shape.M, Int8BlockColumns)
 	if err != nil {
 		return nil, err
 	}
-	// One term per column, grouped by Philox block, with its weight split
-	// in 32 low and 29 high bits: Σ v·r_lo and Σ v·r_hi stay below 2^61
-	// (|v| ≤ 128, fewer than 2^22 terms), as ToField61 needs, and the sum
-	// is reduced once per row of B.
-	type term struct {
-		blk, word, shift int
-		lo, hi           int64
-	}
-	var terms []term
-	for _, b := range blocks {
-		for i, pos := range b.pos {
-			o := b.offs[i]
-			terms = append(terms, term{b.blk, o / 4, 8 * (o % 4), int64(r[pos] & (1<<32 - 1)), int64(r[pos] >> 32)})
-		}
+	// Each column's weight split in 32 low and 29 high bits: Σ v·r_lo and
+	// Σ v·r_hi stay below 2^61 (|v| ≤ 128, fewer than 2^22 terms), as
+	// ToField61 needs, and the sum is reduced once per row of B.
+	wLo, wHi := make([]int64, len(terms)), make([]int64, len(terms))
+	for i, t := range terms {
+		wLo[i], wHi[i] = int64(r[t.pos]&(1<<32-1)), int64(r[t.pos]>>32)
 	}
 	key, stream := seed.PhiloxKey()
 	sched := NewPhiloxSchedule(key)
@@ -90,13 +107,13 @@ func (c *CPU) ProjectInt8BColumns(ctx context.Context, seed Seed, shape Shape, c
 			var sLo, sHi int64
 			var w [4]uint32
 			last := -1
-			for _, t := range terms {
+			for i, t := range terms {
 				if t.blk != last {
 					w, last = sched.Block([4]uint32{uint32(t.blk), uint32(p), MatrixB, stream}), t.blk
 				}
 				v := int64(int8(w[t.word] >> t.shift))
-				sLo += v * t.lo
-				sHi += v * t.hi
+				sLo += v * wLo[i]
+				sHi += v * wHi[i]
 			}
 			acc := MulMod61(ToField61(sHi), 1<<32) + ToField61(sLo)
 			if acc >= FreivaldsPrime {
@@ -122,7 +139,7 @@ func (c *CPU) ElementsInt8(ctx context.Context, seed Seed, shape Shape, rows, co
 			return nil, fmt.Errorf("%w: row %d outside [0, %d)", ErrShape, i, shape.N)
 		}
 	}
-	blocks, err := columnBlocks(cols, shape.M, Int8BlockColumns)
+	terms, err := columnTerms(cols, shape.M, Int8BlockColumns)
 	if err != nil {
 		return nil, err
 	}
@@ -132,13 +149,6 @@ func (c *CPU) ElementsInt8(ctx context.Context, seed Seed, shape Shape, rows, co
 	for x, i := range rows {
 		a[x] = make([]int8, shape.K)
 		FillInt8Row(a[x], seed, MatrixA, i)
-	}
-	type term struct{ blk, word, shift, pos int }
-	var terms []term
-	for _, b := range blocks {
-		for i, pos := range b.pos {
-			terms = append(terms, term{b.blk, b.offs[i] / 4, 8 * (b.offs[i] % 4), pos})
-		}
 	}
 	out := &Int32Matrix{Rows: len(rows), Cols: len(cols), Data: make([]int32, len(rows)*len(cols))}
 	col := make([]int32, len(cols)) // B[p, cols]
@@ -190,7 +200,7 @@ func (c *CPU) ElementsBF16Exact(ctx context.Context, seed Seed, shape Shape, row
 			return nil, nil, fmt.Errorf("%w: row %d outside [0, %d)", ErrShape, i, shape.N)
 		}
 	}
-	blocks, err := columnBlocks(cols, shape.M, BF16BlockColumns)
+	terms, err := columnTerms(cols, shape.M, BF16BlockColumns)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -200,13 +210,6 @@ func (c *CPU) ElementsBF16Exact(ctx context.Context, seed Seed, shape Shape, row
 	for x, i := range rows {
 		a[x] = make([]float32, shape.K)
 		FillBF16Row(a[x], seed, MatrixBF16A, i)
-	}
-	type term struct{ blk, word, shift, pos int }
-	var terms []term
-	for _, b := range blocks {
-		for i, pos := range b.pos {
-			terms = append(terms, term{b.blk, b.offs[i] / 2, 16 * (b.offs[i] % 2), pos})
-		}
 	}
 	sum := make([]float64, len(rows)*len(cols))
 	scale = make([]float64, len(rows)*len(cols))

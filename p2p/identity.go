@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/poai-network/poai/internal/atomicfile"
 )
 
 // LoadOrCreateKey returns the Ed25519 private key stored at path (libp2p's
@@ -45,28 +47,9 @@ func LoadOrCreateKey(path string) (crypto.PrivKey, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("identity dir: %w", err)
 	}
-	// Write to a fresh temporary file (an unpredictable name, created
-	// exclusively with mode 0600, so no symlink planted beforehand is
-	// followed), sync it and rename it over path (which replaces a link at
-	// path rather than writing through it): a crash never leaves a
-	// truncated key behind.
-	f, err := os.CreateTemp(filepath.Dir(path), ".identity-*.tmp")
-	if err != nil {
-		return nil, fmt.Errorf("write identity: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	// Written through a fresh temporary file and renamed: a crash never
+	// leaves a truncated key, and no link planted beside it is followed.
+	if err := atomicfile.Write(path, b); err != nil {
 		return nil, fmt.Errorf("write identity: %w", err)
 	}
 	return k, nil

@@ -57,7 +57,7 @@ func TestKeyNotWrittenThroughPlantedLink(t *testing.T) {
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v, %v", fi.Mode(), err)
 	}
-	left, _ := filepath.Glob(filepath.Join(dir, ".identity-*"))
+	left, _ := filepath.Glob(filepath.Join(dir, ".identity.key-*"))
 	if len(left) != 0 {
 		t.Fatalf("temporary files left: %v", left)
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/dgraph-io/badger/v4/pb"
 	"github.com/dgraph-io/badger/v4/y"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/poai-network/poai/internal/atomicfile"
 )
 
 // Seal is the small integrity record a Book keeps beside its store, outside
@@ -48,32 +50,13 @@ func readSeal(dir string) (s Seal, ok bool, err error) {
 	return s, true, nil
 }
 
-// writeSeal replaces the seal atomically (a fresh temporary file, synced,
-// renamed over it).
+// writeSeal replaces the seal atomically (atomicfile.Write).
 func writeSeal(dir string, s Seal) error {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	path := SealPath(dir)
-	f, err := os.CreateTemp(filepath.Dir(path), ".seal-*.tmp")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return atomicfile.Write(SealPath(dir), b)
 }
 
 // seal records the book's peer count and trust epoch, after syncing the
