@@ -131,13 +131,8 @@ func (c *CPU) ProjectInt8BColumns(ctx context.Context, seed Seed, shape Shape, c
 // 16-column block of cols, never the whole of B. Errors as
 // ProjectInt8BColumns, and for a row outside [0, n).
 func (c *CPU) ElementsInt8(ctx context.Context, seed Seed, shape Shape, rows, cols []int) (*Int32Matrix, error) {
-	if err := shape.ValidateStreamed(); err != nil {
+	if err := checkRows(shape, rows); err != nil {
 		return nil, err
-	}
-	for _, i := range rows {
-		if i < 0 || i >= shape.N {
-			return nil, fmt.Errorf("%w: row %d outside [0, %d)", ErrShape, i, shape.N)
-		}
 	}
 	terms, err := columnTerms(cols, shape.M, Int8BlockColumns)
 	if err != nil {
@@ -192,13 +187,8 @@ func (c *CPU) ElementsInt8(ctx context.Context, seed Seed, shape Shape, rows, co
 // Philox blocks per distinct 8-column block of cols. Errors as
 // ElementsInt8.
 func (c *CPU) ElementsBF16Exact(ctx context.Context, seed Seed, shape Shape, rows, cols []int) (exact []int64, scale []float64, err error) {
-	if err := shape.ValidateStreamed(); err != nil {
+	if err := checkRows(shape, rows); err != nil {
 		return nil, nil, err
-	}
-	for _, i := range rows {
-		if i < 0 || i >= shape.N {
-			return nil, nil, fmt.Errorf("%w: row %d outside [0, %d)", ErrShape, i, shape.N)
-		}
 	}
 	terms, err := columnTerms(cols, shape.M, BF16BlockColumns)
 	if err != nil {

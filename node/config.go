@@ -508,10 +508,10 @@ func (c Config) Validate() error {
 	if s.Initial < 0 || s.Initial > 1 || s.Alpha <= 0 || s.Alpha > 1 || s.MinWeight < 0 || s.MinWeight > 1 {
 		bad("[scoring] initial, alpha, min_weight: out of range")
 	}
-	if c.API.Listen != "" && c.API.Token == "" && !loopback(c.API.Listen) {
+	if c.API.Listen != "" && c.API.Token == "" && !Loopback(c.API.Listen) {
 		bad("[api] token: required when the API listens on %s, beyond loopback", c.API.Listen)
 	}
-	if c.Metrics.Listen != "" && c.API.Token == "" && !loopback(c.Metrics.Listen) {
+	if c.Metrics.Listen != "" && c.API.Token == "" && !Loopback(c.Metrics.Listen) {
 		bad("[api] token: required when /metrics listens on %s, beyond loopback (scrape it with the token as a bearer token)", c.Metrics.Listen)
 	}
 	if t := c.API.Token; t != "" && len(t) < MinTokenBytes {
@@ -536,9 +536,7 @@ func (c Config) Validate() error {
 }
 
 // Loopback reports whether a host:port address binds only to loopback.
-func Loopback(addr string) bool { return loopback(addr) }
-
-func loopback(addr string) bool {
+func Loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false

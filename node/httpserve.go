@@ -142,12 +142,11 @@ func (s *HTTPServer) track(c net.Conn, st http.ConnState) {
 	case http.StateNew:
 		key := clientKey(c.RemoteAddr().String())
 		s.conns[c] = &heldConn{state: st, since: time.Now(), client: key}
-		perIP := 0
 		counts := map[string]int{}
 		for _, h := range s.conns {
 			counts[h.client]++
 		}
-		perIP = counts[key]
+		perIP := counts[key]
 		switch {
 		case s.lim.MaxConnsPerIP > 0 && perIP > s.lim.MaxConnsPerIP:
 			s.evict(c, func(h *heldConn) bool { return h.client == key })

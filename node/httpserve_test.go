@@ -32,11 +32,7 @@ func TestHTTPHeldConnections(t *testing.T) {
 	}
 	lim := HTTPLimits{ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 5 * time.Second,
 		IdleTimeout: 2 * time.Second, MaxConns: 512, ShutdownGrace: time.Second}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		fmt.Fprint(w, "ok")
-	})
-	srv, err := ServeHTTP("127.0.0.1:0", h, lim, nil)
+	srv, err := ServeHTTP("127.0.0.1:0", drainOK, lim, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +148,12 @@ func TestHTTPEvictsOldestIdle(t *testing.T) {
 		t.Errorf("the newest connection: %q, %v", line, err)
 	}
 }
+
+// drainOK reads a request's whole body, then answers "ok".
+var drainOK = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	fmt.Fprint(w, "ok")
+})
 
 func isTimeout(err error) bool {
 	var ne net.Error
@@ -288,11 +290,7 @@ func TestRequireTokenRateLimited(t *testing.T) {
 func TestHTTPClientCannotHoldTheServer(t *testing.T) {
 	lim := DefaultHTTPLimits()
 	lim.MaxConns, lim.MaxConnsPerIP = 8, 6
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		fmt.Fprint(w, "ok")
-	})
-	srv, err := ServeHTTP("127.0.0.1:0", h, lim, nil)
+	srv, err := ServeHTTP("127.0.0.1:0", drainOK, lim, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

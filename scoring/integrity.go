@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4/pb"
@@ -101,7 +100,7 @@ const recovery = "Restore the store from a backup (move it aside, then poai stor
 // tables): Badger deletes at open every table its MANIFEST does not list,
 // so a store whose MANIFEST is damaged would lose them before its seal
 // could be checked. A missing MANIFEST beside tables or a value log is an
-// error at once, and so is a table cut short (checkTables). The caller
+// error at once, and so is a table cut short (checkTable). The caller
 // removes the links once the store has passed its seal.
 func preOpen(dir string) (links string, err error) {
 	ents, err := os.ReadDir(dir)
@@ -125,8 +124,11 @@ func preOpen(dir string) (links string, err error) {
 	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); errors.Is(err, fs.ErrNotExist) && data {
 		return "", fmt.Errorf("%w: %s has data files but no MANIFEST: opened, it would start empty and delete its tables. %s", ErrDamaged, dir, recovery)
 	}
-	if err := checkTables(dir); err != nil {
-		return "", err
+	for _, t := range tables {
+		path := filepath.Join(dir, t)
+		if err := checkTable(path); err != nil {
+			return "", fmt.Errorf("%w: table %s: %v. %s", ErrDamaged, path, err, recovery)
+		}
 	}
 	if len(tables) == 0 {
 		return "", nil
@@ -147,32 +149,11 @@ func preOpen(dir string) (links string, err error) {
 	return links, nil
 }
 
-// checkTables reads the footer of every table (.sst) in dir as Badger
-// does when it opens one — checksum length, checksum, index length and
-// index — and returns an error naming the first that is cut short or
-// fails its checksum. Badger opens tables in goroutines of its own, where
-// a truncated file panics beyond any recover; checked here first, it is an
-// error instead.
-func checkTables(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return err
-	}
-	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".sst") {
-			continue
-		}
-		path := filepath.Join(dir, e.Name())
-		if err := checkTable(path); err != nil {
-			return fmt.Errorf("%w: table %s: %v. %s", ErrDamaged, path, err, recovery)
-		}
-	}
-	return nil
-}
-
+// checkTable reads the footer of a table (.sst) as Badger does when it
+// opens one — checksum length, checksum, index length and index — and
+// returns an error when the file is cut short or fails its checksum.
+// Badger opens tables in goroutines of its own, where a truncated file
+// panics beyond any recover; checked here first, it is an error instead.
 func checkTable(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
