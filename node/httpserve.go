@@ -231,9 +231,10 @@ func (s *HTTPServer) Shutdown(ctx context.Context) error {
 // Host, so it can neither read the API nor issue a challenge.
 func HostGuard(listen string, names []string, next http.Handler) http.Handler {
 	var listenIP net.IP
-	if lh, _, err := net.SplitHostPort(listen); err == nil {
-		listenIP = net.ParseIP(strings.Trim(lh, "[]"))
-		if lh == "" {
+	listenHost, _, err := net.SplitHostPort(listen)
+	if err == nil {
+		listenIP = net.ParseIP(strings.Trim(listenHost, "[]"))
+		if listenHost == "" {
 			listenIP = net.IPv6unspecified
 		}
 	}
@@ -255,7 +256,7 @@ func HostGuard(listen string, names []string, next http.Handler) http.Handler {
 		if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 			return true
 		}
-		if lh, _, err := net.SplitHostPort(listen); err == nil && strings.EqualFold(lh, host) {
+		if listenHost != "" && strings.EqualFold(listenHost, host) {
 			return true
 		}
 		return slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, host) })
@@ -284,13 +285,14 @@ func HostGuard(listen string, names []string, next http.Handler) http.Handler {
 	})
 }
 
-// MinTokenBytes is the least length of an API token: 32 characters, what
-// `poai init` generates from 24 random bytes (192 bits, base64url).
+// MinTokenBytes is the least length of an API token: 32 characters
+// (`poai init --api-token` writes 43: 32 random bytes, base64url).
 const MinTokenBytes = 32
 
-// Login failures: each client address may fail LoginBurst times, then once
-// per LoginEvery; past that every request it sends, right or wrong, gets
-// 429 until the budget refills.
+// Login failures: each client address may send LoginBurst wrong tokens,
+// then one per LoginEvery; past that every request of it that carries a
+// token, right or wrong, gets 429 until the budget refills
+// (RequireToken).
 const (
 	LoginBurst = 10
 	LoginEvery = 6 * time.Second
@@ -314,21 +316,23 @@ func RequireToken(token string, next http.Handler, exempt ...string) http.Handle
 			next.ServeHTTP(w, r)
 			return
 		}
+		refuse := func(code int, msg string) {
+			w.Header().Set("Connection", "close")
+			http.Error(w, msg, code)
+		}
 		auth := r.Header.Get("Authorization")
-		w.Header().Set("Connection", "close") // for the refusals below
 		if auth == "" {
-			http.Error(w, "unauthorized: send Authorization: Bearer <api token>", http.StatusUnauthorized)
+			refuse(http.StatusUnauthorized, "unauthorized: send Authorization: Bearer <api token>")
 			return
 		}
 		client := clientKey(r.RemoteAddr)
 		l, ok := failures.Get(client)
 		if ok && l.Tokens() < 1 {
 			w.Header().Set("Retry-After", fmt.Sprint(int(LoginEvery.Seconds())))
-			http.Error(w, "too many failed logins from this address: retry later", http.StatusTooManyRequests)
+			refuse(http.StatusTooManyRequests, "too many failed logins from this address: retry later")
 			return
 		}
 		if subtle.ConstantTimeCompare([]byte(auth), want) == 1 {
-			w.Header().Del("Connection")
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -337,7 +341,7 @@ func RequireToken(token string, next http.Handler, exempt ...string) http.Handle
 			failures.Add(client, l)
 		}
 		l.Allow()
-		http.Error(w, "unauthorized: wrong api token", http.StatusUnauthorized)
+		refuse(http.StatusUnauthorized, "unauthorized: wrong api token")
 	})
 }
 
