@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,6 +35,7 @@ func devnetCmd() *cobra.Command {
 		emulated    int
 		devices     string
 		pretrusted  int
+		pprofAddr   string
 	)
 	cmd := &cobra.Command{
 		Use:   "devnet",
@@ -125,6 +127,13 @@ peers' views).`,
 			if err != nil {
 				return err
 			}
+			if pprofAddr != "" {
+				srv, err := servePprof(pprofAddr, log)
+				if err != nil {
+					return err
+				}
+				defer srv.Shutdown(context.Background())
+			}
 			ctx := cmd.Context()
 			start := time.Now()
 			stderr := cmd.ErrOrStderr()
@@ -215,6 +224,7 @@ peers' views).`,
 	f.BoolVar(&jsonOut, "json", false, "print the final report as JSON on stdout")
 	f.BoolVar(&check, "check", false, "exit with status 3 unless every adversary ends below every honest peer and graylisted, no honest peer is graylisted, and honest peers pass every challenge")
 	f.StringVar(&dataDir, "data-dir", "", "keep each node's data in this folder (default: a temporary folder, removed at the end)")
+	f.StringVar(&pprofAddr, "pprof", "", pprofFlagHelp)
 	f.StringVar(&logLevel, "log-level", "warn", "node log level on stderr: debug, info, warn or error")
 	return cmd
 }

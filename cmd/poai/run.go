@@ -29,6 +29,7 @@ func runCmd() *cobra.Command {
 		tops         float64
 		model        string
 		resetStore   bool
+		pprofAddr    string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -153,6 +154,17 @@ cancelled, the score store is flushed and closed.`,
 				servers = append(servers, srv)
 				log.Info("http listening", "addr", "http://"+srv.Addr().String(), "metrics", addr == cfg.Metrics.Listen, "api", addr == cfg.API.Listen)
 			}
+			if pprofAddr != "" {
+				srv, err := servePprof(pprofAddr, log)
+				if err != nil {
+					for _, s := range servers {
+						s.Shutdown(context.Background())
+					}
+					n.Close()
+					return err
+				}
+				servers = append(servers, srv)
+			}
 			var errs []error
 			select {
 			case <-ctx.Done():
@@ -179,6 +191,7 @@ cancelled, the score store is flushed and closed.`,
 	f.StringVar(&logFormat, "log-format", "text", "text or json (config log.format)")
 	f.Float64Var(&tops, "int8-tops", 0, "claimed dense int8 throughput in TOPS; 0 measures the backend at start (config device.int8_tops)")
 	f.StringVar(&model, "model", "", "device model to claim; empty uses the backend's own (config device.model)")
+	f.StringVar(&pprofAddr, "pprof", "", pprofFlagHelp)
 	f.BoolVar(&resetStore, "reset-store", false, "move a damaged score store aside (to scores.broken-<time>) and start with an empty one; its history is lost to this node")
 	return cmd
 }
