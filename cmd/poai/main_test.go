@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -435,5 +439,40 @@ func TestInitGeneratesToken(t *testing.T) {
 	}
 	if len(tokens) != 2 {
 		t.Fatal("two inits wrote the same token")
+	}
+}
+
+// TestPprofLoopbackOnly: --pprof refuses an address beyond loopback before
+// listening, and on loopback serves the heap profile to its own host name
+// only.
+func TestPprofLoopbackOnly(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	if _, err := servePprof("0.0.0.0:0", log); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("0.0.0.0: err = %v, want a refusal naming loopback", err)
+	}
+	srv, err := servePprof("127.0.0.1:0", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	url := "http://" + srv.Addr().String() + "/debug/pprof/heap?debug=1"
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("# HeapAlloc")) {
+		t.Fatalf("heap profile: %d %.80q", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Host = "attacker.example"
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("foreign Host: %d, want 403", resp.StatusCode)
 	}
 }
