@@ -14,6 +14,10 @@ import (
 type CPU struct {
 	workers   int
 	maxMemory uint64
+	// avx512 selects the AVX-512 kernels (int8Product, bf16Product) where
+	// the CPU has them; the portable ones otherwise. Both give the same
+	// bits.
+	avx512 bool
 }
 
 // DefaultCPUMemory bounds the memory one CPU workload may take (8 GiB): a
@@ -39,7 +43,7 @@ func WithWorkers(n int) CPUOption {
 
 // NewCPU returns a CPU backend.
 func NewCPU(opts ...CPUOption) *CPU {
-	c := &CPU{workers: runtime.GOMAXPROCS(0), maxMemory: DefaultCPUMemory}
+	c := &CPU{workers: runtime.GOMAXPROCS(0), maxMemory: DefaultCPUMemory, avx512: haveAVX512}
 	for _, o := range opts {
 		o(c)
 	}
@@ -135,32 +139,13 @@ func (c *CPU) RowsInt8(ctx context.Context, seed Seed, shape Shape, rows []int) 
 	if err := checkRows(shape, rows); err != nil {
 		return nil, err
 	}
-	bt, err := c.TransposedB(ctx, seed, shape)
+	p, err := c.prepareInt8(ctx, seed, shape)
 	if err != nil {
 		return nil, err
 	}
 	out := &Int32Matrix{Rows: len(rows), Cols: shape.M, Data: make([]int32, len(rows)*shape.M)}
-	k := shape.K
-	// Two rows at a time: each pass over Bᵀ then feeds a 2×2 register block.
-	pairs := (len(rows) + 1) / 2
-	err = c.parallel(ctx, pairs, 8, func(lo, hi int) {
-		a0 := make([]int8, k)
-		a1 := make([]int8, k)
-		for p := lo; p < hi; p++ {
-			r0 := 2 * p
-			r1 := min(r0+1, len(rows)-1)
-			FillInt8Row(a0, seed, MatrixA, rows[r0])
-			FillInt8Row(a1, seed, MatrixA, rows[r1])
-			c0 := out.Row(r0)
-			c1 := out.Row(r1)
-			j := 0
-			for ; j+1 < shape.M; j += 2 {
-				c0[j], c0[j+1], c1[j], c1[j+1] = dot2x2(a0, a1, bt[j*k:(j+1)*k], bt[(j+1)*k:(j+2)*k])
-			}
-			if j < shape.M {
-				c0[j], _, c1[j], _ = dot2x2(a0, a1, bt[j*k:(j+1)*k], bt[j*k:(j+1)*k])
-			}
-		}
+	err = p.rows(ctx, c, len(rows), func(i int) int { return rows[i] }, func(i int, row []int32, _ *rowWorker[int8, int32]) {
+		copy(out.Row(i), row)
 	})
 	if err != nil {
 		return nil, err
@@ -213,37 +198,18 @@ func (c *CPU) LeavesInt8(ctx context.Context, seed Seed, shape Shape) ([][32]byt
 	if err := shape.ValidateStreamed(); err != nil {
 		return nil, err
 	}
-	bt, err := c.TransposedB(ctx, seed, shape)
+	p, err := c.prepareInt8(ctx, seed, shape)
 	if err != nil {
 		return nil, err
 	}
-	// Each chunk of 64 row pairs computes two rows at a time into buffers
-	// of its own and hashes them at once, so a proof allocates Bᵀ, the
-	// leaves and five small buffers per chunk, nothing per row: on a machine running many nodes (poai sim) the
-	// per-row buffers were most of the garbage, and the collector's mark
-	// phases stalled every proof running at the time.
-	k, m := shape.K, shape.M
+	// Each worker computes six rows at a time into buffers of its own and
+	// hashes them at once, so a proof allocates B, the leaves and a few
+	// buffers per worker and chunk, nothing per row: on a machine running
+	// many nodes (poai sim) per-row buffers were most of the garbage, and
+	// the collector's mark phases stalled every proof running at the time.
 	leaves := make([][32]byte, shape.N)
-	pairs := (shape.N + 1) / 2
-	err = c.parallel(ctx, pairs, 64, func(lo, hi int) {
-		a0, a1 := make([]int8, k), make([]int8, k)
-		c0, c1 := make([]int32, m), make([]int32, m)
-		buf := make([]byte, 1+4*m)
-		for p := lo; p < hi; p++ {
-			r0 := 2 * p
-			r1 := min(r0+1, shape.N-1)
-			FillInt8Row(a0, seed, MatrixA, r0)
-			FillInt8Row(a1, seed, MatrixA, r1)
-			j := 0
-			for ; j+1 < m; j += 2 {
-				c0[j], c0[j+1], c1[j], c1[j+1] = dot2x2(a0, a1, bt[j*k:(j+1)*k], bt[(j+1)*k:(j+2)*k])
-			}
-			if j < m {
-				c0[j], _, c1[j], _ = dot2x2(a0, a1, bt[j*k:(j+1)*k], bt[j*k:(j+1)*k])
-			}
-			leaves[r0] = leafHashInto(buf, c0)
-			leaves[r1] = leafHashInto(buf, c1)
-		}
+	err = p.rows(ctx, c, shape.N, func(i int) int { return i }, func(i int, row []int32, w *rowWorker[int8, int32]) {
+		leaves[i] = leafHashInto(w.buf, row)
 	})
 	if err != nil {
 		return nil, err
