@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"sync"
 )
 
 // Matrix identifiers of the bf16 workload, distinct from the int8 ones so
@@ -139,30 +138,13 @@ func (c *CPU) RowsBF16(ctx context.Context, seed Seed, shape Shape, rows []int) 
 	if err := checkRows(shape, rows); err != nil {
 		return nil, err
 	}
-	bt, err := c.TransposedBF16B(ctx, seed, shape)
+	p, err := c.prepareBF16(ctx, seed, shape)
 	if err != nil {
 		return nil, err
 	}
 	out := &Float32Matrix{Rows: len(rows), Cols: shape.M, Data: make([]float32, len(rows)*shape.M)}
-	k := shape.K
-	pool := sync.Pool{New: func() any { s := make([]float32, k); return &s }}
-	err = c.parallel(ctx, len(rows), 4, func(lo, hi int) {
-		ap := pool.Get().(*[]float32)
-		defer pool.Put(ap)
-		a := *ap
-		for r := lo; r < hi; r++ {
-			FillBF16Row(a, seed, MatrixBF16A, rows[r])
-			dst := out.Row(r)
-			for j := range dst {
-				b := bt[j*k : (j+1)*k]
-				b = b[:len(a)]
-				var acc float32
-				for p, x := range a {
-					acc += x * b[p]
-				}
-				dst[j] = acc
-			}
-		}
+	err = p.rows(ctx, c, len(rows), func(i int) int { return rows[i] }, func(i int, row []float32, _ *rowWorker[float32, float32]) {
+		copy(out.Row(i), row)
 	})
 	if err != nil {
 		return nil, err

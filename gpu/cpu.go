@@ -188,11 +188,7 @@ var (
 	_ Streamer = (*CPU)(nil)
 )
 
-// streamChunk is the number of result elements a streamed CPU product
-// computes at a time.
-const streamChunk = 1 << 22
-
-// LeavesInt8 implements Streamer: the leaves of the int8 product, two rows
+// LeavesInt8 implements Streamer: the leaves of the int8 product, six rows
 // at a time, each row hashed as soon as it is computed, so C is never held.
 func (c *CPU) LeavesInt8(ctx context.Context, seed Seed, shape Shape) ([][32]byte, error) {
 	if err := shape.ValidateStreamed(); err != nil {
@@ -217,40 +213,22 @@ func (c *CPU) LeavesInt8(ctx context.Context, seed Seed, shape Shape) ([][32]byt
 	return leaves, nil
 }
 
-// LeavesBF16 implements Streamer.
+// LeavesBF16 implements Streamer: the leaves of the bf16 product, six rows
+// at a time, each row hashed as soon as it is computed.
 func (c *CPU) LeavesBF16(ctx context.Context, seed Seed, shape Shape) ([][32]byte, error) {
-	return c.streamLeaves(shape, func(rows []int) ([][32]byte, error) {
-		out, err := c.RowsBF16(ctx, seed, shape, rows)
-		if err != nil {
-			return nil, err
-		}
-		leaves := make([][32]byte, len(rows))
-		err = c.parallel(ctx, len(rows), 64, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				leaves[i] = LeafHashFloat32(out.Row(i))
-			}
-		})
-		return leaves, err
-	})
-}
-
-func (c *CPU) streamLeaves(shape Shape, chunk func(rows []int) ([][32]byte, error)) ([][32]byte, error) {
 	if err := shape.ValidateStreamed(); err != nil {
 		return nil, err
 	}
-	step := max(1, streamChunk/shape.M)
-	leaves := make([][32]byte, 0, shape.N)
-	rows := make([]int, 0, step)
-	for lo := 0; lo < shape.N; lo += step {
-		rows = rows[:0]
-		for r := lo; r < min(lo+step, shape.N); r++ {
-			rows = append(rows, r)
-		}
-		l, err := chunk(rows)
-		if err != nil {
-			return nil, err
-		}
-		leaves = append(leaves, l...)
+	p, err := c.prepareBF16(ctx, seed, shape)
+	if err != nil {
+		return nil, err
+	}
+	leaves := make([][32]byte, shape.N)
+	err = p.rows(ctx, c, shape.N, func(i int) int { return i }, func(i int, row []float32, w *rowWorker[float32, float32]) {
+		leaves[i] = leafHashFloat32Into(w.buf, row)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return leaves, nil
 }

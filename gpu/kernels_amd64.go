@@ -17,3 +17,11 @@ var haveAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512V
 //
 //go:noescape
 func int8Kernel(a *int8, lda int, b *byte, kq int, c *int32)
+
+// bf16Kernel computes a 6×64 block of float32 dot products, each
+// accumulated in order of p with fused multiply-adds (exact products, so
+// the bits of acc += a·b): c[r·64+l] = Σ_{p<k} a[r·lda+p] · b[64p+l]. a
+// holds six rows of lda ≥ k floats; k ≥ 1. Requires haveAVX512.
+//
+//go:noescape
+func bf16Kernel(a *float32, lda int, b *float32, k int, c *float32)

@@ -3,6 +3,7 @@ package gpu
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 )
 
@@ -122,5 +123,78 @@ func BenchmarkInt8Rows(b *testing.B) {
 				_ = sink
 			})
 		}
+	}
+}
+
+// TestBF16KernelsAgree: the AVX-512 bf16 kernel gives the portable
+// kernel's bits (each element summed in float32 in order of p), on shapes
+// whose m is not a multiple of 64 and whose row count is not a multiple of
+// 6, rows and leaves alike.
+func TestBF16KernelsAgree(t *testing.T) {
+	if !haveAVX512 {
+		t.Skip("this CPU has no AVX-512: only the portable bf16 kernel runs here")
+	}
+	ctx := context.Background()
+	for _, shape := range []Shape{{N: 7, K: 5, M: 3}, {N: 13, K: 64, M: 64}, {N: 20, K: 257, M: 200}, {N: 9, K: 1000, M: 130}} {
+		seed := Seed{byte(shape.K), byte(shape.M), 16}
+		portable, simd := NewCPU(WithWorkers(2)), NewCPU(WithWorkers(3))
+		portable.avx512, simd.avx512 = false, true
+		rows := []int{shape.N - 1, 0, shape.N / 2}
+		want, err := portable.RowsBF16(ctx, seed, shape, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := simd.RowsBF16(ctx, seed, shape, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range want.Data {
+			if math.Float32bits(got.Data[i]) != math.Float32bits(v) {
+				t.Fatalf("%v: element %d is %v, portable %v", shape, i, got.Data[i], v)
+			}
+		}
+		wl, err := portable.LeavesBF16(ctx, seed, shape)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gl, err := simd.LeavesBF16(ctx, seed, shape)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range wl {
+			if wl[i] != gl[i] {
+				t.Fatalf("%v: leaf %d differs", shape, i)
+			}
+		}
+	}
+}
+
+// BenchmarkBF16Rows measures the bf16 product with each kernel on one
+// worker in GFLOPS (2 per MAC); B's generation is outside the timing.
+func BenchmarkBF16Rows(b *testing.B) {
+	shape := Shape{N: 768, K: 1024, M: 1024}
+	for _, simd := range []bool{false, true} {
+		if simd && !haveAVX512 {
+			continue
+		}
+		b.Run(map[bool]string{false: "portable", true: "avx512"}[simd], func(b *testing.B) {
+			c := NewCPU(WithWorkers(1))
+			c.avx512 = simd
+			ctx := context.Background()
+			p, err := c.prepareBF16(ctx, Seed{1}, shape)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var sink float32
+			b.ResetTimer()
+			for b.Loop() {
+				err := p.rows(ctx, c, shape.N, func(i int) int { return i }, func(i int, row []float32, _ *rowWorker[float32, float32]) { sink += row[0] })
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(2*shape.MACs()*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+			_ = sink
+		})
 	}
 }
