@@ -211,7 +211,9 @@ var Profiles = map[string]func() Config{
 	// fixed listen ports, no mDNS, room for many connections.
 	"bootstrap": func() Config {
 		c := DefaultConfig()
-		c.P2P.Listen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1", "/ip6/::/tcp/4001", "/ip6/::/udp/4001/quic-v1"}
+		port := p2p.DefaultPort
+		c.P2P.Listen = []string{fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", port), fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", port),
+			fmt.Sprintf("/ip6/::/tcp/%d", port), fmt.Sprintf("/ip6/::/udp/%d/quic-v1", port)}
 		c.P2P.MDNS = false
 		c.P2P.ConnLow, c.P2P.ConnHigh = 512, 2048
 		return c

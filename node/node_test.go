@@ -220,8 +220,14 @@ func TestBootstrapProfile(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.P2P.MDNS || c.P2P.ConnHigh <= DefaultConfig().P2P.ConnHigh || !strings.Contains(strings.Join(c.P2P.Listen, " "), "/tcp/4001") {
+	if c.P2P.MDNS || c.P2P.ConnHigh <= DefaultConfig().P2P.ConnHigh || !strings.Contains(strings.Join(c.P2P.Listen, " "), "/tcp/4747") {
 		t.Fatalf("bootstrap profile %+v", c.P2P)
+	}
+	// Not Kubo's (and other libp2p daemons') 4001, in either profile.
+	for _, l := range append(c.P2P.Listen, DefaultConfig().P2P.Listen...) {
+		if strings.Contains(l, "/4001") {
+			t.Errorf("listen address %s uses 4001, Kubo's default port", l)
+		}
 	}
 }
 

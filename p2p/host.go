@@ -27,7 +27,7 @@ import (
 // Config configures a Host.
 type Config struct {
 	// ListenAddrs are multiaddrs to listen on, e.g.
-	// /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/udp/4001/quic-v1.
+	// /ip4/0.0.0.0/tcp/4747 and /ip4/0.0.0.0/udp/4747/quic-v1.
 	ListenAddrs []string
 	// Bootstrap are full multiaddrs (ending in /p2p/<peer ID>) dialed at
 	// start and re-dialed while disconnected.
@@ -83,11 +83,17 @@ type Config struct {
 // called: a replaced connection or a redial keeps it in place.
 const PeerGoneDelay = 500 * time.Millisecond
 
-// DefaultConfig listens on all interfaces, TCP and QUIC port 4001, with
-// mDNS on and 8 MiB messages.
+// DefaultPort is the TCP and UDP (QUIC) port a node listens on unless
+// configured otherwise. It is not 4001, the default of Kubo and of other
+// libp2p daemons, so that poai and IPFS can run on one machine; nodes
+// initialized before the change keep 4001 in their config.toml.
+const DefaultPort = 4747
+
+// DefaultConfig listens on all interfaces, TCP and QUIC port DefaultPort,
+// with mDNS on and 8 MiB messages.
 func DefaultConfig() Config {
 	return Config{
-		ListenAddrs:       []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
+		ListenAddrs:       []string{fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", DefaultPort), fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", DefaultPort)},
 		MDNS:              true,
 		MaxMessageSize:    8 << 20,
 		ValidatorTimeout:  5 * time.Second,

@@ -58,7 +58,7 @@ func checkPortsFree(addrs []string) error {
 			continue
 		}
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("%w: %s (port %s/%s): another process holds it (a second poai on this machine, or another libp2p daemon such as Kubo, whose default is also 4001); stop it, or choose another port in [p2p] listen of config.toml", ErrPortInUse, s, strconv.Itoa(port), proto)
+			return fmt.Errorf("%w: %s (port %s/%s): another process holds it (a second poai on this machine, or another libp2p daemon such as Kubo, whose default is 4001, poai's before 2026-12); stop it, or choose another port in [p2p] listen of config.toml", ErrPortInUse, s, strconv.Itoa(port), proto)
 		}
 	}
 	return nil

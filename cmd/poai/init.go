@@ -89,6 +89,6 @@ unknown profile writes neither key nor config.`,
 	}
 	cmd.Flags().StringVar(&dir, "data-dir", defaultDataDir(), "data directory (env POAI_PATH)")
 	cmd.Flags().BoolVar(&genToken, "api-token", false, "write a random API token (32 bytes, base64url) into the new config's [api] token")
-	cmd.Flags().StringVar(&profile, "profile", "default", "config profile: default, or bootstrap (fixed ports 4001 on all interfaces, no mDNS, 512-2048 connections) for a stable entry point")
+	cmd.Flags().StringVar(&profile, "profile", "default", "config profile: default, or bootstrap (fixed ports 4747 on all interfaces, no mDNS, 512-2048 connections) for a stable entry point")
 	return cmd
 }
