@@ -205,6 +205,40 @@ func TestQueryCommandsReadTheAPI(t *testing.T) {
 	if _, err := run(t, "attestations", "--api", srv.URL, "--token", "tok", "--peer", n.ID().String()); err != nil {
 		t.Fatal(err)
 	}
+
+	// The probes: alive; ready alone (no bootstrap peers configured), not
+	// ready when bootstrap peers are configured and none is connected.
+	for _, c := range []struct {
+		bootstrap int
+		path      string
+		code      int
+		body      string
+	}{{0, "/healthz", 200, "ok"}, {0, "/readyz", 200, `"ready":true`}, {2, "/readyz", 503, "no connected peer"}} {
+		mux := http.NewServeMux()
+		routeHealth(mux, n, c.bootstrap)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, c.path, nil))
+		if rec.Code != c.code || !strings.Contains(rec.Body.String(), c.body) {
+			t.Errorf("%s with %d bootstrap peers: %d %q, want %d and %q", c.path, c.bootstrap, rec.Code, rec.Body, c.code, c.body)
+		}
+	}
+}
+
+// TestBuildInfoMetric: poai_build_info is 1 and names the commit and the
+// protocol version.
+func TestBuildInfoMetric(t *testing.T) {
+	mfs, err := buildInfo().Gather()
+	if err != nil || len(mfs) != 1 || mfs[0].GetName() != "poai_build_info" {
+		t.Fatalf("gathered %v, %v", mfs, err)
+	}
+	m := mfs[0].GetMetric()[0]
+	labels := map[string]string{}
+	for _, l := range m.GetLabel() {
+		labels[l.GetName()] = l.GetValue()
+	}
+	if m.GetGauge().GetValue() != 1 || labels["commit"] != commit() || labels["protocol"] == "" || labels["version"] != version {
+		t.Fatalf("poai_build_info %v = %v", labels, m.GetGauge().GetValue())
+	}
 }
 
 func TestTopologyFormats(t *testing.T) {

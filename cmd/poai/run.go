@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
@@ -133,7 +134,7 @@ cancelled, the score store is flushed and closed.`,
 				}
 				muxes[addr].Handle(pattern, h)
 			}
-			var metrics http.Handler = promhttp.HandlerFor(n.Registry(), promhttp.HandlerOpts{})
+			var metrics http.Handler = promhttp.HandlerFor(prometheus.Gatherers{n.Registry(), buildInfo()}, promhttp.HandlerOpts{})
 			if tok := cfg.API.Token; tok != "" && (cfg.Metrics.Listen == cfg.API.Listen || !node.Loopback(cfg.Metrics.Listen)) {
 				metrics = node.RequireToken(tok, metrics)
 			}
@@ -143,6 +144,7 @@ cancelled, the score store is flushed and closed.`,
 			route(cfg.API.Listen, "GET /{$}", api)
 			var servers []*node.HTTPServer
 			for addr, mux := range muxes {
+				routeHealth(mux, n, len(cfg.P2P.Bootstrap))
 				srv, err := node.ServeHTTP(addr, node.HostGuard(addr, cfg.API.Hosts, mux), node.DefaultHTTPLimits(), log)
 				if err != nil {
 					for _, s := range servers {
