@@ -510,3 +510,34 @@ func TestPprofLoopbackOnly(t *testing.T) {
 		t.Fatalf("foreign Host: %d, want 403", resp.StatusCode)
 	}
 }
+
+// TestConfigShowIsWhatRunUses: config show layers file, environment and
+// flags as run does, hides the token unless asked, and fails on what run
+// refuses.
+func TestConfigShowIsWhatRunUses(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := run(t, "init", "--data-dir", dir, "--api-token"); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("POAI_LOG_LEVEL", "debug")
+	out, err := run(t, "config", "show", "--data-dir", dir, "--listen", "/ip4/127.0.0.1/tcp/4800")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"level = 'debug'", "listen = ['/ip4/127.0.0.1/tcp/4800']", "token = '<redacted>'"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config show lacks %q:\n%s", want, out)
+		}
+	}
+	cfg, err := node.LoadConfig(filepath.Join(dir, node.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, "config", "show", "--data-dir", dir, "--show-secrets")
+	if err != nil || !strings.Contains(out, cfg.API.Token) {
+		t.Errorf("--show-secrets does not print the token: %v", err)
+	}
+	if _, err := run(t, "config", "show", "--data-dir", dir, "--log-level", "loud"); err == nil || !strings.Contains(err.Error(), "loud") {
+		t.Errorf("bad --log-level: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/poai-network/poai/node"
 	"github.com/poai-network/poai/scoring"
@@ -19,18 +20,9 @@ import (
 
 func runCmd() *cobra.Command {
 	var (
-		dir, cfgPath string
-		listen       []string
-		bootstrap    []string
-		mdns         bool
-		metricsAddr  string
-		apiAddr      string
-		logLevel     string
-		logFormat    string
-		tops         float64
-		model        string
-		resetStore   bool
-		pprofAddr    string
+		rf         runFlags
+		resetStore bool
+		pprofAddr  string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -45,51 +37,8 @@ column) or an unknown POAI_ variable is an error. SIGINT or SIGTERM shuts it dow
 cancelled, the score store is flushed and closed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cfgPath == "" {
-				cfgPath = filepath.Join(dir, node.ConfigFile)
-			}
-			cfg, err := node.LoadConfig(cfgPath)
-			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("%w (run 'poai init --data-dir %s' first)", err, dir)
-			}
+			cfg, dir, cfgPath, err := rf.load(cmd)
 			if err != nil {
-				return err
-			}
-			if err := node.CheckEnv(os.Environ()); err != nil {
-				return fmt.Errorf("environment: %w", err)
-			}
-			if err := cfg.ApplyEnv(os.Getenv); err != nil {
-				return fmt.Errorf("environment: %w", err)
-			}
-			f := cmd.Flags()
-			if f.Changed("listen") {
-				cfg.P2P.Listen = listen
-			}
-			if f.Changed("bootstrap") {
-				cfg.P2P.Bootstrap = bootstrap
-			}
-			if f.Changed("mdns") {
-				cfg.P2P.MDNS = mdns
-			}
-			if f.Changed("metrics-addr") {
-				cfg.Metrics.Listen = metricsAddr
-			}
-			if f.Changed("api-addr") {
-				cfg.API.Listen = apiAddr
-			}
-			if f.Changed("log-level") {
-				cfg.Log.Level = logLevel
-			}
-			if f.Changed("log-format") {
-				cfg.Log.Format = logFormat
-			}
-			if f.Changed("int8-tops") {
-				cfg.Device.Int8TOPS = tops
-			}
-			if f.Changed("model") {
-				cfg.Device.Model = model
-			}
-			if err := cfg.Validate(); err != nil {
 				return err
 			}
 			warnings, err := node.CheckDataDir(dir, cfgPath)
@@ -182,18 +131,89 @@ cancelled, the score store is flushed and closed.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&dir, "data-dir", defaultDataDir(), "data directory holding identity.key, config.toml and scores/ (env POAI_PATH)")
-	f.StringVar(&cfgPath, "config", "", "config file (default <data-dir>/config.toml)")
-	f.StringSliceVar(&listen, "listen", nil, "multiaddrs to listen on, comma-separated (config p2p.listen)")
-	f.StringSliceVar(&bootstrap, "bootstrap", nil, "bootstrap peers, full multiaddrs ending in /p2p/<peer ID> (config p2p.bootstrap)")
-	f.BoolVar(&mdns, "mdns", true, "discover peers on the local network (config p2p.mdns)")
-	f.StringVar(&metricsAddr, "metrics-addr", "", "host:port of the Prometheus /metrics endpoint, empty to disable (config metrics.listen, default 127.0.0.1:9464)")
-	f.StringVar(&apiAddr, "api-addr", "", "host:port of the JSON API, empty to disable (config api.listen, default 127.0.0.1:5280; token from api.token or POAI_API_TOKEN)")
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (config log.level)")
-	f.StringVar(&logFormat, "log-format", "text", "text or json (config log.format)")
-	f.Float64Var(&tops, "int8-tops", 0, "claimed dense int8 throughput in TOPS; 0 measures the backend at start (config device.int8_tops)")
-	f.StringVar(&model, "model", "", "device model to claim; empty uses the backend's own (config device.model)")
+	rf.register(f)
 	f.StringVar(&pprofAddr, "pprof", "", pprofFlagHelp)
 	f.BoolVar(&resetStore, "reset-store", false, "move a damaged score store aside (to scores.broken-<time>) and start with an empty one; its history is lost to this node")
 	return cmd
+}
+
+// runFlags are the flags of run that override config.toml, shared with
+// config show so that it prints what run would use.
+type runFlags struct {
+	dir, cfgPath string
+	listen       []string
+	bootstrap    []string
+	mdns         bool
+	metricsAddr  string
+	apiAddr      string
+	logLevel     string
+	logFormat    string
+	tops         float64
+	model        string
+}
+
+func (r *runFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&r.dir, "data-dir", defaultDataDir(), "data directory holding identity.key, config.toml and scores/ (env POAI_PATH)")
+	f.StringVar(&r.cfgPath, "config", "", "config file (default <data-dir>/config.toml)")
+	f.StringSliceVar(&r.listen, "listen", nil, "multiaddrs to listen on, comma-separated (config p2p.listen)")
+	f.StringSliceVar(&r.bootstrap, "bootstrap", nil, "bootstrap peers, full multiaddrs ending in /p2p/<peer ID> (config p2p.bootstrap)")
+	f.BoolVar(&r.mdns, "mdns", true, "discover peers on the local network (config p2p.mdns)")
+	f.StringVar(&r.metricsAddr, "metrics-addr", "", "host:port of the Prometheus /metrics endpoint, empty to disable (config metrics.listen, default 127.0.0.1:9464)")
+	f.StringVar(&r.apiAddr, "api-addr", "", "host:port of the JSON API, empty to disable (config api.listen, default 127.0.0.1:5280; token from api.token or POAI_API_TOKEN)")
+	f.StringVar(&r.logLevel, "log-level", "info", "debug, info, warn or error (config log.level)")
+	f.StringVar(&r.logFormat, "log-format", "text", "text or json (config log.format)")
+	f.Float64Var(&r.tops, "int8-tops", 0, "claimed dense int8 throughput in TOPS; 0 measures the backend at start (config device.int8_tops)")
+	f.StringVar(&r.model, "model", "", "device model to claim; empty uses the backend's own (config device.model)")
+}
+
+// load returns the effective configuration: config.toml, then POAI_*
+// environment variables, then the flags cmd was given, validated; with the
+// data directory and the config file's path.
+func (r *runFlags) load(cmd *cobra.Command) (node.Config, string, string, error) {
+	dir, cfgPath := r.dir, r.cfgPath
+	if cfgPath == "" {
+		cfgPath = filepath.Join(dir, node.ConfigFile)
+	}
+	cfg, err := node.LoadConfig(cfgPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, dir, cfgPath, fmt.Errorf("%w (run 'poai init --data-dir %s' first)", err, dir)
+	}
+	if err != nil {
+		return cfg, dir, cfgPath, err
+	}
+	if err := node.CheckEnv(os.Environ()); err != nil {
+		return cfg, dir, cfgPath, fmt.Errorf("environment: %w", err)
+	}
+	if err := cfg.ApplyEnv(os.Getenv); err != nil {
+		return cfg, dir, cfgPath, fmt.Errorf("environment: %w", err)
+	}
+	f := cmd.Flags()
+	if f.Changed("listen") {
+		cfg.P2P.Listen = r.listen
+	}
+	if f.Changed("bootstrap") {
+		cfg.P2P.Bootstrap = r.bootstrap
+	}
+	if f.Changed("mdns") {
+		cfg.P2P.MDNS = r.mdns
+	}
+	if f.Changed("metrics-addr") {
+		cfg.Metrics.Listen = r.metricsAddr
+	}
+	if f.Changed("api-addr") {
+		cfg.API.Listen = r.apiAddr
+	}
+	if f.Changed("log-level") {
+		cfg.Log.Level = r.logLevel
+	}
+	if f.Changed("log-format") {
+		cfg.Log.Format = r.logFormat
+	}
+	if f.Changed("int8-tops") {
+		cfg.Device.Int8TOPS = r.tops
+	}
+	if f.Changed("model") {
+		cfg.Device.Model = r.model
+	}
+	return cfg, dir, cfgPath, cfg.Validate()
 }
