@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -539,5 +540,49 @@ func TestConfigShowIsWhatRunUses(t *testing.T) {
 	}
 	if _, err := run(t, "config", "show", "--data-dir", dir, "--log-level", "loud"); err == nil || !strings.Contains(err.Error(), "loud") {
 		t.Errorf("bad --log-level: %v", err)
+	}
+}
+
+// TestKeyShow: key show prints the peer ID init made, never the private
+// key, and refuses a missing or damaged key.
+func TestKeyShow(t *testing.T) {
+	dir := t.TempDir()
+	out, err := run(t, "init", "--data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "peer" && f[1] == "ID" {
+			id = f[2]
+		}
+	}
+	if id == "" {
+		t.Fatalf("init printed no peer ID:\n%s", out)
+	}
+	out, err = run(t, "key", "show", "--data-dir", dir, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v keyView
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.PeerID != id || v.Type != "Ed25519" || v.Mode != "0600" {
+		t.Fatalf("key show: %+v (%v), want peer ID %s", v, err, id)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, node.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, base64.StdEncoding.EncodeToString(raw)) {
+		t.Fatal("key show printed the private key")
+	}
+	raw[10] ^= 0xff // inside the seed
+	if err := os.WriteFile(filepath.Join(dir, node.KeyFile), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "key", "show", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("damaged key: %v", err)
+	}
+	if _, err := run(t, "key", "show", "--data-dir", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no identity key") {
+		t.Fatalf("missing key: %v", err)
 	}
 }
