@@ -8,9 +8,9 @@ import (
 
 // Throughput is a backend's measured speed on each workload.
 type Throughput struct {
-	Int8TOPS   float64 // int8 product, 10^12 ops/s (2 per MAC)
-	BF16TFLOPS float64 // bf16 product, 10^12 flop/s (2 per MAC)
-	HashGHps   float64 // VRAM workload, 10^9 SHA-256 evaluations/s
+	Int8TOPS   float64 `json:"int8_tops"`   // int8 product, 10^12 ops/s (2 per MAC)
+	BF16TFLOPS float64 `json:"bf16_tflops"` // bf16 product, 10^12 flop/s (2 per MAC)
+	HashGHps   float64 `json:"hash_ghps"`   // VRAM workload, 10^9 SHA-256 evaluations/s
 }
 
 // best runs f reps times (at least once) and returns the shortest time:

@@ -706,8 +706,14 @@ type PeerReport struct {
 	VerifierSlots   int `json:"verifier_slots"`
 }
 
+// ReportSchema is the version of Report's JSON layout: 2 since every
+// field is snake_case (measured.int8_tops, not measured.Int8TOPS).
+const ReportSchema = 2
+
 // Report is the devnet's result.
 type Report struct {
+	// Schema is ReportSchema.
+	Schema       int            `json:"schema"`
 	Nodes        int            `json:"nodes"`
 	Epochs       int64          `json:"epochs"`
 	EpochLength  string         `json:"epoch_length"`
@@ -737,7 +743,7 @@ type Report struct {
 // peer, itself excluded. Separated is true when every adversary scores
 // below every honest peer.
 func (d *Devnet) Report() (Report, error) {
-	r := Report{Nodes: len(d.Nodes), Epochs: max(d.Epoch(), 0), EpochLength: d.EpochLength.String(),
+	r := Report{Schema: ReportSchema, Nodes: len(d.Nodes), Epochs: max(d.Epoch(), 0), EpochLength: d.EpochLength.String(),
 		Measured: d.Measured, GPU: d.GPU, HonestMin: math.Inf(1), AdversaryMax: math.Inf(-1)}
 	var honestPass, honestTotal int
 	for _, p := range d.Nodes {

@@ -273,7 +273,10 @@ func (n *Node) TakeAttestationDelays() []time.Duration {
 
 // Stats counts what a node did, for reports.
 type Stats struct {
-	Issued, Answered, ProveFailed, Attested int
+	Issued      int `json:"issued"`
+	Answered    int `json:"answered"`
+	ProveFailed int `json:"prove_failed"`
+	Attested    int `json:"attested"`
 }
 
 // ownSecret is the opening secret of a challenge this node issued.

@@ -48,19 +48,23 @@ type Options struct {
 
 // DeviceInfo is what the driver reports of an opened device.
 type DeviceInfo struct {
-	Ordinal                    int
-	Name                       string
-	TotalBytes, FreeBytes      uint64
-	ComputeMajor, ComputeMinor int
-	Multiprocessors            int
+	Ordinal         int    `json:"ordinal"`
+	Name            string `json:"name"`
+	TotalBytes      uint64 `json:"total_bytes"`
+	FreeBytes       uint64 `json:"free_bytes"`
+	ComputeMajor    int    `json:"compute_major"`
+	ComputeMinor    int    `json:"compute_minor"`
+	Multiprocessors int    `json:"multiprocessors"`
 	// PCIDomain, PCIBus and PCIDevice locate the device on the PCI bus.
-	PCIDomain, PCIBus, PCIDevice uint32
+	PCIDomain uint32 `json:"pci_domain"`
+	PCIBus    uint32 `json:"pci_bus"`
+	PCIDevice uint32 `json:"pci_device"`
 	// DriverVersion is the CUDA driver API version (e.g. 13000 for 13.0).
-	DriverVersion int
+	DriverVersion int `json:"driver_version"`
 	// CublasLt reports whether the GEMMs run through cuBLASLt, and
 	// CublasLtError why not.
-	CublasLt      bool
-	CublasLtError string
+	CublasLt      bool   `json:"cublaslt"`
+	CublasLtError string `json:"cublaslt_error,omitempty"`
 }
 
 // vramTag must equal package gpu's domain tag for the VRAM workload (the
