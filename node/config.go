@@ -3,7 +3,6 @@ package node
 import (
 	"errors"
 	"fmt"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"net"
 	"os"
 	"reflect"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/poai-network/poai/challenge"

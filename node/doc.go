@@ -6,4 +6,26 @@
 //
 // node imports p2p, challenge, gpu and scoring and wires callbacks between
 // them; none of them imports node.
+//
+// Where things are (every handler below runs on the one loop goroutine,
+// Node.loop, which owns all mutable challenge state):
+//
+//   - node.go: the Node type, New, Start and Close, the loop, publishing.
+//   - options.go, config.go, datadir.go: how a node is configured.
+//   - router.go: topic validators (decode, validate, rate-limit) that hand
+//     messages to the loop.
+//   - claims.go: device claims, announced and heard, and what they plan.
+//   - scheduler.go: epochs, who challenges whom and when, retries,
+//     expiry.
+//   - tracker.go: a challenge's life as followed by this node (tracked):
+//     its commitment, opening and reveal as they arrive, orphans.
+//   - prover.go: answering the challenges addressed to this node.
+//   - verifier.go: checking an opening off the loop.
+//   - judge.go: verdicts, attestations, equivocation, voids, re-checks.
+//   - shares.go, selection.go, trust.go, overload.go, claimfetch.go: verifier
+//     shares, verifier selection, EigenTrust inputs, overload withholding,
+//     claim requests.
+//   - api.go, httpserve.go, metrics.go: the operator's HTTP API and metrics.
+//   - adversary.go, sybil.go, devnet.go, sim.go: labelled adversaries and
+//     the test beds.
 package node

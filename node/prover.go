@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
@@ -96,4 +97,76 @@ func (p *honestProver) open(t *tracked, committed *challenge.Committed) {
 		}
 		n.publishTo(p2p.TopicOpenings, op, deadlineOf(ch), judges...)
 	}()
+}
+
+type proveJob struct {
+	ch  *pb.Challenge
+	cid cid.Cid
+	// judges are the challenger and verifiers, who also get the
+	// commitment directly.
+	judges []peer.ID
+	// at is when the challenge passed this node's validator.
+	at time.Time
+}
+
+// prover answers challenges addressed to this node, one at a time.
+func (n *Node) prover() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case job := <-n.proveQ:
+			n.answer(job)
+		}
+	}
+}
+
+func (n *Node) answer(job proveJob) {
+	deadline := deadlineOf(job.ch)
+	ctx, cancel := context.WithTimeout(n.ctx, n.proving.limit(deadline))
+	defer cancel()
+	start := time.Now()
+	n.metrics.proveWait.Observe(start.Sub(job.at).Seconds())
+	committed, err := n.proving.commit(ctx, job)
+	n.metrics.proveTime.Observe(time.Since(start).Seconds())
+	if err != nil {
+		n.metrics.answered.WithLabelValues("failed").Inc()
+		n.bump(func(s *Stats) { s.ProveFailed++ })
+		if n.ctx.Err() == nil {
+			n.log.Warn("proof not completed", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "err", err)
+		}
+		return
+	}
+	if committed == nil {
+		return // the role answers nothing (an adversary)
+	}
+	n.metrics.answered.WithLabelValues("answered").Inc()
+	n.bump(func(s *Stats) { s.Answered++ })
+	n.log.Debug("challenge answered", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "deadline", deadline)
+	// The opening waits for the challenger's secret (onReveal).
+	n.post(func() {
+		if t, ok := n.tracked[job.cid.KeyString()]; ok {
+			t.committed = committed
+			n.open(t)
+		}
+	})
+}
+
+// open publishes this node's opening of a challenge it proved, once its
+// commitment, the challenger's secret and the shares it lists are there.
+func (n *Node) open(t *tracked) {
+	if t.committed == nil || t.secret == nil || t.opened {
+		return
+	}
+	if _, ok := t.revealedShares(t.committed.Commitment); !ok {
+		return
+	}
+	t.opened = true
+	n.proving.open(t, t.committed)
+	// The opening is out: its goroutine holds the proof until it is sent,
+	// and nothing opens t again. A VRAM proof holds 32 bytes per lane,
+	// hundreds of MB on a large device, which the 3 epochs t is followed
+	// for kept alive.
+	t.committed = nil
 }

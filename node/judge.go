@@ -1,0 +1,390 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/p2p"
+	"github.com/poai-network/poai/scoring"
+)
+
+// MaxChallengerVoids is how many challenges a challenger may void by a
+// missing or late reveal, in one node's view, before that node flags it
+// (FlagVoids). Each void already contradicts the challenger like a wrong
+// verdict; the flag makes a challenger that keeps doing it visible to
+// operators. An honest challenger voids only when its reveal is lost or
+// delayed past twice the deadline: none did in the devnet runs of
+// docs/adversaries.md.
+const MaxChallengerVoids = 3
+
+// FlagVoids marks a peer that voided more than MaxChallengerVoids of the
+// challenges it issued by not revealing its secret in time.
+const FlagVoids = "voids: challenges voided by this challenger's missing reveal"
+
+// noteVoid counts a void caused by challenger and flags it past
+// MaxChallengerVoids.
+func (n *Node) noteVoid(challenger peer.ID) {
+	p, ok := n.peers[challenger]
+	if !ok {
+		return
+	}
+	p.voids++
+	if p.voids > MaxChallengerVoids && !slices.Contains(p.flags, FlagVoids) {
+		p.flags = append(slices.Clip(p.flags), FlagVoids)
+		n.metrics.flagged.WithLabelValues("voids").Inc()
+		n.log.Info("challenger flagged: it voids its challenges", "challenger", shortID(challenger), "voids", p.voids)
+	}
+}
+
+// forwardCommitment hands a commitment to peer to directly. The challenger
+// usually has it already (from the target, who sends it there too), and
+// then refuses the copy as a replay.
+func (n *Node) forwardCommitment(com *pb.Commitment, to peer.ID) {
+	b, err := challenge.Marshal(com)
+	if err != nil {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.sendDirect(p2p.TopicCommitments, b, to, 5*time.Second)
+	}()
+}
+
+// onEquivocation handles a target's second signed commitment to one
+// challenge, other than t.com: both carry the target's signature, so
+// together they prove it committed to two roots — the move that lets a
+// prover show the challenger one root and, once the secret is out, grind
+// another for the verifiers. A verifier attests WRONG_ANSWER, whatever
+// either opening shows (judgeEquivocation); a verifier also publishes the
+// second commitment, so that every peer following the challenge (the
+// reveal carries the first) sees both. Where it was gossiped already, the
+// local validator refuses the copy as a replay, and nothing is sent.
+func (n *Node) onEquivocation(t *tracked, second *pb.Commitment) {
+	n.metrics.equivocations.Inc()
+	n.log.Info("equivocation: the target signed two commitments to one challenge", "target", shortID(t.target), "challenge", t.cid)
+	if !t.verifier {
+		return
+	}
+	n.judgeEquivocation(t)
+	if b, err := challenge.Marshal(second); err == nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			_ = n.host.Publish(n.ctx, n.topic(p2p.TopicCommitments), b) // a replay when gossiped already
+		}()
+	}
+}
+
+// judgeEquivocation attests WRONG_ANSWER for t, whose target equivocated,
+// once the secret is out: like every correctness verdict, it carries this
+// node's check digest (challenge.CheckDigests), computed off the loop.
+func (n *Node) judgeEquivocation(t *tracked) {
+	if t.equivocation == nil || !t.verifier || t.attested || t.verifying || t.secret == nil {
+		return
+	}
+	t.verifying = true
+	ch, chCID, secret := t.ch, t.cid, t.secret
+	digestOf := append(n.possibleVerifiers(t), n.id)
+	n.offLoop(func(ctx context.Context) {
+		digests, err := challenge.CheckDigests(ctx, n.cpu, ch, chCID, secret, digestOf)
+		n.post(func() {
+			t.verifying = false
+			if err == nil && t.digests == nil {
+				t.digests = digests
+			}
+			if !t.attested {
+				n.attest(t, pb.Verdict_VERDICT_WRONG_ANSWER, max(t.comAt.Sub(t.receivedAt), 0), 1, 0, "equivocation: two signed commitments to one challenge")
+				n.learnTruth(t, pb.Verdict_VERDICT_WRONG_ANSWER)
+			}
+		})
+	})
+}
+
+// busyOverlap returns how much of t's latency, on this node's clock, its
+// target spent finishing an earlier challenge of its own: a prover answers
+// one challenge at a time, so when two challengers pick the same target at
+// once (views of the live peers that differ, a retry meeting a fresh
+// challenge) the second answer waits for the first, and that wait is not
+// the device's slowness. Only an earlier challenge u that arrived here
+// before t, whose commitment came before t's, in time, and was verified
+// correct (excuses) may excuse waiting, and by no more than u's
+// anticipated duration at the target's claimed rate: an unverified or
+// wrong commitment, however cheap, excuses nothing (a prover posting junk
+// to one challenge would otherwise have the next, or the retry it was
+// late on, timed at near zero). Only challenges of the same target count,
+// so a device shared by two identities gains nothing.
+func (n *Node) busyOverlap(t *tracked) time.Duration {
+	var excused time.Duration
+	for _, u := range n.tracked {
+		if u == t || u.target != t.target || u.com == nil || !u.receivedAt.Before(t.receivedAt) || !u.comAt.Before(t.comAt) {
+			continue
+		}
+		if !n.excuses(u) {
+			continue
+		}
+		wait := min(u.comAt.Sub(t.receivedAt), n.anticipated(u))
+		excused = max(excused, wait)
+	}
+	return min(max(excused, 0), max(t.comAt.Sub(t.receivedAt), 0))
+}
+
+// excuses reports whether u's answer came in time and was verified
+// correct: by this node (its verification or re-check), or else by the
+// verifiers in good standing (application score ≥ 0) heard so far, at
+// least one of them and none saying otherwise.
+func (n *Node) excuses(u *tracked) bool {
+	if !u.answeredInTime() || u.equivocation != nil {
+		return false
+	}
+	if u.truthKnown {
+		return u.truth == pb.Verdict_VERDICT_PASS
+	}
+	passes := 0
+	for id, h := range u.atts {
+		if n.appScore(id) < 0 {
+			continue
+		}
+		if h.v != pb.Verdict_VERDICT_PASS {
+			return false
+		}
+		passes++
+	}
+	return passes > 0
+}
+
+// anticipated returns how long t's workload takes at its target's claimed
+// rate (challenge.Plan.Anticipated), 0 when it cannot be planned.
+func (n *Node) anticipated(t *tracked) time.Duration {
+	claim, ok := n.claimOf(t.target)
+	if !ok {
+		return 0
+	}
+	pl, err := n.planner.Plan(claim, t.ch.GetWorkload())
+	if err != nil {
+		return 0
+	}
+	return pl.Anticipated
+}
+
+// heardFrom reports whether target showed this node it was there after
+// since: its claim was heard since, or it is connected to this node now.
+// A router ignores every message of a peer it graylists, claims included,
+// so without the connection a cheater pushed out of this node's view
+// would look unreachable (no blame) for as long as it stays out, and its
+// record would decay until it came back in; likewise a prover keeping
+// quiet after a challenge it cannot answer (two identities on one device).
+// A partitioned or restarting peer has no connection to this node.
+func (n *Node) heardFrom(target peer.ID, since time.Time) bool {
+	if p, ok := n.peers[target]; ok && p.seen.After(since) {
+		return true
+	}
+	return n.host.Libp2p().Network().Connectedness(target) == network.Connected
+}
+
+// finalize attests NO_ANSWER for a challenge whose answer never came.
+func (n *Node) finalize(t *tracked) {
+	if t.attested || t.verifying {
+		return // attested, or the answer came and is being checked
+	}
+	missing := t.missingShares(t.com)
+	if t.com != nil && t.op == nil && t.answeredInTime() && (t.secret == nil || len(missing) > 0 || time.Since(t.lastRevealAt) < openGrace) {
+		// The target committed in time (this node handed the commitment to
+		// the challenger too) but the challenger revealed its secret, or a
+		// verifier the commitment lists its share, late or never, so the
+		// target could not open: the fault of whoever withheld, and each
+		// is contradicted here as a judge who failed its duty. A
+		// commitment after the deadline voids nothing: the target is late.
+		n.log.Info("challenge void: a secret or share was not revealed in time", "challenge", t.cid, "challenger", shortID(t.challenger),
+			"challenger_revealed", t.secret != nil, "shares_missing", len(missing))
+		n.metrics.void.WithLabelValues("reveal").Inc()
+		t.attested = true
+		if t.secret == nil && t.challenger != n.id {
+			n.recordCheck(t, t.challenger, false)
+			n.noteVoid(t.challenger)
+		}
+		for _, v := range missing {
+			if v != n.id {
+				n.recordCheck(t, v, false)
+			}
+		}
+		return
+	}
+	latency := time.Since(t.receivedAt)
+	if t.com != nil {
+		latency = max(t.comAt.Sub(t.receivedAt), 0)
+	}
+	if v, ok := n.cliqueVerdict(t.target); ok {
+		n.attest(t, v, latency, 0, 1, "unchecked") // ADVERSARY
+		return
+	}
+	if t.com != nil {
+		// The commitment came; the opening was due by this finalize.
+		if !n.withholdTiming(t, time.Now()) {
+			n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no complete answer before the deadline")
+		}
+		return
+	}
+	// Nothing at all from the target: was it there? Wait for the next
+	// epoch's claims. A target heard from after the challenge arrived (it
+	// re-announces its claim every epoch) did not answer; one silent all
+	// along was unreachable — a partition or a restart, not a cheat.
+	if t.awaitingClaim {
+		return
+	}
+	t.awaitingClaim = true
+	e := n.clock.At(time.Now())
+	n.after(time.Until(n.clock.Start(e+1).Add(n.clock.Length/ClaimSpread+2*time.Second)), func() {
+		if t.attested {
+			return
+		}
+		if n.heardFrom(t.target, t.receivedAt) {
+			if !n.withholdTiming(t, t.receivedAt.Add(deadlineOf(t.ch))) {
+				n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no answer from a reachable target")
+			}
+			return
+		}
+		n.attest(t, pb.Verdict_VERDICT_UNREACHABLE, latency, 0, 0, "target not heard from since the challenge")
+	})
+}
+
+func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation, accuracy float64, reason string) {
+	t.attested = true
+	a := &pb.Attestation{
+		ChallengeCid: t.cid.Bytes(), Target: []byte(t.target), Verifier: []byte(n.id), Epoch: t.ch.GetEpoch(),
+		Verdict: v, LatencyMs: uint32(min(latency.Milliseconds(), math.MaxUint32)), DeadlineMs: t.ch.GetDeadlineMs(),
+		ScoreDeviation: deviation, DataAccuracy: accuracy, IssuedUnixMs: time.Now().UnixMilli(),
+		ProverSmClockMhz: t.com.GetSmClockMhz(), ProverSmClockMaxMhz: t.com.GetSmClockMaxMhz(), ProverTemperatureC: t.com.GetTemperatureC(),
+	}
+	if _, known := correct(v); known {
+		a.CheckDigest = t.digests[n.id] // nil when this node did not verify (an adversary) or the workload has none
+	}
+	n.metrics.attested.WithLabelValues(verdictName(v)).Inc()
+	n.bump(func(s *Stats) { s.Attested++ })
+	if v == pb.Verdict_VERDICT_PASS {
+		n.checkProofSpeed(t, latency)
+	}
+	lvl := slog.LevelDebug
+	if v != pb.Verdict_VERDICT_PASS {
+		lvl = slog.LevelInfo
+	}
+	n.log.Log(n.ctx, lvl, "attestation", "target", shortID(t.target), "verdict", verdictName(v),
+		"latency_ms", latency.Milliseconds(), "deadline_ms", t.ch.GetDeadlineMs(), "accuracy", accuracy, "reason", reason)
+	n.publish(p2p.TopicAttestation, a)
+}
+
+// possibleVerifiers are the peers whose attestations of t count: its
+// verifiers, and the next two of the ranking in this node's present view —
+// views of the peer set can differ by a peer or two between nodes.
+func (n *Node) possibleVerifiers(t *tracked) []peer.ID {
+	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.judges(n.livePeers(time.Now()), t.ch.GetEpoch()), n.cfg.Challenge.Verifiers+2)
+	for _, v := range t.verifiers {
+		if !slices.Contains(wide, v) {
+			wide = append(wide, v)
+		}
+	}
+	return wide
+}
+
+// attestationFor returns the followed challenge that attestation a from
+// verifier from is about, or why it counts for none: unknown_challenge,
+// mismatch (another target, epoch or deadline than the challenge's) or
+// not_verifier (from is not among possibleVerifiers). Loop goroutine only.
+func (n *Node) attestationFor(from peer.ID, a *pb.Attestation) (*tracked, string) {
+	t, ok := n.tracked[string(a.GetChallengeCid())]
+	switch {
+	case !ok:
+		return nil, "unknown_challenge"
+	case peer.ID(a.GetTarget()) != t.target || a.GetEpoch() != t.ch.GetEpoch() || a.GetDeadlineMs() != t.ch.GetDeadlineMs():
+		return nil, "mismatch"
+	case !slices.Contains(n.possibleVerifiers(t), from):
+		return nil, "not_verifier"
+	}
+	return t, ""
+}
+
+func (n *Node) onAttestation(from peer.ID, d decoded, at time.Time) {
+	a := d.msg.(*pb.Attestation)
+	t, reason := n.attestationFor(from, a)
+	if t == nil {
+		// The validator ignored it when it knew this already (useless);
+		// the node's view may have changed since.
+		n.log.Debug("attestation dropped", "from", shortID(from), "reason", reason)
+		return
+	}
+	err := n.book.Record(scoring.Attestation{
+		Challenge: t.cid.String(), Target: t.target.String(), Verifier: from.String(), Epoch: a.GetEpoch(),
+		Verdict: verdictName(a.GetVerdict()), LatencyMS: float64(a.GetLatencyMs()), DeadlineMS: float64(a.GetDeadlineMs()),
+		Deviation: a.GetScoreDeviation(), Accuracy: a.GetDataAccuracy(),
+		ClockMHz: a.GetProverSmClockMhz(), MaxClockMHz: a.GetProverSmClockMaxMhz(), TemperatureC: a.GetProverTemperatureC(),
+		RetryOf: retryOf(t.ch),
+	})
+	n.noteAttestation(t, from, heardVerdict{v: a.GetVerdict(), digest: a.GetCheckDigest()})
+	n.noteOutcome(t, from, a.GetVerdict())
+	switch {
+	case err == nil:
+		n.metrics.received.WithLabelValues(verdictName(a.GetVerdict())).Inc()
+		n.metrics.latency.Observe(float64(a.GetLatencyMs()) / 1000)
+		n.metrics.deviation.Observe(a.GetScoreDeviation())
+		delay := at.Sub(time.UnixMilli(t.ch.GetIssuedUnixMs()))
+		n.metrics.attDelay.Observe(delay.Seconds())
+		n.delays.add(delay)
+	case !errors.Is(err, scoring.ErrDuplicate):
+		n.log.Error("record attestation", "err", err)
+	}
+}
+
+func verdictName(v pb.Verdict) string {
+	switch v {
+	case pb.Verdict_VERDICT_PASS:
+		return scoring.VerdictPass
+	case pb.Verdict_VERDICT_WRONG_ANSWER:
+		return scoring.VerdictWrongAnswer
+	case pb.Verdict_VERDICT_LATE:
+		return scoring.VerdictLate
+	case pb.Verdict_VERDICT_NO_ANSWER:
+		return scoring.VerdictNoAnswer
+	case pb.Verdict_VERDICT_BAD_PROOF:
+		return scoring.VerdictBadProof
+	case pb.Verdict_VERDICT_UNREACHABLE:
+		return scoring.VerdictUnreachable
+	}
+	return "unknown"
+}
+
+// noteOutcome records in the target's peer entry the epoch of a failing
+// or passing verdict from attester, when the attester is in good
+// standing here (application score ≥ 0), for needsFollowUp. Unreachable
+// verdicts say as much about the attester's links as about the target and
+// are not noted. A failure also records its workload, which follow-ups
+// repeat, and only a pass of that workload clears it.
+func (n *Node) noteOutcome(t *tracked, attester peer.ID, v pb.Verdict) {
+	p, ok := n.peers[t.target]
+	if !ok || n.appScore(attester) < 0 {
+		return
+	}
+	e := int64(min(t.ch.GetEpoch(), math.MaxInt64))
+	switch v {
+	case pb.Verdict_VERDICT_PASS:
+		// A pass clears a failure of its own workload only: a memory
+		// failure is not cleared by a passing product.
+		if p.lastFailed < 0 || t.ch.GetWorkload() == p.failedWorkload {
+			p.lastPassed = max(p.lastPassed, e)
+		}
+		n.notePass(t.target, t.ch.GetEpoch())
+	case pb.Verdict_VERDICT_LATE, pb.Verdict_VERDICT_NO_ANSWER, pb.Verdict_VERDICT_WRONG_ANSWER, pb.Verdict_VERDICT_BAD_PROOF:
+		if e >= p.lastFailed {
+			p.failedWorkload = t.ch.GetWorkload()
+		}
+		p.lastFailed = max(p.lastFailed, e)
+	}
+}

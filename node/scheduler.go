@@ -1,0 +1,343 @@
+package node
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/p2p"
+)
+
+// ownSecret is the opening secret of a challenge this node issued.
+type ownSecret struct {
+	secret []byte
+	epoch  uint64
+}
+
+// slotUse records the challenge a challenger sent a target in an epoch.
+type slotUse struct {
+	epoch uint64
+	key   string // challenge CID bytes
+}
+
+// onEpoch runs at the start of every epoch: re-announce the claim, forget
+// old state, and schedule the challenges this node must issue.
+func (n *Node) onEpoch(e uint64) {
+	n.after(time.Until(n.clock.Start(e+1)), func() { n.onEpoch(e + 1) })
+	now := time.Now()
+	n.metrics.epoch.Set(float64(e))
+	if n.startEpoch == nil {
+		n.startEpoch = &e
+	}
+	n.rollTrust(e)
+	n.after(claimOffset(n.id, e, n.clock.Length), n.publishClaim)
+	n.expire(now)
+	live := n.livePeers(now)
+	judges := n.judges(live, e)
+	n.metrics.peers.Set(float64(len(live)))
+	// Shards take turns: each shard's slots are shifted by its share of
+	// one slot, so the network's challenges are spread over the epoch.
+	shard, shards := n.Shard()
+	phase := time.Duration(float64(n.clock.Length) * 0.8 / float64(max(len(live), 1)) * float64(shard) / float64(shards))
+	for _, target := range live {
+		c := challengerFor(e, target, judges)
+		n.slotsSeen.note(e, c, nil)
+		if target == n.id || c != n.id {
+			continue
+		}
+		// Below rate 1 the challenger draws from its own randomness, so
+		// no prover can tell in advance in which epochs it is challenged
+		// (a device shared by identities could otherwise take turns),
+		// up to a bound on the gap between challenges.
+		p := n.peers[target]
+		followUp := needsFollowUp(p.lastFailed, p.lastPassed) && n.appScore(target) >= p2p.GraylistThreshold
+		if !followUp && !challengeDrawn(int64(e), p.lastChallenged, n.cfg.Challenge.Rate, mrand.Float64()) {
+			continue
+		}
+		if followUp {
+			n.metrics.followUps.Inc()
+		}
+		target := target
+		at := n.clock.Start(e).Add(slotOffset(target, live, n.clock.Length) + phase)
+		if w := n.cfg.Challenge.Waves; w > 0 {
+			at = n.clock.Start(e).Add(waveOffset(e, target, w, n.clock.Length))
+		}
+		n.after(time.Until(at), func() {
+			if _, err := n.issue(e, target); err != nil {
+				n.log.Debug("challenge not issued", "target", shortID(target), "err", err)
+			}
+		})
+	}
+}
+
+// expire forgets challenges, orphans and peers too old to matter.
+func (n *Node) expire(now time.Time) {
+	// A challenge is kept three epochs past its own deadline (not the
+	// protocol's 10-minute limit, which kept every opening of a busy
+	// shard in memory for 20 minutes).
+	for k, t := range n.tracked {
+		if now.Sub(t.receivedAt) > challenge.FollowEpochs*n.clock.Length+2*time.Duration(t.ch.GetDeadlineMs())*time.Millisecond {
+			n.slimOpening(t)
+			delete(n.tracked, k)
+		}
+	}
+	for k, s := range n.secrets {
+		if s.epoch+3 < n.clock.At(now) {
+			delete(n.secrets, k)
+		}
+	}
+	for k, u := range n.slots {
+		if u.epoch+3 < n.clock.At(now) {
+			delete(n.slots, k)
+		}
+	}
+	for p, e := range n.claimAsked {
+		if e+1 < n.clock.At(now) {
+			delete(n.claimAsked, p)
+		}
+	}
+	for k, o := range n.orphans {
+		if now.Sub(o.at) > 2*time.Minute {
+			delete(n.orphans, k)
+		}
+	}
+	for id, p := range n.peers {
+		if now.Sub(p.seen) > 10*time.Duration(n.cfg.Challenge.PeerTTLEpochs)*n.clock.Length {
+			delete(n.peers, id)
+		}
+	}
+}
+
+// quietEpochs is how long a challenger may go without hearing a target's
+// claim (re-announced every epoch) and still challenge it: a target it
+// cannot hear probably cannot hear it either (a partition), and its
+// misses would count against it. The target stays a live peer for
+// [challenge] peer_ttl_epochs, so challenger and verifier assignments
+// do not change while the network is split.
+const quietEpochs = 2
+
+// issue publishes a challenge of target sized from its latest claim, and
+// sends it to target directly too (p2p.DirectProtocol). The
+// workload rotates through the configured ones by epoch and target, skipping
+// those the claim gives no rate for.
+func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
+	return conductOf(n.role).issue(n, e, target)
+}
+
+// retryBackoff returns how long after a missed deadline a challenger
+// retries: a random time in [epoch/16, epoch/6] (1.5–4 s for 24 s
+// epochs), so the retry does not fall in the same burst of load or loss
+// that the miss may have.
+func (n *Node) retryBackoff() time.Duration {
+	lo, hi := n.clock.Length/16, n.clock.Length/6
+	return lo + time.Duration(mrand.Int64N(int64(hi-lo)+1))
+}
+
+// retryIfMissed issues one retry of this node's challenge key once its
+// deadline has passed without a commitment in time on this node's clock:
+// a missed deadline is retried, with back-off, before it counts
+// (scoring.Book.Roll forgives a miss whose retry passed).
+func (n *Node) retryIfMissed(e uint64, target peer.ID, key string) {
+	t, ok := n.tracked[key]
+	if !ok || len(t.ch.GetRetryOf()) > 0 {
+		return
+	}
+	if t.answeredInTime() {
+		return
+	}
+	// Where many nodes share this process (poai sim, poai devnet), a
+	// challenger overloaded while it waited cannot tell a miss from the
+	// shared backlog, every verifier there withholds its verdict
+	// (withholdTiming), and a retry would only add a proof and its
+	// verifications to the backlog: those retries fed the overload that
+	// caused the misses. A lone node retries anyway, since verifiers on
+	// other machines may have recorded the miss.
+	if processLag.shared() && n.overloaded(t.receivedAt, t.receivedAt.Add(deadlineOf(t.ch))) {
+		n.metrics.retriesSkipped.Inc()
+		n.log.Debug("retry not issued: this node was overloaded", "target", shortID(target))
+		return
+	}
+	if _, err := n.issueTry(e, target, t.cid); err != nil {
+		n.log.Debug("retry not issued", "target", shortID(target), "err", err)
+	}
+}
+
+// issueTry issues a challenge of target, a retry of the challenge
+// retryOf unless that is cid.Undef.
+func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, error) {
+	p, ok := n.peers[target]
+	if !ok || n.ctx.Err() != nil {
+		return cid.Undef, errors.New("no claim known for the target")
+	}
+	if quiet := time.Since(p.seen); quiet > quietEpochs*n.clock.Length {
+		return cid.Undef, fmt.Errorf("no claim heard from the target for %v: it is probably unreachable, and a miss would blame it for the network", quiet.Round(time.Second))
+	}
+	slot := fmt.Sprintf("%s/%d/%s", target, e, n.id)
+	if retryOf.Defined() {
+		slot += "/retry"
+	}
+	if _, done := n.slots[slot]; done {
+		return cid.Undef, fmt.Errorf("already challenged %s in epoch %d", target, e)
+	}
+	var plan challenge.Plan
+	var err error
+	start := int(e) + int(rendezvous("poai/1/workload", []byte(target), n.id)[0])
+	if i := slices.Index(n.workloads, p.failedWorkload); i >= 0 && needsFollowUp(p.lastFailed, p.lastPassed) {
+		// A follow-up repeats the workload that failed: a device that
+		// lies about one resource (memory, a second card) fails only the
+		// workload that tests it, and on the rotation those failures
+		// would stay a minority of its record.
+		start = i
+	}
+	for i := range n.workloads {
+		if plan, err = n.planner.Plan(p.claim, n.workloads[(start+i)%len(n.workloads)]); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		n.log.Debug("no workload for claim", "target", shortID(target), "err", err)
+		return cid.Undef, err
+	}
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		return cid.Undef, fmt.Errorf("nonce: %w", err)
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return cid.Undef, fmt.Errorf("secret: %w", err)
+	}
+	ch := &pb.Challenge{
+		Version: 1, Epoch: e, Challenger: []byte(n.id), Target: []byte(target), Nonce: nonce,
+		IssuedUnixMs: time.Now().UnixMilli(), ClaimCid: p.claimCID.Bytes(), RevealHash: challenge.RevealHash(secret),
+	}
+	if retryOf.Defined() {
+		ch.RetryOf = retryOf.Bytes()
+	}
+	plan.Apply(ch)
+	_, chCID, err := challenge.MessageCID(ch)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("encode challenge: %w", err)
+	}
+	n.secrets[chCID.KeyString()] = ownSecret{secret: secret, epoch: e}
+	n.challenging.issued(ch, chCID, secret)
+	n.slots[slot] = slotUse{epoch: e, key: chCID.KeyString()}
+	// Counted as issued only once this node's own validator has accepted
+	// it: a challenge it refuses (an epoch out of range, limits) never
+	// leaves the node, and publishThen logs why.
+	n.publishThen(p2p.TopicChallenges, ch, plan.Deadline, func() {
+		n.metrics.issued.Inc()
+		if retryOf.Defined() {
+			n.metrics.retries.Inc()
+		}
+		n.bump(func(s *Stats) { s.Issued++ })
+		n.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "workload", plan.Workload,
+			"anticipated", plan.Anticipated, "deadline", plan.Deadline)
+	}, target)
+	if !retryOf.Defined() {
+		key := chCID.KeyString()
+		n.after(plan.Deadline+n.retryBackoff(), func() { n.retryIfMissed(e, target, key) })
+	}
+	return chCID, nil
+}
+
+// ChallengeOutcome says what ChallengeNow did.
+type ChallengeOutcome struct {
+	// CID is the challenge this node issued, when it is the target's
+	// scheduled challenger this epoch.
+	CID string `json:"challenge_cid,omitempty"`
+	// Requested is true when this node is not, and asked the scheduled
+	// challengers over gossip instead.
+	Requested   bool     `json:"requested,omitempty"`
+	Challengers []string `json:"scheduled_challengers,omitempty"`
+	Epoch       uint64   `json:"epoch"`
+}
+
+// ChallengeNow brings forward this epoch's challenge of target. If this
+// node is the target's scheduled challenger (first in the rendezvous
+// ranking) it issues the challenge at once; otherwise it gossips a
+// ChallengeRequest that the scheduled challenger honours. Either way at most
+// one challenge per challenger per target per epoch is acted on, so nobody
+// can multiply a target's work this way.
+func (n *Node) ChallengeNow(target peer.ID) (ChallengeOutcome, error) {
+	var (
+		out ChallengeOutcome
+		err error
+	)
+	ok := n.snapshot(func() {
+		now := time.Now()
+		out.Epoch = n.clock.At(now)
+		first := n.scheduledChallengers(target, out.Epoch, now)
+		for _, c := range first {
+			out.Challengers = append(out.Challengers, c.String())
+		}
+		switch {
+		case target == n.id:
+			err = errors.New("a node cannot challenge itself")
+		case len(first) == 0:
+			err = fmt.Errorf("no claim known for %s", target)
+		case first[0] == n.id:
+			var c cid.Cid
+			if _, done := n.slots[fmt.Sprintf("%s/%d/%s", target, out.Epoch, n.id)]; done {
+				err = fmt.Errorf("already challenged %s in epoch %d", target, out.Epoch)
+				return
+			}
+			if c, err = n.issue(out.Epoch, target); err == nil {
+				out.CID = c.String()
+			}
+		default:
+			out.Requested = true
+			n.publish(p2p.TopicRequests, &pb.ChallengeRequest{Target: []byte(target), Requester: []byte(n.id), IssuedUnixMs: now.UnixMilli()})
+		}
+	})
+	if !ok {
+		return out, errors.New("node is closing")
+	}
+	return out, err
+}
+
+// scheduledChallengers returns the top two of target's challenger ranking
+// for epoch e in this node's view, or nil when target has no known claim.
+func (n *Node) scheduledChallengers(target peer.ID, e uint64, now time.Time) []peer.ID {
+	if _, ok := n.peers[target]; !ok && target != n.id {
+		return nil
+	}
+	ranked := challengerRanking(e, target, n.judges(n.livePeers(now), e))
+	return ranked[:min(2, len(ranked))]
+}
+
+// onRequest honours a request to challenge a target now, when this node is
+// its scheduled challenger this epoch, has not challenged it yet, and the
+// requester (never the target: the validator refuses that) is proven
+// where any peer is, so that nobody can choose when its own device is
+// tested, through a puppet identity either.
+func (n *Node) onRequest(from peer.ID, d decoded, at time.Time) {
+	r := d.msg.(*pb.ChallengeRequest)
+	target := peer.ID(r.GetTarget())
+	e := n.clock.At(at)
+	first := n.scheduledChallengers(target, e, at)
+	if target == n.id || len(first) == 0 || first[0] != n.id {
+		return
+	}
+	if !n.proven(from, e) && len(n.judges(n.livePeers(at), e).proven) > 0 {
+		// The validator refuses a target's request of itself; an identity
+		// made for the purpose (the target's own puppet) would do as well,
+		// so only a peer with a passed challenge on record may ask — once
+		// any has one (at genesis nobody has).
+		n.log.Debug("challenge request ignored: the requester has no passed challenge on record", "requester", shortID(from), "target", shortID(target))
+		return
+	}
+	if _, done := n.slots[fmt.Sprintf("%s/%d/%s", target, e, n.id)]; done {
+		return
+	}
+	if c, err := n.issue(e, target); err == nil {
+		n.log.Info("challenge issued on request", "target", shortID(target), "requester", shortID(from), "challenge", c)
+	}
+}
