@@ -18,6 +18,7 @@ import (
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
 	"github.com/poai-network/poai/p2p"
+	"github.com/poai-network/poai/scoring"
 )
 
 // Role is how a node behaves as a prover. Every role but RoleHonest is an
@@ -218,6 +219,55 @@ func proverFor(n *Node) proverRole {
 	return cappedProver{h}
 }
 
+// claimerFor returns the claimer of role r: honestClaimer, or the
+// ADVERSARY's lie.
+func claimerFor(r Role) claimerRole {
+	switch {
+	case r == RoleForgedNVML:
+		return forgedClaimer{}
+	case claimFactor(r) > 1:
+		return overClaimer{factor: claimFactor(r)}
+	case r == RoleSibling || r == RoleInflate || r == RoleVRAMDodger:
+		return catalogLiar{role: r}
+	}
+	return honestClaimer{}
+}
+
+// forgedClaimer (adversary, RoleForgedNVML) claims ForgedModel on CUDA,
+// with an H200's measured hash rate (a CPU does 10^-3 of it), the model's
+// memory and a forged NVML report to match.
+type forgedClaimer struct{}
+
+func (forgedClaimer) claim(c *pb.DeviceClaim, _ *gpu.DeviceCatalog) bool {
+	spec, _ := gpu.LookupDevice(ForgedModel)
+	c.Model, c.Backend = ForgedModel, "cuda"
+	c.HashGhps = 13.3
+	c.VramBytes = spec.VRAMBytes
+	c.Devices = []*pb.DeviceReport{forgedReport()}
+	return true
+}
+
+// overClaimer (adversary: RoleSlow, RoleLateJunk) claims a device factor
+// times faster and bigger than it has.
+type overClaimer struct{ factor float64 }
+
+func (o overClaimer) claim(c *pb.DeviceClaim, _ *gpu.DeviceCatalog) bool {
+	c.Int8Tops *= o.factor
+	c.Bf16Tflops *= o.factor
+	c.HashGhps *= o.factor
+	c.VramBytes *= uint64(o.factor)
+	return false
+}
+
+// catalogLiar (adversary: RoleSibling, RoleInflate, RoleVRAMDodger) lies
+// about its model, count or memory (claimFor).
+type catalogLiar struct{ role Role }
+
+func (l catalogLiar) claim(c *pb.DeviceClaim, cat *gpu.DeviceCatalog) bool {
+	claimFor(l.role, c, cat)
+	return false
+}
+
 // claimFactor is how many times the device it has a role claims: more
 // than 1 for the adversaries that over-claim (RoleSlow, RoleLateJunk).
 func claimFactor(r Role) float64 {
@@ -274,21 +324,80 @@ type cappedProver struct{ proverRole }
 
 func (p cappedProver) limit(d time.Duration) time.Duration { return d }
 
-// cliqueVerdict (adversary) is what a colluder or sybil attests without
-// checking: PASS for a member of its clique, WRONG_ANSWER for anyone else
-// (sybils, who want to pass unnoticed, attest PASS for everyone). The
-// lazy verifier attests PASS for everyone. ok is false for honest roles.
-func (n *Node) cliqueVerdict(target peer.ID) (v pb.Verdict, ok bool) {
+// verdictRole is whether a node checks the answers it verifies. The node
+// consumes it through this interface only (tryVerify, finalize):
+// honestJudge checks; an ADVERSARY's attests without checking.
+type verdictRole interface {
+	// unchecked returns the verdict this node attests on target without
+	// checking anything; ok is false for a node that checks.
+	unchecked(target peer.ID) (v pb.Verdict, ok bool)
+}
+
+// honestJudge checks every answer it verifies.
+type honestJudge struct{}
+
+func (honestJudge) unchecked(peer.ID) (pb.Verdict, bool) { return 0, false }
+
+// verdictRoleFor returns n's judge: honestJudge, or an adversary's.
+func verdictRoleFor(n *Node) verdictRole {
 	switch n.role {
 	case RoleLazyVerifier, RoleSybil:
-		return pb.Verdict_VERDICT_PASS, true
+		return passAll{}
 	case RoleColluder:
-		if slices.Contains(n.o.clique, target) {
-			return pb.Verdict_VERDICT_PASS, true
-		}
-		return pb.Verdict_VERDICT_WRONG_ANSWER, true
+		return cliqueJudge{clique: n.o.clique}
 	}
-	return 0, false
+	return honestJudge{}
+}
+
+// passAll (adversary: RoleLazyVerifier, and sybils, who want to pass
+// unnoticed) attests PASS for everyone without checking.
+type passAll struct{}
+
+func (passAll) unchecked(peer.ID) (pb.Verdict, bool) { return pb.Verdict_VERDICT_PASS, true }
+
+// cliqueJudge (adversary: RoleColluder) attests without checking: PASS for
+// a member of its clique, WRONG_ANSWER for anyone else.
+type cliqueJudge struct{ clique []peer.ID }
+
+func (j cliqueJudge) unchecked(target peer.ID) (pb.Verdict, bool) {
+	if slices.Contains(j.clique, target) {
+		return pb.Verdict_VERDICT_PASS, true
+	}
+	return pb.Verdict_VERDICT_WRONG_ANSWER, true
+}
+
+// routingRole shapes the application scores a node's gossipsub router
+// routes by (setAppScores consumes it): honestRouting uses the trust
+// round's; an ADVERSARY's may not.
+type routingRole interface {
+	appScores(v scoring.TrustVector) scoring.TrustVector
+}
+
+// honestRouting routes by the trust round's scores.
+type honestRouting struct{}
+
+func (honestRouting) appScores(v scoring.TrustVector) scoring.TrustVector { return v }
+
+// routingFor returns the routing of role r.
+func routingFor(r Role) routingRole {
+	if r == RoleColluder {
+		return colluderRouting{}
+	}
+	return honestRouting{}
+}
+
+// colluderRouting (adversary, RoleColluder) routes as a node without
+// application scores. A clique member's book holds its own false
+// WRONG_ANSWER verdicts against everyone outside the clique, as a
+// pre-trusted peer's. Routing on it, its router graylisted the honest
+// peers and cut itself off, its claims heard by none of them and never
+// challenged (a 1,000-peer sim left one colluder so). A cheater wants the
+// opposite, to stay in the honest mesh.
+type colluderRouting struct{}
+
+func (colluderRouting) appScores(v scoring.TrustVector) scoring.TrustVector {
+	v.Peers = nil
+	return v
 }
 
 // forgedReport (adversary) is an NVML report that matches ForgedModel.

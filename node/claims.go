@@ -18,6 +18,23 @@ import (
 	"github.com/poai-network/poai/p2p"
 )
 
+// claimerRole is how a node states its device claim from the figures it
+// configured or measured. The node consumes it through this interface only
+// (buildClaim): honestClaimer states them as they are, and every
+// ADVERSARY that lies in its claim (adversary.go: forged NVML, over-claim,
+// sibling, inflate, VRAM dodger) is a separate implementation.
+type claimerRole interface {
+	// claim may rewrite c, the claim as measured and configured, against
+	// the models of cat. It reports whether it also supplied c's device
+	// reports; if not, a node proving on CUDA adds NVML's.
+	claim(c *pb.DeviceClaim, cat *gpu.DeviceCatalog) (reported bool)
+}
+
+// honestClaimer claims what the node has.
+type honestClaimer struct{}
+
+func (honestClaimer) claim(*pb.DeviceClaim, *gpu.DeviceCatalog) bool { return false }
+
 // buildClaim returns this node's device claim, measuring the backend for
 // every figure the configuration leaves at 0.
 func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
@@ -38,28 +55,15 @@ func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
 		d.BF16TFLOPS = cmp.Or(d.BF16TFLOPS, m.BF16TFLOPS)
 		d.HashGHps = cmp.Or(d.HashGHps, m.HashGHps)
 	}
-	vram := cmp.Or(d.VRAMBytes, info.MemoryBytes)
-	if n.role == RoleForgedNVML { // ADVERSARY: claims an H100, with a forged NVML report to match
-		spec, _ := gpu.LookupDevice(ForgedModel)
-		d.Model, info.Backend = ForgedModel, "cuda"
-		d.HashGHps = 13.3 // what an H200 measured; a CPU does 10^-3 of it
-		vram = spec.VRAMBytes
-	}
-	if f := claimFactor(n.role); f > 1 { // ADVERSARY: claims a faster, bigger device than it has
-		d.Int8TOPS *= f
-		d.BF16TFLOPS *= f
-		d.HashGHps *= f
-		vram *= uint64(f)
-	}
 	claim := &pb.DeviceClaim{
 		PeerId: []byte(n.id), Model: cmp.Or(d.Model, info.Model), Count: uint32(max(info.Devices, 1)),
-		VramBytes: vram,
+		VramBytes: cmp.Or(d.VRAMBytes, info.MemoryBytes),
 		Int8Tops:  d.Int8TOPS, Bf16Tflops: d.BF16TFLOPS, HashGhps: d.HashGHps, Backend: info.Backend,
 	}
-	claimFor(n.role, claim, n.catalog()) // ADVERSARY: sibling, inflate, vram-dodger
-	if n.role == RoleForgedNVML {
-		claim.Devices = []*pb.DeviceReport{forgedReport()}
-	} else if info.Backend == "cuda" {
+	if n.claiming.claim(claim, n.catalog()) {
+		return claim, nil // its device reports are its own (an ADVERSARY's forgery)
+	}
+	if info.Backend == "cuda" {
 		// What the device says of itself goes into the signed claim: the
 		// proving device only (one node per GPU).
 		reports, err := nvml.Reports()

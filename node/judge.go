@@ -223,7 +223,7 @@ func (n *Node) finalize(t *tracked) {
 	if t.com != nil {
 		latency = max(t.comAt.Sub(t.receivedAt), 0)
 	}
-	if v, ok := n.cliqueVerdict(t.target); ok {
+	if v, ok := n.judging.unchecked(t.target); ok {
 		n.attest(t, v, latency, 0, 1, "unchecked") // ADVERSARY
 		return
 	}

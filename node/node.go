@@ -113,6 +113,15 @@ type Node struct {
 	// challenging is what this node does as a challenger beyond the
 	// protocol (nothing, or an adversary's role).
 	challenging challengerRole
+	// claiming states this node's device claim (honestClaimer, or an
+	// adversary's lie).
+	claiming claimerRole
+	// judging decides whether this node checks what it verifies
+	// (honestJudge), or attests without checking (an adversary's).
+	judging verdictRole
+	// routing shapes the application scores this node's router uses
+	// (honestRouting, or an adversary's).
+	routing routingRole
 	// Owned by the prover goroutine.
 	replay map[pb.Workload]replayAnswer
 
@@ -236,6 +245,9 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	n.rejected = challenge.NewReplayCache(maxRejected, max(n.validator.ReplayTTL(), p2p.SeenMessagesTTL))
 	n.proving = proverFor(n)
 	n.challenging = challengingFor(n)
+	n.claiming = claimerFor(n.role)
+	n.judging = verdictRoleFor(n)
+	n.routing = routingFor(n.role)
 	return n, nil
 }
 

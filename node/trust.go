@@ -85,16 +85,7 @@ func (n *Node) setAppScores(v scoring.TrustVector) {
 	}
 	e := v.Epoch
 	n.appEpoch = &e
-	if n.role == RoleColluder {
-		// ADVERSARY: a clique member's book holds its own false
-		// WRONG_ANSWER verdicts against everyone outside the clique, as a
-		// pre-trusted peer's. Routing on it, its router graylisted the
-		// honest peers and cut itself off, its claims heard by none of
-		// them and never challenged (a 1,000-peer sim left one colluder
-		// so). A cheater wants the opposite, to stay in the honest mesh:
-		// it routes as a node without application scores.
-		v.Peers = nil
-	}
+	v = n.routing.appScores(v)
 	m := make(map[peer.ID]float64, len(v.Peers))
 	min := scoring.DefaultTrustParams().MinEvidence
 	for id, pt := range v.Peers {

@@ -18,7 +18,7 @@ func (n *Node) tryVerify(t *tracked) {
 		n.judgeEquivocation(t)
 		return
 	}
-	if v, ok := n.cliqueVerdict(t.target); ok && t.verifier && !t.attested && t.com != nil {
+	if v, ok := n.judging.unchecked(t.target); ok && t.verifier && !t.attested && t.com != nil {
 		// ADVERSARY: attests on the commitment alone, checking nothing.
 		n.attest(t, v, max(t.comAt.Sub(t.receivedAt), 0), 0, 1, "unchecked")
 		return
