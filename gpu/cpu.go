@@ -14,10 +14,10 @@ import (
 type CPU struct {
 	workers   int
 	maxMemory uint64
-	// avx512 selects the AVX-512 kernels (int8Product, bf16Product) where
-	// the CPU has them; the portable ones otherwise. Both give the same
-	// bits.
-	avx512 bool
+	// vnni and avx512 select the AVX-512 int8 (VNNI) and bf16 kernels
+	// (int8Product, bf16Product) where the CPU has them; the portable
+	// ones otherwise. Both give the same bits.
+	vnni, avx512 bool
 }
 
 // DefaultCPUMemory bounds the memory one CPU workload may take (8 GiB): a
@@ -43,7 +43,7 @@ func WithWorkers(n int) CPUOption {
 
 // NewCPU returns a CPU backend.
 func NewCPU(opts ...CPUOption) *CPU {
-	c := &CPU{workers: runtime.GOMAXPROCS(0), maxMemory: DefaultCPUMemory, avx512: haveAVX512}
+	c := &CPU{workers: runtime.GOMAXPROCS(0), maxMemory: DefaultCPUMemory, vnni: haveVNNI, avx512: haveAVX512}
 	for _, o := range opts {
 		o(c)
 	}
@@ -198,11 +198,8 @@ func (c *CPU) LeavesInt8(ctx context.Context, seed Seed, shape Shape) ([][32]byt
 	if err != nil {
 		return nil, err
 	}
-	// Each worker computes six rows at a time into buffers of its own and
-	// hashes them at once, so a proof allocates B, the leaves and a few
-	// buffers per worker and chunk, nothing per row: on a machine running
-	// many nodes (poai sim) per-row buffers were most of the garbage, and
-	// the collector's mark phases stalled every proof running at the time.
+	// Each worker computes six rows at a time into buffers of its own
+	// (blockRows) and hashes them at once.
 	leaves := make([][32]byte, shape.N)
 	err = p.rows(ctx, c, shape.N, func(i int) int { return i }, func(i int, row []int32, w *rowWorker[int8, int32]) {
 		leaves[i] = leafHashInto(w.buf, row)

@@ -1,6 +1,9 @@
 package gpu
 
-import "context"
+import (
+	"context"
+	"sync"
+)
 
 // int8BlockRows is how many rows of C one kernel call computes: six rows
 // of A against a panel of 64 columns keep 24 of the 32 AVX-512 registers
@@ -13,19 +16,20 @@ const int8PanelCols = 64
 
 // int8Product is B of one int8 product, laid out for the CPU's row kernel,
 // ready to compute any rows of C = A·B (A generated row by row from the
-// seed). With avx512, B is packed for AVX-512 VNNI's VPDPBUSD (unsigned ×
+// seed). With vnni, B is packed for AVX-512 VNNI's VPDPBUSD (unsigned ×
 // signed bytes, four per 32-bit lane): panels of 64 columns, and in panel
 // p, k-quad q, the 256 bytes hold at 64z + 4l + t the byte
 // B[4q+t][64p+16z+l] + 128 (as unsigned; 128 past k or m). Since
 // Σ a·(b+128) = Σ a·b + 128·Σ a, each row's result is corrected by
 // 128·Σ_k A[i][k]; int32 arithmetic wraps in both the instruction and the
 // correction, so the result is exact whenever C fits in int32, as it
-// always does (|C| ≤ 128·128·k). Without avx512, Bᵀ is held and dot2x2
+// always does (|C| ≤ 128·128·k); the raw sum, at least −128·255·k, does
+// not even wrap for k ≤ 2^16. Without vnni, Bᵀ is held and dot2x2
 // computes 2×2 blocks: the portable reference.
 type int8Product struct {
 	seed   Seed
 	shape  Shape
-	avx512 bool
+	vnni   bool
 	bt     []int8 // Bᵀ (m×k), portable kernel
 	packed []byte // panels, VNNI kernel
 	kq     int    // ⌈k/4⌉
@@ -34,8 +38,8 @@ type int8Product struct {
 // prepareInt8 generates B for seed and shape in the layout of the kernel
 // c uses.
 func (c *CPU) prepareInt8(ctx context.Context, seed Seed, shape Shape) (*int8Product, error) {
-	p := &int8Product{seed: seed, shape: shape, avx512: c.avx512, kq: (shape.K + 3) / 4}
-	if !p.avx512 {
+	p := &int8Product{seed: seed, shape: shape, vnni: c.vnni, kq: (shape.K + 3) / 4}
+	if !p.vnni {
 		bt, err := c.TransposedB(ctx, seed, shape)
 		p.bt = bt
 		return p, err
@@ -77,7 +81,7 @@ func (p *int8Product) offset(j, q int) int {
 }
 
 func (p *int8Product) newWorker() *rowWorker[int8, int32] {
-	return newRowWorker[int8, int32](int8BlockRows*4*p.kq, p.shape.M, p.avx512)
+	return newRowWorker[int8, int32](int8BlockRows*4*p.kq, p.shape.M, p.vnni)
 }
 
 // block computes the rows rows[0..6) of C into w.c (duplicates allowed).
@@ -86,7 +90,7 @@ func (p *int8Product) block(w *rowWorker[int8, int32], rows *[int8BlockRows]int)
 	for r, i := range rows {
 		FillInt8Row(w.a[r*lda:r*lda+k], p.seed, MatrixA, i)
 	}
-	if !p.avx512 {
+	if !p.vnni {
 		for r := 0; r < int8BlockRows; r += 2 {
 			a0, a1 := w.a[r*lda:r*lda+k], w.a[(r+1)*lda:(r+1)*lda+k]
 			c0, c1 := w.c[r], w.c[r+1]
@@ -157,8 +161,14 @@ func blockRows[A int8 | float32, C int32 | float32](ctx context.Context, c *CPU,
 	newWorker func() *rowWorker[A, C], block func(*rowWorker[A, C], *[int8BlockRows]int), emit func(i int, row []C, w *rowWorker[A, C])) error {
 	blocks := (count + int8BlockRows - 1) / int8BlockRows
 	chunk := max(1, min(16, blocks/(4*c.workers)))
+	// Workers' scratch is reused across chunks: a proof allocates B, the
+	// leaves and a few buffers per worker, nothing per row or chunk (on a
+	// machine running many nodes, poai sim, per-row buffers were most of
+	// the garbage, and the collector's mark phases stalled every proof).
+	pool := sync.Pool{New: func() any { return newWorker() }}
 	return c.parallel(ctx, blocks, chunk, func(lo, hi int) {
-		w := newWorker()
+		w := pool.Get().(*rowWorker[A, C])
+		defer pool.Put(w)
 		var idx [int8BlockRows]int
 		for b := lo; b < hi; b++ {
 			for r := range idx {

@@ -1,19 +1,24 @@
-//go:build amd64 && !purego
+//go:build amd64 && gc && !purego
 
 package gpu
 
 import "golang.org/x/sys/cpu"
 
 // haveAVX512 reports whether the CPU (and the OS, which must save the
-// AVX-512 state) supports AVX-512 F, BW and VNNI, which int8Kernel and
-// bf16Kernel need.
-var haveAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
+// AVX-512 state) supports AVX-512 F, which bf16Kernel needs; haveVNNI
+// whether it also has AVX-512 VNNI, which int8Kernel needs. Go's GODEBUG
+// turns either off (GODEBUG=cpu.avx512f=off, cpu.avx512vnni=off), and the
+// portable kernels, with the same bits, run instead.
+var (
+	haveAVX512 = cpu.X86.HasAVX512F
+	haveVNNI   = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI
+)
 
 // int8Kernel computes a 6×64 block of int32 dot products with VPDPBUSD:
 // c[r·64+l] = Σ_{q<kq} Σ_{t<4} a[r·lda+4q+t] · b[q·256+64(l/16)+4(l%16)+t],
 // a's bytes signed, b's unsigned (int8Product's packed panel), wrapping
 // in int32. a holds six rows of lda ≥ 4·kq bytes; kq ≥ 1. Requires
-// haveAVX512.
+// haveVNNI.
 //
 //go:noescape
 func int8Kernel(a *int8, lda int, b *byte, kq int, c *int32)

@@ -1,11 +1,15 @@
-//go:build !amd64 || purego
+//go:build !amd64 || !gc || purego
 
 package gpu
 
-// haveAVX512 is false: int8Kernel and bf16Kernel exist only on amd64.
-const haveAVX512 = false
+// haveAVX512 and haveVNNI are false: int8Kernel and bf16Kernel exist only
+// on amd64 with the gc toolchain.
+const (
+	haveAVX512 = false
+	haveVNNI   = false
+)
 
-// int8Kernel is never called without haveAVX512.
+// int8Kernel is never called without haveVNNI.
 func int8Kernel(a *int8, lda int, b *byte, kq int, c *int32) {
 	panic("gpu: int8Kernel without AVX-512 VNNI")
 }

@@ -28,7 +28,7 @@ func naiveInt8Row(seed Seed, shape Shape, i int) []int32 {
 // not a multiple of 6, and on a block of extreme values.
 func TestInt8KernelsAgree(t *testing.T) {
 	kernels := []bool{false}
-	if haveAVX512 {
+	if haveVNNI {
 		kernels = append(kernels, true)
 	} else {
 		t.Log("this CPU has no AVX-512 VNNI: only the portable kernel is checked")
@@ -38,7 +38,7 @@ func TestInt8KernelsAgree(t *testing.T) {
 		seed := Seed{byte(shape.K), byte(shape.M)}
 		for _, vnni := range kernels {
 			c := NewCPU(WithWorkers(3))
-			c.avx512 = vnni
+			c.vnni = vnni
 			t.Run(fmt.Sprintf("%dx%dx%d/vnni=%v", shape.N, shape.K, shape.M, vnni), func(t *testing.T) {
 				rows := []int{shape.N - 1, 0, shape.N / 2, shape.N - 1}
 				got, err := c.RowsInt8(ctx, seed, shape, rows)
@@ -65,14 +65,14 @@ func TestInt8KernelsAgree(t *testing.T) {
 			})
 		}
 	}
-	if !haveAVX512 {
+	if !haveVNNI {
 		return
 	}
 	// Extreme values: A all −128 and B all −128 or 127 give the largest
 	// magnitudes the wrapping sums and the 128·ΣA correction must carry.
 	for _, bv := range []int8{-128, 127} {
 		k := 1 << 12
-		p := &int8Product{shape: Shape{N: 6, K: k, M: 64}, avx512: true, kq: k / 4, packed: make([]byte, k*64)}
+		p := &int8Product{shape: Shape{N: 6, K: k, M: 64}, vnni: true, kq: k / 4, packed: make([]byte, k*64)}
 		for i := range p.packed {
 			p.packed[i] = byte(bv) ^ 0x80
 		}
@@ -96,7 +96,7 @@ func TestInt8KernelsAgree(t *testing.T) {
 func BenchmarkInt8Rows(b *testing.B) {
 	for _, shape := range []Shape{{N: 1536, K: 512, M: 512}, {N: 384, K: 4096, M: 4096}} {
 		for _, vnni := range []bool{false, true} {
-			if vnni && !haveAVX512 {
+			if vnni && !haveVNNI {
 				continue
 			}
 			name := "portable"
@@ -105,7 +105,7 @@ func BenchmarkInt8Rows(b *testing.B) {
 			}
 			b.Run(fmt.Sprintf("%dx%dx%d/%s", shape.N, shape.K, shape.M, name), func(b *testing.B) {
 				c := NewCPU(WithWorkers(1))
-				c.avx512 = vnni
+				c.vnni = vnni
 				ctx := context.Background()
 				p, err := c.prepareInt8(ctx, Seed{1}, shape)
 				if err != nil {
@@ -135,7 +135,8 @@ func TestBF16KernelsAgree(t *testing.T) {
 		t.Skip("this CPU has no AVX-512: only the portable bf16 kernel runs here")
 	}
 	ctx := context.Background()
-	for _, shape := range []Shape{{N: 7, K: 5, M: 3}, {N: 13, K: 64, M: 64}, {N: 20, K: 257, M: 200}, {N: 9, K: 1000, M: 130}} {
+	for _, shape := range []Shape{{N: 7, K: 1, M: 1}, {N: 3, K: 2, M: 63}, {N: 8, K: 3, M: 65}, {N: 7, K: 5, M: 3}, {N: 13, K: 64, M: 64},
+		{N: 20, K: 257, M: 200}, {N: 9, K: 1000, M: 129}} {
 		seed := Seed{byte(shape.K), byte(shape.M), 16}
 		portable, simd := NewCPU(WithWorkers(2)), NewCPU(WithWorkers(3))
 		portable.avx512, simd.avx512 = false, true
@@ -151,6 +152,23 @@ func TestBF16KernelsAgree(t *testing.T) {
 		for i, v := range want.Data {
 			if math.Float32bits(got.Data[i]) != math.Float32bits(v) {
 				t.Fatalf("%v: element %d is %v, portable %v", shape, i, got.Data[i], v)
+			}
+		}
+		// And both are the plainest sum, in order of p.
+		a, b := make([]float32, shape.K), make([]float32, shape.M)
+		for r, i := range rows {
+			FillBF16Row(a, seed, MatrixBF16A, i)
+			plain := make([]float32, shape.M)
+			for p := range shape.K {
+				FillBF16Row(b, seed, MatrixBF16B, p)
+				for j := range plain {
+					plain[j] += a[p] * b[j]
+				}
+			}
+			for j, v := range plain {
+				if math.Float32bits(got.Row(r)[j]) != math.Float32bits(v) {
+					t.Fatalf("%v: C[%d][%d] is %v, the plain sum %v", shape, i, j, got.Row(r)[j], v)
+				}
 			}
 		}
 		wl, err := portable.LeavesBF16(ctx, seed, shape)

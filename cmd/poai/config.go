@@ -5,6 +5,8 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/spf13/cobra"
+
+	"github.com/poai-network/poai/node"
 )
 
 func configCmd() *cobra.Command {
@@ -23,15 +25,23 @@ func configCmd() *cobra.Command {
 		Long: `show prints, as TOML, the configuration 'poai run' would use with the same
 data directory, environment and flags: config.toml, overridden by POAI_*
 environment variables, overridden by the flags given here (run's own). It
-validates it as run does and fails with the same error. The API token is
+checks the configuration and the data directory as run does (identity key
+present, modes) and fails with the same error. The API token is
 shown as <redacted> unless --show-secrets is given.`,
 		Example: `  poai config show
   POAI_LOG_LEVEL=debug poai config show --data-dir /var/lib/poai --listen /ip4/0.0.0.0/tcp/4747`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, _, path, err := rf.load(cmd)
+			cfg, dir, path, err := rf.load(cmd)
 			if err != nil {
 				return err
+			}
+			warnings, err := node.CheckDataDir(dir, path)
+			if err != nil {
+				return err
+			}
+			for _, w := range warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
 			}
 			if cfg.API.Token != "" && !secrets {
 				cfg.API.Token = "<redacted>"

@@ -128,7 +128,7 @@ peers' views).`,
 				return err
 			}
 			if pprofAddr != "" {
-				srv, err := servePprof(pprofAddr, log)
+				srv, err := servePprof(pprofAddr, "", log)
 				if err != nil {
 					return err
 				}

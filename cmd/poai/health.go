@@ -17,7 +17,6 @@ type readiness struct {
 	// Reasons says what is missing while not ready.
 	Reasons        []string `json:"reasons,omitempty"`
 	ConnectedPeers int      `json:"connected_peers"`
-	Epoch          uint64   `json:"epoch"`
 }
 
 // routeHealth adds the probes a supervisor (systemd, Kubernetes, a load
@@ -25,21 +24,22 @@ type readiness struct {
 // nothing a peer could not learn.
 //
 //   - GET /healthz: 200 "ok" while the process serves HTTP (liveness).
-//   - GET /readyz: 200 once the node has a device claim and, when it has
-//     bootstrap peers configured, at least one connected peer; 503
-//     otherwise. Both answer JSON (readiness).
+//   - GET /readyz: 200 when the node has bootstrap peers configured and at
+//     least one connected peer, or none configured; 503 otherwise, with
+//     the reasons (readiness), as JSON.
+//
+// run serves them once the node has started, after it has measured its
+// backend and made its claim: a supervisor's first liveness probe must
+// allow for that (tens of seconds on a CPU). Neither touches the node's
+// loop: an unauthenticated probe must not queue work there.
 func routeHealth(mux *http.ServeMux, n *node.Node, bootstrap int) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		st := n.Status()
-		r := readiness{ConnectedPeers: st.ConnectedPeers, Epoch: st.Epoch}
-		if st.Claim.Model == "" {
-			r.Reasons = append(r.Reasons, "no device claim yet")
-		}
-		if bootstrap > 0 && st.ConnectedPeers == 0 {
+		r := readiness{ConnectedPeers: len(n.ConnectedPeers())}
+		if bootstrap > 0 && r.ConnectedPeers == 0 {
 			r.Reasons = append(r.Reasons, "no connected peer (bootstrap peers configured, none reached)")
 		}
 		r.Ready = len(r.Reasons) == 0

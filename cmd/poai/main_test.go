@@ -482,10 +482,10 @@ func TestInitGeneratesToken(t *testing.T) {
 // only.
 func TestPprofLoopbackOnly(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	if _, err := servePprof("0.0.0.0:0", log); err == nil || !strings.Contains(err.Error(), "loopback") {
+	if _, err := servePprof("0.0.0.0:0", "", log); err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("0.0.0.0: err = %v, want a refusal naming loopback", err)
 	}
-	srv, err := servePprof("127.0.0.1:0", log)
+	srv, err := servePprof("127.0.0.1:0", "", log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -509,6 +509,30 @@ func TestPprofLoopbackOnly(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("foreign Host: %d, want 403", resp.StatusCode)
+	}
+	// With the API's token, profiles need it too.
+	tok := strings.Repeat("k", 43)
+	guarded, err := servePprof("127.0.0.1:0", tok, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer guarded.Shutdown(context.Background())
+	url = "http://" + guarded.Addr().String() + "/debug/pprof/heap?debug=1"
+	if resp, err = http.Get(url); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no token: %d, want 401", resp.StatusCode)
+	}
+	req, _ = http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("with the token: %d, want 200", resp.StatusCode)
 	}
 }
 
@@ -540,6 +564,12 @@ func TestConfigShowIsWhatRunUses(t *testing.T) {
 	}
 	if _, err := run(t, "config", "show", "--data-dir", dir, "--log-level", "loud"); err == nil || !strings.Contains(err.Error(), "loud") {
 		t.Errorf("bad --log-level: %v", err)
+	}
+	if err := os.Remove(filepath.Join(dir, node.KeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "config", "show", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "no identity key") {
+		t.Errorf("without identity.key: %v, want run's refusal", err)
 	}
 }
 

@@ -41,6 +41,9 @@ cancelled, the score store is flushed and closed.`,
 			if err != nil {
 				return err
 			}
+			if pprofAddr != "" && !node.Loopback(pprofAddr) {
+				return errPprofNotLoopback(pprofAddr)
+			}
 			warnings, err := node.CheckDataDir(dir, cfgPath)
 			if err != nil {
 				return err
@@ -106,7 +109,7 @@ cancelled, the score store is flushed and closed.`,
 				log.Info("http listening", "addr", "http://"+srv.Addr().String(), "metrics", addr == cfg.Metrics.Listen, "api", addr == cfg.API.Listen)
 			}
 			if pprofAddr != "" {
-				srv, err := servePprof(pprofAddr, log)
+				srv, err := servePprof(pprofAddr, cfg.API.Token, log)
 				if err != nil {
 					for _, s := range servers {
 						s.Shutdown(context.Background())
