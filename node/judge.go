@@ -89,20 +89,20 @@ func (n *Node) onEquivocation(t *tracked, second *pb.Commitment) {
 // once the secret is out: like every correctness verdict, it carries this
 // node's check digest (challenge.CheckDigests), computed off the loop.
 func (n *Node) judgeEquivocation(t *tracked) {
-	if t.equivocation == nil || !t.verifier || t.attested || t.verifying || t.secret == nil {
+	if t.equivocation == nil || !t.verifier || t.settled() || t.checking() || t.secret == nil {
 		return
 	}
-	t.verifying = true
+	t.advance(checking)
 	ch, chCID, secret := t.ch, t.cid, t.secret
 	digestOf := append(n.possibleVerifiers(t), n.id)
 	n.offLoop(func(ctx context.Context) {
 		digests, err := challenge.CheckDigests(ctx, n.cpu, ch, chCID, secret, digestOf)
 		n.post(func() {
-			t.verifying = false
+			t.advance(undecided)
 			if err == nil && t.digests == nil {
 				t.digests = digests
 			}
-			if !t.attested {
+			if !t.settled() {
 				n.attest(t, pb.Verdict_VERDICT_WRONG_ANSWER, max(t.comAt.Sub(t.receivedAt), 0), 1, 0, "equivocation: two signed commitments to one challenge")
 				n.learnTruth(t, pb.Verdict_VERDICT_WRONG_ANSWER)
 			}
@@ -193,7 +193,7 @@ func (n *Node) heardFrom(target peer.ID, since time.Time) bool {
 
 // finalize attests NO_ANSWER for a challenge whose answer never came.
 func (n *Node) finalize(t *tracked) {
-	if t.attested || t.verifying {
+	if t.settled() || t.checking() {
 		return // attested, or the answer came and is being checked
 	}
 	missing := t.missingShares(t.com)
@@ -207,7 +207,7 @@ func (n *Node) finalize(t *tracked) {
 		n.log.Info("challenge void: a secret or share was not revealed in time", "challenge", t.cid, "challenger", shortID(t.challenger),
 			"challenger_revealed", t.secret != nil, "shares_missing", len(missing))
 		n.metrics.void.WithLabelValues("reveal").Inc()
-		t.attested = true
+		t.advance(settled)
 		if t.secret == nil && t.challenger != n.id {
 			n.recordCheck(t, t.challenger, false)
 			n.noteVoid(t.challenger)
@@ -238,13 +238,13 @@ func (n *Node) finalize(t *tracked) {
 	// epoch's claims. A target heard from after the challenge arrived (it
 	// re-announces its claim every epoch) did not answer; one silent all
 	// along was unreachable — a partition or a restart, not a cheat.
-	if t.awaitingClaim {
+	if t.claimWait {
 		return
 	}
-	t.awaitingClaim = true
+	t.claimWait = true
 	e := n.clock.At(time.Now())
 	n.after(time.Until(n.clock.Start(e+1).Add(n.clock.Length/ClaimSpread+2*time.Second)), func() {
-		if t.attested {
+		if t.settled() {
 			return
 		}
 		if n.heardFrom(t.target, t.receivedAt) {
@@ -258,7 +258,7 @@ func (n *Node) finalize(t *tracked) {
 }
 
 func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation, accuracy float64, reason string) {
-	t.attested = true
+	t.advance(settled)
 	a := &pb.Attestation{
 		ChallengeCid: t.cid.Bytes(), Target: []byte(t.target), Verifier: []byte(n.id), Epoch: t.ch.GetEpoch(),
 		Verdict: v, LatencyMs: uint32(min(latency.Milliseconds(), math.MaxUint32)), DeadlineMs: t.ch.GetDeadlineMs(),

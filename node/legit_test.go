@@ -71,7 +71,7 @@ func TestLegitimateChallenges(t *testing.T) {
 	if err := n.legitimate(mk(scheduled), "d2", scheduled, now); err == nil {
 		t.Fatal("a second challenge of the target in the same epoch accepted")
 	}
-	if !followed.attested {
+	if !followed.settled() {
 		t.Fatal("the first of two challenges from one challenger in an epoch was not voided")
 	}
 	huge := mk(ranked[1])

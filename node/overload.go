@@ -205,7 +205,7 @@ func (n *Node) withholdTiming(t *tracked, until time.Time) bool {
 	if !n.overloaded(t.receivedAt, until) {
 		return false
 	}
-	t.attested = true
+	t.advance(settled)
 	n.metrics.withheld.Inc()
 	n.log.Debug("timing verdict withheld: this node was overloaded", "challenge", t.cid, "target", shortID(t.target))
 	return true

@@ -78,7 +78,7 @@ func TestOverloadWithholdsTiming(t *testing.T) {
 		t.Fatalf("16 spinning goroutines: scheduling p99 %v, not over 10 ms", lag)
 	}
 	tr := &tracked{ch: &pb.Challenge{DeadlineMs: 500}, receivedAt: start}
-	if !n.withholdTiming(tr, start.Add(deadlineOf(tr.ch))) || !tr.attested {
+	if !n.withholdTiming(tr, start.Add(deadlineOf(tr.ch))) || !tr.settled() {
 		t.Fatal("a timing verdict over an overloaded window was not withheld")
 	}
 	// A lone node retries a challenge missed over that window (verifiers

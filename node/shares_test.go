@@ -62,7 +62,7 @@ func TestWithheldRevealBlamed(t *testing.T) {
 			}
 			before := testutil.ToFloat64(n.metrics.checks.WithLabelValues("contradict"))
 			n.finalize(tr)
-			if !tr.attested {
+			if !tr.settled() {
 				t.Fatal("challenge not settled")
 			}
 			if got := testutil.ToFloat64(n.metrics.checks.WithLabelValues("contradict")) - before; got != tc.wantContradiction {

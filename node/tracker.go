@@ -34,9 +34,9 @@ type tracked struct {
 	opened     bool
 	// slim: op's rows were dropped (slimOpening), so t can no longer be
 	// verified or re-checked from it.
-	slim      bool
-	verifying bool
-	attested  bool
+	slim bool
+	// state is where this node stands on its verdict (verdictState).
+	state verdictState
 	// Re-checks: other verifiers' verdicts, and the truth once this node
 	// verified or re-checked the answer itself.
 	atts map[peer.ID]heardVerdict
@@ -50,9 +50,10 @@ type tracked struct {
 	recheckWanted bool
 	rechecking    bool
 	auditing      bool // tryAudit is computing digests
-	// awaitingClaim: no answer came; the verdict waits for the next
-	// epoch's claims to tell a silent target from one that did not answer.
-	awaitingClaim bool
+	// claimWait: no answer came by the deadline, and a verdict is due
+	// after the next epoch's claims, which tell a silent target from one
+	// that did not answer (finalize); set once.
+	claimWait bool
 	// revealedCom is the commitment the challenger's reveal names (the one
 	// it received first); openings count only against it.
 	revealedCom cid.Cid
@@ -71,6 +72,50 @@ type tracked struct {
 	shareRevealed bool
 	lastRevealAt  time.Time
 }
+
+// verdictState is where a node stands on its verdict about a challenge
+// it follows (tracked.state). The transitions, all through advance:
+//
+//	undecided → checking   the answer (or an equivocation's digests) is
+//	                       being checked off the loop (tryVerify,
+//	                       judgeEquivocation)
+//	checking → undecided   the check was aborted: finalize decides
+//	undecided → settled    attested, withheld (withholdTiming) or voided
+//	checking → settled     the same, while a check was in flight (its
+//	                       result is then dropped)
+//
+// settled is final.
+type verdictState uint8
+
+const (
+	// undecided: no verdict yet; the answer may still come.
+	undecided verdictState = iota
+	// checking: a check of the answer is running off the loop.
+	checking
+	// settled: a verdict was attested or withheld, or the challenge was
+	// voided: nothing more is decided about it.
+	settled
+)
+
+// advance moves t's verdict state to s if the transition is one of
+// verdictState's, and reports whether it did: from settled nothing moves,
+// and undecided → undecided or checking → checking are not transitions.
+func (t *tracked) advance(s verdictState) bool {
+	switch {
+	case t.state == settled, s == t.state:
+		return false
+	case s == settled, t.state == undecided && s == checking, t.state == checking && s == undecided:
+		t.state = s
+		return true
+	}
+	return false
+}
+
+// settled reports whether t's verdict is settled (verdictState).
+func (t *tracked) settled() bool { return t.state == settled }
+
+// checking reports whether a check of t's answer is running off the loop.
+func (t *tracked) checking() bool { return t.state == checking }
 
 // answeredInTime reports whether the target's commitment reached this
 // node within the challenge's deadline of the challenge itself, on this
@@ -136,8 +181,8 @@ func (n *Node) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Ti
 		// Two different challenges of one target from one challenger in an
 		// epoch: nodes may have seen them in different orders, so neither
 		// can be judged fairly. Void the one being followed.
-		if t, ok := n.tracked[prev.key]; ok && !t.attested {
-			t.attested = true
+		if t, ok := n.tracked[prev.key]; ok && !t.settled() {
+			t.advance(settled)
 			n.metrics.void.WithLabelValues("duplicate").Inc()
 			n.log.Info("challenge void: its challenger sent two in one epoch", "challenger", shortID(from), "target", shortID(target))
 		}

@@ -18,18 +18,18 @@ func (n *Node) tryVerify(t *tracked) {
 		n.judgeEquivocation(t)
 		return
 	}
-	if v, ok := n.judging.unchecked(t.target); ok && t.verifier && !t.attested && t.com != nil {
+	if v, ok := n.judging.unchecked(t.target); ok && t.verifier && !t.settled() && t.com != nil {
 		// ADVERSARY: attests on the commitment alone, checking nothing.
 		n.attest(t, v, max(t.comAt.Sub(t.receivedAt), 0), 0, 1, "unchecked")
 		return
 	}
-	if !t.verifier || t.attested || t.verifying || t.com == nil || t.op == nil || t.slim || t.secret == nil || !t.comCID.Equals(t.revealedCom) {
+	if !t.verifier || t.settled() || t.checking() || t.com == nil || t.op == nil || t.slim || t.secret == nil || !t.comCID.Equals(t.revealedCom) {
 		return
 	}
 	if _, ok := t.revealedShares(t.com); !ok {
 		return
 	}
-	t.verifying = true
+	t.advance(checking)
 	n.verifyOffLoop(t, func(res challenge.Result, err error) { n.verified(t, res, err) })
 }
 
@@ -91,12 +91,12 @@ const verifyTimeout = time.Minute
 
 // verified attests the outcome of a verification.
 func (n *Node) verified(t *tracked, res challenge.Result, err error) {
-	if t.attested {
+	if t.settled() {
 		return
 	}
 	if err != nil {
 		n.log.Warn("verification aborted", "challenge", t.cid, "err", err)
-		t.verifying = false // finalize decides
+		t.advance(undecided) // finalize decides
 		return
 	}
 	// A commitment can beat its challenge to this node (it is then held as
