@@ -110,7 +110,7 @@ type Rates struct {
 // is higher (a claim can only tighten its deadlines). A claim of n devices
 // is held to n devices: a node proves on one device (the CUDA backend
 // proves on one, and signs that one's NVML report), so a count above one
-// is a claim the node fails to prove, and nvml.CrossCheck flags it too;
+// is a claim the node fails to prove, and CrossCheck flags it too;
 // where n devices' challenges exceed the limits, Check says so and the
 // claim is unverifiable. For any other model, the claim's figures, which
 // are the node's own measured totals.

@@ -34,7 +34,7 @@ type DeviceSpec struct {
 	// the H200, derived for every other model (HashRateFor).
 	HashGHps float64
 	// MaxSMClockMHz bounds the SM clock NVML may report for the model
-	// (nvml.CrossCheck): the rated boost for data-centre boards, whose
+	// (challenge.CrossCheck): the rated boost for data-centre boards, whose
 	// NVML maximum equals it (1,980 MHz measured on the H200), and
 	// GeForceClockHeadroom over it for GeForce boards, whose clock tables
 	// run above the rated boost.

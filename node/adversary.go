@@ -84,7 +84,7 @@ const (
 	// RoleInflate (adversary) has one emulated InflateModel and claims
 	// InflateCount of them: it is held to every device it claims
 	// (challenge.Planner.RatesFor), so its proofs are sized for
-	// InflateCount devices and come late, and nvml.CrossCheck flags the
+	// InflateCount devices and come late, and challenge.CrossCheck flags the
 	// count.
 	RoleInflate Role = "inflate"
 	// RoleVRAMDodger (adversary) has an emulated DodgerModel holding

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
 	"github.com/poai-network/poai/gpu/cuda"
@@ -80,13 +81,24 @@ func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
 		case n.nvmlIndex < 0:
 			n.log.Warn("no NVML report matches the CUDA device's PCI location", "reports", len(reports))
 		default:
-			claim.Devices = reports[n.nvmlIndex : n.nvmlIndex+1]
-			if f := nvml.CrossCheckIn(n.catalog(), claim); len(f) > 0 {
+			claim.Devices = []*pb.DeviceReport{deviceReport(reports[n.nvmlIndex])}
+			if f := challenge.CrossCheckIn(n.catalog(), claim); len(f) > 0 {
 				n.log.Warn("this node's claim disagrees with its own NVML report", "findings", f)
 			}
 		}
 	}
 	return claim, nil
+}
+
+// deviceReport is NVML's report r as the claim signs it.
+func deviceReport(r nvml.Report) *pb.DeviceReport {
+	return &pb.DeviceReport{
+		Name: r.Name, Uuid: r.UUID, MemoryTotalBytes: r.MemoryTotalBytes,
+		SmClockMhz: r.SMClockMHz, SmClockMaxMhz: r.SMClockMaxMHz, MemClockMaxMhz: r.MemClockMaxMHz,
+		PowerLimitMw: r.PowerLimitMW, TemperatureC: r.TemperatureC, EccEnabled: r.ECCEnabled, EccUncorrected: r.ECCUncorrected,
+		PcieGen: r.PCIeGen, PcieWidth: r.PCIeWidth, PciDomain: r.PCIDomain, PciBus: r.PCIBus, PciDevice: r.PCIDevice,
+		DriverVersion: r.DriverVersion,
+	}
 }
 
 // claimRecheck is how often a node checks for new connections to announce
@@ -173,7 +185,7 @@ func (n *Node) setUnverifiable(p peer.ID, bad bool) {
 
 func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 	c := d.msg.(*pb.DeviceClaim)
-	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: nvml.CrossCheckIn(n.catalog(), c), lastFailed: -1, lastPassed: -1}
+	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: challenge.CrossCheckIn(n.catalog(), c), lastFailed: -1, lastPassed: -1}
 	e.lastChallenged = initialLastChallenged(from, n.clock.At(at), n.cfg.Challenge.Rate)
 	if old, ok := n.peers[from]; ok {
 		e.slowProof, e.lastChallenged, e.voids = old.slowProof, old.lastChallenged, old.voids

@@ -61,7 +61,7 @@ func TestUnplannableVRAMFlagged(t *testing.T) {
 // TestManyDevicesFlagged: a catalog claim of twelve devices is held to
 // twelve devices (challenge.Planner.RatesFor), more than any challenge
 // within the limits can test, so it is flagged unverifiable — scored below
-// the graylist — besides the count flag (nvml.CrossCheck); a claim of two
+// the graylist — besides the count flag (challenge.CrossCheck); a claim of two
 // is challenged as two devices and carries the count flag alone.
 func TestManyDevicesFlagged(t *testing.T) {
 	cfg := testConfig()

@@ -14,7 +14,6 @@ import (
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
-	"github.com/poai-network/poai/gpu/nvml"
 )
 
 // TestEmulatedRolesVRAM: on a devnet's emulated catalog (fitted to a CPU
@@ -66,7 +65,7 @@ func TestEmulatedRolesVRAM(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", role, err)
 		}
-		results[i] = result{role: role, claim: claim, plan: pl, flags: nvml.CrossCheckIn(cat, claim), checkErr: n.plannable(claim)}
+		results[i] = result{role: role, claim: claim, plan: pl, flags: challenge.CrossCheckIn(cat, claim), checkErr: n.plannable(claim)}
 		ch := &pb.Challenge{Version: 1, Epoch: 1, Nonce: make([]byte, 32), Target: []byte(peer.ID("target"))}
 		pl.Apply(ch)
 		wg.Add(1)

@@ -179,7 +179,7 @@ type peerEntry struct {
 	claim    *pb.DeviceClaim
 	claimCID cid.Cid
 	seen     time.Time
-	// flags are inconsistencies found in the claim (nvml.CrossCheck) and
+	// flags are inconsistencies found in the claim (challenge.CrossCheck) and
 	// in its proofs (a catalog model proving far below its speed).
 	flags []string
 	// slowProof is the flag set by the last slow passing proof, if any.

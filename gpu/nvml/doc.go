@@ -1,8 +1,9 @@
 // Package nvml reads what each NVIDIA GPU says of itself through NVML
 // (go-nvml, which loads libnvidia-ml.so.1 at run time): name, UUID,
 // memory, clocks, power limit, temperature, ECC mode and errors, PCIe link
-// and driver version. The node signs these reports into its device claim,
-// and CrossCheck compares them with the claimed model's catalog entry.
+// and driver version. The node signs these reports into its device claim
+// (as pb.DeviceReport), and challenge.CrossCheck compares them with the
+// claimed model's catalog entry.
 //
 // A report is the device's word, not evidence: a modified driver or a
 // shim over NVML can say anything. What a report gives challengers is a
@@ -10,140 +11,26 @@
 // a claim whose proofs run far below its reported model is flagged.
 package nvml
 
-import (
-	"errors"
-	"fmt"
-	"math"
-	"regexp"
-	"strconv"
-
-	"github.com/poai-network/poai/challenge/pb"
-	"github.com/poai-network/poai/gpu"
-)
+import "errors"
 
 // ErrUnavailable reports that NVML is not installed, does not initialise,
 // or that the binary was built without cgo.
 var ErrUnavailable = errors.New("NVML unavailable")
 
-// MemoryTolerance is how far a report's memory total may sit from the
-// catalog's figure before CrossCheck flags it: drivers reserve some memory
-// and vendors round (an H200's NVML total is 150.75 GB against the 141 GB
-// of its spec sheet, GB vs GiB), so only a gap beyond 15 % is suspect.
-const MemoryTolerance = 0.15
-
-// Physical bounds on what any NVIDIA device reports, for models without
-// a catalog entry as well as those with one.
-const (
-	// MaxTemperatureC is above every NVIDIA GPU's shutdown temperature
-	// (about 90–95 °C on data-centre boards): a device that reports more
-	// would have stopped.
-	MaxTemperatureC = 110
-	// MaxAnySMClockMHz is above any NVIDIA GPU's clock table (the RTX
-	// 4090's is the highest in the catalog, about 3.1 GHz).
-	MaxAnySMClockMHz = 4000
-	// MaxPCIeGen is the newest PCIe generation (6.0, 2022).
-	MaxPCIeGen = 6
-)
-
-// driverVersion is the form of an NVIDIA driver version as NVML reports
-// it: a three-digit branch, then one or two numbers ("580.159.04",
-// "537.58").
-var driverVersion = regexp.MustCompile(`^([0-9]{3})\.[0-9]{1,3}(\.[0-9]{1,3})?$`)
-
-// CrossCheck compares the NVML reports in a claim with the claim itself,
-// with physical bounds, and with the catalog entry of its model. It
-// returns one finding per inconsistency, empty when there is none or
-// nothing to compare. A catalog claim of more than one device is a
-// finding even without reports: a node proves one device (the CUDA
-// backend proves on one, and signs that one's report), yet challengers
-// hold the claim to the count it states (challenge.Planner.RatesFor), so
-// it fails its proofs. Models are looked up in gpu.DefaultCatalog
-// (CrossCheckIn takes another).
-func CrossCheck(c *pb.DeviceClaim) []string { return CrossCheckIn(gpu.DefaultCatalog, c) }
-
-// CrossCheckIn is CrossCheck with the models of cat (a devnet's
-// gpu.DevnetCatalog).
-func CrossCheckIn(cat *gpu.DeviceCatalog, c *pb.DeviceClaim) []string {
-	var out []string
-	spec, ok := cat.Lookup(c.GetModel())
-	if ok && c.GetCount() > 1 {
-		out = append(out, fmt.Sprintf("claims %d %s devices; a node proves one, and is held to all it claims", c.GetCount(), spec.Model))
-	}
-	reports := c.GetDevices()
-	if len(reports) == 0 {
-		return out
-	}
-	if c.GetCount() > 0 && int(c.GetCount()) != len(reports) {
-		out = append(out, fmt.Sprintf("claims %d devices but reports %d", c.GetCount(), len(reports)))
-	}
-	for i, r := range reports {
-		if ok && gpu.NormalizeModel(r.GetName()) != gpu.NormalizeModel(c.GetModel()) {
-			if alt, found := cat.Lookup(r.GetName()); !found || alt.Model != spec.Model {
-				out = append(out, fmt.Sprintf("device %d reports %q, the claim says %q", i, r.GetName(), c.GetModel()))
-			}
-		}
-		if ok && spec.VRAMBytes > 0 {
-			gap := math.Abs(float64(r.GetMemoryTotalBytes())-float64(spec.VRAMBytes)) / float64(spec.VRAMBytes)
-			if gap > MemoryTolerance {
-				out = append(out, fmt.Sprintf("device %d reports %d bytes of memory, the catalog's %s has %d", i, r.GetMemoryTotalBytes(), spec.Model, spec.VRAMBytes))
-			}
-		}
-		if r.GetEccUncorrected() > 0 {
-			out = append(out, fmt.Sprintf("device %d reports %d uncorrected ECC errors", i, r.GetEccUncorrected()))
-		}
-		out = append(out, outOfBounds(i, r, spec, ok)...)
-	}
-	return out
-}
-
-// outOfBounds returns a finding for each value of report i that no
-// device could report: beyond the physical bounds above, or, for a
-// catalog model (ok), beyond its entry's maximum SM clock, power limit,
-// PCIe generation or below its first driver branch. Zero values are
-// fields NVML could not read and are not findings.
-func outOfBounds(i int, r *pb.DeviceReport, spec gpu.DeviceSpec, ok bool) []string {
-	var out []string
-	maxClock, maxGen := uint32(MaxAnySMClockMHz), uint32(MaxPCIeGen)
-	if ok {
-		maxClock, maxGen = spec.MaxSMClockMHz, spec.PCIeGen
-	}
-	if c := max(r.GetSmClockMaxMhz(), r.GetSmClockMhz()); c > maxClock {
-		out = append(out, fmt.Sprintf("device %d reports an SM clock of %d MHz, above the %d MHz %s", i, c, maxClock, boundOf(spec, ok)))
-	}
-	if r.GetSmClockMaxMhz() > 0 && r.GetSmClockMhz() > r.GetSmClockMaxMhz() {
-		out = append(out, fmt.Sprintf("device %d reports an SM clock of %d MHz, above its own maximum %d MHz", i, r.GetSmClockMhz(), r.GetSmClockMaxMhz()))
-	}
-	if t := r.GetTemperatureC(); t > MaxTemperatureC {
-		out = append(out, fmt.Sprintf("device %d reports %d °C, above any GPU's shutdown temperature", i, t))
-	}
-	if ok && r.GetPowerLimitMw() > spec.MaxPowerW*1000 {
-		out = append(out, fmt.Sprintf("device %d reports a power limit of %d W, above the %s's %d W", i, r.GetPowerLimitMw()/1000, spec.Model, spec.MaxPowerW))
-	}
-	if g := r.GetPcieGen(); g > maxGen {
-		out = append(out, fmt.Sprintf("device %d reports PCIe generation %d, above the %d %s", i, g, maxGen, boundOf(spec, ok)))
-	}
-	switch r.GetPcieWidth() {
-	case 0, 1, 2, 4, 8, 16:
-	default:
-		out = append(out, fmt.Sprintf("device %d reports a PCIe link of width %d", i, r.GetPcieWidth()))
-	}
-	if v := r.GetDriverVersion(); v != "" {
-		m := driverVersion.FindStringSubmatch(v)
-		if m == nil {
-			out = append(out, fmt.Sprintf("device %d reports driver version %q, not an NVIDIA driver version", i, v))
-		} else if major, _ := strconv.Atoi(m[1]); ok && major < spec.MinDriver {
-			out = append(out, fmt.Sprintf("device %d reports driver %s, older than the first driver for the %s (%d)", i, v, spec.Model, spec.MinDriver))
-		}
-	}
-	return out
-}
-
-// boundOf names where a bound comes from.
-func boundOf(spec gpu.DeviceSpec, ok bool) string {
-	if ok {
-		return "maximum for the " + spec.Model
-	}
-	return "maximum of any NVIDIA GPU"
+// Report is what one device says of itself. Fields NVML cannot read stay
+// zero.
+type Report struct {
+	Name, UUID       string
+	MemoryTotalBytes uint64 // bytes
+	// SM clock and its maximum, memory clock maximum, in MHz.
+	SMClockMHz, SMClockMaxMHz, MemClockMaxMHz uint32
+	PowerLimitMW                              uint32 // milliwatts
+	TemperatureC                              uint32 // °C
+	ECCEnabled                                bool
+	ECCUncorrected                            uint64 // volatile uncorrected ECC errors
+	PCIeGen, PCIeWidth                        uint32 // current link generation and width
+	PCIDomain, PCIBus, PCIDevice              uint32 // PCI location
+	DriverVersion                             string // e.g. "580.159.04"
 }
 
 // SlowProofFactor is the fraction of a catalog model's anticipated speed
@@ -164,9 +51,9 @@ func Throttled(smClockMHz, smClockMaxMHz uint32) bool {
 // at PCI (domain, bus, device), or -1. CUDA orders devices fastest first
 // and honours CUDA_VISIBLE_DEVICES; NVML orders them by PCI bus; the PCI
 // location is what both agree on.
-func Match(reports []*pb.DeviceReport, domain, bus, device uint32) int {
+func Match(reports []Report, domain, bus, device uint32) int {
 	for i, r := range reports {
-		if r.GetPciDomain() == domain && r.GetPciBus() == bus && r.GetPciDevice() == device {
+		if r.PCIDomain == domain && r.PCIBus == bus && r.PCIDevice == device {
 			return i
 		}
 	}

@@ -2,14 +2,10 @@
 
 package nvml
 
-import (
-	"fmt"
-
-	"github.com/poai-network/poai/challenge/pb"
-)
+import "fmt"
 
 // Reports returns ErrUnavailable: this build cannot load NVML.
-func Reports() ([]*pb.DeviceReport, error) {
+func Reports() ([]Report, error) {
 	return nil, fmt.Errorf("%w: built without cgo or for a system other than Linux", ErrUnavailable)
 }
 
