@@ -7,10 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/libp2p/go-libp2p/gologshim"
@@ -97,5 +99,27 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	}
 	lh, _ := handler(libp2pLevel)
 	gologshim.SetDefaultHandler(lh)
+	// Libraries that write to the standard library's log (zeroconf, the
+	// mDNS responder) go through slog too.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(stdlogWriter{slog.New(lh).With("logger", "stdlib")})
 	return slog.New(h), nil
+}
+
+// stdlogWriter hands each line the standard library's log writes to a
+// slog logger, at the level its "[DEBUG]", "[INFO]", "[WARN]" or "[ERR]"
+// prefix names (zeroconf's style; warn without one), the prefix removed.
+type stdlogWriter struct{ l *slog.Logger }
+
+func (w stdlogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimRight(string(p), "\n")
+	level := slog.LevelWarn
+	for prefix, l := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo, "[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError, "[ERROR]": slog.LevelError} {
+		if rest, ok := strings.CutPrefix(msg, prefix); ok {
+			msg, level = strings.TrimSpace(rest), l
+			break
+		}
+	}
+	w.l.Log(context.Background(), level, msg)
+	return len(p), nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -614,5 +615,22 @@ func TestKeyShow(t *testing.T) {
 	}
 	if _, err := run(t, "key", "show", "--data-dir", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no identity key") {
 		t.Fatalf("missing key: %v", err)
+	}
+}
+
+// TestStdlogThroughSlog: a library's log.Printf line reaches slog at the
+// level its prefix names, the prefix gone.
+func TestStdlogThroughSlog(t *testing.T) {
+	var buf bytes.Buffer
+	w := stdlogWriter{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	l := stdlog.New(w, "", 0)
+	l.Printf("[WARN] mdns: Failed to set multicast interface: %v", "no route")
+	l.Printf("[INFO] mdns: ready")
+	l.Printf("bare line")
+	out := buf.String()
+	for _, want := range []string{`level=WARN msg="mdns: Failed to set multicast interface: no route"`, `level=INFO msg="mdns: ready"`, `level=WARN msg="bare line"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %s in\n%s", want, out)
+		}
 	}
 }
