@@ -281,3 +281,17 @@ func (c *CPU) ProjectInt8B(ctx context.Context, seed Seed, shape Shape, r []uint
 	})
 	return out, err
 }
+
+// Kernels names the CPU product kernels this machine runs: "avx512-vnni"
+// or "portable" for int8, "avx512" or "portable" for bf16 (the portable
+// ones give the same bits, slower).
+func (c *CPU) Kernels() (forInt8, forBF16 string) {
+	forInt8, forBF16 = "portable", "portable"
+	if c.vnni {
+		forInt8 = "avx512-vnni"
+	}
+	if c.avx512 {
+		forBF16 = "avx512"
+	}
+	return forInt8, forBF16
+}

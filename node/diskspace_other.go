@@ -4,5 +4,6 @@ package node
 
 import "errors"
 
-// freeBytes is not measured on this system: the disk is not watched.
-func freeBytes(string) (uint64, error) { return 0, errors.ErrUnsupported }
+// FreeBytes is not measured on this system (errors.ErrUnsupported): the
+// disk is not watched.
+func FreeBytes(string) (uint64, error) { return 0, errors.ErrUnsupported }

@@ -4,9 +4,9 @@ package node
 
 import "syscall"
 
-// freeBytes returns the bytes available to an unprivileged writer on the
+// FreeBytes returns the bytes available to an unprivileged writer on the
 // filesystem holding dir (statfs: available blocks × block size).
-func freeBytes(dir string) (uint64, error) {
+func FreeBytes(dir string) (uint64, error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return 0, err

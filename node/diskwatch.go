@@ -34,7 +34,7 @@ func (n *Node) Fatal() <-chan error { return n.fatal }
 func (n *Node) checkDisk() error {
 	measure := n.o.freeSpace
 	if measure == nil {
-		measure = freeBytes
+		measure = FreeBytes
 	}
 	free, err := measure(n.dir)
 	if errors.Is(err, errors.ErrUnsupported) {

@@ -186,7 +186,7 @@ func New(key crypto.PrivKey, cfg Config, log *slog.Logger) (*Host, error) {
 // newLibp2pHost builds the TCP and QUIC libp2p host of cfg with its
 // connection and resource managers.
 func newLibp2pHost(key crypto.PrivKey, cfg Config) (host.Host, error) {
-	if err := checkPortsFree(cfg.ListenAddrs); err != nil {
+	if err := CheckPortsFree(cfg.ListenAddrs); err != nil {
 		return nil, err
 	}
 	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh)

@@ -15,7 +15,7 @@ import (
 // already holds.
 var ErrPortInUse = errors.New("p2p port already in use")
 
-// checkPortsFree binds and releases, once, every listen address of addrs
+// CheckPortsFree binds and releases, once, every listen address of addrs
 // with a fixed TCP or UDP port, and returns ErrPortInUse, naming the
 // address, for the first one another socket holds. go-libp2p's TCP and
 // QUIC transports set SO_REUSEPORT, so a second daemon on the same port
@@ -24,7 +24,7 @@ var ErrPortInUse = errors.New("p2p port already in use")
 // connections; a probe without SO_REUSEPORT fails on a port that any
 // socket holds. Port 0 and addresses that do not parse or bind for other
 // reasons (no IPv6 on the host) are left to libp2p to report.
-func checkPortsFree(addrs []string) error {
+func CheckPortsFree(addrs []string) error {
 	for _, s := range addrs {
 		ma, err := multiaddr.NewMultiaddr(s)
 		if err != nil {

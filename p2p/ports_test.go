@@ -48,7 +48,7 @@ func TestPortInUseRefused(t *testing.T) {
 		}
 		t.Fatalf("port %d held by another host: err %v, want ErrPortInUse", port, err)
 	}
-	if err := checkPortsFree([]string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}); err != nil {
+	if err := CheckPortsFree([]string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}); err != nil {
 		t.Fatalf("port 0: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	stdlog "log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -632,5 +633,46 @@ func TestStdlogThroughSlog(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %s in\n%s", want, out)
 		}
+	}
+}
+
+// TestDoctorFindsWhatRunWouldFailOn: on a fresh data directory every check
+// passes or is skipped; a held p2p port and a missing identity are
+// failures named with their fix, and the command fails.
+func TestDoctorFindsWhatRunWouldFailOn(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := run(t, "init", "--data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	free := []string{"--data-dir", dir, "--listen", "/ip4/127.0.0.1/tcp/0", "--api-addr", "127.0.0.1:0", "--metrics-addr", ""}
+	out, err := run(t, append([]string{"doctor", "--json"}, free...)...)
+	var checks []doctorCheck
+	if jerr := json.Unmarshal([]byte(out), &checks); jerr != nil {
+		t.Fatalf("doctor --json: %v\n%s", jerr, out)
+	}
+	for _, c := range checks {
+		if c.Status == checkFail {
+			t.Errorf("fresh data directory: %s failed: %s", c.Name, c.Detail)
+		}
+	}
+	if err != nil && !t.Failed() {
+		t.Fatalf("doctor failed with no failing check: %v", err)
+	}
+	_, port, _ := net.SplitHostPort(held.Addr().String())
+	out, err = run(t, "doctor", "--data-dir", dir, "--listen", "/ip4/127.0.0.1/tcp/"+port, "--api-addr", "127.0.0.1:0", "--metrics-addr", "")
+	if err == nil || !strings.Contains(out, "fail  p2p ports") || !strings.Contains(out, "port "+port) {
+		t.Fatalf("held port %s: err %v\n%s", port, err, out)
+	}
+	if err := os.Remove(filepath.Join(dir, node.KeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, append([]string{"doctor"}, free...)...)
+	if err == nil || !strings.Contains(out, "fail  identity") || !strings.Contains(out, "poai init") {
+		t.Fatalf("missing key: err %v\n%s", err, out)
 	}
 }
