@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -36,6 +37,8 @@ func devnetCmd() *cobra.Command {
 		devices     string
 		pretrusted  int
 		pprofAddr   string
+		apiAddr     string
+		keep        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "devnet",
@@ -148,6 +151,29 @@ peers' views).`,
 			if d.GPU != "" {
 				fmt.Fprintf(stderr, "devnet: node 0 proves on the GPU (%s)\n", d.GPU)
 			}
+			if apiAddr != "" {
+				// The first honest node's API and live page: its view of
+				// the whole devnet, on one address.
+				observer := d.Nodes[0]
+				for _, o := range d.Nodes {
+					if !o.Role().Adversary() {
+						observer = o
+						break
+					}
+				}
+				mux := http.NewServeMux()
+				api := observer.APIHandler("")
+				mux.Handle(node.APIVersion+"/", api)
+				mux.Handle("GET /{$}", api)
+				srv, err := node.ServeHTTP(apiAddr, node.HostGuard(apiAddr, nil, mux), node.DefaultHTTPLimits(), log)
+				if err != nil {
+					d.Close()
+					return fmt.Errorf("--api-addr %s: %w", apiAddr, err)
+				}
+				defer srv.Shutdown(context.Background())
+				fmt.Fprintf(stderr, "devnet: live page and API of %s (%s) at http://%s/ (poai status --api http://%s)\n",
+					observer.ID(), observer.Role(), srv.Addr(), srv.Addr())
+			}
 			fmt.Fprintf(stderr, "devnet: %d nodes up; CPU backend per node: %.2f int8 GOPS, %.2f bf16 GFLOPS, %.2f M hashes/s; epoch %v; running for %v (Ctrl-C stops early)\n",
 				nodes, d.Measured.Int8TOPS*1e3, d.Measured.BF16TFLOPS*1e3, d.Measured.HashGHps*1e3, d.EpochLength, duration)
 			end := time.NewTimer(duration)
@@ -176,6 +202,10 @@ peers' views).`,
 			r.Elapsed = time.Since(start)
 			r.ElapsedS = r.Elapsed.Seconds()
 			drawTable(stderr, d, r, r.Elapsed, false)
+			if keep && ctx.Err() == nil {
+				fmt.Fprintln(stderr, "devnet: --duration is over and the report above is final; the network keeps running and serving (--keep) until Ctrl-C")
+				<-ctx.Done()
+			}
 			if err := d.Close(); err != nil {
 				return fmt.Errorf("devnet shutdown: %w", err)
 			}
@@ -225,6 +255,8 @@ peers' views).`,
 	f.BoolVar(&check, "check", false, "exit with status 3 unless every adversary ends below every honest peer and graylisted, no honest peer is graylisted, and honest peers pass every challenge")
 	f.StringVar(&dataDir, "data-dir", "", "keep each node's data in this folder (default: a temporary folder, removed at the end)")
 	f.StringVar(&pprofAddr, "pprof", "", pprofFlagHelp)
+	f.StringVar(&apiAddr, "api-addr", "127.0.0.1:0", "serve the first honest node's JSON API and live page (its view of the devnet) at this loopback host:port, printed at start; empty to disable")
+	f.BoolVar(&keep, "keep", false, "after --duration, print the table and keep the network running and serving until Ctrl-C, then print the report")
 	f.StringVar(&logLevel, "log-level", "warn", "node log level on stderr: debug, info, warn or error")
 	return cmd
 }
