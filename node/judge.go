@@ -197,13 +197,15 @@ func (n *Node) finalize(t *tracked) {
 		return // attested, or the answer came and is being checked
 	}
 	missing := t.missingShares(t.com)
-	if t.com != nil && t.op == nil && t.answeredInTime() && (t.secret == nil || len(missing) > 0 || time.Since(t.lastRevealAt) < openGrace) {
+	if t.com != nil && t.answeredInTime() && (t.secret == nil || len(missing) > 0 || (t.op == nil && time.Since(t.lastRevealAt) < openGrace)) {
 		// The target committed in time (this node handed the commitment to
-		// the challenger too) but the challenger revealed its secret, or a
-		// verifier the commitment lists its share, late or never, so the
-		// target could not open: the fault of whoever withheld, and each
-		// is contradicted here as a judge who failed its duty. A
-		// commitment after the deadline voids nothing: the target is late.
+		// the challenger too) but the challenger's secret, or the share of
+		// a verifier the commitment lists, reached this node late or never:
+		// the target could not open, or (when its opening is here: the
+		// reveal reached it but not this node) this node cannot check it.
+		// Either way the fault is whoever withheld, and each is
+		// contradicted here as a judge who failed its duty. A commitment
+		// after the deadline voids nothing: the target is late.
 		n.log.Info("challenge void: a secret or share was not revealed in time", "challenge", t.cid, "challenger", shortID(t.challenger),
 			"challenger_revealed", t.secret != nil, "shares_missing", len(missing))
 		n.metrics.void.WithLabelValues("reveal").Inc()
@@ -230,7 +232,7 @@ func (n *Node) finalize(t *tracked) {
 	if t.com != nil {
 		// The commitment came; the opening was due by this finalize.
 		if !n.withholdTiming(t, time.Now()) {
-			n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no complete answer before the deadline")
+			n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no complete answer before the deadline: "+t.answerState())
 		}
 		return
 	}

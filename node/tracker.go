@@ -117,6 +117,19 @@ func (t *tracked) settled() bool { return t.state == settled }
 // checking reports whether a check of t's answer is running off the loop.
 func (t *tracked) checking() bool { return t.state == checking }
 
+// answerState says, for a verdict's reason, what this node holds of t's
+// answer and what it needed to check it.
+func (t *tracked) answerState() string {
+	has := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	return fmt.Sprintf("opening %s, secret %s, shares missing %d, commitment revealed %s, slim %s",
+		has(t.op != nil), has(t.secret != nil), len(t.missingShares(t.com)), has(t.com != nil && t.comCID.Equals(t.revealedCom)), has(t.slim))
+}
+
 // answeredInTime reports whether the target's commitment reached this
 // node within the challenge's deadline of the challenge itself, on this
 // node's clock.
