@@ -303,7 +303,12 @@ func TestCheckEnv(t *testing.T) {
 // refuses (here: an epoch far beyond the current one) is not counted as
 // issued, in Stats or in poai_challenges_issued_total; one it accepts is.
 func TestIssuedCountsOnlyAccepted(t *testing.T) {
-	n := startNode(t, testConfig(), nil)
+	// A long epoch: no epoch starts during the test, so the node's own
+	// schedule issues nothing to the target besides the two challenges
+	// made here (with testConfig's 2 s epochs it did, one run in a few).
+	cfg := testConfig()
+	cfg.Challenge.EpochLength = Duration(time.Hour)
+	n := startNode(t, cfg, nil)
 	target := randomID(t)
 	claim := &pb.DeviceClaim{Model: "amd64 CPU", Int8Tops: 0.001, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20, IssuedUnixMs: time.Now().UnixMilli()}
 	_, claimCID, err := challenge.MessageCID(claim)
