@@ -149,8 +149,10 @@ func (s *schedLag) max(from, to time.Time) time.Duration {
 
 // starved returns the share of the CPU time this process's threads asked
 // for over the spans overlapping [from, to] that they spent waiting for
-// a core other processes held: Σwait / Σ(run + wait) (0 with no demand,
-// or where the kernel gives no schedstat).
+// a core: Σwait / Σ(run + wait). It is 0 where the kernel gives no
+// schedstat, and when the waits add up to less than a tenth of the
+// window: a nearly idle process's few short waits make a large share of
+// a tiny demand without delaying anything.
 func (s *schedLag) starved(from, to time.Time) float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -161,7 +163,7 @@ func (s *schedLag) starved(from, to time.Time) float64 {
 			wait += x.wait
 		}
 	}
-	if run+wait == 0 {
+	if run+wait == 0 || time.Duration(wait) < to.Sub(from)/10 {
 		return 0
 	}
 	return float64(wait) / float64(run+wait)
