@@ -5,14 +5,15 @@ import (
 	"time"
 
 	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/node/devnet"
 	"github.com/poai-network/poai/scoring"
 )
 
 // runDevnet starts a devnet of real peers on loopback and returns its
 // report once epochs epochs have passed.
-func runDevnet(t *testing.T, nodes int, adv map[node.Role]int, target, epoch time.Duration, epochs int64) node.Report {
+func runDevnet(t *testing.T, nodes int, adv map[node.Role]int, target, epoch time.Duration, epochs int64) devnet.Report {
 	t.Helper()
-	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+	d, err := devnet.Start(t.Context(), devnet.Config{
 		Nodes: nodes, Adversaries: adv, DataDir: t.TempDir(), Target: target, EpochLength: epoch, GPU: "off",
 	})
 	if err != nil {
@@ -92,7 +93,7 @@ func TestCollusionThirtyPercent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 10-peer devnet for about a minute")
 	}
-	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+	d, err := devnet.Start(t.Context(), devnet.Config{
 		Nodes: 10, Adversaries: map[node.Role]int{node.RoleColluder: 3}, DataDir: t.TempDir(),
 		Target: 200 * time.Millisecond, GPU: "off",
 	})
@@ -131,7 +132,7 @@ func TestCollusionThirtyPercent(t *testing.T) {
 }
 
 // TestSharedDevices: one device behind two identities, on emulated
-// devices (node.DevicesEmulated) so that every honest peer has a device of
+// devices (devnet.DevicesEmulated) so that every honest peer has a device of
 // its own and the host's cores hide nothing. A relay proves on its
 // accomplice's device (honest node 1), and two shared-device identities
 // share one; on the wave schedule ([challenge] waves = 1) with slack +
@@ -147,9 +148,9 @@ func TestSharedDevices(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 6-peer devnet for about 100 seconds")
 	}
-	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+	d, err := devnet.Start(t.Context(), devnet.Config{
 		Nodes: 6, Adversaries: map[node.Role]int{node.RoleRelay: 1, node.RoleSharedDevice: 2}, DataDir: t.TempDir(), GPU: "off",
-		Devices: node.DevicesEmulated, Target: 500 * time.Millisecond, Slack: 1.3, Allowance: 200 * time.Millisecond, Waves: 1,
+		Devices: devnet.DevicesEmulated, Target: 500 * time.Millisecond, Slack: 1.3, Allowance: 200 * time.Millisecond, Waves: 1,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +169,7 @@ func TestSharedDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	if e := r.Emulator; e == nil || e.Overloaded {
-		t.Fatalf("test bed, not a node: emulated devices overran %+v (more than %.0f%% measures the host)", e, 100*node.MaxOverrunShare)
+		t.Fatalf("test bed, not a node: emulated devices overran %+v (more than %.0f%% measures the host)", e, 100*devnet.MaxOverrunShare)
 	}
 	t.Logf("emulated devices: %d workloads, %d overruns", r.Emulator.Workloads, r.Emulator.Overruns)
 	// Devnet wiring: relay j borrows honest node j+1's device.
@@ -288,7 +289,7 @@ func TestColludingChallenger(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 4-peer devnet for about 2 minutes")
 	}
-	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+	d, err := devnet.Start(t.Context(), devnet.Config{
 		Nodes: 4, Adversaries: map[node.Role]int{node.RoleColludingChallenger: 2}, DataDir: t.TempDir(),
 		Target: 400 * time.Millisecond, EpochLength: 10 * time.Second, GPU: "off",
 	})

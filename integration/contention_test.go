@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/node/devnet"
 )
 
 // TestNoFalseFailuresUnderContention runs six real peers (four honest, a
@@ -24,7 +25,7 @@ func TestNoFalseFailuresUnderContention(t *testing.T) {
 	if err != nil {
 		t.Skip("no sh to burn the CPU with:", err)
 	}
-	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+	d, err := devnet.Start(t.Context(), devnet.Config{
 		Nodes:       6,
 		Adversaries: map[node.Role]int{node.RoleSlow: 1, node.RoleLazy: 1},
 		DataDir:     t.TempDir(),

@@ -16,6 +16,7 @@ import (
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/node/devnet"
 	"github.com/poai-network/poai/p2p"
 )
 
@@ -27,7 +28,7 @@ func TestDevnetRanksAdversariesBelowHonest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a devnet for about 30 s")
 	}
-	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+	d, err := devnet.Start(t.Context(), devnet.Config{
 		Nodes:       6,
 		Adversaries: map[node.Role]int{node.RoleSlow: 1, node.RoleLazy: 1, node.RoleReplay: 1},
 		DataDir:     t.TempDir(),

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/node/devnet"
 )
 
 // TestEmulatedDevices runs six honest peers (two of them on emulated
@@ -20,7 +21,7 @@ func TestEmulatedDevices(t *testing.T) {
 		t.Skip("runs a 9-peer devnet for about 2 minutes")
 	}
 	const epochs = 12
-	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+	d, err := devnet.Start(t.Context(), devnet.Config{
 		Nodes: 9, Adversaries: map[node.Role]int{node.RoleSibling: 1, node.RoleInflate: 1, node.RoleVRAMDodger: 1},
 		DataDir: t.TempDir(), Target: 400 * time.Millisecond, EpochLength: 8 * time.Second, GPU: "off",
 		Workloads: []string{"vram"}, Emulated: 2,

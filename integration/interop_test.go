@@ -25,7 +25,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 
-	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/node/devnet"
 	"github.com/poai-network/poai/p2p"
 )
 
@@ -110,7 +110,7 @@ func TestJSInterop(t *testing.T) {
 	}
 	t.Logf("peer.mjs --vectors: %s", lastLines(out, 1))
 
-	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+	d, err := devnet.Start(t.Context(), devnet.Config{
 		Nodes: 4, DataDir: t.TempDir(), GPU: "off",
 		Target: 250 * time.Millisecond, EpochLength: 4 * time.Second,
 	})

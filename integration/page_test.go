@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/node/devnet"
 )
 
 // TestLivePageInChromium serves a devnet node's live page and loads it in
@@ -25,7 +26,7 @@ func TestLivePageInChromium(t *testing.T) {
 	if err != nil {
 		t.Skip("chromium not installed (Debian package chromium; .ci/run installs it)")
 	}
-	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+	d, err := devnet.Start(t.Context(), devnet.Config{
 		Nodes: 4, Adversaries: map[node.Role]int{node.RoleLazy: 1}, DataDir: t.TempDir(),
 		Target: 250 * time.Millisecond, EpochLength: 3 * time.Second,
 	})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/node/devnet"
 )
 
 // TestSimShards runs poai sim's engine small: 24 real nodes over mocknet in
@@ -18,7 +19,7 @@ func TestSimShards(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real nodes for about 45 s")
 	}
-	r, err := node.RunSim(t.Context(), node.SimConfig{
+	r, err := devnet.RunSim(t.Context(), devnet.SimConfig{
 		Peers: 24, ShardSize: 12, Epochs: 5, DataDir: t.TempDir(), EpochLength: 7700 * time.Millisecond,
 		Adversaries: map[node.Role]int{node.RoleLazy: 1, node.RoleReplay: 1}, ClaimFraction: 0.5,
 	})
@@ -89,7 +90,7 @@ func TestSimSybilFlood(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real nodes for about 45 s")
 	}
-	r, err := node.RunSim(t.Context(), node.SimConfig{
+	r, err := devnet.RunSim(t.Context(), devnet.SimConfig{
 		Peers: 24, ShardSize: 24, Epochs: 5, DataDir: t.TempDir(), EpochLength: 6 * time.Second, Rate: 1,
 		Adversaries: map[node.Role]int{node.RoleLazy: 1, node.RoleSybilFlood: 16}, ClaimFraction: 0.5,
 		PreTrusted: 2, SlotsFrom: 3,
@@ -102,7 +103,7 @@ func TestSimSybilFlood(t *testing.T) {
 			e.ByRole[node.RoleHonest].ChallengerSlots, e.ByRole[node.RoleHonest].VerifierSlots,
 			e.ByRole[node.RoleSybilFlood].ChallengerSlots, e.ByRole[node.RoleSybilFlood].VerifierSlots)
 	}
-	var all node.SlotCount
+	var all devnet.SlotCount
 	for role, c := range r.Slots {
 		t.Logf("%s: %+v", role, *c)
 		all.ChallengerFrom += c.ChallengerFrom

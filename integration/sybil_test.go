@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/node/devnet"
 )
 
 // Bounds TestSybilFlood checks (docs/adversaries.md, "Sybil floods"). On
@@ -47,19 +48,19 @@ func TestSybilFlood(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 19-peer devnet for about 2 minutes")
 	}
-	d, err := node.StartDevnet(t.Context(), node.DevnetConfig{
+	d, err := devnet.Start(t.Context(), devnet.Config{
 		Nodes: 19, Adversaries: map[node.Role]int{node.RoleLazy: 1, node.RoleSybilFlood: 11}, DataDir: t.TempDir(),
 		Target: 400 * time.Millisecond, EpochLength: 10 * time.Second, GPU: "off",
 		// Each node proves on its own emulated device: on the host's two
 		// cores one honest node in five runs fell behind the others'
 		// proofs and missed its own (a test-bed failure, issue 21's).
-		Devices: node.DevicesEmulated,
+		Devices: devnet.DevicesEmulated,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	report := func(epoch int64) node.Report {
+	report := func(epoch int64) devnet.Report {
 		for d.Epoch() < epoch {
 			time.Sleep(500 * time.Millisecond)
 		}
@@ -72,7 +73,7 @@ func TestSybilFlood(t *testing.T) {
 	settled := report(sybilFloodSettled)
 	r := report(10)
 	type slots struct{ peers, challenger, verifier, lateChallenger, lateVerifier int }
-	early := map[string]node.PeerReport{}
+	early := map[string]devnet.PeerReport{}
 	for _, p := range settled.Peers {
 		early[p.PeerID] = p
 	}

@@ -225,8 +225,8 @@ func claimerFor(r Role) claimerRole {
 	switch {
 	case r == RoleForgedNVML:
 		return forgedClaimer{}
-	case claimFactor(r) > 1:
-		return overClaimer{factor: claimFactor(r)}
+	case r.ClaimFactor() > 1:
+		return overClaimer{factor: r.ClaimFactor()}
 	case r == RoleSibling || r == RoleInflate || r == RoleVRAMDodger:
 		return catalogLiar{role: r}
 	}
@@ -268,9 +268,9 @@ func (l catalogLiar) claim(c *pb.DeviceClaim, cat *gpu.DeviceCatalog) bool {
 	return false
 }
 
-// claimFactor is how many times the device it has a role claims: more
+// ClaimFactor is how many times the device it has a role claims: more
 // than 1 for the adversaries that over-claim (RoleSlow, RoleLateJunk).
-func claimFactor(r Role) float64 {
+func (r Role) ClaimFactor() float64 {
 	switch r {
 	case RoleSlow:
 		return SlowClaimFactor
@@ -280,11 +280,11 @@ func claimFactor(r Role) float64 {
 	return 1
 }
 
-// emulatedDevice (adversary wiring, devnet only) returns the catalog
+// EmulatedDevice (adversary wiring, devnet only) returns the catalog
 // model whose emulated twin a role's device is, and the share of that
 // model's memory the device holds; ok is false for roles without an
 // emulated device of their own.
-func emulatedDevice(r Role) (model string, hold float64, ok bool) {
+func (r Role) EmulatedDevice() (model string, hold float64, ok bool) {
 	switch r {
 	case RoleSibling:
 		return SiblingHas, 1, true

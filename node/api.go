@@ -334,11 +334,3 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
 }
-
-// hears reports whether this node holds a claim of p heard within the
-// last [challenge] peer_ttl_epochs (p is among its live peers).
-func (n *Node) hears(p peer.ID) bool {
-	var ok bool
-	n.snapshot(func() { ok = slices.Contains(n.livePeers(time.Now()), p) })
-	return ok
-}

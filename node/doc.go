@@ -25,7 +25,11 @@
 //   - shares.go, selection.go, trust.go, overload.go, claimfetch.go: verifier
 //     shares, verifier selection, EigenTrust inputs, overload withholding,
 //     claim requests.
-//   - api.go, httpserve.go, metrics.go: the operator's HTTP API and metrics.
-//   - adversary.go, sybil.go, devnet.go, sim.go: labelled adversaries and
-//     the test beds.
+//   - api.go, httpserve.go, metrics.go, observer.go: the operator's HTTP
+//     API and metrics, and what a devnet or a researcher reads of a node.
+//   - adversary.go, sybil.go: the labelled adversaries, the roles a node
+//     may be given (WithRole).
+//
+// The test beds, a devnet on loopback and the sim on libp2p's in-memory
+// network, live in node/devnet, so that a node's binary imports neither.
 package node

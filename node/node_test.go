@@ -172,18 +172,6 @@ func peerStrings(ids []peer.ID) []string {
 	return out
 }
 
-func TestParseAdversaries(t *testing.T) {
-	m, err := ParseAdversaries("slow=2, lazy=1,replay=0")
-	if err != nil || m[RoleSlow] != 2 || m[RoleLazy] != 1 {
-		t.Fatalf("%v %v", m, err)
-	}
-	for _, bad := range []string{"slow", "fast=1", "honest=2", "lazy=-1", "lazy=x"} {
-		if _, err := ParseAdversaries(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
 func TestApplyEnv(t *testing.T) {
 	c := DefaultConfig()
 	env := map[string]string{

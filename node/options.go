@@ -84,9 +84,9 @@ func WithLoss(p float64) Option { return func(o *options) { o.loss = min(max(p, 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// withOwnedBackend hands the node the release of its backend: Close (or a
+// WithOwnedBackend hands the node the release of its backend: Close (or a
 // failed Start) calls release.
-func withOwnedBackend(release func() error) Option {
+func WithOwnedBackend(release func() error) Option {
 	return func(o *options) { o.releaseBackend = release }
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/node/devnet"
 )
 
 func devnetCmd() *cobra.Command {
@@ -98,7 +99,7 @@ peers' views).`,
 			if gpuMode != "auto" && gpuMode != "off" {
 				return fmt.Errorf("--gpu %q: want auto or off", gpuMode)
 			}
-			adv, err := node.ParseAdversaries(adversaries)
+			adv, err := devnet.ParseAdversaries(adversaries)
 			if err != nil {
 				return err
 			}
@@ -112,7 +113,7 @@ peers' views).`,
 				}
 				wl = append(wl, w)
 			}
-			if devices == string(node.DevicesEmulated) {
+			if devices == string(devnet.DevicesEmulated) {
 				// Devices of their own: the wave schedule, with a deadline
 				// one device cannot meet twice (slack + allowance/target < 2).
 				fl := cmd.Flags()
@@ -141,9 +142,9 @@ peers' views).`,
 			start := time.Now()
 			stderr := cmd.ErrOrStderr()
 			fmt.Fprintf(stderr, "devnet: measuring the CPU backend and starting %d nodes...\n", nodes)
-			d, err := node.StartDevnet(ctx, node.DevnetConfig{
+			d, err := devnet.Start(ctx, devnet.Config{
 				Nodes: nodes, Adversaries: adv, DataDir: dataDir, Target: target, EpochLength: epoch, Slack: slack, Log: log, GPU: gpuMode,
-				Allowance: allowance, Waves: waves, Workloads: wl, Emulated: emulated, PreTrusted: pretrusted, Devices: node.DeviceMode(devices),
+				Allowance: allowance, Waves: waves, Workloads: wl, Emulated: emulated, PreTrusted: pretrusted, Devices: devnet.DeviceMode(devices),
 			})
 			if err != nil {
 				return err
@@ -226,7 +227,7 @@ peers' views).`,
 			fmt.Fprintf(stderr, "devnet: %s (honest min %.3f, adversary max %.3f, honest pass rate %.1f%%, honest peers graylisted %d), %s\n",
 				verdict, r.HonestMin, r.AdversaryMax, 100*r.HonestPass, r.HonestGraylisted, r.Elapsed.Round(time.Millisecond))
 			if e := r.Emulator; e != nil {
-				fmt.Fprintf(stderr, "devnet: emulated devices ran %d workloads, %d overran (%.1f%%, at most %.0f%%)\n", e.Workloads, e.Overruns, 100*e.Share, 100*node.MaxOverrunShare)
+				fmt.Fprintf(stderr, "devnet: emulated devices ran %d workloads, %d overran (%.1f%%, at most %.0f%%)\n", e.Workloads, e.Overruns, 100*e.Share, 100*devnet.MaxOverrunShare)
 				if e.Overloaded {
 					return fmt.Errorf("devnet: test bed overloaded: %d of %d emulated workloads finished on this host after their device would have, so the scores measure the host, not the nodes (fewer nodes, a longer --target, or a quieter machine)", e.Overruns, e.Workloads)
 				}
@@ -272,7 +273,7 @@ func isTerminal(w io.Writer) bool {
 
 // drawTable prints the peers and their scores. On a terminal it redraws in
 // place.
-func drawTable(w io.Writer, d *node.Devnet, r node.Report, elapsed time.Duration, redraw bool) {
+func drawTable(w io.Writer, d *devnet.Devnet, r devnet.Report, elapsed time.Duration, redraw bool) {
 	var b strings.Builder
 	if redraw {
 		b.WriteString("\x1b[H\x1b[2J")
@@ -280,7 +281,7 @@ func drawTable(w io.Writer, d *node.Devnet, r node.Report, elapsed time.Duration
 	fmt.Fprintf(&b, "epoch %d  elapsed %s  nodes %d\n", d.Epoch(), elapsed.Round(time.Second), r.Nodes)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "PEER\tROLE\tSCORE\tGOSSIP\tCAUGHT\tRECV\tPASS\tFAIL\tP50 ms\tP99 ms\tACCURACY\t")
-	peers := append([]node.PeerReport(nil), r.Peers...)
+	peers := append([]devnet.PeerReport(nil), r.Peers...)
 	sort.SliceStable(peers, func(i, j int) bool { return peers[i].FinalScore > peers[j].FinalScore })
 	for _, p := range peers {
 		role := string(p.Role)

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/node/devnet"
 )
 
 // flagCheck gathers the problems of a command's flags, each naming its
@@ -44,10 +44,10 @@ func (c *flagCheck) between(flag string, n, lo, hi int) {
 	}
 }
 
-// devices requires a node.DeviceMode.
+// devices requires a devnet.DeviceMode.
 func (c *flagCheck) devices(flag, v string) {
-	if v != string(node.DevicesHost) && v != string(node.DevicesEmulated) {
-		c.bad(flag, "%q is neither %q nor %q", v, node.DevicesHost, node.DevicesEmulated)
+	if v != string(devnet.DevicesHost) && v != string(devnet.DevicesEmulated) {
+		c.bad(flag, "%q is neither %q nor %q", v, devnet.DevicesHost, devnet.DevicesEmulated)
 	}
 }
 

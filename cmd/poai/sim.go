@@ -21,11 +21,12 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/node/devnet"
 )
 
 func simCmd() *cobra.Command {
 	var (
-		cfg         node.SimConfig
+		cfg         devnet.SimConfig
 		adversaries string
 		outDir      string
 		jsonOut     bool
@@ -98,7 +99,7 @@ report on stdout.`,
 			if err := fc.err(); err != nil {
 				return err
 			}
-			adv, err := node.ParseAdversaries(adversaries)
+			adv, err := devnet.ParseAdversaries(adversaries)
 			if err != nil {
 				return err
 			}
@@ -111,7 +112,7 @@ report on stdout.`,
 			}
 			fmt.Fprintf(stderr, "sim: starting %d nodes on mocknet (shards of ~%d, degree %d, latency %v, loss %g)...\n", cfg.Peers, cfg.ShardSize, cfg.Degree, cfg.Latency, cfg.Loss)
 			cfg.Adversaries = adv
-			cfg.Progress = func(e node.SimEpoch) {
+			cfg.Progress = func(e devnet.SimEpoch) {
 				line := fmt.Sprintf("epoch %3d  attestations %6d  delay p50 %6.0f ms p99 %6.0f ms  heap %5d MiB  goroutines %6d ", e.Epoch,
 					e.Attestations, e.DelayP50MS, e.DelayP99MS, e.HeapBytes>>20, e.Goroutines)
 				for _, r := range roleOrder(e.ByRole) {
@@ -134,7 +135,7 @@ report on stdout.`,
 				defer f.Close()
 				cfg.CPUProfile = f
 			}
-			r, err := node.RunSim(cmd.Context(), cfg)
+			r, err := devnet.RunSim(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -159,7 +160,7 @@ report on stdout.`,
 			}
 			fmt.Fprintf(stderr, "sim: all caught %v, honest graylisted %d, unobserved %d\n", r.AllCaught, r.HonestGraylisted, r.Report.Unobserved)
 			if e := r.Report.Emulator; e != nil {
-				fmt.Fprintf(stderr, "sim: emulated devices ran %d workloads, %d overran (%.1f%%, at most %.0f%%)\n", e.Workloads, e.Overruns, 100*e.Share, 100*node.MaxOverrunShare)
+				fmt.Fprintf(stderr, "sim: emulated devices ran %d workloads, %d overran (%.1f%%, at most %.0f%%)\n", e.Workloads, e.Overruns, 100*e.Share, 100*devnet.MaxOverrunShare)
 			}
 			if outDir != "" {
 				if err := writeSimOutputs(outDir, r); err != nil {
@@ -270,7 +271,7 @@ func roleOrder[V any](m map[node.Role]V) []node.Role {
 }
 
 // writeSimOutputs writes sim.json and the plots into dir.
-func writeSimOutputs(dir string, r node.SimReport) error {
+func writeSimOutputs(dir string, r devnet.SimReport) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -310,7 +311,7 @@ func newPlot(what, run, x, y string) *plot.Plot {
 }
 
 // scoresPlot draws each role's mean integrity score per epoch.
-func scoresPlot(r node.SimReport, title string) (*plot.Plot, error) {
+func scoresPlot(r devnet.SimReport, title string) (*plot.Plot, error) {
 	p := newPlot("Integrity score by role", title, "epoch", "mean score in honest peers' view")
 	roles := map[node.Role]plotter.XYs{}
 	for _, e := range r.Trajectory {
@@ -332,7 +333,7 @@ func scoresPlot(r node.SimReport, title string) (*plot.Plot, error) {
 
 // detectionPlot draws, per adversary class, the first, median and last
 // epoch its peers were caught.
-func detectionPlot(r node.SimReport, title string) (*plot.Plot, error) {
+func detectionPlot(r devnet.SimReport, title string) (*plot.Plot, error) {
 	p := newPlot("Epoch each adversary class was caught", title, "", "epoch (first, median, last caught)")
 	roles := roleOrder(r.Detection)
 	var first, median, last plotter.Values
@@ -364,7 +365,7 @@ func detectionPlot(r node.SimReport, title string) (*plot.Plot, error) {
 }
 
 // delayPlot draws the challenge-to-attestation delay percentiles per epoch.
-func delayPlot(r node.SimReport, title string) (*plot.Plot, error) {
+func delayPlot(r devnet.SimReport, title string) (*plot.Plot, error) {
 	p := newPlot("Challenge-to-attestation delay", title, "epoch", "ms")
 	var p50, p99 plotter.XYs
 	for _, e := range r.Trajectory {
@@ -382,7 +383,7 @@ func delayPlot(r node.SimReport, title string) (*plot.Plot, error) {
 }
 
 // meshPlot draws how many nodes have each mesh degree.
-func meshPlot(r node.SimReport, title string) (*plot.Plot, error) {
+func meshPlot(r devnet.SimReport, title string) (*plot.Plot, error) {
 	p := newPlot("Mesh degree on the attestation topic", title, "mesh peers", "nodes")
 	var degrees []int
 	for d := range r.MeshDegree {
@@ -408,8 +409,8 @@ func meshPlot(r node.SimReport, title string) (*plot.Plot, error) {
 // printSlots prints who held the judge slots: by role, over the run and
 // from r.SlotsFrom on, and, per adversary role, the shards where it held
 // slots from then on.
-func printSlots(w io.Writer, r node.SimReport) {
-	var all node.SlotCount
+func printSlots(w io.Writer, r devnet.SimReport) {
+	var all devnet.SlotCount
 	for _, c := range r.Slots {
 		all.Challenger, all.Verifier, all.ChallengerFrom, all.VerifierFrom = all.Challenger+c.Challenger, all.Verifier+c.Verifier, all.ChallengerFrom+c.ChallengerFrom, all.VerifierFrom+c.VerifierFrom
 	}
@@ -445,7 +446,7 @@ func printSlots(w io.Writer, r node.SimReport) {
 
 // slotsPlot draws each role's share of the epoch's verifier and
 // challenger slots.
-func slotsPlot(r node.SimReport, title string) (*plot.Plot, error) {
+func slotsPlot(r devnet.SimReport, title string) (*plot.Plot, error) {
 	p := newPlot("Share of the judge slots by role", title, "epoch", "% of the epoch's slots")
 	type xy struct{ c, v plotter.XYs }
 	roles := map[node.Role]*xy{}

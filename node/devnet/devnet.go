@@ -1,4 +1,4 @@
-package node
+package devnet
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
 	"github.com/poai-network/poai/gpu/cuda"
+	"github.com/poai-network/poai/node"
 	"github.com/poai-network/poai/p2p"
 	"github.com/poai-network/poai/scoring"
 
@@ -31,13 +32,13 @@ import (
 	"github.com/multiformats/go-multiaddr"
 )
 
-// DevnetConfig describes a local network of real nodes in one process, on
+// Config describes a local network of real nodes in one process, on
 // 127.0.0.1 with real TCP and QUIC transports and one Badger store each.
-type DevnetConfig struct {
+type Config struct {
 	// Nodes is the total number of nodes, adversaries included.
 	Nodes int
 	// Adversaries maps each adversary role to how many nodes play it.
-	Adversaries map[Role]int
+	Adversaries map[node.Role]int
 	// DataDir holds one folder per node; empty means a temporary folder
 	// removed by Close.
 	DataDir string
@@ -119,13 +120,13 @@ type DeviceMode string
 
 const (
 	// DevicesHost: nodes prove on the host's CPU, which they all share
-	// (only the roles that need one, and DevnetConfig.Emulated honest
+	// (only the roles that need one, and Config.Emulated honest
 	// nodes, get an emulated device). Identities sharing a device
 	// (relay, shared-device) share one serialized CPU backend. The host's
 	// own speed shows in every figure.
 	DevicesHost DeviceMode = "host"
 	// DevicesEmulated: every node proves on an emulated device of its
-	// own (gpu.Emulated, with DevnetJitter): an EmulatedHonestModel twin,
+	// own (gpu.Emulated, with Jitter): an EmulatedHonestModel twin,
 	// or its role's device (sibling, inflate, vram-dodger). The host
 	// computes the arithmetic, the device's budget decides when the
 	// answer leaves, so honest nodes no longer share a device through
@@ -140,11 +141,11 @@ const (
 	DevicesEmulated DeviceMode = "emulated"
 )
 
-// DevnetJitter is σ of the emulated devices' run-to-run variation
+// Jitter is σ of the emulated devices' run-to-run variation
 // (gpu.Budget.Jitter): 2 %, the order of the difference between two
 // honest H200 catalog challenges (commitments after 2,066 and 2,007 ms,
 // docs/measurements/catalog-challenge-2026-11-30.log).
-const DevnetJitter = 0.02
+const Jitter = 0.02
 
 // MaxOverrunShare is the share of emulated workloads that may overrun
 // (Devnet.Overruns) before a run measures its host rather than its
@@ -153,7 +154,7 @@ const DevnetJitter = 0.02
 const MaxOverrunShare = 0.05
 
 // EmulatedHonestModel is the catalog model whose emulated twin honest
-// devnet nodes with an emulated device have (DevnetConfig.Emulated).
+// devnet nodes with an emulated device have (Config.Emulated).
 const EmulatedHonestModel = "A100 80GB SXM"
 
 // Emulated devices of a devnet (gpu.DevnetCatalog, fitDevnetScale).
@@ -213,8 +214,8 @@ func emulatedBackend(inner gpu.Backend, p challenge.Planner, model string, hold,
 }
 
 // ParseAdversaries parses "slow=1,lazy=2" into a role count map.
-func ParseAdversaries(s string) (map[Role]int, error) {
-	out := map[Role]int{}
+func ParseAdversaries(s string) (map[node.Role]int, error) {
+	out := map[node.Role]int{}
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -224,7 +225,7 @@ func ParseAdversaries(s string) (map[Role]int, error) {
 		if !ok {
 			return nil, fmt.Errorf("adversary %q: want role=count", part)
 		}
-		r, err := ParseRole(name)
+		r, err := node.ParseRole(name)
 		if err != nil {
 			return nil, err
 		}
@@ -242,7 +243,7 @@ func ParseAdversaries(s string) (map[Role]int, error) {
 
 // Devnet is a running local network.
 type Devnet struct {
-	Nodes []*Node
+	Nodes []*node.Node
 	// GPU names the device node 0 proves on, or is empty.
 	GPU      string
 	Measured gpu.Throughput
@@ -277,10 +278,10 @@ func (d *Devnet) Overruns() (workloads, overruns uint64) {
 	return workloads, overruns
 }
 
-// StartDevnet measures the CPU backend once, then starts cfg.Nodes nodes:
+// Start measures the CPU backend once, then starts cfg.Nodes nodes:
 // honest ones first, then the adversaries, each bootstrapping from node 0
 // and one random earlier node. Epoch 0 starts after the warm-up.
-func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
+func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 	adv := 0
 	for _, c := range cfg.Adversaries {
 		adv += c
@@ -288,7 +289,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	if cfg.Nodes < 3 || cfg.Nodes-adv < 2 {
 		return nil, fmt.Errorf("devnet: %d nodes with %d adversaries: need at least 3 nodes and 2 honest", cfg.Nodes, adv)
 	}
-	if r := cfg.Adversaries[RoleRelay]; r > cfg.Nodes-adv-1 {
+	if r := cfg.Adversaries[node.RoleRelay]; r > cfg.Nodes-adv-1 {
 		return nil, fmt.Errorf("devnet: %d relays need %d honest accomplices besides node 0, there are %d honest nodes", r, r, cfg.Nodes-adv)
 	}
 	switch cfg.Devices {
@@ -327,7 +328,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1
 	}
-	base := DefaultConfig()
+	base := node.DefaultConfig()
 	// Measured on the challenges' own K and M, so that the per-row costs
 	// weigh in the anticipated times as they will in the proofs.
 	measured, err := gpu.MeasureAllFor(ctx, gpu.NewCPU(gpu.WithWorkers(cfg.Workers)), gpu.MeasureShapes{Int8K: cfg.K, Int8M: cfg.M, Reps: cfg.MeasureReps})
@@ -379,11 +380,11 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 	}
 	honest := cfg.Nodes - adv
-	roles := make([]Role, 0, cfg.Nodes)
+	roles := make([]node.Role, 0, cfg.Nodes)
 	for range honest {
-		roles = append(roles, RoleHonest)
+		roles = append(roles, node.RoleHonest)
 	}
-	for _, r := range Roles {
+	for _, r := range node.Roles {
 		for range cfg.Adversaries[r] {
 			roles = append(roles, r)
 		}
@@ -392,9 +393,9 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	// its members' peer IDs (their keys are made before the nodes start);
 	// relay j forwards to honest node j+1, whose device (one worker,
 	// serialized) it shares.
-	cliques := map[Role][]peer.ID{}
+	cliques := map[node.Role][]peer.ID{}
 	for i, role := range roles {
-		if role != RoleColluder && role != RoleSybil && role != RoleColludingChallenger && (role != RoleHonest || cfg.PreTrusted <= 0) {
+		if role != node.RoleColluder && role != node.RoleSybil && role != node.RoleColludingChallenger && (role != node.RoleHonest || cfg.PreTrusted <= 0) {
 			continue
 		}
 		dir := filepath.Join(d.dir, fmt.Sprintf("node-%02d", i))
@@ -402,7 +403,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 			d.Close()
 			return nil, err
 		}
-		key, err := p2p.LoadOrCreateKey(filepath.Join(dir, KeyFile))
+		key, err := p2p.LoadOrCreateKey(filepath.Join(dir, node.KeyFile))
 		if err != nil {
 			d.Close()
 			return nil, err
@@ -417,32 +418,32 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	// Colluding challengers pair up in order, a challenger then its
 	// target, each pair with its own side channel; an odd one out has no
 	// partner.
-	leaks := map[int]*Leak{}
-	if pair := cliques[RoleColludingChallenger]; len(pair) > 0 {
-		first := slices.Index(roles, RoleColludingChallenger)
+	leaks := map[int]*node.Leak{}
+	if pair := cliques[node.RoleColludingChallenger]; len(pair) > 0 {
+		first := slices.Index(roles, node.RoleColludingChallenger)
 		for j := 0; j+1 < len(pair); j += 2 {
-			l := NewLeak(pair[j], pair[j+1])
+			l := node.NewLeak(pair[j], pair[j+1])
 			leaks[first+j], leaks[first+j+1] = l, l
 		}
-		delete(cliques, RoleColludingChallenger)
+		delete(cliques, node.RoleColludingChallenger)
 	}
 	// The first cfg.PreTrusted honest nodes of each shard are pre-trusted
 	// by all (their keys were made above).
 	trusted := map[int]int{}
-	for _, id := range cliques[RoleHonest] {
+	for _, id := range cliques[node.RoleHonest] {
 		if s := p2p.ShardOf(id, max(cfg.Shards, 1)); trusted[s] < cfg.PreTrusted {
 			trusted[s]++
 			base.Scoring.PreTrusted = append(base.Scoring.PreTrusted, id.String())
 		}
 	}
-	delete(cliques, RoleHonest) // not a clique
+	delete(cliques, node.RoleHonest) // not a clique
 	// Devices of two identities: relay j's accomplice is honest node j+1,
 	// so no device serves more than one relay besides its owner; the
 	// shared-device identities come in pairs (an odd last one joins the
 	// pair before it). On the host, a shared device is one CPU backend
 	// serializing its workloads (sharedDevice); with emulated devices it is
 	// one emulated device, which serializes them itself.
-	nRelay, nShared := cfg.Adversaries[RoleRelay], cfg.Adversaries[RoleSharedDevice]
+	nRelay, nShared := cfg.Adversaries[node.RoleRelay], cfg.Adversaries[node.RoleSharedDevice]
 	accomplices := make([]devnetDevice, nRelay)
 	pairs := map[int]devnetDevice{}
 	shared := 0
@@ -453,7 +454,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	d.Clock = genesis
 	for i, role := range roles {
 		c := base
-		c.P2P = P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}, ConnLow: base.P2P.ConnLow, ConnHigh: base.P2P.ConnHigh, Shards: max(cfg.Shards, 1)}
+		c.P2P = node.P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}, ConnLow: base.P2P.ConnLow, ConnHigh: base.P2P.ConnHigh, Shards: max(cfg.Shards, 1)}
 		if i > 0 && !cfg.Mocknet {
 			c.P2P.Bootstrap = []string{d.Nodes[0].Addrs()[0].String()}
 			if i > 1 {
@@ -461,11 +462,11 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 			}
 		}
 		c.Challenge.Genesis = genesis.Unix()
-		c.Challenge.EpochLength = Duration(cfg.EpochLength)
-		c.Challenge.TargetDuration = Duration(cfg.Target)
+		c.Challenge.EpochLength = node.Duration(cfg.EpochLength)
+		c.Challenge.TargetDuration = node.Duration(cfg.Target)
 		c.Challenge.Slack = cfg.Slack
 		if cfg.Allowance > 0 {
-			c.Challenge.Allowance = Duration(cfg.Allowance)
+			c.Challenge.Allowance = node.Duration(cfg.Allowance)
 		}
 		if cfg.K > 0 && cfg.M > 0 {
 			c.Challenge.K, c.Challenge.M = cfg.K, cfg.M
@@ -479,41 +480,41 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		}
 		c.Device.Model = "devnet CPU"
 		c.Device.VRAMBytes = vram
-		if f := cfg.ClaimFraction; f > 0 && f < 1 && claimFactor(role) == 1 {
+		if f := cfg.ClaimFraction; f > 0 && f < 1 && role.ClaimFactor() == 1 {
 			c.Device.Int8TOPS, c.Device.BF16TFLOPS, c.Device.HashGHps = f*measured.Int8TOPS, f*measured.BF16TFLOPS, f*measured.HashGHps
 			c.Device.VRAMBytes = uint64(f * float64(vram))
 		}
 		c.Metrics.Listen = ""
 		var backend gpu.Backend = gpu.NewCPU(gpu.WithWorkers(cfg.Workers))
-		accomplice := i >= 1 && i <= nRelay && role == RoleHonest
-		if (accomplice || role == RoleSharedDevice) && !emulatedAll {
+		accomplice := i >= 1 && i <= nRelay && role == node.RoleHonest
+		if (accomplice || role == node.RoleSharedDevice) && !emulatedAll {
 			backend = &sharedDevice{Backend: backend}
 		}
-		opts := []Option{WithRole(role), WithMeasured(measured), WithBackend(backend), WithLogger(cfg.Log.With("node", i)),
-			WithClique(cliques[role]), WithCatalog(catalog)}
-		model, hold, emulated := emulatedDevice(role) // ADVERSARY wiring: sibling, inflate, vram-dodger
+		opts := []node.Option{node.WithRole(role), node.WithMeasured(measured), node.WithBackend(backend), node.WithLogger(cfg.Log.With("node", i)),
+			node.WithClique(cliques[role]), node.WithCatalog(catalog)}
+		model, hold, emulated := role.EmulatedDevice() // ADVERSARY wiring: sibling, inflate, vram-dodger
 		switch {
-		case emulatedAll && !emulated && role != RoleRelay:
+		case emulatedAll && !emulated && role != node.RoleRelay:
 			model, hold, emulated = EmulatedHonestModel, 1, true
-		case role == RoleHonest && i >= max(honest-cfg.Emulated, 1+nRelay):
+		case role == node.RoleHonest && i >= max(honest-cfg.Emulated, 1+nRelay):
 			model, hold, emulated = EmulatedHonestModel, 1, true
 		}
 		// The device this node proves on: its own, or the one it shares.
 		var dev devnetDevice
 		group := -1
-		if role == RoleSharedDevice {
+		if role == node.RoleSharedDevice {
 			group = min(shared/2, max(nShared/2-1, 0))
 			shared++
 			dev = pairs[group]
 		}
 		switch {
 		case dev.b != nil:
-		case role == RoleRelay && emulatedAll:
+		case role == node.RoleRelay && emulatedAll:
 			dev = accomplices[relays] // it has no device of its own
 		case emulated:
 			p := c.Challenge.Planner()
 			p.Catalog = catalog
-			e, t, err := emulatedBackend(backend, p, model, hold, DevnetJitter, uint64(i))
+			e, t, err := emulatedBackend(backend, p, model, hold, Jitter, uint64(i))
 			if err != nil {
 				d.Close()
 				return nil, err
@@ -535,26 +536,26 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 			c.Device.Model, c.Device.VRAMBytes = "", 0
 			c.Device.Int8TOPS, c.Device.BF16TFLOPS, c.Device.HashGHps = 0, 0, 0
 		}
-		opts = append(opts, WithBackend(dev.b), WithMeasured(dev.t))
+		opts = append(opts, node.WithBackend(dev.b), node.WithMeasured(dev.t))
 		if l := leaks[i]; l != nil {
-			opts = append(opts, WithLeak(l))
+			opts = append(opts, node.WithLeak(l))
 		}
-		if role == RoleRelay {
-			opts = append(opts, WithAccomplice(accomplices[relays].b))
+		if role == node.RoleRelay {
+			opts = append(opts, node.WithAccomplice(accomplices[relays].b))
 			relays++
 		}
 		if cfg.Mocknet {
 			addr := multiaddr.StringCast(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i>>16&255, i>>8&255, i&255))
-			opts = append(opts, WithCompactStore(), WithHeartbeat(cfg.Heartbeat), WithScoreInspect(10*time.Second), WithLoss(cfg.Loss), WithHost(func(key crypto.PrivKey) (host.Host, error) {
+			opts = append(opts, node.WithCompactStore(), node.WithHeartbeat(cfg.Heartbeat), node.WithScoreInspect(10*time.Second), node.WithLoss(cfg.Loss), node.WithHost(func(key crypto.PrivKey) (host.Host, error) {
 				return d.mocknet.AddPeer(key, addr)
 			}))
 		}
 		if i == 0 && gpuBackend != nil {
 			c.Device.Model = "devnet GPU"
 			c.Device.VRAMBytes = min(uint64(gpuMeasured.HashGHps*1e9*cfg.Target.Seconds()/float64(vs.Rounds+vs.ReadsPerBlock)*gpu.VRAMBlockBytes/vs.Fill), 256<<20)
-			opts = append(opts, WithMeasured(gpuMeasured), WithBackend(gpuBackend), withOwnedBackend(gpuBackend.Close))
+			opts = append(opts, node.WithMeasured(gpuMeasured), node.WithBackend(gpuBackend), node.WithOwnedBackend(gpuBackend.Close))
 		}
-		n, err := New(filepath.Join(d.dir, fmt.Sprintf("node-%02d", i)), c, opts...)
+		n, err := node.New(filepath.Join(d.dir, fmt.Sprintf("node-%02d", i)), c, opts...)
 		if err == nil {
 			err = n.Start(ctx)
 		}
@@ -585,7 +586,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 // graylisted an honest peer with two honest links, whose claims no honest
 // peer heard by the end (docs/sim.md).
 func (d *Devnet) linkShards(degree int) error {
-	byShard := map[int][]*Node{}
+	byShard := map[int][]*node.Node{}
 	for _, n := range d.Nodes {
 		s, _ := n.Shard()
 		byShard[s] = append(byShard[s], n)
@@ -649,18 +650,18 @@ func (d *Devnet) Epoch() int64 {
 
 // PeerReport is one line of the devnet report.
 type PeerReport struct {
-	PeerID       string  `json:"peer_id"`
-	Role         Role    `json:"role"`
-	Challenges   int     `json:"challenges_received"`
-	Passed       int     `json:"passed"`
-	Failed       int     `json:"failed"`
-	LatencyP50   float64 `json:"latency_p50_ms"`
-	LatencyP99   float64 `json:"latency_p99_ms"`
-	MaxDeviation float64 `json:"max_score_deviation"`
-	Accuracy     float64 `json:"accuracy"`
-	FinalScore   float64 `json:"final_score"`
-	ClaimedTOPS  float64 `json:"claimed_int8_tops"`
-	Backend      string  `json:"backend"`
+	PeerID       string    `json:"peer_id"`
+	Role         node.Role `json:"role"`
+	Challenges   int       `json:"challenges_received"`
+	Passed       int       `json:"passed"`
+	Failed       int       `json:"failed"`
+	LatencyP50   float64   `json:"latency_p50_ms"`
+	LatencyP99   float64   `json:"latency_p99_ms"`
+	MaxDeviation float64   `json:"max_score_deviation"`
+	Accuracy     float64   `json:"accuracy"`
+	FinalScore   float64   `json:"final_score"`
+	ClaimedTOPS  float64   `json:"claimed_int8_tops"`
+	Backend      string    `json:"backend"`
 	// GossipScore is the mean over the honest peers of its shard of the
 	// gossipsub score each gives the peer (application score plus the
 	// router's counters) or, where one is not connected to it, of the
@@ -747,7 +748,7 @@ func (d *Devnet) Report() (Report, error) {
 		Measured: d.Measured, GPU: d.GPU, HonestMin: math.Inf(1), AdversaryMax: math.Inf(-1)}
 	var honestPass, honestTotal int
 	for _, p := range d.Nodes {
-		var observer *Node
+		var observer *node.Node
 		var sum float64
 		var views int
 		for _, o := range d.Nodes {
@@ -785,14 +786,14 @@ func (d *Devnet) Report() (Report, error) {
 			// would start from on a connection (graylisted or not).
 			g, ok := o.GossipScores()[p.ID()]
 			if !ok {
-				g = o.appScore(p.ID())
+				g = o.Observer().AppScore(p.ID())
 			}
 			gsum += g
 			gviews++
 			if g < p2p.GraylistThreshold {
 				pr.GraylistedBy++
 			}
-			if o.hears(p.ID()) {
+			if o.Observer().Hears(p.ID()) {
 				pr.HeardBy++
 			}
 			if slices.Contains(o.ConnectedPeers(), p.ID()) {
@@ -805,7 +806,7 @@ func (d *Devnet) Report() (Report, error) {
 		pr.HonestViews = gviews
 		st := p.Stats()
 		pr.Answered, pr.ProveFailed = st.Answered, st.ProveFailed
-		pr.ChallengerSlots, pr.VerifierSlots = observer.slotsSeen.counts(p.ID(), 0, math.MaxUint64)
+		pr.ChallengerSlots, pr.VerifierSlots = observer.Observer().Slots(p.ID(), 0, math.MaxUint64)
 		pr.Graylisted = pr.GossipScore < p2p.GraylistThreshold
 		pr.CaughtEpoch = caughtEpoch(observer, p.ID(), r.Epochs)
 		pr.Trust, _ = observer.Book().PeerTrust(p.ID().String())
@@ -854,7 +855,7 @@ type EmulatorReport struct {
 
 // sameShard reports whether a and b share a shard: only then does one
 // judge the other.
-func sameShard(a, b *Node) bool {
+func sameShard(a, b *node.Node) bool {
 	sa, _ := a.Shard()
 	sb, _ := b.Shard()
 	return sa == sb
@@ -864,18 +865,18 @@ func sameShard(a, b *Node) bool {
 // observer put p's application score below the graylist threshold, or -1.
 // A peer whose claim observer cannot challenge (FlagUnverifiable) counts
 // as caught from observer's first round.
-func caughtEpoch(observer *Node, p peer.ID, last int64) int64 {
+func caughtEpoch(observer *node.Node, p peer.ID, last int64) int64 {
 	hist, err := observer.Book().TrustHistory(0, uint64(max(last, 0)))
 	if err != nil || len(hist) == 0 {
 		return -1
 	}
-	if m := observer.unverifiable.Load(); m != nil && (*m)[p] {
+	if observer.Observer().Unverifiable(p) {
 		return int64(hist[0].Epoch) // nobody can challenge its claim: graylisted from the start
 	}
 	minEv := scoring.DefaultTrustParams().MinEvidence
 	caught := int64(-1)
 	for _, v := range hist {
-		if AppScore(v.Peers[p.String()], minEv) < p2p.GraylistThreshold {
+		if node.AppScore(v.Peers[p.String()], minEv) < p2p.GraylistThreshold {
 			if caught < 0 {
 				caught = int64(v.Epoch)
 			}

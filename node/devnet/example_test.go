@@ -1,15 +1,16 @@
-package node_test
+package devnet_test
 
 import (
 	"fmt"
 
 	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/node/devnet"
 )
 
 // The devnet's --adversaries flag names labelled adversary roles and their
 // counts.
 func ExampleParseAdversaries() {
-	m, err := node.ParseAdversaries("slow=1,lazy=2")
+	m, err := devnet.ParseAdversaries("slow=1,lazy=2")
 	if err != nil {
 		panic(err)
 	}

@@ -1,4 +1,4 @@
-package node
+package devnet
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/poai-network/poai/node"
 	"github.com/poai-network/poai/p2p"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -26,7 +27,7 @@ type SimConfig struct {
 	// Peers is the total number of nodes, adversaries included.
 	Peers int
 	// Adversaries maps each adversary role to how many nodes play it.
-	Adversaries map[Role]int
+	Adversaries map[node.Role]int
 	// Epochs is how many epochs to run after genesis.
 	Epochs int
 	// ShardSize is the number of peers per shard the network aims for;
@@ -47,7 +48,7 @@ type SimConfig struct {
 	Allowance time.Duration
 	// Slack multiplies anticipated times into deadlines (0: 3).
 	Slack float64
-	// ClaimFraction is DevnetConfig.ClaimFraction (0: 1, every node claims
+	// ClaimFraction is Config.ClaimFraction (0: 1, every node claims
 	// the whole measured throughput). The CPU is measured on ten runs of
 	// each workload, not three: on a core whose speed changes from moment
 	// to moment a few runs read anything between its two speeds, and every
@@ -73,10 +74,10 @@ type SimConfig struct {
 	// DataDir holds the stores; empty means a temporary folder, in
 	// /dev/shm when it has room for 2 MiB per peer (memoryDir).
 	DataDir string
-	// PreTrusted is DevnetConfig.PreTrusted: how many honest peers of
+	// PreTrusted is Config.PreTrusted: how many honest peers of
 	// each shard every node pre-trusts, as bootstrap operators.
 	PreTrusted int
-	// Devices and Waves are DevnetConfig's: DevicesEmulated gives every
+	// Devices and Waves are Config's: DevicesEmulated gives every
 	// peer an emulated device (SimReport.Report.Emulator counts the
 	// overruns), Waves the wave schedule.
 	Devices DeviceMode
@@ -123,8 +124,8 @@ type SlotCount struct {
 
 // SimEpoch is what the simulation saw at the end of one epoch.
 type SimEpoch struct {
-	Epoch  int                  `json:"epoch"`
-	ByRole map[Role]*RoleScores `json:"by_role"`
+	Epoch  int                       `json:"epoch"`
+	ByRole map[node.Role]*RoleScores `json:"by_role"`
 	// Attestations is how many attestations honest nodes folded in during
 	// the epoch; the delays are challenge issue to attestation receipt.
 	Attestations int     `json:"attestations"`
@@ -155,15 +156,15 @@ type SimReport struct {
 	LatencyMS   float64 `json:"link_latency_ms"`
 	Loss        float64 `json:"loss"`
 	// Report is the devnet report of the last epoch (shard-aware).
-	Report     Report             `json:"report"`
-	Trajectory []SimEpoch         `json:"trajectory"`
-	Detection  map[Role]Detection `json:"detection"`
+	Report     Report                  `json:"report"`
+	Trajectory []SimEpoch              `json:"trajectory"`
+	Detection  map[node.Role]Detection `json:"detection"`
 	// Slots is who held the judge slots, by role, and ShardSlots the
 	// same per shard: a shard with fewer than k + 2 proven peers
 	// (Node.judges) gives unproven identities slots to the end.
-	SlotsFrom  int                   `json:"slots_from"`
-	Slots      map[Role]*SlotCount   `json:"slots"`
-	ShardSlots []map[Role]*SlotCount `json:"shard_slots"`
+	SlotsFrom  int                        `json:"slots_from"`
+	Slots      map[node.Role]*SlotCount   `json:"slots"`
+	ShardSlots []map[node.Role]*SlotCount `json:"shard_slots"`
 	// Challenge-to-attestation delay over the whole run, in ms.
 	DelayP50MS float64 `json:"delay_p50_ms"`
 	DelayP90MS float64 `json:"delay_p90_ms"`
@@ -284,7 +285,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 	}
 	cpu0 := cpuTime()
 	t0 := time.Now()
-	d, err := StartDevnet(ctx, DevnetConfig{
+	d, err := Start(ctx, Config{
 		Nodes: cfg.Peers, Adversaries: cfg.Adversaries, DataDir: cfg.DataDir, Target: cfg.Target,
 		EpochLength: cfg.EpochLength, Slack: cfg.Slack, Warmup: 5*time.Second + time.Duration(cfg.Peers)*60*time.Millisecond,
 		GPU: "off", Log: cfg.Log, Mocknet: true, Degree: cfg.Degree, Latency: cfg.Latency, Shards: shards,
@@ -302,7 +303,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 		}
 	}()
 	r := SimReport{Peers: cfg.Peers, Shards: shards, Epochs: cfg.Epochs, EpochLength: cfg.EpochLength.String(),
-		Rate: cfg.Rate, LatencyMS: float64(cfg.Latency) / 1e6, Loss: cfg.Loss, Detection: map[Role]Detection{}, MeshDegree: map[int]int{}}
+		Rate: cfg.Rate, LatencyMS: float64(cfg.Latency) / 1e6, Loss: cfg.Loss, Detection: map[node.Role]Detection{}, MeshDegree: map[int]int{}}
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
@@ -347,7 +348,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 	r.RunCPUS = (cpuTime() - cpu1).Seconds()
 	r.DelayP50MS, r.DelayP90MS, r.DelayP99MS = percentileMS(all, 0.5), percentileMS(all, 0.9), percentileMS(all, 0.99)
 	for _, n := range d.Nodes {
-		r.MeshDegree[len(n.host.MeshPeers(n.topic(p2p.TopicAttestation)))]++
+		r.MeshDegree[n.Observer().MeshPeers(p2p.TopicAttestation)]++
 	}
 	r.Messages, r.Verdicts = map[string]float64{}, map[string]float64{}
 	stages := map[string]*histogram{}
@@ -413,7 +414,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 	if r.Report, err = d.Report(); err != nil {
 		return r, err
 	}
-	r.SlotsFrom, r.Slots, r.ShardSlots = cfg.SlotsFrom, map[Role]*SlotCount{}, make([]map[Role]*SlotCount, shards)
+	r.SlotsFrom, r.Slots, r.ShardSlots = cfg.SlotsFrom, map[node.Role]*SlotCount{}, make([]map[node.Role]*SlotCount, shards)
 	for _, p := range d.Nodes {
 		o := d.observerOf(p)
 		if o == nil {
@@ -421,11 +422,11 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 		}
 		sh, _ := p.Shard()
 		if r.ShardSlots[sh] == nil {
-			r.ShardSlots[sh] = map[Role]*SlotCount{}
+			r.ShardSlots[sh] = map[node.Role]*SlotCount{}
 		}
-		c, v := o.slotsSeen.counts(p.ID(), 0, math.MaxUint64)
-		cf, vf := o.slotsSeen.counts(p.ID(), uint64(cfg.SlotsFrom), math.MaxUint64)
-		for _, m := range []map[Role]*SlotCount{r.Slots, r.ShardSlots[sh]} {
+		c, v := o.Observer().Slots(p.ID(), 0, math.MaxUint64)
+		cf, vf := o.Observer().Slots(p.ID(), uint64(cfg.SlotsFrom), math.MaxUint64)
+		for _, m := range []map[node.Role]*SlotCount{r.Slots, r.ShardSlots[sh]} {
 			sc := m[p.Role()]
 			if sc == nil {
 				sc = &SlotCount{}
@@ -435,7 +436,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 			sc.Challenger, sc.Verifier, sc.ChallengerFrom, sc.VerifierFrom = sc.Challenger+c, sc.Verifier+v, sc.ChallengerFrom+cf, sc.VerifierFrom+vf
 		}
 	}
-	caught := map[Role][]int64{}
+	caught := map[node.Role][]int64{}
 	for _, p := range r.Report.Peers {
 		if !p.Role.Adversary() {
 			continue
@@ -479,7 +480,7 @@ func RunSim(ctx context.Context, cfg SimConfig) (SimReport, error) {
 // sample returns each role's scores as the honest peers of its shard see
 // them after epoch e.
 func (d *Devnet) sample(e int) SimEpoch {
-	se := SimEpoch{Epoch: e, ByRole: map[Role]*RoleScores{}}
+	se := SimEpoch{Epoch: e, ByRole: map[node.Role]*RoleScores{}}
 	for _, p := range d.Nodes {
 		var sum float64
 		var views, gray int
@@ -488,7 +489,7 @@ func (d *Devnet) sample(e int) SimEpoch {
 				continue
 			}
 			sum += o.Book().Score(p.ID().String())
-			if o.appScore(p.ID()) < p2p.GraylistThreshold {
+			if o.Observer().AppScore(p.ID()) < p2p.GraylistThreshold {
 				gray++
 			}
 			views++
@@ -508,7 +509,7 @@ func (d *Devnet) sample(e int) SimEpoch {
 		if 2*gray > views {
 			rs.Graylisted++
 		}
-		c, v := d.observerOf(p).slotsSeen.counts(p.ID(), uint64(e), uint64(e)+1)
+		c, v := d.observerOf(p).Observer().Slots(p.ID(), uint64(e), uint64(e)+1)
 		rs.ChallengerSlots += c
 		rs.VerifierSlots += v
 	}
@@ -520,7 +521,7 @@ func (d *Devnet) sample(e int) SimEpoch {
 
 // observerOf returns the first honest node of p's shard other than p (the
 // devnet report's observer), or nil.
-func (d *Devnet) observerOf(p *Node) *Node {
+func (d *Devnet) observerOf(p *node.Node) *node.Node {
 	for _, o := range d.Nodes {
 		if o != p && !o.Role().Adversary() && sameShard(o, p) {
 			return o

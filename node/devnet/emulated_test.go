@@ -1,4 +1,4 @@
-package node
+package devnet
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
+	"github.com/poai-network/poai/node"
 )
 
 // TestEmulatedRolesVRAM: on a devnet's emulated catalog (fitted to a CPU
@@ -21,19 +22,23 @@ import (
 // VRAM deadline, and the sibling (an A100 40GB claiming the 80GB), the
 // inflated claim (two A100 80GB on one) and the VRAM dodger (half the
 // memory, a 16th of the hash rate claimed) miss theirs: each claim is
-// built by the node's own buildClaim and planned by its planner, the
+// the one a started node gossips, planned as its peers plan it, the
 // answers computed by emulated devices.
 func TestEmulatedRolesVRAM(t *testing.T) {
-	cfg := testConfig()
-	cfg.Challenge.TargetDuration = Duration(400 * time.Millisecond) // the devnet's: at less, a catalog claim's int8 deadline is mostly allowance
-	cfg.Device = DeviceConfig{Backend: "cpu"}
+	cfg := node.DefaultConfig()
+	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.P2P.MDNS = false
+	cfg.Metrics.Listen = ""
+	cfg.Challenge.EpochLength = node.Duration(time.Hour)                 // no schedule runs during the test
+	cfg.Challenge.TargetDuration = node.Duration(400 * time.Millisecond) // the devnet's: at less, a catalog claim's int8 deadline is mostly allowance
+	cfg.Device = node.DeviceConfig{Backend: "cpu"}
 	p := cfg.Challenge.Planner()
 	// A devnet's single-core CPU, roughly.
 	scale := fitDevnetScale(gpu.Throughput{Int8TOPS: 0.02, BF16TFLOPS: 0.004, HashGHps: 0.01}, p)
 	cat := gpu.DevnetCatalog(scale)
 	p.Catalog = cat
 	type result struct {
-		role     Role
+		role     node.Role
 		claim    *pb.DeviceClaim
 		plan     challenge.Plan
 		took     time.Duration
@@ -41,31 +46,40 @@ func TestEmulatedRolesVRAM(t *testing.T) {
 		flags    []string
 		checkErr error
 	}
-	roles := []Role{RoleHonest, RoleSibling, RoleInflate, RoleVRAMDodger}
+	var workloads []pb.Workload
+	for _, w := range cfg.Challenge.Workloads {
+		wl, err := node.ParseWorkload(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		workloads = append(workloads, wl)
+	}
+	roles := []node.Role{node.RoleHonest, node.RoleSibling, node.RoleInflate, node.RoleVRAMDodger}
 	results := make([]result, len(roles))
 	var wg sync.WaitGroup
 	for i, role := range roles {
-		model, hold, _ := emulatedDevice(role)
-		if role == RoleHonest {
+		model, hold, _ := role.EmulatedDevice()
+		if role == node.RoleHonest {
 			model, hold = EmulatedHonestModel, 1
 		}
 		dev, th, err := emulatedBackend(gpu.NewCPU(gpu.WithWorkers(1)), p, model, hold, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, err := New(t.TempDir(), cfg, WithRole(role), WithBackend(dev), WithMeasured(th), WithCatalog(cat))
+		n, err := node.New(t.TempDir(), cfg, node.WithRole(role), node.WithBackend(dev), node.WithMeasured(th), node.WithCatalog(cat))
 		if err != nil {
 			t.Fatal(err)
 		}
-		claim, err := n.buildClaim(t.Context())
-		if err != nil {
+		if err := n.Start(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		pl, err := n.planner.Plan(claim, pb.Workload_WORKLOAD_VRAM)
+		t.Cleanup(func() { n.Close() })
+		claim := n.Claim()
+		pl, err := p.Plan(claim, pb.Workload_WORKLOAD_VRAM)
 		if err != nil {
 			t.Fatalf("%s: %v", role, err)
 		}
-		results[i] = result{role: role, claim: claim, plan: pl, flags: challenge.CrossCheckIn(cat, claim), checkErr: n.plannable(claim)}
+		results[i] = result{role: role, claim: claim, plan: pl, flags: challenge.CrossCheckIn(cat, claim), checkErr: p.Check(claim, workloads)}
 		ch := &pb.Challenge{Version: 1, Epoch: 1, Nonce: make([]byte, 32), Target: []byte(peer.ID("target"))}
 		pl.Apply(ch)
 		wg.Add(1)
@@ -91,11 +105,11 @@ func TestEmulatedRolesVRAM(t *testing.T) {
 			t.Errorf("%s claims %q, not an emulated model", r.role, r.claim.GetModel())
 		}
 		late := r.err != nil || r.took > r.plan.Deadline
-		if late != (r.role != RoleHonest) {
+		if late != (r.role != node.RoleHonest) {
 			t.Errorf("%s: took %v (%v) against a deadline of %v", r.role, r.took, r.err, r.plan.Deadline)
 		}
 		counted := slices.ContainsFunc(r.flags, func(f string) bool { return strings.Contains(f, "devices") })
-		if counted != (r.role == RoleInflate) {
+		if counted != (r.role == node.RoleInflate) {
 			t.Errorf("%s: flags %q", r.role, r.flags)
 		}
 	}
