@@ -163,7 +163,7 @@ func blockRows[A int8 | float32, C int32 | float32](ctx context.Context, c *CPU,
 	chunk := max(1, min(16, blocks/(4*c.workers)))
 	// Workers' scratch is reused across chunks: a proof allocates B, the
 	// leaves and a few buffers per worker, nothing per row or chunk (on a
-	// machine running many nodes, poai sim, per-row buffers were most of
+	// machine running many nodes, poai-sim, per-row buffers were most of
 	// the garbage, and the collector's mark phases stalled every proof).
 	pool := sync.Pool{New: func() any { return newWorker() }}
 	return c.parallel(ctx, blocks, chunk, func(lo, hi int) {

@@ -9,7 +9,7 @@ import (
 	"github.com/poai-network/poai/node/devnet"
 )
 
-// TestSimShards runs poai sim's engine small: 24 real nodes over mocknet in
+// TestSimShards runs poai-sim's engine small: 24 real nodes over mocknet in
 // two shards. Each shard's peers judge each other on their own topics;
 // cheaters are caught within their shard and no honest peer is branded.
 // Five epochs, not four: the replay passes its first challenge by

@@ -54,23 +54,23 @@ func WithAccomplice(b gpu.Backend) Option { return func(o *options) { o.accompli
 func WithLeak(l *Leak) Option { return func(o *options) { o.leak = l } }
 
 // WithHost makes the node run on the libp2p host that newHost returns for
-// its identity key instead of building one from [p2p] listen: poai sim
+// its identity key instead of building one from [p2p] listen: poai-sim
 // passes mocknet peers. The node closes the host.
 func WithHost(newHost func(crypto.PrivKey) (host.Host, error)) Option {
 	return func(o *options) { o.newHost = newHost }
 }
 
 // WithHeartbeat replaces gossipsub's 1 s heartbeat (p2p.Config's
-// HeartbeatInterval), for many nodes in one process (poai sim).
+// HeartbeatInterval), for many nodes in one process (poai-sim).
 func WithHeartbeat(d time.Duration) Option { return func(o *options) { o.heartbeat = d } }
 
 // WithScoreInspect sets how often gossipsub's peer scores are copied for
 // the API (p2p.Config's ScoreInspectInterval, default 1 s), for many
-// nodes in one process (poai sim).
+// nodes in one process (poai-sim).
 func WithScoreInspect(d time.Duration) Option { return func(o *options) { o.inspect = d } }
 
 // WithCompactStore opens the score store with scoring.Params.Compact, for
-// many nodes in one process (poai sim).
+// many nodes in one process (poai-sim).
 func WithCompactStore() Option { return func(o *options) { o.compactStore = true } }
 
 // WithLoss makes the node lose fraction p in [0, 1] of the messages other

@@ -28,7 +28,7 @@ type schedSample struct {
 // in time is read late, and a late verdict says more about the verifier
 // than about the target. Nodes withhold timing verdicts then
 // (Node.overloaded). The metric is process-wide, so every node of a
-// process (poai sim, poai devnet) shares one sampler: there the nodes also
+// process (poai-sim, poai devnet) shares one sampler: there the nodes also
 // share the provers' CPU, and a backlog that delays the verifier delays
 // the proof as well.
 type schedLag struct {
@@ -84,7 +84,7 @@ func (s *schedLag) release() {
 	}
 }
 
-// shared reports whether several nodes run in this process (poai sim,
+// shared reports whether several nodes run in this process (poai-sim,
 // poai devnet): they share its CPU, provers included.
 func (s *schedLag) shared() bool {
 	s.mu.Lock()

@@ -153,7 +153,7 @@ func (n *Node) retryIfMissed(e uint64, target peer.ID, key string) {
 	if t.answeredInTime() {
 		return
 	}
-	// Where many nodes share this process (poai sim, poai devnet), a
+	// Where many nodes share this process (poai-sim, poai devnet), a
 	// challenger overloaded while it waited cannot tell a miss from the
 	// shared backlog, every verifier there withholds its verdict
 	// (withholdTiming), and a retry would only add a proof and its

@@ -201,7 +201,7 @@ func DrawProbability(r float64) float64 {
 // and waveOffset start at a tenth of the epoch): every node re-announces at
 // its own offset (claimOffset) instead of all at the epoch's first instant.
 // A thousand claims signed, gossiped and checked at once took a machine
-// running many nodes (poai sim) off its feet for about a second at every
+// running many nodes (poai-sim) off its feet for about a second at every
 // epoch boundary, stalling the proofs then running; on a real network it
 // spares the bootstrap peers the same burst.
 const ClaimSpread = 10

@@ -62,7 +62,7 @@ func TestValidatorRejectsOtherShards(t *testing.T) {
 }
 
 // A claim no configured workload can be planned for (an H100 at a 80 ms
-// target with k = m = 128, as poai sim runs) is flagged and scored below
+// target with k = m = 128, as poai-sim runs) is flagged and scored below
 // the graylist; a claim that can be challenged is not.
 func TestUnverifiableClaimGraylisted(t *testing.T) {
 	c := testConfig()

@@ -57,16 +57,16 @@ type Config struct {
 	// Topics, the unsharded names.
 	Topics []string
 	// HeartbeatInterval, when positive, replaces gossipsub's 1 s
-	// heartbeat (mesh maintenance, gossip emission). poai sim may slow
+	// heartbeat (mesh maintenance, gossip emission). poai-sim may slow
 	// it: a thousand routers in one process run a thousand heartbeats a
 	// second.
 	HeartbeatInterval time.Duration
 	// ScoreInspectInterval is how often gossipsub hands the peer scores to
 	// PeerScores (0: every second). Each inspection scores every known
-	// peer; poai sim slows it for a thousand routers in one process.
+	// peer; poai-sim slows it for a thousand routers in one process.
 	ScoreInspectInterval time.Duration
 	// Host, when set, is used instead of building a libp2p host (a
-	// mocknet peer in poai sim): ListenAddrs, the transports, the
+	// mocknet peer in poai-sim): ListenAddrs, the transports, the
 	// connection and resource managers and Metrics are then the
 	// caller's business, and Close closes it.
 	Host host.Host

@@ -122,7 +122,7 @@ func (s *scoreBook) update(m map[peer.ID]*pubsub.PeerScoreSnapshot) {
 // Config.ScoreInspectInterval), with the application score read now
 // (Config.AppScore). The router itself reads the application score on
 // every scoring, so this is what it acts on; with the inspected total, a
-// read just after a trust round showed the round before (poai sim's
+// read just after a trust round showed the round before (poai-sim's
 // report, inspected every 10 s, graylisted cheaters a round late).
 func (h *Host) PeerScores() map[peer.ID]float64 {
 	h.scores.mu.RLock()

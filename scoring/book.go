@@ -125,7 +125,7 @@ type Params struct {
 	LatencySamples int
 	// Trust tunes the EigenTrust integrity score.
 	Trust TrustParams
-	// Compact shrinks the store for many books in one process (poai sim):
+	// Compact shrinks the store for many books in one process (poai-sim):
 	// 1 MiB memtables, 4 MiB value-log files, no block or index cache
 	// (each cache is a ristretto instance with goroutines and buffers of its
 	// own: 660 MiB of heap over a thousand stores),

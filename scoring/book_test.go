@@ -119,7 +119,7 @@ func TestDuplicateAndInvalid(t *testing.T) {
 	}
 }
 
-// TestRestartKeepsHistory reopens a book, durable and compact (poai sim's
+// TestRestartKeepsHistory reopens a book, durable and compact (poai-sim's
 // stores: no caches, no compression), and finds its history.
 func TestRestartKeepsHistory(t *testing.T) {
 	for _, compact := range []bool{false, true} {

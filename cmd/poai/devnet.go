@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/poai-network/poai/internal/flagcheck"
+	"github.com/poai-network/poai/internal/logging"
 	"github.com/poai-network/poai/node"
 	"github.com/poai-network/poai/node/devnet"
 )
@@ -80,20 +82,20 @@ peers' views).`,
   poai devnet --nodes 6 --adversaries slow=1,lazy=1,replay=1 --duration 60s --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var fc flagCheck
-			fc.atLeast("nodes", nodes, 3)
-			fc.positive("duration", duration)
-			fc.positive("target", target)
-			fc.nonNegative("epoch", epoch)
-			fc.nonNegative("allowance", allowance)
+			var fc flagcheck.Check
+			fc.AtLeast("nodes", nodes, 3)
+			fc.Positive("duration", duration)
+			fc.Positive("target", target)
+			fc.NonNegative("epoch", epoch)
+			fc.NonNegative("allowance", allowance)
 			if !(slack >= 1) {
-				fc.bad("slack", "%v is under 1", slack)
+				fc.Bad("slack", "%v is under 1", slack)
 			}
-			fc.between("waves", waves, 0, node.MaxWaves)
-			fc.atLeast("emulated", emulated, 0)
-			fc.atLeast("pretrusted", pretrusted, 0)
-			fc.devices("devices", devices)
-			if err := fc.err(); err != nil {
+			fc.Between("waves", waves, 0, node.MaxWaves)
+			fc.AtLeast("emulated", emulated, 0)
+			fc.AtLeast("pretrusted", pretrusted, 0)
+			fc.Devices("devices", devices)
+			if err := fc.Err(); err != nil {
 				return err
 			}
 			if gpuMode != "auto" && gpuMode != "off" {
@@ -127,7 +129,7 @@ peers' views).`,
 					allowance = 200 * time.Millisecond
 				}
 			}
-			log, err := newLogger(logLevel, "text")
+			log, err := logging.New(logLevel, "text")
 			if err != nil {
 				return err
 			}

@@ -7,15 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	stdlog "log"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
-	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/spf13/cobra"
 )
 
@@ -55,7 +51,7 @@ Start with 'poai devnet' to watch a local network catch cheaters, or
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(initCmd(), runCmd(), statusCmd(), peersCmd(), scoresCmd(), attestationsCmd(), challengeCmd(), topologyCmd(), traceCmd(), devnetCmd(), simCmd(), benchCmd(), storeCmd(), configCmd(), keyCmd(), doctorCmd(), versionCmd())
+	root.AddCommand(initCmd(), runCmd(), statusCmd(), peersCmd(), scoresCmd(), attestationsCmd(), challengeCmd(), topologyCmd(), traceCmd(), devnetCmd(), benchCmd(), storeCmd(), configCmd(), keyCmd(), doctorCmd(), versionCmd())
 	return root
 }
 
@@ -69,57 +65,4 @@ func defaultDataDir() string {
 		return ".poai"
 	}
 	return filepath.Join(home, ".poai")
-}
-
-// newLogger returns a slog logger writing to stderr, and routes
-// go-libp2p's own logs (gologshim) to the same handler, at warn and above
-// unless the level is debug.
-func newLogger(level, format string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q: %w", level, err)
-	}
-	handler := func(l slog.Level) (slog.Handler, error) {
-		opts := &slog.HandlerOptions{Level: l}
-		switch format {
-		case "json":
-			return slog.NewJSONHandler(os.Stderr, opts), nil
-		case "text", "":
-			return slog.NewTextHandler(os.Stderr, opts), nil
-		}
-		return nil, fmt.Errorf("log format %q is not text or json", format)
-	}
-	h, err := handler(l)
-	if err != nil {
-		return nil, err
-	}
-	libp2pLevel := max(l, slog.LevelWarn)
-	if l <= slog.LevelDebug {
-		libp2pLevel = l
-	}
-	lh, _ := handler(libp2pLevel)
-	gologshim.SetDefaultHandler(lh)
-	// Libraries that write to the standard library's log (zeroconf, the
-	// mDNS responder) go through slog too.
-	stdlog.SetFlags(0)
-	stdlog.SetOutput(stdlogWriter{slog.New(lh).With("logger", "stdlib")})
-	return slog.New(h), nil
-}
-
-// stdlogWriter hands each line the standard library's log writes to a
-// slog logger, at the level its "[DEBUG]", "[INFO]", "[WARN]" or "[ERR]"
-// prefix names (zeroconf's style; warn without one), the prefix removed.
-type stdlogWriter struct{ l *slog.Logger }
-
-func (w stdlogWriter) Write(p []byte) (int, error) {
-	msg := strings.TrimRight(string(p), "\n")
-	level := slog.LevelWarn
-	for prefix, l := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo, "[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError, "[ERROR]": slog.LevelError} {
-		if rest, ok := strings.CutPrefix(msg, prefix); ok {
-			msg, level = strings.TrimSpace(rest), l
-			break
-		}
-	}
-	w.l.Log(context.Background(), level, msg)
-	return len(p), nil
 }

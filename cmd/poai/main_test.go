@@ -8,7 +8,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -115,10 +114,10 @@ func TestInitRejectsBadProfileFirst(t *testing.T) {
 	}
 }
 
-// TestDevnetAndSimRejectBadFlags: a non-positive duration (and the other
-// bad counts and durations) is an error naming the flag, returned before
-// any node starts (these would otherwise run a network).
-func TestDevnetAndSimRejectBadFlags(t *testing.T) {
+// TestDevnetRejectsBadFlags: a non-positive duration (and the other bad
+// counts and durations) is an error naming the flag, returned before any
+// node starts (these would otherwise run a network).
+func TestDevnetRejectsBadFlags(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		want []string
@@ -126,11 +125,8 @@ func TestDevnetAndSimRejectBadFlags(t *testing.T) {
 		{[]string{"devnet", "--duration", "0s"}, []string{"--duration: 0s is not a positive duration"}},
 		{[]string{"devnet", "--duration", "-1s"}, []string{"--duration: -1s is not a positive duration"}},
 		{[]string{"devnet", "--devices", "gpu"}, []string{`--devices: "gpu" is neither "host" nor "emulated"`}},
-		{[]string{"sim", "--devices", "bogus"}, []string{`--devices: "bogus" is neither "host" nor "emulated"`}},
 		{[]string{"devnet", "--nodes", "2", "--target", "0s", "--epoch", "-1s", "--waves", "9"},
 			[]string{"--nodes: 2 is under 3", "--target: 0s", "--epoch: -1s is negative", "--waves: 9 is outside 0..4"}},
-		{[]string{"sim", "--epochs", "0", "--peers", "1", "--target", "0s", "--rate", "0", "--allowance", "0s"},
-			[]string{"--epochs: 0 is under 1", "--peers: 1 is under 3", "--target: 0s", "--rate: 0 is outside (0, 1]", "--allowance: 0s"}},
 	} {
 		start := time.Now()
 		_, err := run(t, c.args...)
@@ -616,23 +612,6 @@ func TestKeyShow(t *testing.T) {
 	}
 	if _, err := run(t, "key", "show", "--data-dir", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no identity key") {
 		t.Fatalf("missing key: %v", err)
-	}
-}
-
-// TestStdlogThroughSlog: a library's log.Printf line reaches slog at the
-// level its prefix names, the prefix gone.
-func TestStdlogThroughSlog(t *testing.T) {
-	var buf bytes.Buffer
-	w := stdlogWriter{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	l := stdlog.New(w, "", 0)
-	l.Printf("[WARN] mdns: Failed to set multicast interface: %v", "no route")
-	l.Printf("[INFO] mdns: ready")
-	l.Printf("bare line")
-	out := buf.String()
-	for _, want := range []string{`level=WARN msg="mdns: Failed to set multicast interface: no route"`, `level=INFO msg="mdns: ready"`, `level=WARN msg="bare line"`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("missing %s in\n%s", want, out)
-		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/poai-network/poai/internal/logging"
 	"github.com/poai-network/poai/node"
 	"github.com/poai-network/poai/scoring"
 )
@@ -57,7 +58,7 @@ cancelled, the score store is flushed and closed.`,
 					warnings = append(warnings, "--reset-store: the score store was moved to "+aside+"; this node starts with no history")
 				}
 			}
-			log, err := newLogger(cfg.Log.Level, cfg.Log.Format)
+			log, err := logging.New(cfg.Log.Level, cfg.Log.Format)
 			if err != nil {
 				return err
 			}

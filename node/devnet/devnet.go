@@ -62,7 +62,7 @@ type Config struct {
 	// Log receives every node's logs.
 	Log *slog.Logger
 	// Mocknet runs the nodes over libp2p's in-memory network instead of
-	// TCP and QUIC on 127.0.0.1 (poai sim): each node links to Degree
+	// TCP and QUIC on 127.0.0.1 (poai-sim): each node links to Degree
 	// random peers of its shard, links delay every write by Latency, and
 	// the score stores are compact (scoring.Params.Compact).
 	Mocknet bool

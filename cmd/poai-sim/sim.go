@@ -20,6 +20,8 @@ import (
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/poai-network/poai/internal/flagcheck"
+	"github.com/poai-network/poai/internal/logging"
 	"github.com/poai-network/poai/node"
 	"github.com/poai-network/poai/node/devnet"
 )
@@ -36,7 +38,7 @@ func simCmd() *cobra.Command {
 		gogc        int
 	)
 	cmd := &cobra.Command{
-		Use:   "sim",
+		Use:   "poai-sim",
 		Short: "Simulate a large network of real nodes over libp2p's in-memory network, with plots",
 		Long: `sim runs --peers real poai nodes in this process over libp2p's in-memory
 network (mocknet): the same gossipsub with peer scoring, validators, CPU
@@ -62,48 +64,48 @@ delay.png (challenge-to-attestation delay p50/p99 per epoch), mesh.png
 (mesh degree distribution on the attestation topic) and slots.png (each
 role's share of the judge slots per epoch). --json also prints the
 report on stdout.`,
-		Example: `  poai sim --peers 200 --epochs 10
+		Example: `  poai-sim --peers 200 --epochs 10
   # under 10 minutes on 2 cores with the defaults (docs/sim.md):
-  poai sim --peers 1000 --epochs 20 --out /tmp/sim \
+  poai-sim --peers 1000 --epochs 20 --out /tmp/sim \
     --adversaries slow=20,lazy=10,replay=10,relay=10,forged-nvml=10,lazy-verifier=20,colluders=30,sybil=40,onoff=10`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var fc flagCheck
-			fc.atLeast("peers", cfg.Peers, 3)
-			fc.atLeast("epochs", cfg.Epochs, 1)
-			fc.atLeast("shard-size", cfg.ShardSize, 1)
-			fc.atLeast("degree", cfg.Degree, 1)
-			fc.devices("devices", string(cfg.Devices))
-			fc.positive("target", cfg.Target)
-			fc.nonNegative("epoch", cfg.EpochLength)
-			fc.nonNegative("latency", cfg.Latency)
-			fc.positive("allowance", cfg.Allowance)
-			fc.nonNegative("heartbeat", cfg.Heartbeat)
+			var fc flagcheck.Check
+			fc.AtLeast("peers", cfg.Peers, 3)
+			fc.AtLeast("epochs", cfg.Epochs, 1)
+			fc.AtLeast("shard-size", cfg.ShardSize, 1)
+			fc.AtLeast("degree", cfg.Degree, 1)
+			fc.Devices("devices", string(cfg.Devices))
+			fc.Positive("target", cfg.Target)
+			fc.NonNegative("epoch", cfg.EpochLength)
+			fc.NonNegative("latency", cfg.Latency)
+			fc.Positive("allowance", cfg.Allowance)
+			fc.NonNegative("heartbeat", cfg.Heartbeat)
 			if !(cfg.Rate > 0 && cfg.Rate <= 1) {
-				fc.bad("rate", "%v is outside (0, 1]", cfg.Rate)
+				fc.Bad("rate", "%v is outside (0, 1]", cfg.Rate)
 			}
 			if !(cfg.Loss >= 0 && cfg.Loss <= 1) {
-				fc.bad("loss", "%v is outside [0, 1]", cfg.Loss)
+				fc.Bad("loss", "%v is outside [0, 1]", cfg.Loss)
 			}
 			if !(cfg.Slack >= 1) {
-				fc.bad("slack", "%v is under 1", cfg.Slack)
+				fc.Bad("slack", "%v is under 1", cfg.Slack)
 			}
 			if !(cfg.ClaimFraction >= 0 && cfg.ClaimFraction <= 1) {
-				fc.bad("claim-fraction", "%v is outside [0, 1]", cfg.ClaimFraction)
+				fc.Bad("claim-fraction", "%v is outside [0, 1]", cfg.ClaimFraction)
 			}
-			fc.atLeast("k", cfg.K, 1)
-			fc.atLeast("m", cfg.M, 1)
-			fc.between("waves", cfg.Waves, 0, node.MaxWaves)
-			fc.atLeast("pretrusted", cfg.PreTrusted, 0)
-			fc.atLeast("slots-from", cfg.SlotsFrom, 0)
-			if err := fc.err(); err != nil {
+			fc.AtLeast("k", cfg.K, 1)
+			fc.AtLeast("m", cfg.M, 1)
+			fc.Between("waves", cfg.Waves, 0, node.MaxWaves)
+			fc.AtLeast("pretrusted", cfg.PreTrusted, 0)
+			fc.AtLeast("slots-from", cfg.SlotsFrom, 0)
+			if err := fc.Err(); err != nil {
 				return err
 			}
 			adv, err := devnet.ParseAdversaries(adversaries)
 			if err != nil {
 				return err
 			}
-			if cfg.Log, err = newLogger(logLevel, "text"); err != nil {
+			if cfg.Log, err = logging.New(logLevel, "text"); err != nil {
 				return err
 			}
 			stderr := cmd.ErrOrStderr()
