@@ -43,4 +43,5 @@ gpu-check-bins:
 	go build -ldflags "-s -w" -o .devbin/poai ./cmd/poai
 	go test -c -ldflags "-s -w" -o .devbin/cuda.test ./gpu/cuda
 	go test -c -ldflags "-s -w" -o .devbin/nvml.test ./gpu/nvml
-	gzip -9f .devbin/poai .devbin/cuda.test .devbin/nvml.test
+	go test -c -ldflags "-s -w" -o .devbin/challenge.test ./challenge
+	gzip -9f .devbin/poai .devbin/cuda.test .devbin/nvml.test .devbin/challenge.test

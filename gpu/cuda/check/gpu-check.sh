@@ -3,7 +3,7 @@
 # machine (made for the H200 device machine; fits in 5 minutes there).
 #
 # Build on the Go machine, then run on the GPU machine from the repo root:
-#   make gpu-check-bins            # .devbin/{poai,cuda.test,nvml.test}.gz
+#   make gpu-check-bins            # .devbin/{poai,cuda.test,nvml.test,challenge.test}.gz
 #   bash gpu/cuda/check/gpu-check.sh .devbin
 #
 # It runs: the CUDA tests (GPU results equal the golden vectors and the CPU
@@ -51,6 +51,9 @@ note "device (nvidia-smi)" $?
 echo "== CUDA tests"
 (cd gpu/cuda && POAI_REQUIRE_GPU=1 timeout 180 "$X/cuda.test" -test.v -test.timeout 170s) > "$OUT/cuda-tests.log" 2>&1
 note "CUDA tests" $?; grep -E '^(--- |ok|FAIL|PASS)|cuda_test.go' "$OUT/cuda-tests.log" | cut -c1-300
+echo "== protocol on CUDA (tolerance, golden roots, proofs a CPU verifier accepts)"
+(cd challenge && POAI_REQUIRE_GPU=1 timeout 120 "$X/challenge.test" -test.v -test.run '^TestCUDA' -test.timeout 110s) > "$OUT/challenge-cuda.log" 2>&1
+note "protocol on CUDA" $?; grep -E '^(--- |ok|FAIL|PASS)|cuda_test.go' "$OUT/challenge-cuda.log" | cut -c1-300
 echo "== NVML"; timeout 30 "$X/nvml.test" -test.v -test.run Reports 2>&1 | grep -E 'nvml_test|^(--- |ok|FAIL)' | cut -c1-400
 note "NVML" "${PIPESTATUS[0]}"
 echo "== cuBLAS reference (PyTorch)"
