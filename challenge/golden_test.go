@@ -12,7 +12,7 @@ import (
 // int8 and VRAM roots bit for bit. The bf16 root is the CPU backend's (fp32
 // accumulation in index order); other backends match its inputs bit for bit
 // (gpu.TestGoldenBF16) and its values within BF16Tolerance, not its root.
-func TestCUDAGoldenRoots(t *testing.T) {
+func TestGoldenRoots(t *testing.T) {
 	var seed gpu.Seed
 	copy(seed[:], "poai golden vector root v1......")
 	cpu := gpu.NewCPU()
