@@ -75,7 +75,7 @@ report on stdout.`,
 			fc.AtLeast("epochs", cfg.Epochs, 1)
 			fc.AtLeast("shard-size", cfg.ShardSize, 1)
 			fc.AtLeast("degree", cfg.Degree, 1)
-			fc.Devices("devices", string(cfg.Devices))
+			fc.OneOf("devices", string(cfg.Devices), string(devnet.DevicesHost), string(devnet.DevicesEmulated))
 			fc.Positive("target", cfg.Target)
 			fc.NonNegative("epoch", cfg.EpochLength)
 			fc.NonNegative("latency", cfg.Latency)

@@ -13,7 +13,7 @@ func TestSimRejectsBadFlags(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"--devices", "bogus"}, []string{`--devices: "bogus" is neither "host" nor "emulated"`}},
+		{[]string{"--devices", "bogus"}, []string{`--devices: "bogus" is not one of "host", "emulated"`}},
 		{[]string{"--epochs", "0", "--peers", "1", "--target", "0s", "--rate", "0", "--allowance", "0s"},
 			[]string{"--epochs: 0 is under 1", "--peers: 1 is under 3", "--target: 0s", "--rate: 0 is outside (0, 1]", "--allowance: 0s"}},
 	} {

@@ -94,7 +94,7 @@ peers' views).`,
 			fc.Between("waves", waves, 0, node.MaxWaves)
 			fc.AtLeast("emulated", emulated, 0)
 			fc.AtLeast("pretrusted", pretrusted, 0)
-			fc.Devices("devices", devices)
+			fc.OneOf("devices", devices, string(devnet.DevicesHost), string(devnet.DevicesEmulated))
 			if err := fc.Err(); err != nil {
 				return err
 			}

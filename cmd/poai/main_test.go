@@ -124,7 +124,7 @@ func TestDevnetRejectsBadFlags(t *testing.T) {
 	}{
 		{[]string{"devnet", "--duration", "0s"}, []string{"--duration: 0s is not a positive duration"}},
 		{[]string{"devnet", "--duration", "-1s"}, []string{"--duration: -1s is not a positive duration"}},
-		{[]string{"devnet", "--devices", "gpu"}, []string{`--devices: "gpu" is neither "host" nor "emulated"`}},
+		{[]string{"devnet", "--devices", "gpu"}, []string{`--devices: "gpu" is not one of "host", "emulated"`}},
 		{[]string{"devnet", "--nodes", "2", "--target", "0s", "--epoch", "-1s", "--waves", "9"},
 			[]string{"--nodes: 2 is under 3", "--target: 0s", "--epoch: -1s is negative", "--waves: 9 is outside 0..4"}},
 	} {

@@ -6,9 +6,10 @@ package flagcheck
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
-
-	"github.com/poai-network/poai/node/devnet"
 )
 
 // Check gathers the problems of a command's flags, each naming its flag.
@@ -48,10 +49,14 @@ func (c *Check) Between(flag string, n, lo, hi int) {
 	}
 }
 
-// Devices requires a devnet.DeviceMode.
-func (c *Check) Devices(flag, v string) {
-	if v != string(devnet.DevicesHost) && v != string(devnet.DevicesEmulated) {
-		c.Bad(flag, "%q is neither %q nor %q", v, devnet.DevicesHost, devnet.DevicesEmulated)
+// OneOf requires v to be one of allowed, and names them when it is not.
+func (c *Check) OneOf(flag, v string, allowed ...string) {
+	if !slices.Contains(allowed, v) {
+		q := make([]string, len(allowed))
+		for i, a := range allowed {
+			q[i] = strconv.Quote(a)
+		}
+		c.Bad(flag, "%q is not one of %s", v, strings.Join(q, ", "))
 	}
 }
 

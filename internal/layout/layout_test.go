@@ -1,0 +1,106 @@
+package layout
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/poai-network/poai/"
+
+// allowed lists, for each package of the module (by its path in the
+// module), the module's packages it may import directly; a trailing "/"
+// allows a whole subtree. cmd/ may import anything.
+var allowed = map[string][]string{
+	"challenge":        {"challenge/", "gpu"},
+	"challenge/merkle": {},
+	"challenge/pb":     {},
+	"gpu":              {},
+	"gpu/cuda":         {"gpu"},
+	"gpu/cuda/check":   {},
+	"gpu/nvml":         {},
+	"p2p":              {"internal/"},
+	"scoring":          {"internal/"},
+	"node":             {"challenge", "challenge/", "gpu", "gpu/", "p2p", "scoring", "internal/"},
+	"node/devnet":      {"node", "challenge", "challenge/", "gpu", "gpu/", "p2p", "scoring", "internal/"},
+}
+
+// banned lists, for a package, module paths that must not be among its
+// dependencies, direct or not (go list -deps; with -test, its tests' too).
+var banned = []struct {
+	pkg   string
+	test  bool
+	paths []string
+	why   string
+}{
+	{module + "node", false, []string{"github.com/libp2p/go-libp2p/p2p/net/mock", "gonum.org/"}, "a node's binary carries no test bed or plotting library"},
+	{module + "cmd/poai", false, []string{"gonum.org/"}, "the operator's binary carries no plotting library"},
+	{module + "gpu/...", true, []string{module + "challenge", module + "node", module + "p2p", module + "scoring"}, "gpu knows no protocol, not even in its tests"},
+}
+
+func goList(t *testing.T, args ...string) []string {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"list"}, args...)...).Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			t.Fatalf("go list %v: %v\n%s", args, err, ee.Stderr)
+		}
+		t.Fatalf("go list %v: %v", args, err)
+	}
+	return strings.Fields(string(out))
+}
+
+func permitted(rules []string, imp string) bool {
+	for _, r := range rules {
+		if imp == r || (strings.HasSuffix(r, "/") && strings.HasPrefix(imp, r)) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestImportArrows: every package imports only what its row of allowed
+// lists, every package has a row (or is a command or internal), and no
+// banned dependency is reachable.
+func TestImportArrows(t *testing.T) {
+	for _, line := range goList(t, "-f", `{{.ImportPath}}:{{join .Imports " "}}`, module+"...") {
+		_ = line
+	}
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}|{{join .Imports ","}}`, module+"...").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		path, imports, _ := strings.Cut(line, "|")
+		pkg := strings.TrimPrefix(path, module)
+		if strings.HasPrefix(pkg, "cmd/") || pkg == "integration" {
+			continue
+		}
+		rules, ok := allowed[pkg]
+		if !ok && strings.HasPrefix(pkg, "internal/") {
+			rules, ok = []string{"internal/"}, true
+		}
+		if !ok {
+			t.Errorf("%s has no row in the layout: add one, with the arrows it may follow", pkg)
+			continue
+		}
+		for _, imp := range strings.Split(imports, ",") {
+			rel, ours := strings.CutPrefix(imp, module)
+			if ours && !permitted(rules, rel) {
+				t.Errorf("%s imports %s: not an arrow of the layout", pkg, rel)
+			}
+		}
+	}
+	for _, b := range banned {
+		args := []string{"-deps"}
+		if b.test {
+			args = append(args, "-test")
+		}
+		for _, dep := range goList(t, append(args, b.pkg)...) {
+			if slices.ContainsFunc(b.paths, func(p string) bool { return strings.HasPrefix(dep, p) }) {
+				t.Errorf("%s depends on %s: %s", b.pkg, dep, b.why)
+			}
+		}
+	}
+}
