@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 
@@ -33,15 +34,20 @@ var TopicRate = map[string]struct {
 	p2p.TopicRequests:    {1, 10},
 }
 
-// maxLimited bounds the authors the rate limiter tracks; past it, idle
-// entries are dropped first, so its memory stays bounded whatever the
-// number of identities that write.
+// maxLimited bounds the (author, topic) pairs the rate limiter tracks;
+// past it the least recently used pair is forgotten (its bucket starts
+// full again if it returns), so memory stays bounded whatever the number
+// of identities that write, and a newcomer costs O(1) however full the
+// limiter is.
 const maxLimited = 10000
 
-// authorLimiter rate-limits messages per (author, topic).
+// authorLimiter rate-limits messages per (author, topic): a token bucket
+// (x/time/rate) per pair, the pairs kept in an LRU (hashicorp/golang-lru's
+// simplelru; its expirable variant starts a goroutine per cache that
+// never ends, which a process running many nodes would accumulate).
 type authorLimiter struct {
 	mu      sync.Mutex
-	buckets map[limitKey]*limited
+	buckets *simplelru.LRU[limitKey, *rate.Limiter]
 }
 
 type limitKey struct {
@@ -49,12 +55,13 @@ type limitKey struct {
 	topic  string
 }
 
-type limited struct {
-	l    *rate.Limiter
-	used time.Time
+func newAuthorLimiter() *authorLimiter {
+	l, err := simplelru.NewLRU[limitKey, *rate.Limiter](maxLimited, nil)
+	if err != nil {
+		panic(err) // only for a size under 1
+	}
+	return &authorLimiter{buckets: l}
 }
-
-func newAuthorLimiter() *authorLimiter { return &authorLimiter{buckets: map[limitKey]*limited{}} }
 
 // allow reports whether author may publish one more message on topic now.
 func (a *authorLimiter) allow(author peer.ID, topic string, now time.Time) bool {
@@ -65,33 +72,17 @@ func (a *authorLimiter) allow(author peer.ID, topic string, now time.Time) bool 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	k := limitKey{author, topic}
-	b := a.buckets[k]
-	if b == nil {
-		if len(a.buckets) >= maxLimited {
-			a.evict(now)
-			if len(a.buckets) >= maxLimited {
-				return false // full of active authors: refuse newcomers for now
-			}
-		}
-		b = &limited{l: rate.NewLimiter(rate.Limit(r.PerSecond), r.Burst)}
-		a.buckets[k] = b
+	b, ok := a.buckets.Get(k)
+	if !ok {
+		b = rate.NewLimiter(rate.Limit(r.PerSecond), r.Burst)
+		a.buckets.Add(k, b)
 	}
-	b.used = now
-	return b.l.AllowN(now, 1)
-}
-
-// evict drops entries idle long enough for their bucket to be full again.
-func (a *authorLimiter) evict(now time.Time) {
-	for k, b := range a.buckets {
-		if now.Sub(b.used) > time.Minute {
-			delete(a.buckets, k)
-		}
-	}
+	return b.AllowN(now, 1)
 }
 
 // size returns the number of tracked (author, topic) pairs.
 func (a *authorLimiter) size() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.buckets)
+	return a.buckets.Len()
 }

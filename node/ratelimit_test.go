@@ -41,8 +41,27 @@ func TestAuthorLimiter(t *testing.T) {
 	if n := a.size(); n > maxLimited {
 		t.Fatalf("limiter tracks %d authors, bound %d", n, maxLimited)
 	}
-	// Idle entries make room again.
-	if !a.allow(peer.ID("late"), p2p.TopicClaims, now.Add(5*time.Minute)) {
-		t.Fatal("idle entries were not evicted for a new author")
+	// A newcomer always gets a bucket: the least recently used goes.
+	if !a.allow(peer.ID("late"), p2p.TopicClaims, now.Add(2*time.Second)) {
+		t.Fatal("a new author was refused by a full limiter")
+	}
+}
+
+// BenchmarkAuthorLimiterFull: a new author's first message with the
+// limiter full (maxLimited pairs), the cost every identity of a Sybil
+// flood imposes.
+func BenchmarkAuthorLimiterFull(b *testing.B) {
+	a := newAuthorLimiter()
+	now := time.Unix(1_700_000_000, 0)
+	for i := range maxLimited {
+		a.allow(peer.ID(fmt.Sprint("p", i)), p2p.TopicClaims, now)
+	}
+	ids := make([]peer.ID, b.N)
+	for i := range ids {
+		ids[i] = peer.ID(fmt.Sprint("new", i))
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		a.allow(ids[i], p2p.TopicClaims, now)
 	}
 }
