@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -107,5 +108,73 @@ func TestRestartKeepsEarnedTrust(t *testing.T) {
 	})
 	if before || !after || bad {
 		t.Fatalf("after a restart: proven %v before ProvenLag, %v after it; the failed peer %v", before, after, bad)
+	}
+}
+
+// TestStartTwiceThenClose: a second Start is ErrStarted and leaves the
+// running node alone; Close then closes it once, a second Close and a
+// Close of a node that never started do nothing, and a closed node does
+// not start again.
+func TestStartTwiceThenClose(t *testing.T) {
+	n, err := New(t.TempDir(), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); !errors.Is(err, ErrStarted) {
+		t.Fatalf("second Start: %v, want ErrStarted", err)
+	}
+	if len(n.Addrs()) == 0 {
+		t.Fatal("the second Start took the running node's host down")
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := n.Start(t.Context()); !errors.Is(err, ErrStarted) {
+		t.Fatalf("Start after Close: %v, want ErrStarted", err)
+	}
+	idle, err := New(t.TempDir(), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Close(); err != nil {
+		t.Fatalf("Close of a node never started: %v", err)
+	}
+}
+
+// TestFailedStartThenClose: a node whose Start fails (its store is held
+// by another node on the same data directory) closes without a panic and
+// without touching the other node.
+func TestFailedStartThenClose(t *testing.T) {
+	dir := t.TempDir()
+	a, err := New(dir, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := New(dir, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(t.Context()); err == nil {
+		b.Close()
+		t.Fatal("two nodes started on one data directory")
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close after a failed Start: %v", err)
+	}
+	if err := b.Start(t.Context()); !errors.Is(err, ErrStarted) {
+		t.Fatalf("Start after a failed Start: %v, want ErrStarted", err)
+	}
+	if len(a.Addrs()) == 0 {
+		t.Fatal("the failed node closed the running one's host")
 	}
 }

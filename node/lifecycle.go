@@ -1,0 +1,216 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/poai-network/poai/p2p"
+	"github.com/poai-network/poai/scoring"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+)
+
+// ErrStarted is Start's error on a node started before (running, failed
+// or closed): a node's identity, store and host are opened once.
+var ErrStarted = errors.New("node: Start called on a node already started")
+
+// A node's lifecycle (Node.state): new, then started, then closed or,
+// when Start fails, failed.
+const (
+	stateNew int32 = iota
+	stateStarted
+	stateFailed
+	stateClosed
+)
+
+// Start opens the identity, the score book and the host, joins the topics
+// and starts the scheduler, the prover and the epoch loop. On failure it
+// closes whatever it had opened, in reverse order. A node starts once:
+// a second Start, or one after Close, returns ErrStarted.
+func (n *Node) Start(ctx context.Context) (err error) {
+	if !n.state.CompareAndSwap(stateNew, stateStarted) {
+		return ErrStarted
+	}
+	var undo []func() error
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+			n.state.Store(stateFailed) // Close has nothing left to close
+		}
+	}()
+	if err := os.MkdirAll(n.dir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	n.key, err = p2p.LoadOrCreateKey(filepath.Join(n.dir, KeyFile))
+	if err != nil {
+		return err
+	}
+	n.id, err = peer.IDFromPrivateKey(n.key)
+	if err != nil {
+		return err
+	}
+	n.log = n.o.log.With("peer", shortID(n.id))
+	if n.role.Adversary() {
+		n.log = n.log.With("adversary", string(n.role))
+	}
+	if n.o.releaseBackend != nil {
+		undo = append(undo, n.o.releaseBackend)
+		n.closeBackend = n.o.releaseBackend
+	}
+	if n.backend == nil {
+		b, err := OpenBackend(n.cfg.Device, n.log)
+		if err != nil {
+			return err
+		}
+		n.backend = b
+		if c, ok := b.(io.Closer); ok {
+			undo = append(undo, c.Close)
+			n.closeBackend = c.Close
+		}
+	}
+	claim, err := n.buildClaim(ctx)
+	if err != nil {
+		return err
+	}
+	n.claim = claim
+	sc := n.cfg.Scoring
+	tp := scoring.DefaultTrustParams()
+	tp.PreTrusted, tp.Decay, tp.Retention = sc.PreTrusted, sc.Decay, uint64(sc.RetentionEpochs)
+	// On a wave schedule a device shared by identities misses in the
+	// waves and passes its retries alone: retries forgive isolated misses
+	// only.
+	tp.RetriesForgiveIsolatedOnly = n.cfg.Challenge.Waves > 0
+	if err := n.checkDisk(); err != nil {
+		return err
+	}
+	n.book, err = scoring.Open(filepath.Join(n.dir, ScoresDir), n.id.String(),
+		scoring.Params{Initial: sc.Initial, Alpha: sc.Alpha, MinWeight: sc.MinWeight, LatencySamples: 256, Trust: tp, Compact: n.o.compactStore}, n.log)
+	if err != nil {
+		return err
+	}
+	for _, kind := range []string{"lsm", "vlog"} {
+		n.metrics.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "poai_store_bytes", Help: "Size of the Badger score store on disk, by part (lsm, vlog).", ConstLabels: prometheus.Labels{"part": kind},
+		}, func() float64 {
+			lsm, vlog := n.book.Size()
+			if kind == "lsm" {
+				return float64(lsm)
+			}
+			return float64(vlog)
+		}))
+	}
+	undo = append(undo, n.book.Close)
+	if v, ok := n.book.Trust(); ok {
+		n.setAppScores(v) // a restarted node carries on with its trust
+	}
+	n.restoreEarned()
+	pc := p2p.DefaultConfig()
+	pc.AppScore = n.appScore
+	pc.PeerGone = n.peerGone
+	pc.ListenAddrs = n.cfg.P2P.Listen
+	pc.Bootstrap = n.cfg.P2P.Bootstrap
+	pc.MDNS = n.cfg.P2P.MDNS
+	pc.ConnLow, pc.ConnHigh = n.cfg.P2P.ConnLow, n.cfg.P2P.ConnHigh
+	pc.TraceFile = n.cfg.P2P.TraceFile
+	pc.HeartbeatInterval = n.o.heartbeat
+	pc.ScoreInspectInterval = n.o.inspect
+	n.shard = p2p.ShardOf(n.id, n.cfg.P2P.Shards)
+	pc.Topics = p2p.ShardTopics(n.shard, n.cfg.P2P.Shards)
+	if n.o.newHost != nil {
+		if pc.Host, err = n.o.newHost(n.key); err != nil {
+			return fmt.Errorf("libp2p host: %w", err)
+		}
+	}
+	if n.cfg.Metrics.Listen != "" {
+		pc.Metrics = n.metrics.registry
+	}
+	n.host, err = p2p.New(n.key, pc, n.log)
+	if err != nil {
+		return err
+	}
+	undo = append(undo, n.host.Close)
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	undo = append(undo, func() error { n.cancel(); return nil })
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.watchDisk(n.ctx.Done(), n.cancel)
+	}()
+	for _, t := range []struct {
+		topic  string
+		decode func(peer.ID, []byte, time.Time) (proto.Message, cid.Cid, error)
+		handle func(peer.ID, decoded, time.Time)
+	}{
+		{p2p.TopicClaims, wrap(n.validator.Claim), n.onClaim},
+		{p2p.TopicChallenges, wrap(n.validator.Challenge), n.onChallenge},
+		{p2p.TopicCommitments, wrap(n.validator.Commitment), n.onCommitment},
+		{p2p.TopicReveals, wrap(n.validator.Reveal), n.onReveal},
+		{p2p.TopicOpenings, wrap(n.validator.Opening), n.onOpening},
+		{p2p.TopicAttestation, wrap(n.validator.Attestation), n.onAttestation},
+		{p2p.TopicRequests, wrap(n.validator.ChallengeRequest), n.onRequest},
+	} {
+		handle := conductOf(n.role).handler(t.topic, t.handle)
+		if err := n.host.Join(n.topic(t.topic), n.validatorFor(t.topic, t.decode), func(m p2p.Message) {
+			at := time.Now() // receipt time on this node's clock
+			d, ok := m.Decoded.(decoded)
+			if !ok {
+				return
+			}
+			n.post(func() { handle(m.From, d, at) })
+		}); err != nil {
+			return err
+		}
+	}
+	// A challenge and its reveal also travel straight from the challenger
+	// to the target, and the target's commitment and opening straight to
+	// the challenger and verifiers (publishTo): gossip alone may not carry
+	// them between peers whose scores or mesh links a partition, or a few
+	// misses under load, took away — and a peer whose answers cannot reach
+	// its verifiers can never clear itself.
+	for _, t := range []string{p2p.TopicChallenges, p2p.TopicReveals, p2p.TopicCommitments, p2p.TopicOpenings} {
+		if err := n.host.AcceptDirect(n.topic(t)); err != nil {
+			return err
+		}
+	}
+	n.host.ServeClaim(n.encodedClaim)
+	processLag.acquire()
+	n.releaseLag = sync.OnceFunc(processLag.release)
+	n.wg.Add(2)
+	go n.loop()
+	go n.prover()
+	n.log.Info("node started", "addrs", n.host.Addrs(), "role", n.role, "claim_model", claim.GetModel(),
+		"claim_int8_tops", claim.GetInt8Tops(), "claim_bf16_tflops", claim.GetBf16Tflops(), "claim_hash_ghps", claim.GetHashGhps(),
+		"claim_vram_bytes", claim.GetVramBytes(), "epoch", n.clock.At(time.Now()))
+	return nil
+}
+
+// Close stops the loops, waits for every goroutine, then closes the host
+// and the score book, in reverse order of Start. It joins every error.
+// Closing a node that never started, failed to start or is closed
+// already does nothing.
+func (n *Node) Close() error {
+	if !n.state.CompareAndSwap(stateStarted, stateClosed) {
+		return nil // never started, failed to start, or closed already
+	}
+	n.cancel()
+	n.wg.Wait()
+	if n.releaseLag != nil {
+		n.releaseLag()
+	}
+	err := errors.Join(n.host.Close(), n.book.Close())
+	if n.closeBackend != nil {
+		err = errors.Join(err, n.closeBackend())
+	}
+	n.log.Info("node stopped")
+	return err
+}
