@@ -582,7 +582,7 @@ func oneShot(ch *pb.Challenge) func(*Committed, error) (*pb.Commitment, *pb.Open
 		if err := c.SetEpoch(ch.GetEpoch()); err != nil {
 			return nil, nil, err
 		}
-		op, err := c.Open(ch, testSecret)
+		op, err := c.Open(context.Background(), ch, testSecret)
 		return c.Commitment, op, err
 	}
 }

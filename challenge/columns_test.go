@@ -51,7 +51,7 @@ func TestColumnSampledCheck(t *testing.T) {
 		if err := cm.SetEpoch(ch.GetEpoch()); err != nil {
 			t.Fatal(err)
 		}
-		op, err := cm.Open(ch, secret)
+		op, err := cm.Open(context.Background(), ch, secret)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -41,7 +41,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	op, err := committed.Open(ch, secret) // once the challenger reveals the secret
+	op, err := committed.Open(context.Background(), ch, secret) // once the challenger reveals the secret
 	if err != nil {
 		panic(err)
 	}

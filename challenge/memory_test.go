@@ -128,7 +128,7 @@ func BenchmarkOpen(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		if _, err := c.Open(ch, testSecret); err != nil {
+		if _, err := c.Open(context.Background(), ch, testSecret); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -27,7 +27,7 @@ type Committed struct {
 	chCID         cid.Cid
 	prover        peer.ID
 	tree          *merkle.Pruned
-	values        func(idx []int) ([][]byte, error)
+	values        func(ctx context.Context, idx []int) ([][]byte, error)
 }
 
 // Heights below which a committed tree is not kept (merkle.Pruned). A
@@ -68,8 +68,8 @@ func run(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID cid.C
 		if err != nil {
 			return nil, fmt.Errorf("run workload: %w", err)
 		}
-		return CommitRows(chCID, prover, leaves, StreamedSkip, func(idx []int) ([][]byte, error) {
-			rows, err := st.RowsInt8(context.Background(), seed, shape, idx)
+		return CommitRows(chCID, prover, leaves, StreamedSkip, func(ctx context.Context, idx []int) ([][]byte, error) {
+			rows, err := st.RowsInt8(ctx, seed, shape, idx)
 			if err != nil {
 				return nil, err
 			}
@@ -84,8 +84,8 @@ func run(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID cid.C
 		if err != nil {
 			return nil, fmt.Errorf("run workload: %w", err)
 		}
-		return CommitRows(chCID, prover, leaves, StreamedSkip, func(idx []int) ([][]byte, error) {
-			rows, err := st.RowsBF16(context.Background(), seed, shape, idx)
+		return CommitRows(chCID, prover, leaves, StreamedSkip, func(ctx context.Context, idx []int) ([][]byte, error) {
+			rows, err := st.RowsBF16(ctx, seed, shape, idx)
 			if err != nil {
 				return nil, err
 			}
@@ -124,7 +124,7 @@ func Prove(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID cid
 	if err != nil {
 		return nil, nil, err
 	}
-	op, err := c.Open(ch, secret)
+	op, err := c.Open(ctx, ch, secret)
 	return c.Commitment, op, err
 }
 
@@ -150,7 +150,7 @@ func CommitBF16(ch *pb.Challenge, chCID cid.Cid, prover peer.ID, c *gpu.Float32M
 // that is what verifiers do. It keeps the tree from height HeldSkip up,
 // and not leaves.
 func Commit(chCID cid.Cid, prover peer.ID, leaves [][32]byte, value func(i int) []byte) (*Committed, error) {
-	return CommitRows(chCID, prover, leaves, HeldSkip, func(idx []int) ([][]byte, error) {
+	return CommitRows(chCID, prover, leaves, HeldSkip, func(_ context.Context, idx []int) ([][]byte, error) {
 		out := make([][]byte, len(idx))
 		for i, j := range idx {
 			out[i] = value(j)
@@ -162,8 +162,9 @@ func Commit(chCID cid.Cid, prover peer.ID, leaves [][32]byte, value func(i int) 
 // CommitRows is Commit with the opened values produced together, so a
 // streaming prover can recompute them in one batch, and the tree kept
 // from height skip up: Open asks values for the 2^skip leaves under each
-// opened leaf's ancestor at that height (merkle.Pruned.Span).
-func CommitRows(chCID cid.Cid, prover peer.ID, leaves [][32]byte, skip int, values func(idx []int) ([][]byte, error)) (*Committed, error) {
+// opened leaf's ancestor at that height (merkle.Pruned.Span), with
+// Open's context.
+func CommitRows(chCID cid.Cid, prover peer.ID, leaves [][32]byte, skip int, values func(ctx context.Context, idx []int) ([][]byte, error)) (*Committed, error) {
 	tree, err := merkle.NewPruned(leaves, skip)
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
@@ -211,8 +212,10 @@ func (c *Committed) Stamp(smClockMHz, smClockMaxMHz, temperatureC uint32) error 
 // Open returns the opening of the leaves SampleRows draws from the root,
 // the challenge nonce and SamplingSecret(secret, shares): the
 // challenger's revealed secret and the revealed shares of the verifiers
-// the commitment lists, in its order. It names the challenge's epoch.
-func (c *Committed) Open(ch *pb.Challenge, secret []byte, shares ...[]byte) (*pb.Opening, error) {
+// the commitment lists, in its order. It names the challenge's epoch. A
+// streamed product's rows are recomputed under ctx, whose cancellation
+// abandons the opening.
+func (c *Committed) Open(ctx context.Context, ch *pb.Challenge, secret []byte, shares ...[]byte) (*pb.Opening, error) {
 	idx, err := SampleRows(c.tree.Root(), ch.GetNonce(), SamplingSecret(secret, shares), c.tree.Size(), min(int(ch.GetOpenings()), c.tree.Size()))
 	if err != nil {
 		return nil, err
@@ -231,7 +234,7 @@ func (c *Committed) Open(ch *pb.Challenge, secret []byte, shares ...[]byte) (*pb
 			}
 		}
 	}
-	values, err := c.values(need)
+	values, err := c.values(ctx, need)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}

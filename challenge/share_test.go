@@ -240,7 +240,7 @@ func TestVerifyWithShares(t *testing.T) {
 	if err := c.Sign(key); err != nil {
 		t.Fatal(err)
 	}
-	op, err := c.Open(ch, testSecret, s)
+	op, err := c.Open(context.Background(), ch, testSecret, s)
 	if err != nil {
 		t.Fatal(err)
 	}

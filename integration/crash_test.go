@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,7 +32,7 @@ func crashChild(dir string) {
 	id, _ := peer.IDFromPrivateKey(key)
 	prm := scoring.DefaultParams()
 	prm.Trust.Retention = 1 << 30 // compaction would delete what the test counts
-	book, err := scoring.Open(filepath.Join(dir, node.ScoresDir), id.String(), prm, nil)
+	book, err := scoring.Open(context.Background(), filepath.Join(dir, node.ScoresDir), id.String(), prm, nil)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -115,7 +116,7 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 		if got.String() != id {
 			t.Fatalf("round %d: peer ID after the kill %s, before %s", round, got, id)
 		}
-		book, err := scoring.Open(filepath.Join(dir, node.ScoresDir), id, scoring.DefaultParams(), nil)
+		book, err := scoring.Open(t.Context(), filepath.Join(dir, node.ScoresDir), id, scoring.DefaultParams(), nil)
 		if err != nil {
 			t.Fatalf("round %d: store does not reopen after SIGKILL: %v", round, err)
 		}

@@ -296,7 +296,7 @@ func TestPartitionHeals(t *testing.T) {
 			log, _ := os.ReadFile(filepath.Join(dirs[i], "log"))
 			t.Fatalf("node %d did not stop cleanly: %v\n%s", i, err, lastLines(log, 20))
 		}
-		book, err := scoring.Open(filepath.Join(dirs[i], node.ScoresDir), ids[i].String(), scoring.DefaultParams(), nil)
+		book, err := scoring.Open(t.Context(), filepath.Join(dirs[i], node.ScoresDir), ids[i].String(), scoring.DefaultParams(), nil)
 		if err != nil {
 			t.Fatalf("node %d's store does not reopen: %v", i, err)
 		}

@@ -727,7 +727,7 @@ func (p *equivocatorProver) open(t *tracked, first *challenge.Committed) {
 			return
 		}
 		n.publishTo(p2p.TopicCommitments, second.Commitment, deadlineOf(ch), t.verifiers...)
-		op, err := second.Open(ch, secret, shares...)
+		op, err := second.Open(n.ctx, ch, secret, shares...)
 		if err != nil {
 			return
 		}

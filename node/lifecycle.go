@@ -93,7 +93,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.checkDisk(); err != nil {
 		return err
 	}
-	n.book, err = scoring.Open(filepath.Join(n.dir, ScoresDir), n.id.String(),
+	n.book, err = scoring.Open(ctx, filepath.Join(n.dir, ScoresDir), n.id.String(),
 		scoring.Params{Initial: sc.Initial, Alpha: sc.Alpha, MinWeight: sc.MinWeight, LatencySamples: 256, Trust: tp, Compact: n.o.compactStore}, n.log)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/rand"
 	"runtime"
 	"testing"
@@ -186,7 +187,7 @@ func TestAdversaryAnswersOpen(t *testing.T) {
 		if err := c.SetEpoch(ch.GetEpoch()); err != nil {
 			t.Fatal(err)
 		}
-		op, err := c.Open(ch, secret)
+		op, err := c.Open(context.Background(), ch, secret)
 		if err != nil {
 			t.Fatalf("%s: open: %v", name, err)
 		}

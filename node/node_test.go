@@ -85,7 +85,7 @@ func TestStartFailureRollsBack(t *testing.T) {
 	}
 	// The score store must have been closed by the rollback: opening it
 	// again succeeds (Badger holds a directory lock while open).
-	b, err := scoring.Open(filepath.Join(dir, ScoresDir), "x", scoring.DefaultParams(), nil)
+	b, err := scoring.Open(t.Context(), filepath.Join(dir, ScoresDir), "x", scoring.DefaultParams(), nil)
 	if err != nil {
 		t.Fatalf("score store still locked after a failed start: %v", err)
 	}

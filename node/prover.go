@@ -90,7 +90,7 @@ func (p *honestProver) open(t *tracked, committed *challenge.Committed) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		op, err := committed.Open(ch, secret, shares...)
+		op, err := committed.Open(n.ctx, ch, secret, shares...)
 		if err != nil {
 			n.log.Error("open", "challenge", t.cid, "err", err)
 			return

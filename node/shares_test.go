@@ -35,7 +35,7 @@ func TestWithheldRevealBlamed(t *testing.T) {
 				t.Fatal(err)
 			}
 			n.id = randomID(t)
-			if n.book, err = scoring.Open(filepath.Join(t.TempDir(), ScoresDir), n.id.String(), scoring.DefaultParams(), nil); err != nil {
+			if n.book, err = scoring.Open(t.Context(), filepath.Join(t.TempDir(), ScoresDir), n.id.String(), scoring.DefaultParams(), nil); err != nil {
 				t.Fatal(err)
 			}
 			defer n.book.Close()

@@ -1,6 +1,7 @@
 package scoring
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +16,8 @@ import (
 // records it holds. The store must not be open elsewhere (a running node
 // holds its lock): stop the node first. A damaged store is refused as by
 // Open.
-func Backup(dir string, w io.Writer) (peers int, err error) {
-	b, err := Open(dir, "", DefaultParams(), nil)
+func Backup(ctx context.Context, dir string, w io.Writer) (peers int, err error) {
+	b, err := Open(ctx, dir, "", DefaultParams(), nil)
 	if err != nil {
 		return 0, err
 	}
@@ -30,7 +31,7 @@ func Backup(dir string, w io.Writer) (peers int, err error) {
 // Restore loads a backup made by Backup into dir, which must not hold a
 // store (move a damaged one aside first: Reset), and seals it. It returns
 // the number of peer records restored.
-func Restore(dir string, r io.Reader) (peers int, err error) {
+func Restore(ctx context.Context, dir string, r io.Reader) (peers int, err error) {
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return 0, fmt.Errorf("restore score store: %s is not empty: move the store there aside first (poai run --reset-store does) or name an empty directory", dir)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -53,7 +54,7 @@ func Restore(dir string, r io.Reader) (peers int, err error) {
 	if err := db.Close(); err != nil {
 		return 0, err
 	}
-	b, err := Open(dir, "", DefaultParams(), nil)
+	b, err := Open(ctx, dir, "", DefaultParams(), nil)
 	if err != nil {
 		return 0, err
 	}

@@ -197,7 +197,10 @@ type Book struct {
 // wrapping ErrSchema for a store from a newer version, and one wrapping
 // ErrDamaged, naming the file and the ways to recover, for a table cut
 // short or failing its checksum, or a store holding less than its Seal.
-func Open(dir, self string, params Params, log *slog.Logger) (*Book, error) {
+// Loading the peers' records stops, the store closed and ctx's error
+// returned, when ctx is done (a large store on a slow disk, and the
+// operator pressed Ctrl-C).
+func Open(ctx context.Context, dir, self string, params Params, log *slog.Logger) (*Book, error) {
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(true).
 		WithLogger(badgerLogger{log}).
@@ -226,7 +229,7 @@ func Open(dir, self string, params Params, log *slog.Logger) (*Book, error) {
 		return nil, kept(fmt.Errorf("open score store %s: %w", dir, err))
 	}
 	b := &Book{db: db, dir: dir, self: self, params: params, trust: params.Trust, peers: make(map[string]*PeerRecord)}
-	if err := b.load(); err != nil {
+	if err := b.load(ctx); err != nil {
 		db.Close()
 		return nil, kept(err)
 	}
@@ -240,7 +243,7 @@ func Open(dir, self string, params Params, log *slog.Logger) (*Book, error) {
 	return b, nil
 }
 
-func (b *Book) load() error {
+func (b *Book) load(ctx context.Context) error {
 	from := 0
 	err := b.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte("meta/schema"))
@@ -267,6 +270,9 @@ func (b *Book) load() error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("peer/"), PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("load score store: %w", err)
+			}
 			var rec PeerRecord
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
 				return fmt.Errorf("load %s: %w", it.Item().Key(), err)

@@ -1,6 +1,7 @@
 package scoring
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,7 +11,7 @@ import (
 
 func open(t *testing.T, dir string) *Book {
 	t.Helper()
-	b, err := Open(dir, "self", DefaultParams(), nil)
+	b, err := Open(context.Background(), dir, "self", DefaultParams(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestRestartKeepsHistory(t *testing.T) {
 			params := DefaultParams()
 			params.Compact = compact
 			open := func(dir string) *Book {
-				b, err := Open(dir, "self", params, nil)
+				b, err := Open(context.Background(), dir, "self", params, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -164,7 +165,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 	b := open(t, dir)
 	b.db.Update(func(txn *badgerTxn) error { return txn.Set([]byte("meta/schema"), []byte("99")) })
 	b.Close()
-	if _, err := Open(dir, "self", DefaultParams(), nil); !errors.Is(err, ErrSchema) {
+	if _, err := Open(context.Background(), dir, "self", DefaultParams(), nil); !errors.Is(err, ErrSchema) {
 		t.Fatalf("got %v, want ErrSchema", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); err != nil {
@@ -183,7 +184,7 @@ func TestPercentile(t *testing.T) {
 }
 
 func BenchmarkRecord(b *testing.B) {
-	book, err := Open(b.TempDir(), "self", DefaultParams(), nil)
+	book, err := Open(context.Background(), b.TempDir(), "self", DefaultParams(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -213,5 +214,29 @@ func TestAttestationHistory(t *testing.T) {
 	}
 	if all, _ := b.Attestations("p", 100); len(all) != 5 {
 		t.Fatalf("%d attestations about p, want 5 (q's must not leak in)", len(all))
+	}
+}
+
+// TestOpenCanceled: a store is opened under its caller's context; one
+// already done stops the load, returns the context's error and leaves the
+// store openable, its records intact.
+func TestOpenCanceled(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	if err := b.Record(att("c", "p", "self", VerdictPass)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Open(ctx, dir, "self", DefaultParams(), nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("open under a canceled context: %v", err)
+	}
+	b = open(t, dir)
+	defer b.Close()
+	if len(b.Peers()) != 1 {
+		t.Fatalf("%d peers after the canceled open, want 1", len(b.Peers()))
 	}
 }

@@ -2,6 +2,7 @@ package scoring
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +17,7 @@ import (
 func filled(t *testing.T, peers int) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "scores")
-	b, err := Open(dir, "self", DefaultParams(), nil)
+	b, err := Open(context.Background(), dir, "self", DefaultParams(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func withExt(t *testing.T, dir, ext string) []string {
 // without losing a table file; an undamaged store reopens whole.
 func TestDamagedStoreRefused(t *testing.T) {
 	dir := filled(t, 3000)
-	b, err := Open(dir, "self", DefaultParams(), nil)
+	b, err := Open(context.Background(), dir, "self", DefaultParams(), nil)
 	if err != nil {
 		t.Fatalf("undamaged store: %v", err)
 	}
@@ -75,7 +76,7 @@ func TestDamagedStoreRefused(t *testing.T) {
 			dir := filled(t, 3000)
 			c.damage(dir)
 			before := withExt(t, dir, ".sst")
-			_, err := Open(dir, "self", DefaultParams(), nil)
+			_, err := Open(context.Background(), dir, "self", DefaultParams(), nil)
 			if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--reset-store") {
 				t.Fatalf("open: %v; want ErrDamaged naming %q and the ways out", err, c.want)
 			}
@@ -96,7 +97,7 @@ func TestDamagedStoreRefused(t *testing.T) {
 // seal and is refused.
 func TestCrashImageWithDamagedLog(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "scores")
-	b, err := Open(dir, "self", DefaultParams(), nil)
+	b, err := Open(context.Background(), dir, "self", DefaultParams(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestCrashImageWithDamagedLog(t *testing.T) {
 		return dst
 	}
 	whole := image()
-	c, err := Open(whole, "self", DefaultParams(), nil)
+	c, err := Open(context.Background(), whole, "self", DefaultParams(), nil)
 	if err != nil {
 		t.Fatalf("crash image: %v", err)
 	}
@@ -138,7 +139,7 @@ func TestCrashImageWithDamagedLog(t *testing.T) {
 		f.WriteAt(make([]byte, 64<<10), 0)
 		f.Close()
 	}
-	if _, err := Open(damaged, "self", DefaultParams(), nil); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "seal") {
+	if _, err := Open(context.Background(), damaged, "self", DefaultParams(), nil); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "seal") {
 		t.Fatalf("damaged write-ahead log: %v, want ErrDamaged against the seal", err)
 	}
 }
@@ -171,7 +172,7 @@ func TestReset(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(aside, "MANIFEST")); err != nil {
 		t.Fatalf("the old store is not at %s: %v", aside, err)
 	}
-	b, err := Open(dir, "self", DefaultParams(), nil)
+	b, err := Open(context.Background(), dir, "self", DefaultParams(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestReset(t *testing.T) {
 // TestCloseTwice: a second Close does nothing (a node closed by its
 // operator and again by its owner's cleanup).
 func TestCloseTwice(t *testing.T) {
-	b, err := Open(filepath.Join(t.TempDir(), "scores"), "self", DefaultParams(), nil)
+	b, err := Open(context.Background(), filepath.Join(t.TempDir(), "scores"), "self", DefaultParams(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,24 +202,24 @@ func TestCloseTwice(t *testing.T) {
 func TestBackupRestore(t *testing.T) {
 	dir := filled(t, 300)
 	var buf bytes.Buffer
-	n, err := Backup(dir, &buf)
+	n, err := Backup(context.Background(), dir, &buf)
 	if err != nil || n != 300 {
 		t.Fatalf("backup: %d peers, %v", n, err)
 	}
-	if _, err := Restore(dir, bytes.NewReader(buf.Bytes())); err == nil {
+	if _, err := Restore(context.Background(), dir, bytes.NewReader(buf.Bytes())); err == nil {
 		t.Fatal("restored over an existing store")
 	}
 	if _, err := Reset(dir); err != nil {
 		t.Fatal(err)
 	}
-	n, err = Restore(dir, bytes.NewReader(buf.Bytes()))
+	n, err = Restore(context.Background(), dir, bytes.NewReader(buf.Bytes()))
 	if err != nil || n != 300 {
 		t.Fatalf("restore: %d peers, %v", n, err)
 	}
 	if s, ok, err := readSeal(dir); err != nil || !ok || s.Peers != 300 {
 		t.Fatalf("seal after restore: %+v %v %v", s, ok, err)
 	}
-	b, err := Open(dir, "self", DefaultParams(), nil)
+	b, err := Open(context.Background(), dir, "self", DefaultParams(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package scoring
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -86,7 +87,7 @@ func TestEigenTrustResistsCollusion(t *testing.T) {
 
 func openTrust(t *testing.T, dir string, prm Params) *Book {
 	t.Helper()
-	b, err := Open(dir, "self", prm, nil)
+	b, err := Open(context.Background(), dir, "self", prm, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

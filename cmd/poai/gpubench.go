@@ -258,7 +258,7 @@ func catalogChallenge(ctx context.Context, progress io.Writer, b *cuda.Backend, 
 	r := catalogRun{Model: model, Prover: prover, Shape: shapeString(pl.Shape), AnticipMS: ms(pl.Anticipated), DeadlineMS: ms(pl.Deadline),
 		CommitMS: ms(commit), InTime: commit <= pl.Deadline, AchievedOPS: 2 * pl.Shape.MACs() / commit.Seconds() / 1e12}
 	start = time.Now()
-	op, err := committed.Open(ch, secret)
+	op, err := committed.Open(ctx, ch, secret)
 	if err != nil {
 		return r, err
 	}

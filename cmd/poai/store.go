@@ -44,7 +44,7 @@ locks its directory).`,
 				}()
 				w = f
 			}
-			n, err := scoring.Backup(filepath.Join(dir, node.ScoresDir), w)
+			n, err := scoring.Backup(cmd.Context(), filepath.Join(dir, node.ScoresDir), w)
 			if err != nil {
 				return err
 			}
@@ -66,7 +66,7 @@ move a damaged one aside first with 'poai run --reset-store' (or by hand).`,
 				return fmt.Errorf("--in: %w", err)
 			}
 			defer f.Close()
-			n, err := scoring.Restore(filepath.Join(dir, node.ScoresDir), f)
+			n, err := scoring.Restore(cmd.Context(), filepath.Join(dir, node.ScoresDir), f)
 			if err != nil {
 				return err
 			}
