@@ -550,9 +550,25 @@ func Loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// LoadConfig reads a TOML file over the defaults and validates it. Unknown
-// keys are an error, so a typo never silently falls back to a default.
+// LoadConfig reads a TOML file over the defaults (ReadConfig) and
+// validates it.
 func LoadConfig(path string) (Config, error) {
+	c, err := ReadConfig(path)
+	if err != nil {
+		return c, err
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ReadConfig reads a TOML file over the defaults without validating it,
+// for a caller that applies the environment and flags first (POAI_API_TOKEN
+// may supply the token a non-loopback api.listen needs) and validates the
+// result. Unknown keys are an error, so a typo never silently falls back
+// to a default.
+func ReadConfig(path string) (Config, error) {
 	c := DefaultConfig()
 	f, err := os.Open(path)
 	if err != nil {
@@ -562,9 +578,6 @@ func LoadConfig(path string) (Config, error) {
 	dec := toml.NewDecoder(f).DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, decodeError(err))
-	}
-	if err := c.Validate(); err != nil {
-		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
 }

@@ -655,3 +655,43 @@ func TestDoctorFindsWhatRunWouldFailOn(t *testing.T) {
 		t.Fatalf("missing key: err %v\n%s", err, out)
 	}
 }
+
+// TestTokenFromEnvironment: a config whose API listens beyond loopback
+// without a token in the file is what run accepts when POAI_API_TOKEN
+// supplies one (the file alone is validated only after the environment),
+// and refuses, naming the token, when nothing does.
+func TestTokenFromEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := run(t, "init", "--data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, node.ConfigFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(b)
+	i := strings.Index(cfg, "[api]")
+	if i < 0 {
+		t.Fatalf("no [api] section in\n%s", cfg)
+	}
+	cfg = cfg[:i] + strings.Replace(cfg[i:], "listen = '127.0.0.1:5280'", "listen = '0.0.0.0:5280'", 1)
+	if !strings.Contains(cfg, "'0.0.0.0:5280'") {
+		t.Fatalf("api listen not found in\n%s", cfg[i:])
+	}
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("POAI_API_TOKEN", "")
+	if _, err := run(t, "config", "show", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "[api] token: required") {
+		t.Fatalf("no token anywhere: %v", err)
+	}
+	t.Setenv("POAI_API_TOKEN", strings.Repeat("t0ken", 8))
+	out, err := run(t, "config", "show", "--data-dir", dir)
+	if err != nil {
+		t.Fatalf("token from the environment: %v", err)
+	}
+	if !strings.Contains(out, "listen = '0.0.0.0:5280'") {
+		t.Errorf("config show:\n%s", out)
+	}
+}

@@ -178,7 +178,9 @@ func (r *runFlags) load(cmd *cobra.Command) (node.Config, string, string, error)
 	if cfgPath == "" {
 		cfgPath = filepath.Join(dir, node.ConfigFile)
 	}
-	cfg, err := node.LoadConfig(cfgPath)
+	// Validated once the environment and flags are applied: either may
+	// supply what the file leaves out.
+	cfg, err := node.ReadConfig(cfgPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return cfg, dir, cfgPath, fmt.Errorf("%w (run 'poai init --data-dir %s' first)", err, dir)
 	}
@@ -219,5 +221,8 @@ func (r *runFlags) load(cmd *cobra.Command) (node.Config, string, string, error)
 	if f.Changed("model") {
 		cfg.Device.Model = r.model
 	}
-	return cfg, dir, cfgPath, cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return cfg, dir, cfgPath, fmt.Errorf("config %s with the environment and flags: %w", cfgPath, err)
+	}
+	return cfg, dir, cfgPath, nil
 }
