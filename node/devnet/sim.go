@@ -15,6 +15,7 @@ import (
 
 	"github.com/poai-network/poai/node"
 	"github.com/poai-network/poai/p2p"
+	"github.com/poai-network/poai/scoring"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -586,14 +587,14 @@ func (h *histogram) quantiles() Quantiles {
 	return Quantiles{Count: h.count, P50MS: h.quantile(0.5), P90MS: h.quantile(0.9), P99MS: h.quantile(0.99)}
 }
 
-// percentileMS returns the q-quantile of ds in milliseconds (0 if empty).
+// percentileMS returns the q-quantile (0..1) of ds in milliseconds, by
+// nearest rank (scoring.Percentile), or 0 if ds is empty.
 func percentileMS(ds []time.Duration, q float64) float64 {
-	if len(ds) == 0 {
-		return 0
+	ms := make([]float64, len(ds))
+	for i, d := range ds {
+		ms[i] = float64(d) / 1e6
 	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return float64(s[min(int(q*float64(len(s))), len(s)-1)]) / 1e6
+	return scoring.Percentile(ms, 100*q)
 }
 
 // memoryDir returns /dev/shm when it is a folder with at least need bytes
