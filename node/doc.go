@@ -11,7 +11,7 @@
 // Node.loop, which owns all mutable challenge state):
 //
 //   - node.go: the Node type, New, Start and Close, the loop, publishing.
-//   - options.go, config.go, datadir.go: how a node is configured.
+//   - options.go, config.go, env.go, datadir.go: how a node is configured.
 //   - router.go: topic validators (decode, validate, rate-limit) that hand
 //     messages to the loop.
 //   - claims.go: device claims, announced and heard, and what they plan.
@@ -27,8 +27,8 @@
 //     claim requests.
 //   - api.go, httpserve.go, metrics.go, observer.go: the operator's HTTP
 //     API and metrics, and what a devnet or a researcher reads of a node.
-//   - adversary.go, sybil.go: the labelled adversaries, the roles a node
-//     may be given (WithRole).
+//   - adversary.go, adversary_prove.go, sybil.go: the labelled
+//     adversaries, the roles a node may be given (WithRole).
 //
 // The test beds, a devnet on loopback and the sim on libp2p's in-memory
 // network, live in node/devnet, so that a node's binary imports neither.
