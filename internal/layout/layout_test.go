@@ -1,7 +1,11 @@
 package layout
 
 import (
+	"maps"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -102,5 +106,53 @@ func TestImportArrows(t *testing.T) {
 				t.Errorf("%s depends on %s: %s", b.pkg, dep, b.why)
 			}
 		}
+	}
+}
+
+// TestArchitectureDocNamesRealCode: every file and function the table of
+// docs/architecture.md names in node/ exists, so the map stays true.
+func TestArchitectureDocNamesRealCode(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/architecture.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := map[string]string{}
+	files, err := filepath.Glob("../../node/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("node sources: %v", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src[filepath.Base(f)] = string(b)
+	}
+	all := strings.Join(slices.Collect(maps.Values(src)), "\n")
+	rows := 0
+	for _, line := range strings.Split(string(doc), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 5 || !strings.Contains(cells[2], ".go") {
+			continue
+		}
+		rows++
+		for _, f := range regexp.MustCompile("`([a-z_]+\\.go)`").FindAllStringSubmatch(cells[2], -1) {
+			if _, ok := src[f[1]]; !ok {
+				t.Errorf("architecture.md names node/%s, which does not exist", f[1])
+			}
+		}
+		for _, fn := range regexp.MustCompile("`(?:([A-Za-z]+)\\.)?([A-Za-z]+)`").FindAllStringSubmatch(cells[3], -1) {
+			recv, name := fn[1], fn[2]
+			pat := `func \([a-z]+ \*?` + recv + `[A-Za-z]*\) ` + name + `\(`
+			if recv == "" {
+				pat = `func (\([a-z]+ \*?[A-Za-z]+\) )?` + name + `\(`
+			}
+			if !regexp.MustCompile(pat).MatchString(all) {
+				t.Errorf("architecture.md names %s, not a function in node/", fn[0])
+			}
+		}
+	}
+	if rows < 5 {
+		t.Fatalf("only %d rows of the challenge path found in architecture.md", rows)
 	}
 }
