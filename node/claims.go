@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -164,25 +163,6 @@ func (n *Node) plannable(c *pb.DeviceClaim) error {
 	return n.planner.Check(c, n.workloads)
 }
 
-// setUnverifiable records (copy on write, read by gossipsub's score
-// function) whether p's claim is unverifiable.
-func (n *Node) setUnverifiable(p peer.ID, bad bool) {
-	old := map[peer.ID]bool{}
-	if m := n.unverifiable.Load(); m != nil {
-		old = *m
-	}
-	if old[p] == bad {
-		return
-	}
-	m := maps.Clone(old)
-	if bad {
-		m[p] = true
-	} else {
-		delete(m, p)
-	}
-	n.unverifiable.Store(&m)
-}
-
 func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 	c := d.msg.(*pb.DeviceClaim)
 	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: challenge.CrossCheckIn(n.catalog(), c), lastFailed: -1, lastPassed: -1}
@@ -204,7 +184,7 @@ func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 			n.log.Info("device claim cannot be challenged: a workload it must prove cannot be planned", "peer", shortID(from), "model", c.GetModel(), "err", err)
 		}
 	}
-	n.setUnverifiable(from, slices.Contains(e.flags, FlagUnverifiable))
+	n.app.setUnverifiable(from, slices.Contains(e.flags, FlagUnverifiable))
 	if from != n.id {
 		// Where to reach it directly (a challenge goes straight to its
 		// target) even without a connection or a shared mesh.

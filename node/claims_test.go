@@ -44,8 +44,8 @@ func TestUnplannableVRAMFlagged(t *testing.T) {
 	at := time.Now()
 	n.onClaim(big, claim(bigClaim), at)
 	n.onClaim(small, claim(&pb.DeviceClaim{Model: "devnet CPU", Int8Tops: 0.001, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20}), at)
-	if !slices.Contains(n.peers[big].flags, FlagUnverifiable) || n.appScore(big) != UnverifiableScore {
-		t.Errorf("unplannable VRAM claim: flags %q, score %v", n.peers[big].flags, n.appScore(big))
+	if !slices.Contains(n.peers[big].flags, FlagUnverifiable) || n.app.score(big) != UnverifiableScore {
+		t.Errorf("unplannable VRAM claim: flags %q, score %v", n.peers[big].flags, n.app.score(big))
 	}
 	if got := testutil.ToFloat64(n.metrics.flagged.WithLabelValues("unverifiable")); got != 1 {
 		t.Errorf("poai_claims_flagged_total{reason=unverifiable} = %v, want 1", got)
@@ -53,8 +53,8 @@ func TestUnplannableVRAMFlagged(t *testing.T) {
 	if !strings.Contains(logs.String(), "WORKLOAD_VRAM") {
 		t.Errorf("the log does not say which workload failed:\n%s", logs.String())
 	}
-	if len(n.peers[small].flags) != 0 || n.appScore(small) != 0 {
-		t.Errorf("a plannable claim: flags %q, score %v", n.peers[small].flags, n.appScore(small))
+	if len(n.peers[small].flags) != 0 || n.app.score(small) != 0 {
+		t.Errorf("a plannable claim: flags %q, score %v", n.peers[small].flags, n.app.score(small))
 	}
 }
 
@@ -82,8 +82,8 @@ func TestManyDevicesFlagged(t *testing.T) {
 		if len(flags) == 0 || !strings.Contains(flags[0], fmt.Sprintf("claims %d H100 SXM devices", tc.count)) {
 			t.Errorf("%d devices: flags %q, want the device count flagged", tc.count, flags)
 		}
-		if got := slices.Contains(flags, FlagUnverifiable); got != tc.unverifiable || (n.appScore(p) == UnverifiableScore) != tc.unverifiable {
-			t.Errorf("%d devices: flags %q, score %v; want unverifiable %v", tc.count, flags, n.appScore(p), tc.unverifiable)
+		if got := slices.Contains(flags, FlagUnverifiable); got != tc.unverifiable || (n.app.score(p) == UnverifiableScore) != tc.unverifiable {
+			t.Errorf("%d devices: flags %q, score %v; want unverifiable %v", tc.count, flags, n.app.score(p), tc.unverifiable)
 		}
 	}
 	if got := testutil.ToFloat64(n.metrics.flagged.WithLabelValues("device_report")); got != 2 {

@@ -151,7 +151,7 @@ func (n *Node) excuses(u *tracked) bool {
 	}
 	passes := 0
 	for id, h := range u.atts {
-		if n.appScore(id) < 0 {
+		if n.app.score(id) < 0 {
 			continue
 		}
 		if h.v != pb.Verdict_VERDICT_PASS {
@@ -371,7 +371,7 @@ func verdictName(v pb.Verdict) string {
 // repeat, and only a pass of that workload clears it.
 func (n *Node) noteOutcome(t *tracked, attester peer.ID, v pb.Verdict) {
 	p, ok := n.peers[t.target]
-	if !ok || n.appScore(attester) < 0 {
+	if !ok || n.app.score(attester) < 0 {
 		return
 	}
 	e := int64(min(t.ch.GetEpoch(), math.MaxInt64))

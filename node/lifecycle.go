@@ -111,12 +111,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	undo = append(undo, n.book.Close)
 	if v, ok := n.book.Trust(); ok {
-		n.setAppScores(v) // a restarted node carries on with its trust
+		n.app.set(v) // a restarted node carries on with its trust
 	}
 	n.restoreEarned()
 	pc := p2p.DefaultConfig()
-	pc.AppScore = n.appScore
-	pc.PeerGone = n.peerGone
+	pc.AppScore = n.app.score
+	pc.PeerGone = n.app.gone
 	pc.ListenAddrs = n.cfg.P2P.Listen
 	pc.Bootstrap = n.cfg.P2P.Bootstrap
 	pc.MDNS = n.cfg.P2P.MDNS

@@ -69,18 +69,9 @@ type Node struct {
 	nvmlIndex int
 	// startEpoch is the first epoch this node ran (RoleOnOff counts from it).
 	startEpoch *uint64
-	// appScores is the gossipsub application score of each peer, from
-	// the last trust round (read lock-free by gossipsub).
-	appScores atomic.Pointer[map[peer.ID]float64]
-	// unverifiable holds the peers whose claims nobody can challenge
-	// (FlagUnverifiable), written by the loop, read by gossipsub.
-	unverifiable atomic.Pointer[map[peer.ID]bool]
-	appMu        sync.Mutex
-	appEpoch     *uint64
-	// scoreMu orders setScoreGauges and peerGone: a trust round that
-	// saw a peer connected sets its series before the peer's disconnection
-	// deletes it, never after.
-	scoreMu sync.Mutex
+	// app is what gossipsub's peer scoring reads: each peer's application
+	// score and the unverifiable claims (appscore.go).
+	app appScores
 	// Re-check and audit budgets of the current epoch (loop goroutine
 	// only).
 	rechecks, audits epochBudget
@@ -116,9 +107,6 @@ type Node struct {
 	// judging decides whether this node checks what it verifies
 	// (honestJudge), or attests without checking (an adversary's).
 	judging verdictRole
-	// routing shapes the application scores this node's router uses
-	// (honestRouting, or an adversary's).
-	routing routingRole
 	// Owned by the prover goroutine.
 	replay map[pb.Workload]replayAnswer
 
@@ -244,7 +232,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	n.challenging = challengingFor(n)
 	n.claiming = claimerFor(n.role)
 	n.judging = verdictRoleFor(n)
-	n.routing = routingFor(n.role)
+	n.app.routing, n.app.preTrusted, n.app.gauge = routingFor(n.role), cfg.Scoring.PreTrusted, n.metrics.score
 	return n, nil
 }
 

@@ -20,7 +20,7 @@ func (n *Node) Observer() Observer { return Observer{n} }
 // gives p: its trust from the last EigenTrust round, mapped as
 // [scoring] describes, or UnverifiableScore when nobody can challenge
 // p's claim.
-func (o Observer) AppScore(p peer.ID) float64 { return o.n.appScore(p) }
+func (o Observer) AppScore(p peer.ID) float64 { return o.n.app.score(p) }
 
 // Hears reports whether this node holds a claim of p heard within the
 // last [challenge] peer_ttl_epochs (p is among its live peers).
@@ -39,8 +39,7 @@ func (o Observer) Slots(p peer.ID, from, to uint64) (challenger, verifier int) {
 // Unverifiable reports whether this node flagged p's claim as one no
 // workload within the limits can test.
 func (o Observer) Unverifiable(p peer.ID) bool {
-	m := o.n.unverifiable.Load()
-	return m != nil && (*m)[p]
+	return o.n.app.isUnverifiable(p)
 }
 
 // MeshPeers returns how many peers are in this node's gossipsub mesh of

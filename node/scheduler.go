@@ -58,7 +58,7 @@ func (n *Node) onEpoch(e uint64) {
 		// (a device shared by identities could otherwise take turns),
 		// up to a bound on the gap between challenges.
 		p := n.peers[target]
-		followUp := needsFollowUp(p.lastFailed, p.lastPassed) && n.appScore(target) >= p2p.GraylistThreshold
+		followUp := needsFollowUp(p.lastFailed, p.lastPassed) && n.app.score(target) >= p2p.GraylistThreshold
 		if !followUp && !challengeDrawn(int64(e), p.lastChallenged, n.cfg.Challenge.Rate, mrand.Float64()) {
 			continue
 		}

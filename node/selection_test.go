@@ -74,7 +74,7 @@ func TestProven(t *testing.T) {
 	}
 	n.notePass(b, 1)
 	scores := map[peer.ID]float64{b: -1}
-	n.appScores.Store(&scores)
+	n.app.scores.Store(&scores)
 	if n.proven(b, 10) {
 		t.Fatal("a peer with a negative application score is proven")
 	}

@@ -83,7 +83,7 @@ func TestPeerGoneLeavesTopologyAndMetrics(t *testing.T) {
 	stranger, _ := peer.IDFromPublicKey(pub)
 	round := scoring.TrustVector{Peers: map[string]scoring.PeerTrust{
 		x.ID().String(): {Score: 0.7}, a.ID().String(): {Score: 0.9}, stranger.String(): {Score: 0.5}}}
-	a.setScoreGauges(round)
+	a.app.setGauges(round, a.id, a.host.Connected)
 	if !scoreSeries(t, a, x.ID()) || !scoreSeries(t, a, a.ID()) {
 		t.Fatal("no score series for connected x or for a itself")
 	}
@@ -95,7 +95,7 @@ func TestPeerGoneLeavesTopologyAndMetrics(t *testing.T) {
 	waitUntil(t, 3*time.Second, "disconnected x still in a's topology or metrics", func() bool {
 		return !inTopology(a, x.ID()) && !scoreSeries(t, a, x.ID())
 	})
-	a.setScoreGauges(round) // a trust round does not bring a gone peer back
+	a.app.setGauges(round, a.id, a.host.Connected) // a trust round does not bring a gone peer back
 	if scoreSeries(t, a, x.ID()) {
 		t.Fatal("a trust round gave disconnected x a score series")
 	}
@@ -104,7 +104,7 @@ func TestPeerGoneLeavesTopologyAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 5*time.Second, "reconnected x not back in a's topology", func() bool { return inTopology(a, x.ID()) })
-	a.setScoreGauges(round)
+	a.app.setGauges(round, a.id, a.host.Connected)
 	if !scoreSeries(t, a, x.ID()) {
 		t.Fatal("reconnected x has no score series after a trust round")
 	}

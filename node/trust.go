@@ -65,44 +65,6 @@ func AppScore(pt scoring.PeerTrust, minEvidence float64) float64 {
 // sit in the mesh on the strength of a claim nobody can check.
 const UnverifiableScore = -100
 
-// appScore is gossipsub's AppSpecificScore: a map lookup in the snapshot
-// the last trust round published (it must not block).
-func (n *Node) appScore(p peer.ID) float64 {
-	if m := n.unverifiable.Load(); m != nil && (*m)[p] {
-		return UnverifiableScore
-	}
-	if m := n.appScores.Load(); m != nil {
-		return (*m)[p]
-	}
-	return 0
-}
-
-func (n *Node) setAppScores(v scoring.TrustVector) {
-	n.appMu.Lock()
-	defer n.appMu.Unlock()
-	if n.appEpoch != nil && v.Epoch < *n.appEpoch {
-		return // an older round finished after a newer one
-	}
-	e := v.Epoch
-	n.appEpoch = &e
-	v = n.routing.appScores(v)
-	m := make(map[peer.ID]float64, len(v.Peers))
-	min := scoring.DefaultTrustParams().MinEvidence
-	for id, pt := range v.Peers {
-		p, err := peer.Decode(id)
-		if err != nil {
-			continue
-		}
-		m[p] = AppScore(pt, min)
-	}
-	for _, id := range n.cfg.Scoring.PreTrusted {
-		if p, err := peer.Decode(id); err == nil {
-			m[p] += PreTrustedBonus
-		}
-	}
-	n.appScores.Store(&m)
-}
-
 // rollTrust runs the EigenTrust round for the epoch that starts, off the
 // loop, and publishes the new app scores and score gauges.
 func (n *Node) rollTrust(e uint64) {
@@ -115,36 +77,10 @@ func (n *Node) rollTrust(e uint64) {
 			n.log.Error("trust round", "epoch", e, "err", err)
 			return
 		}
-		n.setAppScores(v)
-		n.setScoreGauges(v)
+		n.app.set(v)
+		n.app.setGauges(v, n.id, n.host.Connected)
 		n.log.Debug("trust round", "epoch", e, "peers", len(v.Peers), "took", time.Since(start).Round(time.Microsecond))
 	}()
-}
-
-// setScoreGauges sets poai_peer_score from trust round v for this node
-// and the peers it is connected to, and deletes the series of the scored
-// peers it is not: a peer gone from the network leaves the metrics (peerGone
-// deletes its series as it goes) and a trust round does not bring it back.
-func (n *Node) setScoreGauges(v scoring.TrustVector) {
-	n.scoreMu.Lock()
-	defer n.scoreMu.Unlock()
-	for id, pt := range v.Peers {
-		p, err := peer.Decode(id)
-		if err == nil && (p == n.id || n.host.Connected(p)) {
-			n.metrics.score.WithLabelValues(id).Set(pt.Score)
-		} else {
-			n.metrics.score.DeleteLabelValues(id)
-		}
-	}
-}
-
-// peerGone is p2p.Config.PeerGone: the host has had no connection to id
-// for a moment, and its per-peer series go. (Should it reconnect just now,
-// the next trust round sets its score again.)
-func (n *Node) peerGone(id peer.ID) {
-	n.scoreMu.Lock()
-	defer n.scoreMu.Unlock()
-	n.metrics.score.DeleteLabelValues(id.String())
 }
 
 // correct reports whether a verdict says the answer was right (in time or
@@ -393,7 +329,7 @@ func (n *Node) tryRecheck(t *tracked) {
 func (n *Node) judges(live []peer.ID, e uint64) pool {
 	var out pool
 	for _, p := range live {
-		if p != n.id && n.appScore(p) < p2p.GraylistThreshold {
+		if p != n.id && n.app.score(p) < p2p.GraylistThreshold {
 			continue
 		}
 		if n.proven(p, e) {
@@ -445,7 +381,7 @@ func (n *Node) restoreEarned() {
 		if err != nil {
 			continue
 		}
-		if v, err := peer.Decode(a.Verifier); err != nil || n.appScore(v) < 0 {
+		if v, err := peer.Decode(a.Verifier); err != nil || n.app.score(v) < 0 {
 			continue
 		}
 		n.notePass(target, a.Epoch)
@@ -477,5 +413,5 @@ func (n *Node) proven(p peer.ID, e uint64) bool {
 		return true
 	}
 	first, ok := n.earned.firstPass[p]
-	return ok && first+ProvenLag <= e && n.appScore(p) >= 0
+	return ok && first+ProvenLag <= e && n.app.score(p) >= 0
 }
