@@ -23,7 +23,7 @@ func runCheck(t *testing.T, codes map[string]int) (string, int) {
 		return fmt.Sprintf("#!/bin/sh\necho stub %s\nexit %d\n", name, codes[name])
 	}
 	bin, path := t.TempDir(), t.TempDir()
-	for _, name := range []string{"cuda.test", "nvml.test", "poai"} {
+	for _, name := range []string{"cuda.test", "nvml.test", "challenge.test", "poai"} {
 		f, err := os.Create(filepath.Join(bin, name+".gz"))
 		if err != nil {
 			t.Fatal(err)
@@ -63,11 +63,11 @@ func TestGPUCheckExitStatus(t *testing.T) {
 	if rc != 3 || !strings.Contains(out, "FAILED: poai bench (exit 3)") || !strings.Contains(out, "FAILED: devnet (exit 3)") {
 		t.Fatalf("poai failing: exit %d\n%s", rc, out)
 	}
-	out, rc = runCheck(t, map[string]int{"nvidia-smi": 9, "cuda.test": 1, "nvml.test": 1, "python3": 2, "poai": 1})
+	out, rc = runCheck(t, map[string]int{"nvidia-smi": 9, "cuda.test": 1, "nvml.test": 1, "challenge.test": 4, "python3": 2, "poai": 1})
 	if rc != 9 {
 		t.Fatalf("every step failing: exit %d, want 9 (the worst)\n%s", rc, out)
 	}
-	for _, step := range []string{"device (nvidia-smi) (exit 9)", "CUDA tests (exit 1)", "NVML (exit 1)", "cuBLAS reference (exit 2)", "ratios (exit 2)", "devnet report (exit 2)"} {
+	for _, step := range []string{"device (nvidia-smi) (exit 9)", "CUDA tests (exit 1)", "protocol on CUDA (exit 4)", "NVML (exit 1)", "cuBLAS reference (exit 2)", "ratios (exit 2)", "devnet report (exit 2)"} {
 		if !strings.Contains(out, "FAILED: "+step) {
 			t.Errorf("failed step %q not listed\n%s", step, out)
 		}
