@@ -116,6 +116,13 @@ const (
 	// that heard the challenge first, so honest forwarders paid for the
 	// author's message (epochSkewProver). Such a message is now ignored.
 	RoleEpochSkew Role = "epoch-skew"
+	// RoleShareWithholder (adversary) proves and verifies honestly, but
+	// as a verifier it publishes its share commitment, which the target
+	// must list, and never reveals the share: the target cannot open what
+	// the shares sample (shareWithholder). Honest verifiers used to
+	// attest NO_ANSWER against the target it framed; the challenge is now
+	// void and the withholder contradicted (finalize).
+	RoleShareWithholder Role = "share-withholder"
 )
 
 // Adversary parameters.
@@ -156,7 +163,7 @@ const (
 // Roles lists the roles in the order devnet reports them.
 var Roles = []Role{RoleHonest, RoleSlow, RoleLazy, RoleReplay, RoleRelay, RoleForgedNVML, RoleLazyVerifier, RoleColluder, RoleSybil, RoleOnOff,
 	RoleLateJunk, RoleEquivocator, RoleVoider, RoleSibling, RoleInflate, RoleVRAMDodger,
-	RoleSybilFlood, RoleColludingChallenger, RoleSharedDevice, RoleEpochSkew}
+	RoleSybilFlood, RoleColludingChallenger, RoleSharedDevice, RoleEpochSkew, RoleShareWithholder}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
@@ -181,7 +188,7 @@ func ParseRole(s string) (Role, error) {
 func proverFor(n *Node) proverRole {
 	h := newHonestProver(n)
 	switch n.role {
-	case RoleHonest, "", RoleLazyVerifier, RoleForgedNVML, RoleSlow, RoleSibling, RoleInflate, RoleVRAMDodger, RoleSharedDevice:
+	case RoleHonest, "", RoleLazyVerifier, RoleForgedNVML, RoleSlow, RoleSibling, RoleInflate, RoleVRAMDodger, RoleSharedDevice, RoleShareWithholder:
 		if n.role.Adversary() {
 			return cappedProver{h}
 		}
@@ -394,6 +401,32 @@ func (colluderRouting) appScores(v scoring.TrustVector) scoring.TrustVector {
 	v.Peers = nil
 	return v
 }
+
+// sharerRole is whether a verifier reveals the share it committed to
+// once the target's commitment lists it. The node consumes it through
+// this interface only (revealShare): honestSharer reveals; an
+// ADVERSARY's withholds.
+type sharerRole interface {
+	reveals() bool
+}
+
+// honestSharer reveals every listed share.
+type honestSharer struct{}
+
+func (honestSharer) reveals() bool { return true }
+
+// sharerFor returns the sharer of role r.
+func sharerFor(r Role) sharerRole {
+	if r == RoleShareWithholder {
+		return shareWithholder{}
+	}
+	return honestSharer{}
+}
+
+// shareWithholder (adversary, RoleShareWithholder) never reveals a share.
+type shareWithholder struct{}
+
+func (shareWithholder) reveals() bool { return false }
 
 // forgedReport (adversary) is an NVML report that matches ForgedModel.
 func forgedReport() *pb.DeviceReport {

@@ -125,7 +125,7 @@ func newMetrics() *metrics {
 	}, []string{"peer"})
 	m.void = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "poai_challenges_void_total",
-		Help: "Challenges voided by their challenger's fault, by cause: reveal (the target committed in time and the reveal came late or never; the challenger is contradicted in this node's book) or duplicate (two challenges of one target from one challenger in an epoch).",
+		Help: "Challenges voided by their challenger's fault, by cause: reveal (the target committed in time and the challenger's secret, or the share of a verifier its commitment lists, came late or never; the withholder is contradicted in this node's book) or duplicate (two challenges of one target from one challenger in an epoch).",
 	}, []string{"cause"})
 	m.equivocations = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "poai_equivocations_total",

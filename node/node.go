@@ -107,6 +107,9 @@ type Node struct {
 	// judging decides whether this node checks what it verifies
 	// (honestJudge), or attests without checking (an adversary's).
 	judging verdictRole
+	// sharing decides whether this node, as a verifier, reveals its
+	// listed shares (honestSharer, or an adversary's).
+	sharing sharerRole
 	// Owned by the prover goroutine.
 	replay map[pb.Workload]replayAnswer
 
@@ -232,6 +235,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	n.challenging = challengingFor(n)
 	n.claiming = claimerFor(n.role)
 	n.judging = verdictRoleFor(n)
+	n.sharing = sharerFor(n.role)
 	n.app.routing, n.app.preTrusted, n.app.gauge = routingFor(n.role), cfg.Scoring.PreTrusted, n.metrics.score
 	return n, nil
 }

@@ -86,7 +86,7 @@ func (n *Node) noteShare(t *tracked, verifier peer.ID, sh *pb.Share, at time.Tim
 // of the target that lists it, with that commitment, to gossip and
 // directly to the target.
 func (n *Node) revealShare(t *tracked) {
-	if t.ownShare == nil || t.shareRevealed || t.com == nil {
+	if t.ownShare == nil || t.shareRevealed || t.com == nil || !n.sharing.reveals() {
 		return
 	}
 	listed := challenge.ListedShare(t.com, n.id)
