@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/poai-network/poai/challenge"
@@ -177,18 +176,21 @@ func (n *Node) anticipated(t *tracked) time.Duration {
 }
 
 // heardFrom reports whether target showed this node it was there after
-// since: its claim was heard since, or it is connected to this node now.
-// A router ignores every message of a peer it graylists, claims included,
-// so without the connection a cheater pushed out of this node's view
-// would look unreachable (no blame) for as long as it stays out, and its
-// record would decay until it came back in; likewise a prover keeping
-// quiet after a challenge it cannot answer (two identities on one device).
-// A partitioned or restarting peer has no connection to this node.
+// since: its claim was heard since, or its gossipsub traffic reached this
+// node since (p2p.Host.LastRPC). A router ignores every message of a peer
+// it graylists, claims included, but its RPCs still arrive, so a cheater
+// pushed out of this node's view, or a prover keeping quiet after a
+// challenge it cannot answer (two identities on one device), is still
+// heard from while it takes part in gossip at all. A partitioned or
+// restarting peer sends nothing. Its connection alone is no evidence: one
+// whose link went down stays "connected" until the muxer's keepalive
+// gives up, tens of seconds in which the first challenges of a partition
+// were attested NO_ANSWER (TestPartitionHeals failed on CI so).
 func (n *Node) heardFrom(target peer.ID, since time.Time) bool {
 	if p, ok := n.peers[target]; ok && p.seen.After(since) {
 		return true
 	}
-	return n.host.Libp2p().Network().Connectedness(target) == network.Connected
+	return n.host.LastRPC(target).After(since)
 }
 
 // finalize attests NO_ANSWER for a challenge whose answer never came.

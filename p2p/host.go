@@ -502,6 +502,12 @@ func (p *Host) Close() error {
 	return errors.Join(errs...)
 }
 
+// LastRPC returns when a gossipsub RPC from id last reached this host
+// (before the router's scoring or graylist drops any of it), or the zero
+// time when none has since its connection last went. Unlike the
+// connection's state it does not outlive a link that went down.
+func (p *Host) LastRPC(id peer.ID) time.Time { return p.mesh.lastRPC(id) }
+
 // Mesh returns this host's gossipsub mesh: for each joined topic, the
 // peers it is grafted to. A peer leaves it when gossipsub prunes it or
 // drops its closed connection, and when the host has had no connection

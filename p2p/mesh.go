@@ -16,12 +16,21 @@ import (
 // from every mesh without a PRUNE, tracing only OnClosedOutboundStream,
 // and the host's network notifications (Host.disconnected) call
 // removeIfGone. It never blocks: one short mutex per event.
+//
+// It also keeps when a gossipsub RPC last came from each peer (RecvRPC,
+// traced before the router's graylist drops anything): traffic, unlike a
+// connection's state, proves the peer reached this host lately. A
+// connection whose link went down stays "connected" until its muxer's
+// keepalive gives up, tens of seconds later.
 type meshTracer struct {
-	mu   sync.Mutex
-	mesh map[string]map[peer.ID]bool
+	mu    sync.Mutex
+	mesh  map[string]map[peer.ID]bool
+	heard map[peer.ID]time.Time // last RPC from each peer, until it goes
 }
 
-func newMeshTracer() *meshTracer { return &meshTracer{mesh: make(map[string]map[peer.ID]bool)} }
+func newMeshTracer() *meshTracer {
+	return &meshTracer{mesh: make(map[string]map[peer.ID]bool), heard: make(map[peer.ID]time.Time)}
+}
 
 func (m *meshTracer) Graft(p peer.ID, topic string) {
 	m.mu.Lock()
@@ -49,11 +58,27 @@ func (m *meshTracer) RemovePeer(p peer.ID) {
 	m.remove(p)
 }
 
-// remove drops p from every topic; the caller holds mu.
+// remove drops p from every topic and forgets its last RPC; the caller
+// holds mu.
 func (m *meshTracer) remove(p peer.ID) {
 	for _, peers := range m.mesh {
 		delete(peers, p)
 	}
+	delete(m.heard, p)
+}
+
+// lastRPC returns when an RPC from p last arrived, or the zero time.
+func (m *meshTracer) lastRPC(p peer.ID) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.heard[p]
+}
+
+// RecvRPC notes the RPC's arrival from its sender.
+func (m *meshTracer) RecvRPC(rpc *pubsub.RPC) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.heard[rpc.From()] = time.Now()
 }
 
 // removeIfGone drops p from every topic unless connected reports it
@@ -104,7 +129,6 @@ func (m *meshTracer) DeliverMessage(*pubsub.Message)                       {}
 func (m *meshTracer) RejectMessage(*pubsub.Message, string)                {}
 func (m *meshTracer) DuplicateMessage(*pubsub.Message)                     {}
 func (m *meshTracer) ThrottlePeer(peer.ID)                                 {}
-func (m *meshTracer) RecvRPC(*pubsub.RPC)                                  {}
 func (m *meshTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
 func (m *meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
 func (m *meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}

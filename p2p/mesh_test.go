@@ -127,3 +127,30 @@ func TestMeshTracerRemoves(t *testing.T) {
 		t.Fatalf("removeIfGone kept a gone peer: %v", m.snapshot())
 	}
 }
+
+// TestLastRPCIsTraffic: LastRPC moves when the peer's gossip arrives, and
+// forgets the peer when its connection goes.
+func TestLastRPCIsTraffic(t *testing.T) {
+	fast := func(cfg *Config) { cfg.HeartbeatInterval = 100 * time.Millisecond }
+	a, b := newHostWith(t, fast), newHostWith(t, fast)
+	if !a.LastRPC(b.ID()).IsZero() {
+		t.Fatal("a stranger has a last RPC")
+	}
+	accept := func(context.Context, peer.ID, []byte) (any, error) { return nil, nil }
+	for _, h := range []*Host{a, b} {
+		if err := h.Join(TopicClaims, accept, func(Message) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Connect(t.Context(), peer.AddrInfo{ID: a.ID(), Addrs: a.Libp2p().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "b never in a's mesh", func() bool { return inMesh(a, TopicClaims, b.ID()) })
+	before := time.Now()
+	if err := b.Publish(t.Context(), TopicClaims, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "b's message did not move its last RPC", func() bool { return a.LastRPC(b.ID()).After(before) })
+	b.Close()
+	waitFor(t, 5*time.Second, "a closed peer's last RPC kept", func() bool { return a.LastRPC(b.ID()).IsZero() })
+}
