@@ -156,7 +156,7 @@ func (p *lateJunkProver) commit(ctx context.Context, job proveJob) (*challenge.C
 	if err != nil {
 		return nil, err
 	}
-	n.publishTo(p2p.TopicCommitments, junk, deadlineOf(job.ch), job.judges...)
+	n.gossip.publishTo(p2p.TopicCommitments, junk, deadlineOf(job.ch), job.judges...)
 	time.Sleep(20 * time.Millisecond) // the junk first, then the answer
 	n.listShares(ctx, job, committed)
 	if err := committed.SetEpoch(job.ch.GetEpoch()); err != nil {
@@ -165,7 +165,7 @@ func (p *lateJunkProver) commit(ctx context.Context, job proveJob) (*challenge.C
 	if err := committed.Sign(n.key); err != nil {
 		return nil, err
 	}
-	n.publishTo(p2p.TopicCommitments, committed.Commitment, deadlineOf(job.ch), job.judges...)
+	n.gossip.publishTo(p2p.TopicCommitments, committed.Commitment, deadlineOf(job.ch), job.judges...)
 	return committed, nil
 }
 
@@ -201,7 +201,7 @@ func (p epochSkewProver) commit(ctx context.Context, job proveJob) (*challenge.C
 	}
 	// Gossip alone: a direct copy reaching a judge first would make the
 	// gossip copy a repeat of one offence, ignored (Node.rejected).
-	n.publishTo(p2p.TopicCommitments, junk, deadlineOf(job.ch))
+	n.gossip.publishTo(p2p.TopicCommitments, junk, deadlineOf(job.ch))
 	return p.honestProver.commit(ctx, job)
 }
 
@@ -231,7 +231,7 @@ func (p voiderProver) commit(ctx context.Context, job proveJob) (*challenge.Comm
 			n.wg.Add(1)
 			go func() {
 				defer n.wg.Done()
-				n.sendDirect(p2p.TopicCommitments, b, j, deadlineOf(job.ch))
+				n.gossip.sendDirect(p2p.TopicCommitments, b, j, deadlineOf(job.ch))
 			}()
 		}
 	}
@@ -313,7 +313,7 @@ func (p *equivocatorProver) commit(ctx context.Context, job proveJob) (*challeng
 	}
 	p.pending[job.cid.KeyString()] = e
 	p.mu.Unlock()
-	n.sendDirect(p2p.TopicCommitments, b, peer.ID(ch.GetChallenger()), deadlineOf(ch))
+	n.gossip.sendDirect(p2p.TopicCommitments, b, peer.ID(ch.GetChallenger()), deadlineOf(ch))
 	return first, nil
 }
 
@@ -341,12 +341,12 @@ func (p *equivocatorProver) open(t *tracked, first *challenge.Committed) {
 		if err := second.Sign(n.key); err != nil {
 			return
 		}
-		n.publishTo(p2p.TopicCommitments, second.Commitment, deadlineOf(ch), t.verifiers...)
+		n.gossip.publishTo(p2p.TopicCommitments, second.Commitment, deadlineOf(ch), t.verifiers...)
 		op, err := second.Open(n.ctx, ch, secret, shares...)
 		if err != nil {
 			return
 		}
-		n.publishTo(p2p.TopicOpenings, op, deadlineOf(ch), t.verifiers...)
+		n.gossip.publishTo(p2p.TopicOpenings, op, deadlineOf(ch), t.verifiers...)
 	}()
 }
 

@@ -98,7 +98,7 @@ func (n *Node) Topology() TopologyView {
 func (n *Node) snapshot(f func()) bool {
 	done := make(chan struct{})
 	select {
-	case n.events <- func() { f(); close(done) }:
+	case n.ev.q <- func() { f(); close(done) }:
 	case <-n.ctx.Done():
 		return false
 	}

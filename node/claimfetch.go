@@ -117,7 +117,7 @@ func (n *Node) awaitClaim(from peer.ID, d decoded, at time.Time) bool {
 			}
 		}
 		at := time.Now()
-		n.post(func() { n.claimFetched(from, claim, err, at) })
+		n.ev.post(func() { n.claimFetched(from, claim, err, at) })
 	}()
 	n.log.Debug("challenge from a peer whose claim is unknown here: asking it for its claim", "challenger", shortID(from), "challenge", d.cid)
 	return true

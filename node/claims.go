@@ -108,7 +108,7 @@ const claimRecheck = 2 * time.Second
 // peers it had not announced it to, so a newcomer learns its neighbours'
 // claims within seconds instead of at the next epoch.
 func (n *Node) reannounce() {
-	n.after(claimRecheck, n.reannounce)
+	n.ev.after(claimRecheck, n.reannounce)
 	connected := n.host.ConnectedPeers()
 	fresh := false
 	for _, p := range connected {
@@ -129,7 +129,7 @@ func (n *Node) reannounce() {
 }
 
 func (n *Node) publishClaim() {
-	n.publish(p2p.TopicClaims, n.currentClaim())
+	n.gossip.publish(p2p.TopicClaims, n.currentClaim())
 }
 
 // livePeers returns the peers with a fresh claim, this node included,

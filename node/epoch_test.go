@@ -29,7 +29,7 @@ func TestReplayedEpochIgnored(t *testing.T) {
 	topics := []string{p2p.TopicCommitments, p2p.TopicOpenings, p2p.TopicReveals}
 	accept := func(context.Context, peer.ID, []byte) (any, error) { return nil, nil }
 	for _, topic := range topics {
-		if err := h.Join(n.topic(topic), accept, func(p2p.Message) {}); err != nil {
+		if err := h.Join(n.gossip.topic(topic), accept, func(p2p.Message) {}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -40,7 +40,7 @@ func TestReplayedEpochIgnored(t *testing.T) {
 	// Each side knows the other subscribed: the replayer's stream to the
 	// node is open (its subscriptions came over it).
 	subscribed := func(topic string) bool {
-		return slices.Contains(h.MeshPeers(n.topic(topic)), n.ID()) && slices.Contains(n.host.MeshPeers(n.topic(topic)), h.ID())
+		return slices.Contains(h.MeshPeers(n.gossip.topic(topic)), n.ID()) && slices.Contains(n.host.MeshPeers(n.gossip.topic(topic)), h.ID())
 	}
 	for !allOf(topics, subscribed) {
 		if time.Now().After(deadline) {
@@ -80,7 +80,7 @@ func TestReplayedEpochIgnored(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := h.Publish(t.Context(), n.topic(topic), b); err != nil {
+			if err := h.Publish(t.Context(), n.gossip.topic(topic), b); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -24,7 +24,7 @@ import (
 // paying for the target's message.
 func TestEpochSkewForwarderNotCharged(t *testing.T) {
 	n := startNode(t, testConfig(), nil)
-	topic := n.topic(p2p.TopicCommitments)
+	topic := n.gossip.topic(p2p.TopicCommitments)
 	accept := func(context.Context, peer.ID, []byte) (any, error) { return nil, nil }
 	fwd, _ := bareHost(t)
 	target, targetKey := bareHost(t)

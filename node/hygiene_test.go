@@ -27,7 +27,7 @@ type attester struct {
 func newAttester(t *testing.T, n *Node) *attester {
 	t.Helper()
 	h, key := bareHost(t)
-	topic := n.topic(p2p.TopicAttestation)
+	topic := n.gossip.topic(p2p.TopicAttestation)
 	accept := func(context.Context, peer.ID, []byte) (any, error) { return nil, nil }
 	if err := h.Join(topic, accept, func(p2p.Message) {}); err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func (a *attester) publish(t *testing.T, n *Node, m *pb.Attestation) {
 
 func (a *attester) publishBytes(t *testing.T, n *Node, b []byte) {
 	t.Helper()
-	if err := a.h.Publish(t.Context(), n.topic(p2p.TopicAttestation), b); err != nil {
+	if err := a.h.Publish(t.Context(), n.gossip.topic(p2p.TopicAttestation), b); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -102,7 +102,7 @@ func track(t *testing.T, n *Node, epoch uint64, target, challenger peer.ID, veri
 	}
 	tr := &tracked{ch: ch, cid: chCID, target: target, challenger: challenger, receivedAt: time.Now(), verifiers: verifiers}
 	done := make(chan struct{})
-	n.post(func() { n.tracked[chCID.KeyString()] = tr; close(done) })
+	n.ev.post(func() { n.tracked[chCID.KeyString()] = tr; close(done) })
 	<-done
 	return tr
 }

@@ -55,7 +55,7 @@ func (n *Node) forwardCommitment(com *pb.Commitment, to peer.ID) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		n.sendDirect(p2p.TopicCommitments, b, to, 5*time.Second)
+		n.gossip.sendDirect(p2p.TopicCommitments, b, to, 5*time.Second)
 	}()
 }
 
@@ -79,7 +79,7 @@ func (n *Node) onEquivocation(t *tracked, second *pb.Commitment) {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			_ = n.host.Publish(n.ctx, n.topic(p2p.TopicCommitments), b) // a replay when gossiped already
+			_ = n.host.Publish(n.ctx, n.gossip.topic(p2p.TopicCommitments), b) // a replay when gossiped already
 		}()
 	}
 }
@@ -96,7 +96,7 @@ func (n *Node) judgeEquivocation(t *tracked) {
 	digestOf := append(n.possibleVerifiers(t), n.id)
 	n.offLoop(func(ctx context.Context) {
 		digests, err := challenge.CheckDigests(ctx, n.cpu, ch, chCID, secret, digestOf)
-		n.post(func() {
+		n.ev.post(func() {
 			t.advance(undecided)
 			if err == nil && t.digests == nil {
 				t.digests = digests
@@ -247,7 +247,7 @@ func (n *Node) finalize(t *tracked) {
 	}
 	t.claimWait = true
 	e := n.clock.At(time.Now())
-	n.after(time.Until(n.clock.Start(e+1).Add(n.clock.Length/ClaimSpread+2*time.Second)), func() {
+	n.ev.after(time.Until(n.clock.Start(e+1).Add(n.clock.Length/ClaimSpread+2*time.Second)), func() {
 		if t.settled() {
 			return
 		}
@@ -283,7 +283,7 @@ func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation
 	}
 	n.log.Log(n.ctx, lvl, "attestation", "target", shortID(t.target), "verdict", verdictName(v),
 		"latency_ms", latency.Milliseconds(), "deadline_ms", t.ch.GetDeadlineMs(), "accuracy", accuracy, "reason", reason)
-	n.publish(p2p.TopicAttestation, a)
+	n.gossip.publish(p2p.TopicAttestation, a)
 }
 
 // possibleVerifiers are the peers whose attestations of t count: its

@@ -141,6 +141,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	undo = append(undo, n.host.Close)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	undo = append(undo, func() error { n.cancel(); return nil })
+	n.ev.done = n.ctx.Done()
+	n.gossip = gossip{host: n.host, self: n.id, shard: n.shard, shards: n.cfg.P2P.Shards, ctx: n.ctx, wg: &n.wg, log: n.log, direct: n.metrics.direct}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -160,13 +162,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		{p2p.TopicRequests, wrap(n.validator.ChallengeRequest), n.onRequest},
 	} {
 		handle := conductOf(n.role).handler(t.topic, t.handle)
-		if err := n.host.Join(n.topic(t.topic), n.validatorFor(t.topic, t.decode), func(m p2p.Message) {
+		if err := n.host.Join(n.gossip.topic(t.topic), n.validatorFor(t.topic, t.decode), func(m p2p.Message) {
 			at := time.Now() // receipt time on this node's clock
 			d, ok := m.Decoded.(decoded)
 			if !ok {
 				return
 			}
-			n.post(func() { handle(m.From, d, at) })
+			n.ev.post(func() { handle(m.From, d, at) })
 		}); err != nil {
 			return err
 		}
@@ -178,7 +180,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// misses under load, took away — and a peer whose answers cannot reach
 	// its verifiers can never clear itself.
 	for _, t := range []string{p2p.TopicChallenges, p2p.TopicReveals, p2p.TopicCommitments, p2p.TopicOpenings} {
-		if err := n.host.AcceptDirect(n.topic(t)); err != nil {
+		if err := n.host.AcceptDirect(n.gossip.topic(t)); err != nil {
 			return err
 		}
 	}

@@ -68,7 +68,7 @@ func proveAndOpen(t *testing.T, n *Node, w pb.Workload, challenger []byte, secre
 // onLoop runs f on n's loop goroutine and waits for it.
 func (n *Node) onLoop(f func()) {
 	done := make(chan struct{})
-	n.post(func() { f(); close(done) })
+	n.ev.post(func() { f(); close(done) })
 	<-done
 }
 

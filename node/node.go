@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -54,11 +53,14 @@ type Node struct {
 	shard int
 	book  *scoring.Book
 
-	ctx     context.Context
-	cancel  context.CancelFunc
-	state   atomic.Int32 // stateNew, stateStarted, stateFailed or stateClosed
-	wg      sync.WaitGroup
-	events  chan func()
+	ctx    context.Context
+	cancel context.CancelFunc
+	state  atomic.Int32 // stateNew, stateStarted, stateFailed or stateClosed
+	wg     sync.WaitGroup
+	// ev is the loop goroutine's queue (loop).
+	ev events
+	// gossip sends this node's messages (set up in Start).
+	gossip  gossip
 	limiter *authorLimiter
 	// rejected remembers, by author and payload content ID, the messages
 	// the validators rejected, so that a repeat of one offence is ignored
@@ -218,7 +220,6 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 		orphans:     make(map[string]*orphan),
 		claimWaits:  make(map[peer.ID]*claimWait),
 		claimAsked:  make(map[peer.ID]uint64),
-		events:      make(chan func(), 4096),
 		limiter:     newAuthorLimiter(),
 		proveQ:      make(chan proveJob, 16),
 		verifySem:   make(chan struct{}, 1),
@@ -228,6 +229,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 		wl, _ := ParseWorkload(w) // checked by Validate
 		n.workloads = append(n.workloads, wl)
 	}
+	n.ev = events{q: make(chan func(), 4096), wg: &n.wg}
 	n.planner.Catalog = o.catalog
 	n.validator = challenge.NewValidator(challenge.DefaultLimits(), n.clock, 1<<16, challenge.WithCatalog(o.catalog))
 	n.rejected = challenge.NewReplayCache(maxRejected, max(n.validator.ReplayTTL(), p2p.SeenMessagesTTL))
@@ -240,118 +242,25 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	return n, nil
 }
 
-// post runs f on the loop goroutine; it gives up when the node closes.
-func (n *Node) post(f func()) {
-	select {
-	case n.events <- f:
-	case <-n.ctx.Done():
-	}
-}
-
-// after runs f on the loop goroutine once d has passed.
-func (n *Node) after(d time.Duration, f func()) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			n.post(f)
-		case <-n.ctx.Done():
-		}
-	}()
-}
-
-// publish encodes m and publishes it on topic without blocking the caller.
-func (n *Node) publish(topic string, m proto.Message) {
-	n.publishTo(topic, m, 0)
-}
-
-// publishTo publishes m on topic and also sends it to each peer of to
-// over p2p.DirectProtocol, giving up after timeout. The direct copies go
-// once the local validator has accepted the message (Publish returned),
-// so a message this node would reject never leaves it.
-func (n *Node) publishTo(topic string, m proto.Message, timeout time.Duration, to ...peer.ID) {
-	n.publishThen(topic, m, timeout, nil, to...)
-}
-
-// publishThen is publishTo that also runs accepted, on the publishing
-// goroutine, once this node's own validator has accepted m (Publish
-// returned no error): what counts a message as sent goes there, so a
-// message the node itself refuses is not counted.
-func (n *Node) publishThen(topic string, m proto.Message, timeout time.Duration, accepted func(), to ...peer.ID) {
-	b, err := challenge.Marshal(m)
-	if err != nil {
-		n.log.Error("encode message", "topic", topic, "err", err)
-		return
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := n.host.Publish(n.ctx, n.topic(topic), b); err != nil {
-			if n.ctx.Err() == nil {
-				n.log.Warn("publish failed", "topic", topic, "err", err)
-			}
-			return
-		}
-		if accepted != nil {
-			accepted()
-		}
-		for _, p := range to {
-			if p == n.id {
-				continue
-			}
-			n.wg.Add(1)
-			go func() {
-				defer n.wg.Done()
-				n.sendDirect(topic, b, p, timeout)
-			}()
-		}
-	}()
-}
-
-// sendDirect hands an encoded message of topic to peer to over
-// p2p.DirectProtocol and counts the outcome.
-func (n *Node) sendDirect(topic string, b []byte, to peer.ID, timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(n.ctx, timeout)
-	defer cancel()
-	if err := n.host.SendDirect(ctx, to, n.topic(topic), b); err != nil {
-		result := "failed"
-		if errors.Is(err, p2p.ErrDirectRejected) {
-			result = "rejected" // usually: the gossip copy came first
-		}
-		n.metrics.direct.WithLabelValues(topic, result).Inc()
-		n.log.Debug("direct send not accepted", "topic", topic, "to", shortID(to), "err", err)
-		return
-	}
-	n.metrics.direct.WithLabelValues(topic, "sent").Inc()
-}
-
-// topic returns the name of base (one of p2p.Topics) in this node's shard.
-func (n *Node) topic(base string) string {
-	return p2p.ShardTopic(base, n.shard, n.cfg.P2P.Shards)
-}
-
 // Shard returns this node's shard and the network's shard count.
 func (n *Node) Shard() (shard, shards int) { return n.shard, max(n.cfg.P2P.Shards, 1) }
 
 // loop owns the node's protocol state and runs every event in order.
 func (n *Node) loop() {
 	defer n.wg.Done()
-	n.after(n.o.warmup, n.publishClaim)
-	n.after(n.o.warmup+claimRecheck, n.reannounce)
+	n.ev.after(n.o.warmup, n.publishClaim)
+	n.ev.after(n.o.warmup+claimRecheck, n.reannounce)
 	now := time.Now()
 	next := n.clock.At(now) + 1
 	if now.Before(n.clock.Genesis) {
 		next = 0
 	}
-	n.after(time.Until(n.clock.Start(next)), func() { n.onEpoch(next) })
+	n.ev.after(time.Until(n.clock.Start(next)), func() { n.onEpoch(next) })
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
-		case f := <-n.events:
+		case f := <-n.ev.q:
 			f()
 		}
 	}

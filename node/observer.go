@@ -45,5 +45,5 @@ func (o Observer) Unverifiable(p peer.ID) bool {
 // MeshPeers returns how many peers are in this node's gossipsub mesh of
 // the topic base (p2p.TopicAttestation and the like) for its own shard.
 func (o Observer) MeshPeers(base string) int {
-	return len(o.n.host.MeshPeers(o.n.topic(base)))
+	return len(o.n.host.MeshPeers(o.n.gossip.topic(base)))
 }

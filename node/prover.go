@@ -78,7 +78,7 @@ func (p *honestProver) commit(ctx context.Context, job proveJob) (*challenge.Com
 	if err := committed.Sign(n.key); err != nil {
 		return nil, err
 	}
-	n.publishTo(p2p.TopicCommitments, committed.Commitment, deadlineOf(job.ch), job.judges...)
+	n.gossip.publishTo(p2p.TopicCommitments, committed.Commitment, deadlineOf(job.ch), job.judges...)
 	return committed, nil
 }
 
@@ -95,7 +95,7 @@ func (p *honestProver) open(t *tracked, committed *challenge.Committed) {
 			n.log.Error("open", "challenge", t.cid, "err", err)
 			return
 		}
-		n.publishTo(p2p.TopicOpenings, op, deadlineOf(ch), judges...)
+		n.gossip.publishTo(p2p.TopicOpenings, op, deadlineOf(ch), judges...)
 	}()
 }
 
@@ -145,7 +145,7 @@ func (n *Node) answer(job proveJob) {
 	n.bump(func(s *Stats) { s.Answered++ })
 	n.log.Debug("challenge answered", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "deadline", deadline)
 	// The opening waits for the challenger's secret (onReveal).
-	n.post(func() {
+	n.ev.post(func() {
 		if t, ok := n.tracked[job.cid.KeyString()]; ok {
 			t.committed = committed
 			n.open(t)

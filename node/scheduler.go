@@ -31,14 +31,14 @@ type slotUse struct {
 // onEpoch runs at the start of every epoch: re-announce the claim, forget
 // old state, and schedule the challenges this node must issue.
 func (n *Node) onEpoch(e uint64) {
-	n.after(time.Until(n.clock.Start(e+1)), func() { n.onEpoch(e + 1) })
+	n.ev.after(time.Until(n.clock.Start(e+1)), func() { n.onEpoch(e + 1) })
 	now := time.Now()
 	n.metrics.epoch.Set(float64(e))
 	if n.startEpoch == nil {
 		n.startEpoch = &e
 	}
 	n.rollTrust(e)
-	n.after(claimOffset(n.id, e, n.clock.Length), n.publishClaim)
+	n.ev.after(claimOffset(n.id, e, n.clock.Length), n.publishClaim)
 	n.expire(now)
 	live := n.livePeers(now)
 	judges := n.judges(live, e)
@@ -70,7 +70,7 @@ func (n *Node) onEpoch(e uint64) {
 		if w := n.cfg.Challenge.Waves; w > 0 {
 			at = n.clock.Start(e).Add(waveOffset(e, target, w, n.clock.Length))
 		}
-		n.after(time.Until(at), func() {
+		n.ev.after(time.Until(at), func() {
 			if _, err := n.issue(e, target); err != nil {
 				n.log.Debug("challenge not issued", "target", shortID(target), "err", err)
 			}
@@ -232,7 +232,7 @@ func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, err
 	// Counted as issued only once this node's own validator has accepted
 	// it: a challenge it refuses (an epoch out of range, limits) never
 	// leaves the node, and publishThen logs why.
-	n.publishThen(p2p.TopicChallenges, ch, plan.Deadline, func() {
+	n.gossip.publishThen(p2p.TopicChallenges, ch, plan.Deadline, func() {
 		n.metrics.issued.Inc()
 		if retryOf.Defined() {
 			n.metrics.retries.Inc()
@@ -243,7 +243,7 @@ func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, err
 	}, target)
 	if !retryOf.Defined() {
 		key := chCID.KeyString()
-		n.after(plan.Deadline+n.retryBackoff(), func() { n.retryIfMissed(e, target, key) })
+		n.ev.after(plan.Deadline+n.retryBackoff(), func() { n.retryIfMissed(e, target, key) })
 	}
 	return chCID, nil
 }
@@ -294,7 +294,7 @@ func (n *Node) ChallengeNow(target peer.ID) (ChallengeOutcome, error) {
 			}
 		default:
 			out.Requested = true
-			n.publish(p2p.TopicRequests, &pb.ChallengeRequest{Target: []byte(target), Requester: []byte(n.id), IssuedUnixMs: now.UnixMilli()})
+			n.gossip.publish(p2p.TopicRequests, &pb.ChallengeRequest{Target: []byte(target), Requester: []byte(n.id), IssuedUnixMs: now.UnixMilli()})
 		}
 	})
 	if !ok {

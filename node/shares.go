@@ -49,7 +49,7 @@ func (n *Node) publishShare(t *tracked) {
 	}
 	t.ownShare, t.ownShareMsg = s, sh
 	n.noteShare(t, n.id, sh, time.Now())
-	n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: sh, Epoch: t.ch.GetEpoch()}, deadlineOf(t.ch), t.target)
+	n.gossip.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: sh, Epoch: t.ch.GetEpoch()}, deadlineOf(t.ch), t.target)
 }
 
 // maxTargetShares bounds the share commitments a target keeps for one of
@@ -98,7 +98,7 @@ func (n *Node) revealShare(t *tracked) {
 		return
 	}
 	t.shareRevealed = true
-	n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: t.ownShareMsg, Secret: t.ownShare, Commitment: b, Epoch: t.ch.GetEpoch()},
+	n.gossip.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: t.ownShareMsg, Secret: t.ownShare, Commitment: b, Epoch: t.ch.GetEpoch()},
 		deadlineOf(t.ch), t.target)
 }
 
@@ -205,7 +205,7 @@ func (n *Node) listShares(ctx context.Context, job proveJob, c *challenge.Commit
 	for {
 		got, missing := make(chan []*pb.Share, 1), 0
 		var prefer []peer.ID
-		n.post(func() {
+		n.ev.post(func() {
 			t, ok := n.tracked[job.cid.KeyString()]
 			if !ok {
 				got <- nil

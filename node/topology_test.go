@@ -67,7 +67,7 @@ func TestPeerGoneLeavesTopologyAndMetrics(t *testing.T) {
 	a := startNode(t, testConfig(), nil)
 	x, _ := bareHost(t)
 	accept := func(context.Context, peer.ID, []byte) (any, error) { return nil, nil }
-	if err := x.Join(a.topic(p2p.TopicClaims), accept, func(p2p.Message) {}); err != nil {
+	if err := x.Join(a.gossip.topic(p2p.TopicClaims), accept, func(p2p.Message) {}); err != nil {
 		t.Fatal(err)
 	}
 	xInfo := peer.AddrInfo{ID: x.ID(), Addrs: x.Libp2p().Addrs()}

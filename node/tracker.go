@@ -288,7 +288,7 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 	}
 	if t.verifier {
 		deadline := time.Duration(ch.GetDeadlineMs()) * time.Millisecond
-		n.after(time.Until(at.Add(2*deadline+time.Second)), func() { n.finalize(t) })
+		n.ev.after(time.Until(at.Add(2*deadline+time.Second)), func() { n.finalize(t) })
 		if target != n.id {
 			n.publishShare(t)
 		}
@@ -395,7 +395,7 @@ func (n *Node) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment, co
 		}
 		t.revealedCom = comCID
 		// The target gets it directly too, as it got the challenge.
-		n.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Challenger: []byte(n.id), Secret: own.secret, Commitment: b, Epoch: t.ch.GetEpoch()},
+		n.gossip.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Challenger: []byte(n.id), Secret: own.secret, Commitment: b, Epoch: t.ch.GetEpoch()},
 			deadlineOf(t.ch), t.target)
 	} else if t.verifier && from != t.challenger && t.challenger != n.id {
 		n.forwardCommitment(com, t.challenger)

@@ -172,7 +172,7 @@ func (n *Node) tryAudit(t *tracked) {
 	ch, chCID, secret, ids := t.ch, t.cid, t.secret, n.possibleVerifiers(t)
 	n.offLoop(func(ctx context.Context) {
 		digests, err := challenge.CheckDigests(ctx, n.cpu, ch, chCID, secret, ids)
-		n.post(func() {
+		n.ev.post(func() {
 			t.auditing = false
 			if err != nil || digests == nil || t.digests != nil {
 				return

@@ -54,7 +54,7 @@ func (n *Node) verifyOffLoop(t *tracked, done func(challenge.Result, error)) {
 			}
 		}
 		n.metrics.verifyTime.Observe(time.Since(start).Seconds())
-		n.post(func() {
+		n.ev.post(func() {
 			if err == nil && t.digests == nil {
 				t.digests = digests
 			}
