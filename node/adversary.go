@@ -194,19 +194,19 @@ func proverFor(n *Node) proverRole {
 		}
 		return h
 	case RoleLazy, RoleColluder, RoleSybil:
-		h.compute = n.lazyProve
+		h.compute = lazyCompute(n)
 	case RoleOnOff:
-		honest := h.compute
+		honest, lazy := h.compute, lazyCompute(n)
 		h.compute = func(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
 			if n.startEpoch != nil && ch.GetEpoch() >= *n.startEpoch+OnOffHonestEpochs {
-				return n.lazyProve(ctx, ch, chCID)
+				return lazy(ctx, ch, chCID)
 			}
 			return honest(ctx, ch, chCID)
 		}
 	case RoleRelay:
-		h.compute = n.relayProve
+		h.compute = relayCompute(n)
 	case RoleReplay:
-		h.compute = n.replayProve
+		h.compute = replayCompute(n)
 	case RoleLateJunk:
 		return &lateJunkProver{honestProver: h}
 	case RoleEquivocator:
@@ -216,7 +216,7 @@ func proverFor(n *Node) proverRole {
 	case RoleEpochSkew:
 		return cappedProver{epochSkewProver{h}}
 	case RoleColludingChallenger:
-		h.compute = n.colludingCompute(h.compute)
+		h.compute = colludingCompute(n, h.compute)
 	}
 	return cappedProver{h}
 }

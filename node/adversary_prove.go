@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/merkle"
@@ -32,42 +33,47 @@ import (
 // not allow that.
 const RelayRoundTrip = 100 * time.Millisecond
 
-// relayProve (adversary) forwards the challenge to its accomplice, whose
+// relayCompute (adversary) forwards the challenge to its accomplice, whose
 // device proves it (the accomplice's backend, shared and serialized with
 // the accomplice's own work), and answers as if it had. The forwarded
 // challenge reaches the device RelayRoundTrip after the relay got it, so
 // the accomplice's own challenge of the same instant runs first.
-func (n *Node) relayProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
-	if n.o.accomplice == nil {
-		return nil, fmt.Errorf("relay without an accomplice")
+func relayCompute(n *Node) computeFunc {
+	return func(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
+		if n.o.accomplice == nil {
+			return nil, fmt.Errorf("relay without an accomplice")
+		}
+		select {
+		case <-time.After(RelayRoundTrip):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return challenge.Run(ctx, n.o.accomplice, ch, chCID, n.id)
 	}
-	select {
-	case <-time.After(RelayRoundTrip):
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	return challenge.Run(ctx, n.o.accomplice, ch, chCID, n.id)
 }
 
 // Adversary reports whether the role cheats.
 func (r Role) Adversary() bool { return r != RoleHonest && r != "" }
 
-// lazyProve (adversary) computes rows [0, LazyFraction·n) honestly, fills
-// the others with noise, and commits to the lot.
-func (n *Node) lazyProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
-	if ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
-		return n.lazyVRAM(ch, chCID)
+// lazyCompute (adversary) computes rows [0, LazyFraction·n) honestly on
+// n's CPU, fills the others with noise, and commits to the lot.
+func lazyCompute(n *Node) computeFunc {
+	return func(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
+		if ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
+			return lazyVRAM(ch, chCID, n.id)
+		}
+		e, err := partialProduct(ctx, n.cpu, ch, LazyFraction)
+		if err != nil {
+			return nil, err
+		}
+		return challenge.Commit(chCID, n.id, e.leaves, func(i int) []byte { return e.rows[i] })
 	}
-	e, err := partialProduct(ctx, n.cpu, ch, LazyFraction)
-	if err != nil {
-		return nil, err
-	}
-	return challenge.Commit(chCID, n.id, e.leaves, func(i int) []byte { return e.rows[i] })
 }
 
 // lazyVRAM (adversary) fills the memory but runs the read chains of only
-// the first LazyFraction of the lanes, making up the other lanes' outputs.
-func (n *Node) lazyVRAM(ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
+// the first LazyFraction of the lanes, making up the other lanes' outputs,
+// and commits to them as prover.
+func lazyVRAM(ch *pb.Challenge, chCID cid.Cid, prover peer.ID) (*challenge.Committed, error) {
 	p, seed := challenge.VRAMParamsOf(ch), challenge.Seed(ch)
 	mem := make([][32]byte, p.Lanes*p.Blocks)
 	for g := range mem {
@@ -83,7 +89,7 @@ func (n *Node) lazyVRAM(ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, 
 		}
 		leaves[l] = merkle.LeafHash(outputs[l][:])
 	}
-	return challenge.Commit(chCID, n.id, leaves, func(i int) []byte { return outputs[i][:] })
+	return challenge.Commit(chCID, prover, leaves, func(i int) []byte { return outputs[i][:] })
 }
 
 // replayAnswer is a result kept by the replay adversary.
@@ -92,38 +98,39 @@ type replayAnswer struct {
 	value  func(i int) []byte
 }
 
-// replayProve (adversary) answers with the result of its first challenge
-// of the same workload.
-func (n *Node) replayProve(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
-	if n.replay == nil {
-		n.replay = map[pb.Workload]replayAnswer{}
-	}
-	old, ok := n.replay[ch.GetWorkload()]
-	if !ok {
-		seed, shape := challenge.Seed(ch), challenge.ShapeOf(ch)
-		switch ch.GetWorkload() {
-		case pb.Workload_WORKLOAD_VRAM:
-			outputs, leaves, err := n.backend.VRAM(ctx, seed, challenge.VRAMParamsOf(ch))
-			if err != nil {
-				return nil, err
+// replayCompute (adversary) answers with the result of its first
+// challenge of the same workload, computed on n's backend. Its memory of
+// those results is the prover goroutine's alone.
+func replayCompute(n *Node) computeFunc {
+	replay := map[pb.Workload]replayAnswer{}
+	return func(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
+		old, ok := replay[ch.GetWorkload()]
+		if !ok {
+			seed, shape := challenge.Seed(ch), challenge.ShapeOf(ch)
+			switch ch.GetWorkload() {
+			case pb.Workload_WORKLOAD_VRAM:
+				outputs, leaves, err := n.backend.VRAM(ctx, seed, challenge.VRAMParamsOf(ch))
+				if err != nil {
+					return nil, err
+				}
+				old = replayAnswer{leaves, func(i int) []byte { return outputs[i][:] }}
+			case pb.Workload_WORKLOAD_GEMM_BF16:
+				c, leaves, err := n.backend.MatMulBF16(ctx, seed, shape)
+				if err != nil {
+					return nil, err
+				}
+				old = replayAnswer{leaves, func(i int) []byte { return gpu.EncodeFloat32Row(c.Row(i)) }}
+			default:
+				c, leaves, err := n.backend.MatMulInt8(ctx, seed, shape)
+				if err != nil {
+					return nil, err
+				}
+				old = replayAnswer{leaves, func(i int) []byte { return gpu.EncodeInt32Row(c.Row(i)) }}
 			}
-			old = replayAnswer{leaves, func(i int) []byte { return outputs[i][:] }}
-		case pb.Workload_WORKLOAD_GEMM_BF16:
-			c, leaves, err := n.backend.MatMulBF16(ctx, seed, shape)
-			if err != nil {
-				return nil, err
-			}
-			old = replayAnswer{leaves, func(i int) []byte { return gpu.EncodeFloat32Row(c.Row(i)) }}
-		default:
-			c, leaves, err := n.backend.MatMulInt8(ctx, seed, shape)
-			if err != nil {
-				return nil, err
-			}
-			old = replayAnswer{leaves, func(i int) []byte { return gpu.EncodeInt32Row(c.Row(i)) }}
+			replay[ch.GetWorkload()] = old
 		}
-		n.replay[ch.GetWorkload()] = old
+		return challenge.Commit(chCID, n.id, old.leaves, old.value)
 	}
-	return challenge.Commit(chCID, n.id, old.leaves, old.value)
 }
 
 // lateJunkProver (adversary, RoleLateJunk) claims more than it has and
@@ -152,7 +159,7 @@ func (p *lateJunkProver) commit(ctx context.Context, job proveJob) (*challenge.C
 	if err != nil {
 		return nil, err
 	}
-	junk, err := n.junkCommitment(job.ch, missed)
+	junk, err := junkCommitment(n.key, n.id, job.ch, missed)
 	if err != nil {
 		return nil, err
 	}
@@ -169,18 +176,18 @@ func (p *lateJunkProver) commit(ctx context.Context, job proveJob) (*challenge.C
 	return committed, nil
 }
 
-// junkCommitment (adversary) is a signed commitment by this node to
-// challenge chCID of ch's size (rows of C, or VRAM lanes) over a random
-// root: no work behind it.
-func (n *Node) junkCommitment(ch *pb.Challenge, chCID cid.Cid) (*pb.Commitment, error) {
+// junkCommitment (adversary) is a commitment to challenge chCID of ch's
+// size (rows of C, or VRAM lanes) over a random root, no work behind it,
+// signed with key as prover.
+func junkCommitment(key crypto.PrivKey, prover peer.ID, ch *pb.Challenge, chCID cid.Cid) (*pb.Commitment, error) {
 	leaves := ch.GetN()
 	if ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
 		leaves = ch.GetVramLanes()
 	}
 	// The missed challenge is of ch's epoch: a retry is of its epoch.
-	junk := &pb.Commitment{ChallengeCid: chCID.Bytes(), Prover: []byte(n.id), MerkleRoot: make([]byte, 32), Leaves: max(leaves, 1), Epoch: ch.GetEpoch()}
+	junk := &pb.Commitment{ChallengeCid: chCID.Bytes(), Prover: []byte(prover), MerkleRoot: make([]byte, 32), Leaves: max(leaves, 1), Epoch: ch.GetEpoch()}
 	_, _ = rand.Read(junk.MerkleRoot)
-	if _, err := challenge.SignCommitment(n.key, junk); err != nil {
+	if _, err := challenge.SignCommitment(key, junk); err != nil {
 		return nil, err
 	}
 	return junk, nil
@@ -195,7 +202,7 @@ type epochSkewProver struct{ *honestProver }
 func (p epochSkewProver) commit(ctx context.Context, job proveJob) (*challenge.Committed, error) {
 	n := p.n
 	skewed := &pb.Challenge{Epoch: job.ch.GetEpoch() + 1, N: job.ch.GetN(), VramLanes: job.ch.GetVramLanes(), Workload: job.ch.GetWorkload()}
-	junk, err := n.junkCommitment(skewed, job.cid)
+	junk, err := junkCommitment(n.key, n.id, skewed, job.cid)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +224,7 @@ func (p voiderProver) limit(d time.Duration) time.Duration { return d }
 
 func (p voiderProver) commit(ctx context.Context, job proveJob) (*challenge.Committed, error) {
 	n := p.n
-	junk, err := n.junkCommitment(job.ch, job.cid)
+	junk, err := junkCommitment(n.key, n.id, job.ch, job.cid)
 	if err != nil {
 		return nil, err
 	}
@@ -520,7 +527,7 @@ func (c leakingChallenger) issued(ch *pb.Challenge, chCID cid.Cid, secret []byte
 // ColludingFraction of the rows computed, counting on the collusion to
 // pass; one from its accomplice, whose secret leaked, with a root ground
 // against that secret (grindRoot). VRAM challenges it proves honestly.
-func (n *Node) colludingCompute(honest computeFunc) computeFunc {
+func colludingCompute(n *Node, honest computeFunc) computeFunc {
 	return func(ctx context.Context, ch *pb.Challenge, chCID cid.Cid) (*challenge.Committed, error) {
 		l := n.o.leak
 		if l == nil || l.Target != n.id || ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -27,37 +28,54 @@ func WithFreeSpace(free func(dir string) (uint64, error), every time.Duration) O
 // disk nearly full): the daemon closes the node cleanly and exits with it.
 // The node has already stopped proving, challenging and writing scores
 // when it is sent.
-func (n *Node) Fatal() <-chan error { return n.fatal }
+func (n *Node) Fatal() <-chan error { return n.disk.fatal }
 
-// checkDisk returns an error when the data directory's filesystem has
-// less than MinFreeBytes free; nil when it cannot be measured here.
-func (n *Node) checkDisk() error {
-	measure := n.o.freeSpace
-	if measure == nil {
-		measure = FreeBytes
+// diskWatch guards the free space of a node's data directory
+// (MinFreeBytes).
+type diskWatch struct {
+	dir string
+	// free measures the free bytes of dir's filesystem (FreeBytes, or
+	// WithFreeSpace's); every is how often watch measures.
+	free  func(dir string) (uint64, error)
+	every time.Duration
+	log   *slog.Logger
+	// fatal carries the error the node stopped for (Node.Fatal).
+	fatal chan error
+}
+
+// newDiskWatch returns the watch of dir as o configures it.
+func newDiskWatch(dir string, o options) diskWatch {
+	w := diskWatch{dir: dir, free: o.freeSpace, every: o.diskEvery, log: o.log, fatal: make(chan error, 1)}
+	if w.free == nil {
+		w.free = FreeBytes
 	}
-	free, err := measure(n.dir)
+	if w.every <= 0 {
+		w.every = DiskCheckInterval
+	}
+	return w
+}
+
+// check returns an error when the data directory's filesystem has
+// less than MinFreeBytes free; nil when it cannot be measured here.
+func (w *diskWatch) check() error {
+	free, err := w.free(w.dir)
 	if errors.Is(err, errors.ErrUnsupported) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("free space of data directory %s: %w", n.dir, err)
+		return fmt.Errorf("free space of data directory %s: %w", w.dir, err)
 	}
 	if free < MinFreeBytes {
-		return fmt.Errorf("data directory %s: %d MiB free, below the %d MiB a node needs to write its score store safely (a full disk kills Badger mid-write): free some space, or move --data-dir", n.dir, free>>20, MinFreeBytes>>20)
+		return fmt.Errorf("data directory %s: %d MiB free, below the %d MiB a node needs to write its score store safely (a full disk kills Badger mid-write): free some space, or move --data-dir", w.dir, free>>20, MinFreeBytes>>20)
 	}
 	return nil
 }
 
-// watchDisk checks the free space every interval until ctx ends; below
-// MinFreeBytes it says so, stops the node's work (cancel) and sends the
-// error on Fatal.
-func (n *Node) watchDisk(done <-chan struct{}, stop func()) {
-	every := n.o.diskEvery
-	if every <= 0 {
-		every = DiskCheckInterval
-	}
-	t := time.NewTicker(every)
+// watch checks the free space every interval until done; below
+// MinFreeBytes it says so, stops the node's work (stop) and sends the
+// error on fatal.
+func (w *diskWatch) watch(done <-chan struct{}, stop func()) {
+	t := time.NewTicker(w.every)
 	defer t.Stop()
 	for {
 		select {
@@ -65,11 +83,11 @@ func (n *Node) watchDisk(done <-chan struct{}, stop func()) {
 			return
 		case <-t.C:
 		}
-		if err := n.checkDisk(); err != nil {
-			n.log.Error("disk nearly full: stopping the node before its score store is damaged", "err", err)
+		if err := w.check(); err != nil {
+			w.log.Error("disk nearly full: stopping the node before its score store is damaged", "err", err)
 			stop()
 			select {
-			case n.fatal <- err:
+			case w.fatal <- err:
 			default:
 			}
 			return

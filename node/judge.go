@@ -273,7 +273,7 @@ func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation
 		a.CheckDigest = t.digests[n.id] // nil when this node did not verify (an adversary) or the workload has none
 	}
 	n.metrics.attested.WithLabelValues(verdictName(v)).Inc()
-	n.bump(func(s *Stats) { s.Attested++ })
+	n.stats.bump(func(s *Stats) { s.Attested++ })
 	if v == pb.Verdict_VERDICT_PASS {
 		n.checkProofSpeed(t, latency)
 	}

@@ -63,6 +63,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.role.Adversary() {
 		n.log = n.log.With("adversary", string(n.role))
 	}
+	n.disk.log = n.log
 	if n.o.releaseBackend != nil {
 		undo = append(undo, n.o.releaseBackend)
 		n.closeBackend = n.o.releaseBackend
@@ -90,7 +91,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// waves and passes its retries alone: retries forgive isolated misses
 	// only.
 	tp.RetriesForgiveIsolatedOnly = n.cfg.Challenge.Waves > 0
-	if err := n.checkDisk(); err != nil {
+	if err := n.disk.check(); err != nil {
 		return err
 	}
 	n.book, err = scoring.Open(ctx, filepath.Join(n.dir, ScoresDir), n.id.String(),
@@ -146,7 +147,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		n.watchDisk(n.ctx.Done(), n.cancel)
+		n.disk.watch(n.ctx.Done(), n.cancel)
 	}()
 	for _, t := range []struct {
 		topic  string

@@ -197,13 +197,14 @@ func TestAdversaryAnswersOpen(t *testing.T) {
 		}
 		return res.Verdict
 	}
+	lazy, replay := lazyCompute(n), replayCompute(n)
 	for _, w := range []pb.Workload{pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16, pb.Workload_WORKLOAD_VRAM} {
 		ch, chCID := newCh(w)
-		c, err := n.lazyProve(ctx, ch, chCID)
+		c, err := lazy(ctx, ch, chCID)
 		check("lazy "+w.String(), ch, chCID, c, err)
 		for i := range 2 { // the second replays the first's answer
 			ch, chCID := newCh(w)
-			c, err := n.replayProve(ctx, ch, chCID)
+			c, err := replay(ctx, ch, chCID)
 			if v := check("replay "+w.String(), ch, chCID, c, err); i == 0 && v != pb.Verdict_VERDICT_PASS {
 				t.Errorf("replay %v: its first answer is honest, got %v", w, v)
 			}

@@ -80,8 +80,8 @@ type Node struct {
 	proveQ           chan proveJob
 	releaseLag       func() // releases processLag, once
 	verifySem        chan struct{}
-	// fatal carries the error the node stopped for (Fatal).
-	fatal chan error
+	// disk guards the data directory's free space (Fatal).
+	disk diskWatch
 
 	// Owned by the loop goroutine.
 	claim       *pb.DeviceClaim
@@ -112,12 +112,9 @@ type Node struct {
 	// sharing decides whether this node, as a verifier, reveals its
 	// listed shares (honestSharer, or an adversary's).
 	sharing sharerRole
-	// Owned by the prover goroutine.
-	replay map[pb.Workload]replayAnswer
 
-	statsMu sync.Mutex
-	stats   Stats
-	delays  delayLog
+	stats  counters
+	delays delayLog
 	// slotsSeen counts the challenger and verifier slots this node saw
 	// each peer hold (devnet reports).
 	slotsSeen slotLedger
@@ -223,7 +220,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 		limiter:     newAuthorLimiter(),
 		proveQ:      make(chan proveJob, 16),
 		verifySem:   make(chan struct{}, 1),
-		fatal:       make(chan error, 1),
+		disk:        newDiskWatch(dataDir, o),
 	}
 	for _, w := range c.Workloads {
 		wl, _ := ParseWorkload(w) // checked by Validate
@@ -266,10 +263,24 @@ func (n *Node) loop() {
 	}
 }
 
-func (n *Node) bump(f func(*Stats)) {
-	n.statsMu.Lock()
-	f(&n.stats)
-	n.statsMu.Unlock()
+// counters are a node's Stats. Safe for concurrent use.
+type counters struct {
+	mu sync.Mutex
+	s  Stats
+}
+
+// bump changes the counters by f.
+func (c *counters) bump(f func(*Stats)) {
+	c.mu.Lock()
+	f(&c.s)
+	c.mu.Unlock()
+}
+
+// get returns a copy of the counters.
+func (c *counters) get() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.s
 }
 
 // ID returns the node's peer ID (valid after Start).
@@ -288,11 +299,7 @@ func (n *Node) Book() *scoring.Book { return n.book }
 func (n *Node) Registry() prometheus.Gatherer { return n.metrics.registry }
 
 // Stats returns a copy of the node's counters.
-func (n *Node) Stats() Stats {
-	n.statsMu.Lock()
-	defer n.statsMu.Unlock()
-	return n.stats
-}
+func (n *Node) Stats() Stats { return n.stats.get() }
 
 // Claim returns this node's device claim.
 func (n *Node) Claim() *pb.DeviceClaim { return proto.Clone(n.claim).(*pb.DeviceClaim) }

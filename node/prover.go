@@ -132,7 +132,7 @@ func (n *Node) answer(job proveJob) {
 	n.metrics.proveTime.Observe(time.Since(start).Seconds())
 	if err != nil {
 		n.metrics.answered.WithLabelValues("failed").Inc()
-		n.bump(func(s *Stats) { s.ProveFailed++ })
+		n.stats.bump(func(s *Stats) { s.ProveFailed++ })
 		if n.ctx.Err() == nil {
 			n.log.Warn("proof not completed", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "err", err)
 		}
@@ -142,7 +142,7 @@ func (n *Node) answer(job proveJob) {
 		return // the role answers nothing (an adversary)
 	}
 	n.metrics.answered.WithLabelValues("answered").Inc()
-	n.bump(func(s *Stats) { s.Answered++ })
+	n.stats.bump(func(s *Stats) { s.Answered++ })
 	n.log.Debug("challenge answered", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "deadline", deadline)
 	// The opening waits for the challenger's secret (onReveal).
 	n.ev.post(func() {

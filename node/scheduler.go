@@ -237,7 +237,7 @@ func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, err
 		if retryOf.Defined() {
 			n.metrics.retries.Inc()
 		}
-		n.bump(func(s *Stats) { s.Issued++ })
+		n.stats.bump(func(s *Stats) { s.Issued++ })
 		n.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "workload", plan.Workload,
 			"anticipated", plan.Anticipated, "deadline", plan.Deadline)
 	}, target)
