@@ -113,11 +113,11 @@ func (n *Node) snapshot(f func()) bool {
 // Status returns the node's status.
 func (n *Node) Status() StatusView {
 	s := StatusView{PeerID: n.id.String(), Role: n.role, Epoch: n.clock.At(time.Now()), EpochLength: n.clock.Length.String(),
-		ConnectedPeers: len(n.host.ConnectedPeers()), Claim: claimView(n.claim), Stats: n.Stats()}
+		ConnectedPeers: len(n.host.ConnectedPeers()), Claim: claimView(n.claims.own), Stats: n.Stats()}
 	for _, a := range n.host.Addrs() {
 		s.Addrs = append(s.Addrs, a.String())
 	}
-	n.snapshot(func() { s.LivePeers = len(n.livePeers(time.Now())) })
+	n.snapshot(func() { s.LivePeers = len(n.claims.livePeers(time.Now())) })
 	return s
 }
 
@@ -129,7 +129,7 @@ func (n *Node) GossipScores() map[peer.ID]float64 { return n.host.PeerScores() }
 func (n *Node) Peers() []PeerView {
 	out := []PeerView{}
 	n.snapshot(func() {
-		for id, e := range n.peers {
+		for id, e := range n.claims.peers {
 			flags := append([]string{}, e.flags...)
 			if e.slowProof != "" {
 				flags = append(flags, e.slowProof)

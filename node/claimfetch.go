@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
@@ -54,29 +53,13 @@ type parkedChallenge struct {
 	at time.Time
 }
 
-// peerTTL is how long a claim keeps its author live (livePeers). Claims
-// come at an offset within the first tenth of each epoch (claimOffset),
-// so two in a row can be that much more than an epoch apart.
-func (n *Node) peerTTL() time.Duration {
-	return time.Duration(n.cfg.Challenge.PeerTTLEpochs)*n.clock.Length + n.clock.Length/ClaimSpread
-}
-
-// live reports whether p is among livePeers(now).
-func (n *Node) live(p peer.ID, now time.Time) bool {
-	if p == n.id {
-		return true
-	}
-	e, ok := n.peers[p]
-	return ok && now.Sub(e.seen) <= n.peerTTL()
-}
-
 // awaitClaim parks ch, a challenge of this node from a sender it does not
 // count live, and asks the sender for its claim. It returns false when the
 // challenge is to be judged now: the sender is live, was asked already
 // this epoch, or the bounds are reached.
 func (n *Node) awaitClaim(from peer.ID, d decoded, at time.Time) bool {
 	ch := d.msg.(*pb.Challenge)
-	if peer.ID(ch.GetTarget()) != n.id || from == n.id || n.live(from, at) {
+	if peer.ID(ch.GetTarget()) != n.id || from == n.id || n.claims.live(from, at) {
 		return false
 	}
 	if w, ok := n.claimWaits[from]; ok {
@@ -130,7 +113,7 @@ func (n *Node) claimFetched(from peer.ID, claim *decoded, err error, at time.Tim
 	delete(n.claimWaits, from)
 	if claim != nil {
 		n.metrics.claimFetches.WithLabelValues("fetched").Inc()
-		n.onClaim(from, *claim, at)
+		n.claims.onClaim(from, *claim, at)
 	} else {
 		n.metrics.claimFetches.WithLabelValues("failed").Inc()
 		n.log.Debug("claim request failed", "peer", shortID(from), "err", err)
@@ -141,29 +124,4 @@ func (n *Node) claimFetched(from peer.ID, claim *decoded, err error, at time.Tim
 	for _, p := range w.parked {
 		n.onChallenge(from, p.d, p.at)
 	}
-}
-
-// currentClaim returns this node's claim as it publishes it now: fresh
-// timestamp, current listen addresses.
-func (n *Node) currentClaim() *pb.DeviceClaim {
-	c := proto.Clone(n.claim).(*pb.DeviceClaim)
-	c.IssuedUnixMs = time.Now().UnixMilli()
-	for _, a := range n.host.Libp2p().Addrs() {
-		if len(c.Addrs) < challenge.MaxClaimAddrs {
-			c.Addrs = append(c.Addrs, a.Bytes())
-		}
-	}
-	return c
-}
-
-// encodedClaim is currentClaim encoded, as p2p.ClaimProtocol hands it
-// out. It runs on the stream's goroutine: n.claim is set before the host
-// starts and never changes after.
-func (n *Node) encodedClaim() []byte {
-	b, err := challenge.Marshal(n.currentClaim())
-	if err != nil {
-		n.log.Error("encode claim", "err", err)
-		return nil
-	}
-	return b
 }

@@ -4,11 +4,14 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
@@ -35,20 +38,21 @@ type honestClaimer struct{}
 
 func (honestClaimer) claim(*pb.DeviceClaim, *gpu.DeviceCatalog) bool { return false }
 
-// buildClaim returns this node's device claim, measuring the backend for
-// every figure the configuration leaves at 0.
-func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
-	info := n.backend.Info()
-	d := n.cfg.Device
+// buildClaim returns the device claim of self proving on backend,
+// measuring the backend for every figure d leaves at 0 (unless measured
+// is given), as claiming states it against cat. The second result is
+// NVML's index of the proving device (-1: none), matched by PCI location.
+func buildClaim(ctx context.Context, self peer.ID, backend gpu.Backend, d DeviceConfig, ch ChallengeConfig, measured *gpu.Throughput,
+	claiming claimerRole, cat *gpu.DeviceCatalog, log *slog.Logger) (*pb.DeviceClaim, int, error) {
+	info := backend.Info()
 	if d.Int8TOPS == 0 || d.BF16TFLOPS == 0 || d.HashGHps == 0 {
-		m := n.o.measured
+		m := measured
 		if m == nil {
-			ch := n.cfg.Challenge
-			t, err := gpu.MeasureAllFor(ctx, n.backend, gpu.MeasureShapes{Int8K: ch.K, Int8M: ch.M, BF16K: ch.BF16K, BF16M: ch.BF16M})
+			t, err := gpu.MeasureAllFor(ctx, backend, gpu.MeasureShapes{Int8K: ch.K, Int8M: ch.M, BF16K: ch.BF16K, BF16M: ch.BF16M})
 			if err != nil {
-				return nil, fmt.Errorf("measure backend: %w", err)
+				return nil, -1, fmt.Errorf("measure backend: %w", err)
 			}
-			n.log.Info("measured backend", "backend", info.Backend, "int8_tops", t.Int8TOPS, "bf16_tflops", t.BF16TFLOPS, "hash_ghps", t.HashGHps)
+			log.Info("measured backend", "backend", info.Backend, "int8_tops", t.Int8TOPS, "bf16_tflops", t.BF16TFLOPS, "hash_ghps", t.HashGHps)
 			m = &t
 		}
 		d.Int8TOPS = cmp.Or(d.Int8TOPS, m.Int8TOPS)
@@ -56,37 +60,37 @@ func (n *Node) buildClaim(ctx context.Context) (*pb.DeviceClaim, error) {
 		d.HashGHps = cmp.Or(d.HashGHps, m.HashGHps)
 	}
 	claim := &pb.DeviceClaim{
-		PeerId: []byte(n.id), Model: cmp.Or(d.Model, info.Model), Count: uint32(max(info.Devices, 1)),
+		PeerId: []byte(self), Model: cmp.Or(d.Model, info.Model), Count: uint32(max(info.Devices, 1)),
 		VramBytes: cmp.Or(d.VRAMBytes, info.MemoryBytes),
 		Int8Tops:  d.Int8TOPS, Bf16Tflops: d.BF16TFLOPS, HashGhps: d.HashGHps, Backend: info.Backend,
 	}
-	if n.claiming.claim(claim, n.catalog()) {
-		return claim, nil // its device reports are its own (an ADVERSARY's forgery)
+	if claiming.claim(claim, cat) {
+		return claim, -1, nil // its device reports are its own (an ADVERSARY's forgery)
 	}
+	nvmlIndex := -1
 	if info.Backend == "cuda" {
 		// What the device says of itself goes into the signed claim: the
 		// proving device only (one node per GPU).
 		reports, err := nvml.Reports()
-		n.nvmlIndex = -1
 		if err == nil {
-			if b, ok := n.backend.(interface{ Device() cuda.DeviceInfo }); ok {
+			if b, ok := backend.(interface{ Device() cuda.DeviceInfo }); ok {
 				d := b.Device()
-				n.nvmlIndex = nvml.Match(reports, d.PCIDomain, d.PCIBus, d.PCIDevice)
+				nvmlIndex = nvml.Match(reports, d.PCIDomain, d.PCIBus, d.PCIDevice)
 			}
 		}
 		switch {
 		case err != nil:
-			n.log.Warn("no NVML report for the claim", "err", err)
-		case n.nvmlIndex < 0:
-			n.log.Warn("no NVML report matches the CUDA device's PCI location", "reports", len(reports))
+			log.Warn("no NVML report for the claim", "err", err)
+		case nvmlIndex < 0:
+			log.Warn("no NVML report matches the CUDA device's PCI location", "reports", len(reports))
 		default:
-			claim.Devices = []*pb.DeviceReport{deviceReport(reports[n.nvmlIndex])}
-			if f := challenge.CrossCheckIn(n.catalog(), claim); len(f) > 0 {
-				n.log.Warn("this node's claim disagrees with its own NVML report", "findings", f)
+			claim.Devices = []*pb.DeviceReport{deviceReport(reports[nvmlIndex])}
+			if f := challenge.CrossCheckIn(cat, claim); len(f) > 0 {
+				log.Warn("this node's claim disagrees with its own NVML report", "findings", f)
 			}
 		}
 	}
-	return claim, nil
+	return claim, nvmlIndex, nil
 }
 
 // deviceReport is NVML's report r as the claim signs it.
@@ -104,46 +108,142 @@ func deviceReport(r nvml.Report) *pb.DeviceReport {
 // its claim to.
 const claimRecheck = 2 * time.Second
 
+// announcer publishes this node's own claim: every epoch (onEpoch), and
+// again whenever the node has connected to peers it had not announced it
+// to. reannounce runs on the loop goroutine; current and encoded are safe
+// from any (the claim is set before the host starts and never changes).
+type announcer struct {
+	claim  *pb.DeviceClaim
+	host   *p2p.Host
+	gossip *gossip
+	ev     *events
+	log    *slog.Logger
+	// announcedTo are the peers connected when the claim was last
+	// announced (loop goroutine only).
+	announcedTo map[peer.ID]bool
+}
+
 // reannounce publishes the claim again when the node has connected to
 // peers it had not announced it to, so a newcomer learns its neighbours'
 // claims within seconds instead of at the next epoch.
-func (n *Node) reannounce() {
-	n.ev.after(claimRecheck, n.reannounce)
-	connected := n.host.ConnectedPeers()
+func (a *announcer) reannounce() {
+	a.ev.after(claimRecheck, a.reannounce)
+	connected := a.host.ConnectedPeers()
 	fresh := false
 	for _, p := range connected {
-		if !n.announcedTo[p] {
-			n.announcedTo[p] = true
+		if !a.announcedTo[p] {
+			a.announcedTo[p] = true
 			fresh = true
 		}
 	}
-	if len(n.announcedTo) > 4*len(connected)+64 { // forget departed peers
-		clear(n.announcedTo)
+	if len(a.announcedTo) > 4*len(connected)+64 { // forget departed peers
+		clear(a.announcedTo)
 		for _, p := range connected {
-			n.announcedTo[p] = true
+			a.announcedTo[p] = true
 		}
 	}
 	if fresh {
-		n.publishClaim()
+		a.publish()
 	}
 }
 
-func (n *Node) publishClaim() {
-	n.gossip.publish(p2p.TopicClaims, n.currentClaim())
+// publish publishes the claim as current returns it.
+func (a *announcer) publish() {
+	a.gossip.publish(p2p.TopicClaims, a.current())
+}
+
+// current returns this node's claim as it publishes it now: fresh
+// timestamp, current listen addresses.
+func (a *announcer) current() *pb.DeviceClaim {
+	c := proto.Clone(a.claim).(*pb.DeviceClaim)
+	c.IssuedUnixMs = time.Now().UnixMilli()
+	for _, addr := range a.host.Libp2p().Addrs() {
+		if len(c.Addrs) < challenge.MaxClaimAddrs {
+			c.Addrs = append(c.Addrs, addr.Bytes())
+		}
+	}
+	return c
+}
+
+// encoded is current encoded, as p2p.ClaimProtocol hands it out. It runs
+// on the stream's goroutine.
+func (a *announcer) encoded() []byte {
+	b, err := challenge.Marshal(a.current())
+	if err != nil {
+		a.log.Error("encode claim", "err", err)
+		return nil
+	}
+	return b
+}
+
+// claimBook is what this node knows of the peers' device claims: each
+// peer's latest claim, when it was heard, and what was found wrong in it
+// and in its proofs (peerEntry); and this node's own claim. It is owned by
+// the loop goroutine.
+type claimBook struct {
+	self peer.ID
+	own  *pb.DeviceClaim // set in Start
+	// peers holds the claims heard, by author.
+	peers map[peer.ID]*peerEntry
+	// ttl is how long a claim keeps its author live (peerTTL).
+	ttl time.Duration
+	// What a claim is checked against: the epoch clock, the catalog,
+	// the planner and the configured workloads; rate is [challenge] rate
+	// (initialLastChallenged).
+	clock     challenge.EpochClock
+	cat       *gpu.DeviceCatalog
+	planner   challenge.Planner
+	workloads []pb.Workload
+	rate      float64
+	// addrTTL is how long a claim's addresses stay in the peerstore.
+	addrTTL time.Duration
+	// peerstore learns each claim's addresses (nil before Start).
+	peerstore func() peerstore.Peerstore
+	app       *appScores
+	metrics   *metrics
+	log       *slog.Logger
+}
+
+// peerTTL is how long a claim keeps its author live (livePeers). Claims
+// come at an offset within the first tenth of each epoch (claimOffset),
+// so two in a row can be that much more than an epoch apart.
+func peerTTL(epochs int, epoch time.Duration) time.Duration {
+	return time.Duration(epochs)*epoch + epoch/ClaimSpread
+}
+
+// live reports whether p is among livePeers(now).
+func (b *claimBook) live(p peer.ID, now time.Time) bool {
+	if p == b.self {
+		return true
+	}
+	e, ok := b.peers[p]
+	return ok && now.Sub(e.seen) <= b.ttl
 }
 
 // livePeers returns the peers with a fresh claim, this node included,
 // sorted.
-func (n *Node) livePeers(now time.Time) []peer.ID {
-	ttl := n.peerTTL()
-	out := []peer.ID{n.id}
-	for id, e := range n.peers {
-		if id != n.id && now.Sub(e.seen) <= ttl {
+func (b *claimBook) livePeers(now time.Time) []peer.ID {
+	out := []peer.ID{b.self}
+	for id, e := range b.peers {
+		if id != b.self && now.Sub(e.seen) <= b.ttl {
 			out = append(out, id)
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// claimOf returns p's latest claim known here (this node's own for
+// itself), and whether there is one.
+func (b *claimBook) claimOf(p peer.ID) (*pb.DeviceClaim, bool) {
+	if p == b.self {
+		return b.own, true
+	}
+	e, ok := b.peers[p]
+	if !ok {
+		return nil, false
+	}
+	return e.claim, true
 }
 
 // FlagUnverifiable marks a claim that cannot be challenged with every
@@ -154,20 +254,15 @@ func (n *Node) livePeers(now time.Time) []peer.ID {
 // gets UnverifiableScore.
 const FlagUnverifiable = "unverifiable: no configured workload can be sized for this claim"
 
-// catalog returns the device catalog this node plans from.
-func (n *Node) catalog() *gpu.DeviceCatalog { return cmp.Or(n.o.catalog, gpu.DefaultCatalog) }
-
-// plannable returns nil when c can be challenged with the configured
-// workloads (challenge.Planner.Check), else why not.
-func (n *Node) plannable(c *pb.DeviceClaim) error {
-	return n.planner.Check(c, n.workloads)
-}
-
-func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
+// onClaim records claim d of from, heard at: it checks the claim against
+// its device reports and the catalog (challenge.CrossCheckIn) and whether
+// it can be challenged at all (FlagUnverifiable), keeps what the peer's
+// conduct earned under its previous claim, and learns its addresses.
+func (b *claimBook) onClaim(from peer.ID, d decoded, at time.Time) {
 	c := d.msg.(*pb.DeviceClaim)
-	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: challenge.CrossCheckIn(n.catalog(), c), lastFailed: -1, lastPassed: -1}
-	e.lastChallenged = initialLastChallenged(from, n.clock.At(at), n.cfg.Challenge.Rate)
-	if old, ok := n.peers[from]; ok {
+	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: challenge.CrossCheckIn(b.cat, c), lastFailed: -1, lastPassed: -1}
+	e.lastChallenged = initialLastChallenged(from, b.clock.At(at), b.rate)
+	if old, ok := b.peers[from]; ok {
 		e.slowProof, e.lastChallenged, e.voids = old.slowProof, old.lastChallenged, old.voids
 		e.lastFailed, e.lastPassed, e.failedWorkload = old.lastFailed, old.lastPassed, old.failedWorkload
 		if old.claimCID.Equals(d.cid) {
@@ -176,44 +271,43 @@ func (n *Node) onClaim(from peer.ID, d decoded, at time.Time) {
 			e.flags = append(e.flags, FlagVoids) // earned by its conduct, not its claim
 		}
 	}
-	fresh := n.peers[from] == nil || !n.peers[from].claimCID.Equals(d.cid)
+	fresh := b.peers[from] == nil || !b.peers[from].claimCID.Equals(d.cid)
 	if fresh {
-		if err := n.plannable(c); err != nil {
+		if err := b.planner.Check(c, b.workloads); err != nil {
 			e.flags = append(slices.Clip(e.flags), FlagUnverifiable)
-			n.metrics.flagged.WithLabelValues("unverifiable").Inc()
-			n.log.Info("device claim cannot be challenged: a workload it must prove cannot be planned", "peer", shortID(from), "model", c.GetModel(), "err", err)
+			b.metrics.flagged.WithLabelValues("unverifiable").Inc()
+			b.log.Info("device claim cannot be challenged: a workload it must prove cannot be planned", "peer", shortID(from), "model", c.GetModel(), "err", err)
 		}
 	}
-	n.app.setUnverifiable(from, slices.Contains(e.flags, FlagUnverifiable))
-	if from != n.id {
+	b.app.setUnverifiable(from, slices.Contains(e.flags, FlagUnverifiable))
+	if from != b.self && b.peerstore != nil {
 		// Where to reach it directly (a challenge goes straight to its
 		// target) even without a connection or a shared mesh.
-		ttl := time.Duration(n.cfg.Challenge.PeerTTLEpochs) * n.clock.Length
-		for _, b := range c.GetAddrs() {
-			if a, err := multiaddr.NewMultiaddrBytes(b); err == nil {
-				n.host.Libp2p().Peerstore().AddAddr(from, a, ttl)
+		for _, raw := range c.GetAddrs() {
+			if a, err := multiaddr.NewMultiaddrBytes(raw); err == nil {
+				b.peerstore().AddAddr(from, a, b.addrTTL)
 			}
 		}
 	}
 	if fresh && len(e.flags) > 0 && !slices.Equal(e.flags, []string{FlagUnverifiable}) {
-		n.metrics.flagged.WithLabelValues("device_report").Inc()
-		n.log.Info("device claim inconsistent with its NVML report", "peer", shortID(from), "model", c.GetModel(), "findings", e.flags)
+		b.metrics.flagged.WithLabelValues("device_report").Inc()
+		b.log.Info("device claim inconsistent with its NVML report", "peer", shortID(from), "model", c.GetModel(), "findings", e.flags)
 	}
-	n.peers[from] = e
+	b.peers[from] = e
 }
 
 // checkProofSpeed flags a target whose passing proof of a catalog model
 // took longer than the model's anticipated time over nvml.SlowProofFactor:
 // a device that passes on the deadline's slack but is weaker than it says.
-func (n *Node) checkProofSpeed(t *tracked, latency time.Duration) {
-	e, ok := n.peers[t.target]
+func (b *claimBook) checkProofSpeed(t *tracked, latency time.Duration) {
+	e, ok := b.peers[t.target]
 	if !ok {
 		return
 	}
-	if _, catalog := n.planner.Lookup(e.claim.GetModel()); !catalog {
+	if _, catalog := b.planner.Lookup(e.claim.GetModel()); !catalog {
 		return
 	}
-	pl, err := n.planner.Plan(e.claim, t.ch.GetWorkload())
+	pl, err := b.planner.Plan(e.claim, t.ch.GetWorkload())
 	if err != nil || pl.Anticipated <= 0 {
 		return
 	}
@@ -229,21 +323,8 @@ func (n *Node) checkProofSpeed(t *tracked, latency time.Duration) {
 			t.ch.GetWorkload(), 100*speed, e.claim.GetModel(), c.GetSmClockMhz(), c.GetSmClockMaxMhz(), c.GetTemperatureC())
 	}
 	if e.slowProof == "" {
-		n.metrics.flagged.WithLabelValues("slow_proof").Inc()
-		n.log.Info("passing proof far below the claimed model's speed", "target", shortID(t.target), "flag", flag)
+		b.metrics.flagged.WithLabelValues("slow_proof").Inc()
+		b.log.Info("passing proof far below the claimed model's speed", "target", shortID(t.target), "flag", flag)
 	}
 	e.slowProof = flag
-}
-
-// claimOf returns p's latest claim known here (this node's own for
-// itself), and whether there is one.
-func (n *Node) claimOf(p peer.ID) (*pb.DeviceClaim, bool) {
-	if p == n.id {
-		return n.claim, true
-	}
-	e, ok := n.peers[p]
-	if !ok {
-		return nil, false
-	}
-	return e.claim, true
 }

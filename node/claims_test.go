@@ -42,10 +42,10 @@ func TestUnplannableVRAMFlagged(t *testing.T) {
 		t.Fatalf("the int8 proof should plan: %v", err)
 	}
 	at := time.Now()
-	n.onClaim(big, claim(bigClaim), at)
-	n.onClaim(small, claim(&pb.DeviceClaim{Model: "devnet CPU", Int8Tops: 0.001, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20}), at)
-	if !slices.Contains(n.peers[big].flags, FlagUnverifiable) || n.app.score(big) != UnverifiableScore {
-		t.Errorf("unplannable VRAM claim: flags %q, score %v", n.peers[big].flags, n.app.score(big))
+	n.claims.onClaim(big, claim(bigClaim), at)
+	n.claims.onClaim(small, claim(&pb.DeviceClaim{Model: "devnet CPU", Int8Tops: 0.001, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20}), at)
+	if !slices.Contains(n.claims.peers[big].flags, FlagUnverifiable) || n.app.score(big) != UnverifiableScore {
+		t.Errorf("unplannable VRAM claim: flags %q, score %v", n.claims.peers[big].flags, n.app.score(big))
 	}
 	if got := testutil.ToFloat64(n.metrics.flagged.WithLabelValues("unverifiable")); got != 1 {
 		t.Errorf("poai_claims_flagged_total{reason=unverifiable} = %v, want 1", got)
@@ -53,8 +53,8 @@ func TestUnplannableVRAMFlagged(t *testing.T) {
 	if !strings.Contains(logs.String(), "WORKLOAD_VRAM") {
 		t.Errorf("the log does not say which workload failed:\n%s", logs.String())
 	}
-	if len(n.peers[small].flags) != 0 || n.app.score(small) != 0 {
-		t.Errorf("a plannable claim: flags %q, score %v", n.peers[small].flags, n.app.score(small))
+	if len(n.claims.peers[small].flags) != 0 || n.app.score(small) != 0 {
+		t.Errorf("a plannable claim: flags %q, score %v", n.claims.peers[small].flags, n.app.score(small))
 	}
 }
 
@@ -77,8 +77,8 @@ func TestManyDevicesFlagged(t *testing.T) {
 		c := &pb.DeviceClaim{Model: "NVIDIA H100 80GB HBM3", Count: tc.count, Int8Tops: 1, HashGhps: 1}
 		_, id, _ := challenge.MessageCID(c)
 		p := peer.ID(fmt.Sprint("many", tc.count))
-		n.onClaim(p, decoded{msg: c, cid: id}, time.Now())
-		flags := n.peers[p].flags
+		n.claims.onClaim(p, decoded{msg: c, cid: id}, time.Now())
+		flags := n.claims.peers[p].flags
 		if len(flags) == 0 || !strings.Contains(flags[0], fmt.Sprintf("claims %d H100 SXM devices", tc.count)) {
 			t.Errorf("%d devices: flags %q, want the device count flagged", tc.count, flags)
 		}

@@ -32,7 +32,7 @@ const FlagVoids = "voids: challenges voided by this challenger's missing reveal"
 // noteVoid counts a void caused by challenger and flags it past
 // MaxChallengerVoids.
 func (n *Node) noteVoid(challenger peer.ID) {
-	p, ok := n.peers[challenger]
+	p, ok := n.claims.peers[challenger]
 	if !ok {
 		return
 	}
@@ -164,7 +164,7 @@ func (n *Node) excuses(u *tracked) bool {
 // anticipated returns how long t's workload takes at its target's claimed
 // rate (challenge.Plan.Anticipated), 0 when it cannot be planned.
 func (n *Node) anticipated(t *tracked) time.Duration {
-	claim, ok := n.claimOf(t.target)
+	claim, ok := n.claims.claimOf(t.target)
 	if !ok {
 		return 0
 	}
@@ -187,7 +187,7 @@ func (n *Node) anticipated(t *tracked) time.Duration {
 // gives up, tens of seconds in which the first challenges of a partition
 // were attested NO_ANSWER (TestPartitionHeals failed on CI so).
 func (n *Node) heardFrom(target peer.ID, since time.Time) bool {
-	if p, ok := n.peers[target]; ok && p.seen.After(since) {
+	if p, ok := n.claims.peers[target]; ok && p.seen.After(since) {
 		return true
 	}
 	return n.host.LastRPC(target).After(since)
@@ -275,7 +275,7 @@ func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation
 	n.metrics.attested.WithLabelValues(verdictName(v)).Inc()
 	n.stats.bump(func(s *Stats) { s.Attested++ })
 	if v == pb.Verdict_VERDICT_PASS {
-		n.checkProofSpeed(t, latency)
+		n.claims.checkProofSpeed(t, latency)
 	}
 	lvl := slog.LevelDebug
 	if v != pb.Verdict_VERDICT_PASS {
@@ -290,7 +290,7 @@ func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation
 // verifiers, and the next two of the ranking in this node's present view —
 // views of the peer set can differ by a peer or two between nodes.
 func (n *Node) possibleVerifiers(t *tracked) []peer.ID {
-	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.judges(n.livePeers(time.Now()), t.ch.GetEpoch()), n.cfg.Challenge.Verifiers+2)
+	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.judges(n.claims.livePeers(time.Now()), t.ch.GetEpoch()), n.cfg.Challenge.Verifiers+2)
 	for _, v := range t.verifiers {
 		if !slices.Contains(wide, v) {
 			wide = append(wide, v)
@@ -372,7 +372,7 @@ func verdictName(v pb.Verdict) string {
 // are not noted. A failure also records its workload, which follow-ups
 // repeat, and only a pass of that workload clears it.
 func (n *Node) noteOutcome(t *tracked, attester peer.ID, v pb.Verdict) {
-	p, ok := n.peers[t.target]
+	p, ok := n.claims.peers[t.target]
 	if !ok || n.app.score(attester) < 0 {
 		return
 	}

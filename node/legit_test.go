@@ -29,16 +29,17 @@ func TestLegitimateChallenges(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.id = randomID(t)
-	n.claim = &pb.DeviceClaim{PeerId: []byte(n.id), Model: "cpu", Int8Tops: 0.001, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20}
+	n.claims.self = n.id
+	n.claims.own = &pb.DeviceClaim{PeerId: []byte(n.id), Model: "cpu", Int8Tops: 0.001, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20}
 	now := time.Now()
 	target := randomID(t)
 	claim := &pb.DeviceClaim{PeerId: []byte(target), Model: "cpu", Int8Tops: 0.002, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20}
-	n.peers[target] = &peerEntry{claim: claim, seen: now}
+	n.claims.peers[target] = &peerEntry{claim: claim, seen: now}
 	for range 6 {
-		n.peers[randomID(t)] = &peerEntry{claim: claim, seen: now}
+		n.claims.peers[randomID(t)] = &peerEntry{claim: claim, seen: now}
 	}
 	epoch := n.clock.At(now)
-	ranked := challengerRanking(epoch, target, n.judges(n.livePeers(now), epoch))
+	ranked := challengerRanking(epoch, target, n.judges(n.claims.livePeers(now), epoch))
 	scheduled, outsider := ranked[0], ranked[len(ranked)-1]
 
 	plan, err := n.planner.Plan(claim, pb.Workload_WORKLOAD_GEMM_INT8)
@@ -219,9 +220,10 @@ func TestBusyOverlap(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.id = randomID(t)
+	n.claims.self = n.id
 	a, b := randomID(t), randomID(t)
 	claim := &pb.DeviceClaim{PeerId: []byte(a), Model: "cpu", Int8Tops: 0.002, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20}
-	n.peers[a] = &peerEntry{claim: claim}
+	n.claims.peers[a] = &peerEntry{claim: claim}
 	plan, err := n.planner.Plan(claim, pb.Workload_WORKLOAD_GEMM_INT8)
 	if err != nil {
 		t.Fatal(err)
@@ -362,7 +364,7 @@ func TestFollowUpKeepsFailedWorkload(t *testing.T) {
 	}
 	target, verifier := randomID(t), randomID(t)
 	p := &peerEntry{lastFailed: -1, lastPassed: -1}
-	n.peers[target] = p
+	n.claims.peers[target] = p
 	at := func(w pb.Workload, e uint64) *tracked {
 		return &tracked{target: target, ch: &pb.Challenge{Workload: w, Epoch: e}}
 	}

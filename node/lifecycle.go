@@ -63,7 +63,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.role.Adversary() {
 		n.log = n.log.With("adversary", string(n.role))
 	}
-	n.disk.log = n.log
+	n.disk.log, n.claims.log, n.announce.log = n.log, n.log, n.log
 	if n.o.releaseBackend != nil {
 		undo = append(undo, n.o.releaseBackend)
 		n.closeBackend = n.o.releaseBackend
@@ -79,11 +79,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.closeBackend = c.Close
 		}
 	}
-	claim, err := n.buildClaim(ctx)
+	n.claims.self = n.id
+	claim, nvmlIndex, err := buildClaim(ctx, n.id, n.backend, n.cfg.Device, n.cfg.Challenge, n.o.measured, n.claiming, n.claims.cat, n.log)
 	if err != nil {
 		return err
 	}
-	n.claim = claim
+	n.claims.own, n.announce.claim, n.nvmlIndex = claim, claim, nvmlIndex
 	sc := n.cfg.Scoring
 	tp := scoring.DefaultTrustParams()
 	tp.PreTrusted, tp.Decay, tp.Retention = sc.PreTrusted, sc.Decay, uint64(sc.RetentionEpochs)
@@ -140,6 +141,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	undo = append(undo, n.host.Close)
+	n.claims.peerstore = n.host.Libp2p().Peerstore
+	n.announce.host = n.host
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	undo = append(undo, func() error { n.cancel(); return nil })
 	n.ev.done = n.ctx.Done()
@@ -154,7 +157,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		decode func(peer.ID, []byte, time.Time) (proto.Message, cid.Cid, error)
 		handle func(peer.ID, decoded, time.Time)
 	}{
-		{p2p.TopicClaims, wrap(n.validator.Claim), n.onClaim},
+		{p2p.TopicClaims, wrap(n.validator.Claim), n.claims.onClaim},
 		{p2p.TopicChallenges, wrap(n.validator.Challenge), n.onChallenge},
 		{p2p.TopicCommitments, wrap(n.validator.Commitment), n.onCommitment},
 		{p2p.TopicReveals, wrap(n.validator.Reveal), n.onReveal},
@@ -185,7 +188,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	n.host.ServeClaim(n.encodedClaim)
+	n.host.ServeClaim(n.announce.encoded)
 	processLag.acquire()
 	n.releaseLag = sync.OnceFunc(processLag.release)
 	n.wg.Add(2)

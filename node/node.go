@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"sync"
@@ -83,16 +84,17 @@ type Node struct {
 	// disk guards the data directory's free space (Fatal).
 	disk diskWatch
 
+	// claims holds the peers' device claims and this node's own;
+	// announce publishes its own.
+	claims   claimBook
+	announce announcer
 	// Owned by the loop goroutine.
-	claim       *pb.DeviceClaim
-	peers       map[peer.ID]*peerEntry
-	tracked     map[string]*tracked
-	slots       map[string]slotUse   // target/epoch/challenger already challenged
-	secrets     map[string]ownSecret // opening secrets of the challenges this node issued
-	announcedTo map[peer.ID]bool     // peers connected when the claim was last announced
-	orphans     map[string]*orphan
-	claimWaits  map[peer.ID]*claimWait // claim requests in flight (claimfetch.go)
-	claimAsked  map[peer.ID]uint64     // epoch of the last claim request to each peer
+	tracked    map[string]*tracked
+	slots      map[string]slotUse   // target/epoch/challenger already challenged
+	secrets    map[string]ownSecret // opening secrets of the challenges this node issued
+	orphans    map[string]*orphan
+	claimWaits map[peer.ID]*claimWait // claim requests in flight (claimfetch.go)
+	claimAsked map[peer.ID]uint64     // epoch of the last claim request to each peer
 	// heldOpenings is the memory of the opening rows tracked holds
 	// (maxHeldOpeningBytes).
 	heldOpenings int
@@ -204,23 +206,21 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	c := cfg.Challenge
 	n := &Node{
 		cfg: cfg, dir: dataDir, o: o, role: o.role, log: o.log,
-		clock:       challenge.EpochClock{Genesis: time.Unix(c.Genesis, 0), Length: c.EpochLength.Std()},
-		planner:     c.Planner(),
-		cpu:         cpu,
-		backend:     o.backend,
-		metrics:     newMetrics(),
-		peers:       make(map[peer.ID]*peerEntry),
-		tracked:     make(map[string]*tracked),
-		slots:       make(map[string]slotUse),
-		secrets:     make(map[string]ownSecret),
-		announcedTo: make(map[peer.ID]bool),
-		orphans:     make(map[string]*orphan),
-		claimWaits:  make(map[peer.ID]*claimWait),
-		claimAsked:  make(map[peer.ID]uint64),
-		limiter:     newAuthorLimiter(),
-		proveQ:      make(chan proveJob, 16),
-		verifySem:   make(chan struct{}, 1),
-		disk:        newDiskWatch(dataDir, o),
+		clock:      challenge.EpochClock{Genesis: time.Unix(c.Genesis, 0), Length: c.EpochLength.Std()},
+		planner:    c.Planner(),
+		cpu:        cpu,
+		backend:    o.backend,
+		metrics:    newMetrics(),
+		tracked:    make(map[string]*tracked),
+		slots:      make(map[string]slotUse),
+		secrets:    make(map[string]ownSecret),
+		orphans:    make(map[string]*orphan),
+		claimWaits: make(map[peer.ID]*claimWait),
+		claimAsked: make(map[peer.ID]uint64),
+		limiter:    newAuthorLimiter(),
+		proveQ:     make(chan proveJob, 16),
+		verifySem:  make(chan struct{}, 1),
+		disk:       newDiskWatch(dataDir, o),
 	}
 	for _, w := range c.Workloads {
 		wl, _ := ParseWorkload(w) // checked by Validate
@@ -228,6 +228,13 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	}
 	n.ev = events{q: make(chan func(), 4096), wg: &n.wg}
 	n.planner.Catalog = o.catalog
+	n.claims = claimBook{
+		peers: make(map[peer.ID]*peerEntry), clock: n.clock, cat: cmp.Or(o.catalog, gpu.DefaultCatalog),
+		planner: n.planner, workloads: n.workloads, rate: c.Rate,
+		ttl: peerTTL(c.PeerTTLEpochs, n.clock.Length), addrTTL: time.Duration(c.PeerTTLEpochs) * n.clock.Length,
+		app: &n.app, metrics: n.metrics, log: o.log,
+	}
+	n.announce = announcer{ev: &n.ev, gossip: &n.gossip, log: o.log, announcedTo: make(map[peer.ID]bool)}
 	n.validator = challenge.NewValidator(challenge.DefaultLimits(), n.clock, 1<<16, challenge.WithCatalog(o.catalog))
 	n.rejected = challenge.NewReplayCache(maxRejected, max(n.validator.ReplayTTL(), p2p.SeenMessagesTTL))
 	n.proving = proverFor(n)
@@ -245,8 +252,8 @@ func (n *Node) Shard() (shard, shards int) { return n.shard, max(n.cfg.P2P.Shard
 // loop owns the node's protocol state and runs every event in order.
 func (n *Node) loop() {
 	defer n.wg.Done()
-	n.ev.after(n.o.warmup, n.publishClaim)
-	n.ev.after(n.o.warmup+claimRecheck, n.reannounce)
+	n.ev.after(n.o.warmup, n.announce.publish)
+	n.ev.after(n.o.warmup+claimRecheck, n.announce.reannounce)
 	now := time.Now()
 	next := n.clock.At(now) + 1
 	if now.Before(n.clock.Genesis) {
@@ -302,7 +309,7 @@ func (n *Node) Registry() prometheus.Gatherer { return n.metrics.registry }
 func (n *Node) Stats() Stats { return n.stats.get() }
 
 // Claim returns this node's device claim.
-func (n *Node) Claim() *pb.DeviceClaim { return proto.Clone(n.claim).(*pb.DeviceClaim) }
+func (n *Node) Claim() *pb.DeviceClaim { return proto.Clone(n.claims.own).(*pb.DeviceClaim) }
 
 // ConnectedPeers returns the peers this node has a connection to.
 func (n *Node) ConnectedPeers() []peer.ID { return n.host.ConnectedPeers() }

@@ -307,7 +307,7 @@ func TestIssuedCountsOnlyAccepted(t *testing.T) {
 	var refusedErr, acceptedErr error
 	n.onLoop(func() {
 		now := time.Now()
-		n.onClaim(target, decoded{msg: claim, cid: claimCID}, now)
+		n.claims.onClaim(target, decoded{msg: claim, cid: claimCID}, now)
 		cur = n.clock.At(now)
 		_, refusedErr = n.issueTry(cur+1000, target, cid.Undef)
 	})

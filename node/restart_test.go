@@ -49,7 +49,7 @@ func TestRestartedTargetAnswersUnheardChallenger(t *testing.T) {
 	b = start()
 	waitUntil(t, 10*time.Second, "b reconnected to a", func() bool { return slices.Contains(a.ConnectedPeers(), id) })
 	var heard bool
-	b.snapshot(func() { _, heard = b.peers[a.ID()] })
+	b.snapshot(func() { _, heard = b.claims.peers[a.ID()] })
 	out, err := a.ChallengeNow(id)
 	if err != nil || out.CID == "" {
 		t.Fatalf("a could not challenge the restarted b: %+v %v", out, err)

@@ -38,9 +38,9 @@ func (n *Node) onEpoch(e uint64) {
 		n.startEpoch = &e
 	}
 	n.rollTrust(e)
-	n.ev.after(claimOffset(n.id, e, n.clock.Length), n.publishClaim)
+	n.ev.after(claimOffset(n.id, e, n.clock.Length), n.announce.publish)
 	n.expire(now)
-	live := n.livePeers(now)
+	live := n.claims.livePeers(now)
 	judges := n.judges(live, e)
 	n.metrics.peers.Set(float64(len(live)))
 	// Shards take turns: each shard's slots are shifted by its share of
@@ -57,7 +57,7 @@ func (n *Node) onEpoch(e uint64) {
 		// no prover can tell in advance in which epochs it is challenged
 		// (a device shared by identities could otherwise take turns),
 		// up to a bound on the gap between challenges.
-		p := n.peers[target]
+		p := n.claims.peers[target]
 		followUp := needsFollowUp(p.lastFailed, p.lastPassed) && n.app.score(target) >= p2p.GraylistThreshold
 		if !followUp && !challengeDrawn(int64(e), p.lastChallenged, n.cfg.Challenge.Rate, mrand.Float64()) {
 			continue
@@ -109,9 +109,9 @@ func (n *Node) expire(now time.Time) {
 			delete(n.orphans, k)
 		}
 	}
-	for id, p := range n.peers {
+	for id, p := range n.claims.peers {
 		if now.Sub(p.seen) > 10*time.Duration(n.cfg.Challenge.PeerTTLEpochs)*n.clock.Length {
-			delete(n.peers, id)
+			delete(n.claims.peers, id)
 		}
 	}
 }
@@ -173,7 +173,7 @@ func (n *Node) retryIfMissed(e uint64, target peer.ID, key string) {
 // issueTry issues a challenge of target, a retry of the challenge
 // retryOf unless that is cid.Undef.
 func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, error) {
-	p, ok := n.peers[target]
+	p, ok := n.claims.peers[target]
 	if !ok || n.ctx.Err() != nil {
 		return cid.Undef, errors.New("no claim known for the target")
 	}
@@ -306,10 +306,10 @@ func (n *Node) ChallengeNow(target peer.ID) (ChallengeOutcome, error) {
 // scheduledChallengers returns the top two of target's challenger ranking
 // for epoch e in this node's view, or nil when target has no known claim.
 func (n *Node) scheduledChallengers(target peer.ID, e uint64, now time.Time) []peer.ID {
-	if _, ok := n.peers[target]; !ok && target != n.id {
+	if _, ok := n.claims.peers[target]; !ok && target != n.id {
 		return nil
 	}
-	ranked := challengerRanking(e, target, n.judges(n.livePeers(now), e))
+	ranked := challengerRanking(e, target, n.judges(n.claims.livePeers(now), e))
 	return ranked[:min(2, len(ranked))]
 }
 
@@ -326,7 +326,7 @@ func (n *Node) onRequest(from peer.ID, d decoded, at time.Time) {
 	if target == n.id || len(first) == 0 || first[0] != n.id {
 		return
 	}
-	if !n.proven(from, e) && len(n.judges(n.livePeers(at), e).proven) > 0 {
+	if !n.proven(from, e) && len(n.judges(n.claims.livePeers(at), e).proven) > 0 {
 		// The validator refuses a target's request of itself; an identity
 		// made for the purpose (the target's own puppet) would do as well,
 		// so only a peer with a passed challenge on record may ask — once

@@ -63,6 +63,7 @@ func TestProven(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.id = randomID(t)
+	n.claims.self = n.id
 	a, b := randomID(t), randomID(t)
 	if n.proven(a, 100) || !n.proven(pre, 0) {
 		t.Fatal("proven without a pass, or a pre-trusted peer not proven")

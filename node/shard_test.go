@@ -84,19 +84,19 @@ func TestUnverifiableClaimGraylisted(t *testing.T) {
 		}
 		return decoded{msg: c, cid: id}
 	}
-	n.onClaim(forged, claim(&pb.DeviceClaim{Model: ForgedModel, Int8Tops: 1979, VramBytes: 80 << 30}), at)
-	n.onClaim(small, claim(&pb.DeviceClaim{Model: "amd64 CPU", Int8Tops: 0.002}), at)
+	n.claims.onClaim(forged, claim(&pb.DeviceClaim{Model: ForgedModel, Int8Tops: 1979, VramBytes: 80 << 30}), at)
+	n.claims.onClaim(small, claim(&pb.DeviceClaim{Model: "amd64 CPU", Int8Tops: 0.002}), at)
 	if got := n.app.score(forged); got != UnverifiableScore || got >= p2p.GraylistThreshold {
 		t.Errorf("unplannable H100 claim scored %v, want %v (below the graylist)", got, UnverifiableScore)
 	}
-	if !slices.Contains(n.peers[forged].flags, FlagUnverifiable) {
-		t.Errorf("unplannable claim not flagged: %v", n.peers[forged].flags)
+	if !slices.Contains(n.claims.peers[forged].flags, FlagUnverifiable) {
+		t.Errorf("unplannable claim not flagged: %v", n.claims.peers[forged].flags)
 	}
-	if got := n.app.score(small); got != 0 || slices.Contains(n.peers[small].flags, FlagUnverifiable) {
-		t.Errorf("a claim that can be challenged scored %v with flags %v", got, n.peers[small].flags)
+	if got := n.app.score(small); got != 0 || slices.Contains(n.claims.peers[small].flags, FlagUnverifiable) {
+		t.Errorf("a claim that can be challenged scored %v with flags %v", got, n.claims.peers[small].flags)
 	}
 	// A new claim that can be challenged clears the flag.
-	n.onClaim(forged, claim(&pb.DeviceClaim{Model: "amd64 CPU", Int8Tops: 0.002, IssuedUnixMs: 1}), at)
+	n.claims.onClaim(forged, claim(&pb.DeviceClaim{Model: "amd64 CPU", Int8Tops: 0.002, IssuedUnixMs: 1}), at)
 	if got := n.app.score(forged); got != 0 {
 		t.Errorf("after a plannable claim the peer scores %v", got)
 	}

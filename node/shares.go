@@ -72,7 +72,7 @@ func (n *Node) noteShare(t *tracked, verifier peer.ID, sh *pb.Share, at time.Tim
 		return
 	}
 	if t.target == n.id {
-		if _, known := n.peers[verifier]; !known || len(t.shares) >= maxTargetShares {
+		if _, known := n.claims.peers[verifier]; !known || len(t.shares) >= maxTargetShares {
 			return
 		}
 	} else if len(t.shares) >= challenge.MaxShares || verifier != n.id && !slices.Contains(n.possibleVerifiers(t), verifier) {

@@ -174,11 +174,11 @@ const maxTracked = 1 << 14
 // grinding nonces, or add passes to a friend's record at will.
 func (n *Node) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Time) error {
 	target := peer.ID(ch.GetTarget())
-	claim, ok := n.claimOf(target)
+	claim, ok := n.claims.claimOf(target)
 	if !ok {
 		return errors.New("no claim known for the target")
 	}
-	ranked := challengerRanking(ch.GetEpoch(), target, n.judges(n.livePeers(at), ch.GetEpoch()))
+	ranked := challengerRanking(ch.GetEpoch(), target, n.judges(n.claims.livePeers(at), ch.GetEpoch()))
 	_, own := n.secrets[key] // issued here, on this node's view at the epoch's start
 	if !own && !slices.Contains(ranked[:min(2, len(ranked))], from) {
 		return errors.New("sender is not a scheduled challenger of the target this epoch")
@@ -270,11 +270,11 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 		return
 	}
 	target := peer.ID(ch.GetTarget())
-	if p, ok := n.peers[target]; ok && len(ch.GetRetryOf()) == 0 {
+	if p, ok := n.claims.peers[target]; ok && len(ch.GetRetryOf()) == 0 {
 		p.lastChallenged = max(p.lastChallenged, int64(min(ch.GetEpoch(), math.MaxInt64)))
 	}
 	t := &tracked{ch: ch, cid: d.cid, target: target, challenger: from, receivedAt: at}
-	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, n.judges(n.livePeers(at), ch.GetEpoch()), n.cfg.Challenge.Verifiers)
+	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, n.judges(n.claims.livePeers(at), ch.GetEpoch()), n.cfg.Challenge.Verifiers)
 	t.verifier = slices.Contains(t.verifiers, n.id)
 	n.slotsSeen.note(ch.GetEpoch(), "", t.verifiers)
 	n.tracked[key] = t
