@@ -290,7 +290,7 @@ func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation
 // verifiers, and the next two of the ranking in this node's present view —
 // views of the peer set can differ by a peer or two between nodes.
 func (n *Node) possibleVerifiers(t *tracked) []peer.ID {
-	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.judges(n.claims.livePeers(time.Now()), t.ch.GetEpoch()), n.cfg.Challenge.Verifiers+2)
+	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.earned.judges(n.claims.livePeers(time.Now()), t.ch.GetEpoch()), n.cfg.Challenge.Verifiers+2)
 	for _, v := range t.verifiers {
 		if !slices.Contains(wide, v) {
 			wide = append(wide, v)
@@ -384,7 +384,7 @@ func (n *Node) noteOutcome(t *tracked, attester peer.ID, v pb.Verdict) {
 		if p.lastFailed < 0 || t.ch.GetWorkload() == p.failedWorkload {
 			p.lastPassed = max(p.lastPassed, e)
 		}
-		n.notePass(t.target, t.ch.GetEpoch())
+		n.earned.notePass(t.target, t.ch.GetEpoch())
 	case pb.Verdict_VERDICT_LATE, pb.Verdict_VERDICT_NO_ANSWER, pb.Verdict_VERDICT_WRONG_ANSWER, pb.Verdict_VERDICT_BAD_PROOF:
 		if e >= p.lastFailed {
 			p.failedWorkload = t.ch.GetWorkload()

@@ -29,7 +29,7 @@ func TestLegitimateChallenges(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.id = randomID(t)
-	n.claims.self = n.id
+	n.claims.self, n.earned.self = n.id, n.id
 	n.claims.own = &pb.DeviceClaim{PeerId: []byte(n.id), Model: "cpu", Int8Tops: 0.001, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20}
 	now := time.Now()
 	target := randomID(t)
@@ -39,7 +39,7 @@ func TestLegitimateChallenges(t *testing.T) {
 		n.claims.peers[randomID(t)] = &peerEntry{claim: claim, seen: now}
 	}
 	epoch := n.clock.At(now)
-	ranked := challengerRanking(epoch, target, n.judges(n.claims.livePeers(now), epoch))
+	ranked := challengerRanking(epoch, target, n.earned.judges(n.claims.livePeers(now), epoch))
 	scheduled, outsider := ranked[0], ranked[len(ranked)-1]
 
 	plan, err := n.planner.Plan(claim, pb.Workload_WORKLOAD_GEMM_INT8)
@@ -220,7 +220,7 @@ func TestBusyOverlap(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.id = randomID(t)
-	n.claims.self = n.id
+	n.claims.self, n.earned.self = n.id, n.id
 	a, b := randomID(t), randomID(t)
 	claim := &pb.DeviceClaim{PeerId: []byte(a), Model: "cpu", Int8Tops: 0.002, Bf16Tflops: 0.001, HashGhps: 0.001, VramBytes: 1 << 20}
 	n.claims.peers[a] = &peerEntry{claim: claim}

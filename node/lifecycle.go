@@ -79,7 +79,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.closeBackend = c.Close
 		}
 	}
-	n.claims.self = n.id
+	n.claims.self, n.earned.self = n.id, n.id
 	claim, nvmlIndex, err := buildClaim(ctx, n.id, n.backend, n.cfg.Device, n.cfg.Challenge, n.o.measured, n.claiming, n.claims.cat, n.log)
 	if err != nil {
 		return err
@@ -115,7 +115,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if v, ok := n.book.Trust(); ok {
 		n.app.set(v) // a restarted node carries on with its trust
 	}
-	n.restoreEarned()
+	n.earned.restore(n.book.Retained())
 	pc := p2p.DefaultConfig()
 	pc.AppScore = n.app.score
 	pc.PeerGone = n.app.gone

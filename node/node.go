@@ -234,6 +234,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 		ttl: peerTTL(c.PeerTTLEpochs, n.clock.Length), addrTTL: time.Duration(c.PeerTTLEpochs) * n.clock.Length,
 		app: &n.app, metrics: n.metrics, log: o.log,
 	}
+	n.earned = newEarnedTrust(&n.app, cfg.Scoring.PreTrusted)
 	n.announce = announcer{ev: &n.ev, gossip: &n.gossip, log: o.log, announcedTo: make(map[peer.ID]bool)}
 	n.validator = challenge.NewValidator(challenge.DefaultLimits(), n.clock, 1<<16, challenge.WithCatalog(o.catalog))
 	n.rejected = challenge.NewReplayCache(maxRejected, max(n.validator.ReplayTTL(), p2p.SeenMessagesTTL))

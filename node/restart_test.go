@@ -104,7 +104,7 @@ func TestRestartKeepsEarnedTrust(t *testing.T) {
 	n2 := restartNode(t, n, dir)
 	var before, after, bad bool
 	n2.snapshot(func() {
-		before, after, bad = n2.proven(passed, 5+ProvenLag-1), n2.proven(passed, 5+ProvenLag), n2.proven(failed, 5+ProvenLag)
+		before, after, bad = n2.earned.proven(passed, 5+ProvenLag-1), n2.earned.proven(passed, 5+ProvenLag), n2.earned.proven(failed, 5+ProvenLag)
 	})
 	if before || !after || bad {
 		t.Fatalf("after a restart: proven %v before ProvenLag, %v after it; the failed peer %v", before, after, bad)

@@ -41,7 +41,7 @@ func (n *Node) onEpoch(e uint64) {
 	n.ev.after(claimOffset(n.id, e, n.clock.Length), n.announce.publish)
 	n.expire(now)
 	live := n.claims.livePeers(now)
-	judges := n.judges(live, e)
+	judges := n.earned.judges(live, e)
 	n.metrics.peers.Set(float64(len(live)))
 	// Shards take turns: each shard's slots are shifted by its share of
 	// one slot, so the network's challenges are spread over the epoch.
@@ -309,7 +309,7 @@ func (n *Node) scheduledChallengers(target peer.ID, e uint64, now time.Time) []p
 	if _, ok := n.claims.peers[target]; !ok && target != n.id {
 		return nil
 	}
-	ranked := challengerRanking(e, target, n.judges(n.claims.livePeers(now), e))
+	ranked := challengerRanking(e, target, n.earned.judges(n.claims.livePeers(now), e))
 	return ranked[:min(2, len(ranked))]
 }
 
@@ -326,7 +326,7 @@ func (n *Node) onRequest(from peer.ID, d decoded, at time.Time) {
 	if target == n.id || len(first) == 0 || first[0] != n.id {
 		return
 	}
-	if !n.proven(from, e) && len(n.judges(n.claims.livePeers(at), e).proven) > 0 {
+	if !n.earned.proven(from, e) && len(n.earned.judges(n.claims.livePeers(at), e).proven) > 0 {
 		// The validator refuses a target's request of itself; an identity
 		// made for the purpose (the target's own puppet) would do as well,
 		// so only a peer with a passed challenge on record may ask — once

@@ -63,23 +63,23 @@ func TestProven(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.id = randomID(t)
-	n.claims.self = n.id
+	n.claims.self, n.earned.self = n.id, n.id
 	a, b := randomID(t), randomID(t)
-	if n.proven(a, 100) || !n.proven(pre, 0) {
+	if n.earned.proven(a, 100) || !n.earned.proven(pre, 0) {
 		t.Fatal("proven without a pass, or a pre-trusted peer not proven")
 	}
-	n.notePass(a, 5)
-	n.notePass(a, 7) // a later pass does not move the first
-	if n.proven(a, 5+ProvenLag-1) || !n.proven(a, 5+ProvenLag) {
-		t.Fatalf("pass of epoch 5: proven in epoch %d %v, in %d %v", 5+ProvenLag-1, n.proven(a, 5+ProvenLag-1), 5+ProvenLag, n.proven(a, 5+ProvenLag))
+	n.earned.notePass(a, 5)
+	n.earned.notePass(a, 7) // a later pass does not move the first
+	if n.earned.proven(a, 5+ProvenLag-1) || !n.earned.proven(a, 5+ProvenLag) {
+		t.Fatalf("pass of epoch 5: proven in epoch %d %v, in %d %v", 5+ProvenLag-1, n.earned.proven(a, 5+ProvenLag-1), 5+ProvenLag, n.earned.proven(a, 5+ProvenLag))
 	}
-	n.notePass(b, 1)
+	n.earned.notePass(b, 1)
 	scores := map[peer.ID]float64{b: -1}
 	n.app.scores.Store(&scores)
-	if n.proven(b, 10) {
+	if n.earned.proven(b, 10) {
 		t.Fatal("a peer with a negative application score is proven")
 	}
-	j := n.judges([]peer.ID{a, b, n.id, pre}, 10)
+	j := n.earned.judges([]peer.ID{a, b, n.id, pre}, 10)
 	if !slices.Contains(j.proven, a) || !slices.Contains(j.proven, pre) || !slices.Contains(j.unproven, b) || !slices.Contains(j.unproven, n.id) {
 		t.Fatalf("judges %+v", j)
 	}

@@ -35,8 +35,8 @@ func TestWithheldRevealBlamed(t *testing.T) {
 				t.Fatal(err)
 			}
 			n.id = randomID(t)
-			n.claims.self = n.id
-			n.claims.self = n.id
+			n.claims.self, n.earned.self = n.id, n.id
+			n.claims.self, n.earned.self = n.id, n.id
 			if n.book, err = scoring.Open(t.Context(), filepath.Join(t.TempDir(), ScoresDir), n.id.String(), scoring.DefaultParams(), nil); err != nil {
 				t.Fatal(err)
 			}

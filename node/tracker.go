@@ -178,7 +178,7 @@ func (n *Node) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Ti
 	if !ok {
 		return errors.New("no claim known for the target")
 	}
-	ranked := challengerRanking(ch.GetEpoch(), target, n.judges(n.claims.livePeers(at), ch.GetEpoch()))
+	ranked := challengerRanking(ch.GetEpoch(), target, n.earned.judges(n.claims.livePeers(at), ch.GetEpoch()))
 	_, own := n.secrets[key] // issued here, on this node's view at the epoch's start
 	if !own && !slices.Contains(ranked[:min(2, len(ranked))], from) {
 		return errors.New("sender is not a scheduled challenger of the target this epoch")
@@ -274,7 +274,7 @@ func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
 		p.lastChallenged = max(p.lastChallenged, int64(min(ch.GetEpoch(), math.MaxInt64)))
 	}
 	t := &tracked{ch: ch, cid: d.cid, target: target, challenger: from, receivedAt: at}
-	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, n.judges(n.claims.livePeers(at), ch.GetEpoch()), n.cfg.Challenge.Verifiers)
+	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, n.earned.judges(n.claims.livePeers(at), ch.GetEpoch()), n.cfg.Challenge.Verifiers)
 	t.verifier = slices.Contains(t.verifiers, n.id)
 	n.slotsSeen.note(ch.GetEpoch(), "", t.verifiers)
 	n.tracked[key] = t

@@ -131,7 +131,7 @@ func (n *Node) noteAttestation(t *tracked, from peer.ID, h heardVerdict) {
 			disagree = true
 		}
 	}
-	if (disagree || rand.Float64() < n.cfg.Scoring.RecheckFraction) && n.recheckBudget(t.ch.GetEpoch()) {
+	if (disagree || rand.Float64() < n.cfg.Scoring.RecheckFraction) && n.rechecks.take(t.ch.GetEpoch(), MaxRechecksPerEpoch) {
 		t.recheckWanted = true
 		n.tryRecheck(t)
 	}
@@ -242,9 +242,6 @@ func (b *epochBudget) take(e uint64, max int) bool {
 // node re-verify everything.
 const MaxRechecksPerEpoch = 8
 
-// recheckBudget takes one re-check from epoch e's budget, if any is left.
-func (n *Node) recheckBudget(e uint64) bool { return n.rechecks.take(e, MaxRechecksPerEpoch) }
-
 // judge records whether verifier's verdict agrees with the truth of t. A
 // correctness verdict without the check digest this node computed for that
 // verifier (challenge.CheckDigests) disagrees, whatever it says.
@@ -323,16 +320,16 @@ func (n *Node) tryRecheck(t *tracked) {
 // e, split by earned trust (pool): those this node has not graylisted (a
 // graylisted peer's messages are dropped by every scoring router, so a
 // challenge or attestation from it would be lost), the proven ones
-// (Node.proven) apart. Views differ a little between nodes; legitimate()
+// (earnedTrust.proven) apart. Views differ a little between nodes; legitimate()
 // tolerates one spare challenger and verifiers are accepted from a
 // slightly wider ranking.
-func (n *Node) judges(live []peer.ID, e uint64) pool {
+func (et *earnedTrust) judges(live []peer.ID, e uint64) pool {
 	var out pool
 	for _, p := range live {
-		if p != n.id && n.app.score(p) < p2p.GraylistThreshold {
+		if p != et.self && et.app.score(p) < p2p.GraylistThreshold {
 			continue
 		}
-		if n.proven(p, e) {
+		if et.proven(p, e) {
 			out.proven = append(out.proven, p)
 		} else {
 			out.unproven = append(out.unproven, p)
@@ -341,24 +338,39 @@ func (n *Node) judges(live []peer.ID, e uint64) pool {
 	return out
 }
 
-// earnedTrust is what this node knows of the peers' earned trust (loop
-// goroutine only).
+// earnedTrust is what this node knows of the peers' earned trust: who
+// has passed a challenge, attested by a verifier in good standing, since
+// when, and who is pre-trusted; it decides who may challenge and verify
+// (judges). Loop goroutine only.
 type earnedTrust struct {
+	self peer.ID
+	// app gives each peer's standing (its application score).
+	app *appScores
 	// firstPass is the epoch of each peer's earliest challenge that a
 	// verifier in good standing attested a pass of, as heard here.
 	firstPass map[peer.ID]uint64
-	// preTrusted is [scoring] pretrusted, decoded on first use.
+	// preTrusted is [scoring] pretrusted.
 	preTrusted map[peer.ID]bool
+}
+
+// newEarnedTrust returns self's earned trust, nothing heard yet, with
+// the peers of preTrusted (peer IDs; any that do not decode are left
+// out) trusted from genesis.
+func newEarnedTrust(app *appScores, preTrusted []string) earnedTrust {
+	et := earnedTrust{app: app, firstPass: map[peer.ID]uint64{}, preTrusted: map[peer.ID]bool{}}
+	for _, s := range preTrusted {
+		if id, err := peer.Decode(s); err == nil {
+			et.preTrusted[id] = true
+		}
+	}
+	return et
 }
 
 // notePass records a pass of a challenge of target in epoch e, attested
 // by a verifier in good standing (noteOutcome).
-func (n *Node) notePass(target peer.ID, e uint64) {
-	if n.earned.firstPass == nil {
-		n.earned.firstPass = map[peer.ID]uint64{}
-	}
-	if first, ok := n.earned.firstPass[target]; !ok || e < first {
-		n.earned.firstPass[target] = e
+func (et *earnedTrust) notePass(target peer.ID, e uint64) {
+	if first, ok := et.firstPass[target]; !ok || e < first {
+		et.firstPass[target] = e
 	}
 }
 
@@ -372,8 +384,8 @@ func (n *Node) notePass(target peer.ID, e uint64) {
 // ignore its scheduled challengers' challenges, and take unproven
 // identities for them. Passes older than the retention are not restored:
 // a peer challenged as the schedule says has passes within it.
-func (n *Node) restoreEarned() {
-	for _, a := range n.book.Retained() {
+func (et *earnedTrust) restore(retained []scoring.Attestation) {
+	for _, a := range retained {
 		if !a.Pass() {
 			continue
 		}
@@ -381,10 +393,10 @@ func (n *Node) restoreEarned() {
 		if err != nil {
 			continue
 		}
-		if v, err := peer.Decode(a.Verifier); err != nil || n.app.score(v) < 0 {
+		if v, err := peer.Decode(a.Verifier); err != nil || et.app.score(v) < 0 {
 			continue
 		}
-		n.notePass(target, a.Epoch)
+		et.notePass(target, a.Epoch)
 	}
 }
 
@@ -400,18 +412,10 @@ func (n *Node) restoreEarned() {
 // The test is coarse on purpose: every honest node hears the same
 // attestations, so their views agree on it within ProvenLag, which a
 // fine-grained score would not.
-func (n *Node) proven(p peer.ID, e uint64) bool {
-	if n.earned.preTrusted == nil {
-		n.earned.preTrusted = map[peer.ID]bool{}
-		for _, s := range n.cfg.Scoring.PreTrusted {
-			if id, err := peer.Decode(s); err == nil {
-				n.earned.preTrusted[id] = true
-			}
-		}
-	}
-	if n.earned.preTrusted[p] {
+func (et *earnedTrust) proven(p peer.ID, e uint64) bool {
+	if et.preTrusted[p] {
 		return true
 	}
-	first, ok := n.earned.firstPass[p]
-	return ok && first+ProvenLag <= e && n.app.score(p) >= 0
+	first, ok := et.firstPass[p]
+	return ok && first+ProvenLag <= e && et.app.score(p) >= 0
 }
