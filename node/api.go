@@ -93,23 +93,6 @@ func (n *Node) Topology() TopologyView {
 	return t
 }
 
-// snapshot runs f on the loop goroutine, which owns the protocol state, and
-// waits for it; it returns false if the node is closing.
-func (n *Node) snapshot(f func()) bool {
-	done := make(chan struct{})
-	select {
-	case n.ev.q <- func() { f(); close(done) }:
-	case <-n.ctx.Done():
-		return false
-	}
-	select {
-	case <-done:
-		return true
-	case <-n.ctx.Done():
-		return false
-	}
-}
-
 // Status returns the node's status.
 func (n *Node) Status() StatusView {
 	s := StatusView{PeerID: n.id.String(), Role: n.role, Epoch: n.clock.At(time.Now()), EpochLength: n.clock.Length.String(),
@@ -117,7 +100,7 @@ func (n *Node) Status() StatusView {
 	for _, a := range n.host.Addrs() {
 		s.Addrs = append(s.Addrs, a.String())
 	}
-	n.snapshot(func() { s.LivePeers = len(n.claims.livePeers(time.Now())) })
+	n.ev.snapshot(func() { s.LivePeers = len(n.claims.livePeers(time.Now())) })
 	return s
 }
 
@@ -128,7 +111,7 @@ func (n *Node) GossipScores() map[peer.ID]float64 { return n.host.PeerScores() }
 // Peers returns the peers this node has a claim from, sorted by peer ID.
 func (n *Node) Peers() []PeerView {
 	out := []PeerView{}
-	n.snapshot(func() {
+	n.ev.snapshot(func() {
 		for id, e := range n.claims.peers {
 			flags := append([]string{}, e.flags...)
 			if e.slowProof != "" {

@@ -306,7 +306,7 @@ func TestChallengeRequestReachesScheduledChallenger(t *testing.T) {
 	// node to ask.
 	target := nodes[0]
 	var first []peer.ID
-	nodes[0].snapshot(func() {
+	nodes[0].ev.snapshot(func() {
 		now := time.Now()
 		first = nodes[0].scheduledChallengers(target.ID(), nodes[0].clock.At(now), now)
 	})

@@ -82,7 +82,7 @@ func TestJudgeCheckDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := &tracked{ch: ch, cid: chCID, target: target, challenger: challenger, truth: pb.Verdict_VERDICT_PASS, truthKnown: true, digests: digests}
-	n.snapshot(func() {
+	n.ev.snapshot(func() {
 		n.judge(tr, honest, heardVerdict{v: pb.Verdict_VERDICT_PASS, digest: digests[honest]})
 		n.judge(tr, lazy, heardVerdict{v: pb.Verdict_VERDICT_PASS})
 		n.judge(tr, lazy, heardVerdict{v: pb.Verdict_VERDICT_PASS, digest: digests[honest]}) // someone else's
@@ -117,7 +117,7 @@ func TestAuditCheckDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := &tracked{ch: ch, cid: chCID, target: target, challenger: challenger, verifiers: []peer.ID{honest, lazy, quiet, forger}}
-	n.snapshot(func() {
+	n.ev.snapshot(func() {
 		n.noteAttestation(tr, honest, heardVerdict{v: pb.Verdict_VERDICT_PASS, digest: digests[honest]})
 		n.noteAttestation(tr, lazy, heardVerdict{v: pb.Verdict_VERDICT_PASS})
 		n.noteAttestation(tr, quiet, heardVerdict{v: pb.Verdict_VERDICT_NO_ANSWER})
@@ -132,7 +132,7 @@ func TestAuditCheckDigest(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// After the audit, a made-up digest is judged on arrival.
-	n.snapshot(func() {
+	n.ev.snapshot(func() {
 		n.noteAttestation(tr, forger, heardVerdict{v: pb.Verdict_VERDICT_WRONG_ANSWER, digest: bytes.Repeat([]byte{7}, challenge.CheckDigestSize)})
 	})
 	if got := testutil.ToFloat64(n.metrics.checks.WithLabelValues("contradict")); got != 2 {

@@ -132,3 +132,20 @@ func (ev *events) after(d time.Duration, f func()) {
 		}
 	}()
 }
+
+// snapshot runs f on the loop goroutine and waits for it; it returns
+// false if the node is closing.
+func (ev *events) snapshot(f func()) bool {
+	done := make(chan struct{})
+	select {
+	case ev.q <- func() { f(); close(done) }:
+	case <-ev.done:
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ev.done:
+		return false
+	}
+}

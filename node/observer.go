@@ -26,7 +26,7 @@ func (o Observer) AppScore(p peer.ID) float64 { return o.n.app.score(p) }
 // last [challenge] peer_ttl_epochs (p is among its live peers).
 func (o Observer) Hears(p peer.ID) bool {
 	var ok bool
-	o.n.snapshot(func() { ok = slices.Contains(o.n.claims.livePeers(time.Now()), p) })
+	o.n.ev.snapshot(func() { ok = slices.Contains(o.n.claims.livePeers(time.Now()), p) })
 	return ok
 }
 

@@ -49,7 +49,7 @@ func TestRestartedTargetAnswersUnheardChallenger(t *testing.T) {
 	b = start()
 	waitUntil(t, 10*time.Second, "b reconnected to a", func() bool { return slices.Contains(a.ConnectedPeers(), id) })
 	var heard bool
-	b.snapshot(func() { _, heard = b.claims.peers[a.ID()] })
+	b.ev.snapshot(func() { _, heard = b.claims.peers[a.ID()] })
 	out, err := a.ChallengeNow(id)
 	if err != nil || out.CID == "" {
 		t.Fatalf("a could not challenge the restarted b: %+v %v", out, err)
@@ -103,7 +103,7 @@ func TestRestartKeepsEarnedTrust(t *testing.T) {
 	}
 	n2 := restartNode(t, n, dir)
 	var before, after, bad bool
-	n2.snapshot(func() {
+	n2.ev.snapshot(func() {
 		before, after, bad = n2.earned.proven(passed, 5+ProvenLag-1), n2.earned.proven(passed, 5+ProvenLag), n2.earned.proven(failed, 5+ProvenLag)
 	})
 	if before || !after || bad {

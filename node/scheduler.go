@@ -271,7 +271,7 @@ func (n *Node) ChallengeNow(target peer.ID) (ChallengeOutcome, error) {
 		out ChallengeOutcome
 		err error
 	)
-	ok := n.snapshot(func() {
+	ok := n.ev.snapshot(func() {
 		now := time.Now()
 		out.Epoch = n.clock.At(now)
 		first := n.scheduledChallengers(target, out.Epoch, now)
