@@ -165,7 +165,7 @@ func (p *lateJunkProver) commit(ctx context.Context, job proveJob) (*challenge.C
 	}
 	n.gossip.publishTo(p2p.TopicCommitments, junk, deadlineOf(job.ch), job.judges...)
 	time.Sleep(20 * time.Millisecond) // the junk first, then the answer
-	n.listShares(ctx, job, committed)
+	n.tk.listShares(ctx, job, committed)
 	if err := committed.SetEpoch(job.ch.GetEpoch()); err != nil {
 		return nil, err
 	}
@@ -298,7 +298,7 @@ func (p *equivocatorProver) commit(ctx context.Context, job proveJob) (*challeng
 	if err != nil {
 		return nil, err
 	}
-	n.listShares(ctx, job, first)
+	n.tk.listShares(ctx, job, first)
 	if err := first.SetEpoch(ch.GetEpoch()); err != nil {
 		return nil, err
 	}

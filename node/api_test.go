@@ -308,7 +308,7 @@ func TestChallengeRequestReachesScheduledChallenger(t *testing.T) {
 	var first []peer.ID
 	nodes[0].ev.snapshot(func() {
 		now := time.Now()
-		first = nodes[0].scheduledChallengers(target.ID(), nodes[0].clock.At(now), now)
+		first = nodes[0].tk.scheduledChallengers(target.ID(), nodes[0].clock.At(now), now)
 	})
 	if len(first) == 0 {
 		t.Fatal("no scheduled challenger")

@@ -9,7 +9,6 @@ import (
 
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
-	"github.com/poai-network/poai/p2p"
 )
 
 // A target that receives a challenge of itself from a peer it does not
@@ -57,12 +56,12 @@ type parkedChallenge struct {
 // count live, and asks the sender for its claim. It returns false when the
 // challenge is to be judged now: the sender is live, was asked already
 // this epoch, or the bounds are reached.
-func (n *Node) awaitClaim(from peer.ID, d decoded, at time.Time) bool {
+func (tk *tracker) awaitClaim(from peer.ID, d decoded, at time.Time) bool {
 	ch := d.msg.(*pb.Challenge)
-	if peer.ID(ch.GetTarget()) != n.id || from == n.id || n.claims.live(from, at) {
+	if peer.ID(ch.GetTarget()) != tk.id || from == tk.id || tk.claims.live(from, at) {
 		return false
 	}
-	if w, ok := n.claimWaits[from]; ok {
+	if w, ok := tk.claimWaits[from]; ok {
 		if slices.ContainsFunc(w.parked, func(p parkedChallenge) bool { return p.d.cid.Equals(d.cid) }) {
 			return true // the gossip copy of a direct one, or the reverse
 		}
@@ -72,26 +71,26 @@ func (n *Node) awaitClaim(from peer.ID, d decoded, at time.Time) bool {
 		w.parked = append(w.parked, parkedChallenge{d, at})
 		return true
 	}
-	e := n.clock.At(at)
-	if asked, ok := n.claimAsked[from]; ok && asked == e {
+	e := tk.clock.At(at)
+	if asked, ok := tk.claimAsked[from]; ok && asked == e {
 		return false
 	}
-	if len(n.claimWaits) >= maxClaimFetches {
+	if len(tk.claimWaits) >= maxClaimFetches {
 		return false
 	}
-	n.claimAsked[from] = e
-	n.claimWaits[from] = &claimWait{parked: []parkedChallenge{{d, at}}}
+	tk.claimAsked[from] = e
+	tk.claimWaits[from] = &claimWait{parked: []parkedChallenge{{d, at}}}
 	// The request eats into the deadline: a quarter of it at most, and
 	// never more than a direct message's timeout.
 	timeout := min(max(time.Duration(ch.GetDeadlineMs())*time.Millisecond/4, 500*time.Millisecond), 5*time.Second)
-	validate := n.validatorFor(p2p.TopicClaims, wrap(n.validator.Claim))
-	n.wg.Add(1)
+	validate := tk.validateClaim
+	tk.wg.Add(1)
 	go func() {
-		defer n.wg.Done()
-		ctx, cancel := context.WithTimeout(n.ctx, timeout)
+		defer tk.wg.Done()
+		ctx, cancel := context.WithTimeout(tk.ctx, timeout)
 		defer cancel()
 		var claim *decoded
-		b, err := n.host.FetchClaim(ctx, from, challenge.DefaultLimits().MaxClaim)
+		b, err := tk.host.FetchClaim(ctx, from, challenge.DefaultLimits().MaxClaim)
 		if err == nil {
 			var m any
 			if m, err = validate(ctx, from, b); err == nil {
@@ -100,28 +99,28 @@ func (n *Node) awaitClaim(from peer.ID, d decoded, at time.Time) bool {
 			}
 		}
 		at := time.Now()
-		n.ev.post(func() { n.claimFetched(from, claim, err, at) })
+		tk.ev.post(func() { tk.claimFetched(from, claim, err, at) })
 	}()
-	n.log.Debug("challenge from a peer whose claim is unknown here: asking it for its claim", "challenger", shortID(from), "challenge", d.cid)
+	tk.log.Debug("challenge from a peer whose claim is unknown here: asking it for its claim", "challenger", shortID(from), "challenge", d.cid)
 	return true
 }
 
 // claimFetched takes the outcome of a claim request to from and judges the
 // challenges that waited on it.
-func (n *Node) claimFetched(from peer.ID, claim *decoded, err error, at time.Time) {
-	w := n.claimWaits[from]
-	delete(n.claimWaits, from)
+func (tk *tracker) claimFetched(from peer.ID, claim *decoded, err error, at time.Time) {
+	w := tk.claimWaits[from]
+	delete(tk.claimWaits, from)
 	if claim != nil {
-		n.metrics.claimFetches.WithLabelValues("fetched").Inc()
-		n.claims.onClaim(from, *claim, at)
+		tk.metrics.claimFetches.WithLabelValues("fetched").Inc()
+		tk.claims.onClaim(from, *claim, at)
 	} else {
-		n.metrics.claimFetches.WithLabelValues("failed").Inc()
-		n.log.Debug("claim request failed", "peer", shortID(from), "err", err)
+		tk.metrics.claimFetches.WithLabelValues("failed").Inc()
+		tk.log.Debug("claim request failed", "peer", shortID(from), "err", err)
 	}
 	if w == nil {
 		return
 	}
 	for _, p := range w.parked {
-		n.onChallenge(from, p.d, p.at)
+		tk.onChallenge(from, p.d, p.at)
 	}
 }

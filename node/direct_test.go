@@ -83,9 +83,9 @@ func TestJudgeCheckDigest(t *testing.T) {
 	}
 	tr := &tracked{ch: ch, cid: chCID, target: target, challenger: challenger, truth: pb.Verdict_VERDICT_PASS, truthKnown: true, digests: digests}
 	n.ev.snapshot(func() {
-		n.judge(tr, honest, heardVerdict{v: pb.Verdict_VERDICT_PASS, digest: digests[honest]})
-		n.judge(tr, lazy, heardVerdict{v: pb.Verdict_VERDICT_PASS})
-		n.judge(tr, lazy, heardVerdict{v: pb.Verdict_VERDICT_PASS, digest: digests[honest]}) // someone else's
+		n.tk.judge(tr, honest, heardVerdict{v: pb.Verdict_VERDICT_PASS, digest: digests[honest]})
+		n.tk.judge(tr, lazy, heardVerdict{v: pb.Verdict_VERDICT_PASS})
+		n.tk.judge(tr, lazy, heardVerdict{v: pb.Verdict_VERDICT_PASS, digest: digests[honest]}) // someone else's
 	})
 	if got := testutil.ToFloat64(n.metrics.checks.WithLabelValues("agree")); got != 1 {
 		t.Errorf("agreements %v, want 1 (the verifier with the right digest)", got)
@@ -118,11 +118,11 @@ func TestAuditCheckDigest(t *testing.T) {
 	}
 	tr := &tracked{ch: ch, cid: chCID, target: target, challenger: challenger, verifiers: []peer.ID{honest, lazy, quiet, forger}}
 	n.ev.snapshot(func() {
-		n.noteAttestation(tr, honest, heardVerdict{v: pb.Verdict_VERDICT_PASS, digest: digests[honest]})
-		n.noteAttestation(tr, lazy, heardVerdict{v: pb.Verdict_VERDICT_PASS})
-		n.noteAttestation(tr, quiet, heardVerdict{v: pb.Verdict_VERDICT_NO_ANSWER})
+		n.tk.noteAttestation(tr, honest, heardVerdict{v: pb.Verdict_VERDICT_PASS, digest: digests[honest]})
+		n.tk.noteAttestation(tr, lazy, heardVerdict{v: pb.Verdict_VERDICT_PASS})
+		n.tk.noteAttestation(tr, quiet, heardVerdict{v: pb.Verdict_VERDICT_NO_ANSWER})
 		tr.secret = secret // the reveal
-		n.tryAudit(tr)
+		n.tk.tryAudit(tr)
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for testutil.ToFloat64(n.metrics.audits) == 0 {
@@ -133,7 +133,7 @@ func TestAuditCheckDigest(t *testing.T) {
 	}
 	// After the audit, a made-up digest is judged on arrival.
 	n.ev.snapshot(func() {
-		n.noteAttestation(tr, forger, heardVerdict{v: pb.Verdict_VERDICT_WRONG_ANSWER, digest: bytes.Repeat([]byte{7}, challenge.CheckDigestSize)})
+		n.tk.noteAttestation(tr, forger, heardVerdict{v: pb.Verdict_VERDICT_WRONG_ANSWER, digest: bytes.Repeat([]byte{7}, challenge.CheckDigestSize)})
 	})
 	if got := testutil.ToFloat64(n.metrics.checks.WithLabelValues("contradict")); got != 2 {
 		t.Errorf("contradictions %v, want 2 (no digest, a made-up digest)", got)

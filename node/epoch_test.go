@@ -157,11 +157,11 @@ func TestEpochMismatchDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := &tracked{ch: ch, cid: chCID, target: target, challenger: challenger}
-	n.tracked[chCID.KeyString()] = tr
+	n.tk.tracked[chCID.KeyString()] = tr
 	com := &pb.Commitment{ChallengeCid: chCID.Bytes(), Prover: []byte(target), MerkleRoot: make([]byte, 32), Leaves: 1, Epoch: 6}
-	n.acceptCommitment(tr, target, com, challenge.CIDOf([]byte("com")), time.Now())
-	n.onOpening(target, decoded{msg: &pb.Opening{ChallengeCid: chCID.Bytes(), Prover: []byte(target), Epoch: 8}}, time.Now())
-	n.onReveal(challenger, decoded{msg: &pb.Reveal{ChallengeCid: chCID.Bytes(), Challenger: []byte(challenger), Epoch: 6}}, time.Now())
+	n.tk.acceptCommitment(tr, target, com, challenge.CIDOf([]byte("com")), time.Now())
+	n.tk.onOpening(target, decoded{msg: &pb.Opening{ChallengeCid: chCID.Bytes(), Prover: []byte(target), Epoch: 8}}, time.Now())
+	n.tk.onReveal(challenger, decoded{msg: &pb.Reveal{ChallengeCid: chCID.Bytes(), Challenger: []byte(challenger), Epoch: 6}}, time.Now())
 	if tr.com != nil || tr.op != nil || tr.secret != nil {
 		t.Fatal("a message of another epoch than its challenge's was taken")
 	}

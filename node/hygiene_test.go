@@ -102,7 +102,7 @@ func track(t *testing.T, n *Node, epoch uint64, target, challenger peer.ID, veri
 	}
 	tr := &tracked{ch: ch, cid: chCID, target: target, challenger: challenger, receivedAt: time.Now(), verifiers: verifiers}
 	done := make(chan struct{})
-	n.ev.post(func() { n.tracked[chCID.KeyString()] = tr; close(done) })
+	n.ev.post(func() { n.tk.tracked[chCID.KeyString()] = tr; close(done) })
 	<-done
 	return tr
 }

@@ -31,31 +31,31 @@ const FlagVoids = "voids: challenges voided by this challenger's missing reveal"
 
 // noteVoid counts a void caused by challenger and flags it past
 // MaxChallengerVoids.
-func (n *Node) noteVoid(challenger peer.ID) {
-	p, ok := n.claims.peers[challenger]
+func (tk *tracker) noteVoid(challenger peer.ID) {
+	p, ok := tk.claims.peers[challenger]
 	if !ok {
 		return
 	}
 	p.voids++
 	if p.voids > MaxChallengerVoids && !slices.Contains(p.flags, FlagVoids) {
 		p.flags = append(slices.Clip(p.flags), FlagVoids)
-		n.metrics.flagged.WithLabelValues("voids").Inc()
-		n.log.Info("challenger flagged: it voids its challenges", "challenger", shortID(challenger), "voids", p.voids)
+		tk.metrics.flagged.WithLabelValues("voids").Inc()
+		tk.log.Info("challenger flagged: it voids its challenges", "challenger", shortID(challenger), "voids", p.voids)
 	}
 }
 
 // forwardCommitment hands a commitment to peer to directly. The challenger
 // usually has it already (from the target, who sends it there too), and
 // then refuses the copy as a replay.
-func (n *Node) forwardCommitment(com *pb.Commitment, to peer.ID) {
+func (tk *tracker) forwardCommitment(com *pb.Commitment, to peer.ID) {
 	b, err := challenge.Marshal(com)
 	if err != nil {
 		return
 	}
-	n.wg.Add(1)
+	tk.wg.Add(1)
 	go func() {
-		defer n.wg.Done()
-		n.gossip.sendDirect(p2p.TopicCommitments, b, to, 5*time.Second)
+		defer tk.wg.Done()
+		tk.gossip.sendDirect(p2p.TopicCommitments, b, to, 5*time.Second)
 	}()
 }
 
@@ -68,18 +68,18 @@ func (n *Node) forwardCommitment(com *pb.Commitment, to peer.ID) {
 // second commitment, so that every peer following the challenge (the
 // reveal carries the first) sees both. Where it was gossiped already, the
 // local validator refuses the copy as a replay, and nothing is sent.
-func (n *Node) onEquivocation(t *tracked, second *pb.Commitment) {
-	n.metrics.equivocations.Inc()
-	n.log.Info("equivocation: the target signed two commitments to one challenge", "target", shortID(t.target), "challenge", t.cid)
+func (tk *tracker) onEquivocation(t *tracked, second *pb.Commitment) {
+	tk.metrics.equivocations.Inc()
+	tk.log.Info("equivocation: the target signed two commitments to one challenge", "target", shortID(t.target), "challenge", t.cid)
 	if !t.verifier {
 		return
 	}
-	n.judgeEquivocation(t)
+	tk.judgeEquivocation(t)
 	if b, err := challenge.Marshal(second); err == nil {
-		n.wg.Add(1)
+		tk.wg.Add(1)
 		go func() {
-			defer n.wg.Done()
-			_ = n.host.Publish(n.ctx, n.gossip.topic(p2p.TopicCommitments), b) // a replay when gossiped already
+			defer tk.wg.Done()
+			_ = tk.host.Publish(tk.ctx, tk.gossip.topic(p2p.TopicCommitments), b) // a replay when gossiped already
 		}()
 	}
 }
@@ -87,23 +87,23 @@ func (n *Node) onEquivocation(t *tracked, second *pb.Commitment) {
 // judgeEquivocation attests WRONG_ANSWER for t, whose target equivocated,
 // once the secret is out: like every correctness verdict, it carries this
 // node's check digest (challenge.CheckDigests), computed off the loop.
-func (n *Node) judgeEquivocation(t *tracked) {
+func (tk *tracker) judgeEquivocation(t *tracked) {
 	if t.equivocation == nil || !t.verifier || t.settled() || t.checking() || t.secret == nil {
 		return
 	}
 	t.advance(checking)
 	ch, chCID, secret := t.ch, t.cid, t.secret
-	digestOf := append(n.possibleVerifiers(t), n.id)
-	n.offLoop(func(ctx context.Context) {
-		digests, err := challenge.CheckDigests(ctx, n.cpu, ch, chCID, secret, digestOf)
-		n.ev.post(func() {
+	digestOf := append(tk.possibleVerifiers(t), tk.id)
+	tk.offLoop(func(ctx context.Context) {
+		digests, err := challenge.CheckDigests(ctx, tk.cpu, ch, chCID, secret, digestOf)
+		tk.ev.post(func() {
 			t.advance(undecided)
 			if err == nil && t.digests == nil {
 				t.digests = digests
 			}
 			if !t.settled() {
-				n.attest(t, pb.Verdict_VERDICT_WRONG_ANSWER, max(t.comAt.Sub(t.receivedAt), 0), 1, 0, "equivocation: two signed commitments to one challenge")
-				n.learnTruth(t, pb.Verdict_VERDICT_WRONG_ANSWER)
+				tk.attest(t, pb.Verdict_VERDICT_WRONG_ANSWER, max(t.comAt.Sub(t.receivedAt), 0), 1, 0, "equivocation: two signed commitments to one challenge")
+				tk.learnTruth(t, pb.Verdict_VERDICT_WRONG_ANSWER)
 			}
 		})
 	})
@@ -122,16 +122,16 @@ func (n *Node) judgeEquivocation(t *tracked) {
 // to one challenge would otherwise have the next, or the retry it was
 // late on, timed at near zero). Only challenges of the same target count,
 // so a device shared by two identities gains nothing.
-func (n *Node) busyOverlap(t *tracked) time.Duration {
+func (tk *tracker) busyOverlap(t *tracked) time.Duration {
 	var excused time.Duration
-	for _, u := range n.tracked {
+	for _, u := range tk.tracked {
 		if u == t || u.target != t.target || u.com == nil || !u.receivedAt.Before(t.receivedAt) || !u.comAt.Before(t.comAt) {
 			continue
 		}
-		if !n.excuses(u) {
+		if !tk.excuses(u) {
 			continue
 		}
-		wait := min(u.comAt.Sub(t.receivedAt), n.anticipated(u))
+		wait := min(u.comAt.Sub(t.receivedAt), tk.anticipated(u))
 		excused = max(excused, wait)
 	}
 	return min(max(excused, 0), max(t.comAt.Sub(t.receivedAt), 0))
@@ -141,7 +141,7 @@ func (n *Node) busyOverlap(t *tracked) time.Duration {
 // correct: by this node (its verification or re-check), or else by the
 // verifiers in good standing (application score ≥ 0) heard so far, at
 // least one of them and none saying otherwise.
-func (n *Node) excuses(u *tracked) bool {
+func (tk *tracker) excuses(u *tracked) bool {
 	if !u.answeredInTime() || u.equivocation != nil {
 		return false
 	}
@@ -150,7 +150,7 @@ func (n *Node) excuses(u *tracked) bool {
 	}
 	passes := 0
 	for id, h := range u.atts {
-		if n.app.score(id) < 0 {
+		if tk.app.score(id) < 0 {
 			continue
 		}
 		if h.v != pb.Verdict_VERDICT_PASS {
@@ -163,12 +163,12 @@ func (n *Node) excuses(u *tracked) bool {
 
 // anticipated returns how long t's workload takes at its target's claimed
 // rate (challenge.Plan.Anticipated), 0 when it cannot be planned.
-func (n *Node) anticipated(t *tracked) time.Duration {
-	claim, ok := n.claims.claimOf(t.target)
+func (tk *tracker) anticipated(t *tracked) time.Duration {
+	claim, ok := tk.claims.claimOf(t.target)
 	if !ok {
 		return 0
 	}
-	pl, err := n.planner.Plan(claim, t.ch.GetWorkload())
+	pl, err := tk.planner.Plan(claim, t.ch.GetWorkload())
 	if err != nil {
 		return 0
 	}
@@ -186,15 +186,15 @@ func (n *Node) anticipated(t *tracked) time.Duration {
 // whose link went down stays "connected" until the muxer's keepalive
 // gives up, tens of seconds in which the first challenges of a partition
 // were attested NO_ANSWER (TestPartitionHeals failed on CI so).
-func (n *Node) heardFrom(target peer.ID, since time.Time) bool {
-	if p, ok := n.claims.peers[target]; ok && p.seen.After(since) {
+func (tk *tracker) heardFrom(target peer.ID, since time.Time) bool {
+	if p, ok := tk.claims.peers[target]; ok && p.seen.After(since) {
 		return true
 	}
-	return n.host.LastRPC(target).After(since)
+	return tk.host.LastRPC(target).After(since)
 }
 
 // finalize attests NO_ANSWER for a challenge whose answer never came.
-func (n *Node) finalize(t *tracked) {
+func (tk *tracker) finalize(t *tracked) {
 	if t.settled() || t.checking() {
 		return // attested, or the answer came and is being checked
 	}
@@ -208,17 +208,17 @@ func (n *Node) finalize(t *tracked) {
 		// Either way the fault is whoever withheld, and each is
 		// contradicted here as a judge who failed its duty. A commitment
 		// after the deadline voids nothing: the target is late.
-		n.log.Info("challenge void: a secret or share was not revealed in time", "challenge", t.cid, "challenger", shortID(t.challenger),
+		tk.log.Info("challenge void: a secret or share was not revealed in time", "challenge", t.cid, "challenger", shortID(t.challenger),
 			"challenger_revealed", t.secret != nil, "shares_missing", len(missing))
-		n.metrics.void.WithLabelValues("reveal").Inc()
+		tk.metrics.void.WithLabelValues("reveal").Inc()
 		t.advance(settled)
-		if t.secret == nil && t.challenger != n.id {
-			n.recordCheck(t, t.challenger, false)
-			n.noteVoid(t.challenger)
+		if t.secret == nil && t.challenger != tk.id {
+			tk.recordCheck(t, t.challenger, false)
+			tk.noteVoid(t.challenger)
 		}
 		for _, v := range missing {
-			if v != n.id {
-				n.recordCheck(t, v, false)
+			if v != tk.id {
+				tk.recordCheck(t, v, false)
 			}
 		}
 		return
@@ -227,14 +227,14 @@ func (n *Node) finalize(t *tracked) {
 	if t.com != nil {
 		latency = max(t.comAt.Sub(t.receivedAt), 0)
 	}
-	if v, ok := n.judging.unchecked(t.target); ok {
-		n.attest(t, v, latency, 0, 1, "unchecked") // ADVERSARY
+	if v, ok := tk.judging.unchecked(t.target); ok {
+		tk.attest(t, v, latency, 0, 1, "unchecked") // ADVERSARY
 		return
 	}
 	if t.com != nil {
 		// The commitment came; the opening was due by this finalize.
-		if !n.withholdTiming(t, time.Now()) {
-			n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no complete answer before the deadline: "+t.answerState())
+		if !tk.withholdTiming(t, time.Now()) {
+			tk.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no complete answer before the deadline: "+t.answerState())
 		}
 		return
 	}
@@ -246,51 +246,51 @@ func (n *Node) finalize(t *tracked) {
 		return
 	}
 	t.claimWait = true
-	e := n.clock.At(time.Now())
-	n.ev.after(time.Until(n.clock.Start(e+1).Add(n.clock.Length/ClaimSpread+2*time.Second)), func() {
+	e := tk.clock.At(time.Now())
+	tk.ev.after(time.Until(tk.clock.Start(e+1).Add(tk.clock.Length/ClaimSpread+2*time.Second)), func() {
 		if t.settled() {
 			return
 		}
-		if n.heardFrom(t.target, t.receivedAt) {
-			if !n.withholdTiming(t, t.receivedAt.Add(deadlineOf(t.ch))) {
-				n.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no answer from a reachable target")
+		if tk.heardFrom(t.target, t.receivedAt) {
+			if !tk.withholdTiming(t, t.receivedAt.Add(deadlineOf(t.ch))) {
+				tk.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no answer from a reachable target")
 			}
 			return
 		}
-		n.attest(t, pb.Verdict_VERDICT_UNREACHABLE, latency, 0, 0, "target not heard from since the challenge")
+		tk.attest(t, pb.Verdict_VERDICT_UNREACHABLE, latency, 0, 0, "target not heard from since the challenge")
 	})
 }
 
-func (n *Node) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation, accuracy float64, reason string) {
+func (tk *tracker) attest(t *tracked, v pb.Verdict, latency time.Duration, deviation, accuracy float64, reason string) {
 	t.advance(settled)
 	a := &pb.Attestation{
-		ChallengeCid: t.cid.Bytes(), Target: []byte(t.target), Verifier: []byte(n.id), Epoch: t.ch.GetEpoch(),
+		ChallengeCid: t.cid.Bytes(), Target: []byte(t.target), Verifier: []byte(tk.id), Epoch: t.ch.GetEpoch(),
 		Verdict: v, LatencyMs: uint32(min(latency.Milliseconds(), math.MaxUint32)), DeadlineMs: t.ch.GetDeadlineMs(),
 		ScoreDeviation: deviation, DataAccuracy: accuracy, IssuedUnixMs: time.Now().UnixMilli(),
 		ProverSmClockMhz: t.com.GetSmClockMhz(), ProverSmClockMaxMhz: t.com.GetSmClockMaxMhz(), ProverTemperatureC: t.com.GetTemperatureC(),
 	}
 	if _, known := correct(v); known {
-		a.CheckDigest = t.digests[n.id] // nil when this node did not verify (an adversary) or the workload has none
+		a.CheckDigest = t.digests[tk.id] // nil when this node did not verify (an adversary) or the workload has none
 	}
-	n.metrics.attested.WithLabelValues(verdictName(v)).Inc()
-	n.stats.bump(func(s *Stats) { s.Attested++ })
+	tk.metrics.attested.WithLabelValues(verdictName(v)).Inc()
+	tk.stats.bump(func(s *Stats) { s.Attested++ })
 	if v == pb.Verdict_VERDICT_PASS {
-		n.claims.checkProofSpeed(t, latency)
+		tk.claims.checkProofSpeed(t, latency)
 	}
 	lvl := slog.LevelDebug
 	if v != pb.Verdict_VERDICT_PASS {
 		lvl = slog.LevelInfo
 	}
-	n.log.Log(n.ctx, lvl, "attestation", "target", shortID(t.target), "verdict", verdictName(v),
+	tk.log.Log(tk.ctx, lvl, "attestation", "target", shortID(t.target), "verdict", verdictName(v),
 		"latency_ms", latency.Milliseconds(), "deadline_ms", t.ch.GetDeadlineMs(), "accuracy", accuracy, "reason", reason)
-	n.gossip.publish(p2p.TopicAttestation, a)
+	tk.gossip.publish(p2p.TopicAttestation, a)
 }
 
 // possibleVerifiers are the peers whose attestations of t count: its
 // verifiers, and the next two of the ranking in this node's present view —
 // views of the peer set can differ by a peer or two between nodes.
-func (n *Node) possibleVerifiers(t *tracked) []peer.ID {
-	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, n.earned.judges(n.claims.livePeers(time.Now()), t.ch.GetEpoch()), n.cfg.Challenge.Verifiers+2)
+func (tk *tracker) possibleVerifiers(t *tracked) []peer.ID {
+	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, tk.earned.judges(tk.claims.livePeers(time.Now()), t.ch.GetEpoch()), tk.cfg.Challenge.Verifiers+2)
 	for _, v := range t.verifiers {
 		if !slices.Contains(wide, v) {
 			wide = append(wide, v)
@@ -303,47 +303,47 @@ func (n *Node) possibleVerifiers(t *tracked) []peer.ID {
 // verifier from is about, or why it counts for none: unknown_challenge,
 // mismatch (another target, epoch or deadline than the challenge's) or
 // not_verifier (from is not among possibleVerifiers). Loop goroutine only.
-func (n *Node) attestationFor(from peer.ID, a *pb.Attestation) (*tracked, string) {
-	t, ok := n.tracked[string(a.GetChallengeCid())]
+func (tk *tracker) attestationFor(from peer.ID, a *pb.Attestation) (*tracked, string) {
+	t, ok := tk.tracked[string(a.GetChallengeCid())]
 	switch {
 	case !ok:
 		return nil, "unknown_challenge"
 	case peer.ID(a.GetTarget()) != t.target || a.GetEpoch() != t.ch.GetEpoch() || a.GetDeadlineMs() != t.ch.GetDeadlineMs():
 		return nil, "mismatch"
-	case !slices.Contains(n.possibleVerifiers(t), from):
+	case !slices.Contains(tk.possibleVerifiers(t), from):
 		return nil, "not_verifier"
 	}
 	return t, ""
 }
 
-func (n *Node) onAttestation(from peer.ID, d decoded, at time.Time) {
+func (tk *tracker) onAttestation(from peer.ID, d decoded, at time.Time) {
 	a := d.msg.(*pb.Attestation)
-	t, reason := n.attestationFor(from, a)
+	t, reason := tk.attestationFor(from, a)
 	if t == nil {
 		// The validator ignored it when it knew this already (useless);
 		// the node's view may have changed since.
-		n.log.Debug("attestation dropped", "from", shortID(from), "reason", reason)
+		tk.log.Debug("attestation dropped", "from", shortID(from), "reason", reason)
 		return
 	}
-	err := n.book.Record(scoring.Attestation{
+	err := tk.book.Record(scoring.Attestation{
 		Challenge: t.cid.String(), Target: t.target.String(), Verifier: from.String(), Epoch: a.GetEpoch(),
 		Verdict: verdictName(a.GetVerdict()), LatencyMS: float64(a.GetLatencyMs()), DeadlineMS: float64(a.GetDeadlineMs()),
 		Deviation: a.GetScoreDeviation(), Accuracy: a.GetDataAccuracy(),
 		ClockMHz: a.GetProverSmClockMhz(), MaxClockMHz: a.GetProverSmClockMaxMhz(), TemperatureC: a.GetProverTemperatureC(),
 		RetryOf: retryOf(t.ch),
 	})
-	n.noteAttestation(t, from, heardVerdict{v: a.GetVerdict(), digest: a.GetCheckDigest()})
-	n.noteOutcome(t, from, a.GetVerdict())
+	tk.noteAttestation(t, from, heardVerdict{v: a.GetVerdict(), digest: a.GetCheckDigest()})
+	tk.noteOutcome(t, from, a.GetVerdict())
 	switch {
 	case err == nil:
-		n.metrics.received.WithLabelValues(verdictName(a.GetVerdict())).Inc()
-		n.metrics.latency.Observe(float64(a.GetLatencyMs()) / 1000)
-		n.metrics.deviation.Observe(a.GetScoreDeviation())
+		tk.metrics.received.WithLabelValues(verdictName(a.GetVerdict())).Inc()
+		tk.metrics.latency.Observe(float64(a.GetLatencyMs()) / 1000)
+		tk.metrics.deviation.Observe(a.GetScoreDeviation())
 		delay := at.Sub(time.UnixMilli(t.ch.GetIssuedUnixMs()))
-		n.metrics.attDelay.Observe(delay.Seconds())
-		n.delays.add(delay)
+		tk.metrics.attDelay.Observe(delay.Seconds())
+		tk.delays.add(delay)
 	case !errors.Is(err, scoring.ErrDuplicate):
-		n.log.Error("record attestation", "err", err)
+		tk.log.Error("record attestation", "err", err)
 	}
 }
 
@@ -371,9 +371,9 @@ func verdictName(v pb.Verdict) string {
 // verdicts say as much about the attester's links as about the target and
 // are not noted. A failure also records its workload, which follow-ups
 // repeat, and only a pass of that workload clears it.
-func (n *Node) noteOutcome(t *tracked, attester peer.ID, v pb.Verdict) {
-	p, ok := n.claims.peers[t.target]
-	if !ok || n.app.score(attester) < 0 {
+func (tk *tracker) noteOutcome(t *tracked, attester peer.ID, v pb.Verdict) {
+	p, ok := tk.claims.peers[t.target]
+	if !ok || tk.app.score(attester) < 0 {
 		return
 	}
 	e := int64(min(t.ch.GetEpoch(), math.MaxInt64))
@@ -384,7 +384,7 @@ func (n *Node) noteOutcome(t *tracked, attester peer.ID, v pb.Verdict) {
 		if p.lastFailed < 0 || t.ch.GetWorkload() == p.failedWorkload {
 			p.lastPassed = max(p.lastPassed, e)
 		}
-		n.earned.notePass(t.target, t.ch.GetEpoch())
+		tk.earned.notePass(t.target, t.ch.GetEpoch())
 	case pb.Verdict_VERDICT_LATE, pb.Verdict_VERDICT_NO_ANSWER, pb.Verdict_VERDICT_WRONG_ANSWER, pb.Verdict_VERDICT_BAD_PROOF:
 		if e >= p.lastFailed {
 			p.failedWorkload = t.ch.GetWorkload()

@@ -51,25 +51,25 @@ func TestLegitimateChallenges(t *testing.T) {
 		plan.Apply(ch)
 		return ch
 	}
-	if err := n.legitimate(mk(outsider), "a", outsider, now); err == nil {
+	if err := n.tk.legitimate(mk(outsider), "a", outsider, now); err == nil {
 		t.Fatal("challenge from an unscheduled peer accepted")
 	}
 	small := mk(scheduled)
 	small.N, small.Openings = 8, 1
-	if err := n.legitimate(small, "b", scheduled, now); err == nil {
+	if err := n.tk.legitimate(small, "b", scheduled, now); err == nil {
 		t.Fatal("under-sized challenge accepted")
 	}
 	long := mk(scheduled)
 	long.DeadlineMs *= 10
-	if err := n.legitimate(long, "c", scheduled, now); err == nil {
+	if err := n.tk.legitimate(long, "c", scheduled, now); err == nil {
 		t.Fatal("challenge with a longer deadline than planned accepted")
 	}
-	if err := n.legitimate(mk(scheduled), "d", scheduled, now); err != nil {
+	if err := n.tk.legitimate(mk(scheduled), "d", scheduled, now); err != nil {
 		t.Fatalf("the planned challenge from the scheduled challenger refused: %v", err)
 	}
 	followed := &tracked{}
-	n.tracked["d"] = followed
-	if err := n.legitimate(mk(scheduled), "d2", scheduled, now); err == nil {
+	n.tk.tracked["d"] = followed
+	if err := n.tk.legitimate(mk(scheduled), "d2", scheduled, now); err == nil {
 		t.Fatal("a second challenge of the target in the same epoch accepted")
 	}
 	if !followed.settled() {
@@ -78,7 +78,7 @@ func TestLegitimateChallenges(t *testing.T) {
 	huge := mk(ranked[1])
 	huge.Workload = pb.Workload_WORKLOAD_VRAM
 	huge.VramLanes, huge.VramLaneBlocks, huge.VramRounds, huge.VramReads = 1<<20, 1<<20, 1, 1
-	if err := n.legitimate(huge, "e", ranked[1], now); err == nil {
+	if err := n.tk.legitimate(huge, "e", ranked[1], now); err == nil {
 		t.Fatal("a VRAM challenge for 32 TiB accepted for a 1 MiB claim")
 	}
 }
@@ -236,45 +236,45 @@ func TestBusyOverlap(t *testing.T) {
 	com := &pb.Commitment{}
 	late := deadline + 2*plan.Anticipated // x's commitment, after its receipt at 0
 	x := &tracked{target: a, ch: ch, receivedAt: at(0), com: com, comAt: at(late)}
-	n.tracked = map[string]*tracked{"x": x}
-	if got := n.busyOverlap(x); got != 0 {
+	n.tk.tracked = map[string]*tracked{"x": x}
+	if got := n.tk.busyOverlap(x); got != 0 {
 		t.Fatalf("alone: overlap %v", got)
 	}
 	passed := func(u *tracked) *tracked { u.truth, u.truthKnown = pb.Verdict_VERDICT_PASS, true; return u }
-	n.tracked["other-target"] = passed(&tracked{target: b, ch: ch, receivedAt: at(-time.Second), com: com, comAt: at(late / 2)})
-	n.tracked["later"] = passed(&tracked{target: a, ch: ch, receivedAt: at(time.Millisecond), com: com, comAt: at(late / 2)})
-	n.tracked["unanswered"] = &tracked{target: a, ch: ch, receivedAt: at(-time.Millisecond)}
+	n.tk.tracked["other-target"] = passed(&tracked{target: b, ch: ch, receivedAt: at(-time.Second), com: com, comAt: at(late / 2)})
+	n.tk.tracked["later"] = passed(&tracked{target: a, ch: ch, receivedAt: at(time.Millisecond), com: com, comAt: at(late / 2)})
+	n.tk.tracked["unanswered"] = &tracked{target: a, ch: ch, receivedAt: at(-time.Millisecond)}
 	// The late-junk move: a junk commitment to an earlier challenge, posted
 	// just before the late answer, never verified.
-	n.tracked["junk"] = &tracked{target: a, ch: ch, receivedAt: at(-deadline), com: com, comAt: at(late - time.Millisecond)}
-	if got := n.busyOverlap(x); got != 0 {
+	n.tk.tracked["junk"] = &tracked{target: a, ch: ch, receivedAt: at(-deadline), com: com, comAt: at(late - time.Millisecond)}
+	if got := n.tk.busyOverlap(x); got != 0 {
 		t.Fatalf("other target, later, unanswered or unverified junk: overlap %v", got)
 	}
 	// Verified wrong, or right but late: no excuse either.
 	wrong := &tracked{target: a, ch: ch, receivedAt: at(-time.Millisecond), com: com, comAt: at(plan.Anticipated / 2)}
 	wrong.truth, wrong.truthKnown = pb.Verdict_VERDICT_WRONG_ANSWER, true
-	n.tracked["wrong"] = wrong
-	n.tracked["passed-late"] = passed(&tracked{target: a, ch: ch, receivedAt: at(-2 * deadline), com: com, comAt: at(plan.Anticipated / 2)})
-	if got := n.busyOverlap(x); got != 0 {
+	n.tk.tracked["wrong"] = wrong
+	n.tk.tracked["passed-late"] = passed(&tracked{target: a, ch: ch, receivedAt: at(-2 * deadline), com: com, comAt: at(plan.Anticipated / 2)})
+	if got := n.tk.busyOverlap(x); got != 0 {
 		t.Fatalf("wrong or late earlier answers: overlap %v", got)
 	}
 	// A verified, timely earlier answer excuses the wait up to it...
-	n.tracked["earlier"] = passed(&tracked{target: a, ch: ch, receivedAt: at(-time.Millisecond), com: com, comAt: at(plan.Anticipated / 2)})
-	if got := n.busyOverlap(x); got != plan.Anticipated/2 {
+	n.tk.tracked["earlier"] = passed(&tracked{target: a, ch: ch, receivedAt: at(-time.Millisecond), com: com, comAt: at(plan.Anticipated / 2)})
+	if got := n.tk.busyOverlap(x); got != plan.Anticipated/2 {
 		t.Fatalf("earlier challenge verified and answered at T/2: overlap %v, want %v", got, plan.Anticipated/2)
 	}
 	// ... and no more than its anticipated duration, however long it took.
-	n.tracked["long"] = passed(&tracked{target: a, ch: ch, receivedAt: at(-time.Millisecond), com: com, comAt: at(deadline - 2*time.Millisecond)})
-	if got := n.busyOverlap(x); got != plan.Anticipated {
+	n.tk.tracked["long"] = passed(&tracked{target: a, ch: ch, receivedAt: at(-time.Millisecond), com: com, comAt: at(deadline - 2*time.Millisecond)})
+	if got := n.tk.busyOverlap(x); got != plan.Anticipated {
 		t.Fatalf("overlap %v beyond the earlier workload's anticipated %v", got, plan.Anticipated)
 	}
 	// Passes heard from verifiers in good standing count like this node's own.
-	delete(n.tracked, "long")
-	delete(n.tracked, "earlier")
+	delete(n.tk.tracked, "long")
+	delete(n.tk.tracked, "earlier")
 	heard := &tracked{target: a, ch: ch, receivedAt: at(-time.Millisecond), com: com, comAt: at(plan.Anticipated / 4),
 		atts: map[peer.ID]heardVerdict{randomID(t): {v: pb.Verdict_VERDICT_PASS}}}
-	n.tracked["heard"] = heard
-	if got := n.busyOverlap(x); got != plan.Anticipated/4 {
+	n.tk.tracked["heard"] = heard
+	if got := n.tk.busyOverlap(x); got != plan.Anticipated/4 {
 		t.Fatalf("earlier challenge passed by its verifiers: overlap %v, want %v", got, plan.Anticipated/4)
 	}
 }
@@ -368,12 +368,12 @@ func TestFollowUpKeepsFailedWorkload(t *testing.T) {
 	at := func(w pb.Workload, e uint64) *tracked {
 		return &tracked{target: target, ch: &pb.Challenge{Workload: w, Epoch: e}}
 	}
-	n.noteOutcome(at(pb.Workload_WORKLOAD_VRAM, 3), verifier, pb.Verdict_VERDICT_LATE)
-	n.noteOutcome(at(pb.Workload_WORKLOAD_GEMM_INT8, 4), verifier, pb.Verdict_VERDICT_PASS)
+	n.tk.noteOutcome(at(pb.Workload_WORKLOAD_VRAM, 3), verifier, pb.Verdict_VERDICT_LATE)
+	n.tk.noteOutcome(at(pb.Workload_WORKLOAD_GEMM_INT8, 4), verifier, pb.Verdict_VERDICT_PASS)
 	if !needsFollowUp(p.lastFailed, p.lastPassed) || p.failedWorkload != pb.Workload_WORKLOAD_VRAM {
 		t.Fatalf("a passing product cleared a memory failure: failed %d (%v), passed %d", p.lastFailed, p.failedWorkload, p.lastPassed)
 	}
-	n.noteOutcome(at(pb.Workload_WORKLOAD_VRAM, 5), verifier, pb.Verdict_VERDICT_PASS)
+	n.tk.noteOutcome(at(pb.Workload_WORKLOAD_VRAM, 5), verifier, pb.Verdict_VERDICT_PASS)
 	if needsFollowUp(p.lastFailed, p.lastPassed) {
 		t.Fatalf("a passing VRAM proof did not clear the memory failure: failed %d, passed %d", p.lastFailed, p.lastPassed)
 	}

@@ -158,12 +158,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		handle func(peer.ID, decoded, time.Time)
 	}{
 		{p2p.TopicClaims, wrap(n.validator.Claim), n.claims.onClaim},
-		{p2p.TopicChallenges, wrap(n.validator.Challenge), n.onChallenge},
-		{p2p.TopicCommitments, wrap(n.validator.Commitment), n.onCommitment},
-		{p2p.TopicReveals, wrap(n.validator.Reveal), n.onReveal},
-		{p2p.TopicOpenings, wrap(n.validator.Opening), n.onOpening},
-		{p2p.TopicAttestation, wrap(n.validator.Attestation), n.onAttestation},
-		{p2p.TopicRequests, wrap(n.validator.ChallengeRequest), n.onRequest},
+		{p2p.TopicChallenges, wrap(n.validator.Challenge), n.tk.onChallenge},
+		{p2p.TopicCommitments, wrap(n.validator.Commitment), n.tk.onCommitment},
+		{p2p.TopicReveals, wrap(n.validator.Reveal), n.tk.onReveal},
+		{p2p.TopicOpenings, wrap(n.validator.Opening), n.tk.onOpening},
+		{p2p.TopicAttestation, wrap(n.validator.Attestation), n.tk.onAttestation},
+		{p2p.TopicRequests, wrap(n.validator.ChallengeRequest), n.tk.onRequest},
 	} {
 		handle := conductOf(n.role).handler(t.topic, t.handle)
 		if err := n.host.Join(n.gossip.topic(t.topic), n.validatorFor(t.topic, t.decode), func(m p2p.Message) {
@@ -188,12 +188,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	n.tk.validateClaim = n.validatorFor(p2p.TopicClaims, wrap(n.validator.Claim))
 	n.host.ServeClaim(n.announce.encoded)
 	processLag.acquire()
 	n.releaseLag = sync.OnceFunc(processLag.release)
 	n.wg.Add(2)
 	go n.loop()
-	go n.prover()
+	go n.tk.prover()
 	n.log.Info("node started", "addrs", n.host.Addrs(), "role", n.role, "claim_model", claim.GetModel(),
 		"claim_int8_tops", claim.GetInt8Tops(), "claim_bf16_tflops", claim.GetBf16Tflops(), "claim_hash_ghps", claim.GetHashGhps(),
 		"claim_vram_bytes", claim.GetVramBytes(), "epoch", n.clock.At(time.Now()))

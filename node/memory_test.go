@@ -55,12 +55,12 @@ func proveAndOpen(t *testing.T, n *Node, w pb.Workload, challenger []byte, secre
 		t.Fatal(err)
 	}
 	n.onLoop(func() {
-		n.tracked[chCID.KeyString()] = &tracked{ch: ch, cid: chCID, target: n.id, challenger: peer.ID(challenger), receivedAt: now, secret: secret}
+		n.tk.tracked[chCID.KeyString()] = &tracked{ch: ch, cid: chCID, target: n.id, challenger: peer.ID(challenger), receivedAt: now, secret: secret}
 	})
-	n.answer(proveJob{ch: ch, cid: chCID, at: now})
+	n.tk.answer(proveJob{ch: ch, cid: chCID, at: now})
 	n.onLoop(func() {
-		if tr := n.tracked[chCID.KeyString()]; tr == nil || !tr.opened {
-			t.Errorf("challenge %d not opened", len(n.tracked))
+		if tr := n.tk.tracked[chCID.KeyString()]; tr == nil || !tr.opened {
+			t.Errorf("challenge %d not opened", len(n.tk.tracked))
 		}
 	})
 }
@@ -120,21 +120,21 @@ func TestOpeningRowsDropped(t *testing.T) {
 			t.Fatal(err)
 		}
 		tr := &tracked{ch: ch, cid: chCID, target: target, challenger: challenger, receivedAt: time.Now(), verifier: verifier}
-		n.tracked[chCID.KeyString()] = tr
+		n.tk.tracked[chCID.KeyString()] = tr
 		op := &pb.Opening{ChallengeCid: chCID.Bytes(), Prover: []byte(target), Epoch: epoch,
 			Rows: []*pb.RowOpening{{Index: 3, Values: make([]byte, 4096), Proof: [][]byte{make([]byte, 32)}}}}
-		n.acceptOpening(tr, target, op)
+		n.tk.acceptOpening(tr, target, op)
 		return tr, op
 	}
 	a, op := follow(1, false)
-	if a.op != op || a.slim || n.heldOpenings != openingBytes(op) {
-		t.Fatalf("opening not held: slim %v, %d bytes held", a.slim, n.heldOpenings)
+	if a.op != op || a.slim || n.tk.heldOpenings != openingBytes(op) {
+		t.Fatalf("opening not held: slim %v, %d bytes held", a.slim, n.tk.heldOpenings)
 	}
-	n.learnTruth(a, pb.Verdict_VERDICT_PASS)
-	if !a.slim || len(a.op.GetRows()) != 0 || a.op == nil || n.heldOpenings != 0 {
-		t.Fatalf("rows kept once the truth is known: slim %v, %d bytes held", a.slim, n.heldOpenings)
+	n.tk.learnTruth(a, pb.Verdict_VERDICT_PASS)
+	if !a.slim || len(a.op.GetRows()) != 0 || a.op == nil || n.tk.heldOpenings != 0 {
+		t.Fatalf("rows kept once the truth is known: slim %v, %d bytes held", a.slim, n.tk.heldOpenings)
 	}
-	n.heldOpenings = maxHeldOpeningBytes
+	n.tk.heldOpenings = maxHeldOpeningBytes
 	b, _ := follow(2, false)
 	if !b.slim {
 		t.Fatal("a non-verifier held an opening past the budget")
@@ -143,10 +143,10 @@ func TestOpeningRowsDropped(t *testing.T) {
 	if c.slim || c.op != op {
 		t.Fatal("a verifier dropped the opening it must verify")
 	}
-	n.heldOpenings -= maxHeldOpeningBytes
-	n.expire(time.Now().Add(time.Hour))
-	if len(n.tracked) != 0 || n.heldOpenings != 0 {
-		t.Fatalf("after expiry: %d tracked, %d bytes held", len(n.tracked), n.heldOpenings)
+	n.tk.heldOpenings -= maxHeldOpeningBytes
+	n.tk.expire(time.Now().Add(time.Hour))
+	if len(n.tk.tracked) != 0 || n.tk.heldOpenings != 0 {
+		t.Fatalf("after expiry: %d tracked, %d bytes held", len(n.tk.tracked), n.tk.heldOpenings)
 	}
 }
 

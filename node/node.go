@@ -29,10 +29,38 @@ const (
 	ScoresDir  = "scores"
 )
 
-// Node is one poai peer.
+// Node is one poai peer: the daemon around its rooms. It starts and
+// closes them (lifecycle.go), validates what arrives (router.go) and hands
+// it to the loop goroutine, whose tracker owns every challenge this node
+// follows, and answers the API. Its methods are safe from any goroutine.
 type Node struct {
+	*base
+	dir string
+	// closeBackend releases a backend Start opened (a GPU).
+	closeBackend func() error
+	cancel       context.CancelFunc
+	state        atomic.Int32 // stateNew, stateStarted, stateFailed or stateClosed
+	limiter      *authorLimiter
+	// rejected remembers, by author and payload content ID, the messages
+	// the validators rejected, so that a repeat of one offence is ignored
+	// instead of rejected (and penalized) again (offenceKey).
+	rejected   *challenge.ReplayCache
+	releaseLag func() // releases processLag, once
+	// disk guards the data directory's free space (Fatal).
+	disk diskWatch
+	// claiming states this node's device claim (honestClaimer, or an
+	// adversary's lie).
+	claiming claimerRole
+	// tk is the loop goroutine's challenge state (tracker).
+	tk *tracker
+}
+
+// base is the wiring a node's rooms share: configuration, identity, host,
+// score book, clocks and the rooms that publish, queue and remember. New
+// and Start fill it in; no field is reassigned once Start has returned.
+// Node and tracker embed the same one.
+type base struct {
 	cfg  Config
-	dir  string
 	o    options
 	log  *slog.Logger
 	role Role
@@ -43,9 +71,7 @@ type Node struct {
 	validator *challenge.Validator
 	cpu       *gpu.CPU
 	backend   gpu.Backend
-	// closeBackend releases a backend Start opened (a GPU).
-	closeBackend func() error
-	metrics      *metrics
+	metrics   *metrics
 
 	key  crypto.PrivKey
 	id   peer.ID
@@ -54,19 +80,13 @@ type Node struct {
 	shard int
 	book  *scoring.Book
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	state  atomic.Int32 // stateNew, stateStarted, stateFailed or stateClosed
-	wg     sync.WaitGroup
+	// ctx ends when the node closes; wg counts its goroutines.
+	ctx context.Context
+	wg  sync.WaitGroup
 	// ev is the loop goroutine's queue (loop).
 	ev events
 	// gossip sends this node's messages (set up in Start).
-	gossip  gossip
-	limiter *authorLimiter
-	// rejected remembers, by author and payload content ID, the messages
-	// the validators rejected, so that a repeat of one offence is ignored
-	// instead of rejected (and penalized) again (offenceKey).
-	rejected *challenge.ReplayCache
+	gossip gossip
 	// nvmlIndex is NVML's index of the device this node proves on (-1:
 	// none), matched by PCI location.
 	nvmlIndex int
@@ -75,20 +95,30 @@ type Node struct {
 	// app is what gossipsub's peer scoring reads: each peer's application
 	// score and the unverifiable claims (appscore.go).
 	app appScores
-	// Re-check and audit budgets of the current epoch (loop goroutine
-	// only).
-	rechecks, audits epochBudget
-	proveQ           chan proveJob
-	releaseLag       func() // releases processLag, once
-	verifySem        chan struct{}
-	// disk guards the data directory's free space (Fatal).
-	disk diskWatch
-
 	// claims holds the peers' device claims and this node's own;
-	// announce publishes its own.
+	// announce publishes its own (loop goroutine only).
 	claims   claimBook
 	announce announcer
-	// Owned by the loop goroutine.
+	// earned is what this node knows of the peers' earned trust (loop
+	// goroutine only).
+	earned earnedTrust
+
+	stats  counters
+	delays delayLog
+	// slotsSeen counts the challenger and verifier slots this node saw
+	// each peer hold (devnet reports).
+	slotsSeen slotLedger
+}
+
+// tracker is the loop goroutine's own state: the challenges this node
+// follows (tracked, each with its verdictState), what arrived before its
+// challenge, the slots and secrets of the challenges it issued, the
+// claim requests in flight and the re-check and audit budgets, with the
+// roles that decide how it proves, challenges, judges and shares. Its
+// methods run on the loop goroutine, except those that say otherwise (the
+// prover goroutine's, which reach its state only through ev).
+type tracker struct {
+	*base
 	tracked    map[string]*tracked
 	slots      map[string]slotUse   // target/epoch/challenger already challenged
 	secrets    map[string]ownSecret // opening secrets of the challenges this node issued
@@ -98,6 +128,15 @@ type Node struct {
 	// heldOpenings is the memory of the opening rows tracked holds
 	// (maxHeldOpeningBytes).
 	heldOpenings int
+	// Re-check and audit budgets of the current epoch.
+	rechecks, audits epochBudget
+	// proveQ feeds the prover goroutine; verifySem bounds the
+	// verifications running off the loop.
+	proveQ    chan proveJob
+	verifySem chan struct{}
+	// validateClaim is the claims topic's validator (Node.validatorFor),
+	// which a fetched claim passes as a gossiped one does (set in Start).
+	validateClaim p2p.Validator
 
 	// proving answers the challenges addressed to this node (honestProver,
 	// or an adversary's role).
@@ -105,24 +144,12 @@ type Node struct {
 	// challenging is what this node does as a challenger beyond the
 	// protocol (nothing, or an adversary's role).
 	challenging challengerRole
-	// claiming states this node's device claim (honestClaimer, or an
-	// adversary's lie).
-	claiming claimerRole
 	// judging decides whether this node checks what it verifies
 	// (honestJudge), or attests without checking (an adversary's).
 	judging verdictRole
 	// sharing decides whether this node, as a verifier, reveals its
 	// listed shares (honestSharer, or an adversary's).
 	sharing sharerRole
-
-	stats  counters
-	delays delayLog
-	// slotsSeen counts the challenger and verifier slots this node saw
-	// each peer hold (devnet reports).
-	slotsSeen slotLedger
-	// earned is what this node knows of the peers' earned trust (loop
-	// goroutine only).
-	earned earnedTrust
 }
 
 // delayLog keeps the most recent challenge-to-attestation delays for
@@ -204,23 +231,29 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	}
 	cpu := gpu.NewCPU()
 	c := cfg.Challenge
+	b := &base{
+		cfg: cfg, o: o, role: o.role, log: o.log,
+		clock:   challenge.EpochClock{Genesis: time.Unix(c.Genesis, 0), Length: c.EpochLength.Std()},
+		planner: c.Planner(),
+		cpu:     cpu,
+		backend: o.backend,
+		metrics: newMetrics(),
+	}
 	n := &Node{
-		cfg: cfg, dir: dataDir, o: o, role: o.role, log: o.log,
-		clock:      challenge.EpochClock{Genesis: time.Unix(c.Genesis, 0), Length: c.EpochLength.Std()},
-		planner:    c.Planner(),
-		cpu:        cpu,
-		backend:    o.backend,
-		metrics:    newMetrics(),
-		tracked:    make(map[string]*tracked),
-		slots:      make(map[string]slotUse),
-		secrets:    make(map[string]ownSecret),
-		orphans:    make(map[string]*orphan),
-		claimWaits: make(map[peer.ID]*claimWait),
-		claimAsked: make(map[peer.ID]uint64),
-		limiter:    newAuthorLimiter(),
-		proveQ:     make(chan proveJob, 16),
-		verifySem:  make(chan struct{}, 1),
-		disk:       newDiskWatch(dataDir, o),
+		base: b, dir: dataDir,
+		limiter: newAuthorLimiter(),
+		disk:    newDiskWatch(dataDir, o),
+		tk: &tracker{
+			base:       b,
+			tracked:    make(map[string]*tracked),
+			slots:      make(map[string]slotUse),
+			secrets:    make(map[string]ownSecret),
+			orphans:    make(map[string]*orphan),
+			claimWaits: make(map[peer.ID]*claimWait),
+			claimAsked: make(map[peer.ID]uint64),
+			proveQ:     make(chan proveJob, 16),
+			verifySem:  make(chan struct{}, 1),
+		},
 	}
 	for _, w := range c.Workloads {
 		wl, _ := ParseWorkload(w) // checked by Validate
@@ -238,11 +271,11 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	n.announce = announcer{ev: &n.ev, gossip: &n.gossip, log: o.log, announcedTo: make(map[peer.ID]bool)}
 	n.validator = challenge.NewValidator(challenge.DefaultLimits(), n.clock, 1<<16, challenge.WithCatalog(o.catalog))
 	n.rejected = challenge.NewReplayCache(maxRejected, max(n.validator.ReplayTTL(), p2p.SeenMessagesTTL))
-	n.proving = proverFor(n)
-	n.challenging = challengingFor(n)
+	n.tk.proving = proverFor(n)
+	n.tk.challenging = challengingFor(n)
 	n.claiming = claimerFor(n.role)
-	n.judging = verdictRoleFor(n)
-	n.sharing = sharerFor(n.role)
+	n.tk.judging = verdictRoleFor(n)
+	n.tk.sharing = sharerFor(n.role)
 	n.app.routing, n.app.preTrusted, n.app.gauge = routingFor(n.role), cfg.Scoring.PreTrusted, n.metrics.score
 	return n, nil
 }
@@ -260,7 +293,7 @@ func (n *Node) loop() {
 	if now.Before(n.clock.Genesis) {
 		next = 0
 	}
-	n.ev.after(time.Until(n.clock.Start(next)), func() { n.onEpoch(next) })
+	n.ev.after(time.Until(n.clock.Start(next)), func() { n.tk.onEpoch(next) })
 	for {
 		select {
 		case <-n.ctx.Done():

@@ -309,7 +309,7 @@ func TestIssuedCountsOnlyAccepted(t *testing.T) {
 		now := time.Now()
 		n.claims.onClaim(target, decoded{msg: claim, cid: claimCID}, now)
 		cur = n.clock.At(now)
-		_, refusedErr = n.issueTry(cur+1000, target, cid.Undef)
+		_, refusedErr = n.tk.issueTry(cur+1000, target, cid.Undef)
 	})
 	if refusedErr != nil {
 		t.Fatalf("issueTry refused before publishing: %v", refusedErr)
@@ -321,7 +321,7 @@ func TestIssuedCountsOnlyAccepted(t *testing.T) {
 	if got := testutil.ToFloat64(n.metrics.issued); got != 0 {
 		t.Fatalf("poai_challenges_issued_total is %v after a refused challenge", got)
 	}
-	n.onLoop(func() { _, acceptedErr = n.issueTry(n.clock.At(time.Now()), target, cid.Undef) })
+	n.onLoop(func() { _, acceptedErr = n.tk.issueTry(n.clock.At(time.Now()), target, cid.Undef) })
 	if acceptedErr != nil {
 		t.Fatal(acceptedErr)
 	}

@@ -232,8 +232,8 @@ const MaxStarvedShare = 0.3
 // MaxStarvedShare of their demand. A late or missing answer then says
 // nothing about the target, and the node attests nothing about its
 // timing (a wrong answer is still attested).
-func (n *Node) overloaded(from, to time.Time) bool {
-	limit := time.Duration(float64(n.cfg.Challenge.Allowance.Std()) * OverloadFraction)
+func (tk *tracker) overloaded(from, to time.Time) bool {
+	limit := time.Duration(float64(tk.cfg.Challenge.Allowance.Std()) * OverloadFraction)
 	return limit > 0 && (processLag.max(from, to) > limit || processLag.starved(from, to) > MaxStarvedShare)
 }
 
@@ -244,13 +244,13 @@ func (n *Node) overloaded(from, to time.Time) bool {
 // time, until the deadline. If so it marks the challenge attested without
 // publishing anything, counts it (poai_verdicts_withheld_total) and
 // reports true.
-func (n *Node) withholdTiming(t *tracked, until time.Time) bool {
-	if !n.overloaded(t.receivedAt, until) {
+func (tk *tracker) withholdTiming(t *tracked, until time.Time) bool {
+	if !tk.overloaded(t.receivedAt, until) {
 		return false
 	}
 	t.advance(settled)
-	n.metrics.withheld.Inc()
-	n.log.Debug("timing verdict withheld: this node was overloaded", "challenge", t.cid, "target", shortID(t.target))
+	tk.metrics.withheld.Inc()
+	tk.log.Debug("timing verdict withheld: this node was overloaded", "challenge", t.cid, "target", shortID(t.target))
 	return true
 }
 

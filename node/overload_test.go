@@ -73,29 +73,30 @@ func TestOverloadWithholdsTiming(t *testing.T) {
 	busy := time.Now()
 	c := DefaultConfig()
 	c.Challenge.Allowance = Duration(20 * time.Millisecond) // limit 10 ms
-	n := &Node{cfg: c, metrics: newMetrics(), log: slog.New(slog.DiscardHandler)}
-	if lag := processLag.max(start, busy); !n.overloaded(start, busy) {
+	b := &base{cfg: c, metrics: newMetrics(), log: slog.New(slog.DiscardHandler)}
+	n := &Node{base: b, tk: &tracker{base: b}}
+	if lag := processLag.max(start, busy); !n.tk.overloaded(start, busy) {
 		t.Fatalf("16 spinning goroutines: scheduling p99 %v, not over 10 ms", lag)
 	}
 	tr := &tracked{ch: &pb.Challenge{DeadlineMs: 500}, receivedAt: start}
-	if !n.withholdTiming(tr, start.Add(deadlineOf(tr.ch))) || !tr.settled() {
+	if !n.tk.withholdTiming(tr, start.Add(deadlineOf(tr.ch))) || !tr.settled() {
 		t.Fatal("a timing verdict over an overloaded window was not withheld")
 	}
 	// A lone node retries a challenge missed over that window (verifiers
 	// elsewhere may have recorded the miss); one sharing its process with
 	// other nodes does not.
-	n.tracked = map[string]*tracked{"k": {ch: &pb.Challenge{DeadlineMs: 500}, receivedAt: start}}
-	n.retryIfMissed(1, randomID(t), "k")
+	n.tk.tracked = map[string]*tracked{"k": {ch: &pb.Challenge{DeadlineMs: 500}, receivedAt: start}}
+	n.tk.retryIfMissed(1, randomID(t), "k")
 	if got := testutil.ToFloat64(n.metrics.retriesSkipped); got != 0 {
 		t.Fatalf("a lone node skipped %v retries", got)
 	}
 	processLag.acquire() // a second node in this process
 	defer processLag.release()
-	n.retryIfMissed(1, randomID(t), "k")
+	n.tk.retryIfMissed(1, randomID(t), "k")
 	if got := testutil.ToFloat64(n.metrics.retriesSkipped); got != 1 {
 		t.Fatalf("retries skipped %v, want 1", got)
 	}
-	if n.overloaded(start.Add(-time.Hour), start.Add(-time.Minute)) {
+	if n.tk.overloaded(start.Add(-time.Hour), start.Add(-time.Minute)) {
 		t.Fatal("a window before the sampler started counts as overloaded")
 	}
 	// Under an hour's allowance only the starved share can withhold: it
@@ -106,7 +107,7 @@ func TestOverloadWithholdsTiming(t *testing.T) {
 	c.Challenge.Allowance = Duration(time.Hour)
 	n.cfg = c
 	starved := processLag.starved(start, busy)
-	if got := n.withholdTiming(&tracked{ch: &pb.Challenge{DeadlineMs: 500}, receivedAt: start}, busy); got != (starved > MaxStarvedShare) {
+	if got := n.tk.withholdTiming(&tracked{ch: &pb.Challenge{DeadlineMs: 500}, receivedAt: start}, busy); got != (starved > MaxStarvedShare) {
 		t.Fatalf("withheld %v with the scheduling latency under half the allowance and a starved share of %.2f (limit %v)", got, starved, MaxStarvedShare)
 	}
 }

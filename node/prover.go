@@ -71,7 +71,7 @@ func (p *honestProver) commit(ctx context.Context, job proveJob) (*challenge.Com
 			}
 		}
 	}
-	n.listShares(ctx, job, committed)
+	n.tk.listShares(ctx, job, committed)
 	if err := committed.SetEpoch(job.ch.GetEpoch()); err != nil {
 		return nil, err
 	}
@@ -110,52 +110,52 @@ type proveJob struct {
 }
 
 // prover answers challenges addressed to this node, one at a time.
-func (n *Node) prover() {
-	defer n.wg.Done()
+func (tk *tracker) prover() {
+	defer tk.wg.Done()
 	for {
 		select {
-		case <-n.ctx.Done():
+		case <-tk.ctx.Done():
 			return
-		case job := <-n.proveQ:
-			n.answer(job)
+		case job := <-tk.proveQ:
+			tk.answer(job)
 		}
 	}
 }
 
-func (n *Node) answer(job proveJob) {
+func (tk *tracker) answer(job proveJob) {
 	deadline := deadlineOf(job.ch)
-	ctx, cancel := context.WithTimeout(n.ctx, n.proving.limit(deadline))
+	ctx, cancel := context.WithTimeout(tk.ctx, tk.proving.limit(deadline))
 	defer cancel()
 	start := time.Now()
-	n.metrics.proveWait.Observe(start.Sub(job.at).Seconds())
-	committed, err := n.proving.commit(ctx, job)
-	n.metrics.proveTime.Observe(time.Since(start).Seconds())
+	tk.metrics.proveWait.Observe(start.Sub(job.at).Seconds())
+	committed, err := tk.proving.commit(ctx, job)
+	tk.metrics.proveTime.Observe(time.Since(start).Seconds())
 	if err != nil {
-		n.metrics.answered.WithLabelValues("failed").Inc()
-		n.stats.bump(func(s *Stats) { s.ProveFailed++ })
-		if n.ctx.Err() == nil {
-			n.log.Warn("proof not completed", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "err", err)
+		tk.metrics.answered.WithLabelValues("failed").Inc()
+		tk.stats.bump(func(s *Stats) { s.ProveFailed++ })
+		if tk.ctx.Err() == nil {
+			tk.log.Warn("proof not completed", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "err", err)
 		}
 		return
 	}
 	if committed == nil {
 		return // the role answers nothing (an adversary)
 	}
-	n.metrics.answered.WithLabelValues("answered").Inc()
-	n.stats.bump(func(s *Stats) { s.Answered++ })
-	n.log.Debug("challenge answered", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "deadline", deadline)
+	tk.metrics.answered.WithLabelValues("answered").Inc()
+	tk.stats.bump(func(s *Stats) { s.Answered++ })
+	tk.log.Debug("challenge answered", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "deadline", deadline)
 	// The opening waits for the challenger's secret (onReveal).
-	n.ev.post(func() {
-		if t, ok := n.tracked[job.cid.KeyString()]; ok {
+	tk.ev.post(func() {
+		if t, ok := tk.tracked[job.cid.KeyString()]; ok {
 			t.committed = committed
-			n.open(t)
+			tk.open(t)
 		}
 	})
 }
 
 // open publishes this node's opening of a challenge it proved, once its
 // commitment, the challenger's secret and the shares it lists are there.
-func (n *Node) open(t *tracked) {
+func (tk *tracker) open(t *tracked) {
 	if t.committed == nil || t.secret == nil || t.opened {
 		return
 	}
@@ -163,7 +163,7 @@ func (n *Node) open(t *tracked) {
 		return
 	}
 	t.opened = true
-	n.proving.open(t, t.committed)
+	tk.proving.open(t, t.committed)
 	// The opening is out: its goroutine holds the proof until it is sent,
 	// and nothing opens t again. A VRAM proof holds 32 bytes per lane,
 	// hundreds of MB on a large device, which the 3 epochs t is followed

@@ -122,7 +122,7 @@ func TestHeardFrom(t *testing.T) {
 	since := time.Now()
 	heard := make(chan bool)
 	ask := func(since time.Time) bool {
-		a.ev.post(func() { heard <- a.heardFrom(b.ID(), since) })
+		a.ev.post(func() { heard <- a.tk.heardFrom(b.ID(), since) })
 		return <-heard
 	}
 	for deadline := time.Now().Add(10 * time.Second); !ask(since); {

@@ -134,7 +134,7 @@ func (n *Node) useless(ctx context.Context, topic string, from peer.ID, m proto.
 	}
 	answer := make(chan string, 1)
 	select {
-	case n.ev.q <- func() { _, reason := n.attestationFor(from, a); answer <- reason }:
+	case n.ev.q <- func() { _, reason := n.tk.attestationFor(from, a); answer <- reason }:
 	case <-ctx.Done():
 		return ""
 	case <-n.ctx.Done():

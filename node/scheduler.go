@@ -30,88 +30,88 @@ type slotUse struct {
 
 // onEpoch runs at the start of every epoch: re-announce the claim, forget
 // old state, and schedule the challenges this node must issue.
-func (n *Node) onEpoch(e uint64) {
-	n.ev.after(time.Until(n.clock.Start(e+1)), func() { n.onEpoch(e + 1) })
+func (tk *tracker) onEpoch(e uint64) {
+	tk.ev.after(time.Until(tk.clock.Start(e+1)), func() { tk.onEpoch(e + 1) })
 	now := time.Now()
-	n.metrics.epoch.Set(float64(e))
-	if n.startEpoch == nil {
-		n.startEpoch = &e
+	tk.metrics.epoch.Set(float64(e))
+	if tk.startEpoch == nil {
+		tk.startEpoch = &e
 	}
-	n.rollTrust(e)
-	n.ev.after(claimOffset(n.id, e, n.clock.Length), n.announce.publish)
-	n.expire(now)
-	live := n.claims.livePeers(now)
-	judges := n.earned.judges(live, e)
-	n.metrics.peers.Set(float64(len(live)))
+	tk.rollTrust(e)
+	tk.ev.after(claimOffset(tk.id, e, tk.clock.Length), tk.announce.publish)
+	tk.expire(now)
+	live := tk.claims.livePeers(now)
+	judges := tk.earned.judges(live, e)
+	tk.metrics.peers.Set(float64(len(live)))
 	// Shards take turns: each shard's slots are shifted by its share of
 	// one slot, so the network's challenges are spread over the epoch.
-	shard, shards := n.Shard()
-	phase := time.Duration(float64(n.clock.Length) * 0.8 / float64(max(len(live), 1)) * float64(shard) / float64(shards))
+	shard, shards := tk.shard, max(tk.cfg.P2P.Shards, 1)
+	phase := time.Duration(float64(tk.clock.Length) * 0.8 / float64(max(len(live), 1)) * float64(shard) / float64(shards))
 	for _, target := range live {
 		c := challengerFor(e, target, judges)
-		n.slotsSeen.note(e, c, nil)
-		if target == n.id || c != n.id {
+		tk.slotsSeen.note(e, c, nil)
+		if target == tk.id || c != tk.id {
 			continue
 		}
 		// Below rate 1 the challenger draws from its own randomness, so
 		// no prover can tell in advance in which epochs it is challenged
 		// (a device shared by identities could otherwise take turns),
 		// up to a bound on the gap between challenges.
-		p := n.claims.peers[target]
-		followUp := needsFollowUp(p.lastFailed, p.lastPassed) && n.app.score(target) >= p2p.GraylistThreshold
-		if !followUp && !challengeDrawn(int64(e), p.lastChallenged, n.cfg.Challenge.Rate, mrand.Float64()) {
+		p := tk.claims.peers[target]
+		followUp := needsFollowUp(p.lastFailed, p.lastPassed) && tk.app.score(target) >= p2p.GraylistThreshold
+		if !followUp && !challengeDrawn(int64(e), p.lastChallenged, tk.cfg.Challenge.Rate, mrand.Float64()) {
 			continue
 		}
 		if followUp {
-			n.metrics.followUps.Inc()
+			tk.metrics.followUps.Inc()
 		}
 		target := target
-		at := n.clock.Start(e).Add(slotOffset(target, live, n.clock.Length) + phase)
-		if w := n.cfg.Challenge.Waves; w > 0 {
-			at = n.clock.Start(e).Add(waveOffset(e, target, w, n.clock.Length))
+		at := tk.clock.Start(e).Add(slotOffset(target, live, tk.clock.Length) + phase)
+		if w := tk.cfg.Challenge.Waves; w > 0 {
+			at = tk.clock.Start(e).Add(waveOffset(e, target, w, tk.clock.Length))
 		}
-		n.ev.after(time.Until(at), func() {
-			if _, err := n.issue(e, target); err != nil {
-				n.log.Debug("challenge not issued", "target", shortID(target), "err", err)
+		tk.ev.after(time.Until(at), func() {
+			if _, err := tk.issue(e, target); err != nil {
+				tk.log.Debug("challenge not issued", "target", shortID(target), "err", err)
 			}
 		})
 	}
 }
 
 // expire forgets challenges, orphans and peers too old to matter.
-func (n *Node) expire(now time.Time) {
+func (tk *tracker) expire(now time.Time) {
 	// A challenge is kept three epochs past its own deadline (not the
 	// protocol's 10-minute limit, which kept every opening of a busy
 	// shard in memory for 20 minutes).
-	for k, t := range n.tracked {
-		if now.Sub(t.receivedAt) > challenge.FollowEpochs*n.clock.Length+2*time.Duration(t.ch.GetDeadlineMs())*time.Millisecond {
-			n.slimOpening(t)
-			delete(n.tracked, k)
+	for k, t := range tk.tracked {
+		if now.Sub(t.receivedAt) > challenge.FollowEpochs*tk.clock.Length+2*time.Duration(t.ch.GetDeadlineMs())*time.Millisecond {
+			tk.slimOpening(t)
+			delete(tk.tracked, k)
 		}
 	}
-	for k, s := range n.secrets {
-		if s.epoch+3 < n.clock.At(now) {
-			delete(n.secrets, k)
+	for k, s := range tk.secrets {
+		if s.epoch+3 < tk.clock.At(now) {
+			delete(tk.secrets, k)
 		}
 	}
-	for k, u := range n.slots {
-		if u.epoch+3 < n.clock.At(now) {
-			delete(n.slots, k)
+	for k, u := range tk.slots {
+		if u.epoch+3 < tk.clock.At(now) {
+			delete(tk.slots, k)
 		}
 	}
-	for p, e := range n.claimAsked {
-		if e+1 < n.clock.At(now) {
-			delete(n.claimAsked, p)
+	for p, e := range tk.claimAsked {
+		if e+1 < tk.clock.At(now) {
+			delete(tk.claimAsked, p)
 		}
 	}
-	for k, o := range n.orphans {
+	for k, o := range tk.orphans {
 		if now.Sub(o.at) > 2*time.Minute {
-			delete(n.orphans, k)
+			delete(tk.orphans, k)
 		}
 	}
-	for id, p := range n.claims.peers {
-		if now.Sub(p.seen) > 10*time.Duration(n.cfg.Challenge.PeerTTLEpochs)*n.clock.Length {
-			delete(n.claims.peers, id)
+	for id, p := range tk.claims.peers {
+		if now.Sub(p.seen) > 10*time.Duration(tk.cfg.Challenge.PeerTTLEpochs)*tk.clock.Length {
+			delete(tk.claims.peers, id)
 		}
 	}
 }
@@ -128,16 +128,16 @@ const quietEpochs = 2
 // sends it to target directly too (p2p.DirectProtocol). The
 // workload rotates through the configured ones by epoch and target, skipping
 // those the claim gives no rate for.
-func (n *Node) issue(e uint64, target peer.ID) (cid.Cid, error) {
-	return conductOf(n.role).issue(n, e, target)
+func (tk *tracker) issue(e uint64, target peer.ID) (cid.Cid, error) {
+	return conductOf(tk.role).issue(tk, e, target)
 }
 
 // retryBackoff returns how long after a missed deadline a challenger
 // retries: a random time in [epoch/16, epoch/6] (1.5–4 s for 24 s
 // epochs), so the retry does not fall in the same burst of load or loss
 // that the miss may have.
-func (n *Node) retryBackoff() time.Duration {
-	lo, hi := n.clock.Length/16, n.clock.Length/6
+func (tk *tracker) retryBackoff() time.Duration {
+	lo, hi := tk.clock.Length/16, tk.clock.Length/6
 	return lo + time.Duration(mrand.Int64N(int64(hi-lo)+1))
 }
 
@@ -145,8 +145,8 @@ func (n *Node) retryBackoff() time.Duration {
 // deadline has passed without a commitment in time on this node's clock:
 // a missed deadline is retried, with back-off, before it counts
 // (scoring.Book.Roll forgives a miss whose retry passed).
-func (n *Node) retryIfMissed(e uint64, target peer.ID, key string) {
-	t, ok := n.tracked[key]
+func (tk *tracker) retryIfMissed(e uint64, target peer.ID, key string) {
+	t, ok := tk.tracked[key]
 	if !ok || len(t.ch.GetRetryOf()) > 0 {
 		return
 	}
@@ -160,50 +160,50 @@ func (n *Node) retryIfMissed(e uint64, target peer.ID, key string) {
 	// verifications to the backlog: those retries fed the overload that
 	// caused the misses. A lone node retries anyway, since verifiers on
 	// other machines may have recorded the miss.
-	if processLag.shared() && n.overloaded(t.receivedAt, t.receivedAt.Add(deadlineOf(t.ch))) {
-		n.metrics.retriesSkipped.Inc()
-		n.log.Debug("retry not issued: this node was overloaded", "target", shortID(target))
+	if processLag.shared() && tk.overloaded(t.receivedAt, t.receivedAt.Add(deadlineOf(t.ch))) {
+		tk.metrics.retriesSkipped.Inc()
+		tk.log.Debug("retry not issued: this node was overloaded", "target", shortID(target))
 		return
 	}
-	if _, err := n.issueTry(e, target, t.cid); err != nil {
-		n.log.Debug("retry not issued", "target", shortID(target), "err", err)
+	if _, err := tk.issueTry(e, target, t.cid); err != nil {
+		tk.log.Debug("retry not issued", "target", shortID(target), "err", err)
 	}
 }
 
 // issueTry issues a challenge of target, a retry of the challenge
 // retryOf unless that is cid.Undef.
-func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, error) {
-	p, ok := n.claims.peers[target]
-	if !ok || n.ctx.Err() != nil {
+func (tk *tracker) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, error) {
+	p, ok := tk.claims.peers[target]
+	if !ok || tk.ctx.Err() != nil {
 		return cid.Undef, errors.New("no claim known for the target")
 	}
-	if quiet := time.Since(p.seen); quiet > quietEpochs*n.clock.Length {
+	if quiet := time.Since(p.seen); quiet > quietEpochs*tk.clock.Length {
 		return cid.Undef, fmt.Errorf("no claim heard from the target for %v: it is probably unreachable, and a miss would blame it for the network", quiet.Round(time.Second))
 	}
-	slot := fmt.Sprintf("%s/%d/%s", target, e, n.id)
+	slot := fmt.Sprintf("%s/%d/%s", target, e, tk.id)
 	if retryOf.Defined() {
 		slot += "/retry"
 	}
-	if _, done := n.slots[slot]; done {
+	if _, done := tk.slots[slot]; done {
 		return cid.Undef, fmt.Errorf("already challenged %s in epoch %d", target, e)
 	}
 	var plan challenge.Plan
 	var err error
-	start := int(e) + int(rendezvous("poai/1/workload", []byte(target), n.id)[0])
-	if i := slices.Index(n.workloads, p.failedWorkload); i >= 0 && needsFollowUp(p.lastFailed, p.lastPassed) {
+	start := int(e) + int(rendezvous("poai/1/workload", []byte(target), tk.id)[0])
+	if i := slices.Index(tk.workloads, p.failedWorkload); i >= 0 && needsFollowUp(p.lastFailed, p.lastPassed) {
 		// A follow-up repeats the workload that failed: a device that
 		// lies about one resource (memory, a second card) fails only the
 		// workload that tests it, and on the rotation those failures
 		// would stay a minority of its record.
 		start = i
 	}
-	for i := range n.workloads {
-		if plan, err = n.planner.Plan(p.claim, n.workloads[(start+i)%len(n.workloads)]); err == nil {
+	for i := range tk.workloads {
+		if plan, err = tk.planner.Plan(p.claim, tk.workloads[(start+i)%len(tk.workloads)]); err == nil {
 			break
 		}
 	}
 	if err != nil {
-		n.log.Debug("no workload for claim", "target", shortID(target), "err", err)
+		tk.log.Debug("no workload for claim", "target", shortID(target), "err", err)
 		return cid.Undef, err
 	}
 	nonce := make([]byte, 32)
@@ -215,7 +215,7 @@ func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, err
 		return cid.Undef, fmt.Errorf("secret: %w", err)
 	}
 	ch := &pb.Challenge{
-		Version: 1, Epoch: e, Challenger: []byte(n.id), Target: []byte(target), Nonce: nonce,
+		Version: 1, Epoch: e, Challenger: []byte(tk.id), Target: []byte(target), Nonce: nonce,
 		IssuedUnixMs: time.Now().UnixMilli(), ClaimCid: p.claimCID.Bytes(), RevealHash: challenge.RevealHash(secret),
 	}
 	if retryOf.Defined() {
@@ -226,24 +226,24 @@ func (n *Node) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, err
 	if err != nil {
 		return cid.Undef, fmt.Errorf("encode challenge: %w", err)
 	}
-	n.secrets[chCID.KeyString()] = ownSecret{secret: secret, epoch: e}
-	n.challenging.issued(ch, chCID, secret)
-	n.slots[slot] = slotUse{epoch: e, key: chCID.KeyString()}
+	tk.secrets[chCID.KeyString()] = ownSecret{secret: secret, epoch: e}
+	tk.challenging.issued(ch, chCID, secret)
+	tk.slots[slot] = slotUse{epoch: e, key: chCID.KeyString()}
 	// Counted as issued only once this node's own validator has accepted
 	// it: a challenge it refuses (an epoch out of range, limits) never
 	// leaves the node, and publishThen logs why.
-	n.gossip.publishThen(p2p.TopicChallenges, ch, plan.Deadline, func() {
-		n.metrics.issued.Inc()
+	tk.gossip.publishThen(p2p.TopicChallenges, ch, plan.Deadline, func() {
+		tk.metrics.issued.Inc()
 		if retryOf.Defined() {
-			n.metrics.retries.Inc()
+			tk.metrics.retries.Inc()
 		}
-		n.stats.bump(func(s *Stats) { s.Issued++ })
-		n.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "workload", plan.Workload,
+		tk.stats.bump(func(s *Stats) { s.Issued++ })
+		tk.log.Debug("challenge issued", "target", shortID(target), "epoch", e, "workload", plan.Workload,
 			"anticipated", plan.Anticipated, "deadline", plan.Deadline)
 	}, target)
 	if !retryOf.Defined() {
 		key := chCID.KeyString()
-		n.ev.after(plan.Deadline+n.retryBackoff(), func() { n.retryIfMissed(e, target, key) })
+		tk.ev.after(plan.Deadline+tk.retryBackoff(), func() { tk.retryIfMissed(e, target, key) })
 	}
 	return chCID, nil
 }
@@ -274,7 +274,7 @@ func (n *Node) ChallengeNow(target peer.ID) (ChallengeOutcome, error) {
 	ok := n.ev.snapshot(func() {
 		now := time.Now()
 		out.Epoch = n.clock.At(now)
-		first := n.scheduledChallengers(target, out.Epoch, now)
+		first := n.tk.scheduledChallengers(target, out.Epoch, now)
 		for _, c := range first {
 			out.Challengers = append(out.Challengers, c.String())
 		}
@@ -285,11 +285,11 @@ func (n *Node) ChallengeNow(target peer.ID) (ChallengeOutcome, error) {
 			err = fmt.Errorf("no claim known for %s", target)
 		case first[0] == n.id:
 			var c cid.Cid
-			if _, done := n.slots[fmt.Sprintf("%s/%d/%s", target, out.Epoch, n.id)]; done {
+			if _, done := n.tk.slots[fmt.Sprintf("%s/%d/%s", target, out.Epoch, n.id)]; done {
 				err = fmt.Errorf("already challenged %s in epoch %d", target, out.Epoch)
 				return
 			}
-			if c, err = n.issue(out.Epoch, target); err == nil {
+			if c, err = n.tk.issue(out.Epoch, target); err == nil {
 				out.CID = c.String()
 			}
 		default:
@@ -305,11 +305,11 @@ func (n *Node) ChallengeNow(target peer.ID) (ChallengeOutcome, error) {
 
 // scheduledChallengers returns the top two of target's challenger ranking
 // for epoch e in this node's view, or nil when target has no known claim.
-func (n *Node) scheduledChallengers(target peer.ID, e uint64, now time.Time) []peer.ID {
-	if _, ok := n.claims.peers[target]; !ok && target != n.id {
+func (tk *tracker) scheduledChallengers(target peer.ID, e uint64, now time.Time) []peer.ID {
+	if _, ok := tk.claims.peers[target]; !ok && target != tk.id {
 		return nil
 	}
-	ranked := challengerRanking(e, target, n.earned.judges(n.claims.livePeers(now), e))
+	ranked := challengerRanking(e, target, tk.earned.judges(tk.claims.livePeers(now), e))
 	return ranked[:min(2, len(ranked))]
 }
 
@@ -318,26 +318,26 @@ func (n *Node) scheduledChallengers(target peer.ID, e uint64, now time.Time) []p
 // requester (never the target: the validator refuses that) is proven
 // where any peer is, so that nobody can choose when its own device is
 // tested, through a puppet identity either.
-func (n *Node) onRequest(from peer.ID, d decoded, at time.Time) {
+func (tk *tracker) onRequest(from peer.ID, d decoded, at time.Time) {
 	r := d.msg.(*pb.ChallengeRequest)
 	target := peer.ID(r.GetTarget())
-	e := n.clock.At(at)
-	first := n.scheduledChallengers(target, e, at)
-	if target == n.id || len(first) == 0 || first[0] != n.id {
+	e := tk.clock.At(at)
+	first := tk.scheduledChallengers(target, e, at)
+	if target == tk.id || len(first) == 0 || first[0] != tk.id {
 		return
 	}
-	if !n.earned.proven(from, e) && len(n.earned.judges(n.claims.livePeers(at), e).proven) > 0 {
+	if !tk.earned.proven(from, e) && len(tk.earned.judges(tk.claims.livePeers(at), e).proven) > 0 {
 		// The validator refuses a target's request of itself; an identity
 		// made for the purpose (the target's own puppet) would do as well,
 		// so only a peer with a passed challenge on record may ask — once
 		// any has one (at genesis nobody has).
-		n.log.Debug("challenge request ignored: the requester has no passed challenge on record", "requester", shortID(from), "target", shortID(target))
+		tk.log.Debug("challenge request ignored: the requester has no passed challenge on record", "requester", shortID(from), "target", shortID(target))
 		return
 	}
-	if _, done := n.slots[fmt.Sprintf("%s/%d/%s", target, e, n.id)]; done {
+	if _, done := tk.slots[fmt.Sprintf("%s/%d/%s", target, e, tk.id)]; done {
 		return
 	}
-	if c, err := n.issue(e, target); err == nil {
-		n.log.Info("challenge issued on request", "target", shortID(target), "requester", shortID(from), "challenge", c)
+	if c, err := tk.issue(e, target); err == nil {
+		tk.log.Info("challenge issued on request", "target", shortID(target), "requester", shortID(from), "challenge", c)
 	}
 }

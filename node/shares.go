@@ -36,20 +36,20 @@ const maxOrphanShares = challenge.MaxShares
 // publishShare draws this node's share of t, a challenge it verifies,
 // and publishes its signed commitment, to gossip and directly to the
 // target, which must list it before it commits.
-func (n *Node) publishShare(t *tracked) {
+func (tk *tracker) publishShare(t *tracked) {
 	s := make([]byte, 32)
 	if _, err := rand.Read(s); err != nil {
-		n.log.Error("share", "err", err)
+		tk.log.Error("share", "err", err)
 		return
 	}
-	sh := &pb.Share{ChallengeCid: t.cid.Bytes(), Verifier: []byte(n.id), Hash: challenge.ShareHash(s)}
-	if err := challenge.SignShare(n.key, sh); err != nil {
-		n.log.Error("sign share", "err", err)
+	sh := &pb.Share{ChallengeCid: t.cid.Bytes(), Verifier: []byte(tk.id), Hash: challenge.ShareHash(s)}
+	if err := challenge.SignShare(tk.key, sh); err != nil {
+		tk.log.Error("sign share", "err", err)
 		return
 	}
 	t.ownShare, t.ownShareMsg = s, sh
-	n.noteShare(t, n.id, sh, time.Now())
-	n.gossip.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: sh, Epoch: t.ch.GetEpoch()}, deadlineOf(t.ch), t.target)
+	tk.noteShare(t, tk.id, sh, time.Now())
+	tk.gossip.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: sh, Epoch: t.ch.GetEpoch()}, deadlineOf(t.ch), t.target)
 }
 
 // maxTargetShares bounds the share commitments a target keeps for one of
@@ -63,7 +63,7 @@ const maxTargetShares = 4 * challenge.MaxShares
 // knows: views of who is proven, and so of the verifiers, differ between
 // peers, and a share the target dropped for its own view would make every
 // verifier whose view differs refuse its commitment.
-func (n *Node) noteShare(t *tracked, verifier peer.ID, sh *pb.Share, at time.Time) {
+func (tk *tracker) noteShare(t *tracked, verifier peer.ID, sh *pb.Share, at time.Time) {
 	if t.shares == nil {
 		t.shares = map[peer.ID]*pb.Share{}
 		t.shareAt = map[peer.ID]time.Time{}
@@ -71,11 +71,11 @@ func (n *Node) noteShare(t *tracked, verifier peer.ID, sh *pb.Share, at time.Tim
 	if _, dup := t.shares[verifier]; dup {
 		return
 	}
-	if t.target == n.id {
-		if _, known := n.claims.peers[verifier]; !known || len(t.shares) >= maxTargetShares {
+	if t.target == tk.id {
+		if _, known := tk.claims.peers[verifier]; !known || len(t.shares) >= maxTargetShares {
 			return
 		}
-	} else if len(t.shares) >= challenge.MaxShares || verifier != n.id && !slices.Contains(n.possibleVerifiers(t), verifier) {
+	} else if len(t.shares) >= challenge.MaxShares || verifier != tk.id && !slices.Contains(tk.possibleVerifiers(t), verifier) {
 		return
 	}
 	t.shares[verifier] = sh
@@ -85,11 +85,11 @@ func (n *Node) noteShare(t *tracked, verifier peer.ID, sh *pb.Share, at time.Tim
 // revealShare publishes this node's share of t once t holds a commitment
 // of the target that lists it, with that commitment, to gossip and
 // directly to the target.
-func (n *Node) revealShare(t *tracked) {
-	if t.ownShare == nil || t.shareRevealed || t.com == nil || !n.sharing.reveals() {
+func (tk *tracker) revealShare(t *tracked) {
+	if t.ownShare == nil || t.shareRevealed || t.com == nil || !tk.sharing.reveals() {
 		return
 	}
-	listed := challenge.ListedShare(t.com, n.id)
+	listed := challenge.ListedShare(t.com, tk.id)
 	if listed == nil || !bytes.Equal(listed.GetHash(), t.ownShareMsg.GetHash()) {
 		return
 	}
@@ -98,33 +98,33 @@ func (n *Node) revealShare(t *tracked) {
 		return
 	}
 	t.shareRevealed = true
-	n.gossip.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: t.ownShareMsg, Secret: t.ownShare, Commitment: b, Epoch: t.ch.GetEpoch()},
+	tk.gossip.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Share: t.ownShareMsg, Secret: t.ownShare, Commitment: b, Epoch: t.ch.GetEpoch()},
 		deadlineOf(t.ch), t.target)
 }
 
 // onShare takes a verifier's share commitment or share reveal.
-func (n *Node) onShare(from peer.ID, r *pb.Reveal, at time.Time) {
+func (tk *tracker) onShare(from peer.ID, r *pb.Reveal, at time.Time) {
 	key := string(r.GetChallengeCid())
-	t, ok := n.tracked[key]
+	t, ok := tk.tracked[key]
 	if len(r.GetSecret()) == 0 {
 		if !ok {
-			o := n.orphan(key, at)
+			o := tk.orphan(key, at)
 			if len(o.shares) < maxOrphanShares {
 				o.shares = append(o.shares, orphanShare{share: r.GetShare(), epoch: r.GetEpoch()})
 			}
 			return
 		}
-		if n.epochMatches(t, p2p.TopicReveals, r.GetEpoch(), from) {
-			n.noteShare(t, from, r.GetShare(), at)
+		if tk.epochMatches(t, p2p.TopicReveals, r.GetEpoch(), from) {
+			tk.noteShare(t, from, r.GetShare(), at)
 		}
 		return
 	}
-	if !ok || !n.epochMatches(t, p2p.TopicReveals, r.GetEpoch(), from) {
+	if !ok || !tk.epochMatches(t, p2p.TopicReveals, r.GetEpoch(), from) {
 		return
 	}
 	rc, err := challenge.RevealedCommitment(r)
 	if err != nil || peer.ID(rc.Commitment.GetProver()) != t.target {
-		n.log.Info("share reveal names no commitment of its target", "verifier", shortID(from), "challenge", t.cid)
+		tk.log.Info("share reveal names no commitment of its target", "verifier", shortID(from), "challenge", t.cid)
 		return
 	}
 	if t.shareSecrets == nil {
@@ -135,7 +135,7 @@ func (n *Node) onShare(from peer.ID, r *pb.Reveal, at time.Time) {
 		return
 	}
 	t.shareSecrets[h] = r.GetSecret()
-	n.afterReveal(t, from, rc, at)
+	tk.afterReveal(t, from, rc, at)
 }
 
 // revealedShares returns the revealed shares of every share com lists, in
@@ -176,7 +176,7 @@ const shareGrace = 8
 // which com does not list with the same hash, or "" when there is none.
 // Such a commitment is no answer: its sampling may leave out the one
 // secret its target (and a colluding challenger) did not know.
-func (n *Node) sharesComplete(t *tracked, com *pb.Commitment, at time.Time) peer.ID {
+func (tk *tracker) sharesComplete(t *tracked, com *pb.Commitment, at time.Time) peer.ID {
 	cutoff := at.Add(-deadlineOf(t.ch) / shareGrace)
 	for v, sh := range t.shares {
 		if v == t.target || !t.shareAt[v].Before(cutoff) {
@@ -200,23 +200,23 @@ const sharePoll = 10 * time.Millisecond
 // are in long before the proof is done; a silent verifier's never come),
 // then lists every one it holds, ordered by verifier. Call it before
 // signing c. It runs on the prover goroutine.
-func (n *Node) listShares(ctx context.Context, job proveJob, c *challenge.Committed) {
+func (tk *tracker) listShares(ctx context.Context, job proveJob, c *challenge.Committed) {
 	until := job.at.Add(deadlineOf(job.ch) / 4)
 	for {
 		got, missing := make(chan []*pb.Share, 1), 0
 		var prefer []peer.ID
-		n.ev.post(func() {
-			t, ok := n.tracked[job.cid.KeyString()]
+		tk.ev.post(func() {
+			t, ok := tk.tracked[job.cid.KeyString()]
 			if !ok {
 				got <- nil
 				return
 			}
 			for _, v := range t.verifiers {
-				if _, ok := t.shares[v]; !ok && v != n.id {
+				if _, ok := t.shares[v]; !ok && v != tk.id {
 					missing++
 				}
 			}
-			prefer = n.possibleVerifiers(t)
+			prefer = tk.possibleVerifiers(t)
 			var out []*pb.Share
 			for _, s := range t.shares {
 				out = append(out, s)

@@ -63,7 +63,7 @@ func TestWithheldRevealBlamed(t *testing.T) {
 				tr.secret, tr.revealAt, tr.lastRevealAt = testSecretNode, now.Add(-4*time.Second), now.Add(-4*time.Second)
 			}
 			before := testutil.ToFloat64(n.metrics.checks.WithLabelValues("contradict"))
-			n.finalize(tr)
+			n.tk.finalize(tr)
 			if !tr.settled() {
 				t.Fatal("challenge not settled")
 			}
@@ -98,17 +98,17 @@ func TestSharesComplete(t *testing.T) {
 	tr.shares = map[peer.ID]*pb.Share{early: share(early, 1), late: share(late, 2)}
 	tr.shareAt = map[peer.ID]time.Time{early: t0, late: t0.Add(950 * time.Millisecond)}
 	at := t0.Add(time.Second) // the commitment: early's share came 1 s before, late's 50 ms
-	if v := n.sharesComplete(tr, &pb.Commitment{}, at); v != early {
+	if v := n.tk.sharesComplete(tr, &pb.Commitment{}, at); v != early {
 		t.Fatalf("a commitment listing no share: omission %q, want the early verifier", v)
 	}
-	if v := n.sharesComplete(tr, &pb.Commitment{Shares: []*pb.Share{share(early, 9)}}, at); v != early {
+	if v := n.tk.sharesComplete(tr, &pb.Commitment{Shares: []*pb.Share{share(early, 9)}}, at); v != early {
 		t.Fatalf("a commitment listing another share of the early verifier: omission %q, want it", v)
 	}
-	if v := n.sharesComplete(tr, &pb.Commitment{Shares: []*pb.Share{share(early, 1)}}, at); v != "" {
+	if v := n.tk.sharesComplete(tr, &pb.Commitment{Shares: []*pb.Share{share(early, 1)}}, at); v != "" {
 		t.Fatalf("a commitment listing the early share: omission %q; the late one (50 ms) is not required", v)
 	}
 	tr.shares, tr.shareAt = nil, nil // every verifier silent
-	if v := n.sharesComplete(tr, &pb.Commitment{}, at); v != "" {
+	if v := n.tk.sharesComplete(tr, &pb.Commitment{}, at); v != "" {
 		t.Fatalf("no share ever sent: omission %q", v)
 	}
 }

@@ -12,7 +12,7 @@ import (
 // what it does with each topic's messages (follow challenges, prove its
 // own, verify and attest, honour requests) and with the challenger slots
 // the schedule gives it. The node consumes it where it joins the topics
-// (Start) and where it issues a scheduled challenge (issue).
+// (Start) and where it issues a scheduled challenge (tracker.issue).
 // honestConduct does what the protocol asks; an ADVERSARY role may do
 // less (sybilFlood: nothing at all).
 type conduct interface {
@@ -20,7 +20,7 @@ type conduct interface {
 	// base topic name, p2p.Topic*), given the honest one.
 	handler(topic string, honest func(peer.ID, decoded, time.Time)) func(peer.ID, decoded, time.Time)
 	// issue acts on this node's challenger slot for target in epoch e.
-	issue(n *Node, e uint64, target peer.ID) (cid.Cid, error)
+	issue(tk *tracker, e uint64, target peer.ID) (cid.Cid, error)
 }
 
 // conductOf returns the conduct of role.
@@ -39,8 +39,8 @@ func (honestConduct) handler(_ string, honest func(peer.ID, decoded, time.Time))
 	return honest
 }
 
-func (honestConduct) issue(n *Node, e uint64, target peer.ID) (cid.Cid, error) {
-	return n.issueTry(e, target, cid.Undef)
+func (honestConduct) issue(tk *tracker, e uint64, target peer.ID) (cid.Cid, error) {
+	return tk.issueTry(e, target, cid.Undef)
 }
 
 // errSlotOnly is why a sybil-flood identity issues nothing.
@@ -59,4 +59,4 @@ func (sybilFlood) handler(string, func(peer.ID, decoded, time.Time)) func(peer.I
 	return func(peer.ID, decoded, time.Time) {}
 }
 
-func (sybilFlood) issue(*Node, uint64, peer.ID) (cid.Cid, error) { return cid.Undef, errSlotOnly }
+func (sybilFlood) issue(*tracker, uint64, peer.ID) (cid.Cid, error) { return cid.Undef, errSlotOnly }

@@ -172,46 +172,46 @@ const maxTracked = 1 << 14
 // for the target's claim. So nobody can make a node prove, or verify, a
 // challenge sized for another device, pick a target's verifiers by
 // grinding nonces, or add passes to a friend's record at will.
-func (n *Node) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Time) error {
+func (tk *tracker) legitimate(ch *pb.Challenge, key string, from peer.ID, at time.Time) error {
 	target := peer.ID(ch.GetTarget())
-	claim, ok := n.claims.claimOf(target)
+	claim, ok := tk.claims.claimOf(target)
 	if !ok {
 		return errors.New("no claim known for the target")
 	}
-	ranked := challengerRanking(ch.GetEpoch(), target, n.earned.judges(n.claims.livePeers(at), ch.GetEpoch()))
-	_, own := n.secrets[key] // issued here, on this node's view at the epoch's start
+	ranked := challengerRanking(ch.GetEpoch(), target, tk.earned.judges(tk.claims.livePeers(at), ch.GetEpoch()))
+	_, own := tk.secrets[key] // issued here, on this node's view at the epoch's start
 	if !own && !slices.Contains(ranked[:min(2, len(ranked))], from) {
 		return errors.New("sender is not a scheduled challenger of the target this epoch")
 	}
 	slot := fmt.Sprintf("%s/%d/%s", target, ch.GetEpoch(), from)
 	if r := ch.GetRetryOf(); len(r) > 0 {
-		if err := n.legitimateRetry(ch, r, from, target); err != nil {
+		if err := tk.legitimateRetry(ch, r, from, target); err != nil {
 			return err
 		}
 		slot += "/retry"
 	}
-	if prev, dup := n.slots[slot]; dup && !own {
+	if prev, dup := tk.slots[slot]; dup && !own {
 		// Two different challenges of one target from one challenger in an
 		// epoch: nodes may have seen them in different orders, so neither
 		// can be judged fairly. Void the one being followed.
-		if t, ok := n.tracked[prev.key]; ok && !t.settled() {
+		if t, ok := tk.tracked[prev.key]; ok && !t.settled() {
 			t.advance(settled)
-			n.metrics.void.WithLabelValues("duplicate").Inc()
-			n.log.Info("challenge void: its challenger sent two in one epoch", "challenger", shortID(from), "target", shortID(target))
+			tk.metrics.void.WithLabelValues("duplicate").Inc()
+			tk.log.Info("challenge void: its challenger sent two in one epoch", "challenger", shortID(from), "target", shortID(target))
 		}
 		return errors.New("sender already challenged the target this epoch")
 	}
-	plan, err := n.planner.Plan(claim, ch.GetWorkload())
+	plan, err := tk.planner.Plan(claim, ch.GetWorkload())
 	if err != nil {
 		return fmt.Errorf("no plan for the target's claim: %w", err)
 	}
 	if !plan.Matches(ch) {
 		return errors.New("workload, openings or deadline differ from the plan for the target's claim")
 	}
-	if len(n.tracked) >= maxTracked {
+	if len(tk.tracked) >= maxTracked {
 		return errors.New("too many challenges in flight")
 	}
-	n.slots[slot] = slotUse{epoch: ch.GetEpoch(), key: key}
+	tk.slots[slot] = slotUse{epoch: ch.GetEpoch(), key: key}
 	return nil
 }
 
@@ -235,12 +235,12 @@ func retryOf(ch *pb.Challenge) string {
 // before it joined) is taken on trust: it costs the target at most one
 // extra challenge per challenger and epoch (the retry slot), and a retry
 // of nothing forgives nothing.
-func (n *Node) legitimateRetry(ch *pb.Challenge, retryOf []byte, from, target peer.ID) error {
+func (tk *tracker) legitimateRetry(ch *pb.Challenge, retryOf []byte, from, target peer.ID) error {
 	rc, err := cid.Cast(retryOf)
 	if err != nil {
 		return fmt.Errorf("retry_of: %w", err)
 	}
-	orig, ok := n.tracked[rc.KeyString()]
+	orig, ok := tk.tracked[rc.KeyString()]
 	if !ok {
 		return nil
 	}
@@ -255,76 +255,76 @@ func (n *Node) legitimateRetry(ch *pb.Challenge, retryOf []byte, from, target pe
 	return nil
 }
 
-func (n *Node) onChallenge(from peer.ID, d decoded, at time.Time) {
+func (tk *tracker) onChallenge(from peer.ID, d decoded, at time.Time) {
 	ch := d.msg.(*pb.Challenge)
 	key := d.cid.KeyString()
-	if _, dup := n.tracked[key]; dup {
+	if _, dup := tk.tracked[key]; dup {
 		return
 	}
-	if n.awaitClaim(from, d, at) {
+	if tk.awaitClaim(from, d, at) {
 		return // judged once the sender's claim is in (claimFetched)
 	}
-	if err := n.legitimate(ch, key, from, at); err != nil {
-		n.metrics.ignored.Inc()
-		n.log.Debug("challenge ignored", "challenge", d.cid, "from", shortID(from), "reason", err)
+	if err := tk.legitimate(ch, key, from, at); err != nil {
+		tk.metrics.ignored.Inc()
+		tk.log.Debug("challenge ignored", "challenge", d.cid, "from", shortID(from), "reason", err)
 		return
 	}
 	target := peer.ID(ch.GetTarget())
-	if p, ok := n.claims.peers[target]; ok && len(ch.GetRetryOf()) == 0 {
+	if p, ok := tk.claims.peers[target]; ok && len(ch.GetRetryOf()) == 0 {
 		p.lastChallenged = max(p.lastChallenged, int64(min(ch.GetEpoch(), math.MaxInt64)))
 	}
 	t := &tracked{ch: ch, cid: d.cid, target: target, challenger: from, receivedAt: at}
-	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, n.earned.judges(n.claims.livePeers(at), ch.GetEpoch()), n.cfg.Challenge.Verifiers)
-	t.verifier = slices.Contains(t.verifiers, n.id)
-	n.slotsSeen.note(ch.GetEpoch(), "", t.verifiers)
-	n.tracked[key] = t
-	if target == n.id {
+	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, tk.earned.judges(tk.claims.livePeers(at), ch.GetEpoch()), tk.cfg.Challenge.Verifiers)
+	t.verifier = slices.Contains(t.verifiers, tk.id)
+	tk.slotsSeen.note(ch.GetEpoch(), "", t.verifiers)
+	tk.tracked[key] = t
+	if target == tk.id {
 		select {
-		case n.proveQ <- proveJob{ch: ch, cid: d.cid, judges: append(slices.Clone(t.verifiers), from), at: at}:
+		case tk.proveQ <- proveJob{ch: ch, cid: d.cid, judges: append(slices.Clone(t.verifiers), from), at: at}:
 		default:
-			n.metrics.droppedJobs.Inc()
-			n.log.Warn("prove queue full, challenge dropped", "challenge", d.cid)
+			tk.metrics.droppedJobs.Inc()
+			tk.log.Warn("prove queue full, challenge dropped", "challenge", d.cid)
 		}
 	}
 	if t.verifier {
 		deadline := time.Duration(ch.GetDeadlineMs()) * time.Millisecond
-		n.ev.after(time.Until(at.Add(2*deadline+time.Second)), func() { n.finalize(t) })
-		if target != n.id {
-			n.publishShare(t)
+		tk.ev.after(time.Until(at.Add(2*deadline+time.Second)), func() { tk.finalize(t) })
+		if target != tk.id {
+			tk.publishShare(t)
 		}
 	}
-	if o, ok := n.orphans[key]; ok {
-		delete(n.orphans, key)
+	if o, ok := tk.orphans[key]; ok {
+		delete(tk.orphans, key)
 		for _, sh := range o.shares {
-			if n.epochMatches(t, p2p.TopicReveals, sh.epoch, peer.ID(sh.share.GetVerifier())) {
-				n.noteShare(t, peer.ID(sh.share.GetVerifier()), sh.share, o.at)
+			if tk.epochMatches(t, p2p.TopicReveals, sh.epoch, peer.ID(sh.share.GetVerifier())) {
+				tk.noteShare(t, peer.ID(sh.share.GetVerifier()), sh.share, o.at)
 			}
 		}
 		for _, c := range o.coms {
-			n.acceptCommitment(t, c.from, c.com, c.comCID, c.comAt)
+			tk.acceptCommitment(t, c.from, c.com, c.comCID, c.comAt)
 		}
 	}
 }
 
-func (n *Node) onCommitment(from peer.ID, d decoded, at time.Time) {
+func (tk *tracker) onCommitment(from peer.ID, d decoded, at time.Time) {
 	com := d.msg.(*pb.Commitment)
 	key := string(com.GetChallengeCid())
-	if t, ok := n.tracked[key]; ok {
-		n.acceptCommitment(t, from, com, d.cid, at)
+	if t, ok := tk.tracked[key]; ok {
+		tk.acceptCommitment(t, from, com, d.cid, at)
 		return
 	}
-	o := n.orphan(key, at)
+	o := tk.orphan(key, at)
 	if len(o.coms) < maxOrphanSenders && !slices.ContainsFunc(o.coms, func(c orphanCommitment) bool { return c.from == from }) {
 		o.coms = append(o.coms, orphanCommitment{com: com, comCID: d.cid, comAt: at, from: from})
 	}
 }
 
-func (n *Node) onOpening(from peer.ID, d decoded, at time.Time) {
+func (tk *tracker) onOpening(from peer.ID, d decoded, at time.Time) {
 	// Openings follow the reveal, which follows the commitment: one for a
 	// challenge this node does not follow is not held (they are large).
 	op := d.msg.(*pb.Opening)
-	if t, ok := n.tracked[string(op.GetChallengeCid())]; ok && n.epochMatches(t, p2p.TopicOpenings, op.GetEpoch(), from) {
-		n.acceptOpening(t, from, op)
+	if t, ok := tk.tracked[string(op.GetChallengeCid())]; ok && tk.epochMatches(t, p2p.TopicOpenings, op.GetEpoch(), from) {
+		tk.acceptOpening(t, from, op)
 	}
 }
 
@@ -332,23 +332,23 @@ func (n *Node) onOpening(from peer.ID, d decoded, at time.Time) {
 // names, is the challenge's. The validator ignores one that is not when
 // it accepted the challenge first; one that came before the challenge
 // (or by a direct stream) is dropped here and counted.
-func (n *Node) epochMatches(t *tracked, topic string, e uint64, from peer.ID) bool {
+func (tk *tracker) epochMatches(t *tracked, topic string, e uint64, from peer.ID) bool {
 	if e == t.ch.GetEpoch() {
 		return true
 	}
-	n.metrics.epochMismatch.WithLabelValues(topic).Inc()
-	n.log.Info("message names another epoch than its challenge's", "topic", topic, "from", shortID(from), "epoch", e, "challenge_epoch", t.ch.GetEpoch(), "challenge", t.cid)
+	tk.metrics.epochMismatch.WithLabelValues(topic).Inc()
+	tk.log.Info("message names another epoch than its challenge's", "topic", topic, "from", shortID(from), "epoch", e, "challenge_epoch", t.ch.GetEpoch(), "challenge", t.cid)
 	return false
 }
 
-func (n *Node) orphan(key string, at time.Time) *orphan {
-	o, ok := n.orphans[key]
+func (tk *tracker) orphan(key string, at time.Time) *orphan {
+	o, ok := tk.orphans[key]
 	if !ok {
-		if len(n.orphans) >= 4096 {
+		if len(tk.orphans) >= 4096 {
 			return &orphan{} // full: drop it
 		}
 		o = &orphan{at: at}
-		n.orphans[key] = o
+		tk.orphans[key] = o
 	}
 	return o
 }
@@ -359,62 +359,62 @@ func (n *Node) orphan(key string, at time.Time) *orphan {
 // different one is equivocation (onEquivocation). A verifier hands the first
 // to the challenger directly, so a target that leaves the challenger out
 // cannot keep the secret unrevealed and the challenge void.
-func (n *Node) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment, comCID cid.Cid, at time.Time) {
+func (tk *tracker) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment, comCID cid.Cid, at time.Time) {
 	if peer.ID(com.GetProver()) != t.target {
 		return // only the target's commitments count
 	}
-	if !n.epochMatches(t, p2p.TopicCommitments, com.GetEpoch(), from) {
+	if !tk.epochMatches(t, p2p.TopicCommitments, com.GetEpoch(), from) {
 		return
 	}
 	if t.com != nil {
 		if !t.comCID.Equals(comCID) && t.equivocation == nil {
 			t.equivocation = com
-			n.onEquivocation(t, com)
+			tk.onEquivocation(t, com)
 		}
 		return
 	}
-	if v := n.sharesComplete(t, com, at); v != "" {
+	if v := tk.sharesComplete(t, com, at); v != "" {
 		// It leaves out a share the target had time to get: sampled
 		// without that verifier's secret, the target (with its challenger,
 		// perhaps) may have known every one and ground its root. Not an
 		// answer.
-		n.metrics.ignored.Inc()
-		n.log.Info("commitment ignored: it omits a verifier's share", "target", shortID(t.target), "verifier", shortID(v), "listed", len(com.GetShares()), "challenge", t.cid)
+		tk.metrics.ignored.Inc()
+		tk.log.Info("commitment ignored: it omits a verifier's share", "target", shortID(t.target), "verifier", shortID(v), "listed", len(com.GetShares()), "challenge", t.cid)
 		return
 	}
 	t.com, t.comCID, t.comAt = com, comCID, at
-	n.revealShare(t)
-	if own, ok := n.secrets[t.cid.KeyString()]; ok && t.challenger == n.id {
+	tk.revealShare(t)
+	if own, ok := tk.secrets[t.cid.KeyString()]; ok && t.challenger == tk.id {
 		// The target has committed: reveal the opening secret, naming the
 		// commitment it opens.
-		delete(n.secrets, t.cid.KeyString())
+		delete(tk.secrets, t.cid.KeyString())
 		b, err := challenge.Marshal(com)
 		if err != nil {
-			n.log.Error("encode commitment", "err", err)
+			tk.log.Error("encode commitment", "err", err)
 			return
 		}
 		t.revealedCom = comCID
 		// The target gets it directly too, as it got the challenge.
-		n.gossip.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Challenger: []byte(n.id), Secret: own.secret, Commitment: b, Epoch: t.ch.GetEpoch()},
+		tk.gossip.publishTo(p2p.TopicReveals, &pb.Reveal{ChallengeCid: t.cid.Bytes(), Challenger: []byte(tk.id), Secret: own.secret, Commitment: b, Epoch: t.ch.GetEpoch()},
 			deadlineOf(t.ch), t.target)
-	} else if t.verifier && from != t.challenger && t.challenger != n.id {
-		n.forwardCommitment(com, t.challenger)
+	} else if t.verifier && from != t.challenger && t.challenger != tk.id {
+		tk.forwardCommitment(com, t.challenger)
 	}
-	n.tryVerify(t)
+	tk.tryVerify(t)
 }
 
-func (n *Node) acceptOpening(t *tracked, from peer.ID, op *pb.Opening) {
+func (tk *tracker) acceptOpening(t *tracked, from peer.ID, op *pb.Opening) {
 	if from != t.target || t.op != nil {
 		return
 	}
 	t.op = op
-	n.heldOpenings += openingBytes(op)
-	if t.truthKnown || (!t.verifier && n.heldOpenings > maxHeldOpeningBytes) {
-		n.slimOpening(t)
+	tk.heldOpenings += openingBytes(op)
+	if t.truthKnown || (!t.verifier && tk.heldOpenings > maxHeldOpeningBytes) {
+		tk.slimOpening(t)
 	}
-	n.tryVerify(t)
-	n.tryRecheck(t)
-	n.tryAudit(t)
+	tk.tryVerify(t)
+	tk.tryRecheck(t)
+	tk.tryAudit(t)
 }
 
 // maxHeldOpeningBytes bounds the rows of the openings a node holds for
@@ -436,11 +436,11 @@ func openingBytes(op *pb.Opening) int {
 // truth of t is known (this node verified or re-checked it), or the
 // budget of held openings is spent. The opening's header stays, so t
 // still counts as opened.
-func (n *Node) slimOpening(t *tracked) {
+func (tk *tracker) slimOpening(t *tracked) {
 	if t.op == nil || t.slim {
 		return
 	}
-	n.heldOpenings -= openingBytes(t.op)
+	tk.heldOpenings -= openingBytes(t.op)
 	t.op = &pb.Opening{ChallengeCid: t.op.GetChallengeCid(), CommitmentCid: t.op.GetCommitmentCid(), Prover: t.op.GetProver(), Epoch: t.op.GetEpoch()}
 	t.slim = true
 }
@@ -450,27 +450,27 @@ func (n *Node) slimOpening(t *tracked) {
 // commitment it opens (the challenger's first from the target); a node that
 // had none takes it, timed from now, and one that had another has found
 // equivocation.
-func (n *Node) onReveal(from peer.ID, d decoded, at time.Time) {
+func (tk *tracker) onReveal(from peer.ID, d decoded, at time.Time) {
 	r := d.msg.(*pb.Reveal)
 	if r.GetShare() != nil {
-		n.onShare(from, r, at)
+		tk.onShare(from, r, at)
 		return
 	}
-	t, ok := n.tracked[string(r.GetChallengeCid())]
-	if !ok || from != t.challenger || t.secret != nil || !n.epochMatches(t, p2p.TopicReveals, r.GetEpoch(), from) {
+	t, ok := tk.tracked[string(r.GetChallengeCid())]
+	if !ok || from != t.challenger || t.secret != nil || !tk.epochMatches(t, p2p.TopicReveals, r.GetEpoch(), from) {
 		return
 	}
 	if string(challenge.RevealHash(r.GetSecret())) != string(t.ch.GetRevealHash()) {
-		n.log.Info("reveal does not match its challenge", "challenger", shortID(from), "challenge", t.cid)
+		tk.log.Info("reveal does not match its challenge", "challenger", shortID(from), "challenge", t.cid)
 		return
 	}
 	rc, err := challenge.RevealedCommitment(r)
 	if err != nil || peer.ID(rc.Commitment.GetProver()) != t.target {
-		n.log.Info("reveal names no commitment of its target", "challenger", shortID(from), "challenge", t.cid)
+		tk.log.Info("reveal names no commitment of its target", "challenger", shortID(from), "challenge", t.cid)
 		return
 	}
 	t.secret, t.revealAt, t.revealedCom = r.GetSecret(), at, rc.CID
-	n.afterReveal(t, from, rc, at)
+	tk.afterReveal(t, from, rc, at)
 }
 
 // afterReveal carries on with t once a secret (the challenger's, or a
@@ -478,17 +478,17 @@ func (n *Node) onReveal(from peer.ID, d decoded, at time.Time) {
 // the commitment is taken (or found to be a second one), and the target
 // opens, the verifiers verify, the others re-check or audit as their turn
 // comes.
-func (n *Node) afterReveal(t *tracked, from peer.ID, rc challenge.Revealed, at time.Time) {
+func (tk *tracker) afterReveal(t *tracked, from peer.ID, rc challenge.Revealed, at time.Time) {
 	if at.After(t.lastRevealAt) {
 		t.lastRevealAt = at
 	}
-	if t.target != n.id {
-		n.acceptCommitment(t, from, rc.Commitment, rc.CID, at)
+	if t.target != tk.id {
+		tk.acceptCommitment(t, from, rc.Commitment, rc.CID, at)
 	}
-	if t.target == n.id {
-		n.open(t)
+	if t.target == tk.id {
+		tk.open(t)
 	}
-	n.tryVerify(t)
-	n.tryRecheck(t)
-	n.tryAudit(t)
+	tk.tryVerify(t)
+	tk.tryRecheck(t)
+	tk.tryAudit(t)
 }

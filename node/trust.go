@@ -67,19 +67,19 @@ const UnverifiableScore = -100
 
 // rollTrust runs the EigenTrust round for the epoch that starts, off the
 // loop, and publishes the new app scores and score gauges.
-func (n *Node) rollTrust(e uint64) {
-	n.wg.Add(1)
+func (tk *tracker) rollTrust(e uint64) {
+	tk.wg.Add(1)
 	go func() {
-		defer n.wg.Done()
+		defer tk.wg.Done()
 		start := time.Now()
-		v, err := n.book.Roll(e)
+		v, err := tk.book.Roll(e)
 		if err != nil {
-			n.log.Error("trust round", "epoch", e, "err", err)
+			tk.log.Error("trust round", "epoch", e, "err", err)
 			return
 		}
-		n.app.set(v)
-		n.app.setGauges(v, n.id, n.host.Connected)
-		n.log.Debug("trust round", "epoch", e, "peers", len(v.Peers), "took", time.Since(start).Round(time.Microsecond))
+		tk.app.set(v)
+		tk.app.setGauges(v, tk.id, tk.host.Connected)
+		tk.log.Debug("trust round", "epoch", e, "peers", len(v.Peers), "took", time.Since(start).Round(time.Microsecond))
 	}()
 }
 
@@ -99,8 +99,8 @@ func correct(v pb.Verdict) (ok, known bool) {
 // knows the truth of t (its own verification or a re-check), judges it.
 // It asks for a re-check when verdicts disagree or, for a sample of
 // challenges, at random.
-func (n *Node) noteAttestation(t *tracked, from peer.ID, h heardVerdict) {
-	if from == n.id {
+func (tk *tracker) noteAttestation(t *tracked, from peer.ID, h heardVerdict) {
+	if from == tk.id {
 		return
 	}
 	if t.atts == nil {
@@ -111,7 +111,7 @@ func (n *Node) noteAttestation(t *tracked, from peer.ID, h heardVerdict) {
 	}
 	t.atts[from] = h
 	if t.truthKnown {
-		n.judge(t, from, h)
+		tk.judge(t, from, h)
 		return
 	}
 	v := h.v
@@ -119,9 +119,9 @@ func (n *Node) noteAttestation(t *tracked, from peer.ID, h heardVerdict) {
 		return // this node's own verification, or a re-check, will judge
 	}
 	if t.digests != nil {
-		n.auditDigest(t, from, h)
+		tk.auditDigest(t, from, h)
 	} else {
-		n.tryAudit(t)
+		tk.tryAudit(t)
 	}
 	disagree := false
 	for _, other := range t.atts {
@@ -131,9 +131,9 @@ func (n *Node) noteAttestation(t *tracked, from peer.ID, h heardVerdict) {
 			disagree = true
 		}
 	}
-	if (disagree || rand.Float64() < n.cfg.Scoring.RecheckFraction) && n.rechecks.take(t.ch.GetEpoch(), MaxRechecksPerEpoch) {
+	if (disagree || rand.Float64() < tk.cfg.Scoring.RecheckFraction) && tk.rechecks.take(t.ch.GetEpoch(), MaxRechecksPerEpoch) {
 		t.recheckWanted = true
-		n.tryRecheck(t)
+		tk.tryRecheck(t)
 	}
 }
 
@@ -156,7 +156,7 @@ const MaxAuditsPerEpoch = 16
 // missing digest is recorded as a contradiction (scoring.Check, weight
 // CheckContradict); a right one says nothing of the verdict, so it is not
 // recorded. At most MaxAuditsPerEpoch a node per epoch.
-func (n *Node) tryAudit(t *tracked) {
+func (tk *tracker) tryAudit(t *tracked) {
 	if t.verifier || t.recheckWanted || t.truthKnown || t.auditing || t.digests != nil || t.secret == nil {
 		return
 	}
@@ -165,23 +165,23 @@ func (n *Node) tryAudit(t *tracked) {
 		_, known := correct(h.v)
 		auditable = auditable || known
 	}
-	if !auditable || !n.audits.take(t.ch.GetEpoch(), MaxAuditsPerEpoch) {
+	if !auditable || !tk.audits.take(t.ch.GetEpoch(), MaxAuditsPerEpoch) {
 		return // nothing to audit yet, or no budget left
 	}
 	t.auditing = true
-	ch, chCID, secret, ids := t.ch, t.cid, t.secret, n.possibleVerifiers(t)
-	n.offLoop(func(ctx context.Context) {
-		digests, err := challenge.CheckDigests(ctx, n.cpu, ch, chCID, secret, ids)
-		n.ev.post(func() {
+	ch, chCID, secret, ids := t.ch, t.cid, t.secret, tk.possibleVerifiers(t)
+	tk.offLoop(func(ctx context.Context) {
+		digests, err := challenge.CheckDigests(ctx, tk.cpu, ch, chCID, secret, ids)
+		tk.ev.post(func() {
 			t.auditing = false
 			if err != nil || digests == nil || t.digests != nil {
 				return
 			}
-			n.metrics.audits.Inc()
+			tk.metrics.audits.Inc()
 			t.digests = digests
 			ids := slices.Sorted(maps.Keys(t.atts))
 			for _, id := range ids {
-				n.auditDigest(t, id, t.atts[id])
+				tk.auditDigest(t, id, t.atts[id])
 			}
 		})
 	})
@@ -190,7 +190,7 @@ func (n *Node) tryAudit(t *tracked) {
 // auditDigest records a contradiction of verifier when it attested a
 // correctness verdict on t without the check digest this node computed for
 // it (tryAudit). Once this node knows the truth of t, judge does instead.
-func (n *Node) auditDigest(t *tracked, verifier peer.ID, h heardVerdict) {
+func (tk *tracker) auditDigest(t *tracked, verifier peer.ID, h heardVerdict) {
 	if t.truthKnown {
 		return
 	}
@@ -201,21 +201,21 @@ func (n *Node) auditDigest(t *tracked, verifier peer.ID, h heardVerdict) {
 	if !computed || want == nil || bytes.Equal(want, h.digest) {
 		return
 	}
-	if n.recordCheck(t, verifier, false) {
-		n.log.Info("verifier's check digest is wrong or missing: it did not recompute", "verifier", shortID(verifier), "target", shortID(t.target), "by", "audit")
+	if tk.recordCheck(t, verifier, false) {
+		tk.log.Info("verifier's check digest is wrong or missing: it did not recompute", "verifier", shortID(verifier), "target", shortID(t.target), "by", "audit")
 	}
 }
 
 // recordCheck stores this node's judgement of verifier's attestation on t
 // (scoring.Check) and counts it; it reports whether it was stored.
-func (n *Node) recordCheck(t *tracked, verifier peer.ID, agree bool) bool {
-	err := n.book.RecordCheck(scoring.Check{Verifier: verifier.String(), Target: t.target.String(),
+func (tk *tracker) recordCheck(t *tracked, verifier peer.ID, agree bool) bool {
+	err := tk.book.RecordCheck(scoring.Check{Verifier: verifier.String(), Target: t.target.String(),
 		Challenge: t.cid.String(), Epoch: t.ch.GetEpoch(), Agree: agree})
 	if err != nil {
-		n.log.Error("record check", "err", err)
+		tk.log.Error("record check", "err", err)
 		return false
 	}
-	n.metrics.checks.WithLabelValues(map[bool]string{true: "agree", false: "contradict"}[agree]).Inc()
+	tk.metrics.checks.WithLabelValues(map[bool]string{true: "agree", false: "contradict"}[agree]).Inc()
 	return true
 }
 
@@ -246,7 +246,7 @@ const MaxRechecksPerEpoch = 8
 // correctness verdict without the check digest this node computed for that
 // verifier (challenge.CheckDigests) disagrees, whatever it says.
 // Only correctness is judged.
-func (n *Node) judge(t *tracked, verifier peer.ID, h heardVerdict) {
+func (tk *tracker) judge(t *tracked, verifier peer.ID, h heardVerdict) {
 	v := h.v
 	truthOK, _ := correct(t.truth)
 	ok, known := correct(v)
@@ -261,31 +261,31 @@ func (n *Node) judge(t *tracked, verifier peer.ID, h heardVerdict) {
 		// It attested a correctness verdict without the arithmetic that
 		// verdict needs: right or wrong, it did not check.
 		agree = false
-		n.log.Info("verifier's check digest is wrong or missing: it did not recompute", "verifier", shortID(verifier), "target", shortID(t.target))
+		tk.log.Info("verifier's check digest is wrong or missing: it did not recompute", "verifier", shortID(verifier), "target", shortID(t.target))
 	}
-	if n.recordCheck(t, verifier, agree) && !agree {
-		n.log.Info("verifier contradicted by this node's check", "verifier", shortID(verifier), "target", shortID(t.target),
+	if tk.recordCheck(t, verifier, agree) && !agree {
+		tk.log.Info("verifier contradicted by this node's check", "verifier", shortID(verifier), "target", shortID(t.target),
 			"its_verdict", verdictName(v), "truth", verdictName(t.truth))
 	}
 }
 
 // learnTruth sets t's truth from this node's own verification or re-check
 // and judges every verifier heard so far.
-func (n *Node) learnTruth(t *tracked, v pb.Verdict) {
+func (tk *tracker) learnTruth(t *tracked, v pb.Verdict) {
 	if _, known := correct(v); !known || t.truthKnown {
 		return
 	}
 	t.truth, t.truthKnown = v, true
 	// Verified or re-checked: the opening's rows are no longer needed
 	// (a verification in flight holds its own reference).
-	n.slimOpening(t)
+	tk.slimOpening(t)
 	ids := make([]peer.ID, 0, len(t.atts))
 	for id := range t.atts {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		n.judge(t, id, t.atts[id])
+		tk.judge(t, id, t.atts[id])
 	}
 }
 
@@ -298,7 +298,7 @@ type heardVerdict struct {
 
 // tryRecheck re-verifies t off the loop once its commitment, opening,
 // secret and shares are all here.
-func (n *Node) tryRecheck(t *tracked) {
+func (tk *tracker) tryRecheck(t *tracked) {
 	if !t.recheckWanted || t.rechecking || t.truthKnown || t.com == nil || t.op == nil || t.slim || t.secret == nil || !t.comCID.Equals(t.revealedCom) {
 		return
 	}
@@ -306,13 +306,13 @@ func (n *Node) tryRecheck(t *tracked) {
 		return
 	}
 	t.rechecking = true
-	n.verifyOffLoop(t, func(res challenge.Result, err error) {
+	tk.verifyOffLoop(t, func(res challenge.Result, err error) {
 		t.rechecking = false
 		if err != nil {
 			return
 		}
-		n.metrics.rechecks.Inc()
-		n.learnTruth(t, res.Verdict)
+		tk.metrics.rechecks.Inc()
+		tk.learnTruth(t, res.Verdict)
 	})
 }
 

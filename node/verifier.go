@@ -13,14 +13,14 @@ import (
 
 // tryVerify verifies and attests once both the commitment and the opening
 // of a challenge this node verifies have arrived.
-func (n *Node) tryVerify(t *tracked) {
+func (tk *tracker) tryVerify(t *tracked) {
 	if t.equivocation != nil {
-		n.judgeEquivocation(t)
+		tk.judgeEquivocation(t)
 		return
 	}
-	if v, ok := n.judging.unchecked(t.target); ok && t.verifier && !t.settled() && t.com != nil {
+	if v, ok := tk.judging.unchecked(t.target); ok && t.verifier && !t.settled() && t.com != nil {
 		// ADVERSARY: attests on the commitment alone, checking nothing.
-		n.attest(t, v, max(t.comAt.Sub(t.receivedAt), 0), 0, 1, "unchecked")
+		tk.attest(t, v, max(t.comAt.Sub(t.receivedAt), 0), 0, 1, "unchecked")
 		return
 	}
 	if !t.verifier || t.settled() || t.checking() || t.com == nil || t.op == nil || t.slim || t.secret == nil || !t.comCID.Equals(t.revealedCom) {
@@ -30,7 +30,7 @@ func (n *Node) tryVerify(t *tracked) {
 		return
 	}
 	t.advance(checking)
-	n.verifyOffLoop(t, func(res challenge.Result, err error) { n.verified(t, res, err) })
+	tk.verifyOffLoop(t, func(res challenge.Result, err error) { tk.verified(t, res, err) })
 }
 
 // verifyOffLoop verifies t's opening off the loop — one verification at a
@@ -38,23 +38,23 @@ func (n *Node) tryVerify(t *tracked) {
 // node's other work — and hands the result to done on the loop. t must
 // hold its commitment, opening, secret and the shares its commitment
 // lists.
-func (n *Node) verifyOffLoop(t *tracked, done func(challenge.Result, error)) {
+func (tk *tracker) verifyOffLoop(t *tracked, done func(challenge.Result, error)) {
 	ch, chCID, com, comCID, op, secret := t.ch, t.cid, t.com, t.comCID, t.op, t.secret
 	shares, _ := t.revealedShares(com)
 	// The check digests of this node and of every peer that may attest:
 	// its own goes into its attestation, the others' judge theirs.
-	digestOf := append(n.possibleVerifiers(t), n.id)
-	n.offLoop(func(ctx context.Context) {
+	digestOf := append(tk.possibleVerifiers(t), tk.id)
+	tk.offLoop(func(ctx context.Context) {
 		start := time.Now()
-		res, err := challenge.Verify(ctx, n.cpu, ch, chCID, com, comCID, op, secret, shares...)
+		res, err := challenge.Verify(ctx, tk.cpu, ch, chCID, com, comCID, op, secret, shares...)
 		var digests map[peer.ID][]byte
 		if err == nil {
-			if digests, err = challenge.CheckDigests(ctx, n.cpu, ch, chCID, secret, digestOf); err != nil {
+			if digests, err = challenge.CheckDigests(ctx, tk.cpu, ch, chCID, secret, digestOf); err != nil {
 				err = fmt.Errorf("check digests: %w", err)
 			}
 		}
-		n.metrics.verifyTime.Observe(time.Since(start).Seconds())
-		n.ev.post(func() {
+		tk.metrics.verifyTime.Observe(time.Since(start).Seconds())
+		tk.ev.post(func() {
 			if err == nil && t.digests == nil {
 				t.digests = digests
 			}
@@ -66,17 +66,17 @@ func (n *Node) verifyOffLoop(t *tracked, done func(challenge.Result, error)) {
 // offLoop runs f on its own goroutine under the verification semaphore
 // (verifications, re-checks and audits share it), with verifyTimeout, unless
 // the node stops first.
-func (n *Node) offLoop(f func(ctx context.Context)) {
-	n.wg.Add(1)
+func (tk *tracker) offLoop(f func(ctx context.Context)) {
+	tk.wg.Add(1)
 	go func() {
-		defer n.wg.Done()
+		defer tk.wg.Done()
 		select {
-		case n.verifySem <- struct{}{}:
-		case <-n.ctx.Done():
+		case tk.verifySem <- struct{}{}:
+		case <-tk.ctx.Done():
 			return
 		}
-		defer func() { <-n.verifySem }()
-		ctx, cancel := context.WithTimeout(n.ctx, verifyTimeout)
+		defer func() { <-tk.verifySem }()
+		ctx, cancel := context.WithTimeout(tk.ctx, verifyTimeout)
 		defer cancel()
 		f(ctx)
 	}()
@@ -90,12 +90,12 @@ const openGrace = time.Second
 const verifyTimeout = time.Minute
 
 // verified attests the outcome of a verification.
-func (n *Node) verified(t *tracked, res challenge.Result, err error) {
+func (tk *tracker) verified(t *tracked, res challenge.Result, err error) {
 	if t.settled() {
 		return
 	}
 	if err != nil {
-		n.log.Warn("verification aborted", "challenge", t.cid, "err", err)
+		tk.log.Warn("verification aborted", "challenge", t.cid, "err", err)
 		t.advance(undecided) // finalize decides
 		return
 	}
@@ -103,7 +103,7 @@ func (n *Node) verified(t *tracked, res challenge.Result, err error) {
 	// an orphan): the latency on this clock is then zero, never negative.
 	// Time the target spent proving earlier challenges of its own is not
 	// its latency (busyOverlap).
-	latency := max(t.comAt.Sub(t.receivedAt), 0) - n.busyOverlap(t)
+	latency := max(t.comAt.Sub(t.receivedAt), 0) - tk.busyOverlap(t)
 	deadline := time.Duration(t.ch.GetDeadlineMs()) * time.Millisecond
 	verdict := res.Verdict
 	if t.equivocation != nil {
@@ -112,12 +112,12 @@ func (n *Node) verified(t *tracked, res challenge.Result, err error) {
 		verdict = res.Verdict
 	}
 	if verdict == pb.Verdict_VERDICT_PASS && latency > deadline {
-		if n.withholdTiming(t, t.comAt) {
-			n.learnTruth(t, res.Verdict)
+		if tk.withholdTiming(t, t.comAt) {
+			tk.learnTruth(t, res.Verdict)
 			return
 		}
 		verdict = pb.Verdict_VERDICT_LATE
 	}
-	n.attest(t, verdict, latency, res.Deviation, res.Accuracy, res.Reason)
-	n.learnTruth(t, res.Verdict)
+	tk.attest(t, verdict, latency, res.Deviation, res.Accuracy, res.Reason)
+	tk.learnTruth(t, res.Verdict)
 }
