@@ -82,7 +82,7 @@ func TestSimShards(t *testing.T) {
 // twice as many as the real peers, one lazy prover among them, and two
 // honest peers pre-trusted as bootstrap operators: the pre-trusted peers
 // challenge and verify from genesis, every honest peer passes and is
-// proven (node.ProvenLag) two epochs later, and from then on the flood
+// proven (challenge.ProvenLag) two epochs later, and from then on the flood
 // holds no challenger slot and (nearly) no verifier slot; the lazy prover
 // is graylisted and no honest peer is (docs/sim.md, "Sybil flood at
 // scale").

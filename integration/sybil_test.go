@@ -23,7 +23,7 @@ const (
 	// verifier slots from sybilFloodSettled on.
 	sybilFloodSlotShare = 0.1
 	// sybilFloodSettled is the epoch by which the honest peers have a
-	// pass on record that counts (first challenges in epochs 0–1, node.ProvenLag 2).
+	// pass on record that counts (first challenges in epochs 0–1, challenge.ProvenLag 2).
 	sybilFloodSettled = 4
 )
 

@@ -369,7 +369,7 @@ func (j cliqueJudge) unchecked(target peer.ID) (pb.Verdict, bool) {
 }
 
 // routingRole shapes the application scores a node's gossipsub router
-// routes by (setAppScores consumes it): honestRouting uses the trust
+// routes by (appScores.set consumes it): honestRouting uses the trust
 // round's; an ADVERSARY's may not.
 type routingRole interface {
 	appScores(v scoring.TrustVector) scoring.TrustVector

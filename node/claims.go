@@ -208,7 +208,7 @@ type claimBook struct {
 // come at an offset within the first tenth of each epoch (claimOffset),
 // so two in a row can be that much more than an epoch apart.
 func peerTTL(epochs int, epoch time.Duration) time.Duration {
-	return time.Duration(epochs)*epoch + epoch/ClaimSpread
+	return time.Duration(epochs)*epoch + epoch/challenge.ClaimSpread
 }
 
 // live reports whether p is among livePeers(now).
@@ -261,7 +261,7 @@ const FlagUnverifiable = "unverifiable: no configured workload can be sized for 
 func (b *claimBook) onClaim(from peer.ID, d decoded, at time.Time) {
 	c := d.msg.(*pb.DeviceClaim)
 	e := &peerEntry{claim: c, claimCID: d.cid, seen: at, flags: challenge.CrossCheckIn(b.cat, c), lastFailed: -1, lastPassed: -1}
-	e.lastChallenged = initialLastChallenged(from, b.clock.At(at), b.rate)
+	e.lastChallenged = challenge.InitialLastChallenged(from, b.clock.At(at), b.rate)
 	if old, ok := b.peers[from]; ok {
 		e.slowProof, e.lastChallenged, e.voids = old.slowProof, old.lastChallenged, old.voids
 		e.lastFailed, e.lastPassed, e.failedWorkload = old.lastFailed, old.lastPassed, old.failedWorkload

@@ -366,8 +366,8 @@ func (c Config) Validate() error {
 	if ch.CheatFraction <= 0 || ch.CheatFraction >= 1 || ch.PassProb <= 0 || ch.PassProb >= 1 {
 		bad("[challenge] cheat_fraction, pass_probability: both must be in (0,1)")
 	}
-	if ch.Waves < 0 || ch.Waves > MaxWaves {
-		bad("[challenge] waves: %d is outside [0, %d]", ch.Waves, MaxWaves)
+	if ch.Waves < 0 || ch.Waves > challenge.MaxWaves {
+		bad("[challenge] waves: %d is outside [0, %d]", ch.Waves, challenge.MaxWaves)
 	}
 	if !(ch.Rate > 0 && ch.Rate <= 1) {
 		bad("[challenge] rate: %v is outside (0, 1]", ch.Rate)

@@ -247,7 +247,7 @@ func (tk *tracker) finalize(t *tracked) {
 	}
 	t.claimWait = true
 	e := tk.clock.At(time.Now())
-	tk.ev.after(time.Until(tk.clock.Start(e+1).Add(tk.clock.Length/ClaimSpread+2*time.Second)), func() {
+	tk.ev.after(time.Until(tk.clock.Start(e+1).Add(tk.clock.Length/challenge.ClaimSpread+2*time.Second)), func() {
 		if t.settled() {
 			return
 		}
@@ -290,7 +290,7 @@ func (tk *tracker) attest(t *tracked, v pb.Verdict, latency time.Duration, devia
 // verifiers, and the next two of the ranking in this node's present view —
 // views of the peer set can differ by a peer or two between nodes.
 func (tk *tracker) possibleVerifiers(t *tracked) []peer.ID {
-	wide := verifiersFor(t.ch.GetEpoch(), t.target, t.challenger, tk.earned.judges(tk.claims.livePeers(time.Now()), t.ch.GetEpoch()), tk.cfg.Challenge.Verifiers+2)
+	wide := challenge.VerifiersFor(t.ch.GetEpoch(), t.target, t.challenger, tk.earned.judges(tk.claims.livePeers(time.Now()), t.ch.GetEpoch()), tk.cfg.Challenge.Verifiers+2)
 	for _, v := range t.verifiers {
 		if !slices.Contains(wide, v) {
 			wide = append(wide, v)

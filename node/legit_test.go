@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
 )
 
@@ -39,7 +40,7 @@ func TestLegitimateChallenges(t *testing.T) {
 		n.claims.peers[randomID(t)] = &peerEntry{claim: claim, seen: now}
 	}
 	epoch := n.clock.At(now)
-	ranked := challengerRanking(epoch, target, n.earned.judges(n.claims.livePeers(now), epoch))
+	ranked := challenge.ChallengerRanking(epoch, target, n.earned.judges(n.claims.livePeers(now), epoch))
 	scheduled, outsider := ranked[0], ranked[len(ranked)-1]
 
 	plan, err := n.planner.Plan(claim, pb.Workload_WORKLOAD_GEMM_INT8)
@@ -93,14 +94,14 @@ func TestWaveOffset(t *testing.T) {
 		ids[i] = randomID(t)
 	}
 	for _, id := range ids {
-		if got := waveOffset(7, id, 1, epoch); got != epoch/10 {
+		if got := challenge.WaveOffset(7, id, 1, epoch); got != epoch/10 {
 			t.Fatalf("one wave: offset %v, want %v", got, epoch/10)
 		}
 	}
 	instants := map[time.Duration]int{}
 	moved := false
 	for _, id := range ids {
-		o := waveOffset(7, id, 4, epoch)
+		o := challenge.WaveOffset(7, id, 4, epoch)
 		if o < epoch/10 || o >= epoch*9/10 {
 			t.Fatalf("offset %v outside the middle of the epoch", o)
 		}
@@ -108,7 +109,7 @@ func TestWaveOffset(t *testing.T) {
 			t.Fatalf("offset %v is not on the grid of four waves", o)
 		}
 		instants[o]++
-		moved = moved || waveOffset(8, id, 4, epoch) != o
+		moved = moved || challenge.WaveOffset(8, id, 4, epoch) != o
 	}
 	if len(instants) < 2 || len(instants) > 4 {
 		t.Fatalf("40 targets on %d instants with 4 waves: %v", len(instants), instants)
@@ -127,25 +128,25 @@ func TestClaimOffset(t *testing.T) {
 	moved := 0
 	for range 200 {
 		id := randomID(t)
-		o := claimOffset(id, 5, epoch)
-		if o < 0 || o >= epoch/ClaimSpread {
-			t.Fatalf("offset %v outside [0, %v)", o, epoch/ClaimSpread)
+		o := challenge.ClaimOffset(id, 5, epoch)
+		if o < 0 || o >= epoch/challenge.ClaimSpread {
+			t.Fatalf("offset %v outside [0, %v)", o, epoch/challenge.ClaimSpread)
 		}
-		if o >= slotOffset(id, []peer.ID{id}, epoch) {
+		if o >= challenge.SlotOffset(id, []peer.ID{id}, epoch) {
 			t.Fatalf("claim at %v is not before the first challenge slot", o)
 		}
-		if claimOffset(id, 5, epoch) != o {
+		if challenge.ClaimOffset(id, 5, epoch) != o {
 			t.Fatal("claimOffset is not deterministic")
 		}
-		if claimOffset(id, 6, epoch) != o {
+		if challenge.ClaimOffset(id, 6, epoch) != o {
 			moved++
 		}
 		lo, hi = min(lo, o), max(hi, o)
 	}
 	// 200 uniform draws over 2 s: the extremes lie within 100 ms of the
 	// ends unless the spread is broken (all at one instant, or a bias).
-	if lo > 100*time.Millisecond || hi < epoch/ClaimSpread-100*time.Millisecond {
-		t.Fatalf("offsets span only [%v, %v] of [0, %v)", lo, hi, epoch/ClaimSpread)
+	if lo > 100*time.Millisecond || hi < epoch/challenge.ClaimSpread-100*time.Millisecond {
+		t.Fatalf("offsets span only [%v, %v] of [0, %v)", lo, hi, epoch/challenge.ClaimSpread)
 	}
 	if moved < 190 {
 		t.Fatalf("only %d of 200 offsets changed between epochs", moved)
@@ -153,28 +154,28 @@ func TestClaimOffset(t *testing.T) {
 }
 
 // TestChallengeDrawn: below rate 1 a target is challenged on a draw under
-// the rate, and for sure once it has gone MaxChallengeGap epochs without
+// the rate, and for sure once it has gone challenge.MaxChallengeGap epochs without
 // one; over many epochs the gaps never exceed the bound and the rate stays
 // the configured one.
 func TestChallengeDrawn(t *testing.T) {
-	if MaxChallengeGap(0.25) != 8 || MaxChallengeGap(1) != 1 || MaxChallengeGap(0.3) != 7 {
-		t.Fatalf("gaps %d %d %d, want 8 1 7", MaxChallengeGap(0.25), MaxChallengeGap(1), MaxChallengeGap(0.3))
+	if challenge.MaxChallengeGap(0.25) != 8 || challenge.MaxChallengeGap(1) != 1 || challenge.MaxChallengeGap(0.3) != 7 {
+		t.Fatalf("gaps %d %d %d, want 8 1 7", challenge.MaxChallengeGap(0.25), challenge.MaxChallengeGap(1), challenge.MaxChallengeGap(0.3))
 	}
-	p := DrawProbability(0.25)
+	p := challenge.DrawProbability(0.25)
 	if p < 0.2 || p > 0.22 {
 		t.Fatalf("draw probability %.4f at rate 0.25, want about 0.212", p)
 	}
-	if !challengeDrawn(10, 9, 1, 0.99) || challengeDrawn(10, 9, 0.25, p+0.001) || !challengeDrawn(10, 9, 0.25, p-0.001) {
+	if !challenge.ChallengeDrawn(10, 9, 1, 0.99) || challenge.ChallengeDrawn(10, 9, 0.25, p+0.001) || !challenge.ChallengeDrawn(10, 9, 0.25, p-0.001) {
 		t.Fatal("rate 1 always draws; below it a draw under the draw probability does")
 	}
-	if !challengeDrawn(18, 10, 0.25, 0.99) || challengeDrawn(17, 10, 0.25, 0.99) {
+	if !challenge.ChallengeDrawn(18, 10, 0.25, 0.99) || challenge.ChallengeDrawn(17, 10, 0.25, 0.99) {
 		t.Fatal("a target 8 epochs unchallenged at rate 0.25 is challenged whatever the draw, not at 7")
 	}
 	r := mrand.New(mrand.NewPCG(1, 2))
 	last, drawn, worst := int64(0), 0, int64(0)
 	const epochs = 100000
 	for e := int64(1); e <= epochs; e++ {
-		if challengeDrawn(e, last, 0.25, r.Float64()) {
+		if challenge.ChallengeDrawn(e, last, 0.25, r.Float64()) {
 			worst = max(worst, e-last)
 			last = e
 			drawn++
@@ -187,8 +188,8 @@ func TestChallengeDrawn(t *testing.T) {
 	due := map[int64]int{}
 	for range 200 {
 		id := randomID(t)
-		last := initialLastChallenged(id, 3, 0.25)
-		if last > 3 || last < 3-7 || last != initialLastChallenged(id, 3, 0.25) {
+		last := challenge.InitialLastChallenged(id, 3, 0.25)
+		if last > 3 || last < 3-7 || last != challenge.InitialLastChallenged(id, 3, 0.25) {
 			t.Fatalf("first last-challenged %d for a claim heard in epoch 3", last)
 		}
 		due[last+8]++
@@ -291,8 +292,8 @@ func TestNeedsFollowUp(t *testing.T) {
 		{7, 3, true},    // an old pass does not clear a new failure
 		{-1, 4, false},
 	} {
-		if got := needsFollowUp(c.failed, c.passed); got != c.want {
-			t.Errorf("needsFollowUp(%d, %d) = %v, want %v", c.failed, c.passed, got, c.want)
+		if got := challenge.NeedsFollowUp(c.failed, c.passed); got != c.want {
+			t.Errorf("challenge.NeedsFollowUp(%d, %d) = %v, want %v", c.failed, c.passed, got, c.want)
 		}
 	}
 	// 20 epochs at rate 0.25, verdicts heard within the epoch of their
@@ -303,8 +304,8 @@ func TestNeedsFollowUp(t *testing.T) {
 		last, failed, passed := int64(-int(seed%8)), int64(-1), int64(-1)
 		firstFail = -1
 		for e := int64(0); e < 20; e++ {
-			f := needsFollowUp(failed, passed)
-			if !f && !challengeDrawn(e, last, 0.25, r.Float64()) {
+			f := challenge.NeedsFollowUp(failed, passed)
+			if !f && !challenge.ChallengeDrawn(e, last, 0.25, r.Float64()) {
 				continue
 			}
 			challenges++
@@ -327,9 +328,9 @@ func TestNeedsFollowUp(t *testing.T) {
 	fail := func(int64) int { return -1 }
 	for seed := range uint64(50) {
 		// A device late every time is tested every epoch after its first
-		// failure, which comes within MaxChallengeGap epochs.
-		if c, _, _ := run(seed, fail); c < 20-int(MaxChallengeGap(0.25)) {
-			t.Fatalf("seed %d: a peer failing every challenge got %d challenges in 20 epochs, want at least %d", seed, c, 20-MaxChallengeGap(0.25))
+		// failure, which comes within challenge.MaxChallengeGap epochs.
+		if c, _, _ := run(seed, fail); c < 20-int(challenge.MaxChallengeGap(0.25)) {
+			t.Fatalf("seed %d: a peer failing every challenge got %d challenges in 20 epochs, want at least %d", seed, c, 20-challenge.MaxChallengeGap(0.25))
 		}
 		// ... and so is one whose verdicts are withheld in every other
 		// epoch (loaded verifiers): a follow-up nobody judged clears
@@ -370,11 +371,11 @@ func TestFollowUpKeepsFailedWorkload(t *testing.T) {
 	}
 	n.tk.noteOutcome(at(pb.Workload_WORKLOAD_VRAM, 3), verifier, pb.Verdict_VERDICT_LATE)
 	n.tk.noteOutcome(at(pb.Workload_WORKLOAD_GEMM_INT8, 4), verifier, pb.Verdict_VERDICT_PASS)
-	if !needsFollowUp(p.lastFailed, p.lastPassed) || p.failedWorkload != pb.Workload_WORKLOAD_VRAM {
+	if !challenge.NeedsFollowUp(p.lastFailed, p.lastPassed) || p.failedWorkload != pb.Workload_WORKLOAD_VRAM {
 		t.Fatalf("a passing product cleared a memory failure: failed %d (%v), passed %d", p.lastFailed, p.failedWorkload, p.lastPassed)
 	}
 	n.tk.noteOutcome(at(pb.Workload_WORKLOAD_VRAM, 5), verifier, pb.Verdict_VERDICT_PASS)
-	if needsFollowUp(p.lastFailed, p.lastPassed) {
+	if challenge.NeedsFollowUp(p.lastFailed, p.lastPassed) {
 		t.Fatalf("a passing VRAM proof did not clear the memory failure: failed %d, passed %d", p.lastFailed, p.lastPassed)
 	}
 }

@@ -202,7 +202,7 @@ type peerEntry struct {
 	slowProof string
 	// lastChallenged is the epoch of the peer's latest first-try
 	// challenge this node saw or, before any, the epoch its claim was
-	// first heard less a hash of its peer ID modulo MaxChallengeGap, so
+	// first heard less a hash of its peer ID modulo challenge.MaxChallengeGap, so
 	// that peers first heard together do not all come due at once
 	// (challengeDrawn). It can be negative.
 	lastChallenged int64

@@ -140,8 +140,8 @@ func TestConfigRoundTripAndUnknownKeys(t *testing.T) {
 
 func TestSelection(t *testing.T) {
 	ids := []peer.ID{"a", "b", "c", "d", "e", "f"}
-	v1 := verifiersFor(7, "a", "b", flat(ids), 3)
-	v2 := verifiersFor(7, "a", "b", flat([]peer.ID{"f", "e", "d", "c", "b", "a"}), 3)
+	v1 := challenge.VerifiersFor(7, "a", "b", challenge.Flat(ids), 3)
+	v2 := challenge.VerifiersFor(7, "a", "b", challenge.Flat([]peer.ID{"f", "e", "d", "c", "b", "a"}), 3)
 	if len(v1) != 3 || strings.Join(peerStrings(v1), ",") != strings.Join(peerStrings(v2), ",") {
 		t.Fatalf("selection depends on input order: %v vs %v", v1, v2)
 	}
@@ -154,12 +154,12 @@ func TestSelection(t *testing.T) {
 	// never "a" itself.
 	seen := map[peer.ID]int{}
 	for e := uint64(0); e < 500; e++ {
-		seen[challengerFor(e, "a", flat(ids))]++
+		seen[challenge.ChallengerFor(e, "a", challenge.Flat(ids))]++
 	}
 	if seen["a"] != 0 || len(seen) != 5 {
 		t.Fatalf("challenger distribution %v", seen)
 	}
-	if got := verifiersFor(7, "a", "b", flat([]peer.ID{"a", "b"}), 3); len(got) != 1 || got[0] != "b" {
+	if got := challenge.VerifiersFor(7, "a", "b", challenge.Flat([]peer.ID{"a", "b"}), 3); len(got) != 1 || got[0] != "b" {
 		t.Fatalf("in a network of two the challenger verifies, got %v", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/scoring"
 )
 
@@ -104,10 +105,10 @@ func TestRestartKeepsEarnedTrust(t *testing.T) {
 	n2 := restartNode(t, n, dir)
 	var before, after, bad bool
 	n2.ev.snapshot(func() {
-		before, after, bad = n2.earned.proven(passed, 5+ProvenLag-1), n2.earned.proven(passed, 5+ProvenLag), n2.earned.proven(failed, 5+ProvenLag)
+		before, after, bad = n2.earned.proven(passed, 5+challenge.ProvenLag-1), n2.earned.proven(passed, 5+challenge.ProvenLag), n2.earned.proven(failed, 5+challenge.ProvenLag)
 	})
 	if before || !after || bad {
-		t.Fatalf("after a restart: proven %v before ProvenLag, %v after it; the failed peer %v", before, after, bad)
+		t.Fatalf("after a restart: proven %v before challenge.ProvenLag, %v after it; the failed peer %v", before, after, bad)
 	}
 }
 

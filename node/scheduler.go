@@ -38,7 +38,7 @@ func (tk *tracker) onEpoch(e uint64) {
 		tk.startEpoch = &e
 	}
 	tk.rollTrust(e)
-	tk.ev.after(claimOffset(tk.id, e, tk.clock.Length), tk.announce.publish)
+	tk.ev.after(challenge.ClaimOffset(tk.id, e, tk.clock.Length), tk.announce.publish)
 	tk.expire(now)
 	live := tk.claims.livePeers(now)
 	judges := tk.earned.judges(live, e)
@@ -48,7 +48,7 @@ func (tk *tracker) onEpoch(e uint64) {
 	shard, shards := tk.shard, max(tk.cfg.P2P.Shards, 1)
 	phase := time.Duration(float64(tk.clock.Length) * 0.8 / float64(max(len(live), 1)) * float64(shard) / float64(shards))
 	for _, target := range live {
-		c := challengerFor(e, target, judges)
+		c := challenge.ChallengerFor(e, target, judges)
 		tk.slotsSeen.note(e, c, nil)
 		if target == tk.id || c != tk.id {
 			continue
@@ -58,17 +58,17 @@ func (tk *tracker) onEpoch(e uint64) {
 		// (a device shared by identities could otherwise take turns),
 		// up to a bound on the gap between challenges.
 		p := tk.claims.peers[target]
-		followUp := needsFollowUp(p.lastFailed, p.lastPassed) && tk.app.score(target) >= p2p.GraylistThreshold
-		if !followUp && !challengeDrawn(int64(e), p.lastChallenged, tk.cfg.Challenge.Rate, mrand.Float64()) {
+		followUp := challenge.NeedsFollowUp(p.lastFailed, p.lastPassed) && tk.app.score(target) >= p2p.GraylistThreshold
+		if !followUp && !challenge.ChallengeDrawn(int64(e), p.lastChallenged, tk.cfg.Challenge.Rate, mrand.Float64()) {
 			continue
 		}
 		if followUp {
 			tk.metrics.followUps.Inc()
 		}
 		target := target
-		at := tk.clock.Start(e).Add(slotOffset(target, live, tk.clock.Length) + phase)
+		at := tk.clock.Start(e).Add(challenge.SlotOffset(target, live, tk.clock.Length) + phase)
 		if w := tk.cfg.Challenge.Waves; w > 0 {
-			at = tk.clock.Start(e).Add(waveOffset(e, target, w, tk.clock.Length))
+			at = tk.clock.Start(e).Add(challenge.WaveOffset(e, target, w, tk.clock.Length))
 		}
 		tk.ev.after(time.Until(at), func() {
 			if _, err := tk.issue(e, target); err != nil {
@@ -189,8 +189,8 @@ func (tk *tracker) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid,
 	}
 	var plan challenge.Plan
 	var err error
-	start := int(e) + int(rendezvous("poai/1/workload", []byte(target), tk.id)[0])
-	if i := slices.Index(tk.workloads, p.failedWorkload); i >= 0 && needsFollowUp(p.lastFailed, p.lastPassed) {
+	start := int(e) + int(challenge.Rendezvous("poai/1/workload", []byte(target), tk.id)[0])
+	if i := slices.Index(tk.workloads, p.failedWorkload); i >= 0 && challenge.NeedsFollowUp(p.lastFailed, p.lastPassed) {
 		// A follow-up repeats the workload that failed: a device that
 		// lies about one resource (memory, a second card) fails only the
 		// workload that tests it, and on the rotation those failures
@@ -309,7 +309,7 @@ func (tk *tracker) scheduledChallengers(target peer.ID, e uint64, now time.Time)
 	if _, ok := tk.claims.peers[target]; !ok && target != tk.id {
 		return nil
 	}
-	ranked := challengerRanking(e, target, tk.earned.judges(tk.claims.livePeers(now), e))
+	ranked := challenge.ChallengerRanking(e, target, tk.earned.judges(tk.claims.livePeers(now), e))
 	return ranked[:min(2, len(ranked))]
 }
 
@@ -326,7 +326,7 @@ func (tk *tracker) onRequest(from peer.ID, d decoded, at time.Time) {
 	if target == tk.id || len(first) == 0 || first[0] != tk.id {
 		return
 	}
-	if !tk.earned.proven(from, e) && len(tk.earned.judges(tk.claims.livePeers(at), e).proven) > 0 {
+	if !tk.earned.proven(from, e) && len(tk.earned.judges(tk.claims.livePeers(at), e).Proven) > 0 {
 		// The validator refuses a target's request of itself; an identity
 		// made for the purpose (the target's own puppet) would do as well,
 		// so only a peer with a passed challenge on record may ask — once

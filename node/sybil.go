@@ -52,7 +52,7 @@ var errSlotOnly = errors.New("sybil-flood identity: takes the slot, issues nothi
 // challenge — it proves none of its own, verifies and attests none — and
 // issues none of the challenges it is scheduled for. Each identity costs
 // its operator a host and a claim a second; what it takes from the
-// network is the slots the schedule gives it (selection.go).
+// network is the slots the schedule gives it (challenge/schedule.go).
 type sybilFlood struct{}
 
 func (sybilFlood) handler(string, func(peer.ID, decoded, time.Time)) func(peer.ID, decoded, time.Time) {

@@ -178,7 +178,7 @@ func (tk *tracker) legitimate(ch *pb.Challenge, key string, from peer.ID, at tim
 	if !ok {
 		return errors.New("no claim known for the target")
 	}
-	ranked := challengerRanking(ch.GetEpoch(), target, tk.earned.judges(tk.claims.livePeers(at), ch.GetEpoch()))
+	ranked := challenge.ChallengerRanking(ch.GetEpoch(), target, tk.earned.judges(tk.claims.livePeers(at), ch.GetEpoch()))
 	_, own := tk.secrets[key] // issued here, on this node's view at the epoch's start
 	if !own && !slices.Contains(ranked[:min(2, len(ranked))], from) {
 		return errors.New("sender is not a scheduled challenger of the target this epoch")
@@ -274,7 +274,7 @@ func (tk *tracker) onChallenge(from peer.ID, d decoded, at time.Time) {
 		p.lastChallenged = max(p.lastChallenged, int64(min(ch.GetEpoch(), math.MaxInt64)))
 	}
 	t := &tracked{ch: ch, cid: d.cid, target: target, challenger: from, receivedAt: at}
-	t.verifiers = verifiersFor(ch.GetEpoch(), target, from, tk.earned.judges(tk.claims.livePeers(at), ch.GetEpoch()), tk.cfg.Challenge.Verifiers)
+	t.verifiers = challenge.VerifiersFor(ch.GetEpoch(), target, from, tk.earned.judges(tk.claims.livePeers(at), ch.GetEpoch()), tk.cfg.Challenge.Verifiers)
 	t.verifier = slices.Contains(t.verifiers, tk.id)
 	tk.slotsSeen.note(ch.GetEpoch(), "", t.verifiers)
 	tk.tracked[key] = t

@@ -317,22 +317,22 @@ func (tk *tracker) tryRecheck(t *tracked) {
 }
 
 // judges returns the peers of live that may challenge and verify in epoch
-// e, split by earned trust (pool): those this node has not graylisted (a
+// e, split by earned trust (challenge.Pool): those this node has not graylisted (a
 // graylisted peer's messages are dropped by every scoring router, so a
 // challenge or attestation from it would be lost), the proven ones
 // (earnedTrust.proven) apart. Views differ a little between nodes; legitimate()
 // tolerates one spare challenger and verifiers are accepted from a
 // slightly wider ranking.
-func (et *earnedTrust) judges(live []peer.ID, e uint64) pool {
-	var out pool
+func (et *earnedTrust) judges(live []peer.ID, e uint64) challenge.Pool {
+	var out challenge.Pool
 	for _, p := range live {
 		if p != et.self && et.app.score(p) < p2p.GraylistThreshold {
 			continue
 		}
 		if et.proven(p, e) {
-			out.proven = append(out.proven, p)
+			out.Proven = append(out.Proven, p)
 		} else {
-			out.unproven = append(out.unproven, p)
+			out.Unproven = append(out.Unproven, p)
 		}
 	}
 	return out
@@ -402,7 +402,7 @@ func (et *earnedTrust) restore(retained []scoring.Attestation) {
 
 // proven reports whether p has earned trust by epoch e in this node's
 // view: a verifier in good standing (application score ≥ 0) attested a
-// pass of one of p's challenges of epoch e − ProvenLag or earlier, and p
+// pass of one of p's challenges of epoch e − challenge.ProvenLag or earlier, and p
 // is in good standing itself (its application score is not negative: a
 // peer whose record turns against it, a lazy verifier's false pass
 // included, loses the slots with it). A pre-trusted peer ([scoring]
@@ -410,12 +410,12 @@ func (et *earnedTrust) restore(retained []scoring.Attestation) {
 // operators are pre-trusted has proven judges from its first epoch.
 //
 // The test is coarse on purpose: every honest node hears the same
-// attestations, so their views agree on it within ProvenLag, which a
+// attestations, so their views agree on it within challenge.ProvenLag, which a
 // fine-grained score would not.
 func (et *earnedTrust) proven(p peer.ID, e uint64) bool {
 	if et.preTrusted[p] {
 		return true
 	}
 	first, ok := et.firstPass[p]
-	return ok && first+ProvenLag <= e && et.app.score(p) >= 0
+	return ok && first+challenge.ProvenLag <= e && et.app.score(p) >= 0
 }

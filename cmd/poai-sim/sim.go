@@ -20,6 +20,7 @@ import (
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/internal/flagcheck"
 	"github.com/poai-network/poai/internal/logging"
 	"github.com/poai-network/poai/node"
@@ -95,7 +96,7 @@ report on stdout.`,
 			}
 			fc.AtLeast("k", cfg.K, 1)
 			fc.AtLeast("m", cfg.M, 1)
-			fc.Between("waves", cfg.Waves, 0, node.MaxWaves)
+			fc.Between("waves", cfg.Waves, 0, challenge.MaxWaves)
 			fc.AtLeast("pretrusted", cfg.PreTrusted, 0)
 			fc.AtLeast("slots-from", cfg.SlotsFrom, 0)
 			if err := fc.Err(); err != nil {

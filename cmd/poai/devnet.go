@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/internal/flagcheck"
 	"github.com/poai-network/poai/internal/logging"
 	"github.com/poai-network/poai/node"
@@ -91,7 +92,7 @@ peers' views).`,
 			if !(slack >= 1) {
 				fc.Bad("slack", "%v is under 1", slack)
 			}
-			fc.Between("waves", waves, 0, node.MaxWaves)
+			fc.Between("waves", waves, 0, challenge.MaxWaves)
 			fc.AtLeast("emulated", emulated, 0)
 			fc.AtLeast("pretrusted", pretrusted, 0)
 			fc.OneOf("devices", devices, string(devnet.DevicesHost), string(devnet.DevicesEmulated))

@@ -1,22 +1,26 @@
-package node
+package challenge
 
 import (
 	"crypto/sha256"
 	"encoding/binary"
 	"math"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// rendezvous returns SHA-256(tag || key || id), the weight of id for key in
-// highest-random-weight (rendezvous) hashing (Thaler and Ravishankar,
+// Scheduling: who challenges whom, who verifies, and when in the epoch.
+// Pure functions of the epoch, peer IDs and each node's view of its live
+// peers, so that every node with the same view computes the same schedule
+// (docs/protocol.md §6); the node applies them to its view.
+
+// Rendezvous returns SHA-256(tag || key || id), the weight of id for key in
+// highest-random-weight (Rendezvous) hashing (Thaler and Ravishankar,
 // "Using Name-Based Mappings to Increase Hit Rates", IEEE/ACM ToN 1998).
 // Every peer with the same view computes the same ranking, and nobody can
-// choose its rank without choosing its peer ID before the key exists.
-func rendezvous(tag string, key []byte, id peer.ID) [32]byte {
+// choose its Rank without choosing its peer ID before the key exists.
+func Rendezvous(tag string, key []byte, id peer.ID) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(tag))
 	var l [4]byte
@@ -29,9 +33,9 @@ func rendezvous(tag string, key []byte, id peer.ID) [32]byte {
 	return out
 }
 
-// rank orders candidates by descending rendezvous weight for key, skipping
+// Rank orders candidates by descending Rendezvous weight for key, skipping
 // the excluded peers.
-func rank(tag string, key []byte, candidates []peer.ID, exclude ...peer.ID) []peer.ID {
+func Rank(tag string, key []byte, candidates []peer.ID, exclude ...peer.ID) []peer.ID {
 	type w struct {
 		id peer.ID
 		h  [32]byte
@@ -39,7 +43,7 @@ func rank(tag string, key []byte, candidates []peer.ID, exclude ...peer.ID) []pe
 	ws := make([]w, 0, len(candidates))
 	for _, c := range candidates {
 		if !slices.Contains(exclude, c) {
-			ws = append(ws, w{c, rendezvous(tag, key, c)})
+			ws = append(ws, w{c, Rendezvous(tag, key, c)})
 		}
 	}
 	slices.SortFunc(ws, func(a, b w) int {
@@ -58,86 +62,86 @@ func rank(tag string, key []byte, candidates []peer.ID, exclude ...peer.ID) []pe
 }
 
 // ProvenLag is how many epochs a pass takes to count as earned trust
-// (Node.proven): a peer is proven in epoch e by a pass of one of its
+// (node's earnedTrust): a peer is proven in epoch e by a pass of one of its
 // challenges of epoch e − ProvenLag or earlier. The verdicts of a
 // challenge issued late in an epoch can arrive after the next epoch
 // starts, at a different instant on each node; two epochs on, every node
 // has heard them, so views agree on who is proven.
 const ProvenLag = 2
 
-// pool is the peers that may hold challenger and verifier slots in one
-// node's view (Node.judges): live and not graylisted, split by earned
-// trust. proven have a passed challenge on record (Node.proven), unproven
+// Pool is the peers that may hold challenger and verifier slots in one
+// node's view (node's earnedTrust.judges): live and not graylisted, split by earned
+// trust. proven have a passed challenge on record (node's earnedTrust), unproven
 // have none.
 //
 // Slots go to proven peers first and to unproven ones only where too few
 // proven peers exist: a target's challenger ranking and a challenge's
-// verifier ranking list the proven candidates by rendezvous weight, then
+// verifier ranking list the proven candidates by Rendezvous weight, then
 // the unproven ones. So an identity with no pass holds no verifier slot
 // once k + 2 proven peers other than the target and challenger exist
 // (possibleVerifiers reads k + 2 places), and no challenger slot once two
 // proven peers other than the target do (legitimate accepts the first
 // two); before that (genesis, when nobody has passed yet) the ranking is
-// the plain rendezvous ranking of every judge.
-type pool struct{ proven, unproven []peer.ID }
+// the plain Rendezvous ranking of every judge.
+type Pool struct{ Proven, Unproven []peer.ID }
 
-// flat returns a pool in which nobody is proven: the plain rendezvous
+// Flat returns a Pool in which nobody is proven: the plain rendezvous
 // ranking of ids.
-func flat(ids []peer.ID) pool { return pool{unproven: ids} }
+func Flat(ids []peer.ID) Pool { return Pool{Unproven: ids} }
 
-// rank orders the pool for key: the proven peers by descending rendezvous
+// Rank orders the Pool for key: the proven peers by descending rendezvous
 // weight, then the unproven ones, skipping the excluded.
-func (p pool) rank(tag string, key []byte, exclude ...peer.ID) []peer.ID {
-	return append(rank(tag, key, p.proven, exclude...), rank(tag, key, p.unproven, exclude...)...)
+func (p Pool) Rank(tag string, key []byte, exclude ...peer.ID) []peer.ID {
+	return append(Rank(tag, key, p.Proven, exclude...), Rank(tag, key, p.Unproven, exclude...)...)
 }
 
-// challengerRanking returns target's challenger ranking for epoch: the
-// rendezvous ranking keyed by (epoch, target), proven candidates first,
+// ChallengerRanking returns target's challenger ranking for epoch: the
+// Rendezvous ranking keyed by (epoch, target), proven candidates first,
 // target excluded.
-func challengerRanking(epoch uint64, target peer.ID, candidates pool) []peer.ID {
+func ChallengerRanking(epoch uint64, target peer.ID, candidates Pool) []peer.ID {
 	key := binary.BigEndian.AppendUint64(nil, epoch)
-	return candidates.rank("poai/1/challenger", append(key, target...), target)
+	return candidates.Rank("poai/1/challenger", append(key, target...), target)
 }
 
-// challengerFor returns the peer that challenges target in epoch, the
+// ChallengerFor returns the peer that challenges target in epoch, the
 // first of its challenger ranking, or "" when no other candidate exists.
-func challengerFor(epoch uint64, target peer.ID, candidates pool) peer.ID {
-	r := challengerRanking(epoch, target, candidates)
+func ChallengerFor(epoch uint64, target peer.ID, candidates Pool) peer.ID {
+	r := ChallengerRanking(epoch, target, candidates)
 	if len(r) == 0 {
 		return ""
 	}
 	return r[0]
 }
 
-// verifiersFor returns the k verifiers of a challenge: the top of the
-// rendezvous ranking keyed by (epoch, target, challenger), proven
+// VerifiersFor returns the k verifiers of a challenge: the top of the
+// Rendezvous ranking keyed by (epoch, target, challenger), proven
 // candidates first, excluding target and challenger. The key holds
 // nothing the challenger can vary — keyed by the challenge CID, a
 // challenger could try nonces offline until its accomplices were chosen.
 // In a network of two, where nobody else exists, the challenger verifies.
-func verifiersFor(epoch uint64, target, challenger peer.ID, candidates pool, k int) []peer.ID {
+func VerifiersFor(epoch uint64, target, challenger peer.ID, candidates Pool, k int) []peer.ID {
 	key := binary.BigEndian.AppendUint64(nil, epoch)
 	key = append(append(key, target...), challenger...)
-	r := candidates.rank("poai/1/verifier", key, target, challenger)
+	r := candidates.Rank("poai/1/verifier", key, target, challenger)
 	if len(r) == 0 && challenger != "" && challenger != target {
 		return []peer.ID{challenger}
 	}
 	return r[:min(k, len(r))]
 }
 
-// slotOffset spreads the epoch's challenges so provers rarely compute at
+// SlotOffset spreads the epoch's challenges so provers rarely compute at
 // the same time: target's offset is 10% of the epoch plus its position
 // among the sorted candidates times 80% of the epoch over their number.
-func slotOffset(target peer.ID, candidates []peer.ID, epoch time.Duration) time.Duration {
+func SlotOffset(target peer.ID, candidates []peer.ID, epoch time.Duration) time.Duration {
 	sorted := slices.Clone(candidates)
 	slices.Sort(sorted)
 	i := max(slices.Index(sorted, target), 0)
 	return epoch/10 + time.Duration(float64(epoch)*0.8*float64(i)/float64(max(len(sorted), 1)))
 }
 
-// challengeDrawn reports whether a challenger challenges a target in epoch
+// ChallengeDrawn reports whether a challenger challenges a target in epoch
 // e at challenge rate rate, given the epoch last of the target's latest
-// challenge it knows of (or initialLastChallenged) and a uniform draw u in
+// challenge it knows of (or InitialLastChallenged) and a uniform draw u in
 // [0,1): at rate 1 always; below it with probability DrawProbability(rate),
 // or for sure in epoch last + MaxChallengeGap(rate), so that two
 // challenges are at most that many epochs apart (8 at 0.25: seven epochs
@@ -148,7 +152,7 @@ func slotOffset(target peer.ID, candidates []peer.ID, epoch time.Duration) time.
 // unpredictable but for the last epoch of a gap, which the target can
 // foresee; every challenger of a shard sees the same challenges, so they
 // agree on it but for lost messages.
-func challengeDrawn(e, last int64, rate, u float64) bool {
+func ChallengeDrawn(e, last int64, rate, u float64) bool {
 	return rate >= 1 || u < DrawProbability(rate) || e >= last+int64(MaxChallengeGap(rate))
 }
 
@@ -162,14 +166,14 @@ func MaxChallengeGap(r float64) uint64 {
 	return uint64(math.Ceil(2 / max(r, 1e-9)))
 }
 
-// initialLastChallenged is what a node takes as a target's last challenge
+// InitialLastChallenged is what a node takes as a target's last challenge
 // before it has seen one: the epoch it first heard the target's claim
 // less SHA-256("poai/1/first-gap" || peer ID) mod MaxChallengeGap(rate), so
 // targets first heard together (a whole network at genesis) come due in
 // different epochs rather than in the same one, and every node with the
 // same first epoch computes the same value.
-func initialLastChallenged(target peer.ID, heard uint64, rate float64) int64 {
-	h := rendezvous("poai/1/first-gap", nil, target)
+func InitialLastChallenged(target peer.ID, heard uint64, rate float64) int64 {
+	h := Rendezvous("poai/1/first-gap", nil, target)
 	return int64(min(heard, math.MaxInt64/2)) - int64(binary.BigEndian.Uint64(h[:8])%MaxChallengeGap(rate))
 }
 
@@ -198,21 +202,21 @@ func DrawProbability(r float64) float64 {
 
 // ClaimSpread spreads the claims' re-announcement over the first
 // 1/ClaimSpread of each epoch, before the first challenge slot (slotOffset
-// and waveOffset start at a tenth of the epoch): every node re-announces at
-// its own offset (claimOffset) instead of all at the epoch's first instant.
+// and WaveOffset start at a tenth of the epoch): every node re-announces at
+// its own offset (ClaimOffset) instead of all at the epoch's first instant.
 // A thousand claims signed, gossiped and checked at once took a machine
 // running many nodes (poai-sim) off its feet for about a second at every
 // epoch boundary, stalling the proofs then running; on a real network it
 // spares the bootstrap peers the same burst.
 const ClaimSpread = 10
 
-// claimOffset returns when, after the start of epoch e, node id
+// ClaimOffset returns when, after the start of epoch e, node id
 // re-announces its claim: a fraction of epoch/ClaimSpread fixed by a hash
 // of the epoch and the peer ID.
-func claimOffset(id peer.ID, e uint64, epoch time.Duration) time.Duration {
+func ClaimOffset(id peer.ID, e uint64, epoch time.Duration) time.Duration {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], e)
-	h := rendezvous("poai/1/claim", b[:], id)
+	h := Rendezvous("poai/1/claim", b[:], id)
 	return time.Duration(binary.BigEndian.Uint64(h[:8]) % uint64(max(epoch/ClaimSpread, 1)))
 }
 
@@ -223,9 +227,9 @@ func claimOffset(id peer.ID, e uint64, epoch time.Duration) time.Duration {
 // synchronized load, and beyond four the meetings are too rare to count.
 const MaxWaves = 4
 
-// waveOffset returns when in epoch e a challenger using waves instants per
+// WaveOffset returns when in epoch e a challenger using waves instants per
 // epoch (waves ≥ 1) issues its challenge of target: 10% of the epoch plus
-// the target's wave, fixed by the epoch and its peer ID (rendezvous hash),
+// the target's wave, fixed by the epoch and its peer ID (Rendezvous hash),
 // times 80% of the epoch over waves. Every challenger computes the same
 // instant, so two identities proving on one device are challenged at once
 // whenever they fall in the same wave (always, with one wave): the device
@@ -235,14 +239,14 @@ const MaxWaves = 4
 // wave is a public hash of the epoch and the peer ID: two identities made
 // offline can be ground to avoid each other for a while, which one wave
 // rules out.
-func waveOffset(e uint64, target peer.ID, waves int, epoch time.Duration) time.Duration {
+func WaveOffset(e uint64, target peer.ID, waves int, epoch time.Duration) time.Duration {
 	waves = max(waves, 1)
-	h := rendezvous("poai/1/wave", binary.BigEndian.AppendUint64(nil, e), target)
+	h := Rendezvous("poai/1/wave", binary.BigEndian.AppendUint64(nil, e), target)
 	w := binary.BigEndian.Uint64(h[:8]) % uint64(waves)
 	return epoch/10 + time.Duration(float64(epoch)*0.8*float64(w)/float64(waves))
 }
 
-// needsFollowUp reports whether a target is challenged in the coming
+// NeedsFollowUp reports whether a target is challenged in the coming
 // epoch whatever the draw: a verifier in good standing attested a failure
 // of one of its challenges (lastFailed, the latest such challenge's
 // epoch) and no pass of that epoch or a later one was heard (lastPassed);
@@ -261,58 +265,6 @@ func waveOffset(e uint64, target peer.ID, waves int, epoch time.Duration) time.D
 // the epochs it can foresee is still judged on the others. A verifier
 // lying about failures costs the target at most one extra challenge per
 // epoch, and only until its lies graylist it or a pass clears them.
-func needsFollowUp(lastFailed, lastPassed int64) bool {
+func NeedsFollowUp(lastFailed, lastPassed int64) bool {
 	return lastFailed >= 0 && lastFailed > lastPassed
-}
-
-// slotLedger counts, in one node's view, the challenger slots the schedule
-// gave each peer (one a live target and epoch: the first of the target's
-// challenger ranking, whether it issued or not) and the verifier slots of
-// the challenges this node followed (the verifiers it computed for each),
-// by epoch. devnet's and sim's reports read it to show who holds the
-// network's slots, overall and from an epoch on.
-type slotLedger struct {
-	mu                   sync.Mutex
-	challenger, verifier map[peer.ID][]int // by epoch
-}
-
-// note counts, in epoch e, one challenger slot (challenger, unless "")
-// and the verifier slots of verifiers.
-func (l *slotLedger) note(e uint64, challenger peer.ID, verifiers []peer.ID) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.challenger == nil {
-		l.challenger, l.verifier = map[peer.ID][]int{}, map[peer.ID][]int{}
-	}
-	add := func(m map[peer.ID][]int, p peer.ID) {
-		s := m[p]
-		if uint64(len(s)) <= e {
-			s = append(s, make([]int, int(e)+1-len(s))...)
-		}
-		s[e]++
-		m[p] = s
-	}
-	if e > 1<<20 {
-		return // not an epoch of this network
-	}
-	if challenger != "" {
-		add(l.challenger, challenger)
-	}
-	for _, v := range verifiers {
-		add(l.verifier, v)
-	}
-}
-
-// counts returns the challenger and verifier slots counted for p in
-// epochs from to to − 1.
-func (l *slotLedger) counts(p peer.ID, from, to uint64) (challenger, verifier int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	sum := func(s []int) (n int) {
-		for e := from; e < to && e < uint64(len(s)); e++ {
-			n += s[e]
-		}
-		return n
-	}
-	return sum(l.challenger[p]), sum(l.verifier[p])
 }
