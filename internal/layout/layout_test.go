@@ -23,6 +23,7 @@ var allowed = map[string][]string{
 	"gpu":              {},
 	"gpu/cuda":         {"gpu"},
 	"gpu/cuda/check":   {},
+	"gpu/llm":          {"gpu"},
 	"gpu/nvml":         {},
 	"p2p":              {"internal/"},
 	"scoring":          {"internal/"},
