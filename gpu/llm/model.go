@@ -76,16 +76,16 @@ func (c Config) Validate() error {
 // Weight kinds: the low byte of a weight matrix's Philox matrix word
 // (MatrixID).
 const (
-	KindEmbed uint32 = iota // token embedding, V×D
-	KindPos                 // positional embedding, MaxPositions×D (rows drawn as needed)
-	KindQ                   // D×D per layer
-	KindK                   // D×D per layer
-	KindV                   // D×D per layer
-	KindO                   // D×D per layer
-	KindUp                  // D×F per layer
-	KindDown                // F×D per layer
-	KindVocab               // D×V, the unembedding
-	KindPrompt              // the prompt's tokens (challenge seed, not weight seed)
+	KindEmbed  uint32 = iota // token embedding, V×D
+	KindPos                  // positional embedding, MaxPositions×D (rows drawn as needed)
+	KindQ                    // D×D per layer
+	KindK                    // D×D per layer
+	KindV                    // D×D per layer
+	KindO                    // D×D per layer
+	KindUp                   // D×F per layer
+	KindDown                 // F×D per layer
+	KindVocab                // D×V, the unembedding
+	KindPrompt               // the prompt's tokens (challenge seed, not weight seed)
 )
 
 // MatrixID returns the Philox matrix word of weight kind in layer: "LL"
