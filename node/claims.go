@@ -189,7 +189,7 @@ type claimBook struct {
 	ttl time.Duration
 	// What a claim is checked against: the epoch clock, the catalog,
 	// the planner and the configured workloads; rate is [challenge] rate
-	// (initialLastChallenged).
+	// (challenge.InitialLastChallenged).
 	clock     challenge.EpochClock
 	cat       *gpu.DeviceCatalog
 	planner   challenge.Planner
@@ -205,7 +205,7 @@ type claimBook struct {
 }
 
 // peerTTL is how long a claim keeps its author live (livePeers). Claims
-// come at an offset within the first tenth of each epoch (claimOffset),
+// come at an offset within the first tenth of each epoch (challenge.ClaimOffset),
 // so two in a row can be that much more than an epoch apart.
 func peerTTL(epochs int, epoch time.Duration) time.Duration {
 	return time.Duration(epochs)*epoch + epoch/challenge.ClaimSpread

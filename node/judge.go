@@ -367,7 +367,7 @@ func verdictName(v pb.Verdict) string {
 
 // noteOutcome records in the target's peer entry the epoch of a failing
 // or passing verdict from attester, when the attester is in good
-// standing here (application score ≥ 0), for needsFollowUp. Unreachable
+// standing here (application score ≥ 0), for challenge.NeedsFollowUp. Unreachable
 // verdicts say as much about the attester's links as about the target and
 // are not noted. A failure also records its workload, which follow-ups
 // repeat, and only a pass of that workload clears it.

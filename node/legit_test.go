@@ -136,7 +136,7 @@ func TestClaimOffset(t *testing.T) {
 			t.Fatalf("claim at %v is not before the first challenge slot", o)
 		}
 		if challenge.ClaimOffset(id, 5, epoch) != o {
-			t.Fatal("claimOffset is not deterministic")
+			t.Fatal("ClaimOffset is not deterministic")
 		}
 		if challenge.ClaimOffset(id, 6, epoch) != o {
 			moved++

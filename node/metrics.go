@@ -39,7 +39,7 @@ type metrics struct {
 	retriesSkipped prometheus.Counter
 	// followUps counts challenges issued outside the rate's draw because
 	// a failure of the target was attested and no pass since
-	// (needsFollowUp).
+	// (challenge.NeedsFollowUp).
 	followUps prometheus.Counter
 	// audits counts check-digest audits completed (tryAudit).
 	audits prometheus.Counter

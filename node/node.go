@@ -204,7 +204,7 @@ type peerEntry struct {
 	// challenge this node saw or, before any, the epoch its claim was
 	// first heard less a hash of its peer ID modulo challenge.MaxChallengeGap, so
 	// that peers first heard together do not all come due at once
-	// (challengeDrawn). It can be negative.
+	// (challenge.ChallengeDrawn). It can be negative.
 	lastChallenged int64
 	// voids counts the challenges this node verified that the peer, as
 	// their challenger, voided by a missing or late reveal (finalize).
@@ -212,7 +212,7 @@ type peerEntry struct {
 	// lastFailed and lastPassed are the epochs of the peer's latest
 	// challenges that a verifier in good standing attested a failure
 	// (late, no answer, wrong answer, bad proof) and a pass for, or -1
-	// (needsFollowUp).
+	// (challenge.NeedsFollowUp).
 	lastFailed, lastPassed int64
 	// failedWorkload is the workload of the latest failed challenge: the
 	// one a follow-up repeats.

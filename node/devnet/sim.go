@@ -200,7 +200,7 @@ type SimReport struct {
 	// verdict, and, under their own keys, the timing verdicts they
 	// withheld and the retries they skipped because their process was
 	// overloaded (Node.overloaded), the follow-up challenges they
-	// scheduled (needsFollowUp) and the check-digest audits they ran
+	// scheduled (challenge.NeedsFollowUp) and the check-digest audits they ran
 	// (tryAudit).
 	Verdicts map[string]float64 `json:"verdicts"`
 	// AllCaught: every adversary class fully caught; HonestGraylisted:
