@@ -356,7 +356,7 @@ func TestAttentionUsesHistory(t *testing.T) {
 		}
 	}
 	for pos, tok := range PromptTokens(cfg, seed(2)) {
-		s.position(pos, tok)
+		s.position(pos, tok, nil)
 	}
 	t.Logf("heads: %d of %d with over a tenth beyond the last 8 positions, %d over 0.9 on one", far, total, peaky)
 	if far*10 < 9*total || peaky*10 > total {

@@ -59,6 +59,21 @@ type state struct {
 // prefill computes the same bits. It stops early, returning ctx's error,
 // when ctx ends.
 func Run(ctx context.Context, w *Weights, prompt []int) (*Result, error) {
+	return runTask(ctx, w, prompt, nil)
+}
+
+// RunTrace is Run that also returns every Stage and the logits of every
+// position that produced a token: what a prover commits to and opens.
+func RunTrace(ctx context.Context, w *Weights, prompt []int) (*Result, *Trace, error) {
+	t := &Trace{}
+	r, err := runTask(ctx, w, prompt, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, t, nil
+}
+
+func runTask(ctx context.Context, w *Weights, prompt []int, trace *Trace) (*Result, error) {
 	cfg := w.Config
 	if len(prompt) != cfg.Prompt {
 		return nil, fmt.Errorf("%w: prompt of %d tokens, config says %d", ErrConfig, len(prompt), cfg.Prompt)
@@ -79,13 +94,21 @@ func Run(ctx context.Context, w *Weights, prompt []int) (*Result, error) {
 		if pos < cfg.Prompt {
 			tok = prompt[pos]
 		}
-		s.position(pos, tok)
+		var stages []Stage
+		if trace != nil {
+			stages = make([]Stage, cfg.Layers)
+			trace.Stages = append(trace.Stages, stages)
+		}
+		s.position(pos, tok, stages)
 		res.Hidden = append(res.Hidden, append([]int32(nil), s.x...))
 		if pos >= cfg.Prompt-1 && cfg.Decode > 0 {
 			LayerNorm(s.a, s.x)
 			GEMV(logits, s.a, w.Vocab)
 			tok = Argmax(logits)
 			res.Tokens = append(res.Tokens, tok)
+			if trace != nil {
+				trace.Logits = append(trace.Logits, append([]int32(nil), logits...))
+			}
 		}
 	}
 	return res, nil
@@ -112,8 +135,9 @@ func Argmax(v []int32) int {
 }
 
 // position runs every layer at position pos for input token tok, leaving
-// the final residual stream in s.x and appending to the KV caches.
-func (s *state) position(pos, tok int) {
+// the final residual stream in s.x and appending to the KV caches. When
+// stages is not nil, it records each layer's Stage into stages[layer].
+func (s *state) position(pos, tok int, stages []Stage) {
 	w, cfg := s.w, s.w.Config
 	d, hd := cfg.Dim, cfg.HeadDim()
 	for i := range d {
@@ -122,11 +146,17 @@ func (s *state) position(pos, tok int) {
 	shD, shF, shA := Shift(d), Shift(cfg.FFN), AttentionShift(hd)
 	kRow, vRow := make([]int8, d), make([]int8, d)
 	for l, L := range w.Layers {
+		var st *Stage
+		if stages != nil {
+			st = &stages[l]
+			*st = newStage(cfg)
+			copy(st.XIn, s.x)
+		}
 		// Attention: q, k, v from the normalized stream.
 		LayerNorm(s.a, s.x)
-		requantize(s.q, s.acc, s.a, L.Q, shD)
-		requantize(kRow, s.acc, s.a, L.K, shD)
-		requantize(vRow, s.acc, s.a, L.V, shD)
+		requantize(s.q, s.acc, s.a, L.Q, shD, st.acc(func(st *Stage) []int32 { return st.AccQ }))
+		requantize(kRow, s.acc, s.a, L.K, shD, st.acc(func(st *Stage) []int32 { return st.AccK }))
+		requantize(vRow, s.acc, s.a, L.V, shD, st.acc(func(st *Stage) []int32 { return st.AccV }))
 		s.k[l] = append(s.k[l], kRow...)
 		s.v[l] = append(s.v[l], vRow...)
 		n := pos + 1
@@ -158,6 +188,10 @@ func (s *state) position(pos, tok int) {
 		for i := range d {
 			s.x[i] += int32(Requant(int64(s.acc[i]), shD))
 		}
+		if st != nil {
+			copy(st.Att, s.att)
+			copy(st.AccO, s.acc)
+		}
 		// Feed-forward.
 		LayerNorm(s.a, s.x)
 		GEMV(s.accF, s.a, L.Up)
@@ -168,16 +202,22 @@ func (s *state) position(pos, tok int) {
 		for i := range d {
 			s.x[i] += int32(Requant(int64(s.acc[i]), shF))
 		}
+		if st != nil {
+			copy(st.AccUp, s.accF)
+			copy(st.AccDown, s.acc)
+			copy(st.XOut, s.x)
+		}
 	}
 }
 
 // requantize sets dst = Requant(x·W, shift), using acc (len(dst)) as the
-// accumulator.
-func requantize(dst []int8, acc []int32, x, w []int8, shift uint) {
+// accumulator, and copies the accumulator into keep when it is not nil.
+func requantize(dst []int8, acc []int32, x, w []int8, shift uint, keep []int32) {
 	GEMV(acc[:len(dst)], x, w)
 	for i, v := range acc[:len(dst)] {
 		dst[i] = Requant(int64(v), shift)
 	}
+	copy(keep, acc[:len(dst)])
 }
 
 // MACs returns the multiply-accumulates of a task of cfg: per position,
