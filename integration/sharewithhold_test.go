@@ -66,8 +66,8 @@ func TestShareWithholderFramesNobody(t *testing.T) {
 	honestMin, withheld := 2.0, -1.0
 	honestFailed, honestChallenges := 0, 0
 	for _, p := range r.Peers {
-		t.Logf("%-16s score %.3f gossip %6.1f recv %2d pass %2d fail %2d bad %.2f evidence %.1f",
-			p.Role, p.FinalScore, p.GossipScore, p.Challenges, p.Passed, p.Failed, p.Trust.Bad, p.Trust.Evidence)
+		t.Logf("%s %-16s score %.3f gossip %6.1f recv %2d pass %2d fail %2d bad %.2f evidence %.1f",
+			p.PeerID[len(p.PeerID)-6:], p.Role, p.FinalScore, p.GossipScore, p.Challenges, p.Passed, p.Failed, p.Trust.Bad, p.Trust.Evidence)
 		switch p.Role {
 		case node.RoleHonest:
 			honestMin = min(honestMin, p.FinalScore)

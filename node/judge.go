@@ -301,8 +301,11 @@ func (tk *tracker) possibleVerifiers(t *tracked) []peer.ID {
 
 // attestationFor returns the followed challenge that attestation a from
 // verifier from is about, or why it counts for none: unknown_challenge,
-// mismatch (another target, epoch or deadline than the challenge's) or
-// not_verifier (from is not among possibleVerifiers). Loop goroutine only.
+// mismatch (another target, epoch or deadline than the challenge's),
+// withheld_share (from withheld the share the target's commitment lists:
+// the challenge is settled here and from's share never came, so from
+// made the target unable to open and may not judge it) or not_verifier
+// (from is not among possibleVerifiers). Loop goroutine only.
 func (tk *tracker) attestationFor(from peer.ID, a *pb.Attestation) (*tracked, string) {
 	t, ok := tk.tracked[string(a.GetChallengeCid())]
 	switch {
@@ -310,6 +313,12 @@ func (tk *tracker) attestationFor(from peer.ID, a *pb.Attestation) (*tracked, st
 		return nil, "unknown_challenge"
 	case peer.ID(a.GetTarget()) != t.target || a.GetEpoch() != t.ch.GetEpoch() || a.GetDeadlineMs() != t.ch.GetDeadlineMs():
 		return nil, "mismatch"
+	case t.settled() && t.com != nil && slices.Contains(t.missingShares(t.com), from):
+		// Without this, the withholder's own NO_ANSWER was the only
+		// verdict on a challenge every honest verifier voided, and it
+		// counted against the target (CI, TestShareWithholderFramesNobody:
+		// 8 of 26 honest challenges failed, all on one verifier's word).
+		return nil, "withheld_share"
 	case !slices.Contains(tk.possibleVerifiers(t), from):
 		return nil, "not_verifier"
 	}

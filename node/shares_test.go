@@ -36,7 +36,6 @@ func TestWithheldRevealBlamed(t *testing.T) {
 			}
 			n.id = randomID(t)
 			n.claims.self, n.earned.self = n.id, n.id
-			n.claims.self, n.earned.self = n.id, n.id
 			if n.book, err = scoring.Open(t.Context(), filepath.Join(t.TempDir(), ScoresDir), n.id.String(), scoring.DefaultParams(), nil); err != nil {
 				t.Fatal(err)
 			}
@@ -72,6 +71,16 @@ func TestWithheldRevealBlamed(t *testing.T) {
 			}
 			if got := testutil.ToFloat64(n.metrics.void.WithLabelValues("reveal")); got != 1 {
 				t.Fatalf("%v voids, want 1", got)
+			}
+			// A verifier that withheld its listed share may not judge the
+			// challenge it voided: its attestation counts for nothing.
+			a := &pb.Attestation{ChallengeCid: chCID.Bytes(), Target: []byte(tr.target), Epoch: 1, DeadlineMs: 1000, Verdict: pb.Verdict_VERDICT_NO_ANSWER}
+			n.tk.tracked[chCID.KeyString()] = tr
+			for i, revealed := range tc.revealed {
+				_, reason := n.tk.attestationFor(verifiers[i], a)
+				if withheld := reason == "withheld_share"; withheld == revealed {
+					t.Errorf("verifier %d (share revealed %v): attestation %q", i, revealed, reason)
+				}
 			}
 		})
 	}
