@@ -17,6 +17,7 @@ import (
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
 	"github.com/poai-network/poai/gpu/cuda"
+	"github.com/poai-network/poai/gpu/llm"
 	"github.com/poai-network/poai/node"
 )
 
@@ -47,6 +48,9 @@ func benchCmd() *cobra.Command {
 		gopts        gpuBenchOptions
 		copyMiB      int
 		verifierOnly bool
+		workload     string
+		llmStages    int
+		llmLinks     int
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -67,10 +71,31 @@ MODEL, proved here and by a half-speed adversary, against its deadline.
 
 --verifier-only --catalog MODEL (or all) proves nothing: it times one
 verifier's work on one CPU core for the int8 challenge a claim of MODEL
-gets, against the prover's anticipated time.`,
+gets, against the prover's anticipated time.
+
+--workload llm runs the llm workload instead (docs/llm-spec.md): the
+reference transformer at the devnet shape on the prompt, decoding its
+tokens, committed; then one verifier's checks (--llm-stages stage checks,
+--llm-links decode links). It prints tokens per second, multiply-adds per
+second, the verifier's time and multiply-adds and their ratio to the
+prover's, the opening's size, and the verifier's projection of the
+weights, which it computes once per model.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			switch workload {
+			case "all":
+			case "llm":
+				if backend != "cpu" || verifierOnly {
+					return fmt.Errorf("--workload llm runs on the cpu backend, without --verifier-only")
+				}
+				if llmStages < 1 || llmLinks < 0 {
+					return fmt.Errorf("--llm-stages %d, --llm-links %d: want at least one stage check and no negative link count", llmStages, llmLinks)
+				}
+				return benchLLM(ctx, cmd.OutOrStdout(), llm.DevnetConfig, reps, llmStages, llmLinks, jsonOut)
+			default:
+				return fmt.Errorf("--workload %q: want all (the int8, bf16 and VRAM proofs) or llm", workload)
+			}
 			if verifierOnly {
 				if backend != "cpu" || gopts.catalog == "" {
 					return fmt.Errorf("--verifier-only needs --catalog MODEL (or all) on the cpu backend")
@@ -171,6 +196,9 @@ gets, against the prover's anticipated time.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&reps, "reps", 3, "prover runs per workload; the best is kept")
+	f.StringVar(&workload, "workload", "all", "all: the int8, bf16 and VRAM proofs; llm: the llm workload (docs/llm-spec.md) and its checks")
+	f.IntVar(&llmStages, "llm-stages", 48, "with --workload llm: stage checks per challenge")
+	f.IntVar(&llmLinks, "llm-links", llm.DevnetConfig.Decode, "with --workload llm: decode-link checks per challenge (at most the decoded tokens; all by default: a guessed decode is wrong at links only)")
 	f.IntVar(&workers, "workers", 0, "CPU threads for the backend (0: all cores)")
 	f.Float64Var(&size, "size", 1, "scale of the workloads (1: about a second of prover work per workload on one core)")
 	f.BoolVar(&jsonOut, "json", false, "print the results as JSON")

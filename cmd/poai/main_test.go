@@ -163,6 +163,23 @@ func TestBenchReportsEveryWorkload(t *testing.T) {
 	}
 }
 
+func TestBenchLLM(t *testing.T) {
+	out, err := run(t, "bench", "--workload", "llm", "--reps", "1", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r llmBenchResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v in %q", err, out)
+	}
+	if r.Verdict != "pass" || r.TokensPerSec <= 0 || r.StageChecks != 48 || r.LinkChecks != 16 || r.VerifyWork <= 0 || r.VerifyWork > 0.01 {
+		t.Errorf("%+v", r)
+	}
+	if _, err := run(t, "bench", "--workload", "gpt"); err == nil || !strings.Contains(err.Error(), "want all") {
+		t.Errorf("unknown workload: %v", err)
+	}
+}
+
 func TestDevnetRejectsBadAdversaries(t *testing.T) {
 	if _, err := run(t, "devnet", "--adversaries", "sneaky=1"); err == nil {
 		t.Fatal("unknown role accepted")

@@ -17,7 +17,7 @@ const module = "github.com/poai-network/poai/"
 // module), the module's packages it may import directly; a trailing "/"
 // allows a whole subtree. cmd/ may import anything.
 var allowed = map[string][]string{
-	"challenge":        {"challenge/", "gpu"},
+	"challenge":        {"challenge/", "gpu", "gpu/llm"},
 	"challenge/merkle": {},
 	"challenge/pb":     {},
 	"gpu":              {},

@@ -1,0 +1,463 @@
+package challenge
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/poai-network/poai/challenge/merkle"
+	"github.com/poai-network/poai/gpu/llm"
+)
+
+// The llm workload's commitment, sampling and checks (docs/llm-spec.md
+// §7): what a prover commits to after running the model (gpu/llm), which
+// parts verifiers open, and how they check them. The wire messages that
+// will carry them are not defined yet (issue 20); this is the proof's
+// core, run in-process.
+
+// LLMLayout numbers the leaves of an llm answer for cfg, in this order:
+// every stage (position pos, layer l) at pos·L + l; then every key-value
+// leaf (layer l, head h, position pos) at N·L + (l·H + h)·N + pos; then
+// every token leaf i at N·L + L·H·N + i. N is cfg.Positions().
+type LLMLayout struct{ Cfg llm.Config }
+
+// Leaves returns the number of leaves.
+func (y LLMLayout) Leaves() int {
+	c := y.Cfg
+	n := c.Positions()
+	return n*c.Layers + c.Layers*c.Heads*n + c.Decode
+}
+
+// Stage returns the index of stage (pos, layer).
+func (y LLMLayout) Stage(pos, layer int) int { return pos*y.Cfg.Layers + layer }
+
+// KV returns the index of the key-value leaf of head in layer at pos.
+func (y LLMLayout) KV(layer, head, pos int) int {
+	c := y.Cfg
+	n := c.Positions()
+	return n*c.Layers + (layer*c.Heads+head)*n + pos
+}
+
+// Token returns the index of token leaf i (the i-th generated token).
+func (y LLMLayout) Token(i int) int {
+	c := y.Cfg
+	n := c.Positions()
+	return n*c.Layers + c.Layers*c.Heads*n + i
+}
+
+// EncodeStage returns a stage's leaf value: XIn, AccQ, AccK, AccV, Att,
+// AccO, AccUp, AccDown, XOut, in that order, int32 little-endian and
+// int8 as bytes.
+func EncodeStage(st *llm.Stage) []byte {
+	var b []byte
+	for _, v := range [][]int32{st.XIn, st.AccQ, st.AccK, st.AccV} {
+		b = appendInt32s(b, v)
+	}
+	for _, v := range st.Att {
+		b = append(b, byte(v))
+	}
+	for _, v := range [][]int32{st.AccO, st.AccUp, st.AccDown, st.XOut} {
+		b = appendInt32s(b, v)
+	}
+	return b
+}
+
+func appendInt32s(b []byte, v []int32) []byte {
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint32(b, uint32(x))
+	}
+	return b
+}
+
+// StageBytes returns the size of a stage leaf of cfg: 4·(7·D + F) + D.
+func StageBytes(cfg llm.Config) int { return 4*(7*cfg.Dim+cfg.FFN) + cfg.Dim }
+
+// DecodeStage is the inverse of EncodeStage; it returns an error wrapping
+// ErrMalformed when b is not a stage of cfg.
+func DecodeStage(cfg llm.Config, b []byte) (*llm.Stage, error) {
+	if len(b) != StageBytes(cfg) {
+		return nil, fmt.Errorf("%w: stage leaf of %d bytes, want %d", ErrMalformed, len(b), StageBytes(cfg))
+	}
+	d := cfg.Dim
+	read := func(n int) []int32 {
+		out := make([]int32, n)
+		for i := range out {
+			out[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+		b = b[4*n:]
+		return out
+	}
+	st := &llm.Stage{XIn: read(d), AccQ: read(d), AccK: read(d), AccV: read(d)}
+	st.Att = make([]int8, d)
+	for i := range d {
+		st.Att[i] = int8(b[i])
+	}
+	b = b[d:]
+	st.AccO, st.AccUp, st.AccDown, st.XOut = read(d), read(cfg.FFN), read(d), read(d)
+	return st, nil
+}
+
+// EncodeKV returns a key-value leaf: one head's d_head key values then its
+// d_head value values, as bytes.
+func EncodeKV(k, v []int8) []byte {
+	b := make([]byte, 0, len(k)+len(v))
+	for _, x := range k {
+		b = append(b, byte(x))
+	}
+	for _, x := range v {
+		b = append(b, byte(x))
+	}
+	return b
+}
+
+// EncodeToken returns a token leaf: the V logits, int32 little-endian,
+// then the token, uint32 little-endian.
+func EncodeToken(logits []int32, token int) []byte {
+	return binary.LittleEndian.AppendUint32(appendInt32s(nil, logits), uint32(token))
+}
+
+// LLMAnswer is a prover's committed answer: the generated tokens and the
+// Merkle tree over every leaf's value.
+type LLMAnswer struct {
+	Layout LLMLayout
+	Tokens []int
+	values [][]byte
+	tree   *merkle.Tree
+}
+
+// NewLLMAnswer commits to a trace (from llm.RunTrace, or a cheater's
+// making) and its generated tokens. It checks shapes only: whether the
+// values are right is what verifiers check.
+func NewLLMAnswer(cfg llm.Config, tr *llm.Trace, tokens []int) (*LLMAnswer, error) {
+	y := LLMLayout{cfg}
+	n := cfg.Positions()
+	if len(tr.Stages) != n || len(tr.Logits) != cfg.Decode || len(tokens) != cfg.Decode {
+		return nil, fmt.Errorf("%w: trace of %d positions, %d logits and %d tokens, want %d, %d, %d", ErrMalformed, len(tr.Stages), len(tr.Logits), len(tokens), n, cfg.Decode, cfg.Decode)
+	}
+	values := make([][]byte, y.Leaves())
+	hd := cfg.HeadDim()
+	for pos, stages := range tr.Stages {
+		if len(stages) != cfg.Layers {
+			return nil, fmt.Errorf("%w: position %d has %d layers", ErrMalformed, pos, len(stages))
+		}
+		for l := range stages {
+			st := &stages[l]
+			values[y.Stage(pos, l)] = EncodeStage(st)
+			k, v := st.KV(cfg)
+			for h := range cfg.Heads {
+				values[y.KV(l, h, pos)] = EncodeKV(k[h*hd:(h+1)*hd], v[h*hd:(h+1)*hd])
+			}
+		}
+	}
+	for i, lg := range tr.Logits {
+		values[y.Token(i)] = EncodeToken(lg, tokens[i])
+	}
+	leaves := make([]merkle.Hash, len(values))
+	for i, v := range values {
+		leaves[i] = merkle.LeafHash(v)
+	}
+	tree, err := merkle.New(leaves)
+	if err != nil {
+		return nil, err
+	}
+	return &LLMAnswer{Layout: y, Tokens: slices.Clone(tokens), values: values, tree: tree}, nil
+}
+
+// Root returns the answer's Merkle root.
+func (a *LLMAnswer) Root() merkle.Hash { return a.tree.Root() }
+
+// LLMCheck is one check a verifier makes of an llm answer: a stage (Pos,
+// Layer) with attention recomputed on Head, or, when Link ≥ 0, the link
+// from the last layer at position P − 1 + Link to generated token Link and
+// on to the next position's input.
+type LLMCheck struct {
+	Pos, Layer, Head int
+	Link             int
+}
+
+const (
+	llmStageTag = "poai/1/llm-stage"
+	llmHeadTag  = "poai/1/llm-head"
+	llmLinkTag  = "poai/1/llm-link"
+)
+
+// SampleLLMChecks returns the checks of an answer with root: links
+// distinct decode links (at most T) and stages distinct stages, each with
+// a head, all drawn like SampleRows from the root, the nonce and the
+// sampling randomness (the challenger's secret and the verifiers'
+// shares), under their own tags. Decode links are sampled on purpose: a
+// prover that guesses the decode and runs it as one batched prefill is
+// wrong only at links, a few of all leaves.
+func SampleLLMChecks(cfg llm.Config, root merkle.Hash, nonce, secret []byte, stages, links int) ([]LLMCheck, error) {
+	n := cfg.Positions() * cfg.Layers
+	idx, err := sample(llmStageTag, root, nonce, secret, n, min(stages, n))
+	if err != nil {
+		return nil, err
+	}
+	heads, err := sampleWithReplacement(llmHeadTag, root, nonce, secret, cfg.Heads, len(idx))
+	if err != nil {
+		return nil, err
+	}
+	var out []LLMCheck
+	for i, s := range idx {
+		out = append(out, LLMCheck{Pos: s / cfg.Layers, Layer: s % cfg.Layers, Head: heads[i], Link: -1})
+	}
+	if cfg.Decode > 0 && links > 0 {
+		li, err := sample(llmLinkTag, root, nonce, secret, cfg.Decode, min(links, cfg.Decode))
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range li {
+			out = append(out, LLMCheck{Link: i})
+		}
+	}
+	return out, nil
+}
+
+// sampleWithReplacement returns count values in [0, n), uniform and
+// independent, from the stream sample uses.
+func sampleWithReplacement(tag string, root merkle.Hash, nonce, secret []byte, n, count int) ([]int, error) {
+	out := make([]int, count)
+	for i := range out {
+		v, err := sample(fmt.Sprint(tag, "/", i), root, nonce, secret, n, 1)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v[0]
+	}
+	return out, nil
+}
+
+// OpenedLeaf is one leaf of an llm opening: its index, value and Merkle
+// proof.
+type OpenedLeaf struct {
+	Index int
+	Value []byte
+	Proof []merkle.Hash
+}
+
+// leavesFor returns the leaf indices checks open, sorted and distinct:
+// for a stage check, the stage, the stage below it (its input's source)
+// and the key-value leaves of its head at positions 0 … Pos; for a link, the token leaf, the last layer's stage
+// at position P − 1 + Link and, below the last token, layer 0's stage at
+// position P + Link.
+func (y LLMLayout) leavesFor(checks []LLMCheck) []int {
+	c := y.Cfg
+	var idx []int
+	for _, k := range checks {
+		if k.Link >= 0 {
+			idx = append(idx, y.Token(k.Link), y.Stage(c.Prompt-1+k.Link, c.Layers-1))
+			if k.Link < c.Decode-1 {
+				idx = append(idx, y.Stage(c.Prompt+k.Link, 0))
+			}
+			continue
+		}
+		idx = append(idx, y.Stage(k.Pos, k.Layer))
+		if k.Layer > 0 {
+			idx = append(idx, y.Stage(k.Pos, k.Layer-1))
+		}
+		for j := 0; j <= k.Pos; j++ {
+			idx = append(idx, y.KV(k.Layer, k.Head, j))
+		}
+	}
+	slices.Sort(idx)
+	return slices.Compact(idx)
+}
+
+// Open returns the leaves checks need, with their proofs.
+func (a *LLMAnswer) Open(checks []LLMCheck) ([]OpenedLeaf, error) {
+	var out []OpenedLeaf
+	for _, i := range a.Layout.leavesFor(checks) {
+		if i < 0 || i >= len(a.values) {
+			return nil, fmt.Errorf("%w: leaf %d of %d", ErrMalformed, i, len(a.values))
+		}
+		proof, err := a.tree.Proof(i)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, OpenedLeaf{Index: i, Value: a.values[i], Proof: proof})
+	}
+	return out, nil
+}
+
+// OpeningBytes returns the bytes of an opening's leaf values and proofs.
+func OpeningBytes(op []OpenedLeaf) int {
+	n := 0
+	for _, l := range op {
+		n += len(l.Value) + 32*len(l.Proof) + 4
+	}
+	return n
+}
+
+// ErrLLMAnswer reports an llm answer that fails a check.
+var ErrLLMAnswer = errors.New("llm answer fails its check")
+
+// VerifyLLM checks an llm answer with root and generated tokens against
+// the model w (with the verifier's private projection p) and the prompt:
+// every leaf checks lists must be opened, under root; each stage check
+// runs llm.VerifyStage on its head, with the key-value leaves of every
+// earlier position, checks the stage's own key-value leaf against its
+// accumulators, and its input: at layer 0 against the prompt token or the
+// generated token it follows, above against the output of the layer below; each link check runs llm.VerifyToken
+// and llm.VerifyInput. It returns nil, or an error wrapping ErrLLMAnswer
+// (a wrong answer) or ErrMalformed (an opening that does not fit).
+func VerifyLLM(w *llm.Weights, p *llm.Projection, prompt []int, root merkle.Hash, tokens []int, checks []LLMCheck, opened []OpenedLeaf) error {
+	cfg := w.Config
+	y := LLMLayout{cfg}
+	if len(prompt) != cfg.Prompt || len(tokens) != cfg.Decode {
+		return fmt.Errorf("%w: %d prompt and %d generated tokens, want %d and %d", ErrMalformed, len(prompt), len(tokens), cfg.Prompt, cfg.Decode)
+	}
+	leaf := map[int][]byte{}
+	for _, o := range opened {
+		if err := merkle.Verify(root, y.Leaves(), o.Index, merkle.LeafHash(o.Value), o.Proof); err != nil {
+			return fmt.Errorf("%w: leaf %d: %v", ErrLLMAnswer, o.Index, err)
+		}
+		leaf[o.Index] = o.Value
+	}
+	for _, i := range y.leavesFor(checks) {
+		if leaf[i] == nil {
+			return fmt.Errorf("%w: leaf %d not opened", ErrMalformed, i)
+		}
+	}
+	stage := func(pos, l int) (*llm.Stage, error) {
+		st, err := DecodeStage(cfg, leaf[y.Stage(pos, l)])
+		if err != nil {
+			return nil, fmt.Errorf("%w: stage (%d, %d): %v", ErrLLMAnswer, pos, l, err)
+		}
+		return st, nil
+	}
+	input := func(pos int) int {
+		if pos < cfg.Prompt {
+			return prompt[pos]
+		}
+		return tokens[pos-cfg.Prompt]
+	}
+	d, hd := cfg.Dim, cfg.HeadDim()
+	for _, k := range checks {
+		if k.Link >= 0 {
+			if k.Link >= cfg.Decode {
+				return fmt.Errorf("%w: link %d of %d", ErrMalformed, k.Link, cfg.Decode)
+			}
+			b := leaf[y.Token(k.Link)]
+			if len(b) != 4*cfg.Vocab+4 {
+				return fmt.Errorf("%w: token leaf %d of %d bytes", ErrLLMAnswer, k.Link, len(b))
+			}
+			logits := make([]int32, cfg.Vocab)
+			for i := range logits {
+				logits[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
+			}
+			if tok := int(binary.LittleEndian.Uint32(b[4*cfg.Vocab:])); tok != tokens[k.Link] {
+				return fmt.Errorf("%w: token leaf %d holds %d, the answer says %d", ErrLLMAnswer, k.Link, tok, tokens[k.Link])
+			}
+			last, err := stage(cfg.Prompt-1+k.Link, cfg.Layers-1)
+			if err != nil {
+				return err
+			}
+			if err := llm.VerifyToken(w, p, last.XOut, logits, tokens[k.Link]); err != nil {
+				return fmt.Errorf("%w: link %d: %v", ErrLLMAnswer, k.Link, err)
+			}
+			if k.Link < cfg.Decode-1 {
+				next, err := stage(cfg.Prompt+k.Link, 0)
+				if err != nil {
+					return err
+				}
+				if err := llm.VerifyInput(w, cfg.Prompt+k.Link, tokens[k.Link], next.XIn); err != nil {
+					return fmt.Errorf("%w: link %d: %v", ErrLLMAnswer, k.Link, err)
+				}
+			}
+			continue
+		}
+		if k.Pos < 0 || k.Pos >= cfg.Positions() || k.Layer < 0 || k.Layer >= cfg.Layers || k.Head < 0 || k.Head >= cfg.Heads {
+			return fmt.Errorf("%w: check %+v outside the task", ErrMalformed, k)
+		}
+		st, err := stage(k.Pos, k.Layer)
+		if err != nil {
+			return err
+		}
+		lo := k.Head * hd
+		keys, values := make([][]int8, k.Pos), make([][]int8, k.Pos)
+		for j := 0; j <= k.Pos; j++ {
+			b := leaf[y.KV(k.Layer, k.Head, j)]
+			if len(b) != 2*hd {
+				return fmt.Errorf("%w: key-value leaf (%d, %d, %d) of %d bytes", ErrLLMAnswer, k.Layer, k.Head, j, len(b))
+			}
+			if j == k.Pos {
+				own, ownV := st.KV(cfg)
+				if string(b) != string(EncodeKV(own[lo:lo+hd], ownV[lo:lo+hd])) {
+					return fmt.Errorf("%w: stage (%d, %d): its key-value leaf for head %d is not its own projections", ErrLLMAnswer, k.Pos, k.Layer, k.Head)
+				}
+				break
+			}
+			keys[j], values[j] = make([]int8, d), make([]int8, d)
+			for e := range hd {
+				keys[j][lo+e], values[j][lo+e] = int8(b[e]), int8(b[hd+e])
+			}
+		}
+		if err := llm.VerifyStage(w, p, k.Pos, k.Layer, st, keys, values, []int{k.Head}); err != nil {
+			return fmt.Errorf("%w: %v", ErrLLMAnswer, err)
+		}
+		if k.Layer == 0 {
+			if err := llm.VerifyInput(w, k.Pos, input(k.Pos), st.XIn); err != nil {
+				return fmt.Errorf("%w: %v", ErrLLMAnswer, err)
+			}
+		} else {
+			below, err := stage(k.Pos, k.Layer-1)
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(below.XOut, st.XIn) {
+				return fmt.Errorf("%w: stage (%d, %d): its input is not layer %d's output", ErrLLMAnswer, k.Pos, k.Layer, k.Layer-1)
+			}
+		}
+	}
+	return nil
+}
+
+// LLMVerifierMACs returns the multiply-adds VerifyLLM spends on checks
+// (llm.StageVerifierMACs per stage check; per link, the logits'
+// Freivalds products, V + D): the verifier's work per challenge, apart
+// from the projection it computes once per weight seed
+// (llm.WeightMACs).
+func LLMVerifierMACs(cfg llm.Config, checks []LLMCheck) float64 {
+	var total float64
+	for _, k := range checks {
+		if k.Link >= 0 {
+			total += float64(cfg.Vocab + cfg.Dim)
+			continue
+		}
+		total += llm.StageVerifierMACs(cfg, k.Pos, 1)
+	}
+	return total
+}
+
+// LLMAnticipated returns the time a device with int8 rate int8OPS
+// (operations per second, 2 per multiply-add) and memory bandwidth
+// bandwidth (bytes per second; 0: unknown, compute-bound) needs for a
+// task of cfg, as a server runs it: the prompt as one batched prefill,
+// bound by compute, then each decode step bound by the larger of its
+// compute and its memory traffic (every weight and the KV cache read
+// once per token: at small batch, decoding is memory-bound).
+func LLMAnticipated(cfg llm.Config, int8OPS, bandwidth float64) time.Duration {
+	d, f, v := float64(cfg.Dim), float64(cfg.FFN), float64(cfg.Vocab)
+	L := float64(cfg.Layers)
+	weights := L*(4*d*d+2*d*f) + d*v
+	step := func(pos int) float64 { return L*(4*d*d+2*d*f+2*d*float64(pos+1)) + d*v }
+	var prefill float64
+	for pos := range cfg.Prompt {
+		prefill += L * (4*d*d + 2*d*f + 2*d*float64(pos+1))
+	}
+	if cfg.Decode > 0 {
+		prefill += d * v // the first token's logits
+	}
+	secs := 2 * prefill / int8OPS
+	for pos := cfg.Prompt; pos < cfg.Positions(); pos++ {
+		t := 2 * step(pos) / int8OPS
+		if bandwidth > 0 {
+			t = max(t, (weights+L*2*d*float64(pos+1))/bandwidth)
+		}
+		secs += t
+	}
+	return time.Duration(secs * float64(time.Second))
+}
