@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/poai-network/poai/gpu"
@@ -81,7 +82,7 @@ func TestVerifyHonestTrace(t *testing.T) {
 			if err := VerifyStage(f.w, f.p, pos, l, &stages[l], keys, values, allHeads(cfg)); err != nil {
 				t.Fatal(err)
 			}
-			if l > 0 && !equal(stages[l].XIn, stages[l-1].XOut) {
+			if l > 0 && !slices.Equal(stages[l].XIn, stages[l-1].XOut) {
 				t.Fatalf("position %d: layer %d's input is not layer %d's output", pos, l, l-1)
 			}
 		}
@@ -92,18 +93,6 @@ func TestVerifyHonestTrace(t *testing.T) {
 			}
 		}
 	}
-}
-
-func equal(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Any one value changed anywhere in a stage fails it.
