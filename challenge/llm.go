@@ -230,12 +230,18 @@ func sampleWithReplacement(tag string, root merkle.Hash, nonce, secret []byte, n
 	return out, nil
 }
 
-// OpenedLeaf is one leaf of an llm opening: its index, value and Merkle
-// proof.
+// LLMOpening is what a prover opens for a set of checks: every leaf they
+// need, by increasing index, and one Merkle multi-proof for them all
+// (merkle.MultiProof).
+type LLMOpening struct {
+	Leaves []OpenedLeaf
+	Proof  []merkle.Hash
+}
+
+// OpenedLeaf is one leaf of an llm opening: its index and value.
 type OpenedLeaf struct {
 	Index int
 	Value []byte
-	Proof []merkle.Hash
 }
 
 // leavesFor returns the leaf indices checks open, sorted and distinct:
@@ -266,27 +272,30 @@ func (y LLMLayout) leavesFor(checks []LLMCheck) []int {
 	return slices.Compact(idx)
 }
 
-// Open returns the leaves checks need, with their proofs.
-func (a *LLMAnswer) Open(checks []LLMCheck) ([]OpenedLeaf, error) {
-	var out []OpenedLeaf
-	for _, i := range a.Layout.leavesFor(checks) {
+// Open returns the leaves checks need, with their multi-proof.
+func (a *LLMAnswer) Open(checks []LLMCheck) (*LLMOpening, error) {
+	idx := a.Layout.leavesFor(checks)
+	op := &LLMOpening{}
+	for _, i := range idx {
 		if i < 0 || i >= len(a.values) {
 			return nil, fmt.Errorf("%w: leaf %d of %d", ErrMalformed, i, len(a.values))
 		}
-		proof, err := a.tree.Proof(i)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, OpenedLeaf{Index: i, Value: a.values[i], Proof: proof})
+		op.Leaves = append(op.Leaves, OpenedLeaf{Index: i, Value: a.values[i]})
 	}
-	return out, nil
+	proof, err := a.tree.MultiProof(idx)
+	if err != nil {
+		return nil, err
+	}
+	op.Proof = proof
+	return op, nil
 }
 
-// OpeningBytes returns the bytes of an opening's leaf values and proofs.
-func OpeningBytes(op []OpenedLeaf) int {
-	n := 0
-	for _, l := range op {
-		n += len(l.Value) + 32*len(l.Proof) + 4
+// Bytes returns the size of the opening: leaf values, a 4-byte index
+// each, and the proof's hashes.
+func (op *LLMOpening) Bytes() int {
+	n := 32 * len(op.Proof)
+	for _, l := range op.Leaves {
+		n += len(l.Value) + 4
 	}
 	return n
 }
@@ -303,23 +312,26 @@ var ErrLLMAnswer = errors.New("llm answer fails its check")
 // generated token it follows, above against the output of the layer below; each link check runs llm.VerifyToken
 // and llm.VerifyInput. It returns nil, or an error wrapping ErrLLMAnswer
 // (a wrong answer) or ErrMalformed (an opening that does not fit).
-func VerifyLLM(w *llm.Weights, p *llm.Projection, prompt []int, root merkle.Hash, tokens []int, checks []LLMCheck, opened []OpenedLeaf) error {
+func VerifyLLM(w *llm.Weights, p *llm.Projection, prompt []int, root merkle.Hash, tokens []int, checks []LLMCheck, op *LLMOpening) error {
 	cfg := w.Config
 	y := LLMLayout{cfg}
 	if len(prompt) != cfg.Prompt || len(tokens) != cfg.Decode {
 		return fmt.Errorf("%w: %d prompt and %d generated tokens, want %d and %d", ErrMalformed, len(prompt), len(tokens), cfg.Prompt, cfg.Decode)
 	}
-	leaf := map[int][]byte{}
-	for _, o := range opened {
-		if err := merkle.Verify(root, y.Leaves(), o.Index, merkle.LeafHash(o.Value), o.Proof); err != nil {
-			return fmt.Errorf("%w: leaf %d: %v", ErrLLMAnswer, o.Index, err)
-		}
-		leaf[o.Index] = o.Value
+	want := y.leavesFor(checks)
+	if len(op.Leaves) != len(want) {
+		return fmt.Errorf("%w: %d leaves opened, the checks need %d", ErrMalformed, len(op.Leaves), len(want))
 	}
-	for _, i := range y.leavesFor(checks) {
-		if leaf[i] == nil {
-			return fmt.Errorf("%w: leaf %d not opened", ErrMalformed, i)
+	leaf := map[int][]byte{}
+	hashes := make([]merkle.Hash, len(want))
+	for j, o := range op.Leaves {
+		if o.Index != want[j] {
+			return fmt.Errorf("%w: leaf %d opened where the checks need %d", ErrMalformed, o.Index, want[j])
 		}
+		leaf[o.Index], hashes[j] = o.Value, merkle.LeafHash(o.Value)
+	}
+	if err := merkle.VerifyMulti(root, y.Leaves(), want, hashes, op.Proof); err != nil {
+		return fmt.Errorf("%w: the opening is not under the root: %v", ErrLLMAnswer, err)
 	}
 	stage := func(pos, l int) (*llm.Stage, error) {
 		st, err := DecodeStage(cfg, leaf[y.Stage(pos, l)])

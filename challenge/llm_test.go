@@ -237,7 +237,7 @@ func (b *llmBed) check(t testing.TB, pr llmProver, secret []byte, stages, links 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return OpeningBytes(op), VerifyLLM(b.w, b.p, b.prompt, a.Root(), a.Tokens, checks, op)
+	return op.Bytes(), VerifyLLM(b.w, b.p, b.prompt, a.Root(), a.Tokens, checks, op)
 }
 
 // LLMStageChecks and LLMLinkChecks are the checks these tests draw per
@@ -317,8 +317,15 @@ func TestLLMOpeningMustCoverChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := VerifyLLM(b.w, b.p, b.prompt, a.Root(), a.Tokens, checks, op[1:]); !errors.Is(err, ErrMalformed) {
+	short := &LLMOpening{Leaves: op.Leaves[1:], Proof: op.Proof}
+	if err := VerifyLLM(b.w, b.p, b.prompt, a.Root(), a.Tokens, checks, short); !errors.Is(err, ErrMalformed) {
 		t.Errorf("a leaf missing: %v", err)
+	}
+	changed := &LLMOpening{Leaves: slices.Clone(op.Leaves), Proof: op.Proof}
+	changed.Leaves[2].Value = slices.Clone(changed.Leaves[2].Value)
+	changed.Leaves[2].Value[0] ^= 1
+	if err := VerifyLLM(b.w, b.p, b.prompt, a.Root(), a.Tokens, checks, changed); !errors.Is(err, ErrLLMAnswer) {
+		t.Errorf("a changed leaf: %v", err)
 	}
 	var other merkle.Hash
 	other[0] = 1

@@ -119,7 +119,7 @@ func benchLLM(ctx context.Context, out io.Writer, cfg llm.Config, reps, stages, 
 		StageChecks: nStages, LinkChecks: nLinks, VerifyMS: ms(vtime), VerifierMACs: vmacs,
 		VerifyWork: vmacs / macs, VerifyTime: vtime.Seconds() / best.Seconds(),
 		ProjectionMS: ms(ptime), ProjectionMACs: llm.WeightMACs(cfg), ProjectionWork: llm.WeightMACs(cfg) / macs,
-		OpeningBytes: challenge.OpeningBytes(op), Verdict: verdict}
+		OpeningBytes: op.Bytes(), Verdict: verdict}
 	if jsonOut {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
