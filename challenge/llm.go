@@ -1,6 +1,7 @@
 package challenge
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/poai-network/poai/challenge/merkle"
+	"github.com/poai-network/poai/gpu"
 	"github.com/poai-network/poai/gpu/llm"
 )
 
@@ -16,6 +18,29 @@ import (
 // parts verifiers open, and how they check them. The wire messages that
 // will carry them are not defined yet (issue 20); this is the proof's
 // core, run in-process.
+
+// LLMWeightEpochs is how many epochs share one llm model: a verifier
+// projects the weights (llm.Project, about one task's multiply-adds at
+// the devnet shape) once per weight epoch, and every challenge of those
+// epochs reuses it.
+const LLMWeightEpochs = 64
+
+const llmWeightsTag = "poai/1/llm-weights"
+
+// LLMWeightSeed returns the weight seed of the model used in epoch e of a
+// network with genesis genesis (Unix seconds): SHA-256(tag ‖ genesis ‖
+// ⌊e / LLMWeightEpochs⌋), both 8-byte big-endian. It is public and
+// predictable, which is harmless for weights: what a prover computes
+// depends on the challenge's prompt, drawn from the challenge's seed.
+func LLMWeightSeed(genesis int64, e uint64) gpu.Seed {
+	h := sha256.New()
+	h.Write([]byte(llmWeightsTag))
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(genesis)))
+	h.Write(binary.BigEndian.AppendUint64(nil, e/LLMWeightEpochs))
+	var s gpu.Seed
+	h.Sum(s[:0])
+	return s
+}
 
 // LLMLayout numbers the leaves of an llm answer for cfg, in this order:
 // every stage (position pos, layer l) at pos·L + l; then every key-value

@@ -355,3 +355,15 @@ func TestLLMAnticipated(t *testing.T) {
 		t.Fatalf("decoding 64 tokens of a 7B-like model is not memory-bound: %v against %v compute", gpuTime, computeOnly)
 	}
 }
+
+// TestLLMWeightSeed: one model per LLMWeightEpochs epochs of a network,
+// another for the next span or another genesis.
+func TestLLMWeightSeed(t *testing.T) {
+	a, b := LLMWeightSeed(1700000000, 0), LLMWeightSeed(1700000000, LLMWeightEpochs-1)
+	if a != b {
+		t.Fatal("epochs of one span have different models")
+	}
+	if a == LLMWeightSeed(1700000000, LLMWeightEpochs) || a == LLMWeightSeed(1700000001, 0) {
+		t.Fatal("another span or genesis has the same model")
+	}
+}
