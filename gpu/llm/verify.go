@@ -137,6 +137,13 @@ func freivalds[T int8 | int32](acc []int32, r []uint64, x []T, wr []uint64) bool
 	return len(acc) == len(r) && len(x) == len(wr) && dotMod(acc, r) == dotMod(x, wr)
 }
 
+// MaxStream bounds the residual stream's values, 2^22: an honest stream
+// starts at |x| ≤ 255 and each layer adds at most 254, so it never comes
+// near; beyond it LayerNorm's int64 sum of squares (D ≤ 2^16 values of
+// (2^23)²) could overflow. VerifyStage refuses a stage entering with a
+// value beyond it.
+const MaxStream = 1 << 22
+
 // ErrStage reports a stage that does not follow from its inputs.
 var ErrStage = errors.New("llm stage does not check")
 
@@ -157,6 +164,11 @@ func VerifyStage(w *Weights, p *Projection, pos, l int, st *Stage, keys, values 
 	if len(st.XIn) != d || len(st.AccQ) != d || len(st.AccK) != d || len(st.AccV) != d || len(st.Att) != d ||
 		len(st.AccO) != d || len(st.AccUp) != cfg.FFN || len(st.AccDown) != d || len(st.XOut) != d {
 		return fmt.Errorf("%w: a field has the wrong length", ErrStage)
+	}
+	for _, v := range st.XIn {
+		if v >= MaxStream || v <= -MaxStream {
+			return fmt.Errorf("%w: position %d layer %d: a stream value of %d, beyond ±%d", ErrStage, pos, l, v, MaxStream)
+		}
 	}
 	lp := p.Layers[l]
 	a := make([]int8, d)

@@ -111,6 +111,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		"up":    func(s *Stage) { s.AccUp[300]++ },
 		"down":  func(s *Stage) { s.AccDown[17]-- },
 		"x_out": func(s *Stage) { s.XOut[127]++ },
+		"huge":  func(s *Stage) { s.XIn[1] = MaxStream },
 	}
 	for name, change := range fields {
 		st := clone(honest)
