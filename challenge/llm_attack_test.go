@@ -271,6 +271,9 @@ func TestLLMForgedHeadCaught(t *testing.T) {
 // position's last-layer stage. A forged Att changes neither that stage's
 // key nor value rows, so no other position moves.
 func TestLLMBatchedGuessForgedHeadsCaught(t *testing.T) {
+	if testing.Short() {
+		t.Skip("searches 2.7·10⁹ multiply-adds for its forgeries")
+	}
 	b := newLLMBed(t, llm.DevnetConfig)
 	cfg := b.cfg
 	honest, err := llm.Run(context.Background(), b.w, b.prompt)

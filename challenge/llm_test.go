@@ -265,6 +265,9 @@ func TestLLMHonestPasses(t *testing.T) {
 // TestLLMCheatsCaught: each labelled cheat fails the checks of every one
 // of 20 challenges (secrets), and each saves the work the log shows.
 func TestLLMCheatsCaught(t *testing.T) {
+	if testing.Short() {
+		t.Skip("proves 140 challenges of the devnet shape (about 8 s, a minute under the race detector)")
+	}
 	b := newLLMBed(t, llm.DevnetConfig)
 	for _, pr := range llmCheats(b.cfg) {
 		_, _, macs := pr.prove(b.w, b.prompt)
