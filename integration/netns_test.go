@@ -248,10 +248,12 @@ func TestPartitionHeals(t *testing.T) {
 	healed := time.Now()
 	// Heal: within a few epochs every node hears every peer again, and
 	// nobody was branded by the partition.
-	// Up to 25 epochs: a partitioned peer's mesh links come back after
+	// Up to 45 epochs: a partitioned peer's mesh links come back after
 	// gossipsub's prune backoff (a minute), and until then challenges reach
-	// it late; its misses must fade and its passes count again.
-	deadline := genesis.Add(time.Duration(start+cutEpochs+25) * epoch)
+	// it late; its misses must fade and its passes count again. At 25, one
+	// CI run in three (2026-12-07) ended with each side still holding two
+	// or three misses of the other's peers, recorded around the cut.
+	deadline := genesis.Add(time.Duration(start+cutEpochs+45) * epoch)
 	for {
 		all, why := true, ""
 		for i := 1; i <= n; i++ {
