@@ -185,9 +185,7 @@ func (s *state) position(pos, tok int, stages []Stage) {
 			}
 		}
 		GEMV(s.acc, s.att, L.O)
-		for i := range d {
-			s.x[i] += int32(Requant(int64(s.acc[i]), shD))
-		}
+		addRequant(s.x, s.acc, shD)
 		if st != nil {
 			copy(st.Att, s.att)
 			copy(st.AccO, s.acc)
@@ -199,14 +197,19 @@ func (s *state) position(pos, tok int, stages []Stage) {
 			s.u[i] = GELU(Requant(int64(v), shD))
 		}
 		GEMV(s.acc, s.u, L.Down)
-		for i := range d {
-			s.x[i] += int32(Requant(int64(s.acc[i]), shF))
-		}
+		addRequant(s.x, s.acc, shF)
 		if st != nil {
 			copy(st.AccUp, s.accF)
 			copy(st.AccDown, s.acc)
 			copy(st.XOut, s.x)
 		}
+	}
+}
+
+// addRequant adds Requant(acc[i], shift) to the residual stream x.
+func addRequant(x, acc []int32, shift uint) {
+	for i := range x {
+		x[i] += int32(Requant(int64(acc[i]), shift))
 	}
 }
 

@@ -171,6 +171,7 @@ func VerifyStage(w *Weights, p *Projection, pos, l int, st *Stage, keys, values 
 		}
 	}
 	lp := p.Layers[l]
+	shD, shF := Shift(d), Shift(cfg.FFN)
 	a := make([]int8, d)
 	LayerNorm(a, st.XIn)
 	for _, c := range []struct {
@@ -186,7 +187,6 @@ func VerifyStage(w *Weights, p *Projection, pos, l int, st *Stage, keys, values 
 		if len(keys) != pos || len(values) != pos {
 			return fmt.Errorf("%w: %d key and %d value rows for position %d, want %d", ErrStage, len(keys), len(values), pos, pos)
 		}
-		shD := Shift(d)
 		q := make([]int8, d)
 		for i, v := range st.AccQ {
 			q[i] = Requant(int64(v), shD)
@@ -226,7 +226,7 @@ func VerifyStage(w *Weights, p *Projection, pos, l int, st *Stage, keys, values 
 	}
 	x1 := make([]int32, d)
 	for i := range d {
-		x1[i] = st.XIn[i] + int32(Requant(int64(st.AccO[i]), Shift(d)))
+		x1[i] = st.XIn[i] + int32(Requant(int64(st.AccO[i]), shD))
 	}
 	LayerNorm(a, x1)
 	if !freivalds(st.AccUp, p.RF, a, lp.Up) {
@@ -234,13 +234,13 @@ func VerifyStage(w *Weights, p *Projection, pos, l int, st *Stage, keys, values 
 	}
 	u := make([]int8, cfg.FFN)
 	for i, v := range st.AccUp {
-		u[i] = GELU(Requant(int64(v), Shift(d)))
+		u[i] = GELU(Requant(int64(v), shD))
 	}
 	if !freivalds(st.AccDown, p.RD, u, lp.Down) {
 		return fmt.Errorf("%w: position %d layer %d: the down projection is not GELU(u)·Wdown", ErrStage, pos, l)
 	}
 	for i := range d {
-		if st.XOut[i] != x1[i]+int32(Requant(int64(st.AccDown[i]), Shift(cfg.FFN))) {
+		if st.XOut[i] != x1[i]+int32(Requant(int64(st.AccDown[i]), shF)) {
 			return fmt.Errorf("%w: position %d layer %d: the output stream differs at %d", ErrStage, pos, l, i)
 		}
 	}
