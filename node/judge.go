@@ -251,7 +251,13 @@ func (tk *tracker) finalize(t *tracked) {
 		if t.settled() {
 			return
 		}
-		if tk.heardFrom(t.target, t.receivedAt) {
+		// Heard after the deadline, not merely after the challenge: a
+		// target whose last traffic crossed a cut just after this node
+		// received the challenge was not there to answer it (CI saw
+		// TestPartitionHeals keep two or three such misses per side). One
+		// heard after its deadline passed was reachable for the whole time
+		// it had to commit, and a silent cheater still gossips then.
+		if tk.heardFrom(t.target, t.receivedAt.Add(deadlineOf(t.ch))) {
 			if !tk.withholdTiming(t, t.receivedAt.Add(deadlineOf(t.ch))) {
 				tk.attest(t, pb.Verdict_VERDICT_NO_ANSWER, latency, 1, 0, "no answer from a reachable target")
 			}
