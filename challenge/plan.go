@@ -9,6 +9,7 @@ import (
 
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
+	"github.com/poai-network/poai/gpu/llm"
 )
 
 // OpeningsFor returns the number s of rows to open so that a prover that
@@ -31,6 +32,10 @@ func OpeningsFor(f, p float64) int {
 type Efficiency struct {
 	// Int8 and BF16 are fractions of the dense tensor peak.
 	Int8, BF16 float64
+	// LLMInt8 and LLMBandwidth are the fractions of the dense int8 peak
+	// and of the memory bandwidth the llm workload reaches (its prefill
+	// and its decode steps); not the products' figures.
+	LLMInt8, LLMBandwidth float64
 }
 
 // DefaultEfficiency is what the whole proof workload (Philox fill, GEMM,
@@ -39,7 +44,14 @@ type Efficiency struct {
 // (2026-11-30): int8 0.58 of the 1,979 TOPS dense peak (1,152 TOPS on the
 // full-size 2,580,328×65,536×8,192 challenge; the GEMM alone reached 0.75);
 // bf16 0.77 of 989.5 TFLOPS (cuBLAS alone reached 0.81 at 8192³).
-var DefaultEfficiency = Efficiency{Int8: 0.58, BF16: 0.77}
+//
+// The llm figures are not measured yet (uncalibrated): LLMInt8 is what
+// poai's own embedded int8 kernel reaches on an H200, 0.15 of peak
+// (docs/measurements/gpu-bench-2026-11-30.json), and LLMBandwidth 0.5,
+// half the peak bandwidth for the decode's weight and KV-cache reads.
+// A device faster than these passes with room to spare; one slower
+// than 1/Slack of them fails.
+var DefaultEfficiency = Efficiency{Int8: 0.58, BF16: 0.77, LLMInt8: 0.15, LLMBandwidth: 0.5}
 
 // Planner turns a device claim into a challenge: workload shape, openings
 // and deadline.
@@ -69,6 +81,12 @@ type Planner struct {
 	MaxVerifierFraction float64
 	// VRAM sizes the VRAM workload.
 	VRAM VRAMSizing
+	// LLM is the model llm challenges name (its dimensions; the planner
+	// sizes the prompt and decode lengths, at most LLM.Prompt and
+	// LLM.Decode); zero means llm.DevnetConfig. LLMLinks is how many
+	// decode links each verifier checks (0: DefaultLLMLinks).
+	LLM      llm.Config
+	LLMLinks int
 	// Efficiency calibrates catalog peaks.
 	Efficiency Efficiency
 	// Limits are what validators accept; every plan stays within them.
@@ -97,6 +115,10 @@ var ErrUnplannable = errors.New("no meaningful challenge within the limits")
 type Rates struct {
 	Int8OPS, BF16FLOPS, HashesPerSec float64 // per second
 	MemBytes                         uint64
+	// LLMInt8OPS and LLMBytesPerSec are the llm workload's int8 rate
+	// and memory bandwidth (bytes per second; 0 when unknown: the decode
+	// is then timed by compute alone).
+	LLMInt8OPS, LLMBytesPerSec float64
 	// FromCatalog is true when the figures are the catalog's for the
 	// claimed model rather than the claim's own.
 	FromCatalog bool
@@ -118,6 +140,12 @@ func (p Planner) RatesFor(c *pb.DeviceClaim) Rates {
 	r := Rates{
 		Int8OPS: c.GetInt8Tops() * 1e12, BF16FLOPS: c.GetBf16Tflops() * 1e12,
 		HashesPerSec: c.GetHashGhps() * 1e9, MemBytes: c.GetVramBytes(),
+		LLMBytesPerSec: c.GetMemBandwidthGbps() * 1e9 * p.Efficiency.LLMBandwidth,
+	}
+	// A claim's own int8 figure is its measured product rate: the llm
+	// workload is held to the same share of it as of a catalog peak.
+	if p.Efficiency.Int8 > 0 {
+		r.LLMInt8OPS = r.Int8OPS * p.Efficiency.LLMInt8 / p.Efficiency.Int8
 	}
 	if spec, ok := p.Lookup(c.GetModel()); ok {
 		n := min(max(c.GetCount(), 1), maxCountedDevices)
@@ -126,6 +154,8 @@ func (p Planner) RatesFor(c *pb.DeviceClaim) Rates {
 		r.BF16FLOPS = max(r.BF16FLOPS, float64(n)*spec.FastestAcceptableBF16()*1e12*p.Efficiency.BF16)
 		r.HashesPerSec = max(r.HashesPerSec, float64(n)*spec.HashGHps*1e9)
 		r.MemBytes = max(r.MemBytes, uint64(n)*spec.VRAMBytes)
+		r.LLMInt8OPS = max(r.LLMInt8OPS, float64(n)*spec.FastestExactInt8()*1e12*p.Efficiency.LLMInt8)
+		r.LLMBytesPerSec = max(r.LLMBytesPerSec, float64(n)*spec.BandwidthGBps*1e9*p.Efficiency.LLMBandwidth)
 	}
 	return r
 }
@@ -138,7 +168,15 @@ func (pl Plan) Matches(ch *pb.Challenge) bool {
 	return ch.GetWorkload() == want.GetWorkload() && ch.GetN() == want.GetN() && ch.GetK() == want.GetK() && ch.GetM() == want.GetM() &&
 		ch.GetVramLanes() == want.GetVramLanes() && ch.GetVramLaneBlocks() == want.GetVramLaneBlocks() &&
 		ch.GetVramRounds() == want.GetVramRounds() && ch.GetVramReads() == want.GetVramReads() &&
-		ch.GetOpenings() == want.GetOpenings() && ch.GetDeadlineMs() == want.GetDeadlineMs()
+		ch.GetOpenings() == want.GetOpenings() && ch.GetDeadlineMs() == want.GetDeadlineMs() &&
+		sameLLMShape(ch.GetLlm(), want.GetLlm())
+}
+
+// sameLLMShape reports whether two llm shapes name the same model and
+// task (the weight seed aside: validators check it against the epoch).
+func sameLLMShape(a, b *pb.LLMShape) bool {
+	return a.GetVocab() == b.GetVocab() && a.GetDim() == b.GetDim() && a.GetHeads() == b.GetHeads() && a.GetLayers() == b.GetLayers() &&
+		a.GetFfn() == b.GetFfn() && a.GetPrompt() == b.GetPrompt() && a.GetDecode() == b.GetDecode() && a.GetLinks() == b.GetLinks()
 }
 
 // Plan is one challenge's workload and timing.
@@ -146,6 +184,8 @@ type Plan struct {
 	Workload    pb.Workload
 	Shape       gpu.Shape      // GEMM workloads
 	VRAM        gpu.VRAMParams // VRAM workload
+	LLM         llm.Config     // llm workload: the model and task
+	LLMLinks    int            // llm workload: decode links checked
 	Openings    int
 	Anticipated time.Duration
 	Deadline    time.Duration
@@ -215,6 +255,10 @@ func (p Planner) Plan(c *pb.DeviceClaim, w pb.Workload) (Plan, error) {
 		pl.Openings = min(p.Openings, pl.VRAM.Lanes)
 		pl.Anticipated = time.Duration(pl.VRAM.Hashes() / r.HashesPerSec * float64(time.Second))
 		pl.VerifierFraction = float64(pl.Openings) * float64(pl.VRAM.Reads) * float64(pl.VRAM.Rounds+1) / pl.VRAM.Hashes()
+	case pb.Workload_WORKLOAD_LLM:
+		if err := p.planLLM(&pl, r); err != nil {
+			return Plan{}, fmt.Errorf("%w: llm for %s: %v", ErrUnplannable, c.GetModel(), err)
+		}
 	default:
 		return Plan{}, fmt.Errorf("cannot plan workload %v", w)
 	}
@@ -295,8 +339,61 @@ func (p Planner) VRAMMustHold(c *pb.DeviceClaim) (float64, error) {
 	return fill * vramPassingFraction(slack, float64(pl.VRAM.Rounds), readsPerBlock), nil
 }
 
-// Apply writes the plan into a challenge.
+// DefaultLLMLinks is how many decode links each verifier of an llm
+// challenge checks (at most the decode's tokens): a batched guess wrong
+// at one link of T escapes with probability 1 − links/T.
+const DefaultLLMLinks = 16
+
+// planLLM sizes an llm task for rates r: the planner's model, a prompt
+// four times the decode (at most MaxLLMPrompt), the decode the shortest
+// that takes Target at r (LLMAnticipated), at most the model's Decode
+// (0: MaxLLMDecode) and within what validators let a verifier open and
+// check (llmChecksBound); stage checks Openings, links LLMLinks.
+func (p Planner) planLLM(pl *Plan, r Rates) error {
+	if r.LLMInt8OPS <= 0 {
+		return fmt.Errorf("no int8 rate")
+	}
+	model := p.LLM
+	if model.Dim == 0 {
+		model = llm.DevnetConfig
+		model.Prompt, model.Decode = 0, 0
+	}
+	maxDecode := min(cmp.Or(model.Decode, MaxLLMDecode), MaxLLMDecode)
+	maxPrompt := min(cmp.Or(model.Prompt, MaxLLMPrompt), MaxLLMPrompt)
+	links := cmp.Or(p.LLMLinks, DefaultLLMLinks)
+	task := func(t int) llm.Config {
+		c := model
+		c.Decode, c.Prompt = t, min(4*t, maxPrompt)
+		return c
+	}
+	fits := func(t int) bool {
+		c := task(t)
+		macs, bytes := llmChecksBound(c, min(p.Openings, c.Positions()*c.Layers), min(links, t))
+		return macs <= p.Limits.MaxVerifyWork && bytes <= float64(p.Limits.MaxOpening)/2
+	}
+	t := 1
+	for t < maxDecode && fits(t+1) && LLMAnticipated(task(t), r.LLMInt8OPS, r.LLMBytesPerSec) < p.Target {
+		t++
+	}
+	pl.LLM = task(t)
+	pl.Anticipated = LLMAnticipated(pl.LLM, r.LLMInt8OPS, r.LLMBytesPerSec)
+	if pl.Anticipated < p.Target/2 {
+		return fmt.Errorf("the longest task of the model (%d + %d positions) takes %v, under half the %v target", pl.LLM.Prompt, pl.LLM.Decode, pl.Anticipated, p.Target)
+	}
+	pl.LLMLinks = min(links, t)
+	pl.Openings = min(p.Openings, pl.LLM.Positions()*pl.LLM.Layers)
+	macs, _ := llmChecksBound(pl.LLM, pl.Openings, pl.LLMLinks)
+	pl.VerifierFraction = macs / llm.MACs(pl.LLM)
+	return nil
+}
+
+// Apply writes the plan into a challenge. An llm challenge still needs
+// its epoch's weight seed (SetLLMWeights).
 func (pl Plan) Apply(ch *pb.Challenge) {
+	if pl.Workload == pb.Workload_WORKLOAD_LLM {
+		ch.Llm = LLMShapeOf(pl.LLM, pl.LLMLinks, gpu.Seed{})
+		ch.Llm.WeightSeed = nil
+	}
 	ch.Workload = pl.Workload
 	ch.N, ch.K, ch.M = uint32(pl.Shape.N), uint32(pl.Shape.K), uint32(pl.Shape.M)
 	ch.VramLanes, ch.VramLaneBlocks = uint32(pl.VRAM.Lanes), uint32(pl.VRAM.Blocks)

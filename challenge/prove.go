@@ -28,6 +28,9 @@ type Committed struct {
 	prover        peer.ID
 	tree          *merkle.Pruned
 	values        func(ctx context.Context, idx []int) ([][]byte, error)
+	// llm is an llm answer's leaves and tree (CommitLLM); tree and values
+	// are nil then.
+	llm *LLMAnswer
 }
 
 // Heights below which a committed tree is not kept (merkle.Pruned). A
@@ -107,6 +110,8 @@ func run(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID cid.C
 			return nil, fmt.Errorf("run workload: %w", err)
 		}
 		return CommitBF16(ch, chCID, prover, c, leaves)
+	case w == pb.Workload_WORKLOAD_LLM:
+		return runLLM(ctx, backend, ch, chCID, prover)
 	case w == pb.Workload_WORKLOAD_VRAM:
 		outputs, leaves, err := backend.VRAM(ctx, seed, VRAMParamsOf(ch))
 		if err != nil {
@@ -216,6 +221,9 @@ func (c *Committed) Stamp(smClockMHz, smClockMaxMHz, temperatureC uint32) error 
 // streamed product's rows are recomputed under ctx, whose cancellation
 // abandons the opening.
 func (c *Committed) Open(ctx context.Context, ch *pb.Challenge, secret []byte, shares ...[]byte) (*pb.Opening, error) {
+	if c.llm != nil {
+		return c.openLLM(ch, secret, shares)
+	}
 	idx, err := SampleRows(c.tree.Root(), ch.GetNonce(), SamplingSecret(secret, shares), c.tree.Size(), min(int(ch.GetOpenings()), c.tree.Size()))
 	if err != nil {
 		return nil, err

@@ -42,6 +42,11 @@ type Limits struct {
 	MaxLanes int
 }
 
+// MaxMultiLeaves bounds the leaves an llm opening opens, and the hashes
+// of its multi-proof: 2^16 (the opening's bytes are bounded by
+// MaxOpening besides).
+const MaxMultiLeaves = 1 << 16
+
 // DefaultLimits returns limits that admit every workload poai sizes today.
 func DefaultLimits() Limits {
 	return Limits{
@@ -375,7 +380,19 @@ func (v *Validator) Challenge(from peer.ID, data []byte, now time.Time) (*pb.Cha
 // workload checks a challenge's workload parameters: within limits, and
 // cheap enough to verify that a challenge cannot be used to exhaust the
 // verifiers.
-func (v *Validator) workload(m *pb.Challenge) error { return v.limits.checkWorkload(m) }
+// An llm challenge must name its epoch's weight seed (LLMWeightSeed).
+func (v *Validator) workload(m *pb.Challenge) error {
+	if err := v.limits.checkWorkload(m); err != nil {
+		return err
+	}
+	if m.GetWorkload() == pb.Workload_WORKLOAD_LLM {
+		want := LLMWeightSeed(v.clock.Genesis.Unix(), m.GetEpoch())
+		if string(m.GetLlm().GetWeightSeed()) != string(want[:]) {
+			return fmt.Errorf("%w: weight seed is not epoch %d's", ErrMalformed, m.GetEpoch())
+		}
+	}
+	return nil
+}
 
 // checkDeadline reports a challenge deadline the validators reject: zero
 // or over MaxDeadline.
@@ -407,6 +424,18 @@ func (l Limits) checkWorkload(m *pb.Challenge) error {
 			return fmt.Errorf("%w: verification would cost %.3g multiply-adds", ErrMalformed, VerifierMACs(m.GetWorkload(), s, int(m.GetOpenings())))
 		case proverBytes(s) > l.MaxProverBytes:
 			return fmt.Errorf("%w: product needs %.3g bytes", ErrMalformed, proverBytes(s))
+		}
+	case pb.Workload_WORKLOAD_LLM:
+		cfg, err := LLMConfigOf(m)
+		if err != nil {
+			return err
+		}
+		macs, bytes := llmChecksBound(cfg, int(m.GetOpenings()), int(m.GetLlm().GetLinks()))
+		switch {
+		case macs > l.MaxVerifyWork:
+			return fmt.Errorf("%w: verification could cost %.3g multiply-adds", ErrMalformed, macs)
+		case bytes > float64(l.MaxOpening)/2:
+			return fmt.Errorf("%w: opening could take %.3g bytes", ErrMalformed, bytes)
 		}
 	case pb.Workload_WORKLOAD_VRAM:
 		p := VRAMParamsOf(m)
@@ -469,6 +498,9 @@ func commitmentOK(m *pb.Commitment) error {
 	if len(m.GetMerkleRoot()) != 32 || m.GetLeaves() == 0 {
 		return fmt.Errorf("%w: root of %d bytes over %d leaves", ErrMalformed, len(m.GetMerkleRoot()), m.GetLeaves())
 	}
+	if len(m.GetTokens()) > MaxLLMDecode {
+		return fmt.Errorf("%w: %d tokens", ErrMalformed, len(m.GetTokens()))
+	}
 	if m.GetSmClockMhz() > 10000 || m.GetSmClockMaxMhz() > 10000 || m.GetTemperatureC() > 200 {
 		return fmt.Errorf("%w: device state %d/%d MHz, %d °C", ErrMalformed, m.GetSmClockMhz(), m.GetSmClockMaxMhz(), m.GetTemperatureC())
 	}
@@ -495,12 +527,24 @@ func (v *Validator) Opening(from peer.ID, data []byte, now time.Time) (*pb.Openi
 	if _, err := parseCID("commitment_cid", m.GetCommitmentCid()); err != nil {
 		return nil, cid.Undef, err
 	}
-	if n := len(m.GetRows()); n == 0 || n > v.limits.MaxOpenings {
+	maxRows := v.limits.MaxOpenings
+	if len(m.GetMultiProof()) > 0 {
+		maxRows = MaxMultiLeaves // an llm opening: leaves, one multi-proof
+	}
+	if n := len(m.GetRows()); n == 0 || n > maxRows {
 		return nil, cid.Undef, fmt.Errorf("%w: %d rows opened", ErrMalformed, n)
 	}
 	for _, r := range m.GetRows() {
-		if len(r.GetProof()) > 64 {
+		if len(r.GetProof()) > 64 || (len(m.GetMultiProof()) > 0 && len(r.GetProof()) > 0) {
 			return nil, cid.Undef, fmt.Errorf("%w: proof of %d hashes", ErrMalformed, len(r.GetProof()))
+		}
+	}
+	if len(m.GetMultiProof()) > MaxMultiLeaves {
+		return nil, cid.Undef, fmt.Errorf("%w: multi-proof of %d hashes", ErrMalformed, len(m.GetMultiProof()))
+	}
+	for _, h := range m.GetMultiProof() {
+		if len(h) != 32 {
+			return nil, cid.Undef, fmt.Errorf("%w: multi-proof hash of %d bytes", ErrMalformed, len(h))
 		}
 	}
 	if err := v.aboutChallenge("opening", m.GetChallengeCid(), m.GetEpoch(), now); err != nil {

@@ -87,6 +87,8 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 			return Result{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
 		leaves, width = int(ch.GetVramLanes()), gpu.VRAMBlockBytes
+	case pb.Workload_WORKLOAD_LLM:
+		return verifyLLM(ch, chCID, com, comCID, op, SamplingSecret(secret, shares))
 	default:
 		return Result{}, fmt.Errorf("%w: cannot verify workload %v", ErrMalformed, ch.GetWorkload())
 	}

@@ -22,6 +22,11 @@ type Budget struct {
 	// HashesPerSec is its rate on the VRAM workload, in SHA-256
 	// compressions per second.
 	HashesPerSec float64
+	// LLMInt8OPS and LLMBytesPerSec are its int8 rate (operations per
+	// second) and memory bandwidth (bytes per second) on the llm
+	// workload, which Occupy's callers time by (0: Int8OPS, and no
+	// bandwidth bound).
+	LLMInt8OPS, LLMBytesPerSec float64
 	// MemBytes is the memory it holds, in bytes.
 	MemBytes uint64
 	// Jitter is σ of the device's run-to-run variation: each workload's
@@ -148,6 +153,15 @@ func (e *Emulated) run(ctx context.Context, d time.Duration, f func() error) err
 	}
 	e.count(end)
 	return e.hold(ctx, end)
+}
+
+// Occupy books the device time d returns for the budget, computes f on
+// the host, and returns once both are done: for a workload computed
+// outside the Backend methods (the llm workload, whose arithmetic is
+// gpu/llm's reference), timed as the device would run it. A d of zero or
+// less books nothing.
+func (e *Emulated) Occupy(ctx context.Context, d func(Budget) time.Duration, f func() error) error {
+	return e.run(ctx, max(d(e.b), 0), f)
 }
 
 // count counts a workload whose emulated end is end, and an overrun when

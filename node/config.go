@@ -26,8 +26,10 @@ func ParseWorkload(s string) (pb.Workload, error) {
 		return pb.Workload_WORKLOAD_GEMM_BF16, nil
 	case "vram":
 		return pb.Workload_WORKLOAD_VRAM, nil
+	case "llm":
+		return pb.Workload_WORKLOAD_LLM, nil
 	}
-	return 0, fmt.Errorf("unknown workload %q (int8, bf16, vram)", s)
+	return 0, fmt.Errorf("unknown workload %q (int8, bf16, vram, llm)", s)
 }
 
 // Planner returns the challenge planner this configuration describes.
@@ -38,7 +40,7 @@ func (c ChallengeConfig) Planner() challenge.Planner {
 		Int8K:    c.K, Int8M: c.M, BF16K: c.BF16K, BF16M: c.BF16M, MaxRows: c.MaxRows,
 		MaxVerifierFraction: c.VerifierShare,
 		VRAM:                challenge.VRAMSizing{Fill: c.VRAMFill, Rounds: c.VRAMRounds, ReadsPerBlock: c.VRAMReads, LaneReads: c.VRAMLaneReads},
-		Efficiency:          challenge.Efficiency{Int8: c.EffInt8, BF16: c.EffBF16},
+		Efficiency:          challenge.Efficiency{Int8: c.EffInt8, BF16: c.EffBF16, LLMInt8: c.EffLLMInt8, LLMBandwidth: c.EffLLMBandwidth},
 		Limits:              challenge.DefaultLimits(),
 	}
 }
@@ -102,31 +104,33 @@ type DeviceConfig struct {
 // ChallengeConfig is the [challenge] section: epochs, workload sizing and
 // deadlines.
 type ChallengeConfig struct {
-	Genesis        int64    `toml:"genesis_unix" comment:"Start of epoch 0, Unix seconds. Every peer of a network must agree."`
-	EpochLength    Duration `toml:"epoch_length" comment:"Length of an epoch. Every peer of a network must agree."`
-	TargetDuration Duration `toml:"target_duration" comment:"How long a challenge should take on the claimed device."`
-	Workloads      []string `toml:"workloads" comment:"Workloads challenges rotate through: int8, bf16, vram."`
-	K              int      `toml:"int8_k" comment:"Inner dimension of the int8 product."`
-	M              int      `toml:"int8_m" comment:"Column dimension (row width) of the int8 product."`
-	BF16K          int      `toml:"bf16_k" comment:"Inner dimension of the bf16 product (at most 4096, where the bf16 tolerance was measured)."`
-	BF16M          int      `toml:"bf16_m" comment:"Column dimension of the bf16 product."`
-	MaxRows        int      `toml:"max_rows" comment:"Upper bound on the rows (n) of a product."`
-	VerifierShare  float64  `toml:"max_verifier_fraction" comment:"Rows are added until a verifier's multiply-adds are at most this fraction of the prover's."`
-	VRAMFill       float64  `toml:"vram_fill" comment:"Fraction of the claimed memory the VRAM proof occupies."`
-	VRAMRounds     int      `toml:"vram_rounds" comment:"SHA-256 rounds per VRAM block: what recomputing a missing block costs."`
-	VRAMReads      int      `toml:"vram_reads_per_block" comment:"Data-dependent reads per block of memory, over all lanes."`
-	VRAMLaneReads  int      `toml:"vram_lane_reads" comment:"Reads per lane: a verifier recomputes lane_reads x (rounds+1) hashes per opened lane."`
-	EffInt8        float64  `toml:"efficiency_int8" comment:"Fraction of a catalog device's int8 peak that deadlines assume (best implementation known)."`
-	EffBF16        float64  `toml:"efficiency_bf16" comment:"Fraction of a catalog device's bf16 peak that deadlines assume."`
-	Slack          float64  `toml:"slack" comment:"Deadline = anticipated time x slack + allowance."`
-	CatalogSlack   float64  `toml:"catalog_slack" comment:"Slack for claims of a catalog GPU model, whose rate is calibrated to measured figures (0: same as slack)."`
-	Allowance      Duration `toml:"allowance" comment:"Fixed part of the deadline, for gossip and scheduling."`
-	CheatFraction  float64  `toml:"cheat_fraction" comment:"Fraction f of rows a lazy prover might compute ..."`
-	PassProb       float64  `toml:"pass_probability" comment:"... and the most it may pass with: openings = ceil(ln p / ln f)."`
-	Verifiers      int      `toml:"verifiers" comment:"Verifiers chosen per challenge (rendezvous hashing on its epoch, target and challenger: challenge.VerifiersFor)."`
-	Waves          int      `toml:"waves" comment:"0: each target is challenged in its own slot, spread over the epoch (many peers on one machine). N in 1..4: every challenger issues at N instants per epoch, each target in a wave fixed by the epoch and its peer ID, so identities sharing one device are challenged at once and one answer comes at least one anticipated time T late, missed when slack + allowance/T < 2 (catalog claims: catalog_slack 1.5 with T >= 4 x allowance); a passing retry then forgives only an isolated miss. 1 catches relays; for networks of dedicated devices; every peer of a network should agree."`
-	Rate           float64  `toml:"rate" comment:"Fraction of peers challenged each epoch (1: every peer, every epoch). Below 1 each challenger draws from its own randomness whether to challenge a target, so no prover knows its epochs in advance, except that two challenges of a peer are at most ceil(2/rate) epochs apart: that last epoch of a gap is foreseeable."`
-	PeerTTLEpochs  int      `toml:"peer_ttl_epochs" comment:"A peer whose claim is older than this many epochs is no longer challenged."`
+	Genesis         int64    `toml:"genesis_unix" comment:"Start of epoch 0, Unix seconds. Every peer of a network must agree."`
+	EpochLength     Duration `toml:"epoch_length" comment:"Length of an epoch. Every peer of a network must agree."`
+	TargetDuration  Duration `toml:"target_duration" comment:"How long a challenge should take on the claimed device."`
+	Workloads       []string `toml:"workloads" comment:"Workloads challenges rotate through: int8, bf16, vram, llm."`
+	K               int      `toml:"int8_k" comment:"Inner dimension of the int8 product."`
+	M               int      `toml:"int8_m" comment:"Column dimension (row width) of the int8 product."`
+	BF16K           int      `toml:"bf16_k" comment:"Inner dimension of the bf16 product (at most 4096, where the bf16 tolerance was measured)."`
+	BF16M           int      `toml:"bf16_m" comment:"Column dimension of the bf16 product."`
+	MaxRows         int      `toml:"max_rows" comment:"Upper bound on the rows (n) of a product."`
+	VerifierShare   float64  `toml:"max_verifier_fraction" comment:"Rows are added until a verifier's multiply-adds are at most this fraction of the prover's."`
+	VRAMFill        float64  `toml:"vram_fill" comment:"Fraction of the claimed memory the VRAM proof occupies."`
+	VRAMRounds      int      `toml:"vram_rounds" comment:"SHA-256 rounds per VRAM block: what recomputing a missing block costs."`
+	VRAMReads       int      `toml:"vram_reads_per_block" comment:"Data-dependent reads per block of memory, over all lanes."`
+	VRAMLaneReads   int      `toml:"vram_lane_reads" comment:"Reads per lane: a verifier recomputes lane_reads x (rounds+1) hashes per opened lane."`
+	EffInt8         float64  `toml:"efficiency_int8" comment:"Fraction of a catalog device's int8 peak that deadlines assume (best implementation known)."`
+	EffBF16         float64  `toml:"efficiency_bf16" comment:"Fraction of a catalog device's bf16 peak that deadlines assume."`
+	EffLLMInt8      float64  `toml:"efficiency_llm_int8" comment:"Fraction of a catalog device's int8 peak that llm deadlines assume (prefill and decode compute; uncalibrated)."`
+	EffLLMBandwidth float64  `toml:"efficiency_llm_bandwidth" comment:"Fraction of a catalog device's memory bandwidth that llm decode deadlines assume (uncalibrated)."`
+	Slack           float64  `toml:"slack" comment:"Deadline = anticipated time x slack + allowance."`
+	CatalogSlack    float64  `toml:"catalog_slack" comment:"Slack for claims of a catalog GPU model, whose rate is calibrated to measured figures (0: same as slack)."`
+	Allowance       Duration `toml:"allowance" comment:"Fixed part of the deadline, for gossip and scheduling."`
+	CheatFraction   float64  `toml:"cheat_fraction" comment:"Fraction f of rows a lazy prover might compute ..."`
+	PassProb        float64  `toml:"pass_probability" comment:"... and the most it may pass with: openings = ceil(ln p / ln f)."`
+	Verifiers       int      `toml:"verifiers" comment:"Verifiers chosen per challenge (rendezvous hashing on its epoch, target and challenger: challenge.VerifiersFor)."`
+	Waves           int      `toml:"waves" comment:"0: each target is challenged in its own slot, spread over the epoch (many peers on one machine). N in 1..4: every challenger issues at N instants per epoch, each target in a wave fixed by the epoch and its peer ID, so identities sharing one device are challenged at once and one answer comes at least one anticipated time T late, missed when slack + allowance/T < 2 (catalog claims: catalog_slack 1.5 with T >= 4 x allowance); a passing retry then forgives only an isolated miss. 1 catches relays; for networks of dedicated devices; every peer of a network should agree."`
+	Rate            float64  `toml:"rate" comment:"Fraction of peers challenged each epoch (1: every peer, every epoch). Below 1 each challenger draws from its own randomness whether to challenge a target, so no prover knows its epochs in advance, except that two challenges of a peer are at most ceil(2/rate) epochs apart: that last epoch of a gap is foreseeable."`
+	PeerTTLEpochs   int      `toml:"peer_ttl_epochs" comment:"A peer whose claim is older than this many epochs is no longer challenged."`
 }
 
 // ScoringConfig is the [scoring] section.
@@ -170,30 +174,32 @@ func DefaultConfig() Config {
 		P2P:    P2PConfig{Listen: pc.ListenAddrs, MDNS: true, ConnLow: pc.ConnLow, ConnHigh: pc.ConnHigh, Shards: 1},
 		Device: DeviceConfig{Backend: "auto"},
 		Challenge: ChallengeConfig{
-			Genesis:        DefaultGenesis,
-			EpochLength:    Duration(30 * time.Second),
-			TargetDuration: Duration(2 * time.Second),
-			Workloads:      []string{"int8", "bf16", "vram"},
-			K:              512,
-			M:              512,
-			BF16K:          128,
-			BF16M:          128,
-			MaxRows:        1 << 22,
-			VerifierShare:  0.01,
-			VRAMFill:       challenge.DefaultVRAMSizing().Fill,
-			VRAMRounds:     challenge.DefaultVRAMSizing().Rounds,
-			VRAMReads:      challenge.DefaultVRAMSizing().ReadsPerBlock,
-			VRAMLaneReads:  challenge.DefaultVRAMSizing().LaneReads,
-			EffInt8:        challenge.DefaultEfficiency.Int8,
-			EffBF16:        challenge.DefaultEfficiency.BF16,
-			Slack:          2.5,
-			CatalogSlack:   1.5,
-			Allowance:      Duration(500 * time.Millisecond),
-			CheatFraction:  0.9,
-			PassProb:       0.001,
-			Verifiers:      3,
-			Rate:           1,
-			PeerTTLEpochs:  3,
+			Genesis:         DefaultGenesis,
+			EpochLength:     Duration(30 * time.Second),
+			TargetDuration:  Duration(2 * time.Second),
+			Workloads:       []string{"int8", "bf16", "vram"},
+			K:               512,
+			M:               512,
+			BF16K:           128,
+			BF16M:           128,
+			MaxRows:         1 << 22,
+			VerifierShare:   0.01,
+			VRAMFill:        challenge.DefaultVRAMSizing().Fill,
+			VRAMRounds:      challenge.DefaultVRAMSizing().Rounds,
+			VRAMReads:       challenge.DefaultVRAMSizing().ReadsPerBlock,
+			VRAMLaneReads:   challenge.DefaultVRAMSizing().LaneReads,
+			EffInt8:         challenge.DefaultEfficiency.Int8,
+			EffBF16:         challenge.DefaultEfficiency.BF16,
+			EffLLMInt8:      challenge.DefaultEfficiency.LLMInt8,
+			EffLLMBandwidth: challenge.DefaultEfficiency.LLMBandwidth,
+			Slack:           2.5,
+			CatalogSlack:    1.5,
+			Allowance:       Duration(500 * time.Millisecond),
+			CheatFraction:   0.9,
+			PassProb:        0.001,
+			Verifiers:       3,
+			Rate:            1,
+			PeerTTLEpochs:   3,
 		},
 		Scoring: ScoringConfig{Initial: 0.5, Alpha: 0.25, MinWeight: 0.05, Decay: 0.85, RetentionEpochs: 64, RecheckFraction: 0.05},
 		API:     APIConfig{Listen: "127.0.0.1:5280"},
@@ -338,7 +344,7 @@ func (c Config) Validate() error {
 		bad("[challenge] bf16_k, bf16_m: %d, %d must be in [1,%d] and [1,16384]", ch.BF16K, ch.BF16M, challenge.MaxBF16K)
 	}
 	if len(ch.Workloads) == 0 {
-		bad("[challenge] workloads: at least one of int8, bf16, vram")
+		bad("[challenge] workloads: at least one of int8, bf16, vram, llm")
 	}
 	for _, w := range ch.Workloads {
 		if _, err := ParseWorkload(w); err != nil {
@@ -350,6 +356,9 @@ func (c Config) Validate() error {
 	}
 	if ch.VRAMFill <= 0 || ch.VRAMFill > 1 || ch.VRAMRounds < 1 || ch.VRAMReads < 1 || ch.VRAMLaneReads < 1 {
 		bad("[challenge] vram_fill must be in (0,1] and vram_rounds, vram_reads_per_block, vram_lane_reads at least 1")
+	}
+	if ch.EffLLMInt8 <= 0 || ch.EffLLMInt8 > 1 || ch.EffLLMBandwidth <= 0 || ch.EffLLMBandwidth > 1 {
+		bad("[challenge] efficiency_llm_int8 and efficiency_llm_bandwidth must be in (0, 1], got %g and %g", ch.EffLLMInt8, ch.EffLLMBandwidth)
 	}
 	if ch.EffInt8 <= 0 || ch.EffInt8 > 1 || ch.EffBF16 <= 0 || ch.EffBF16 > 1 {
 		bad("[challenge] efficiency_int8, efficiency_bf16: must be in (0,1]")

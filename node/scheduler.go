@@ -222,6 +222,7 @@ func (tk *tracker) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid,
 		ch.RetryOf = retryOf.Bytes()
 	}
 	plan.Apply(ch)
+	challenge.SetLLMWeights(ch, tk.clock.Genesis.Unix())
 	_, chCID, err := challenge.MessageCID(ch)
 	if err != nil {
 		return cid.Undef, fmt.Errorf("encode challenge: %w", err)

@@ -39,6 +39,9 @@ const (
 	// Memory-hard lanes filled by expensive hash chains and read in a
 	// data-dependent order (VRAM-capacity proof).
 	Workload_WORKLOAD_VRAM Workload = 3
+	// Prefill a seeded prompt through an integer transformer and greedily
+	// decode tokens (docs/llm-spec.md); exact. The shape is Challenge.llm.
+	Workload_WORKLOAD_LLM Workload = 4
 )
 
 // Enum value maps for Workload.
@@ -48,12 +51,14 @@ var (
 		1: "WORKLOAD_GEMM_INT8",
 		2: "WORKLOAD_GEMM_BF16",
 		3: "WORKLOAD_VRAM",
+		4: "WORKLOAD_LLM",
 	}
 	Workload_value = map[string]int32{
 		"WORKLOAD_UNSPECIFIED": 0,
 		"WORKLOAD_GEMM_INT8":   1,
 		"WORKLOAD_GEMM_BF16":   2,
 		"WORKLOAD_VRAM":        3,
+		"WORKLOAD_LLM":         4,
 	}
 )
 
@@ -504,7 +509,10 @@ type Challenge struct {
 	// the same target in the same epoch that got no answer in time. A miss
 	// whose retry passes is forgiven (a missed deadline is retried before it
 	// counts); at most one retry per challenge, and never a retry of a retry.
-	RetryOf       []byte `protobuf:"bytes,19,opt,name=retry_of,json=retryOf,proto3" json:"retry_of,omitempty"`
+	RetryOf []byte `protobuf:"bytes,19,opt,name=retry_of,json=retryOf,proto3" json:"retry_of,omitempty"`
+	// LLM workload only: the model and the task (LLMShape). openings counts
+	// the stage checks then.
+	Llm           *LLMShape `protobuf:"bytes,20,opt,name=llm,proto3" json:"llm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -672,6 +680,129 @@ func (x *Challenge) GetRetryOf() []byte {
 	return nil
 }
 
+func (x *Challenge) GetLlm() *LLMShape {
+	if x != nil {
+		return x.Llm
+	}
+	return nil
+}
+
+// LLMShape is an llm challenge's model and task (docs/llm-spec.md §1):
+// the model's dimensions, the prompt and decode lengths, how many decode
+// links are checked, and the weight seed. The prompt is drawn from the
+// challenge's seed; the weights from weight_seed, which must be
+// challenge.LLMWeightSeed(genesis, epoch).
+type LLMShape struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Vocab  uint32                 `protobuf:"varint,1,opt,name=vocab,proto3" json:"vocab,omitempty"`
+	Dim    uint32                 `protobuf:"varint,2,opt,name=dim,proto3" json:"dim,omitempty"`
+	Heads  uint32                 `protobuf:"varint,3,opt,name=heads,proto3" json:"heads,omitempty"`
+	Layers uint32                 `protobuf:"varint,4,opt,name=layers,proto3" json:"layers,omitempty"`
+	Ffn    uint32                 `protobuf:"varint,5,opt,name=ffn,proto3" json:"ffn,omitempty"`
+	Prompt uint32                 `protobuf:"varint,6,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	Decode uint32                 `protobuf:"varint,7,opt,name=decode,proto3" json:"decode,omitempty"`
+	// Decode links each verifier checks (logits → argmax → next input),
+	// besides the openings' stage checks.
+	Links uint32 `protobuf:"varint,8,opt,name=links,proto3" json:"links,omitempty"`
+	// 32 bytes: SHA-256("poai/1/llm-weights" ‖ genesis ‖ epoch / 64).
+	WeightSeed    []byte `protobuf:"bytes,9,opt,name=weight_seed,json=weightSeed,proto3" json:"weight_seed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LLMShape) Reset() {
+	*x = LLMShape{}
+	mi := &file_poai_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LLMShape) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LLMShape) ProtoMessage() {}
+
+func (x *LLMShape) ProtoReflect() protoreflect.Message {
+	mi := &file_poai_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LLMShape.ProtoReflect.Descriptor instead.
+func (*LLMShape) Descriptor() ([]byte, []int) {
+	return file_poai_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *LLMShape) GetVocab() uint32 {
+	if x != nil {
+		return x.Vocab
+	}
+	return 0
+}
+
+func (x *LLMShape) GetDim() uint32 {
+	if x != nil {
+		return x.Dim
+	}
+	return 0
+}
+
+func (x *LLMShape) GetHeads() uint32 {
+	if x != nil {
+		return x.Heads
+	}
+	return 0
+}
+
+func (x *LLMShape) GetLayers() uint32 {
+	if x != nil {
+		return x.Layers
+	}
+	return 0
+}
+
+func (x *LLMShape) GetFfn() uint32 {
+	if x != nil {
+		return x.Ffn
+	}
+	return 0
+}
+
+func (x *LLMShape) GetPrompt() uint32 {
+	if x != nil {
+		return x.Prompt
+	}
+	return 0
+}
+
+func (x *LLMShape) GetDecode() uint32 {
+	if x != nil {
+		return x.Decode
+	}
+	return 0
+}
+
+func (x *LLMShape) GetLinks() uint32 {
+	if x != nil {
+		return x.Links
+	}
+	return 0
+}
+
+func (x *LLMShape) GetWeightSeed() []byte {
+	if x != nil {
+		return x.WeightSeed
+	}
+	return nil
+}
+
 // Reveal discloses the challenger's opening secret once the target's
 // commitment is out. The opened leaves derive from the committed root, the
 // nonce, this secret and the verifiers' shares the commitment lists
@@ -713,7 +844,7 @@ type Reveal struct {
 
 func (x *Reveal) Reset() {
 	*x = Reveal{}
-	mi := &file_poai_proto_msgTypes[3]
+	mi := &file_poai_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +856,7 @@ func (x *Reveal) String() string {
 func (*Reveal) ProtoMessage() {}
 
 func (x *Reveal) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[3]
+	mi := &file_poai_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +869,7 @@ func (x *Reveal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reveal.ProtoReflect.Descriptor instead.
 func (*Reveal) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{3}
+	return file_poai_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Reveal) GetChallengeCid() []byte {
@@ -803,7 +934,7 @@ type Share struct {
 
 func (x *Share) Reset() {
 	*x = Share{}
-	mi := &file_poai_proto_msgTypes[4]
+	mi := &file_poai_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -815,7 +946,7 @@ func (x *Share) String() string {
 func (*Share) ProtoMessage() {}
 
 func (x *Share) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[4]
+	mi := &file_poai_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -828,7 +959,7 @@ func (x *Share) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Share.ProtoReflect.Descriptor instead.
 func (*Share) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{4}
+	return file_poai_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Share) GetChallengeCid() []byte {
@@ -887,14 +1018,18 @@ type Commitment struct {
 	Shares []*Share `protobuf:"bytes,9,rep,name=shares,proto3" json:"shares,omitempty"`
 	// The challenge's epoch, covered by the signature, so a commitment
 	// cannot be replayed into a later epoch window (see Reveal.epoch).
-	Epoch         uint64 `protobuf:"varint,10,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Epoch uint64 `protobuf:"varint,10,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// LLM workload only: the decode's generated tokens, in order (as many
+	// as the challenge's llm.decode), fixed with the root before anything
+	// is sampled.
+	Tokens        []uint32 `protobuf:"varint,11,rep,packed,name=tokens,proto3" json:"tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Commitment) Reset() {
 	*x = Commitment{}
-	mi := &file_poai_proto_msgTypes[5]
+	mi := &file_poai_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1041,7 @@ func (x *Commitment) String() string {
 func (*Commitment) ProtoMessage() {}
 
 func (x *Commitment) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[5]
+	mi := &file_poai_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1054,7 @@ func (x *Commitment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Commitment.ProtoReflect.Descriptor instead.
 func (*Commitment) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{5}
+	return file_poai_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Commitment) GetChallengeCid() []byte {
@@ -992,6 +1127,13 @@ func (x *Commitment) GetEpoch() uint64 {
 	return 0
 }
 
+func (x *Commitment) GetTokens() []uint32 {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
 // RowOpening is one opened row of C with its Merkle inclusion proof.
 type RowOpening struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1006,7 +1148,7 @@ type RowOpening struct {
 
 func (x *RowOpening) Reset() {
 	*x = RowOpening{}
-	mi := &file_poai_proto_msgTypes[6]
+	mi := &file_poai_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1160,7 @@ func (x *RowOpening) String() string {
 func (*RowOpening) ProtoMessage() {}
 
 func (x *RowOpening) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[6]
+	mi := &file_poai_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1173,7 @@ func (x *RowOpening) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowOpening.ProtoReflect.Descriptor instead.
 func (*RowOpening) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{6}
+	return file_poai_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RowOpening) GetIndex() uint32 {
@@ -1064,14 +1206,18 @@ type Opening struct {
 	Prover        []byte                 `protobuf:"bytes,3,opt,name=prover,proto3" json:"prover,omitempty"`
 	Rows          []*RowOpening          `protobuf:"bytes,4,rep,name=rows,proto3" json:"rows,omitempty"`
 	// The challenge's epoch (see Reveal.epoch).
-	Epoch         uint64 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Epoch uint64 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// LLM workload only: rows carry the opened leaves by increasing index,
+	// each with an empty proof, and this is their one Merkle multi-proof
+	// (challenge/merkle.MultiProof: the sibling hashes, 32 bytes each).
+	MultiProof    [][]byte `protobuf:"bytes,6,rep,name=multi_proof,json=multiProof,proto3" json:"multi_proof,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Opening) Reset() {
 	*x = Opening{}
-	mi := &file_poai_proto_msgTypes[7]
+	mi := &file_poai_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1229,7 @@ func (x *Opening) String() string {
 func (*Opening) ProtoMessage() {}
 
 func (x *Opening) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[7]
+	mi := &file_poai_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1242,7 @@ func (x *Opening) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Opening.ProtoReflect.Descriptor instead.
 func (*Opening) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{7}
+	return file_poai_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Opening) GetChallengeCid() []byte {
@@ -1134,6 +1280,13 @@ func (x *Opening) GetEpoch() uint64 {
 	return 0
 }
 
+func (x *Opening) GetMultiProof() [][]byte {
+	if x != nil {
+		return x.MultiProof
+	}
+	return nil
+}
+
 // ChallengeRequest asks the target's scheduled challenger of the current
 // epoch to challenge it now rather than at its slot (`poai challenge`). It
 // only brings forward the one challenge the epoch already holds, so it
@@ -1149,7 +1302,7 @@ type ChallengeRequest struct {
 
 func (x *ChallengeRequest) Reset() {
 	*x = ChallengeRequest{}
-	mi := &file_poai_proto_msgTypes[8]
+	mi := &file_poai_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1314,7 @@ func (x *ChallengeRequest) String() string {
 func (*ChallengeRequest) ProtoMessage() {}
 
 func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[8]
+	mi := &file_poai_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1327,7 @@ func (x *ChallengeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeRequest.ProtoReflect.Descriptor instead.
 func (*ChallengeRequest) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{8}
+	return file_poai_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChallengeRequest) GetTarget() []byte {
@@ -1230,7 +1383,7 @@ type Attestation struct {
 
 func (x *Attestation) Reset() {
 	*x = Attestation{}
-	mi := &file_poai_proto_msgTypes[9]
+	mi := &file_poai_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1395,7 @@ func (x *Attestation) String() string {
 func (*Attestation) ProtoMessage() {}
 
 func (x *Attestation) ProtoReflect() protoreflect.Message {
-	mi := &file_poai_proto_msgTypes[9]
+	mi := &file_poai_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1408,7 @@ func (x *Attestation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attestation.ProtoReflect.Descriptor instead.
 func (*Attestation) Descriptor() ([]byte, []int) {
-	return file_poai_proto_rawDescGZIP(), []int{9}
+	return file_poai_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Attestation) GetChallengeCid() []byte {
@@ -1400,7 +1553,7 @@ const file_poai_proto_rawDesc = "" +
 	"pci_domain\x18\x0e \x01(\rR\tpciDomain\x12\x17\n" +
 	"\apci_bus\x18\x0f \x01(\rR\x06pciBus\x12\x1d\n" +
 	"\n" +
-	"pci_device\x18\x10 \x01(\rR\tpciDevice\"\xa7\x04\n" +
+	"pci_device\x18\x10 \x01(\rR\tpciDevice\"\xcc\x04\n" +
 	"\tChallenge\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1e\n" +
@@ -1428,7 +1581,19 @@ const file_poai_proto_rawDesc = "" +
 	"vram_reads\x18\x11 \x01(\rR\tvramReads\x12\x1f\n" +
 	"\vreveal_hash\x18\x12 \x01(\fR\n" +
 	"revealHash\x12\x19\n" +
-	"\bretry_of\x18\x13 \x01(\fR\aretryOf\"\xc1\x01\n" +
+	"\bretry_of\x18\x13 \x01(\fR\aretryOf\x12#\n" +
+	"\x03llm\x18\x14 \x01(\v2\x11.poai.v1.LLMShapeR\x03llm\"\xd9\x01\n" +
+	"\bLLMShape\x12\x14\n" +
+	"\x05vocab\x18\x01 \x01(\rR\x05vocab\x12\x10\n" +
+	"\x03dim\x18\x02 \x01(\rR\x03dim\x12\x14\n" +
+	"\x05heads\x18\x03 \x01(\rR\x05heads\x12\x16\n" +
+	"\x06layers\x18\x04 \x01(\rR\x06layers\x12\x10\n" +
+	"\x03ffn\x18\x05 \x01(\rR\x03ffn\x12\x16\n" +
+	"\x06prompt\x18\x06 \x01(\rR\x06prompt\x12\x16\n" +
+	"\x06decode\x18\a \x01(\rR\x06decode\x12\x14\n" +
+	"\x05links\x18\b \x01(\rR\x05links\x12\x1f\n" +
+	"\vweight_seed\x18\t \x01(\fR\n" +
+	"weightSeed\"\xc1\x01\n" +
 	"\x06Reveal\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x1e\n" +
 	"\n" +
@@ -1444,7 +1609,7 @@ const file_poai_proto_rawDesc = "" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x1a\n" +
 	"\bverifier\x18\x02 \x01(\fR\bverifier\x12\x12\n" +
 	"\x04hash\x18\x03 \x01(\fR\x04hash\x12\x1c\n" +
-	"\tsignature\x18\x04 \x01(\fR\tsignature\"\xce\x02\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\"\xe6\x02\n" +
 	"\n" +
 	"Commitment\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x16\n" +
@@ -1459,18 +1624,21 @@ const file_poai_proto_rawDesc = "" +
 	"\tsignature\x18\b \x01(\fR\tsignature\x12&\n" +
 	"\x06shares\x18\t \x03(\v2\x0e.poai.v1.ShareR\x06shares\x12\x14\n" +
 	"\x05epoch\x18\n" +
-	" \x01(\x04R\x05epoch\"P\n" +
+	" \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06tokens\x18\v \x03(\rR\x06tokens\"P\n" +
 	"\n" +
 	"RowOpening\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x16\n" +
 	"\x06values\x18\x02 \x01(\fR\x06values\x12\x14\n" +
-	"\x05proof\x18\x03 \x03(\fR\x05proof\"\xac\x01\n" +
+	"\x05proof\x18\x03 \x03(\fR\x05proof\"\xcd\x01\n" +
 	"\aOpening\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12%\n" +
 	"\x0ecommitment_cid\x18\x02 \x01(\fR\rcommitmentCid\x12\x16\n" +
 	"\x06prover\x18\x03 \x01(\fR\x06prover\x12'\n" +
 	"\x04rows\x18\x04 \x03(\v2\x13.poai.v1.RowOpeningR\x04rows\x12\x14\n" +
-	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\"n\n" +
+	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\x12\x1f\n" +
+	"\vmulti_proof\x18\x06 \x03(\fR\n" +
+	"multiProof\"n\n" +
 	"\x10ChallengeRequest\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\fR\x06target\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\fR\trequester\x12$\n" +
@@ -1492,12 +1660,13 @@ const file_poai_proto_rawDesc = "" +
 	"\x13prover_sm_clock_mhz\x18\v \x01(\rR\x10proverSmClockMhz\x124\n" +
 	"\x17prover_sm_clock_max_mhz\x18\f \x01(\rR\x13proverSmClockMaxMhz\x120\n" +
 	"\x14prover_temperature_c\x18\r \x01(\rR\x12proverTemperatureC\x12!\n" +
-	"\fcheck_digest\x18\x0e \x01(\fR\vcheckDigest*g\n" +
+	"\fcheck_digest\x18\x0e \x01(\fR\vcheckDigest*y\n" +
 	"\bWorkload\x12\x18\n" +
 	"\x14WORKLOAD_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12WORKLOAD_GEMM_INT8\x10\x01\x12\x16\n" +
 	"\x12WORKLOAD_GEMM_BF16\x10\x02\x12\x11\n" +
-	"\rWORKLOAD_VRAM\x10\x03*\xa7\x01\n" +
+	"\rWORKLOAD_VRAM\x10\x03\x12\x10\n" +
+	"\fWORKLOAD_LLM\x10\x04*\xa7\x01\n" +
 	"\aVerdict\x12\x17\n" +
 	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fVERDICT_PASS\x10\x01\x12\x18\n" +
@@ -1520,33 +1689,35 @@ func file_poai_proto_rawDescGZIP() []byte {
 }
 
 var file_poai_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_poai_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_poai_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_poai_proto_goTypes = []any{
 	(Workload)(0),            // 0: poai.v1.Workload
 	(Verdict)(0),             // 1: poai.v1.Verdict
 	(*DeviceClaim)(nil),      // 2: poai.v1.DeviceClaim
 	(*DeviceReport)(nil),     // 3: poai.v1.DeviceReport
 	(*Challenge)(nil),        // 4: poai.v1.Challenge
-	(*Reveal)(nil),           // 5: poai.v1.Reveal
-	(*Share)(nil),            // 6: poai.v1.Share
-	(*Commitment)(nil),       // 7: poai.v1.Commitment
-	(*RowOpening)(nil),       // 8: poai.v1.RowOpening
-	(*Opening)(nil),          // 9: poai.v1.Opening
-	(*ChallengeRequest)(nil), // 10: poai.v1.ChallengeRequest
-	(*Attestation)(nil),      // 11: poai.v1.Attestation
+	(*LLMShape)(nil),         // 5: poai.v1.LLMShape
+	(*Reveal)(nil),           // 6: poai.v1.Reveal
+	(*Share)(nil),            // 7: poai.v1.Share
+	(*Commitment)(nil),       // 8: poai.v1.Commitment
+	(*RowOpening)(nil),       // 9: poai.v1.RowOpening
+	(*Opening)(nil),          // 10: poai.v1.Opening
+	(*ChallengeRequest)(nil), // 11: poai.v1.ChallengeRequest
+	(*Attestation)(nil),      // 12: poai.v1.Attestation
 }
 var file_poai_proto_depIdxs = []int32{
 	3, // 0: poai.v1.DeviceClaim.devices:type_name -> poai.v1.DeviceReport
 	0, // 1: poai.v1.Challenge.workload:type_name -> poai.v1.Workload
-	6, // 2: poai.v1.Reveal.share:type_name -> poai.v1.Share
-	6, // 3: poai.v1.Commitment.shares:type_name -> poai.v1.Share
-	8, // 4: poai.v1.Opening.rows:type_name -> poai.v1.RowOpening
-	1, // 5: poai.v1.Attestation.verdict:type_name -> poai.v1.Verdict
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5, // 2: poai.v1.Challenge.llm:type_name -> poai.v1.LLMShape
+	7, // 3: poai.v1.Reveal.share:type_name -> poai.v1.Share
+	7, // 4: poai.v1.Commitment.shares:type_name -> poai.v1.Share
+	9, // 5: poai.v1.Opening.rows:type_name -> poai.v1.RowOpening
+	1, // 6: poai.v1.Attestation.verdict:type_name -> poai.v1.Verdict
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_poai_proto_init() }
@@ -1560,7 +1731,7 @@ func file_poai_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_poai_proto_rawDesc), len(file_poai_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

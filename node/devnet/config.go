@@ -187,7 +187,8 @@ func emulatedBackend(inner gpu.Backend, p challenge.Planner, model string, hold,
 	}
 	r := p.RatesFor(&pb.DeviceClaim{Model: spec.Model, Count: 1})
 	e, err := gpu.NewEmulated(inner, gpu.Budget{Model: spec.Model, Int8OPS: r.Int8OPS, BF16FLOPS: r.BF16FLOPS,
-		HashesPerSec: r.HashesPerSec, MemBytes: uint64(hold * float64(r.MemBytes)), Jitter: jitter, JitterSeed: seed})
+		HashesPerSec: r.HashesPerSec, MemBytes: uint64(hold * float64(r.MemBytes)), Jitter: jitter, JitterSeed: seed,
+		LLMInt8OPS: r.LLMInt8OPS, LLMBytesPerSec: r.LLMBytesPerSec})
 	if err != nil {
 		return nil, gpu.Throughput{}, err
 	}
