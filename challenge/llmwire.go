@@ -271,10 +271,15 @@ func runLLM(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID ci
 	if err != nil {
 		return nil, err
 	}
-	var (
-		tr     *llm.Trace
-		tokens []int
-	)
+	tr, tokens, err := computeLLM(ctx, backend, w, prompt)
+	if err != nil {
+		return nil, fmt.Errorf("run workload: %w", err)
+	}
+	return CommitLLM(chCID, prover, w.Config, tr, tokens)
+}
+
+// computeLLM runs the task (w, prompt) on backend as runLLM does.
+func computeLLM(ctx context.Context, backend gpu.Backend, w *llm.Weights, prompt []int) (tr *llm.Trace, tokens []int, err error) {
 	host := func() error {
 		res, t, err := llm.RunTrace(ctx, w, prompt)
 		if err != nil {
@@ -293,10 +298,33 @@ func runLLM(ctx context.Context, backend gpu.Backend, ch *pb.Challenge, chCID ci
 	default:
 		err = host()
 	}
+	return tr, tokens, err
+}
+
+// llmMeasureTask is the task MeasureLLM times: the devnet model on a
+// 64-token prompt with 16 decoded.
+var llmMeasureTask = llm.DevnetConfig
+
+// MeasureLLM returns backend's rate on the llm workload in int8 TOPS (2
+// operations per multiply-add, llm.MACs): the best of reps runs of
+// llmMeasureTask, as a prover runs it (an emulated device at its
+// budget). A claim carries it as llm_int8_tops.
+func MeasureLLM(ctx context.Context, backend gpu.Backend, reps int) (float64, error) {
+	cfg := llmMeasureTask
+	w, err := llmWeightsFor(cfg, LLMWeightSeed(0, 0))
 	if err != nil {
-		return nil, fmt.Errorf("run workload: %w", err)
+		return 0, err
 	}
-	return CommitLLM(chCID, prover, w.Config, tr, tokens)
+	prompt := llm.PromptTokens(cfg, gpu.Seed{1})
+	best := time.Duration(math.MaxInt64)
+	for range max(reps, 1) {
+		start := time.Now()
+		if _, _, err := computeLLM(ctx, backend, w, prompt); err != nil {
+			return 0, err
+		}
+		best = min(best, time.Since(start))
+	}
+	return 2 * llm.MACs(cfg) / best.Seconds() / 1e12, nil
 }
 
 // CommitLLM commits to an llm answer (a trace and its generated tokens,

@@ -142,9 +142,10 @@ func (p Planner) RatesFor(c *pb.DeviceClaim) Rates {
 		HashesPerSec: c.GetHashGhps() * 1e9, MemBytes: c.GetVramBytes(),
 		LLMBytesPerSec: c.GetMemBandwidthGbps() * 1e9 * p.Efficiency.LLMBandwidth,
 	}
-	// A claim's own int8 figure is its measured product rate: the llm
-	// workload is held to the same share of it as of a catalog peak.
-	if p.Efficiency.Int8 > 0 {
+	// A claim's own llm figure is its measured llm rate; without one, the
+	// llm workload is held to the same share of its int8 product rate as
+	// of a catalog peak.
+	if r.LLMInt8OPS = c.GetLlmInt8Tops() * 1e12; r.LLMInt8OPS <= 0 && p.Efficiency.Int8 > 0 {
 		r.LLMInt8OPS = r.Int8OPS * p.Efficiency.LLMInt8 / p.Efficiency.Int8
 	}
 	if spec, ok := p.Lookup(c.GetModel()); ok {

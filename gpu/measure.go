@@ -11,6 +11,9 @@ type Throughput struct {
 	Int8TOPS   float64 `json:"int8_tops"`   // int8 product, 10^12 ops/s (2 per MAC)
 	BF16TFLOPS float64 `json:"bf16_tflops"` // bf16 product, 10^12 flop/s (2 per MAC)
 	HashGHps   float64 `json:"hash_ghps"`   // VRAM workload, 10^9 SHA-256 evaluations/s
+	// LLMInt8TOPS is the llm workload's rate, 10^12 ops/s (2 per
+	// multiply-add): measured by challenge.MeasureLLM, 0 when not.
+	LLMInt8TOPS float64 `json:"llm_int8_tops,omitempty"`
 }
 
 // best runs f reps times (at least once) and returns the shortest time:

@@ -45,6 +45,7 @@ func (honestClaimer) claim(*pb.DeviceClaim, *gpu.DeviceCatalog) bool { return fa
 func buildClaim(ctx context.Context, self peer.ID, backend gpu.Backend, d DeviceConfig, ch ChallengeConfig, measured *gpu.Throughput,
 	claiming claimerRole, cat *gpu.DeviceCatalog, log *slog.Logger) (*pb.DeviceClaim, int, error) {
 	info := backend.Info()
+	var llmTOPS float64
 	if d.Int8TOPS == 0 || d.BF16TFLOPS == 0 || d.HashGHps == 0 {
 		m := measured
 		if m == nil {
@@ -52,17 +53,22 @@ func buildClaim(ctx context.Context, self peer.ID, backend gpu.Backend, d Device
 			if err != nil {
 				return nil, -1, fmt.Errorf("measure backend: %w", err)
 			}
-			log.Info("measured backend", "backend", info.Backend, "int8_tops", t.Int8TOPS, "bf16_tflops", t.BF16TFLOPS, "hash_ghps", t.HashGHps)
+			if t.LLMInt8TOPS, err = challenge.MeasureLLM(ctx, backend, 2); err != nil {
+				return nil, -1, fmt.Errorf("measure backend: llm: %w", err)
+			}
+			log.Info("measured backend", "backend", info.Backend, "int8_tops", t.Int8TOPS, "bf16_tflops", t.BF16TFLOPS, "hash_ghps", t.HashGHps, "llm_int8_tops", t.LLMInt8TOPS)
 			m = &t
 		}
 		d.Int8TOPS = cmp.Or(d.Int8TOPS, m.Int8TOPS)
 		d.BF16TFLOPS = cmp.Or(d.BF16TFLOPS, m.BF16TFLOPS)
 		d.HashGHps = cmp.Or(d.HashGHps, m.HashGHps)
+		llmTOPS = m.LLMInt8TOPS
 	}
 	claim := &pb.DeviceClaim{
 		PeerId: []byte(self), Model: cmp.Or(d.Model, info.Model), Count: uint32(max(info.Devices, 1)),
 		VramBytes: cmp.Or(d.VRAMBytes, info.MemoryBytes),
 		Int8Tops:  d.Int8TOPS, Bf16Tflops: d.BF16TFLOPS, HashGhps: d.HashGHps, Backend: info.Backend,
+		LlmInt8Tops: llmTOPS,
 	}
 	if claiming.claim(claim, cat) {
 		return claim, -1, nil // its device reports are its own (an ADVERSARY's forgery)

@@ -187,7 +187,12 @@ type DeviceClaim struct {
 	// 16, so that a challenger with no connection to it can hand it its
 	// challenge directly (/poai/direct/1.0.0). Dialing checks the peer ID,
 	// so a wrong address reaches nobody else.
-	Addrs         [][]byte `protobuf:"bytes,12,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	Addrs [][]byte `protobuf:"bytes,12,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	// Claimed int8 rate on the llm workload (its prefill and decode as a
+	// whole), tera-operations per second. Used only for models the catalog
+	// has no figure for, like hash_ghps; 0: the int8 rate scaled by the
+	// planner's llm efficiency.
+	LlmInt8Tops   float64 `protobuf:"fixed64,13,opt,name=llm_int8_tops,json=llmInt8Tops,proto3" json:"llm_int8_tops,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -304,6 +309,13 @@ func (x *DeviceClaim) GetAddrs() [][]byte {
 		return x.Addrs
 	}
 	return nil
+}
+
+func (x *DeviceClaim) GetLlmInt8Tops() float64 {
+	if x != nil {
+		return x.LlmInt8Tops
+	}
+	return 0
 }
 
 // DeviceReport is one GPU as NVML reports it.
@@ -1514,7 +1526,7 @@ var File_poai_proto protoreflect.FileDescriptor
 const file_poai_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"poai.proto\x12\apoai.v1\"\x81\x03\n" +
+	"poai.proto\x12\apoai.v1\"\xa5\x03\n" +
 	"\vDeviceClaim\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\fR\x06peerId\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x14\n" +
@@ -1530,7 +1542,8 @@ const file_poai_proto_rawDesc = "" +
 	"\thash_ghps\x18\n" +
 	" \x01(\x01R\bhashGhps\x12/\n" +
 	"\adevices\x18\v \x03(\v2\x15.poai.v1.DeviceReportR\adevices\x12\x14\n" +
-	"\x05addrs\x18\f \x03(\fR\x05addrs\"\xa7\x04\n" +
+	"\x05addrs\x18\f \x03(\fR\x05addrs\x12\"\n" +
+	"\rllm_int8_tops\x18\r \x01(\x01R\vllmInt8Tops\"\xa7\x04\n" +
 	"\fDeviceReport\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12,\n" +

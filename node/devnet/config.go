@@ -192,7 +192,7 @@ func emulatedBackend(inner gpu.Backend, p challenge.Planner, model string, hold,
 	if err != nil {
 		return nil, gpu.Throughput{}, err
 	}
-	return e, gpu.Throughput{Int8TOPS: r.Int8OPS / 1e12, BF16TFLOPS: r.BF16FLOPS / 1e12, HashGHps: r.HashesPerSec / 1e9}, nil
+	return e, gpu.Throughput{Int8TOPS: r.Int8OPS / 1e12, BF16TFLOPS: r.BF16FLOPS / 1e12, HashGHps: r.HashesPerSec / 1e9, LLMInt8TOPS: r.LLMInt8OPS / 1e12}, nil
 }
 
 // ParseAdversaries parses "slow=1,lazy=2" into a role count map.

@@ -121,6 +121,10 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		d.Close()
 		return nil, fmt.Errorf("devnet: measure CPU backend: %w", err)
 	}
+	if measured.LLMInt8TOPS, err = challenge.MeasureLLM(ctx, gpu.NewCPU(gpu.WithWorkers(cfg.Workers)), max(cfg.MeasureReps, 2)); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("devnet: measure CPU backend: llm: %w", err)
+	}
 	d.Measured = measured
 	// Each node claims as much memory as its VRAM proof can fill in the
 	// target time on the measured hash rate.
