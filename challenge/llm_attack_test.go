@@ -19,6 +19,7 @@ import (
 
 	"github.com/poai-network/poai/challenge/merkle"
 	"github.com/poai-network/poai/gpu/llm"
+	"github.com/poai-network/poai/gpu/llm/llmcheat"
 )
 
 // ---- helpers ---------------------------------------------------------
@@ -282,16 +283,16 @@ func TestLLMBatchedGuessForgedHeadsCaught(t *testing.T) {
 	}
 	for _, g := range []struct {
 		name  string
-		guess func(i int) int
+		guess func(i, computed int) int
 	}{
-		{"right but for one token (the labelled lucky guess)", func(i int) int {
+		{"right but for one token (the labelled lucky guess)", func(i, _ int) int {
 			if i == cfg.Decode/2 {
 				return (honest.Tokens[i] + 1) % cfg.Vocab
 			}
 			return honest.Tokens[i]
 		}},
 	} {
-		tr, tokens, macs := cheat{layers: cfg.Layers, guess: g.guess}.forward(b.w, b.prompt)
+		tr, tokens, macs := llmcheat.Cheat{Layers: cfg.Layers, Guess: g.guess}.Forward(b.w, b.prompt)
 		var forged []int
 		search := 0.0
 		for i := range cfg.Decode {

@@ -12,6 +12,7 @@ import (
 	"github.com/poai-network/poai/challenge/merkle"
 	"github.com/poai-network/poai/gpu"
 	"github.com/poai-network/poai/gpu/llm"
+	"github.com/poai-network/poai/gpu/llm/llmcheat"
 )
 
 // llmProver is a way of answering an llm task: the honest one
@@ -32,154 +33,25 @@ func honestLLM() llmProver {
 	}}
 }
 
-// cheat describes a cheating forward pass (forward).
-type cheat struct {
-	// layers run per position (the rest pass the stream through): a
-	// smaller model.
-	layers int
-	// window > 0: attention over the last window positions only.
-	window int
-	// guess, when set, gives the decode's input tokens in advance (a
-	// guessed decode run as one batched prefill); the logits are still
-	// computed, the tokens claimed are the guesses.
-	guess func(i int) int
-	// stopAfter > 0: only this many tokens are decoded; the rest of the
-	// positions are left zero and the tokens padded with the last one.
-	stopAfter int
-}
-
-// forward runs w on prompt as c says, recording a trace as
-// llm.RunTrace would, and returns the multiply-adds it spent.
-func (c cheat) forward(w *llm.Weights, prompt []int) (*llm.Trace, []int, float64) {
-	cfg := w.Config
-	d, hd, f := cfg.Dim, cfg.HeadDim(), cfg.FFN
-	shD, shF, shA := llm.Shift(d), llm.Shift(f), llm.AttentionShift(hd)
-	keys, vals := make([][][]int8, cfg.Layers), make([][][]int8, cfg.Layers)
-	tr := &llm.Trace{}
-	var tokens []int
-	var macs float64
-	tok := 0
-	for pos := range cfg.Positions() {
-		stages := make([]llm.Stage, cfg.Layers)
-		tr.Stages = append(tr.Stages, stages)
-		for l := range stages {
-			stages[l] = llm.Stage{XIn: make([]int32, d), AccQ: make([]int32, d), AccK: make([]int32, d), AccV: make([]int32, d),
-				Att: make([]int8, d), AccO: make([]int32, d), AccUp: make([]int32, f), AccDown: make([]int32, d), XOut: make([]int32, d)}
-		}
-		if c.stopAfter > 0 && pos >= cfg.Prompt+c.stopAfter-1 {
-			continue // stopped: nothing computed
-		}
-		switch {
-		case pos < cfg.Prompt:
-			tok = prompt[pos]
-		case c.guess != nil:
-			tok = c.guess(pos - cfg.Prompt)
-		}
-		x := make([]int32, d)
-		for i := range d {
-			x[i] = int32(w.Embed[tok*d+i]) + int32(w.Pos[pos*d+i])
-		}
-		for l := range cfg.Layers {
-			st := &stages[l]
-			copy(st.XIn, x)
-			if l >= c.layers {
-				copy(st.XOut, x) // a layer skipped
-				continue
-			}
-			L := w.Layers[l]
-			a := make([]int8, d)
-			llm.LayerNorm(a, x)
-			llm.GEMV(st.AccQ, a, L.Q)
-			llm.GEMV(st.AccK, a, L.K)
-			llm.GEMV(st.AccV, a, L.V)
-			macs += 3 * float64(d*d)
-			k, v := st.KV(cfg)
-			keys[l], vals[l] = append(keys[l], k), append(vals[l], v)
-			q := make([]int8, d)
-			for i, acc := range st.AccQ {
-				q[i] = llm.Requant(int64(acc), shD)
-			}
-			from := 0
-			if c.window > 0 {
-				from = max(0, pos+1-c.window)
-			}
-			for h := range cfg.Heads {
-				lo := h * hd
-				n := pos + 1 - from
-				scores, probs := make([]int64, n), make([]int64, n)
-				for j := range n {
-					for e := range hd {
-						scores[j] += int64(q[lo+e]) * int64(keys[l][from+j][lo+e])
-					}
-				}
-				llm.Softmax(probs, scores, shA)
-				for e := range hd {
-					var o int64
-					for j := range n {
-						o += probs[j] * int64(vals[l][from+j][lo+e])
-					}
-					st.Att[lo+e] = llm.Requant(o, llm.ProbBits)
-				}
-				macs += 2 * float64(n*hd)
-			}
-			llm.GEMV(st.AccO, st.Att, L.O)
-			for i := range d {
-				x[i] += int32(llm.Requant(int64(st.AccO[i]), shD))
-			}
-			llm.LayerNorm(a, x)
-			llm.GEMV(st.AccUp, a, L.Up)
-			u := make([]int8, f)
-			for i, acc := range st.AccUp {
-				u[i] = llm.GELU(llm.Requant(int64(acc), shD))
-			}
-			llm.GEMV(st.AccDown, u, L.Down)
-			for i := range d {
-				x[i] += int32(llm.Requant(int64(st.AccDown[i]), shF))
-			}
-			copy(st.XOut, x)
-			macs += float64(d*d + 2*d*f)
-		}
-		if pos >= cfg.Prompt-1 {
-			a := make([]int8, d)
-			llm.LayerNorm(a, x)
-			logits := make([]int32, cfg.Vocab)
-			llm.GEMV(logits, a, w.Vocab)
-			macs += float64(d * cfg.Vocab)
-			next := llm.Argmax(logits)
-			if c.guess != nil {
-				next = c.guess(pos - (cfg.Prompt - 1))
-			}
-			tr.Logits = append(tr.Logits, logits)
-			tokens = append(tokens, next)
-			tok = next
-		}
-	}
-	for len(tokens) < cfg.Decode { // padded
-		tr.Logits = append(tr.Logits, make([]int32, cfg.Vocab))
-		tokens = append(tokens, tokens[len(tokens)-1])
-	}
-	return tr, tokens, macs
-}
-
 // The labelled llm cheats of issue 20, each a separate prover.
 func llmCheats(cfg llm.Config) []llmProver {
 	return []llmProver{
-		{"lazy-llm (half the layers)", cheat{layers: cfg.Layers / 2}.forward},
-		{"cheap-attention (last 8 positions)", cheat{layers: cfg.Layers, window: 8}.forward},
-		{"short-decode (half the tokens, padded)", cheat{layers: cfg.Layers, stopAfter: cfg.Decode / 2}.forward},
-		{"batched-guess (token 0, repeated)", cheat{layers: cfg.Layers, guess: func(int) int { return 0 }}.forward},
+		{"lazy-llm (half the layers)", llmcheat.Cheat{Layers: cfg.Layers / 2}.Forward},
+		{"cheap-attention (last 8 positions)", llmcheat.Cheat{Layers: cfg.Layers, Window: 8}.Forward},
+		{"short-decode (half the tokens, padded)", llmcheat.Cheat{Layers: cfg.Layers, StopAfter: cfg.Decode / 2}.Forward},
+		{"batched-guess (token 0, repeated)", llmcheat.Cheat{Layers: cfg.Layers, Guess: func(int, int) int { return 0 }}.Forward},
 		{"batched-guess (right but for one token; its oracle not counted)", func(w *llm.Weights, prompt []int) (*llm.Trace, []int, float64) {
 			res, err := llm.Run(context.Background(), w, prompt) // the oracle a lucky guesser would be
 			if err != nil {
 				panic(err)
 			}
-			guess := func(i int) int {
+			guess := func(i, _ int) int {
 				if i == cfg.Decode/2 {
 					return (res.Tokens[i] + 1) % cfg.Vocab
 				}
 				return res.Tokens[i]
 			}
-			return cheat{layers: cfg.Layers, guess: guess}.forward(w, prompt)
+			return llmcheat.Cheat{Layers: cfg.Layers, Guess: guess}.Forward(w, prompt)
 		}},
 		{"replay-llm (another prompt's answer)", func(w *llm.Weights, prompt []int) (*llm.Trace, []int, float64) {
 			other := llm.PromptTokens(w.Config, gpu.Seed(sha256.Sum256([]byte("an earlier challenge"))))

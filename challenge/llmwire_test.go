@@ -92,7 +92,11 @@ func TestLLMWire(t *testing.T) {
 		pl.LLM.Prompt, pl.LLM.Decode, pl.Openings, pl.LLMLinks, len(ob), pl.Anticipated)
 
 	bad := map[string]func(com *pb.Commitment, op *pb.Opening){
-		"a token changed":         func(com *pb.Commitment, _ *pb.Opening) { com.Tokens[0] = (com.Tokens[0] + 1) % uint32(pl.LLM.Vocab) },
+		"every token changed": func(com *pb.Commitment, _ *pb.Opening) {
+			for i := range com.Tokens {
+				com.Tokens[i] = (com.Tokens[i] + 1) % uint32(pl.LLM.Vocab)
+			}
+		},
 		"a token dropped":         func(com *pb.Commitment, _ *pb.Opening) { com.Tokens = com.Tokens[1:] },
 		"a token out of vocab":    func(com *pb.Commitment, _ *pb.Opening) { com.Tokens[0] = uint32(pl.LLM.Vocab) },
 		"a leaf's value changed":  func(_ *pb.Commitment, op *pb.Opening) { op.Rows[3].Values[5] ^= 1 },

@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"gpu/cuda":         {"gpu"},
 	"gpu/cuda/check":   {},
 	"gpu/llm":          {"gpu"},
+	"gpu/llm/llmcheat": {"gpu/llm"},
 	"gpu/nvml":         {},
 	"p2p":              {"internal/"},
 	"scoring":          {"internal/"},
