@@ -123,6 +123,21 @@ const (
 	// attest NO_ANSWER against the target it framed; the challenge is now
 	// void and the withholder contradicted (finalize).
 	RoleShareWithholder Role = "share-withholder"
+	// RoleLazyLLM (adversary) runs half the layers of the llm model (a
+	// smaller model), the rest passing the stream through.
+	RoleLazyLLM Role = "lazy-llm"
+	// RoleCheapAttention (adversary) attends to the last
+	// CheapAttentionWindow positions only (windowed attention).
+	RoleCheapAttention Role = "cheap-attention"
+	// RoleShortDecode (adversary) decodes half the tokens and pads the
+	// rest with the last one.
+	RoleShortDecode Role = "short-decode"
+	// RoleBatchedGuess (adversary) guesses the decode (its first token
+	// repeated) and runs the whole sequence as one batched prefill.
+	RoleBatchedGuess Role = "batched-guess"
+	// RoleReplayLLM (adversary) answers every llm challenge of a shape
+	// with its first answer (another prompt's sequence).
+	RoleReplayLLM Role = "replay-llm"
 )
 
 // Adversary parameters.
@@ -163,7 +178,8 @@ const (
 // Roles lists the roles in the order devnet reports them.
 var Roles = []Role{RoleHonest, RoleSlow, RoleLazy, RoleReplay, RoleRelay, RoleForgedNVML, RoleLazyVerifier, RoleColluder, RoleSybil, RoleOnOff,
 	RoleLateJunk, RoleEquivocator, RoleVoider, RoleSibling, RoleInflate, RoleVRAMDodger,
-	RoleSybilFlood, RoleColludingChallenger, RoleSharedDevice, RoleEpochSkew, RoleShareWithholder}
+	RoleSybilFlood, RoleColludingChallenger, RoleSharedDevice, RoleEpochSkew, RoleShareWithholder,
+	RoleLazyLLM, RoleCheapAttention, RoleShortDecode, RoleBatchedGuess, RoleReplayLLM}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
@@ -217,6 +233,10 @@ func proverFor(n *Node) proverRole {
 		return cappedProver{epochSkewProver{h}}
 	case RoleColludingChallenger:
 		h.compute = colludingCompute(n, h.compute)
+	case RoleLazyLLM, RoleCheapAttention, RoleShortDecode, RoleBatchedGuess:
+		h.compute = llmCheatCompute(n, h.compute)
+	case RoleReplayLLM:
+		h.compute = replayLLMCompute(n, h.compute)
 	}
 	return cappedProver{h}
 }
