@@ -301,6 +301,7 @@ func (v *Validator) Claim(from peer.ID, data []byte, now time.Time) (*pb.DeviceC
 		{"bf16_tflops", m.GetBf16Tflops(), false, MaxClaimBF16TFLOPS},
 		{"mem_bandwidth_gbps", m.GetMemBandwidthGbps(), false, MaxClaimBandwidthGBps},
 		{"hash_ghps", m.GetHashGhps(), true, MaxClaimHashGHps},
+		{"llm_int8_tops", m.GetLlmInt8Tops(), false, MaxClaimInt8TOPS},
 	} {
 		if err := finite(f.n, f.x, 0, f.hi); err != nil {
 			return nil, cid.Undef, err

@@ -28,6 +28,7 @@ import (
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
+	"github.com/poai-network/poai/gpu/llm"
 	"github.com/poai-network/poai/p2p"
 )
 
@@ -374,6 +375,35 @@ func generateVectors(t *testing.T) vectorFile {
 		insertField(t, attBytes, 8, protowire.AppendFixed64(protowire.AppendTag(nil, 8, protowire.Fixed64Type), 0)), nil)
 	add("attestation_reordered", "carol's attestation with its first two fields (challenge_cid, target) swapped: "+
 		"not the canonical encoding", p2p.TopicAttestation, "Attestation", "carol", 0, swapFirstFields(t, attBytes), nil)
+
+	// The llm workload: a small task of the devnet model (docs/llm-spec.md).
+	llmTask := llm.DevnetConfig
+	llmTask.Prompt, llmTask.Decode = 8, 2
+	lch := &pb.Challenge{
+		Version: 1, Epoch: clock.At(now), Challenger: []byte(ids["alice"]), Target: []byte(ids["bob"]), Nonce: nonce[:],
+		Workload: pb.Workload_WORKLOAD_LLM, Openings: 8, DeadlineMs: 1000, IssuedUnixMs: now.UnixMilli(),
+		RevealHash: challenge.RevealHash(secret[:]), Llm: challenge.LLMShapeOf(llmTask, 2, gpu.Seed{}),
+	}
+	challenge.SetLLMWeights(lch, genesis.Unix())
+	lchBytes, lchCID, err := challenge.MessageCID(lch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lcom, err := challenge.Run(context.Background(), gpu.NewCPU(), lch, lchCID, ids["bob"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lcom.Sign(keys["bob"]); err != nil {
+		t.Fatal(err)
+	}
+	lcomBytes, err := challenge.Marshal(lcom.Commitment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("llm_challenge", "alice challenges bob to the llm workload: the devnet model, an 8-token prompt, 2 tokens decoded, "+
+		"8 stage checks and 2 links, with the weight seed of its epoch", p2p.TopicChallenges, "Challenge", "alice", 0, lchBytes, nil)
+	add("llm_commitment", "bob's signed commitment to the llm challenge: the root over its leaves and the 2 tokens it decoded",
+		p2p.TopicCommitments, "Commitment", "bob", 0, lcomBytes, nil)
 	return f
 }
 

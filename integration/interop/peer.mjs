@@ -168,6 +168,7 @@ const VARINT_TYPES = new Set(['int32', 'int64', 'uint32', 'uint64', 'sint32', 's
 function wireTypeOf (field) {
   field.resolve()
   if (field.resolvedType instanceof protobuf.Type) return 2
+  if (field.repeated && field.type !== 'string' && field.type !== 'bytes') return 2 // packed (§3.1)
   if (field.resolvedType instanceof protobuf.Enum) return 0
   if (VARINT_TYPES.has(field.type)) return 0
   if (field.type === 'double' || field.type === 'fixed64' || field.type === 'sfixed64') return 1
@@ -227,6 +228,13 @@ function canonicalError (type, b) {
       if (field.resolvedType instanceof protobuf.Type) {
         const e = canonicalError(field.resolvedType, v)
         if (e != null) return e
+      } else if (field.repeated && field.type !== 'string' && field.type !== 'bytes') {
+        // A packed run of varints: each minimal, none left truncated.
+        if (!VARINT_TYPES.has(field.type)) return `${type.name}.${field.name}: packed ${field.type} unsupported`
+        let j = 0
+        try {
+          while (j < v.length) [, j] = readVarint(v, j)
+        } catch (err) { return `${type.name}.${field.name}: ${err.message}` }
       } else if (field.type === 'string') {
         try { utf8.decode(v) } catch { return `${type.name}.${field.name}: invalid UTF-8` }
       }
