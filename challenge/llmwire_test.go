@@ -88,8 +88,11 @@ func TestLLMWire(t *testing.T) {
 	if res := verify(c.Commitment, op); res.Verdict != pb.Verdict_VERDICT_PASS {
 		t.Fatalf("honest llm answer: %v %s", res.Verdict, res.Reason)
 	}
-	t.Logf("task %d+%d positions, %d stage checks, %d links; opening %d bytes, anticipated %v",
-		pl.LLM.Prompt, pl.LLM.Decode, pl.Openings, pl.LLMLinks, len(ob), pl.Anticipated)
+	if pl.LLMLinks != pl.LLM.Decode {
+		t.Errorf("%d of %d links checked, where every one fits", pl.LLMLinks, pl.LLM.Decode)
+	}
+	t.Logf("task %d+%d positions, %d stage checks, %d links; opening %d bytes, anticipated %v, verifier/prover MACs %.4f (bound)",
+		pl.LLM.Prompt, pl.LLM.Decode, pl.Openings, pl.LLMLinks, len(ob), pl.Anticipated, pl.VerifierFraction)
 
 	bad := map[string]func(com *pb.Commitment, op *pb.Opening){
 		"every token changed": func(com *pb.Commitment, _ *pb.Opening) {
@@ -131,6 +134,12 @@ func TestLLMWireLimits(t *testing.T) {
 	b, _ := proto.Marshal(com)
 	if len(b) > DefaultLimits().MaxCommitment {
 		t.Fatalf("largest llm commitment %d bytes, limit %d", len(b), DefaultLimits().MaxCommitment)
+	}
+	// The devnet model is far too small for a GPU: an H100's longest task
+	// within the limits takes well under half any target, and the plan
+	// says so rather than time the network.
+	if _, err := testPlanner().Plan(&pb.DeviceClaim{Model: "H100 SXM", Count: 1, Int8Tops: 1}, pb.Workload_WORKLOAD_LLM); !errors.Is(err, ErrUnplannable) {
+		t.Errorf("an H100 llm plan of the devnet model: %v", err)
 	}
 	ch, _, _ := llmChallenge(t, 0.004)
 	for name, f := range map[string]func(s *pb.LLMShape){

@@ -340,16 +340,19 @@ func (p Planner) VRAMMustHold(c *pb.DeviceClaim) (float64, error) {
 	return fill * vramPassingFraction(slack, float64(pl.VRAM.Rounds), readsPerBlock), nil
 }
 
-// DefaultLLMLinks is how many decode links each verifier of an llm
-// challenge checks (at most the decode's tokens): a batched guess wrong
-// at one link of T escapes with probability 1 − links/T.
+// DefaultLLMLinks is the fewest decode links each verifier of an llm
+// challenge checks (or every link, when the decode is shorter): the
+// planner checks every link where the opening and the verifier's work
+// stay within the limits. A batched guess wrong at one link of T escapes
+// with probability 1 − links/T.
 const DefaultLLMLinks = 16
 
 // planLLM sizes an llm task for rates r: the planner's model, a prompt
 // four times the decode (at most MaxLLMPrompt), the decode the shortest
 // that takes Target at r (LLMAnticipated), at most the model's Decode
 // (0: MaxLLMDecode) and within what validators let a verifier open and
-// check (llmChecksBound); stage checks Openings, links LLMLinks.
+// check with LLMLinks links (llmChecksBound); stage checks Openings; then
+// as many links as fit, up to every one.
 func (p Planner) planLLM(pl *Plan, r Rates) error {
 	if r.LLMInt8OPS <= 0 {
 		return fmt.Errorf("no int8 rate")
@@ -361,19 +364,18 @@ func (p Planner) planLLM(pl *Plan, r Rates) error {
 	}
 	maxDecode := min(cmp.Or(model.Decode, MaxLLMDecode), MaxLLMDecode)
 	maxPrompt := min(cmp.Or(model.Prompt, MaxLLMPrompt), MaxLLMPrompt)
-	links := cmp.Or(p.LLMLinks, DefaultLLMLinks)
+	minLinks := cmp.Or(p.LLMLinks, DefaultLLMLinks)
 	task := func(t int) llm.Config {
 		c := model
 		c.Decode, c.Prompt = t, min(4*t, maxPrompt)
 		return c
 	}
-	fits := func(t int) bool {
-		c := task(t)
-		macs, bytes := llmChecksBound(c, min(p.Openings, c.Positions()*c.Layers), min(links, t))
+	fits := func(c llm.Config, links int) bool {
+		macs, bytes := llmChecksBound(c, min(p.Openings, c.Positions()*c.Layers), links)
 		return macs <= p.Limits.MaxVerifyWork && bytes <= float64(p.Limits.MaxOpening)/2
 	}
 	t := 1
-	for t < maxDecode && fits(t+1) && LLMAnticipated(task(t), r.LLMInt8OPS, r.LLMBytesPerSec) < p.Target {
+	for t < maxDecode && fits(task(t+1), min(minLinks, t+1)) && LLMAnticipated(task(t), r.LLMInt8OPS, r.LLMBytesPerSec) < p.Target {
 		t++
 	}
 	pl.LLM = task(t)
@@ -381,7 +383,10 @@ func (p Planner) planLLM(pl *Plan, r Rates) error {
 	if pl.Anticipated < p.Target/2 {
 		return fmt.Errorf("the longest task of the model (%d + %d positions) takes %v, under half the %v target", pl.LLM.Prompt, pl.LLM.Decode, pl.Anticipated, p.Target)
 	}
-	pl.LLMLinks = min(links, t)
+	pl.LLMLinks = min(minLinks, t)
+	for pl.LLMLinks < t && fits(pl.LLM, pl.LLMLinks+1) {
+		pl.LLMLinks++
+	}
 	pl.Openings = min(p.Openings, pl.LLM.Positions()*pl.LLM.Layers)
 	macs, _ := llmChecksBound(pl.LLM, pl.Openings, pl.LLMLinks)
 	pl.VerifierFraction = macs / llm.MACs(pl.LLM)
