@@ -70,6 +70,19 @@ func LLMConfigOf(ch *pb.Challenge) (llm.Config, error) {
 	return cfg, nil
 }
 
+// LLMModelCID names the model an llm challenge runs: the CID (CIDOf) of
+// the canonical encoding of an LLMShape holding only the model's
+// dimensions and weight seed. Every challenge on one model in one weight
+// epoch names the same.
+func LLMModelCID(ch *pb.Challenge) (cid.Cid, error) {
+	s := ch.GetLlm()
+	if s == nil {
+		return cid.Undef, fmt.Errorf("%w: not an llm challenge", ErrMalformed)
+	}
+	_, c, err := MessageCID(&pb.LLMShape{Vocab: s.GetVocab(), Dim: s.GetDim(), Heads: s.GetHeads(), Layers: s.GetLayers(), Ffn: s.GetFfn(), WeightSeed: s.GetWeightSeed()})
+	return c, err
+}
+
 // weightSeedOf returns the weight seed an llm challenge names, or an
 // error wrapping ErrMalformed when it is not 32 bytes.
 func weightSeedOf(ch *pb.Challenge) (gpu.Seed, error) {

@@ -1,9 +1,15 @@
 package integration
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/poai-network/poai/challenge"
+	"github.com/poai-network/poai/gpu/llm"
 	"github.com/poai-network/poai/node"
 	"github.com/poai-network/poai/node/devnet"
 )
@@ -13,15 +19,18 @@ import (
 // windowed attention, a short decode padded, a guessed decode run as a
 // batched prefill, a replayed sequence). Every adversary must end below
 // every honest peer and graylisted; no honest peer may fail a challenge
-// or be graylisted.
+// or be graylisted. The first honest node exports what it verified
+// (--export-outputs): each line's tokens are what the model it names
+// decodes from its prompt.
 func TestLLMAdversaries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 10-peer llm devnet for about 75 seconds")
 	}
+	outputs := filepath.Join(t.TempDir(), "outputs.jsonl")
 	adv := map[node.Role]int{node.RoleLazyLLM: 1, node.RoleCheapAttention: 1, node.RoleShortDecode: 1, node.RoleBatchedGuess: 1, node.RoleReplayLLM: 1}
 	d, err := devnet.Start(t.Context(), devnet.Config{
 		Nodes: 10, Adversaries: adv, DataDir: t.TempDir(), Target: 400 * time.Millisecond, EpochLength: 10 * time.Second,
-		GPU: "off", Workloads: []string{"llm"},
+		GPU: "off", Workloads: []string{"llm"}, ExportOutputs: outputs,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -61,4 +70,41 @@ func TestLLMAdversaries(t *testing.T) {
 			t.Errorf("no %s in the report", role)
 		}
 	}
+	checkExported(t, outputs, d.Clock.Unix())
+}
+
+// checkExported reads an outputs file and reruns every line's task: the
+// devnet model with the weight seed of the line's epoch, on its prompt.
+func checkExported(t *testing.T, path string, genesis int64) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) == 0 || lines[0] == "" {
+		t.Fatal("no outputs exported")
+	}
+	for _, line := range lines {
+		var o node.ExportedOutput
+		if err := json.Unmarshal([]byte(line), &o); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		cfg := llm.DevnetConfig
+		cfg.Prompt, cfg.Decode = len(o.Prompt), len(o.Tokens)
+		w, err := llm.NewWeights(cfg, challenge.LLMWeightSeed(genesis, o.Epoch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := llm.Run(t.Context(), w, o.Prompt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, tok := range res.Tokens {
+			if uint32(tok) != o.Tokens[i] {
+				t.Fatalf("challenge %s: exported token %d is %d, the model decodes %d", o.ChallengeCID, i, o.Tokens[i], tok)
+			}
+		}
+	}
+	t.Logf("%d exported outputs, each the model's own decode", len(lines))
 }

@@ -108,6 +108,7 @@ type ChallengeConfig struct {
 	EpochLength     Duration `toml:"epoch_length" comment:"Length of an epoch. Every peer of a network must agree."`
 	TargetDuration  Duration `toml:"target_duration" comment:"How long a challenge should take on the claimed device."`
 	Workloads       []string `toml:"workloads" comment:"Workloads challenges rotate through: int8, bf16, vram, llm."`
+	ExportOutputs   string   `toml:"export_outputs" comment:"Append the decoded tokens of every llm answer this node verifies as passing to this file, one JSON line each (challenge CID, target, epoch, model CID, prompt, tokens); empty disables it."`
 	K               int      `toml:"int8_k" comment:"Inner dimension of the int8 product."`
 	M               int      `toml:"int8_m" comment:"Column dimension (row width) of the int8 product."`
 	BF16K           int      `toml:"bf16_k" comment:"Inner dimension of the bf16 product (at most 4096, where the bf16 tolerance was measured)."`

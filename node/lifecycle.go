@@ -112,6 +112,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}))
 	}
 	undo = append(undo, n.book.Close)
+	if n.outputs, err = openOutputExport(n.cfg.Challenge.ExportOutputs); err != nil {
+		return err
+	}
+	undo = append(undo, n.outputs.Close)
 	if v, ok := n.book.Trust(); ok {
 		n.app.set(v) // a restarted node carries on with its trust
 	}
@@ -214,7 +218,7 @@ func (n *Node) Close() error {
 	if n.releaseLag != nil {
 		n.releaseLag()
 	}
-	err := errors.Join(n.host.Close(), n.book.Close())
+	err := errors.Join(n.host.Close(), n.book.Close(), n.outputs.Close())
 	if n.closeBackend != nil {
 		err = errors.Join(err, n.closeBackend())
 	}

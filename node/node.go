@@ -105,6 +105,9 @@ type base struct {
 
 	stats  counters
 	delays delayLog
+	// outputs appends the llm answers this node verified as passing to
+	// [challenge] export_outputs (nil: not exported).
+	outputs *outputExport
 	// slotsSeen counts the challenger and verifier slots this node saw
 	// each peer hold (devnet reports).
 	slotsSeen slotLedger

@@ -120,4 +120,9 @@ func (tk *tracker) verified(t *tracked, res challenge.Result, err error) {
 	}
 	tk.attest(t, verdict, latency, res.Deviation, res.Accuracy, res.Reason)
 	tk.learnTruth(t, res.Verdict)
+	if verdict == pb.Verdict_VERDICT_PASS {
+		if err := tk.outputs.add(t.ch, t.cid.String(), t.com); err != nil {
+			tk.log.Warn("export outputs", "challenge", t.cid, "err", err)
+		}
+	}
 }

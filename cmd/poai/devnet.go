@@ -37,6 +37,7 @@ func devnetCmd() *cobra.Command {
 		allowance   time.Duration
 		waves       int
 		workloads   string
+		exportOut   string
 		emulated    int
 		devices     string
 		pretrusted  int
@@ -147,7 +148,7 @@ peers' views).`,
 			fmt.Fprintf(stderr, "devnet: measuring the CPU backend and starting %d nodes...\n", nodes)
 			d, err := devnet.Start(ctx, devnet.Config{
 				Nodes: nodes, Adversaries: adv, DataDir: dataDir, Target: target, EpochLength: epoch, Slack: slack, Log: log, GPU: gpuMode,
-				Allowance: allowance, Waves: waves, Workloads: wl, Emulated: emulated, PreTrusted: pretrusted, Devices: devnet.DeviceMode(devices),
+				Allowance: allowance, Waves: waves, Workloads: wl, ExportOutputs: exportOut, Emulated: emulated, PreTrusted: pretrusted, Devices: devnet.DeviceMode(devices),
 			})
 			if err != nil {
 				return err
@@ -246,6 +247,7 @@ peers' views).`,
 	f.StringVar(&adversaries, "adversaries", "slow=1,lazy=1,replay=1", "adversary roles and counts, e.g. slow=1,lazy=1,replay=1 (roles: "+adversaryRoleNames()+"; see docs/adversaries.md)")
 	f.StringVar(&workloads, "workloads", "", "workloads challenges rotate through, e.g. vram, llm or int8,bf16,vram (empty: the config default)")
 	f.StringVar(&workloads, "workload", "", "the same as --workloads (one workload: --workload llm)")
+	f.StringVar(&exportOut, "export-outputs", "", "the first honest node appends the decoded tokens of every llm answer it verifies as passing to this JSONL file")
 	f.IntVar(&emulated, "emulated", 0, "how many honest nodes prove on an emulated devnet A100 80GB SXM and claim it, instead of claiming their CPU")
 	f.StringVar(&devices, "devices", "host", "\"host\": nodes prove on this machine's CPU, all sharing it; \"emulated\": every node on an emulated device of its own (a devnet A100 80GB SXM, or its role's; relay and shared-device identities share one per pair), the CPU computing the arithmetic")
 	f.IntVar(&pretrusted, "pretrusted", 0, "honest nodes of each shard that every node pre-trusts ([scoring] pretrusted), as bootstrap operators: proven judges from genesis")

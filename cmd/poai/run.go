@@ -154,6 +154,7 @@ type runFlags struct {
 	logFormat    string
 	tops         float64
 	model        string
+	exportOut    string
 }
 
 func (r *runFlags) register(f *pflag.FlagSet) {
@@ -168,6 +169,7 @@ func (r *runFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&r.logFormat, "log-format", "text", "text or json (config log.format)")
 	f.Float64Var(&r.tops, "int8-tops", 0, "claimed dense int8 throughput in TOPS; 0 measures the backend at start (config device.int8_tops)")
 	f.StringVar(&r.model, "model", "", "device model to claim; empty uses the backend's own (config device.model)")
+	f.StringVar(&r.exportOut, "export-outputs", "", "append the decoded tokens of every llm answer this node verifies as passing to this JSONL file (config challenge.export_outputs)")
 }
 
 // load returns the effective configuration: config.toml, then POAI_*
@@ -220,6 +222,9 @@ func (r *runFlags) load(cmd *cobra.Command) (node.Config, string, string, error)
 	}
 	if f.Changed("model") {
 		cfg.Device.Model = r.model
+	}
+	if f.Changed("export-outputs") {
+		cfg.Challenge.ExportOutputs = r.exportOut
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, dir, cfgPath, fmt.Errorf("config %s with the environment and flags: %w", cfgPath, err)

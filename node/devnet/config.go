@@ -63,6 +63,9 @@ type Config struct {
 	Waves int
 	// Workloads, when set, replaces [challenge] workloads.
 	Workloads []string
+	// ExportOutputs, when set, is the first honest node's [challenge]
+	// export_outputs: the llm answers it verifies as passing.
+	ExportOutputs string
 	// Heartbeat, when positive, replaces gossipsub's 1 s heartbeat.
 	Heartbeat time.Duration
 	// Loss is the fraction of incoming messages each mocknet node loses

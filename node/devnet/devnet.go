@@ -263,6 +263,9 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		if len(cfg.Workloads) > 0 {
 			c.Challenge.Workloads = cfg.Workloads
 		}
+		if i == slices.IndexFunc(roles, func(r node.Role) bool { return !r.Adversary() }) {
+			c.Challenge.ExportOutputs = cfg.ExportOutputs
+		}
 		c.Challenge.Waves = cfg.Waves
 		if cfg.ChallengeRate > 0 {
 			c.Challenge.Rate = cfg.ChallengeRate
