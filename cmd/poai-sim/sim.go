@@ -196,7 +196,7 @@ report on stdout.`,
 	f.Float64Var(&cfg.Rate, "rate", 0.25, "fraction of peers challenged per epoch (below 1, two challenges of a peer are at most ⌈2/rate⌉ epochs apart)")
 	f.DurationVar(&cfg.Allowance, "allowance", 100*time.Millisecond, "fixed part of every deadline, for gossip and scheduling")
 	f.Float64Var(&cfg.ClaimFraction, "claim-fraction", 0.5, "share of the measured single-core CPU throughput each node claims, the rest kept as headroom (a thousand nodes share the cores); a slow adversary claims 8x the whole")
-	f.StringSliceVar(&cfg.Workloads, "workloads", []string{"int8"}, "workloads challenges rotate through: int8, bf16, vram")
+	f.StringSliceVar(&cfg.Workloads, "workloads", []string{"int8"}, "workloads challenges rotate through: int8, bf16, vram, llm")
 	f.Float64Var(&cfg.Loss, "loss", 0, "fraction of incoming messages each node loses at random, unread and not forwarded (mocknet itself loses nothing)")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", 3*time.Second, "gossipsub heartbeat interval (mesh maintenance and gossip); each of the nodes' routers runs one per topic")
 	f.IntVar(&cfg.K, "k", 128, "int8 inner dimension of challenges")
