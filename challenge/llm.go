@@ -195,17 +195,23 @@ func (a *LLMAnswer) Root() merkle.Hash { return a.tree.Root() }
 
 // LLMCheck is one check a verifier makes of an llm answer: a stage (Pos,
 // Layer) with attention recomputed on Head, or, when Link ≥ 0, the link
-// from the last layer at position P − 1 + Link to generated token Link and
-// on to the next position's input.
+// from position P − 1 + Link to generated token Link and on to the next
+// position's input: the position's whole column of stages, the last layer
+// on every head and each layer below on Heads[layer].
 type LLMCheck struct {
 	Pos, Layer, Head int
 	Link             int
+	// Heads is a link's head for each layer below the last (L − 1 of
+	// them); nil for a stage check.
+	Heads []int
 }
 
 const (
 	llmStageTag = "poai/1/llm-stage"
 	llmHeadTag  = "poai/1/llm-head"
 	llmLinkTag  = "poai/1/llm-link"
+	// llmLinkHeadTag draws a link's heads of the layers below the last.
+	llmLinkHeadTag = "poai/1/llm-link-head"
 )
 
 // SampleLLMChecks returns the checks of an answer with root: links
@@ -234,8 +240,13 @@ func SampleLLMChecks(cfg llm.Config, root merkle.Hash, nonce, secret []byte, sta
 		if err != nil {
 			return nil, err
 		}
-		for _, i := range li {
-			out = append(out, LLMCheck{Link: i})
+		lower := cfg.Layers - 1
+		heads, err := sampleWithReplacement(llmLinkHeadTag, root, nonce, secret, cfg.Heads, len(li)*lower)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range li {
+			out = append(out, LLMCheck{Link: i, Heads: heads[j*lower : (j+1)*lower : (j+1)*lower]})
 		}
 	}
 	return out, nil
@@ -271,9 +282,9 @@ type OpenedLeaf struct {
 
 // leavesFor returns the leaf indices checks open, sorted and distinct
 // (stageLeaves for each stage a check verifies): for a stage check, its
-// stage with its head; for a link, the token leaf, the last layer's stage
-// at position P − 1 + Link with every head and, below the last token,
-// layer 0's stage at position P + Link.
+// stage with its head; for a link, the token leaf, the stages of position
+// P − 1 + Link (the last layer with every head, each layer below with its
+// head) and, below the last token, layer 0's stage at position P + Link.
 func (y LLMLayout) leavesFor(checks []LLMCheck) []int {
 	c := y.Cfg
 	var idx []int
@@ -281,6 +292,11 @@ func (y LLMLayout) leavesFor(checks []LLMCheck) []int {
 		if k.Link >= 0 {
 			idx = append(idx, y.Token(k.Link))
 			idx = append(idx, y.stageLeaves(c.Prompt-1+k.Link, c.Layers-1, allHeads(c))...)
+			for l, h := range k.Heads {
+				if l < c.Layers-1 && h >= 0 && h < c.Heads {
+					idx = append(idx, y.stageLeaves(c.Prompt-1+k.Link, l, []int{h})...)
+				}
+			}
 			if k.Link < c.Decode-1 {
 				idx = append(idx, y.Stage(c.Prompt+k.Link, 0))
 			}
@@ -468,7 +484,23 @@ func VerifyLLM(w *llm.Weights, p *llm.Projection, prompt []int, root merkle.Hash
 			// head forged there would steer the token (an attack review
 			// steered one past 200 better-ranked tokens, escaping 96 % of
 			// challenges that checked one head of sampled stages only).
-			last, err := verifyStage(cfg.Prompt-1+k.Link, cfg.Layers-1, allHeads(cfg))
+			// The layers below are verified too, each on one head: a
+			// forged stage output below the last layer, pointing the
+			// stream at any token, cost O(D) and escaped 84 % of
+			// challenges when only the last layer was verified.
+			pos := cfg.Prompt - 1 + k.Link
+			if len(k.Heads) != cfg.Layers-1 {
+				return fmt.Errorf("%w: link %d names %d heads for %d layers below the last", ErrMalformed, k.Link, len(k.Heads), cfg.Layers-1)
+			}
+			for l, h := range k.Heads {
+				if h < 0 || h >= cfg.Heads {
+					return fmt.Errorf("%w: link %d: head %d of %d", ErrMalformed, k.Link, h, cfg.Heads)
+				}
+				if _, err := verifyStage(pos, l, []int{h}); err != nil {
+					return err
+				}
+			}
+			last, err := verifyStage(pos, cfg.Layers-1, allHeads(cfg))
 			if err != nil {
 				return err
 			}
@@ -498,14 +530,16 @@ func VerifyLLM(w *llm.Weights, p *llm.Projection, prompt []int, root merkle.Hash
 
 // LLMVerifierMACs returns the multiply-adds VerifyLLM spends on checks
 // (llm.StageVerifierMACs per stage check; per link, the logits'
-// Freivalds products, V + D, and its last-layer stage with every head): the verifier's work per challenge, apart
+// Freivalds products, V + D, its last-layer stage with every head and
+// each stage below with one): the verifier's work per challenge, apart
 // from the projection it computes once per weight seed
 // (llm.WeightMACs).
 func LLMVerifierMACs(cfg llm.Config, checks []LLMCheck) float64 {
 	var total float64
 	for _, k := range checks {
 		if k.Link >= 0 {
-			total += float64(cfg.Vocab+cfg.Dim) + llm.StageVerifierMACs(cfg, cfg.Prompt-1+k.Link, cfg.Heads)
+			pos := cfg.Prompt - 1 + k.Link
+			total += float64(cfg.Vocab+cfg.Dim) + llm.StageVerifierMACs(cfg, pos, cfg.Heads) + float64(cfg.Layers-1)*llm.StageVerifierMACs(cfg, pos, 1)
 			continue
 		}
 		total += llm.StageVerifierMACs(cfg, k.Pos, 1)

@@ -529,3 +529,56 @@ func TestLLMMultiProofForgery(t *testing.T) {
 		t.Errorf("%d forged multi-proofs accepted", accepted)
 	}
 }
+
+// TestLLMForgedLowerStageCaught: a prover points the residual stream at a
+// token of its choice by forging one stage below the last layer (its
+// output set to s·sign(Wvocab[:, g]) for target g, an O(D) forgery with no
+// search), computes the last layer honestly from it, and claims g. An
+// attack review found this escaped 84 % of challenges when a link
+// verified only its last layer; a link now verifies its whole column,
+// the layers below on one head each, and a forged output fails on any
+// head.
+func TestLLMForgedLowerStageCaught(t *testing.T) {
+	cfg := llm.DevnetConfig
+	b := newLLMBed(t, cfg)
+	honest, err := llm.Run(context.Background(), b.w, b.prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := cfg.Decode / 2
+	pos := cfg.Prompt - 1 + link
+	// The honest logits' worst token at the link.
+	_, htr, err := llm.RunTrace(context.Background(), b.w, b.prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := 0
+	for v, lg := range htr.Logits[link] {
+		if lg < htr.Logits[link][target] {
+			target = v
+		}
+	}
+	forge := func(p, l int, x []int32) {
+		if p != pos || l != cfg.Layers-2 {
+			return
+		}
+		for i := range x {
+			x[i] = 1000
+			if b.w.Vocab[i*cfg.Vocab+target] < 0 {
+				x[i] = -1000
+			}
+		}
+	}
+	tr, tokens, _ := llmcheat.Cheat{Layers: cfg.Layers, Forge: forge, Guess: func(_, computed int) int { return computed }}.Forward(b.w, b.prompt)
+	if tokens[link] != target || honest.Tokens[link] == target {
+		t.Fatalf("the forgery did not steer link %d to %d: claims %d (honest %d)", link, target, tokens[link], honest.Tokens[link])
+	}
+	a := commit(t, cfg, tr, tokens, nil)
+	const n = 50
+	pass, why := b.escapes(t, a, n)
+	t.Logf("stage (%d, %d) forged to steer link %d to the honest logits' worst token %d (honest %d): escaped %d of %d (84 %% when a link verified only its last layer); caught by %v",
+		pos, cfg.Layers-2, link, target, honest.Tokens[link], pass, n, why)
+	if pass != 0 {
+		t.Fatalf("a forged stage below a link's last layer escaped %d of %d challenges", pass, n)
+	}
+}

@@ -106,25 +106,30 @@ func SetLLMWeights(ch *pb.Challenge, genesis int64) {
 
 // llmChecksBound returns the most multiply-adds (LLMVerifierMACs) and
 // opening bytes a verifier may face on a task of cfg with stages stage
-// checks and links link checks, every check at the last position: the
-// leaves' values (at most every leaf's), 8 bytes of framing per leaf, and
-// a multi-proof of at most depth hashes per leaf, at most one per leaf
-// of the tree.
+// checks and links link checks, every check at the last position. The
+// bytes count, per kind of leaf, what the checks open but at most every
+// leaf of that kind (links share the key-value leaves they read): stage
+// leaves (a stage check's stage and the one below; a link's column and
+// the next position's layer 0), key-value leaves (a stage's own of every
+// head and its head's earlier ones; a link's every head in the last
+// layer, one head below), token leaves; 8 bytes of framing per leaf, and
+// a multi-proof of at most depth hashes per leaf and one per leaf of the
+// tree.
 func llmChecksBound(cfg llm.Config, stages, links int) (macs, bytes float64) {
 	y := LLMLayout{cfg}
-	last := cfg.Positions() - 1
-	kv := float64(2 * cfg.HeadDim())
-	stage := float64(StageBytes(cfg))
-	token := 4*float64(cfg.Vocab) + 4
-	macs = float64(stages)*llm.StageVerifierMACs(cfg, last, 1) +
-		float64(links)*(float64(cfg.Vocab+cfg.Dim)+llm.StageVerifierMACs(cfg, last, cfg.Heads))
-	perStage := float64(2 + cfg.Heads + last)
-	perLink := float64(3 + cfg.Heads*(last+1))
-	values := float64(stages)*(2*stage+kv*float64(cfg.Heads+last)) + float64(links)*(token+3*stage+kv*float64(cfg.Heads*(last+1)))
-	all := float64(cfg.Positions()*cfg.Layers)*stage + float64(cfg.Layers*cfg.Heads*cfg.Positions())*kv + float64(cfg.Decode)*token
-	leaves := min(float64(stages)*perStage+float64(links)*perLink, float64(y.Leaves()))
+	n, last := float64(cfg.Positions()), float64(cfg.Positions()-1)
+	l, h := float64(cfg.Layers), float64(cfg.Heads)
+	s, k := float64(stages), float64(links)
+	lower := l - 1
+	macs = s*llm.StageVerifierMACs(cfg, cfg.Positions()-1, 1) +
+		k*(float64(cfg.Vocab+cfg.Dim)+llm.StageVerifierMACs(cfg, cfg.Positions()-1, cfg.Heads)+lower*llm.StageVerifierMACs(cfg, cfg.Positions()-1, 1))
+	stageLeaves := min(2*s+k*(l+1), n*l)
+	kvLeaves := min(s*(h+last)+k*(h*(last+1)+lower*(h+last)), l*h*n)
+	tokenLeaves := min(k, float64(cfg.Decode))
+	leaves := stageLeaves + kvLeaves + tokenLeaves
 	depth := math.Ceil(math.Log2(float64(y.Leaves()))) + 1
-	bytes = min(values, all) + 8*leaves + 32*min(leaves*depth, float64(y.Leaves()))
+	bytes = stageLeaves*float64(StageBytes(cfg)) + kvLeaves*float64(2*cfg.HeadDim()) + tokenLeaves*(4*float64(cfg.Vocab)+4) +
+		8*leaves + 32*min(leaves*depth, float64(y.Leaves()))
 	return macs, bytes
 }
 
@@ -399,6 +404,8 @@ func verifyLLM(ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.C
 		return bad("opening names another commitment")
 	case string(op.GetProver()) != string(com.GetProver()):
 		return bad("opening by another prover than the commitment's")
+	case string(com.GetProver()) != string(ch.GetTarget()):
+		return bad("commitment by another prover than the challenge's target")
 	case op.GetEpoch() != ch.GetEpoch() || com.GetEpoch() != ch.GetEpoch():
 		return bad("commitment or opening names another epoch than the challenge")
 	case len(com.GetMerkleRoot()) != len(merkle.Hash{}):

@@ -109,6 +109,10 @@ func TestLLMWire(t *testing.T) {
 		"the multi-proof missing": func(_ *pb.Commitment, op *pb.Opening) { op.MultiProof = nil },
 		"another epoch":           func(_ *pb.Commitment, op *pb.Opening) { op.Epoch++ },
 		"leaf count":              func(com *pb.Commitment, _ *pb.Opening) { com.Leaves++ },
+		"another prover than the target": func(com *pb.Commitment, op *pb.Opening) {
+			com.Prover = []byte(fixedPeer(t, 9))
+			op.Prover = com.Prover
+		},
 	}
 	for name, f := range bad {
 		com, o := proto.Clone(c.Commitment).(*pb.Commitment), proto.Clone(op).(*pb.Opening)

@@ -27,6 +27,10 @@ type Cheat struct {
 	// StopAfter > 0: only this many tokens are decoded; the rest of the
 	// positions are left zero and the tokens padded with the last one.
 	StopAfter int
+	// Forge, when set, may rewrite the residual stream x after layer
+	// layer at position pos: the stage's output, and the next layer's
+	// input, are then x (a stage forged to steer what follows).
+	Forge func(pos, layer int, x []int32)
 }
 
 // Forward runs w on prompt as c says, recording a trace as llm.RunTrace
@@ -118,6 +122,9 @@ func (c Cheat) Forward(w *llm.Weights, prompt []int) (*llm.Trace, []int, float64
 			llm.GEMV(st.AccDown, u, L.Down)
 			for i := range d {
 				x[i] += int32(llm.Requant(int64(st.AccDown[i]), shF))
+			}
+			if c.Forge != nil {
+				c.Forge(pos, l, x)
 			}
 			copy(st.XOut, x)
 			macs += float64(d*d + 2*d*f)
