@@ -279,6 +279,10 @@ func (tk *tracker) attest(t *tracked, v pb.Verdict, latency time.Duration, devia
 		a.CheckDigest = t.digests[tk.id] // nil when this node did not verify (an adversary) or the workload has none
 	}
 	tk.metrics.attested.WithLabelValues(verdictName(v)).Inc()
+	if tk.summary.verdicts == nil {
+		tk.summary.verdicts = map[string]int{}
+	}
+	tk.summary.verdicts[verdictName(v)]++
 	tk.stats.bump(func(s *Stats) { s.Attested++ })
 	if v == pb.Verdict_VERDICT_PASS {
 		tk.claims.checkProofSpeed(t, latency)

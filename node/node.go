@@ -153,6 +153,16 @@ type tracker struct {
 	// sharing decides whether this node, as a verifier, reveals its
 	// listed shares (honestSharer, or an adversary's).
 	sharing sharerRole
+
+	// summary is what the epoch's info line reports (logEpoch).
+	summary epochSummary
+}
+
+// epochSummary is what happened since the last epoch line: the counters
+// then, and the verdicts this node attested since (loop goroutine only).
+type epochSummary struct {
+	last     Stats
+	verdicts map[string]int
 }
 
 // delayLog keeps the most recent challenge-to-attestation delays for

@@ -1,11 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -353,4 +356,62 @@ func restartNode(t *testing.T, n *Node, dir string) *Node {
 	}
 	t.Cleanup(func() { n2.Close() })
 	return n2
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's goroutines and a
+// test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestEpochLine: two nodes at the default log level each write one line
+// per epoch at info, with the peers, what they issued, answered and
+// attested, and their own score; an operator is never left with minutes of
+// silence.
+func TestEpochLine(t *testing.T) {
+	var logs syncBuffer
+	a := startNode(t, testConfig(), nil)
+	c := testConfig()
+	c.P2P.Bootstrap = []string{a.Addrs()[0].String()}
+	n, err := New(t.TempDir(), c, WithWarmup(200*time.Millisecond), WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	var lines []string
+	deadline := time.Now().Add(4 * time.Duration(c.Challenge.EpochLength))
+	for len(lines) < 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		lines = nil
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "msg=epoch ") {
+				lines = append(lines, l)
+			}
+		}
+	}
+	if len(lines) < 2 {
+		t.Fatalf("%d epoch lines at info in %v:\n%s", len(lines), 4*time.Duration(c.Challenge.EpochLength), logs.String())
+	}
+	for _, f := range []string{"epoch=", "peers=", "issued=", "answered=", "prove_failed=", "attested=", "verdicts=", "own_score="} {
+		if !strings.Contains(lines[1], f) {
+			t.Errorf("epoch line without %s: %s", f, lines[1])
+		}
+	}
+	t.Log(lines[1])
 }

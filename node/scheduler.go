@@ -4,8 +4,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	mrand "math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -41,6 +43,9 @@ func (tk *tracker) onEpoch(e uint64) {
 	tk.ev.after(challenge.ClaimOffset(tk.id, e, tk.clock.Length), tk.announce.publish)
 	tk.expire(now)
 	live := tk.claims.livePeers(now)
+	if e > *tk.startEpoch {
+		tk.logEpoch(e-1, len(live))
+	}
 	judges := tk.earned.judges(live, e)
 	tk.metrics.peers.Set(float64(len(live)))
 	// Shards take turns: each shard's slots are shifted by its share of
@@ -341,4 +346,22 @@ func (tk *tracker) onRequest(from peer.ID, d decoded, at time.Time) {
 	if c, err := tk.issue(e, target); err == nil {
 		tk.log.Info("challenge issued on request", "target", shortID(target), "requester", shortID(from), "challenge", c)
 	}
+}
+
+// logEpoch writes epoch e's line at info: the live peers, the challenges
+// this node issued and answered, its proofs that failed, the verdicts it
+// attested (by kind) since the last line, and its own integrity score in
+// its book. An operator watching at info sees one line per epoch.
+func (tk *tracker) logEpoch(e uint64, peers int) {
+	now := tk.stats.get()
+	d := Stats{Issued: now.Issued - tk.summary.last.Issued, Answered: now.Answered - tk.summary.last.Answered,
+		ProveFailed: now.ProveFailed - tk.summary.last.ProveFailed, Attested: now.Attested - tk.summary.last.Attested}
+	names := slices.Sorted(maps.Keys(tk.summary.verdicts))
+	verdicts := make([]string, len(names))
+	for i, v := range names {
+		verdicts[i] = fmt.Sprintf("%s=%d", v, tk.summary.verdicts[v])
+	}
+	tk.log.Info("epoch", "epoch", e, "peers", peers, "issued", d.Issued, "answered", d.Answered, "prove_failed", d.ProveFailed,
+		"attested", d.Attested, "verdicts", strings.Join(verdicts, " "), "own_score", tk.book.Score(tk.id.String()))
+	tk.summary = epochSummary{last: now}
 }
