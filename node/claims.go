@@ -40,23 +40,20 @@ func (honestClaimer) claim(*pb.DeviceClaim, *gpu.DeviceCatalog) bool { return fa
 
 // buildClaim returns the device claim of self proving on backend,
 // measuring the backend for every figure d leaves at 0 (unless measured
-// is given), as claiming states it against cat. The second result is
+// is given; calibrate, with its record in the file calibration,
+// re-measured when recalibrate is set), as claiming states it against cat. The second result is
 // NVML's index of the proving device (-1: none), matched by PCI location.
 func buildClaim(ctx context.Context, self peer.ID, backend gpu.Backend, d DeviceConfig, ch ChallengeConfig, measured *gpu.Throughput,
-	claiming claimerRole, cat *gpu.DeviceCatalog, log *slog.Logger) (*pb.DeviceClaim, int, error) {
+	calibration string, recalibrate bool, claiming claimerRole, cat *gpu.DeviceCatalog, log *slog.Logger) (*pb.DeviceClaim, int, error) {
 	info := backend.Info()
 	var llmTOPS float64
 	if d.Int8TOPS == 0 || d.BF16TFLOPS == 0 || d.HashGHps == 0 {
 		m := measured
 		if m == nil {
-			t, err := gpu.MeasureAllFor(ctx, backend, gpu.MeasureShapes{Int8K: ch.K, Int8M: ch.M, BF16K: ch.BF16K, BF16M: ch.BF16M})
+			t, err := calibrate(ctx, calibration, backend, ch, recalibrate, log)
 			if err != nil {
-				return nil, -1, fmt.Errorf("measure backend: %w", err)
+				return nil, -1, err
 			}
-			if t.LLMInt8TOPS, err = challenge.MeasureLLM(ctx, backend, 2); err != nil {
-				return nil, -1, fmt.Errorf("measure backend: llm: %w", err)
-			}
-			log.Info("measured backend", "backend", info.Backend, "int8_tops", t.Int8TOPS, "bf16_tflops", t.BF16TFLOPS, "hash_ghps", t.HashGHps, "llm_int8_tops", t.LLMInt8TOPS)
 			m = &t
 		}
 		d.Int8TOPS = cmp.Or(d.Int8TOPS, m.Int8TOPS)

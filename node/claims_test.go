@@ -2,8 +2,11 @@ package node
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/poai-network/poai/challenge"
 	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/gpu"
 )
 
 // TestUnplannableVRAMFlagged: a claim whose int8 proof plans but whose VRAM
@@ -88,5 +92,60 @@ func TestManyDevicesFlagged(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(n.metrics.flagged.WithLabelValues("device_report")); got != 2 {
 		t.Errorf("poai_claims_flagged_total{reason=device_report} = %v, want 2", got)
+	}
+}
+
+// TestCalibrationRecorded: the first calibration measures and records the
+// device; the next reuses the record exactly; --recalibrate measures again
+// and logs the previous figures beside the new; a record of another
+// device, or a damaged one, is measured over.
+func TestCalibrationRecorded(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	path := filepath.Join(t.TempDir(), CalibrationFile)
+	ch := DefaultConfig().Challenge
+	ch.K, ch.M, ch.BF16K, ch.BF16M = 64, 64, 64, 64
+	cpu := gpu.NewCPU()
+	first, err := calibrate(t.Context(), path, cpu, ch, false, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Int8TOPS <= 0 || first.LLMInt8TOPS <= 0 {
+		t.Fatalf("measured %+v", first)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := calibrate(t.Context(), path, cpu, ch, false, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first || !strings.Contains(logs.String(), "device calibration from record") {
+		t.Fatalf("second start: %+v, want the record %+v", again, first)
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(b) {
+		t.Fatal("the record was rewritten without a new measurement")
+	}
+	if _, err := calibrate(t.Context(), path, cpu, ch, true, log); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "previous_int8_tops=") {
+		t.Fatalf("a recalibration does not show the previous figures:\n%s", logs.String())
+	}
+	other := ch
+	other.K = 128
+	if id := deviceIdentity(cpu, other); id == deviceIdentity(cpu, ch) {
+		t.Fatal("another measured shape, the same device identity")
+	}
+	if err := os.WriteFile(path, []byte("{torn"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := calibrate(t.Context(), path, cpu, ch, false, log); err != nil || !strings.Contains(logs.String(), "calibration record unreadable") {
+		t.Fatalf("a damaged record: %v", err)
+	}
+	var c Calibration
+	if b, _ := os.ReadFile(path); json.Unmarshal(b, &c) != nil || c.Device != deviceIdentity(cpu, ch) {
+		t.Fatalf("the damaged record was not replaced: %s", b)
 	}
 }

@@ -80,7 +80,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	}
 	n.claims.self, n.earned.self = n.id, n.id
-	claim, nvmlIndex, err := buildClaim(ctx, n.id, n.backend, n.cfg.Device, n.cfg.Challenge, n.o.measured, n.claiming, n.claims.cat, n.log)
+	claim, nvmlIndex, err := buildClaim(ctx, n.id, n.backend, n.cfg.Device, n.cfg.Challenge, n.o.measured,
+		filepath.Join(n.dir, CalibrationFile), n.o.recalibrate, n.claiming, n.claims.cat, n.log)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ type options struct {
 	releaseBackend func() error
 	role           Role
 	measured       *gpu.Throughput
+	recalibrate    bool
 	warmup         time.Duration
 	// catalog is the device catalog claims are planned from (nil:
 	// gpu.DefaultCatalog).
@@ -108,6 +109,11 @@ func WithRole(r Role) Option { return func(o *options) { o.role = r } }
 // WithMeasured gives the backend's measured throughput, so Start need not
 // measure it. Figures the config sets in [device] take precedence.
 func WithMeasured(t gpu.Throughput) Option { return func(o *options) { o.measured = &t } }
+
+// WithRecalibrate makes the node measure its device at start even when
+// its data directory holds a calibration of it (CalibrationFile), and
+// record the new one; the log shows both.
+func WithRecalibrate() Option { return func(o *options) { o.recalibrate = true } }
 
 // WithWarmup sets how long Start waits for the gossip mesh to form before
 // the first claim is published (default 1.5 s: one gossipsub heartbeat plus

@@ -21,9 +21,10 @@ import (
 
 func runCmd() *cobra.Command {
 	var (
-		rf         runFlags
-		resetStore bool
-		pprofAddr  string
+		rf          runFlags
+		resetStore  bool
+		recalibrate bool
+		pprofAddr   string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -35,7 +36,12 @@ config file; environment variables POAI_<SECTION>_<KEY> (for example
 POAI_P2P_BOOTSTRAP, POAI_API_TOKEN, POAI_LOG_LEVEL) override the file, and
 flags override both. An unknown key in the file (named with its line and
 column) or an unknown POAI_ variable is an error. SIGINT or SIGTERM shuts it down gracefully: in-flight work is
-cancelled, the score store is flushed and closed.`,
+cancelled, the score store is flushed and closed.
+
+A device figure the config leaves at 0 is measured at the first start and
+recorded with the device's identity in <data-dir>/calibration.json; later
+starts claim the recorded figures (a measurement varies from start to
+start) until --recalibrate measures again and logs both.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, dir, cfgPath, err := rf.load(cmd)
@@ -65,7 +71,11 @@ cancelled, the score store is flushed and closed.`,
 			for _, w := range warnings {
 				log.Warn(w)
 			}
-			n, err := node.New(dir, cfg, node.WithLogger(log))
+			opts := []node.Option{node.WithLogger(log)}
+			if recalibrate {
+				opts = append(opts, node.WithRecalibrate())
+			}
+			n, err := node.New(dir, cfg, opts...)
 			if err != nil {
 				return err
 			}
@@ -137,6 +147,7 @@ cancelled, the score store is flushed and closed.`,
 	f := cmd.Flags()
 	rf.register(f)
 	f.StringVar(&pprofAddr, "pprof", "", pprofFlagHelp)
+	f.BoolVar(&recalibrate, "recalibrate", false, "measure the device again even though the data directory records a calibration of it (calibration.json), and record the new one; the log shows both")
 	f.BoolVar(&resetStore, "reset-store", false, "move a damaged score store aside (to scores.broken-<time>) and start with an empty one; its history is lost to this node")
 	return cmd
 }
