@@ -172,7 +172,9 @@ func TestBenchLLM(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("%v in %q", err, out)
 	}
-	if r.Verdict != "pass" || r.TokensPerSec <= 0 || r.StageChecks != 48 || r.LinkChecks != 16 || r.VerifyWork <= 0 || r.VerifyWork > 0.01 {
+	// 1.36 % of the prover's multiply-adds since links verify their whole
+	// column (docs/soundness.md, "llm proof"); it was 0.87 % before.
+	if r.Verdict != "pass" || r.TokensPerSec <= 0 || r.StageChecks != 48 || r.LinkChecks != 16 || r.VerifyWork <= 0 || r.VerifyWork > 0.015 {
 		t.Errorf("%+v", r)
 	}
 	if _, err := run(t, "bench", "--workload", "gpt"); err == nil || !strings.Contains(err.Error(), "want all") {
