@@ -97,6 +97,9 @@ peers' views).`,
 			fc.AtLeast("emulated", emulated, 0)
 			fc.AtLeast("pretrusted", pretrusted, 0)
 			fc.OneOf("devices", devices, string(devnet.DevicesHost), string(devnet.DevicesEmulated))
+			if cmd.Flags().Changed("workload") && cmd.Flags().Changed("workloads") {
+				fc.Bad("workload", "conflicts with --workloads: give one")
+			}
 			if err := fc.Err(); err != nil {
 				return err
 			}
@@ -113,6 +116,9 @@ peers' views).`,
 					continue
 				}
 				if _, err := node.ParseWorkload(w); err != nil {
+					if cmd.Flags().Changed("workload") {
+						return fmt.Errorf("--workload: %w", err)
+					}
 					return fmt.Errorf("--workloads: %w", err)
 				}
 				wl = append(wl, w)

@@ -182,6 +182,18 @@ func TestBenchLLM(t *testing.T) {
 	}
 }
 
+// TestDevnetWorkloadFlags: --workload names one workload, and naming it
+// alongside --workloads, or naming an unknown one, is an error that names
+// the flag given.
+func TestDevnetWorkloadFlags(t *testing.T) {
+	if _, err := run(t, "devnet", "--workload", "llm", "--workloads", "int8"); err == nil || !strings.Contains(err.Error(), "--workload: conflicts with --workloads") {
+		t.Errorf("both flags: %v", err)
+	}
+	if _, err := run(t, "devnet", "--workload", "gpt"); err == nil || !strings.Contains(err.Error(), `--workload: unknown workload "gpt"`) {
+		t.Errorf("unknown workload: %v", err)
+	}
+}
+
 func TestDevnetRejectsBadAdversaries(t *testing.T) {
 	if _, err := run(t, "devnet", "--adversaries", "sneaky=1"); err == nil {
 		t.Fatal("unknown role accepted")
