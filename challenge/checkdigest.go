@@ -19,15 +19,20 @@ const CheckDigestSize = sha256.Size
 
 // CheckLeaf is the leaf that verifier must recompute, besides the opened
 // ones, to attest a correctness verdict: a row of C = A·B on a GEMM
-// challenge, a lane on a VRAM challenge; SHA-256("poai/1/check-row" ‖
-// secret ‖ verifier) mod the number of leaves. The challenger's secret is
-// revealed only after the target committed, so neither the target nor the
-// verifier knows the leaf in advance, and each verifier's leaf differs. ok
-// is false for a challenge with no leaves.
+// challenge, a lane on a VRAM challenge, on an llm challenge the position
+// of a layer-0 stage among the first LLMCheckPositions of the prompt;
+// SHA-256("poai/1/check-row" ‖ secret ‖ verifier) mod the number of
+// leaves. The challenger's secret is revealed only after the target
+// committed, so neither the target nor the verifier knows the leaf in
+// advance, and each verifier's leaf differs. ok is false for a challenge
+// with no leaves.
 func CheckLeaf(ch *pb.Challenge, secret []byte, verifier peer.ID) (leaf int, ok bool) {
 	leaves := uint64(ch.GetN())
-	if ch.GetWorkload() == pb.Workload_WORKLOAD_VRAM {
+	switch ch.GetWorkload() {
+	case pb.Workload_WORKLOAD_VRAM:
 		leaves = uint64(ch.GetVramLanes())
+	case pb.Workload_WORKLOAD_LLM:
+		leaves = uint64(min(ch.GetLlm().GetPrompt(), LLMCheckPositions))
 	}
 	if leaves == 0 {
 		return 0, false
@@ -72,13 +77,22 @@ func CheckColumnsOf(ch *pb.Challenge, secret []byte) []int {
 	return cols
 }
 
+// LLMCheckPositions is how many prompt positions an llm check leaf is
+// drawn from: recomputing layer 0 at position j from the seed runs layer 0
+// at positions 0 … j, at most LLMCheckPositions·(4D² + 2DF) multiply-adds,
+// about as much as verifying the challenge (0.8 M against 0.9 M at the
+// devnet shape), so a verifier attesting blind still pays most of it.
+const LLMCheckPositions = 4
+
 // CheckDigests returns the check digest of each of verifiers. A check
 // digest is a verifier's proof that it did arithmetic of the
 // verification's kind rather than attest blind: SHA-256("poai/1/check" ‖
 // challenge CID ‖ verifier ‖ leaf ‖ value), where leaf is CheckLeaf and
 // value is recomputed from the seed: on a GEMM challenge the elements of
 // C's row `leaf` at CheckColumnsOf (k·CheckColumns multiply-adds), on a
-// VRAM challenge the lane (Reads·(Rounds+1) SHA-256 blocks); nothing the
+// VRAM challenge the lane (Reads·(Rounds+1) SHA-256 blocks), on an llm
+// challenge the layer-0 stage at that prompt position (EncodeStage, the
+// model's first layer run on the prompt's first positions); nothing the
 // prover's opening reveals. Anyone who knows the revealed secret can
 // recompute it, so a verifier that attests without computing (a lazy
 // verifier, a clique member voting blind) is contradicted by every peer
@@ -134,6 +148,8 @@ func checkValues(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, leaves []i
 			encoded[i] = out[:]
 		}
 		return encoded, nil
+	case pb.Workload_WORKLOAD_LLM:
+		return llmCheckValues(ctx, ch, leaves)
 	case pb.Workload_WORKLOAD_GEMM_INT8, pb.Workload_WORKLOAD_GEMM_BF16:
 	default:
 		return nil, fmt.Errorf("%w: no check digest for workload %v", ErrMalformed, ch.GetWorkload())

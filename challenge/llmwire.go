@@ -460,3 +460,41 @@ func verifyLLM(ch *pb.Challenge, chCID cid.Cid, com *pb.Commitment, comCID cid.C
 	}
 	return Result{}, err
 }
+
+// llmCheckValues returns, for each position j of positions, the layer-0
+// stage of an llm challenge at prompt position j (EncodeStage), from the
+// seed alone: the model cut to its first layer (whose weights are the full
+// model's layer 0: every matrix is drawn by its kind and layer) run on the
+// prompt's first max(positions) + 1 tokens, without decoding.
+func llmCheckValues(ctx context.Context, ch *pb.Challenge, positions []int) ([][]byte, error) {
+	cfg, err := LLMConfigOf(ch)
+	if err != nil {
+		return nil, err
+	}
+	seed, err := weightSeedOf(ch)
+	if err != nil {
+		return nil, err
+	}
+	last := 0
+	for _, j := range positions {
+		if j < 0 || j >= cfg.Prompt {
+			return nil, fmt.Errorf("%w: check position %d of a %d-token prompt", ErrMalformed, j, cfg.Prompt)
+		}
+		last = max(last, j)
+	}
+	cut := cfg
+	cut.Layers, cut.Prompt, cut.Decode = 1, last+1, 0
+	w, err := llmWeightsFor(cut, seed)
+	if err != nil {
+		return nil, err
+	}
+	_, tr, err := llm.RunTrace(ctx, w, llm.PromptTokens(cfg, Seed(ch))[:last+1])
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(positions))
+	for i, j := range positions {
+		out[i] = EncodeStage(&tr.Stages[j][0])
+	}
+	return out, nil
+}

@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/poai-network/poai/challenge/pb"
 	"github.com/poai-network/poai/gpu"
+	"github.com/poai-network/poai/gpu/llm"
 )
 
 // llmChallenge returns an llm challenge of the devnet model planned for
@@ -162,5 +164,54 @@ func TestLLMWireLimits(t *testing.T) {
 	}
 	if !bytes.Equal(ch.GetLlm().GetWeightSeed(), func() []byte { s := LLMWeightSeed(testClock.Genesis.Unix(), 5); return s[:] }()) {
 		t.Fatal("weight seed is not the epoch's")
+	}
+}
+
+// TestLLMCheckDigests: an llm challenge's check digests are computed from
+// the seed alone, the model cut to its first layer on the prompt's first
+// positions, and equal the layer-0 stages of the full task; verifiers'
+// leaves spread over LLMCheckPositions positions and their digests differ.
+func TestLLMCheckDigests(t *testing.T) {
+	ch, chCID, _ := llmChallenge(t, 0.004)
+	w, prompt, err := LLMTask(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tr, err := llm.RunTrace(t.Context(), w, prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	positions := []int{0, 1, 2, LLMCheckPositions - 1}
+	got, err := llmCheckValues(t.Context(), ch, positions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, j := range positions {
+		if !bytes.Equal(got[i], EncodeStage(&tr.Stages[j][0])) {
+			t.Fatalf("check value at position %d differs from the full task's layer-0 stage", j)
+		}
+	}
+	var verifiers []peer.ID
+	for i := range 12 {
+		verifiers = append(verifiers, fixedPeer(t, byte(10+i)))
+	}
+	d, err := CheckDigests(t.Context(), gpu.NewCPU(), ch, chCID, testSecret, verifiers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, leaves := map[string]bool{}, map[int]bool{}
+	for _, v := range verifiers {
+		if len(d[v]) != 32 || seen[string(d[v])] {
+			t.Fatalf("digest of %s: %x", v, d[v])
+		}
+		seen[string(d[v])] = true
+		l, ok := CheckLeaf(ch, testSecret, v)
+		if !ok || l < 0 || l >= LLMCheckPositions {
+			t.Fatalf("check leaf %d, %v", l, ok)
+		}
+		leaves[l] = true
+	}
+	if len(leaves) < 2 {
+		t.Errorf("12 verifiers' check leaves all at one position")
 	}
 }
