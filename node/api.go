@@ -162,6 +162,8 @@ func claimView(c interface {
 //	GET /api/v1/attestations?epoch=N  attestations recorded for an epoch
 //	GET /api/v1/scores[?peer=ID]    score summaries of every scored peer, or one
 //	GET /api/v1/topology            gossip mesh per topic and connections
+//	GET /api/v1/proofs              this node's latest challenges as a target:
+//	                                its proof, opening, the verdicts heard, what to check
 //	POST /api/v1/challenges {"peer": ID}
 //	                                challenge a peer now (see ChallengeNow)
 //	GET /api/v1/attestations?peer=ID[&limit=N]
@@ -228,6 +230,7 @@ func (n *Node) APIHandler(token string) http.Handler {
 		}
 		writeJSON(w, out)
 	})
+	mux.HandleFunc("GET "+APIVersion+"/proofs", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.Proofs()) })
 	mux.HandleFunc("GET "+APIVersion+"/topology", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.Topology()) })
 	mux.HandleFunc("GET "+APIVersion+"/trust", func(w http.ResponseWriter, r *http.Request) {
 		// The trust vectors of epochs [from, to] (default: the last one).

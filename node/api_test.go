@@ -332,3 +332,52 @@ func TestChallengeRequestReachesScheduledChallenger(t *testing.T) {
 		t.Fatalf("the scheduled challenger never honoured the request %+v", out)
 	}
 }
+
+// TestProofsSayWhy: a target's proof history records the challenge it
+// answered, its proof time and opening and the verdicts heard, with no
+// check to make when every verdict is a pass; a record's check names what
+// failed: the proof, the deadline, the opening, or the verifiers.
+func TestProofsSayWhy(t *testing.T) {
+	c := testConfig()
+	c.Challenge.EpochLength = Duration(time.Minute) // only the challenge made here
+	a := startNode(t, c, nil)
+	b := startNode(t, c, a)
+	deadline := time.Now().Add(15 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if _, err = a.ChallengeNow(b.ID()); err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []ProofRecord
+	for time.Now().Before(deadline) {
+		if rs = b.Proofs(); len(rs) == 1 && len(rs[0].Verdicts) > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(rs) != 1 || rs[0].Challenger != a.ID().String() || rs[0].ProveMS <= 0 || !rs[0].Opened || rs[0].Verdicts[a.ID().String()] != "pass" || rs[0].Check != "" {
+		t.Fatalf("b's proof history: %+v", rs)
+	}
+	if got := a.Proofs(); len(got) != 0 {
+		t.Fatalf("the challenger holds proofs of its own: %+v", got)
+	}
+	for _, r := range []struct {
+		rec  ProofRecord
+		want string
+	}{
+		{ProofRecord{ProveError: "context deadline exceeded"}, "did not complete"},
+		{ProofRecord{DeadlineMS: 100, ProveMS: 250}, "after a 100 ms deadline"},
+		{ProofRecord{DeadlineMS: 100, ProveMS: 50, ReceivedAt: time.Now().Add(-time.Minute)}, "never opened"},
+		{ProofRecord{DeadlineMS: 100, ProveMS: 50, Opened: true, Verdicts: map[string]string{"x": "wrong_answer", "y": "wrong_answer"}}, "every verifier"},
+		{ProofRecord{DeadlineMS: 100, ProveMS: 50, Opened: true, Verdicts: map[string]string{"x": "wrong_answer", "y": "pass"}}, "1 of 2 verifiers"},
+	} {
+		if got := r.rec.check(); !strings.Contains(got, r.want) {
+			t.Errorf("%+v: check %q, want %q", r.rec, got, r.want)
+		}
+	}
+}

@@ -352,6 +352,9 @@ func (tk *tracker) onAttestation(from peer.ID, d decoded, at time.Time) {
 		RetryOf: retryOf(t.ch),
 	})
 	tk.noteAttestation(t, from, heardVerdict{v: a.GetVerdict(), digest: a.GetCheckDigest()})
+	if r := tk.proofs.get(t.cid); r != nil {
+		r.Verdicts[from.String()] = verdictName(a.GetVerdict())
+	}
 	tk.noteOutcome(t, from, a.GetVerdict())
 	switch {
 	case err == nil:

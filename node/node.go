@@ -156,6 +156,8 @@ type tracker struct {
 
 	// summary is what the epoch's info line reports (logEpoch).
 	summary epochSummary
+	// proofs is this node's latest challenges as a target (Node.Proofs).
+	proofs proofHistory
 }
 
 // epochSummary is what happened since the last epoch line: the counters

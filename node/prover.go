@@ -136,6 +136,11 @@ func (tk *tracker) answer(job proveJob) {
 		if tk.ctx.Err() == nil {
 			tk.log.Warn("proof not completed", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "err", err)
 		}
+		tk.ev.post(func() {
+			if r := tk.proofs.get(job.cid); r != nil {
+				r.ProveError = err.Error()
+			}
+		})
 		return
 	}
 	if committed == nil {
@@ -145,7 +150,11 @@ func (tk *tracker) answer(job proveJob) {
 	tk.stats.bump(func(s *Stats) { s.Answered++ })
 	tk.log.Debug("challenge answered", "challenge", job.cid, "took", time.Since(start).Round(time.Millisecond), "deadline", deadline)
 	// The opening waits for the challenger's secret (onReveal).
+	proved := time.Since(job.at)
 	tk.ev.post(func() {
+		if r := tk.proofs.get(job.cid); r != nil {
+			r.ProveMS = float64(proved.Microseconds()) / 1000
+		}
 		if t, ok := tk.tracked[job.cid.KeyString()]; ok {
 			t.committed = committed
 			tk.open(t)
@@ -163,6 +172,9 @@ func (tk *tracker) open(t *tracked) {
 		return
 	}
 	t.opened = true
+	if r := tk.proofs.get(t.cid); r != nil {
+		r.Opened = true
+	}
 	tk.proving.open(t, t.committed)
 	// The opening is out: its goroutine holds the proof until it is sent,
 	// and nothing opens t again. A VRAM proof holds 32 bytes per lane,

@@ -279,6 +279,7 @@ func (tk *tracker) onChallenge(from peer.ID, d decoded, at time.Time) {
 	tk.slotsSeen.note(ch.GetEpoch(), "", t.verifiers)
 	tk.tracked[key] = t
 	if target == tk.id {
+		tk.proofs.add(ch, d.cid, at)
 		select {
 		case tk.proveQ <- proveJob{ch: ch, cid: d.cid, judges: append(slices.Clone(t.verifiers), from), at: at}:
 		default:

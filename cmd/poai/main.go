@@ -51,7 +51,7 @@ Start with 'poai devnet' to watch a local network catch cheaters, or
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(initCmd(), runCmd(), statusCmd(), peersCmd(), scoresCmd(), attestationsCmd(), challengeCmd(), topologyCmd(), traceCmd(), devnetCmd(), benchCmd(), storeCmd(), configCmd(), keyCmd(), doctorCmd(), versionCmd())
+	root.AddCommand(initCmd(), runCmd(), statusCmd(), peersCmd(), scoresCmd(), attestationsCmd(), proofsCmd(), challengeCmd(), topologyCmd(), traceCmd(), devnetCmd(), benchCmd(), storeCmd(), configCmd(), keyCmd(), doctorCmd(), versionCmd())
 	return root
 }
 

@@ -235,6 +235,9 @@ func TestQueryCommandsReadTheAPI(t *testing.T) {
 	if _, err := run(t, "attestations", "--api", srv.URL, "--token", "tok", "--peer", n.ID().String()); err != nil {
 		t.Fatal(err)
 	}
+	if out, err := run(t, "proofs", "--api", srv.URL, "--token", "tok"); err != nil || !strings.Contains(out, "VERDICTS") {
+		t.Fatalf("proofs: %v\n%s", err, out)
+	}
 
 	// The probes: alive; ready alone (no bootstrap peers configured), not
 	// ready when bootstrap peers are configured and none is connected.

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -216,6 +219,40 @@ changes nothing: the network's load per target stays one challenge.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "challenge %s issued in epoch %d; see 'poai attestations --peer %s'\n", res.CID, res.Epoch, args[0])
 			return nil
+		},
+	}
+	a.register(cmd)
+	return cmd
+}
+
+func proofsCmd() *cobra.Command {
+	var a apiFlags
+	cmd := &cobra.Command{
+		Use:   "proofs",
+		Short: "List a running node's latest challenges as a target: its proofs, the verdicts heard, what to check",
+		Long: `proofs answers "why did my challenge fail": for each of the node's latest
+challenges (at most 64, most recent first) it shows when it came, the
+workload and deadline, how long the proof took to commit, whether the node
+opened it, the verdicts its verifiers attested, and, when one was not a
+pass, what to check.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var rs []node.ProofRecord
+			return a.show(cmd, "/proofs", nil, &rs, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "RECEIVED\tEPOCH\tWORKLOAD\tDEADLINE ms\tPROVE ms\tOPENED\tVERDICTS\tCHECK")
+				for _, r := range rs {
+					counts := map[string]int{}
+					for _, v := range r.Verdicts {
+						counts[v]++
+					}
+					verdicts := ""
+					for _, v := range slices.Sorted(maps.Keys(counts)) {
+						verdicts += fmt.Sprintf("%s=%d ", v, counts[v])
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.0f\t%v\t%s\t%s\n", r.ReceivedAt.Format(time.RFC3339), r.Epoch, r.Workload, r.DeadlineMS,
+						r.ProveMS, r.Opened, strings.TrimSpace(verdicts), r.Check)
+				}
+			})
 		},
 	}
 	a.register(cmd)
