@@ -1,7 +1,9 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -379,5 +381,45 @@ func TestProofsSayWhy(t *testing.T) {
 		if got := r.rec.check(); !strings.Contains(got, r.want) {
 			t.Errorf("%+v: check %q, want %q", r.rec, got, r.want)
 		}
+	}
+}
+
+// TestDrain: a target that starts draining the moment it is challenged
+// still proves and opens before Drain returns, and a draining node issues
+// nothing; an idle node drains at once.
+func TestDrain(t *testing.T) {
+	c := testConfig()
+	c.Challenge.EpochLength = Duration(time.Minute) // only the challenges made here
+	a := startNode(t, c, nil)
+	b := startNode(t, c, a)
+	deadline := time.Now().Add(15 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if _, err = a.ChallengeNow(b.ID()); err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for time.Now().Before(deadline) && len(b.Proofs()) == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	t.Logf("opened when the drain began: %v", b.Proofs()[0].Opened)
+	if err := b.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rs := b.Proofs(); len(rs) != 1 || !rs[0].Opened {
+		t.Fatalf("drained before its proof was opened: %+v", rs)
+	}
+	if _, err := b.ChallengeNow(a.ID()); !errors.Is(err, ErrDraining) {
+		t.Fatalf("a draining node challenged: %v", err)
+	}
+	start := time.Now()
+	if err := a.Drain(ctx); err != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("the challenger's drain: %v after %v", err, time.Since(start))
 	}
 }

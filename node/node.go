@@ -158,6 +158,8 @@ type tracker struct {
 	summary epochSummary
 	// proofs is this node's latest challenges as a target (Node.Proofs).
 	proofs proofHistory
+	// draining: the node stops issuing challenges (Node.Drain).
+	draining bool
 }
 
 // epochSummary is what happened since the last epoch line: the counters

@@ -178,6 +178,9 @@ func (tk *tracker) retryIfMissed(e uint64, target peer.ID, key string) {
 // issueTry issues a challenge of target, a retry of the challenge
 // retryOf unless that is cid.Undef.
 func (tk *tracker) issueTry(e uint64, target peer.ID, retryOf cid.Cid) (cid.Cid, error) {
+	if tk.draining {
+		return cid.Undef, ErrDraining
+	}
 	p, ok := tk.claims.peers[target]
 	if !ok || tk.ctx.Err() != nil {
 		return cid.Undef, errors.New("no claim known for the target")

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -21,10 +25,11 @@ import (
 
 func runCmd() *cobra.Command {
 	var (
-		rf          runFlags
-		resetStore  bool
-		recalibrate bool
-		pprofAddr   string
+		rf           runFlags
+		resetStore   bool
+		recalibrate  bool
+		pprofAddr    string
+		drainTimeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -35,8 +40,11 @@ it, challenges and verifies others, and keeps scores. Flags override the
 config file; environment variables POAI_<SECTION>_<KEY> (for example
 POAI_P2P_BOOTSTRAP, POAI_API_TOKEN, POAI_LOG_LEVEL) override the file, and
 flags override both. An unknown key in the file (named with its line and
-column) or an unknown POAI_ variable is an error. SIGINT or SIGTERM shuts it down gracefully: in-flight work is
-cancelled, the score store is flushed and closed.
+column) or an unknown POAI_ variable is an error. SIGINT or SIGTERM shuts it
+down gracefully: it first drains (--drain-timeout: it issues no new
+challenge and finishes those it proves, issued or judges; a second signal
+stops at once), then cancels what is left and flushes and closes the score
+store.
 
 A device figure the config leaves at 0 is measured at the first start and
 recorded with the device's identity in <data-dir>/calibration.json; later
@@ -136,6 +144,9 @@ start) until --recalibrate measures again and logs both.`,
 			case err := <-n.Fatal():
 				errs = append(errs, err)
 			}
+			if ctx.Err() != nil && drainTimeout > 0 {
+				drain(n, drainTimeout, log)
+			}
 			log.Info("shutting down")
 			for _, srv := range servers {
 				errs = append(errs, srv.Shutdown(context.Background()))
@@ -148,6 +159,7 @@ start) until --recalibrate measures again and logs both.`,
 	rf.register(f)
 	f.StringVar(&pprofAddr, "pprof", "", pprofFlagHelp)
 	f.BoolVar(&recalibrate, "recalibrate", false, "measure the device again even though the data directory records a calibration of it (calibration.json), and record the new one; the log shows both")
+	f.DurationVar(&drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT or SIGTERM, finish the challenges this node proves, issued or judges for at most this long before stopping (a second signal stops at once; 0 stops at once)")
 	f.BoolVar(&resetStore, "reset-store", false, "move a damaged score store aside (to scores.broken-<time>) and start with an empty one; its history is lost to this node")
 	return cmd
 }
@@ -241,4 +253,27 @@ func (r *runFlags) load(cmd *cobra.Command) (node.Config, string, string, error)
 		return cfg, dir, cfgPath, fmt.Errorf("config %s with the environment and flags: %w", cfgPath, err)
 	}
 	return cfg, dir, cfgPath, nil
+}
+
+// drain lets n finish its open challenges (node.Node.Drain) for at most
+// timeout, or until a second SIGINT or SIGTERM.
+func drain(n *node.Node, timeout time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	go func() {
+		select {
+		case <-sig:
+			log.Warn("second signal: stopping without draining")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	log.Info("draining: finishing the challenges this node proves, issued or judges; a second signal stops at once", "up_to", timeout)
+	start := time.Now()
+	if err := n.Drain(ctx); err == nil {
+		log.Info("drained", "took", time.Since(start).Round(time.Millisecond))
+	}
 }
