@@ -99,6 +99,7 @@ func calibrate(ctx context.Context, path string, backend gpu.Backend, ch Challen
 		attrs = append(attrs, "previous_measured_at", old.MeasuredAt.Format(time.RFC3339), "previous_int8_tops", old.Measured.Int8TOPS,
 			"previous_bf16_tflops", old.Measured.BF16TFLOPS, "previous_hash_ghps", old.Measured.HashGHps, "previous_llm_int8_tops", old.Measured.LLMInt8TOPS)
 	}
+	attrs = append(attrs, "recorded_in", path)
 	log.Info("measured backend", attrs...)
 	b, err := json.MarshalIndent(Calibration{Version: calibrationVersion, Device: id, Measured: t, MeasuredAt: time.Now().UTC()}, "", "  ")
 	if err != nil {

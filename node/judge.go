@@ -279,10 +279,7 @@ func (tk *tracker) attest(t *tracked, v pb.Verdict, latency time.Duration, devia
 		a.CheckDigest = t.digests[tk.id] // nil when this node did not verify (an adversary) or the workload has none
 	}
 	tk.metrics.attested.WithLabelValues(verdictName(v)).Inc()
-	if tk.summary.verdicts == nil {
-		tk.summary.verdicts = map[string]int{}
-	}
-	tk.summary.verdicts[verdictName(v)]++
+	tk.summary.count(&tk.summary.given, verdictName(v))
 	tk.stats.bump(func(s *Stats) { s.Attested++ })
 	if v == pb.Verdict_VERDICT_PASS {
 		tk.claims.checkProofSpeed(t, latency)
@@ -353,6 +350,9 @@ func (tk *tracker) onAttestation(from peer.ID, d decoded, at time.Time) {
 	})
 	tk.noteAttestation(t, from, heardVerdict{v: a.GetVerdict(), digest: a.GetCheckDigest()})
 	if r := tk.proofs.get(t.cid); r != nil {
+		if _, dup := r.Verdicts[from.String()]; !dup {
+			tk.summary.count(&tk.summary.received, verdictName(a.GetVerdict()))
+		}
 		r.Verdicts[from.String()] = verdictName(a.GetVerdict())
 	}
 	tk.noteOutcome(t, from, a.GetVerdict())

@@ -165,8 +165,10 @@ type tracker struct {
 // epochSummary is what happened since the last epoch line: the counters
 // then, and the verdicts this node attested since (loop goroutine only).
 type epochSummary struct {
-	last     Stats
-	verdicts map[string]int
+	last Stats
+	// given are the verdicts this node attested as a verifier; received
+	// those heard on its own proofs.
+	given, received map[string]int
 }
 
 // delayLog keeps the most recent challenge-to-attestation delays for

@@ -408,7 +408,7 @@ func TestEpochLine(t *testing.T) {
 	if len(lines) < 2 {
 		t.Fatalf("%d epoch lines at info in %v:\n%s", len(lines), 4*time.Duration(c.Challenge.EpochLength), logs.String())
 	}
-	for _, f := range []string{"epoch=", "peers=", "issued=", "answered=", "prove_failed=", "attested=", "verdicts=", "own_score="} {
+	for _, f := range []string{"epoch=", "peers=", "issued=", "answered=", "prove_failed=", "verdicts_received=", "attested=", "verdicts_given=", "own_score="} {
 		if !strings.Contains(lines[1], f) {
 			t.Errorf("epoch line without %s: %s", f, lines[1])
 		}

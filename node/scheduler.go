@@ -353,18 +353,33 @@ func (tk *tracker) onRequest(from peer.ID, d decoded, at time.Time) {
 
 // logEpoch writes epoch e's line at info: the live peers, the challenges
 // this node issued and answered, its proofs that failed, the verdicts it
-// attested (by kind) since the last line, and its own integrity score in
-// its book. An operator watching at info sees one line per epoch.
+// gave as a verifier and those it received on its own proofs (by kind)
+// since the last line, and its own integrity score in its book. An
+// operator watching at info sees one line per epoch.
 func (tk *tracker) logEpoch(e uint64, peers int) {
 	now := tk.stats.get()
 	d := Stats{Issued: now.Issued - tk.summary.last.Issued, Answered: now.Answered - tk.summary.last.Answered,
 		ProveFailed: now.ProveFailed - tk.summary.last.ProveFailed, Attested: now.Attested - tk.summary.last.Attested}
-	names := slices.Sorted(maps.Keys(tk.summary.verdicts))
-	verdicts := make([]string, len(names))
-	for i, v := range names {
-		verdicts[i] = fmt.Sprintf("%s=%d", v, tk.summary.verdicts[v])
-	}
 	tk.log.Info("epoch", "epoch", e, "peers", peers, "issued", d.Issued, "answered", d.Answered, "prove_failed", d.ProveFailed,
-		"attested", d.Attested, "verdicts", strings.Join(verdicts, " "), "own_score", tk.book.Score(tk.id.String()))
+		"verdicts_received", counted(tk.summary.received), "attested", d.Attested, "verdicts_given", counted(tk.summary.given),
+		"own_score", tk.book.Score(tk.id.String()))
 	tk.summary = epochSummary{last: now}
+}
+
+// count adds one verdict v to *m.
+func (epochSummary) count(m *map[string]int, v string) {
+	if *m == nil {
+		*m = map[string]int{}
+	}
+	(*m)[v]++
+}
+
+// counted writes verdict counts as "fail=1 pass=3", by name.
+func counted(m map[string]int) string {
+	names := slices.Sorted(maps.Keys(m))
+	out := make([]string, len(names))
+	for i, v := range names {
+		out[i] = fmt.Sprintf("%s=%d", v, m[v])
+	}
+	return strings.Join(out, " ")
 }

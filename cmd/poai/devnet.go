@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -236,6 +237,13 @@ peers' views).`,
 			}
 			fmt.Fprintf(stderr, "devnet: %s (honest min %.3f, adversary max %.3f, honest pass rate %.1f%%, honest peers graylisted %d), %s\n",
 				verdict, r.HonestMin, r.AdversaryMax, 100*r.HonestPass, r.HonestGraylisted, r.Elapsed.Round(time.Millisecond))
+			if exportOut != "" {
+				lines := 0
+				if b, err := os.ReadFile(exportOut); err == nil {
+					lines = bytes.Count(b, []byte("\n"))
+				}
+				fmt.Fprintf(stderr, "devnet: %s holds %d exported llm outputs (the first honest node's passing answers, one JSON line each)\n", exportOut, lines)
+			}
 			if e := r.Emulator; e != nil {
 				fmt.Fprintf(stderr, "devnet: emulated devices ran %d workloads, %d overran (%.1f%%, at most %.0f%%)\n", e.Workloads, e.Overruns, 100*e.Share, 100*devnet.MaxOverrunShare)
 				if e.Overloaded {

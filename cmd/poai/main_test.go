@@ -729,3 +729,20 @@ func TestTokenFromEnvironment(t *testing.T) {
 		t.Errorf("config show:\n%s", out)
 	}
 }
+
+// TestChallengeAlreadyDone: a target already challenged this epoch is not
+// an error for `poai challenge` (its help says asking twice changes
+// nothing); any other refusal still is.
+func TestChallengeAlreadyDone(t *testing.T) {
+	status, msg := http.StatusConflict, "already challenged 12D3KooWx in epoch 7"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, msg, status) }))
+	defer srv.Close()
+	out, err := run(t, "challenge", "12D3KooWx", "--api", srv.URL)
+	if err != nil || !strings.Contains(out, "nothing to do: already challenged 12D3KooWx in epoch 7") {
+		t.Fatalf("already challenged: %v\n%s", err, out)
+	}
+	msg = "no claim known for the target"
+	if _, err := run(t, "challenge", "12D3KooWx", "--api", srv.URL); err == nil {
+		t.Fatal("a refusal for another reason exits 0")
+	}
+}

@@ -199,12 +199,19 @@ scheduled challenger per epoch (rendezvous hashing), and peers act on at most
 one challenge per challenger, target and epoch. If the running node is PEER's
 scheduled challenger it issues the challenge at once; otherwise it gossips a
 request that the scheduled challenger honours. Asking twice in an epoch
-changes nothing: the network's load per target stays one challenge.`,
+changes nothing: the network's load per target stays one challenge. If PEER
+was already challenged this epoch (at its slot, or by an earlier ask), it
+says so and exits 0; ask again in the next epoch for another challenge.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body, _ := json.Marshal(map[string]string{"peer": args[0]})
 			var res node.ChallengeOutcome
 			raw, err := a.do(http.MethodPost, "/challenges", nil, bytes.NewReader(body), &res)
+			if err != nil && strings.Contains(err.Error(), "409 Conflict") && strings.Contains(err.Error(), "already challenged") {
+				_, why, _ := strings.Cut(err.Error(), "409 Conflict: ")
+				fmt.Fprintf(cmd.OutOrStdout(), "nothing to do: %s (one challenge per target, challenger and epoch); see 'poai attestations --peer %s', or ask again next epoch\n", why, args[0])
+				return nil
+			}
 			if err != nil {
 				return err
 			}
