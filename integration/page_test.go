@@ -77,7 +77,7 @@ func TestLivePageInChromium(t *testing.T) {
 		seen[m[2]] = m[1]
 		scores[m[2]], _ = strconv.ParseFloat(m[3], 64)
 	}
-	for _, n := range d.Nodes[1:] {
+	for _, n := range d.Nodes {
 		id := n.ID().String()
 		class, ok := seen[id]
 		if !ok {
@@ -96,5 +96,32 @@ func TestLivePageInChromium(t *testing.T) {
 	}
 	if !strings.Contains(dom, "peers,") {
 		t.Errorf("status line missing: the page did not finish a refresh")
+	}
+	// The merged graph: mesh links between peers other than the observer
+	// (from the views they share), each with its gossipsub score.
+	edge := regexp.MustCompile(`<line [^>]*class="mesh( reported)?[^"]*" data-from="([^"]+)" data-to="([^"]+)" data-score="(-?[0-9.]+)"`)
+	foreign := 0
+	for _, m := range edge.FindAllStringSubmatch(dom, -1) {
+		if m[2] != observer.ID().String() && m[3] != observer.ID().String() {
+			foreign++
+			if m[1] == "" {
+				t.Errorf("edge %s -> %s from a shared view not marked reported", m[2], m[3])
+			}
+		}
+	}
+	if foreign == 0 {
+		t.Errorf("no mesh link between two other peers: the page shows one node's star, not the network")
+	}
+	if !regexp.MustCompile(`<text class="edge-score"[^>]*>-?[0-9]+\.[0-9]</text>`).MatchString(dom) {
+		t.Errorf("no edge labelled with its gossipsub score")
+	}
+	// The integrity-over-epochs plot, with labelled axes and a line per peer.
+	for _, label := range []string{">epoch</text>", ">integrity score</text>"} {
+		if !strings.Contains(dom, `class="axis-label"`) || !strings.Contains(dom, label) {
+			t.Errorf("plot axis label %q missing", label)
+		}
+	}
+	if !strings.Contains(dom, `class="trust" data-peer="`+lazy.ID().String()+`"`) {
+		t.Errorf("no integrity line for the lazy peer in the plot")
 	}
 }

@@ -84,7 +84,9 @@ type P2PConfig struct {
 	ConnLow   int      `toml:"conn_low" comment:"Connection manager low watermark: trimming stops here."`
 	ConnHigh  int      `toml:"conn_high" comment:"Connection manager high watermark: above it connections are trimmed."`
 	TraceFile string   `toml:"trace_file" comment:"Write gossipsub's event trace to this file as JSON lines (see 'poai trace summarize'); empty disables it."`
-	Shards    int      `toml:"shards" comment:"Number of shards the network is split into (p2p.ShardOf): a peer challenges, proves and attests only inside its own shard's topics. Every peer of a network must agree; 1 means one network-wide set of topics."`
+	// ShareTopology makes the node answer and ask p2p.TopologyProtocol.
+	ShareTopology bool `toml:"share_topology" comment:"Share this node's gossip mesh (peer IDs and gossipsub scores, no addresses) with peers that ask, and ask the peers that share for theirs, so the API and live page show the whole network. A mesh tells an eclipse attacker whom to displace: off unless you run a test network or want to be seen."`
+	Shards        int  `toml:"shards" comment:"Number of shards the network is split into (p2p.ShardOf): a peer challenges, proves and attests only inside its own shard's topics. Every peer of a network must agree; 1 means one network-wide set of topics."`
 }
 
 // DeviceConfig is the [device] section: what this node claims. For a model

@@ -53,6 +53,9 @@ type Node struct {
 	claiming claimerRole
 	// tk is the loop goroutine's challenge state (tracker).
 	tk *tracker
+	// views shares and collects gossip views ([p2p] share_topology; nil
+	// when off).
+	views *viewShare
 }
 
 // base is the wiring a node's rooms share: configuration, identity, host,

@@ -2,13 +2,9 @@ package p2p
 
 import (
 	"context"
-	"fmt"
-	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/libp2p/go-msgio"
 )
 
 // ClaimProtocol is the stream protocol by which a peer asks another for its
@@ -30,41 +26,11 @@ const ClaimProtocol protocol.ID = "/poai/claim/1.0.0"
 // claim to hand out (nil: reset the stream). claim runs on the stream's
 // goroutine.
 func (p *Host) ServeClaim(claim func() []byte) {
-	p.host.SetStreamHandler(ClaimProtocol, func(s network.Stream) {
-		defer s.Close()
-		b := claim()
-		if b == nil {
-			_ = s.Reset()
-			return
-		}
-		_ = s.SetWriteDeadline(time.Now().Add(directTimeout))
-		if err := msgio.NewVarintWriter(s).WriteMsg(b); err != nil {
-			_ = s.Reset()
-		}
-	})
+	p.serveFrame(ClaimProtocol, func(peer.ID) []byte { return claim() })
 }
 
 // FetchClaim asks to for its claim over ClaimProtocol and returns the
 // encoded claim, at most max bytes; ctx bounds it all.
 func (p *Host) FetchClaim(ctx context.Context, to peer.ID, max int) ([]byte, error) {
-	s, err := p.host.NewStream(network.WithAllowLimitedConn(ctx, "poai-claim"), to, ClaimProtocol)
-	if err != nil {
-		return nil, fmt.Errorf("open claim stream to %s: %w", to, err)
-	}
-	defer s.Close()
-	if d, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(d)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
-	if err := s.CloseWrite(); err != nil {
-		_ = s.Reset()
-		return nil, fmt.Errorf("claim request to %s: %w", to, err)
-	}
-	b, err := msgio.NewVarintReaderSize(s, max).ReadMsg()
-	if err != nil {
-		_ = s.Reset()
-		return nil, fmt.Errorf("claim from %s: %w", to, err)
-	}
-	return b, nil
+	return p.fetchFrame(ctx, to, ClaimProtocol, "claim", max)
 }

@@ -1521,6 +1521,181 @@ func (x *Attestation) GetCheckDigest() []byte {
 	return nil
 }
 
+// TopologyReport is a peer's own view of its gossip mesh, answered over the
+// opt-in stream protocol /poai/topology/1.0.0 (docs/protocol.md §10). It is
+// self-reported and unsigned (the stream's secure channel names its
+// author), carries no addresses, and is never evidence about anyone.
+type TopologyReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reporter's epoch when it answered.
+	Epoch uint64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// One entry per topic the reporter has a mesh in, topics in byte order.
+	Topics []*TopicMesh `protobuf:"bytes,2,rep,name=topics,proto3" json:"topics,omitempty"`
+	// Peers the reporter holds a connection to (peer ID bytes), in byte
+	// order; mesh peers included.
+	Connected     [][]byte `protobuf:"bytes,3,rep,name=connected,proto3" json:"connected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopologyReport) Reset() {
+	*x = TopologyReport{}
+	mi := &file_poai_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopologyReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopologyReport) ProtoMessage() {}
+
+func (x *TopologyReport) ProtoReflect() protoreflect.Message {
+	mi := &file_poai_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopologyReport.ProtoReflect.Descriptor instead.
+func (*TopologyReport) Descriptor() ([]byte, []int) {
+	return file_poai_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TopologyReport) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *TopologyReport) GetTopics() []*TopicMesh {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *TopologyReport) GetConnected() [][]byte {
+	if x != nil {
+		return x.Connected
+	}
+	return nil
+}
+
+// TopicMesh is the reporter's mesh of one topic.
+type TopicMesh struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Links         []*MeshLink            `protobuf:"bytes,2,rep,name=links,proto3" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicMesh) Reset() {
+	*x = TopicMesh{}
+	mi := &file_poai_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicMesh) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicMesh) ProtoMessage() {}
+
+func (x *TopicMesh) ProtoReflect() protoreflect.Message {
+	mi := &file_poai_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicMesh.ProtoReflect.Descriptor instead.
+func (*TopicMesh) Descriptor() ([]byte, []int) {
+	return file_poai_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TopicMesh) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TopicMesh) GetLinks() []*MeshLink {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+// MeshLink is one mesh peer with the reporter's gossipsub score of it
+// (application score plus the router's counters; below -80 graylisted).
+type MeshLink struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          []byte                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	GossipScore   float64                `protobuf:"fixed64,2,opt,name=gossip_score,json=gossipScore,proto3" json:"gossip_score,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MeshLink) Reset() {
+	*x = MeshLink{}
+	mi := &file_poai_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeshLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeshLink) ProtoMessage() {}
+
+func (x *MeshLink) ProtoReflect() protoreflect.Message {
+	mi := &file_poai_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeshLink.ProtoReflect.Descriptor instead.
+func (*MeshLink) Descriptor() ([]byte, []int) {
+	return file_poai_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *MeshLink) GetPeer() []byte {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
+func (x *MeshLink) GetGossipScore() float64 {
+	if x != nil {
+		return x.GossipScore
+	}
+	return 0
+}
+
 var File_poai_proto protoreflect.FileDescriptor
 
 const file_poai_proto_rawDesc = "" +
@@ -1673,7 +1848,17 @@ const file_poai_proto_rawDesc = "" +
 	"\x13prover_sm_clock_mhz\x18\v \x01(\rR\x10proverSmClockMhz\x124\n" +
 	"\x17prover_sm_clock_max_mhz\x18\f \x01(\rR\x13proverSmClockMaxMhz\x120\n" +
 	"\x14prover_temperature_c\x18\r \x01(\rR\x12proverTemperatureC\x12!\n" +
-	"\fcheck_digest\x18\x0e \x01(\fR\vcheckDigest*y\n" +
+	"\fcheck_digest\x18\x0e \x01(\fR\vcheckDigest\"p\n" +
+	"\x0eTopologyReport\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12*\n" +
+	"\x06topics\x18\x02 \x03(\v2\x12.poai.v1.TopicMeshR\x06topics\x12\x1c\n" +
+	"\tconnected\x18\x03 \x03(\fR\tconnected\"J\n" +
+	"\tTopicMesh\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12'\n" +
+	"\x05links\x18\x02 \x03(\v2\x11.poai.v1.MeshLinkR\x05links\"A\n" +
+	"\bMeshLink\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\fR\x04peer\x12!\n" +
+	"\fgossip_score\x18\x02 \x01(\x01R\vgossipScore*y\n" +
 	"\bWorkload\x12\x18\n" +
 	"\x14WORKLOAD_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12WORKLOAD_GEMM_INT8\x10\x01\x12\x16\n" +
@@ -1702,7 +1887,7 @@ func file_poai_proto_rawDescGZIP() []byte {
 }
 
 var file_poai_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_poai_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_poai_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_poai_proto_goTypes = []any{
 	(Workload)(0),            // 0: poai.v1.Workload
 	(Verdict)(0),             // 1: poai.v1.Verdict
@@ -1717,20 +1902,25 @@ var file_poai_proto_goTypes = []any{
 	(*Opening)(nil),          // 10: poai.v1.Opening
 	(*ChallengeRequest)(nil), // 11: poai.v1.ChallengeRequest
 	(*Attestation)(nil),      // 12: poai.v1.Attestation
+	(*TopologyReport)(nil),   // 13: poai.v1.TopologyReport
+	(*TopicMesh)(nil),        // 14: poai.v1.TopicMesh
+	(*MeshLink)(nil),         // 15: poai.v1.MeshLink
 }
 var file_poai_proto_depIdxs = []int32{
-	3, // 0: poai.v1.DeviceClaim.devices:type_name -> poai.v1.DeviceReport
-	0, // 1: poai.v1.Challenge.workload:type_name -> poai.v1.Workload
-	5, // 2: poai.v1.Challenge.llm:type_name -> poai.v1.LLMShape
-	7, // 3: poai.v1.Reveal.share:type_name -> poai.v1.Share
-	7, // 4: poai.v1.Commitment.shares:type_name -> poai.v1.Share
-	9, // 5: poai.v1.Opening.rows:type_name -> poai.v1.RowOpening
-	1, // 6: poai.v1.Attestation.verdict:type_name -> poai.v1.Verdict
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	3,  // 0: poai.v1.DeviceClaim.devices:type_name -> poai.v1.DeviceReport
+	0,  // 1: poai.v1.Challenge.workload:type_name -> poai.v1.Workload
+	5,  // 2: poai.v1.Challenge.llm:type_name -> poai.v1.LLMShape
+	7,  // 3: poai.v1.Reveal.share:type_name -> poai.v1.Share
+	7,  // 4: poai.v1.Commitment.shares:type_name -> poai.v1.Share
+	9,  // 5: poai.v1.Opening.rows:type_name -> poai.v1.RowOpening
+	1,  // 6: poai.v1.Attestation.verdict:type_name -> poai.v1.Verdict
+	14, // 7: poai.v1.TopologyReport.topics:type_name -> poai.v1.TopicMesh
+	15, // 8: poai.v1.TopicMesh.links:type_name -> poai.v1.MeshLink
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_poai_proto_init() }
@@ -1744,7 +1934,7 @@ func file_poai_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_poai_proto_rawDesc), len(file_poai_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

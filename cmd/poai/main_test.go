@@ -352,6 +352,38 @@ func TestTraceSummarize(t *testing.T) {
 
 // TestTopologyConflictingFlags: --json with a graph format is an error
 // naming both, before the API is asked.
+// TestNetworkFormats: the merged network exports as a directed graph, one
+// arc per (from, to) with its topics and gossip score, self-reported arcs
+// dashed, peers with no record labelled new.
+func TestNetworkFormats(t *testing.T) {
+	a, b := "12D3KooWa", "12D3KooWb"
+	one := 0.75
+	v := node.NetworkView{Observer: a, Nodes: []node.NetworkNode{{PeerID: a, Self: true, Integrity: &one}, {PeerID: b, Reported: true}},
+		Edges: []node.NetworkEdge{{From: a, To: b, Topic: "/poai/1/challenges", GossipScore: 3}, {From: a, To: b, Topic: "/poai/1/claims", GossipScore: 3},
+			{From: b, To: a, Topic: "/poai/1/claims", GossipScore: -90, SelfReported: true}}}
+	var dot bytes.Buffer
+	if err := writeNetworkDot(&dot, v); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"digraph poai {", "integrity 0.750", "integrity new", `"12D3KooWa" -> "12D3KooWb" [label="/poai/1/challenges\n/poai/1/claims\ngossip 3.00"];`,
+		`"12D3KooWb" -> "12D3KooWa" [label="/poai/1/claims\ngossip -90.00", style=dashed];`} {
+		if !strings.Contains(dot.String(), want) {
+			t.Errorf("dot lacks %s:\n%s", want, dot.String())
+		}
+	}
+	var gml bytes.Buffer
+	if err := writeNetworkGraphML(&gml, v); err != nil {
+		t.Fatal(err)
+	}
+	var parsed graphml
+	if err := xml.Unmarshal(gml.Bytes(), &parsed); err != nil {
+		t.Fatalf("graphml is not XML: %v\n%s", err, gml.String())
+	}
+	if parsed.Graph.EdgeDefault != "directed" || len(parsed.Graph.Nodes) != 2 || len(parsed.Graph.Edges) != 2 {
+		t.Fatalf("graphml %+v", parsed.Graph)
+	}
+}
+
 func TestTopologyConflictingFlags(t *testing.T) {
 	_, err := run(t, "topology", "--json", "--format", "dot", "--api", "http://127.0.0.1:1")
 	if err == nil || !strings.Contains(err.Error(), "--json and --format dot conflict") {

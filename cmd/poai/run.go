@@ -178,21 +178,23 @@ type runFlags struct {
 	tops         float64
 	model        string
 	exportOut    string
+	shareTopo    bool
 }
 
 func (r *runFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&r.dir, "data-dir", defaultDataDir(), "data directory holding identity.key, config.toml and scores/ (env POAI_PATH)")
 	f.StringVar(&r.cfgPath, "config", "", "config file (default <data-dir>/config.toml)")
-	f.StringSliceVar(&r.listen, "listen", nil, "multiaddrs to listen on, comma-separated (config p2p.listen)")
-	f.StringSliceVar(&r.bootstrap, "bootstrap", nil, "bootstrap peers, full multiaddrs ending in /p2p/<peer ID> (config p2p.bootstrap)")
-	f.BoolVar(&r.mdns, "mdns", true, "discover peers on the local network (config p2p.mdns)")
-	f.StringVar(&r.metricsAddr, "metrics-addr", "", "host:port of the Prometheus /metrics endpoint, empty to disable (config metrics.listen, default 127.0.0.1:9464)")
-	f.StringVar(&r.apiAddr, "api-addr", "", "host:port of the JSON API, empty to disable (config api.listen, default 127.0.0.1:5280; token from api.token or POAI_API_TOKEN)")
-	f.StringVar(&r.logLevel, "log-level", "info", "debug, info, warn or error (config log.level)")
-	f.StringVar(&r.logFormat, "log-format", "text", "text or json (config log.format)")
-	f.Float64Var(&r.tops, "int8-tops", 0, "claimed dense int8 throughput in TOPS; 0 measures the backend at start (config device.int8_tops)")
-	f.StringVar(&r.model, "model", "", "device model to claim; empty uses the backend's own (config device.model)")
-	f.StringVar(&r.exportOut, "export-outputs", "", "append the decoded tokens of every llm answer this node verifies as passing to this JSONL file (config challenge.export_outputs)")
+	f.StringSliceVar(&r.listen, "listen", nil, "multiaddrs to listen on, comma-separated (config p2p.listen, env POAI_P2P_LISTEN)")
+	f.StringSliceVar(&r.bootstrap, "bootstrap", nil, "bootstrap peers, full multiaddrs ending in /p2p/<peer ID> (config p2p.bootstrap, env POAI_P2P_BOOTSTRAP)")
+	f.BoolVar(&r.mdns, "mdns", true, "discover peers on the local network (config p2p.mdns, env POAI_P2P_MDNS)")
+	f.StringVar(&r.metricsAddr, "metrics-addr", "", "host:port of the Prometheus /metrics endpoint, empty to disable (config metrics.listen, env POAI_METRICS_LISTEN, default 127.0.0.1:9464)")
+	f.StringVar(&r.apiAddr, "api-addr", "", "host:port of the JSON API, empty to disable (config api.listen, env POAI_API_LISTEN, default 127.0.0.1:5280; token from api.token or POAI_API_TOKEN)")
+	f.StringVar(&r.logLevel, "log-level", "info", "debug, info, warn or error (config log.level, env POAI_LOG_LEVEL)")
+	f.StringVar(&r.logFormat, "log-format", "text", "text or json (config log.format, env POAI_LOG_FORMAT)")
+	f.Float64Var(&r.tops, "int8-tops", 0, "claimed dense int8 throughput in TOPS; 0 measures the backend at start (config device.int8_tops, env POAI_DEVICE_INT8_TOPS)")
+	f.StringVar(&r.model, "model", "", "device model to claim; empty uses the backend's own (config device.model, env POAI_DEVICE_MODEL)")
+	f.StringVar(&r.exportOut, "export-outputs", "", "append the decoded tokens of every llm answer this node verifies as passing to this JSONL file (config challenge.export_outputs, env POAI_CHALLENGE_EXPORT_OUTPUTS)")
+	f.BoolVar(&r.shareTopo, "share-topology", false, "share this node's gossip mesh (peer IDs and gossipsub scores, no addresses) with peers that ask, and collect theirs for the API's merged network view; off by default, since a mesh tells an eclipse attacker whom to displace (config p2p.share_topology, env POAI_P2P_SHARE_TOPOLOGY)")
 }
 
 // load returns the effective configuration: config.toml, then POAI_*
@@ -227,6 +229,9 @@ func (r *runFlags) load(cmd *cobra.Command) (node.Config, string, string, error)
 	}
 	if f.Changed("mdns") {
 		cfg.P2P.MDNS = r.mdns
+	}
+	if f.Changed("share-topology") {
+		cfg.P2P.ShareTopology = r.shareTopo
 	}
 	if f.Changed("metrics-addr") {
 		cfg.Metrics.Listen = r.metricsAddr

@@ -14,8 +14,9 @@ import (
 
 func topologyCmd() *cobra.Command {
 	var (
-		a      apiFlags
-		format string
+		a       apiFlags
+		format  string
+		network bool
 	)
 	cmd := &cobra.Command{
 		Use:   "topology",
@@ -25,18 +26,44 @@ peer leaves it when its last connection closes) and its open connections.
 --format json prints the API's view; dot (Graphviz) and graphml (Gephi,
 networkx) give a graph: one vertex per peer with its integrity score, one edge
 per mesh link labelled with its topics, and dashed edges for connections
-outside any mesh.`,
+outside any mesh.
+
+--network exports the whole network as the node sees it instead
+(GET /api/v1/network): its own mesh merged with the views of the peers that
+share theirs ([p2p] share_topology, on in devnets). The graph is directed:
+an edge a -> b says a has b in its mesh, labelled with its topics and the
+gossipsub score a gives b; edges from a peer's shared view are self-reported
+(dashed in DOT). Vertices carry the node's integrity score, or "new" where it
+has no record.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.json && format != "json" {
 				return fmt.Errorf("--json and --format %s conflict: --json prints the API's JSON, --format %s a graph; give one", format, format)
+			}
+			out := cmd.OutOrStdout()
+			if network {
+				var v node.NetworkView
+				body, err := a.get("/network", nil, &v)
+				if err != nil {
+					return err
+				}
+				switch format {
+				case "json":
+					_, err = out.Write(body)
+				case "dot":
+					err = writeNetworkDot(out, v)
+				case "graphml":
+					err = writeNetworkGraphML(out, v)
+				default:
+					return fmt.Errorf("--format %q: json, dot or graphml", format)
+				}
+				return err
 			}
 			var t node.TopologyView
 			body, err := a.get("/topology", nil, &t)
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
 			switch format {
 			case "json":
 				_, err = out.Write(body)
@@ -52,6 +79,7 @@ outside any mesh.`,
 	}
 	a.register(cmd)
 	cmd.Flags().StringVar(&format, "format", "json", "json, dot or graphml")
+	cmd.Flags().BoolVar(&network, "network", false, "export the merged network (this node's mesh and the views its peers share) instead of this node's own")
 	return cmd
 }
 
@@ -151,6 +179,79 @@ func writeGraphML(w io.Writer, t node.TopologyView) error {
 		g.Graph.Edges = append(g.Graph.Edges, gmEdge{Source: t.PeerID, Target: e.peer,
 			Data: []gmData{{"topics", strings.Join(e.topics, " ")}, {"mesh", fmt.Sprint(len(e.topics) > 0)}}})
 	}
+	return encodeGraphML(w, g)
+}
+
+// arc is a directed mesh link of a NetworkView: the topics of from's mesh
+// that hold to, with from's gossipsub score of to.
+type arc struct {
+	from, to     string
+	score        float64
+	topics       []string
+	selfReported bool
+}
+
+func arcs(v node.NetworkView) []arc {
+	var out []arc
+	idx := map[[2]string]int{}
+	for _, e := range v.Edges {
+		k := [2]string{e.From, e.To}
+		i, ok := idx[k]
+		if !ok {
+			idx[k] = len(out)
+			out = append(out, arc{from: e.From, to: e.To, score: e.GossipScore, selfReported: e.SelfReported})
+			i = len(out) - 1
+		}
+		out[i].topics = append(out[i].topics, e.Topic)
+	}
+	return out // v.Edges is sorted by from, to, topic
+}
+
+func integrityLabel(n node.NetworkNode) string {
+	if n.Integrity == nil {
+		return "new"
+	}
+	return fmt.Sprintf("%.3f", *n.Integrity)
+}
+
+func writeNetworkDot(w io.Writer, v node.NetworkView) error {
+	var b strings.Builder
+	b.WriteString("digraph poai {\n")
+	for _, n := range v.Nodes {
+		shape := "ellipse"
+		if n.Self {
+			shape = "doublecircle"
+		}
+		fmt.Fprintf(&b, "  %q [label=%q, shape=%s];\n", n.PeerID, fmt.Sprintf("%s\nintegrity %s", short(n.PeerID), integrityLabel(n)), shape)
+	}
+	for _, a := range arcs(v) {
+		style := ""
+		if a.selfReported {
+			style = ", style=dashed"
+		}
+		fmt.Fprintf(&b, "  %q -> %q [label=%q%s];\n", a.from, a.to, fmt.Sprintf("%s\ngossip %.2f", strings.Join(a.topics, "\n"), a.score), style)
+	}
+	b.WriteString("}\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeNetworkGraphML(w io.Writer, v node.NetworkView) error {
+	g := graphml{NS: "http://graphml.graphdrawing.org/xmlns",
+		Keys: []gmKey{{"integrity", "node", "integrity", "string"}, {"self", "node", "self", "boolean"},
+			{"topics", "edge", "topics", "string"}, {"gossip_score", "edge", "gossip_score", "double"}, {"self_reported", "edge", "self_reported", "boolean"}},
+		Graph: gmGraph{EdgeDefault: "directed"}}
+	for _, n := range v.Nodes {
+		g.Graph.Nodes = append(g.Graph.Nodes, gmNode{ID: n.PeerID, Data: []gmData{{"integrity", integrityLabel(n)}, {"self", fmt.Sprint(n.Self)}}})
+	}
+	for _, a := range arcs(v) {
+		g.Graph.Edges = append(g.Graph.Edges, gmEdge{Source: a.from, Target: a.to, Data: []gmData{
+			{"topics", strings.Join(a.topics, " ")}, {"gossip_score", fmt.Sprint(a.score)}, {"self_reported", fmt.Sprint(a.selfReported)}}})
+	}
+	return encodeGraphML(w, g)
+}
+
+func encodeGraphML(w io.Writer, g graphml) error {
 	io.WriteString(w, xml.Header)
 	enc := xml.NewEncoder(w)
 	enc.Indent("", "  ")

@@ -243,7 +243,7 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 	d.Clock = genesis
 	for i, role := range roles {
 		c := base
-		c.P2P = node.P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}, ConnLow: base.P2P.ConnLow, ConnHigh: base.P2P.ConnHigh, Shards: max(cfg.Shards, 1)}
+		c.P2P = node.P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}, ConnLow: base.P2P.ConnLow, ConnHigh: base.P2P.ConnHigh, Shards: max(cfg.Shards, 1), ShareTopology: true}
 		if i > 0 && !cfg.Mocknet {
 			c.P2P.Bootstrap = []string{d.Nodes[0].Addrs()[0].String()}
 			if i > 1 {
