@@ -15,11 +15,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/poai-network/poai/node"
+	"github.com/spf13/pflag"
 )
 
 func run(t *testing.T, args ...string) (string, error) {
@@ -776,5 +779,30 @@ func TestChallengeAlreadyDone(t *testing.T) {
 	msg = "no claim known for the target"
 	if _, err := run(t, "challenge", "12D3KooWx", "--api", srv.URL); err == nil {
 		t.Fatal("a refusal for another reason exits 0")
+	}
+}
+
+// TestRunHelpNamesEnv: every run flag that overrides a config key names
+// that key's environment variable, and the variable is one run reads.
+func TestRunHelpNamesEnv(t *testing.T) {
+	known := node.EnvNames()
+	ref := regexp.MustCompile(`\(config ([a-z0-9_]+)\.([a-z0-9_]+)(, env (POAI_[A-Z0-9_]+))?`)
+	n := 0
+	runCmd().Flags().VisitAll(func(f *pflag.Flag) {
+		m := ref.FindStringSubmatch(f.Usage)
+		if m == nil {
+			return
+		}
+		n++
+		want := "POAI_" + strings.ToUpper(m[1]+"_"+m[2])
+		if m[4] != want {
+			t.Errorf("--%s: help names env %q, want %s", f.Name, m[4], want)
+		}
+		if !slices.Contains(known, want) {
+			t.Errorf("--%s: %s is not a variable run reads", f.Name, want)
+		}
+	})
+	if n < 8 {
+		t.Errorf("only %d run flags name a config key", n)
 	}
 }
