@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,6 +118,9 @@ func TestVerifyRejectsSingleWrongElement(t *testing.T) {
 	}
 	if res.Verdict != pb.Verdict_VERDICT_WRONG_ANSWER {
 		t.Fatalf("verdict %v, want WRONG_ANSWER", res.Verdict)
+	}
+	if !slices.Equal(res.Wrong, []int{37}) || !strings.HasPrefix(res.Reason, "row 37 of C wrong: 1 of ") {
+		t.Fatalf("wrong %v, reason %q: want row 37 named", res.Wrong, res.Reason)
 	}
 	if want := float64(ch.N-1) / float64(ch.N); res.Accuracy != want {
 		t.Fatalf("accuracy %v, want %v", res.Accuracy, want)

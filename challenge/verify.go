@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 
@@ -34,6 +37,9 @@ type Result struct {
 	Tolerance float64
 	// Reason explains a verdict other than PASS.
 	Reason string
+	// Wrong lists the opened leaves (rows of C, VRAM lanes) found wrong or
+	// missing, ascending; nil when all were right.
+	Wrong []int
 }
 
 // Verify checks an opening against its commitment and challenge, given the
@@ -97,9 +103,9 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 		return *bad, nil
 	}
 	var (
-		res     Result
-		correct int
-		err     error
+		res   Result
+		wrong []int
+		err   error
 	)
 	var cols []int
 	if w := ch.GetWorkload(); w == pb.Workload_WORKLOAD_GEMM_INT8 || w == pb.Workload_WORKLOAD_GEMM_BF16 {
@@ -112,24 +118,27 @@ func Verify(ctx context.Context, cpu *gpu.CPU, ch *pb.Challenge, chCID cid.Cid, 
 	}
 	switch ch.GetWorkload() {
 	case pb.Workload_WORKLOAD_GEMM_INT8:
-		correct, res.Deviation, err = checkInt8(ctx, cpu, Seed(ch), ShapeOf(ch), want, values, cols)
+		wrong, res.Deviation, err = checkInt8(ctx, cpu, Seed(ch), ShapeOf(ch), want, values, cols)
 	case pb.Workload_WORKLOAD_GEMM_BF16:
 		res.Tolerance = BF16Tolerance(int(ch.GetK()))
-		correct, res.Deviation, err = checkBF16(ctx, cpu, Seed(ch), ShapeOf(ch), want, values, cols, res.Tolerance)
+		wrong, res.Deviation, err = checkBF16(ctx, cpu, Seed(ch), ShapeOf(ch), want, values, cols, res.Tolerance)
 	case pb.Workload_WORKLOAD_VRAM:
-		correct, res.Deviation, err = checkVRAM(ctx, Seed(ch), VRAMParamsOf(ch), want, values)
+		wrong, res.Deviation, err = checkVRAM(ctx, Seed(ch), VRAMParamsOf(ch), want, values)
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("recompute: %w", err)
 	}
-	res.Accuracy = float64(correct) / float64(len(want))
+	slices.Sort(wrong)
+	res.Accuracy = float64(len(want)-len(wrong)) / float64(len(want))
+	res.Wrong = wrong
 	switch {
 	case proofErr != nil:
 		res.Verdict = pb.Verdict_VERDICT_BAD_PROOF
 		res.Reason = proofErr.Error()
-	case correct < len(want):
+	case len(wrong) > 0:
 		res.Verdict = pb.Verdict_VERDICT_WRONG_ANSWER
-		res.Reason = fmt.Sprintf("%d of %d opened leaves wrong (max deviation %.3g, tolerance %.3g)", len(want)-correct, len(want), res.Deviation, res.Tolerance)
+		res.Reason = fmt.Sprintf("%s wrong: %d of %d opened (max deviation %.3g, tolerance %.3g)",
+			leafList(ch.GetWorkload(), wrong), len(wrong), len(want), res.Deviation, res.Tolerance)
 	default:
 		res.Verdict = pb.Verdict_VERDICT_PASS
 	}
@@ -288,27 +297,29 @@ func addMod61(a, b uint64) uint64 {
 }
 
 // checkInt8 runs the Freivalds check (freivaldsInt8) on every opened row
-// (nil values are rows that failed their proof) and returns the number
-// correct and the largest deviation, found by computing the checked
-// elements of a few wrong rows exactly.
-func checkInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte, cols []int) (int, float64, error) {
+// (nil values are rows that failed their proof) and returns the rows
+// (leaf indices) wrong or missing and the largest deviation, found by
+// computing the checked elements of a few wrong rows exactly.
+func checkInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte, cols []int) ([]int, float64, error) {
 	r, _ := freivaldsWeights(len(cols))
 	rows := make([][]int32, len(values))
 	deviation := 0.0
-	opened := 0
+	var bad []int
 	for n, v := range values {
 		if v == nil {
 			deviation = 1
+			bad = append(bad, idx[n])
 			continue
 		}
 		rows[n], _ = gpu.DecodeInt32Row(v)
-		opened++
 	}
 	wrong, err := freivaldsInt8(ctx, cpu, seed, shape, idx, rows, cols, r)
 	if err != nil {
-		return 0, 0, err
+		return nil, 0, err
 	}
-	correct := opened - len(wrong)
+	for _, n := range wrong {
+		bad = append(bad, idx[n])
+	}
 	// The deviation of a few wrong rows, over the checked columns; the
 	// verdict is already decided, so the rest need not cost anything.
 	wrong = wrong[:min(len(wrong), maxRecomputedRows)]
@@ -319,7 +330,7 @@ func checkInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape
 		}
 		truth, err := cpu.ElementsInt8(ctx, seed, shape, at, cols)
 		if err != nil {
-			return 0, 0, err
+			return nil, 0, err
 		}
 		for i, n := range wrong {
 			t := truth.Row(i)
@@ -332,28 +343,29 @@ func checkInt8(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape
 			}
 		}
 	}
-	return correct, deviation, nil
+	return bad, deviation, nil
 }
 
 // checkBF16 computes the opened rows exactly at the checked columns cols
 // (SampleColumns) and compares element by element: the deviation |c − t| /
 // Σ_p |a_ip·b_pj| must not exceed tol. Cost k·|J| multiply-adds per row
-// and |J| of B's columns, never the whole of B.
-func checkBF16(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte, cols []int, tol float64) (int, float64, error) {
-	var at, pos []int
+// and |J| of B's columns, never the whole of B. It returns the rows wrong
+// or missing and the largest deviation.
+func checkBF16(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape, idx []int, values [][]byte, cols []int, tol float64) ([]int, float64, error) {
+	var at, pos, bad []int
 	deviation := 0.0
 	for n, v := range values {
 		if v == nil {
 			deviation = 1
+			bad = append(bad, idx[n])
 			continue
 		}
 		at, pos = append(at, idx[n]), append(pos, n)
 	}
 	exact, scale, err := cpu.ElementsBF16Exact(ctx, seed, shape, at, cols)
 	if err != nil {
-		return 0, 0, err
+		return nil, 0, err
 	}
-	correct := 0
 	for x, n := range pos {
 		row, _ := gpu.DecodeFloat32Row(values[n])
 		ok := true
@@ -369,11 +381,36 @@ func checkBF16(ctx context.Context, cpu *gpu.CPU, seed gpu.Seed, shape gpu.Shape
 				ok = false
 			}
 		}
-		if ok {
-			correct++
+		if !ok {
+			bad = append(bad, idx[n])
 		}
 	}
-	return correct, deviation, nil
+	return bad, deviation, nil
+}
+
+// leafList names up to four wrong leaves for a verdict's reason: "rows
+// 3, 17 of C" for a product, "lanes 5, 9" for a VRAM proof, ", …" past
+// four.
+func leafList(w pb.Workload, leaves []int) string {
+	noun := "row"
+	if w == pb.Workload_WORKLOAD_VRAM {
+		noun = "lane"
+	}
+	if len(leaves) > 1 {
+		noun += "s"
+	}
+	parts := make([]string, 0, 5)
+	for _, l := range leaves[:min(len(leaves), 4)] {
+		parts = append(parts, strconv.Itoa(l))
+	}
+	if len(leaves) > 4 {
+		parts = append(parts, "…")
+	}
+	out := noun + " " + strings.Join(parts, ", ")
+	if w != pb.Workload_WORKLOAD_VRAM {
+		out += " of C"
+	}
+	return out
 }
 
 // ElementCheckMiss returns the probability that an answer wrong in a

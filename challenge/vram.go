@@ -92,23 +92,25 @@ func vramPassingFraction(slack, r, c float64) float64 {
 	return math.Max(0, math.Min(1, q))
 }
 
-// checkVRAM reruns each opened lane with blocks recomputed on demand.
-func checkVRAM(ctx context.Context, seed gpu.Seed, p gpu.VRAMParams, idx []int, values [][]byte) (int, float64, error) {
-	correct, deviation := 0, 0.0
+// checkVRAM reruns each opened lane with blocks recomputed on demand and
+// returns the lanes wrong or missing.
+func checkVRAM(ctx context.Context, seed gpu.Seed, p gpu.VRAMParams, idx []int, values [][]byte) ([]int, float64, error) {
+	var bad []int
+	deviation := 0.0
 	for n, v := range values {
 		if err := ctx.Err(); err != nil {
-			return 0, 0, err
+			return nil, 0, err
 		}
 		if v == nil {
 			deviation = 1
+			bad = append(bad, idx[n])
 			continue
 		}
 		out := gpu.VRAMLane(seed, idx[n], p, func(g uint64) [32]byte { return gpu.VRAMBlock(seed, g, p.Rounds) })
-		if string(out[:]) == string(v) {
-			correct++
-		} else {
+		if string(out[:]) != string(v) {
 			deviation = 1
+			bad = append(bad, idx[n])
 		}
 	}
-	return correct, deviation, nil
+	return bad, deviation, nil
 }

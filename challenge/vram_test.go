@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,8 +55,14 @@ func TestVRAMHonestAndWrongLanes(t *testing.T) {
 		outputs[l] = sha256.Sum256([]byte{byte(l)})
 		leaves[l] = merkleLeaf(outputs[l][:])
 	}
-	if res := verify(outputs, leaves); res.Verdict != pb.Verdict_VERDICT_WRONG_ANSWER || res.Accuracy >= 1 {
+	res := verify(outputs, leaves)
+	if res.Verdict != pb.Verdict_VERDICT_WRONG_ANSWER || res.Accuracy >= 1 || len(res.Wrong) == 0 || !strings.HasPrefix(res.Reason, "lane") {
 		t.Fatalf("half-computed lanes: %+v", res)
+	}
+	for _, l := range res.Wrong {
+		if l < 64 {
+			t.Errorf("lane %d, computed honestly, reported wrong", l)
+		}
 	}
 }
 
