@@ -412,12 +412,24 @@ func TestValidatorAttestation(t *testing.T) {
 	if _, _, err := v.Attestation(verifier, b, now); err != nil {
 		t.Fatal(err)
 	}
+	why := proto.Clone(att).(*pb.Attestation)
+	why.Verdict, why.Reason, why.Evidence, why.LatencyMs = pb.Verdict_VERDICT_WRONG_ANSWER, "row 37 of C wrong: 1 of 66 opened — é", [][]byte{chCID.Bytes(), chCID.Bytes()}, 11
+	b, _ = Marshal(why)
+	if _, _, err := v.Attestation(verifier, b, now); err != nil {
+		t.Fatalf("an attestation with a reason and evidence: %v", err)
+	}
 	for name, f := range map[string]func(a *pb.Attestation){
 		"accuracy > 1":       func(a *pb.Attestation) { a.DataAccuracy = 1.5 },
 		"no verdict":         func(a *pb.Attestation) { a.Verdict = 0 },
 		"self attestation":   func(a *pb.Attestation) { a.Target = []byte(verifier) },
 		"negative deviation": func(a *pb.Attestation) { a.ScoreDeviation = -1 },
 		"bad cid":            func(a *pb.Attestation) { a.ChallengeCid = []byte{1, 2, 3} },
+		"long reason":        func(a *pb.Attestation) { a.Reason = strings.Repeat("x", MaxReason+1) },
+		"control in reason":  func(a *pb.Attestation) { a.Reason = "row 3 \x1b[2J wrong" },
+		"bad evidence":       func(a *pb.Attestation) { a.Evidence = [][]byte{chCID.Bytes(), {9, 9}} },
+		"too much evidence": func(a *pb.Attestation) {
+			a.Evidence = [][]byte{chCID.Bytes(), chCID.Bytes(), chCID.Bytes(), chCID.Bytes(), chCID.Bytes()}
+		},
 	} {
 		a := proto.Clone(att).(*pb.Attestation)
 		a.LatencyMs++ // make it a distinct message

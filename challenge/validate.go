@@ -3,8 +3,11 @@ package challenge
 import (
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -675,6 +678,14 @@ func (v *Validator) ChallengeRequest(from peer.ID, data []byte, now time.Time) (
 	return m, c, nil
 }
 
+// MaxReason bounds an attestation's reason in bytes (UTF-8 without
+// control characters, so it prints safely), MaxEvidence its evidence
+// CIDs.
+const (
+	MaxReason   = 256
+	MaxEvidence = 4
+)
+
 // Attestation validates an attestation signed by from (the verifier).
 func (v *Validator) Attestation(from peer.ID, data []byte, now time.Time) (*pb.Attestation, cid.Cid, error) {
 	m := &pb.Attestation{}
@@ -706,6 +717,17 @@ func (v *Validator) Attestation(from peer.ID, data []byte, now time.Time) (*pb.A
 	}
 	if n := len(m.GetCheckDigest()); n != 0 && n != CheckDigestSize {
 		return nil, cid.Undef, fmt.Errorf("%w: check_digest of %d bytes", ErrMalformed, n)
+	}
+	if r := m.GetReason(); len(r) > MaxReason || !utf8.ValidString(r) || strings.ContainsFunc(r, unicode.IsControl) {
+		return nil, cid.Undef, fmt.Errorf("%w: reason of %d bytes (at most %d, UTF-8, no control characters)", ErrMalformed, len(r), MaxReason)
+	}
+	if n := len(m.GetEvidence()); n > MaxEvidence {
+		return nil, cid.Undef, fmt.Errorf("%w: %d evidence CIDs, at most %d", ErrMalformed, n, MaxEvidence)
+	}
+	for _, e := range m.GetEvidence() {
+		if _, err := parseCID("evidence", e); err != nil {
+			return nil, cid.Undef, err
+		}
 	}
 	if err := v.fresh(m.GetIssuedUnixMs(), now); err != nil {
 		return nil, cid.Undef, err

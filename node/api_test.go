@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/poai-network/poai/scoring"
@@ -140,12 +141,12 @@ func TestMetricsIncludeLibp2p(t *testing.T) {
 
 // startNode starts a node from c (testConfig with edits) whose first
 // bootstrap peer is bootstrap, if any, and closes it when the test ends.
-func startNode(t *testing.T, c Config, bootstrap *Node) *Node {
+func startNode(t *testing.T, c Config, bootstrap *Node, opts ...Option) *Node {
 	t.Helper()
 	if bootstrap != nil {
 		c.P2P.Bootstrap = []string{bootstrap.Addrs()[0].String()}
 	}
-	n, err := New(t.TempDir(), c, WithWarmup(200*time.Millisecond))
+	n, err := New(t.TempDir(), c, append([]Option{WithWarmup(200 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,19 +266,8 @@ func TestChallengeNowRules(t *testing.T) {
 func TestChallengeNowIssues(t *testing.T) {
 	a := startNode(t, testConfig(), nil)
 	b := startNode(t, testConfig(), a)
-	deadline := time.Now().Add(10 * time.Second)
-	var (
-		err error
-		out ChallengeOutcome
-	)
-	for time.Now().Before(deadline) {
-		if out, err = a.ChallengeNow(b.ID()); err == nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil || out.CID == "" || out.Requested {
-		t.Fatalf("the only possible challenger could not challenge: %+v %v", out, err)
+	if out := challengeNow(t, a, b.ID()); out.CID == "" || out.Requested {
+		t.Fatalf("the only possible challenger did not issue: %+v", out)
 	}
 	if _, err := a.ChallengeNow(b.ID()); err == nil || !strings.Contains(err.Error(), "already") {
 		t.Fatalf("second challenge in the same epoch: %v", err)
@@ -344,17 +334,8 @@ func TestProofsSayWhy(t *testing.T) {
 	c.Challenge.EpochLength = Duration(time.Minute) // only the challenge made here
 	a := startNode(t, c, nil)
 	b := startNode(t, c, a)
+	challengeNow(t, a, b.ID())
 	deadline := time.Now().Add(15 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if _, err = a.ChallengeNow(b.ID()); err == nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 	var rs []ProofRecord
 	for time.Now().Before(deadline) {
 		if rs = b.Proofs(); len(rs) == 1 && len(rs[0].Verdicts) > 0 {
@@ -392,17 +373,8 @@ func TestDrain(t *testing.T) {
 	c.Challenge.EpochLength = Duration(time.Minute) // only the challenges made here
 	a := startNode(t, c, nil)
 	b := startNode(t, c, a)
+	challengeNow(t, a, b.ID())
 	deadline := time.Now().Add(15 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if _, err = a.ChallengeNow(b.ID()); err == nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 	for time.Now().Before(deadline) && len(b.Proofs()) == 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -421,5 +393,66 @@ func TestDrain(t *testing.T) {
 	start := time.Now()
 	if err := a.Drain(ctx); err != nil || time.Since(start) > 5*time.Second {
 		t.Fatalf("the challenger's drain: %v after %v", err, time.Since(start))
+	}
+}
+
+// TestVerdictSaysWhy: a lazy target's wrong answer is attested with the
+// rows found wrong and the CIDs of its commitment and opening, which the
+// API's attestations and the target's own proof history show.
+func TestVerdictSaysWhy(t *testing.T) {
+	c := testConfig()
+	c.Challenge.EpochLength = Duration(time.Minute) // only the challenge made here
+	c.Challenge.Workloads = []string{"int8"}
+	a := startNode(t, c, nil)
+	b := startNode(t, c, a, WithRole(RoleLazy))
+	challengeNow(t, a, b.ID())
+	var got []scoring.Recorded
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if got, _ = a.Book().Attestations(b.ID().String(), 10); len(got) > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(got) != 1 || got[0].Verdict != scoring.VerdictWrongAnswer {
+		t.Fatalf("attestations of the lazy target: %+v", got)
+	}
+	if !regexp.MustCompile(`^rows? [0-9]+(, [0-9]+)*(, …)? of C wrong: [0-9]+ of [0-9]+ opened`).MatchString(got[0].Reason) {
+		t.Errorf("reason %q does not name the wrong rows", got[0].Reason)
+	}
+	if len(got[0].Evidence) != 2 {
+		t.Fatalf("evidence %v: want the commitment's and the opening's CIDs", got[0].Evidence)
+	}
+	for _, e := range got[0].Evidence {
+		if _, err := cid.Decode(e); err != nil {
+			t.Errorf("evidence %q: %v", e, err)
+		}
+	}
+	var rs []ProofRecord
+	for time.Now().Before(deadline) {
+		if rs = b.Proofs(); len(rs) == 1 && len(rs[0].Reasons) > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(rs) != 1 || rs[0].Reasons[a.ID().String()] != got[0].Reason || !strings.Contains(rs[0].Check, "they say") {
+		t.Fatalf("the target's proof history does not carry the reason: %+v", rs)
+	}
+}
+
+// challengeNow has a challenge target now, retrying while a has not yet
+// counted target live.
+func challengeNow(t *testing.T, a *Node, target peer.ID) ChallengeOutcome {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := a.ChallengeNow(target)
+		if err == nil {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unicode/utf8"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/poai-network/poai/challenge"
@@ -278,6 +280,10 @@ func (tk *tracker) attest(t *tracked, v pb.Verdict, latency time.Duration, devia
 	if _, known := correct(v); known {
 		a.CheckDigest = t.digests[tk.id] // nil when this node did not verify (an adversary) or the workload has none
 	}
+	if v != pb.Verdict_VERDICT_PASS {
+		a.Reason = clip(reason, challenge.MaxReason)
+		a.Evidence = evidenceOf(t)
+	}
 	tk.metrics.attested.WithLabelValues(verdictName(v)).Inc()
 	tk.summary.count(&tk.summary.given, verdictName(v))
 	tk.stats.bump(func(s *Stats) { s.Attested++ })
@@ -346,7 +352,7 @@ func (tk *tracker) onAttestation(from peer.ID, d decoded, at time.Time) {
 		Verdict: verdictName(a.GetVerdict()), LatencyMS: float64(a.GetLatencyMs()), DeadlineMS: float64(a.GetDeadlineMs()),
 		Deviation: a.GetScoreDeviation(), Accuracy: a.GetDataAccuracy(),
 		ClockMHz: a.GetProverSmClockMhz(), MaxClockMHz: a.GetProverSmClockMaxMhz(), TemperatureC: a.GetProverTemperatureC(),
-		RetryOf: retryOf(t.ch),
+		RetryOf: retryOf(t.ch), Reason: a.GetReason(), Evidence: evidenceStrings(a.GetEvidence()),
 	})
 	tk.noteAttestation(t, from, heardVerdict{v: a.GetVerdict(), digest: a.GetCheckDigest()})
 	if r := tk.proofs.get(t.cid); r != nil {
@@ -354,6 +360,12 @@ func (tk *tracker) onAttestation(from peer.ID, d decoded, at time.Time) {
 			tk.summary.count(&tk.summary.received, verdictName(a.GetVerdict()))
 		}
 		r.Verdicts[from.String()] = verdictName(a.GetVerdict())
+		if a.GetReason() != "" && len(r.Reasons) < 16 {
+			if r.Reasons == nil {
+				r.Reasons = map[string]string{}
+			}
+			r.Reasons[from.String()] = a.GetReason()
+		}
 	}
 	tk.noteOutcome(t, from, a.GetVerdict())
 	switch {
@@ -413,4 +425,43 @@ func (tk *tracker) noteOutcome(t *tracked, attester peer.ID, v pb.Verdict) {
 		}
 		p.lastFailed = max(p.lastFailed, e)
 	}
+}
+
+// evidenceOf lists the content IDs a verdict on t rests on: the target's
+// commitment, then its opening, or for equivocation the two commitments
+// (Attestation.evidence).
+func evidenceOf(t *tracked) [][]byte {
+	var out [][]byte
+	for _, c := range []cid.Cid{t.comCID, t.opCID} {
+		if t.equivocation != nil && c == t.opCID {
+			c = t.equivocationCID
+		}
+		if c.Defined() {
+			out = append(out, c.Bytes())
+		}
+	}
+	return out
+}
+
+// clip cuts s to at most n bytes without splitting a UTF-8 sequence.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// evidenceStrings gives evidence CIDs (validated) in string form.
+func evidenceStrings(ev [][]byte) []string {
+	var out []string
+	for _, b := range ev {
+		if c, err := cid.Cast(b); err == nil {
+			out = append(out, c.String())
+		}
+	}
+	return out
 }

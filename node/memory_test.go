@@ -123,7 +123,7 @@ func TestOpeningRowsDropped(t *testing.T) {
 		n.tk.tracked[chCID.KeyString()] = tr
 		op := &pb.Opening{ChallengeCid: chCID.Bytes(), Prover: []byte(target), Epoch: epoch,
 			Rows: []*pb.RowOpening{{Index: 3, Values: make([]byte, 4096), Proof: [][]byte{make([]byte, 32)}}}}
-		n.tk.acceptOpening(tr, target, op)
+		n.tk.acceptOpening(tr, target, op, cid.Undef)
 		return tr, op
 	}
 	a, op := follow(1, false)

@@ -35,6 +35,9 @@ type ProofRecord struct {
 	Opened bool `json:"opened"`
 	// Verdicts are the verifiers' attestations heard, by verifier peer ID.
 	Verdicts map[string]string `json:"verdicts"`
+	// Reasons are the failing verifiers' own explanations (which check
+	// failed), by verifier peer ID.
+	Reasons map[string]string `json:"reasons,omitempty"`
 	// Check says what to look at when a verdict other than pass came, or
 	// none yet; empty when every verdict heard is a pass.
 	Check string `json:"check,omitempty"`
@@ -80,7 +83,7 @@ func (h *proofHistory) list() []ProofRecord {
 	out := make([]ProofRecord, 0, len(h.order))
 	for i := len(h.order) - 1; i >= 0; i-- {
 		r := *h.byCID[h.order[i]]
-		r.Verdicts = maps.Clone(r.Verdicts)
+		r.Verdicts, r.Reasons = maps.Clone(r.Verdicts), maps.Clone(r.Reasons)
 		r.Check = r.check()
 		out = append(out, r)
 	}
@@ -107,7 +110,11 @@ func (r *ProofRecord) check() string {
 		return "never opened: the challenger's secret or a verifier's share did not reach this node (such a challenge is void, and the withholder blamed)"
 	case failed > 0 && failed == len(r.Verdicts):
 		verdicts := slices.Sorted(maps.Values(r.Verdicts))
-		return fmt.Sprintf("every verifier attested a failure (%v) though this node committed in time: check the backend's results (`poai bench`) and the clock (`poai doctor`)", slices.Compact(verdicts))
+		said := ""
+		if len(r.Reasons) > 0 {
+			said = fmt.Sprintf("; they say: %q", slices.Compact(slices.Sorted(maps.Values(r.Reasons))))
+		}
+		return fmt.Sprintf("every verifier attested a failure (%v) though this node committed in time: check the backend's results (`poai bench`) and the clock (`poai doctor`)%s", slices.Compact(verdicts), said)
 	case failed > 0:
 		return fmt.Sprintf("%d of %d verifiers attested a failure: a minority; the others passed it", failed, len(r.Verdicts))
 	}

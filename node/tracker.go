@@ -28,7 +28,8 @@ type tracked struct {
 	comCID     cid.Cid
 	comAt      time.Time
 	op         *pb.Opening
-	secret     []byte // the challenger's revealed opening secret
+	opCID      cid.Cid // op's content ID, evidence in this node's attestation
+	secret     []byte  // the challenger's revealed opening secret
 	revealAt   time.Time
 	committed  *challenge.Committed // this node's own proof, when it is the target, until it is opened
 	opened     bool
@@ -59,7 +60,8 @@ type tracked struct {
 	revealedCom cid.Cid
 	// equivocation holds a second signed commitment of the target, other
 	// than com: proof that it committed to two roots (acceptCommitment).
-	equivocation *pb.Commitment
+	equivocation    *pb.Commitment
+	equivocationCID cid.Cid
 	// Verifier shares (shares.go): this node's own share and its signed
 	// commitment, when it verifies t; the share commitments heard, by
 	// verifier; the revealed shares, by share hash; whether this node
@@ -325,7 +327,7 @@ func (tk *tracker) onOpening(from peer.ID, d decoded, at time.Time) {
 	// challenge this node does not follow is not held (they are large).
 	op := d.msg.(*pb.Opening)
 	if t, ok := tk.tracked[string(op.GetChallengeCid())]; ok && tk.epochMatches(t, p2p.TopicOpenings, op.GetEpoch(), from) {
-		tk.acceptOpening(t, from, op)
+		tk.acceptOpening(t, from, op, d.cid)
 	}
 }
 
@@ -369,7 +371,7 @@ func (tk *tracker) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment
 	}
 	if t.com != nil {
 		if !t.comCID.Equals(comCID) && t.equivocation == nil {
-			t.equivocation = com
+			t.equivocation, t.equivocationCID = com, comCID
 			tk.onEquivocation(t, com)
 		}
 		return
@@ -404,11 +406,11 @@ func (tk *tracker) acceptCommitment(t *tracked, from peer.ID, com *pb.Commitment
 	tk.tryVerify(t)
 }
 
-func (tk *tracker) acceptOpening(t *tracked, from peer.ID, op *pb.Opening) {
+func (tk *tracker) acceptOpening(t *tracked, from peer.ID, op *pb.Opening, opCID cid.Cid) {
 	if from != t.target || t.op != nil {
 		return
 	}
-	t.op = op
+	t.op, t.opCID = op, opCID
 	tk.heldOpenings += openingBytes(op)
 	if t.truthKnown || (!t.verifier && tk.heldOpenings > maxHeldOpeningBytes) {
 		tk.slimOpening(t)

@@ -117,6 +117,7 @@ func (tk *tracker) verified(t *tracked, res challenge.Result, err error) {
 			return
 		}
 		verdict = pb.Verdict_VERDICT_LATE
+		res.Reason = fmt.Sprintf("committed %d ms after the %d ms deadline", (latency - deadline).Milliseconds(), deadline.Milliseconds())
 	}
 	tk.attest(t, verdict, latency, res.Deviation, res.Accuracy, res.Reason)
 	tk.learnTruth(t, res.Verdict)

@@ -68,6 +68,13 @@ type Attestation struct {
 	// (pb.Challenge.retry_of), empty for a first try: a miss whose retry
 	// passes is forgiven.
 	RetryOf string `json:"retry_of,omitempty"`
+	// Reason is the verifier's own explanation of a verdict other than a
+	// pass (pb.Attestation.reason): which check failed. Informational.
+	Reason string `json:"reason,omitempty"`
+	// Evidence lists the content IDs (string form) of the messages the
+	// verdict rests on: the target's commitment, then its opening, or two
+	// commitments for equivocation.
+	Evidence []string `json:"evidence,omitempty"`
 }
 
 // Pass reports whether the verdict is a pass.

@@ -1388,7 +1388,16 @@ type Attestation struct {
 	// challenge.CheckDigests, the 32-byte proof that the verifier recomputed
 	// a leaf only it was assigned (a row of C, a VRAM lane). Empty
 	// otherwise. A wrong or missing one is a contradiction.
-	CheckDigest   []byte `protobuf:"bytes,14,opt,name=check_digest,json=checkDigest,proto3" json:"check_digest,omitempty"`
+	CheckDigest []byte `protobuf:"bytes,14,opt,name=check_digest,json=checkDigest,proto3" json:"check_digest,omitempty"`
+	// Why, in the verifier's words (UTF-8, at most 256 bytes): which check
+	// failed, e.g. "row 37 of C wrong: 1 of 66 opened (...)", "answered
+	// 412 ms after the deadline", "equivocation: ...". Informational: it
+	// explains the verdict to people and is never evidence.
+	Reason string `protobuf:"bytes,15,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Content IDs of the messages the verdict rests on (at most 4): the
+	// target's commitment, then its opening; for equivocation the two
+	// commitments. Anyone holding them can check the verdict.
+	Evidence      [][]byte `protobuf:"bytes,16,rep,name=evidence,proto3" json:"evidence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1517,6 +1526,20 @@ func (x *Attestation) GetProverTemperatureC() uint32 {
 func (x *Attestation) GetCheckDigest() []byte {
 	if x != nil {
 		return x.CheckDigest
+	}
+	return nil
+}
+
+func (x *Attestation) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Attestation) GetEvidence() [][]byte {
+	if x != nil {
+		return x.Evidence
 	}
 	return nil
 }
@@ -1830,7 +1853,7 @@ const file_poai_proto_rawDesc = "" +
 	"\x10ChallengeRequest\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\fR\x06target\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\fR\trequester\x12$\n" +
-	"\x0eissued_unix_ms\x18\x03 \x01(\x03R\fissuedUnixMs\"\x96\x04\n" +
+	"\x0eissued_unix_ms\x18\x03 \x01(\x03R\fissuedUnixMs\"\xca\x04\n" +
 	"\vAttestation\x12#\n" +
 	"\rchallenge_cid\x18\x01 \x01(\fR\fchallengeCid\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\fR\x06target\x12\x1a\n" +
@@ -1848,7 +1871,9 @@ const file_poai_proto_rawDesc = "" +
 	"\x13prover_sm_clock_mhz\x18\v \x01(\rR\x10proverSmClockMhz\x124\n" +
 	"\x17prover_sm_clock_max_mhz\x18\f \x01(\rR\x13proverSmClockMaxMhz\x120\n" +
 	"\x14prover_temperature_c\x18\r \x01(\rR\x12proverTemperatureC\x12!\n" +
-	"\fcheck_digest\x18\x0e \x01(\fR\vcheckDigest\"p\n" +
+	"\fcheck_digest\x18\x0e \x01(\fR\vcheckDigest\x12\x16\n" +
+	"\x06reason\x18\x0f \x01(\tR\x06reason\x12\x1a\n" +
+	"\bevidence\x18\x10 \x03(\fR\bevidence\"p\n" +
 	"\x0eTopologyReport\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12*\n" +
 	"\x06topics\x18\x02 \x03(\v2\x12.poai.v1.TopicMeshR\x06topics\x12\x1c\n" +

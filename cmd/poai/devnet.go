@@ -316,6 +316,23 @@ func drawTable(w io.Writer, d *devnet.Devnet, r devnet.Report, elapsed time.Dura
 			p.FinalScore, p.GossipScore, caught, p.Challenges, p.Passed, p.Failed, p.LatencyP50, p.LatencyP99, p.Accuracy)
 	}
 	tw.Flush()
+	// Why each failing peer failed: the latest verdict against it, in its
+	// verifier's words, with the evidence's CIDs.
+	for _, p := range peers {
+		if len(p.Failures) == 0 {
+			continue
+		}
+		f := p.Failures[0]
+		why := f.Reason
+		if why == "" {
+			why = "(no reason given)"
+		}
+		fmt.Fprintf(&b, "why …%s (%s): %s by …%s: %s", p.PeerID[len(p.PeerID)-8:], p.Role, f.Verdict, f.Verifier[max(len(f.Verifier)-8, 0):], why)
+		if len(f.Evidence) > 0 {
+			fmt.Fprintf(&b, " [evidence %s]", strings.Join(f.Evidence, " "))
+		}
+		b.WriteString("\n")
+	}
 	io.WriteString(w, b.String())
 }
 

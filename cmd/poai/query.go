@@ -175,10 +175,10 @@ func attestationsCmd() *cobra.Command {
 			var rs []scoring.Recorded
 			q := url.Values{"peer": {peer}, "limit": {fmt.Sprint(limit)}}
 			return a.show(cmd, "/attestations", q, &rs, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "RECORDED\tEPOCH\tVERIFIER\tVERDICT\tLATENCY ms\tDEADLINE ms\tDEVIATION\tACCURACY\tWEIGHT")
+				fmt.Fprintln(tw, "RECORDED\tEPOCH\tVERIFIER\tVERDICT\tLATENCY ms\tDEADLINE ms\tDEVIATION\tACCURACY\tWEIGHT\tWHY")
 				for _, r := range rs {
-					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.0f\t%.0f\t%.3g\t%.3f\t%.2f\n", r.At.Format(time.RFC3339), r.Epoch, r.Verifier, r.Verdict,
-						r.LatencyMS, r.DeadlineMS, r.Deviation, r.Accuracy, r.Weight)
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.0f\t%.0f\t%.3g\t%.3f\t%.2f\t%s\n", r.At.Format(time.RFC3339), r.Epoch, r.Verifier, r.Verdict,
+						r.LatencyMS, r.DeadlineMS, r.Deviation, r.Accuracy, r.Weight, r.Reason)
 				}
 			})
 		},

@@ -70,7 +70,25 @@ type PeerReport struct {
 	// a verdict never given.
 	ChallengerSlots int `json:"challenger_slots"`
 	VerifierSlots   int `json:"verifier_slots"`
+	// Failures are the observer's latest attested failures of the peer
+	// (at most maxFailures, newest first), each with the verifier's reason
+	// and the evidence's CIDs.
+	Failures []Failure `json:"failures,omitempty"`
 }
+
+// Failure is one attested failure: which verifier said what about which
+// challenge, and the CIDs of the commitment and opening it rests on.
+type Failure struct {
+	Challenge string   `json:"challenge"`
+	Epoch     uint64   `json:"epoch"`
+	Verifier  string   `json:"verifier"`
+	Verdict   string   `json:"verdict"`
+	Reason    string   `json:"reason,omitempty"`
+	Evidence  []string `json:"evidence,omitempty"`
+}
+
+// maxFailures bounds PeerReport.Failures.
+const maxFailures = 3
 
 // ReportSchema is the version of Report's JSON layout: 2 since every
 // field is snake_case (measured.int8_tops, not measured.Int8TOPS).
@@ -175,6 +193,9 @@ func (d *Devnet) Report() (Report, error) {
 		pr.Graylisted = pr.GossipScore < p2p.GraylistThreshold
 		pr.CaughtEpoch = caughtEpoch(observer, p.ID(), r.Epochs)
 		pr.Trust, _ = observer.Book().PeerTrust(p.ID().String())
+		if pr.Failures, err = failures(observer, p.ID().String()); err != nil {
+			return r, err
+		}
 		if p.Role().Adversary() {
 			r.AdversaryMax = math.Max(r.AdversaryMax, pr.FinalScore)
 		} else {
@@ -250,4 +271,24 @@ func caughtEpoch(observer *node.Node, p peer.ID, last int64) int64 {
 		}
 	}
 	return caught
+}
+
+// failures returns the observer's latest maxFailures attested failures of
+// peer, newest first.
+func failures(observer *node.Node, peer string) ([]Failure, error) {
+	recs, err := observer.Book().Attestations(peer, 200)
+	if err != nil {
+		return nil, err
+	}
+	var out []Failure
+	for _, a := range recs {
+		if a.Pass() {
+			continue
+		}
+		out = append(out, Failure{Challenge: a.Challenge, Epoch: a.Epoch, Verifier: a.Verifier, Verdict: a.Verdict, Reason: a.Reason, Evidence: a.Evidence})
+		if len(out) == maxFailures {
+			break
+		}
+	}
+	return out, nil
 }
