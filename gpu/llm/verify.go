@@ -281,10 +281,21 @@ func VerifyToken(w *Weights, p *Projection, xout, logits []int32, next int) erro
 }
 
 // StageVerifierMACs returns the multiply-adds of VerifyStage with the
-// given number of heads checked at position pos: the Freivalds dot
-// products of the six products, both sides (10·D + 2·F), and the
-// attention of those heads (2·(pos+1)·d_head each).
+// given number of heads checked at position pos: StageFreivaldsMACs and
+// AttentionMACs.
 func StageVerifierMACs(cfg Config, pos, heads int) float64 {
+	return StageFreivaldsMACs(cfg) + AttentionMACs(cfg, pos, heads)
+}
+
+// StageFreivaldsMACs returns the multiply-adds of VerifyStage's Freivalds
+// dot products of the six products, both sides: 10·D + 2·F.
+func StageFreivaldsMACs(cfg Config) float64 {
 	d, f := float64(cfg.Dim), float64(cfg.FFN)
-	return 10*d + 2*f + float64(heads)*2*float64(pos+1)*float64(cfg.HeadDim())
+	return 10*d + 2*f
+}
+
+// AttentionMACs returns the multiply-adds of recomputing heads heads'
+// attention at position pos: scores and outputs, 2·(pos+1)·d_head each.
+func AttentionMACs(cfg Config, pos, heads int) float64 {
+	return float64(heads) * 2 * float64(pos+1) * float64(cfg.HeadDim())
 }
