@@ -84,7 +84,7 @@ func benchLLM(ctx context.Context, out io.Writer, cfg llm.Config, reps, stages, 
 		return r
 	}
 	pstart := time.Now()
-	proj, err := llm.Project(w, vec(cfg.Dim), vec(cfg.FFN), vec(cfg.Vocab))
+	proj, err := llm.Project(w, vec(cfg.Dim), vec(cfg.FFN), vec(cfg.Vocab), vec(1)[0], vec(1)[0])
 	if err != nil {
 		return err
 	}
