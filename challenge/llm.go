@@ -404,11 +404,16 @@ func VerifyLLM(w *llm.Weights, p *llm.Projection, prompt []int, root merkle.Hash
 	if err := merkle.VerifyMulti(root, y.Leaves(), want, hashes, op.Proof); err != nil {
 		return fmt.Errorf("%w: the opening is not under the root: %v", ErrLLMAnswer, err)
 	}
+	decoded := map[int]*llm.Stage{}
 	stage := func(pos, l int) (*llm.Stage, error) {
+		if st, ok := decoded[y.Stage(pos, l)]; ok {
+			return st, nil
+		}
 		st, err := DecodeStage(cfg, leaf[y.Stage(pos, l)])
 		if err != nil {
 			return nil, fmt.Errorf("%w: stage (%d, %d): %v", ErrLLMAnswer, pos, l, err)
 		}
+		decoded[y.Stage(pos, l)] = st
 		return st, nil
 	}
 	input := func(pos int) int {
@@ -435,8 +440,9 @@ func VerifyLLM(w *llm.Weights, p *llm.Projection, prompt []int, root merkle.Hash
 			}
 		}
 		keys, values := make([][]int8, pos), make([][]int8, pos)
+		kbuf, vbuf := make([]int8, pos*d), make([]int8, pos*d)
 		for j := range pos {
-			keys[j], values[j] = make([]int8, d), make([]int8, d)
+			keys[j], values[j] = kbuf[j*d:(j+1)*d:(j+1)*d], vbuf[j*d:(j+1)*d:(j+1)*d]
 		}
 		for _, h := range heads {
 			lo := h * hd
