@@ -600,13 +600,13 @@ type LLMVerifierWork struct {
 	Freivalds float64
 	// Attention is the recomputed attention (llm.AttentionMACs).
 	Attention float64
-	// Vocab is the links' logits check, V + D each (the argmax is
+	// Logits is the links' logits check, V + D each (the argmax is
 	// comparisons).
-	Vocab float64
+	Logits float64
 }
 
 // Total returns the multiply-adds of every kind.
-func (w LLMVerifierWork) Total() float64 { return w.Freivalds + w.Attention + w.Vocab }
+func (w LLMVerifierWork) Total() float64 { return w.Freivalds + w.Attention + w.Logits }
 
 // LLMVerifierCost returns the work VerifyLLM spends on checks: each stage
 // the checks name verified once (llmStagePlan), and each link's logits.
@@ -625,7 +625,7 @@ func LLMVerifierCost(cfg llm.Config, checks []LLMCheck) LLMVerifierWork {
 	}
 	for _, k := range checks {
 		if k.Link >= 0 {
-			w.Vocab += float64(cfg.Vocab + cfg.Dim)
+			w.Logits += float64(cfg.Vocab + cfg.Dim)
 		}
 	}
 	return w
