@@ -80,7 +80,7 @@ func CheckColumnsOf(ch *pb.Challenge, secret []byte) []int {
 // LLMCheckPositions is how many prompt positions an llm check leaf is
 // drawn from: recomputing layer 0 at position j from the seed runs layer 0
 // at positions 0 … j, at most LLMCheckPositions·(4D² + 2DF) multiply-adds,
-// about as much as verifying the challenge (0.8 M against 0.9 M at the
+// about as much as verifying the challenge (0.8 M against 0.85 M at the
 // devnet shape), so a verifier attesting blind still pays most of it.
 const LLMCheckPositions = 4
 

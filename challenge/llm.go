@@ -1,6 +1,7 @@
 package challenge
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -373,9 +374,12 @@ var ErrLLMAnswer = errors.New("llm answer fails its check")
 // runs llm.VerifyStage on its head, with the key-value leaves of every
 // earlier position, checks the stage's own key-value leaf against its
 // accumulators, and its input: at layer 0 against the prompt token or the
-// generated token it follows, above against the output of the layer below; each link check runs llm.VerifyToken
-// and llm.VerifyInput. It returns nil, or an error wrapping ErrLLMAnswer
-// (a wrong answer) or ErrMalformed (an opening that does not fit).
+// generated token it follows, above against the output of the layer
+// below; each link check verifies its column so and runs llm.VerifyToken
+// and llm.VerifyInput. A stage that several checks name is verified once,
+// on the union of their heads (llmStagePlan). It returns nil, or an error
+// wrapping ErrLLMAnswer (a wrong answer) or ErrMalformed (an opening that
+// does not fit).
 func VerifyLLM(w *llm.Weights, p *llm.Projection, prompt []int, root merkle.Hash, tokens []int, checks []LLMCheck, op *LLMOpening) error {
 	cfg := w.Config
 	y := LLMLayout{cfg}
@@ -400,11 +404,16 @@ func VerifyLLM(w *llm.Weights, p *llm.Projection, prompt []int, root merkle.Hash
 	if err := merkle.VerifyMulti(root, y.Leaves(), want, hashes, op.Proof); err != nil {
 		return fmt.Errorf("%w: the opening is not under the root: %v", ErrLLMAnswer, err)
 	}
+	decoded := map[int]*llm.Stage{}
 	stage := func(pos, l int) (*llm.Stage, error) {
+		if st, ok := decoded[y.Stage(pos, l)]; ok {
+			return st, nil
+		}
 		st, err := DecodeStage(cfg, leaf[y.Stage(pos, l)])
 		if err != nil {
 			return nil, fmt.Errorf("%w: stage (%d, %d): %v", ErrLLMAnswer, pos, l, err)
 		}
+		decoded[y.Stage(pos, l)] = st
 		return st, nil
 	}
 	input := func(pos int) int {
@@ -431,8 +440,9 @@ func VerifyLLM(w *llm.Weights, p *llm.Projection, prompt []int, root merkle.Hash
 			}
 		}
 		keys, values := make([][]int8, pos), make([][]int8, pos)
+		kbuf, vbuf := make([]int8, pos*d), make([]int8, pos*d)
 		for j := range pos {
-			keys[j], values[j] = make([]int8, d), make([]int8, d)
+			keys[j], values[j] = kbuf[j*d:(j+1)*d:(j+1)*d], vbuf[j*d:(j+1)*d:(j+1)*d]
 		}
 		for _, h := range heads {
 			lo := h * hd
@@ -464,87 +474,168 @@ func VerifyLLM(w *llm.Weights, p *llm.Projection, prompt []int, root merkle.Hash
 		}
 		return st, nil
 	}
+	plan, err := llmStagePlan(cfg, checks)
+	if err != nil {
+		return err
+	}
+	// Every stage the checks name is verified once, on the union of the
+	// heads they name: a stage check landing in a link's column adds only
+	// its head's attention, if the link does not already recompute it.
+	verified := make(map[[2]int]*llm.Stage, len(plan))
+	for _, s := range plan {
+		st, err := verifyStage(s.pos, s.layer, s.heads)
+		if err != nil {
+			return err
+		}
+		verified[[2]int{s.pos, s.layer}] = st
+	}
 	for _, k := range checks {
-		if k.Link >= 0 {
-			if k.Link >= cfg.Decode {
-				return fmt.Errorf("%w: link %d of %d", ErrMalformed, k.Link, cfg.Decode)
-			}
-			b := leaf[y.Token(k.Link)]
-			if len(b) != 4*cfg.Vocab+4 {
-				return fmt.Errorf("%w: token leaf %d of %d bytes", ErrLLMAnswer, k.Link, len(b))
-			}
-			logits := make([]int32, cfg.Vocab)
-			for i := range logits {
-				logits[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
-			}
-			if tok := int(binary.LittleEndian.Uint32(b[4*cfg.Vocab:])); tok != tokens[k.Link] {
-				return fmt.Errorf("%w: token leaf %d holds %d, the answer says %d", ErrLLMAnswer, k.Link, tok, tokens[k.Link])
-			}
-			// The last layer's stage is verified in full, every head: a
-			// head forged there would steer the token (an attack review
-			// steered one past 200 better-ranked tokens, escaping 96 % of
-			// challenges that checked one head of sampled stages only).
-			// The layers below are verified too, each on one head: a
-			// forged stage output below the last layer, pointing the
-			// stream at any token, cost O(D) and escaped 84 % of
-			// challenges when only the last layer was verified.
-			pos := cfg.Prompt - 1 + k.Link
-			if len(k.Heads) != cfg.Layers-1 {
-				return fmt.Errorf("%w: link %d names %d heads for %d layers below the last", ErrMalformed, k.Link, len(k.Heads), cfg.Layers-1)
-			}
-			for l, h := range k.Heads {
-				if h < 0 || h >= cfg.Heads {
-					return fmt.Errorf("%w: link %d: head %d of %d", ErrMalformed, k.Link, h, cfg.Heads)
-				}
-				if _, err := verifyStage(pos, l, []int{h}); err != nil {
-					return err
-				}
-			}
-			last, err := verifyStage(pos, cfg.Layers-1, allHeads(cfg))
+		if k.Link < 0 {
+			continue
+		}
+		b := leaf[y.Token(k.Link)]
+		if len(b) != 4*cfg.Vocab+4 {
+			return fmt.Errorf("%w: token leaf %d of %d bytes", ErrLLMAnswer, k.Link, len(b))
+		}
+		logits := make([]int32, cfg.Vocab)
+		for i := range logits {
+			logits[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+		if tok := int(binary.LittleEndian.Uint32(b[4*cfg.Vocab:])); tok != tokens[k.Link] {
+			return fmt.Errorf("%w: token leaf %d holds %d, the answer says %d", ErrLLMAnswer, k.Link, tok, tokens[k.Link])
+		}
+		last := verified[[2]int{cfg.Prompt - 1 + k.Link, cfg.Layers - 1}]
+		if err := llm.VerifyToken(w, p, last.XOut, logits, tokens[k.Link]); err != nil {
+			return fmt.Errorf("%w: link %d: %v", ErrLLMAnswer, k.Link, err)
+		}
+		if k.Link < cfg.Decode-1 {
+			next, err := stage(cfg.Prompt+k.Link, 0)
 			if err != nil {
 				return err
 			}
-			if err := llm.VerifyToken(w, p, last.XOut, logits, tokens[k.Link]); err != nil {
+			if err := llm.VerifyInput(w, cfg.Prompt+k.Link, tokens[k.Link], next.XIn); err != nil {
 				return fmt.Errorf("%w: link %d: %v", ErrLLMAnswer, k.Link, err)
 			}
-			if k.Link < cfg.Decode-1 {
-				next, err := stage(cfg.Prompt+k.Link, 0)
-				if err != nil {
-					return err
-				}
-				if err := llm.VerifyInput(w, cfg.Prompt+k.Link, tokens[k.Link], next.XIn); err != nil {
-					return fmt.Errorf("%w: link %d: %v", ErrLLMAnswer, k.Link, err)
-				}
-			}
-			continue
-		}
-		if k.Pos < 0 || k.Pos >= cfg.Positions() || k.Layer < 0 || k.Layer >= cfg.Layers || k.Head < 0 || k.Head >= cfg.Heads {
-			return fmt.Errorf("%w: check %+v outside the task", ErrMalformed, k)
-		}
-		if _, err := verifyStage(k.Pos, k.Layer, []int{k.Head}); err != nil {
-			return err
 		}
 	}
 	return nil
 }
 
-// LLMVerifierMACs returns the multiply-adds VerifyLLM spends on checks
-// (llm.StageVerifierMACs per stage check; per link, the logits'
-// Freivalds products, V + D, its last-layer stage with every head and
-// each stage below with one): the verifier's work per challenge, apart
-// from the projection it computes once per weight seed
-// (llm.WeightMACs).
-func LLMVerifierMACs(cfg llm.Config, checks []LLMCheck) float64 {
-	var total float64
+// llmStage is one stage a set of checks verifies, with the heads whose
+// attention they recompute (sorted, distinct).
+type llmStage struct {
+	pos, layer int
+	heads      []int
+}
+
+// llmStagePlan returns the stages checks verify, each once, by increasing
+// leaf index, with the union of the heads the checks name on it: a stage
+// check's stage with its head; a link's column, position P − 1 + Link,
+// the last layer on every head and each layer below on its head (a head
+// forged in the last layer would steer the token: an attack review
+// steered one past 200 better-ranked tokens, escaping 96 % of challenges
+// that checked one head of sampled stages only; a forged stage output
+// below it, pointing the stream at any token, cost O(D) and escaped 84 %
+// of challenges when only the last layer was verified). It returns an
+// error wrapping ErrMalformed for a check outside the task.
+func llmStagePlan(cfg llm.Config, checks []LLMCheck) ([]llmStage, error) {
+	heads := map[[2]int]uint64{} // (pos, layer) → bit set of heads
+	add := func(pos, l, h int) {
+		heads[[2]int{pos, l}] |= 1 << h
+	}
+	if cfg.Heads > 64 {
+		return nil, fmt.Errorf("%w: %d heads, at most 64", ErrMalformed, cfg.Heads)
+	}
 	for _, k := range checks {
 		if k.Link >= 0 {
+			if k.Link >= cfg.Decode {
+				return nil, fmt.Errorf("%w: link %d of %d", ErrMalformed, k.Link, cfg.Decode)
+			}
+			if len(k.Heads) != cfg.Layers-1 {
+				return nil, fmt.Errorf("%w: link %d names %d heads for %d layers below the last", ErrMalformed, k.Link, len(k.Heads), cfg.Layers-1)
+			}
 			pos := cfg.Prompt - 1 + k.Link
-			total += float64(cfg.Vocab+cfg.Dim) + llm.StageVerifierMACs(cfg, pos, cfg.Heads) + float64(cfg.Layers-1)*llm.StageVerifierMACs(cfg, pos, 1)
+			for l, h := range k.Heads {
+				if h < 0 || h >= cfg.Heads {
+					return nil, fmt.Errorf("%w: link %d: head %d of %d", ErrMalformed, k.Link, h, cfg.Heads)
+				}
+				add(pos, l, h)
+			}
+			for h := range cfg.Heads {
+				add(pos, cfg.Layers-1, h)
+			}
 			continue
 		}
-		total += llm.StageVerifierMACs(cfg, k.Pos, 1)
+		if k.Pos < 0 || k.Pos >= cfg.Positions() || k.Layer < 0 || k.Layer >= cfg.Layers || k.Head < 0 || k.Head >= cfg.Heads {
+			return nil, fmt.Errorf("%w: check %+v outside the task", ErrMalformed, k)
+		}
+		add(k.Pos, k.Layer, k.Head)
 	}
-	return total
+	plan := make([]llmStage, 0, len(heads))
+	for s, set := range heads {
+		st := llmStage{pos: s[0], layer: s[1]}
+		for h := range cfg.Heads {
+			if set&(1<<h) != 0 {
+				st.heads = append(st.heads, h)
+			}
+		}
+		plan = append(plan, st)
+	}
+	slices.SortFunc(plan, func(a, b llmStage) int {
+		return cmp.Or(cmp.Compare(a.pos, b.pos), cmp.Compare(a.layer, b.layer))
+	})
+	return plan, nil
+}
+
+// LLMVerifierWork is the multiply-adds VerifyLLM spends on one
+// challenge's checks, by kind. The verifier's projection of the weights
+// (llm.WeightMACs) is not in it: it is made once per weight seed and
+// shared by every challenge on the model.
+type LLMVerifierWork struct {
+	// Stages is how many distinct stages the checks verify, and Heads
+	// how many (stage, head) attentions they recompute.
+	Stages, Heads int
+	// Freivalds is the stages' Freivalds dot products
+	// (llm.StageFreivaldsMACs each).
+	Freivalds float64
+	// Attention is the recomputed attention (llm.AttentionMACs).
+	Attention float64
+	// Logits is the links' logits check, V + D each (the argmax is
+	// comparisons).
+	Logits float64
+}
+
+// Total returns the multiply-adds of every kind.
+func (w LLMVerifierWork) Total() float64 { return w.Freivalds + w.Attention + w.Logits }
+
+// LLMVerifierCost returns the work VerifyLLM spends on checks: each stage
+// the checks name verified once (llmStagePlan), and each link's logits.
+// Malformed checks, which VerifyLLM refuses, count nothing.
+func LLMVerifierCost(cfg llm.Config, checks []LLMCheck) LLMVerifierWork {
+	plan, err := llmStagePlan(cfg, checks)
+	if err != nil {
+		return LLMVerifierWork{}
+	}
+	var w LLMVerifierWork
+	for _, s := range plan {
+		w.Stages++
+		w.Heads += len(s.heads)
+		w.Freivalds += llm.StageFreivaldsMACs(cfg)
+		w.Attention += llm.AttentionMACs(cfg, s.pos, len(s.heads))
+	}
+	for _, k := range checks {
+		if k.Link >= 0 {
+			w.Logits += float64(cfg.Vocab + cfg.Dim)
+		}
+	}
+	return w
+}
+
+// LLMVerifierMACs returns the multiply-adds VerifyLLM spends on checks
+// (LLMVerifierCost's total): the verifier's work per challenge, apart
+// from the projection it computes once per weight seed (llm.WeightMACs).
+func LLMVerifierMACs(cfg llm.Config, checks []LLMCheck) float64 {
+	return LLMVerifierCost(cfg, checks).Total()
 }
 
 // LLMAnticipated returns the time a device with int8 rate int8OPS

@@ -582,3 +582,107 @@ func TestLLMForgedLowerStageCaught(t *testing.T) {
 		t.Fatalf("a forged stage below a link's last layer escaped %d of %d challenges", pass, n)
 	}
 }
+
+// TestLLMMergedChecksKeepEveryHead: a stage that a stage check and a link
+// both open is verified once, on the union of their heads. A head forged
+// in a layer below the last at a link's position, where the link draws
+// another head, is caught by the stage check naming it, and only by it;
+// the merged checks cost less than the two verified apart.
+func TestLLMMergedChecksKeepEveryHead(t *testing.T) {
+	b := newLLMBed(t, llm.DevnetConfig)
+	cfg := b.cfg
+	res, tr, err := llm.RunTrace(context.Background(), b.w, b.prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last link's position, whose stages no later position reads; the
+	// head forged in the layer below the last.
+	i, l, h := cfg.Decode-1, cfg.Layers-2, 2
+	pos, lo := cfg.Prompt-1+i, h*cfg.HeadDim()
+	st := cloneStage(tr.Stages[pos][l])
+	for e := range cfg.HeadDim() {
+		st.Att[lo+e] ^= 1
+	}
+	restage(b.w, l, &st)
+	tr.Stages[pos][l] = st
+	// The last layer takes the forged stream: recompute it honestly.
+	top := cloneStage(tr.Stages[pos][l+1])
+	copy(top.XIn, st.XOut)
+	recompute(b.w, l+1, &top, tr.Stages[:pos])
+	tr.Stages[pos][l+1] = top
+	tr.Logits[i] = logitsOf(b.w, tr.Stages[pos][cfg.Layers-1].XOut)
+	tokens := slices.Clone(res.Tokens)
+	tokens[i] = llm.Argmax(tr.Logits[i])
+	a := commit(t, cfg, tr, tokens, nil)
+	heads := []int{0, 0, 0}
+	heads[l] = (h + 1) % cfg.Heads
+	link := LLMCheck{Link: i, Heads: heads}
+	verify := func(checks []LLMCheck) error {
+		op, err := a.Open(checks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return VerifyLLM(b.w, b.p, b.prompt, a.Root(), a.Tokens, checks, op)
+	}
+	if err := verify([]LLMCheck{link}); err != nil {
+		t.Fatalf("the link alone, on another head, should not see the forged head: %v", err)
+	}
+	stage := LLMCheck{Pos: pos, Layer: l, Head: h, Link: -1}
+	for _, checks := range [][]LLMCheck{{stage}, {link, stage}, {stage, link}} {
+		if err := verify(checks); !errors.Is(err, ErrLLMAnswer) || !strings.Contains(err.Error(), "attention output differs") {
+			t.Errorf("%v: %v, want the forged head's attention to fail", checks, err)
+		}
+	}
+	both := LLMVerifierCost(cfg, []LLMCheck{link, stage})
+	apart := LLMVerifierMACs(cfg, []LLMCheck{link}) + LLMVerifierMACs(cfg, []LLMCheck{stage})
+	want := apart - llm.StageFreivaldsMACs(cfg)
+	if both.Total() != want || both.Stages != cfg.Layers || both.Heads != cfg.Heads+cfg.Layers-1+1 {
+		t.Errorf("merged cost %+v (%.0f), want %.0f: one stage's Freivalds less than %.0f apart", both, both.Total(), want, apart)
+	}
+	same := LLMCheck{Pos: pos, Layer: l, Head: heads[l], Link: -1}
+	if got, want := LLMVerifierMACs(cfg, []LLMCheck{link, same}), LLMVerifierMACs(cfg, []LLMCheck{link}); got != want {
+		t.Errorf("a stage check on the link's own head costs %.0f more, want 0", got-want)
+	}
+}
+
+// recompute runs layer l on st.XIn as the reference does, its attention
+// over the stages of earlier positions (earlier[j][l]) and its own key
+// and value rows.
+func recompute(w *llm.Weights, l int, st *llm.Stage, earlier [][]llm.Stage) {
+	cfg := w.Config
+	d, hd := cfg.Dim, cfg.HeadDim()
+	L := w.Layers[l]
+	a := make([]int8, d)
+	llm.LayerNorm(a, st.XIn)
+	llm.GEMV(st.AccQ, a, L.Q)
+	llm.GEMV(st.AccK, a, L.K)
+	llm.GEMV(st.AccV, a, L.V)
+	q := make([]int8, d)
+	for e, v := range st.AccQ {
+		q[e] = llm.Requant(int64(v), llm.Shift(d))
+	}
+	keys, values := make([][]int8, len(earlier)+1), make([][]int8, len(earlier)+1)
+	for j := range earlier {
+		keys[j], values[j] = earlier[j][l].KV(cfg)
+	}
+	keys[len(earlier)], values[len(earlier)] = st.KV(cfg)
+	scores, probs := make([]int64, len(keys)), make([]int64, len(keys))
+	for h := range cfg.Heads {
+		lo := h * hd
+		for j := range keys {
+			scores[j] = 0
+			for e := range hd {
+				scores[j] += int64(q[lo+e]) * int64(keys[j][lo+e])
+			}
+		}
+		llm.Softmax(probs, scores, llm.AttentionShift(hd))
+		for e := range hd {
+			var o int64
+			for j := range keys {
+				o += probs[j] * int64(values[j][lo+e])
+			}
+			st.Att[lo+e] = llm.Requant(o, llm.ProbBits)
+		}
+	}
+	restage(w, l, st)
+}

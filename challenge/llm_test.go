@@ -86,7 +86,7 @@ func newLLMBed(t testing.TB, cfg llm.Config) *llmBed {
 		}
 		return r
 	}
-	p, err := llm.Project(w, vec(cfg.Dim), vec(cfg.FFN), vec(cfg.Vocab))
+	p, err := llm.Project(w, vec(cfg.Dim), vec(cfg.FFN), vec(cfg.Vocab), vec(1)[0], vec(1)[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -247,7 +247,11 @@ func newProjection(w *llm.Weights) (*llm.Projection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return llm.Project(w, rD, rF, rV)
+	mix, err := draw(2)
+	if err != nil {
+		return nil, err
+	}
+	return llm.Project(w, rD, rF, rV, mix[0], mix[1])
 }
 
 // LLMTask returns the weights and the prompt of an llm challenge: the

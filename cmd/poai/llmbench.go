@@ -31,6 +31,17 @@ type llmBenchResult struct {
 	LinkChecks   int     `json:"link_checks"`
 	VerifyMS     float64 `json:"verify_ms"`
 	VerifierMACs float64 `json:"verifier_macs"`
+	// VerifierWork breaks VerifierMACs down by kind, and counts the
+	// distinct stages verified and the (stage, head) attentions
+	// recomputed.
+	VerifierWork challenge.LLMVerifierWork `json:"verifier_work"`
+	// CheckDigestMACs is what a verifier spends per challenge on the
+	// check digests (challenge.CheckDigests: layer 0 at the first
+	// challenge.LLMCheckPositions prompt positions, for every verifier's
+	// digest), besides the checks; CheckDigestWork is it over the
+	// prover's multiply-adds.
+	CheckDigestMACs float64 `json:"check_digest_macs"`
+	CheckDigestWork float64 `json:"check_digest_work_fraction"`
 	// VerifyWork and VerifyTime are the verifier's share of the
 	// prover's multiply-adds and time.
 	VerifyWork float64 `json:"verify_work_fraction"`
@@ -84,7 +95,7 @@ func benchLLM(ctx context.Context, out io.Writer, cfg llm.Config, reps, stages, 
 		return r
 	}
 	pstart := time.Now()
-	proj, err := llm.Project(w, vec(cfg.Dim), vec(cfg.FFN), vec(cfg.Vocab))
+	proj, err := llm.Project(w, vec(cfg.Dim), vec(cfg.FFN), vec(cfg.Vocab), vec(1)[0], vec(1)[0])
 	if err != nil {
 		return err
 	}
@@ -113,10 +124,15 @@ func benchLLM(ctx context.Context, out io.Writer, cfg llm.Config, reps, stages, 
 			nStages++
 		}
 	}
-	macs, vmacs := llm.MACs(cfg), challenge.LLMVerifierMACs(cfg, checks)
+	macs, vwork := llm.MACs(cfg), challenge.LLMVerifierCost(cfg, checks)
+	vmacs := vwork.Total()
+	digest := cfg
+	digest.Layers, digest.Prompt, digest.Decode = 1, min(cfg.Prompt, challenge.LLMCheckPositions), 0
+	dmacs := llm.MACs(digest)
 	r := llmBenchResult{Config: cfg, ProveMS: ms(best), TokensPerSec: float64(cfg.Positions()) / best.Seconds(),
 		GMACPerSec: macs / best.Seconds() / 1e9, ProverMACs: macs,
-		StageChecks: nStages, LinkChecks: nLinks, VerifyMS: ms(vtime), VerifierMACs: vmacs,
+		StageChecks: nStages, LinkChecks: nLinks, VerifyMS: ms(vtime), VerifierMACs: vmacs, VerifierWork: vwork,
+		CheckDigestMACs: dmacs, CheckDigestWork: dmacs / macs,
 		VerifyWork: vmacs / macs, VerifyTime: vtime.Seconds() / best.Seconds(),
 		ProjectionMS: ms(ptime), ProjectionMACs: llm.WeightMACs(cfg), ProjectionWork: llm.WeightMACs(cfg) / macs,
 		OpeningBytes: op.Bytes(), Verdict: verdict}
@@ -130,7 +146,10 @@ func benchLLM(ctx context.Context, out io.Writer, cfg llm.Config, reps, stages, 
 	fmt.Fprintf(tw, "model\tV %d, D %d, %d heads, %d layers, F %d; prompt %d, decode %d\n", c.Vocab, c.Dim, c.Heads, c.Layers, c.FFN, c.Prompt, c.Decode)
 	fmt.Fprintf(tw, "prover (one core)\t%.1f ms, %.0f tokens/s, %.2f GMAC/s (%.3g MACs)\n", r.ProveMS, r.TokensPerSec, r.GMACPerSec, r.ProverMACs)
 	fmt.Fprintf(tw, "verifier, per challenge\t%.2f ms, %.3g MACs for %d stage and %d link checks; opening %d bytes\n", r.VerifyMS, r.VerifierMACs, r.StageChecks, r.LinkChecks, r.OpeningBytes)
+	vw := r.VerifierWork
+	fmt.Fprintf(tw, "  by kind\t%d stages verified once each, %d (stage, head) attentions: Freivalds %.3g, attention %.3g, logits %.3g MACs\n", vw.Stages, vw.Heads, vw.Freivalds, vw.Attention, vw.Logits)
 	fmt.Fprintf(tw, "verifier/prover\t%.4f in MACs, %.4f in time\n", r.VerifyWork, r.VerifyTime)
+	fmt.Fprintf(tw, "check digests, per challenge\t%.3g MACs (%.4f of the prover's): layer 0 at the first %d prompt positions, a verifier's proof it computed; not in the ratio above\n", r.CheckDigestMACs, r.CheckDigestWork, digest.Prompt)
 	fmt.Fprintf(tw, "projection, per weight seed\t%.1f ms, %.3g MACs (%.3f of one task), shared by every challenge on the model\n", r.ProjectionMS, r.ProjectionMACs, r.ProjectionWork)
 	fmt.Fprintf(tw, "verdict\t%s\n", r.Verdict)
 	if err := tw.Flush(); err != nil {

@@ -76,8 +76,8 @@ func LayerNorm(dst []int8, x []int32) {
 const ExpFrac = 256
 
 // exp2Table[f] = ⌊65536 · 2^(−f/256) + 1/2⌋ for f in [0, 256).
-var exp2Table = sync.OnceValue(func() [ExpFrac]int64 {
-	var t [ExpFrac]int64
+var exp2Table = sync.OnceValue(func() *[ExpFrac]int64 {
+	t := new([ExpFrac]int64)
 	for f := range t {
 		t[f] = int64(math.Floor(65536*math.Exp2(-float64(f)/ExpFrac) + 0.5))
 	}
@@ -86,7 +86,7 @@ var exp2Table = sync.OnceValue(func() [ExpFrac]int64 {
 
 // Exp2Table returns the softmax's table: entry f is ⌊65536·2^(−f/256) +
 // 1/2⌋ (docs/llm-spec.md lists its SHA-256).
-func Exp2Table() [ExpFrac]int64 { return exp2Table() }
+func Exp2Table() [ExpFrac]int64 { return *exp2Table() }
 
 // IExp returns 65536 · 2^(−t/256), truncated: Exp2Table[t mod 256] >>
 // ⌊t/256⌋ for t ≥ 0, and 0 from t = 17·256 on (the table's largest entry
@@ -125,8 +125,8 @@ func Softmax(p []int64, scores []int64, shift uint) {
 
 // geluTable[u+128] = Sat8(round half away from zero(32 · gelu(u/32))),
 // gelu(x) = x·Φ(x) = x/2 · (1 + erf(x/√2)).
-var geluTable = sync.OnceValue(func() [256]int8 {
-	var t [256]int8
+var geluTable = sync.OnceValue(func() *[256]int8 {
+	t := new([256]int8)
 	for u := -128; u < 128; u++ {
 		x := float64(u) / NormScale
 		g := x / 2 * (1 + math.Erf(x/math.Sqrt2))
@@ -140,7 +140,7 @@ var geluTable = sync.OnceValue(func() [256]int8 {
 func GELU(u int8) int8 { return geluTable()[int(u)+128] }
 
 // GELUTable returns the whole table, indexed by u + 128.
-func GELUTable() [256]int8 { return geluTable() }
+func GELUTable() [256]int8 { return *geluTable() }
 
 // GEMV computes y[j] = Σᵢ x[i]·W[i][j] for W row-major k×m (len(x) = k,
 // len(y) = m), accumulating in int32 (|x·w| ≤ 2^14 and k ≤ 2^16).

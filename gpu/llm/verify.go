@@ -64,8 +64,17 @@ type Trace struct {
 // prover sees, and computes a Projection once per weight seed: its cost
 // is one pass over the weights (WeightMACs), shared by every challenge
 // on that model.
+//
+// The three products of one input, q, k and v, are checked as one:
+// AccQ·RD + MixK·(AccK·RD) + MixV·(AccV·RD) = a·QKV, with QKV = Wq·RD +
+// MixK·Wk·RD + MixV·Wv·RD. For wrong accumulators, errors eQ, eK, eV not
+// all zero, eQ + MixK·eK + MixV·eV is zero for at most one MixK (eK ≠ 0)
+// or MixV (else), and a nonzero vector's product with RD is zero with
+// probability 1/(2^61 − 1): they pass with probability at most
+// 2/(2^61 − 1), and the check reads a once instead of three times.
 type Projection struct {
 	RD, RF, RV []uint64
+	MixK, MixV uint64
 	Layers     []LayerProjection
 	Vocab      []uint64 // Wvocab·RV, length D
 }
@@ -73,30 +82,41 @@ type Projection struct {
 // LayerProjection is one layer's projected weights.
 type LayerProjection struct {
 	Q, K, V, O, Up, Down []uint64
+	// QKV is Q + MixK·K + MixV·V.
+	QKV []uint64
 }
 
 // Project returns w's projection on the vectors rD (len D), rF (len F)
-// and rV (len V) of elements below gpu.FreivaldsPrime.
-func Project(w *Weights, rD, rF, rV []uint64) (*Projection, error) {
+// and rV (len V) and the scalars mixK and mixV, all below
+// gpu.FreivaldsPrime and drawn independently.
+func Project(w *Weights, rD, rF, rV []uint64, mixK, mixV uint64) (*Projection, error) {
 	cfg := w.Config
 	if len(rD) != cfg.Dim || len(rF) != cfg.FFN || len(rV) != cfg.Vocab {
 		return nil, fmt.Errorf("%w: projection vectors of %d, %d, %d; want %d, %d, %d", ErrConfig, len(rD), len(rF), len(rV), cfg.Dim, cfg.FFN, cfg.Vocab)
 	}
-	p := &Projection{RD: rD, RF: rF, RV: rV, Vocab: project(w.Vocab, rV)}
+	if mixK >= gpu.FreivaldsPrime || mixV >= gpu.FreivaldsPrime {
+		return nil, fmt.Errorf("%w: mixing scalars outside the field", ErrConfig)
+	}
+	p := &Projection{RD: rD, RF: rF, RV: rV, MixK: mixK, MixV: mixV, Vocab: project(w.Vocab, rV)}
 	for _, L := range w.Layers {
-		p.Layers = append(p.Layers, LayerProjection{
+		lp := LayerProjection{
 			Q: project(L.Q, rD), K: project(L.K, rD), V: project(L.V, rD), O: project(L.O, rD),
 			Up: project(L.Up, rF), Down: project(L.Down, rD),
-		})
+		}
+		lp.QKV = make([]uint64, len(lp.Q))
+		for i := range lp.QKV {
+			lp.QKV[i] = addMod(lp.Q[i], addMod(gpu.MulMod61(mixK, lp.K[i]), gpu.MulMod61(mixV, lp.V[i])))
+		}
+		p.Layers = append(p.Layers, lp)
 	}
 	return p, nil
 }
 
 // WeightMACs returns the multiply-adds of Project: the number of weights
-// in the layers and the unembedding.
+// in the layers and the unembedding, and 2·D per layer mixing QKV.
 func WeightMACs(cfg Config) float64 {
 	d, f := float64(cfg.Dim), float64(cfg.FFN)
-	return float64(cfg.Layers)*(4*d*d+2*d*f) + d*float64(cfg.Vocab)
+	return float64(cfg.Layers)*(4*d*d+2*d*f+2*d) + d*float64(cfg.Vocab)
 }
 
 // project returns W·r mod 2^61 − 1 for W row-major k×len(r).
@@ -174,14 +194,9 @@ func VerifyStage(w *Weights, p *Projection, pos, l int, st *Stage, keys, values 
 	shD, shF := Shift(d), Shift(cfg.FFN)
 	a := make([]int8, d)
 	LayerNorm(a, st.XIn)
-	for _, c := range []struct {
-		name string
-		acc  []int32
-		wr   []uint64
-	}{{"q", st.AccQ, lp.Q}, {"k", st.AccK, lp.K}, {"v", st.AccV, lp.V}} {
-		if !freivalds(c.acc, p.RD, a, c.wr) {
-			return fmt.Errorf("%w: position %d layer %d: the %s projection is not LayerNorm(x)·W%s", ErrStage, pos, l, c.name, c.name)
-		}
+	qkv := addMod(dotMod(st.AccQ, p.RD), addMod(gpu.MulMod61(p.MixK, dotMod(st.AccK, p.RD)), gpu.MulMod61(p.MixV, dotMod(st.AccV, p.RD))))
+	if len(lp.QKV) != d || qkv != dotMod(a, lp.QKV) {
+		return fmt.Errorf("%w: position %d layer %d: the q, k and v projections are not LayerNorm(x)·Wq, ·Wk and ·Wv", ErrStage, pos, l)
 	}
 	if len(heads) > 0 {
 		if len(keys) != pos || len(values) != pos {
@@ -281,10 +296,23 @@ func VerifyToken(w *Weights, p *Projection, xout, logits []int32, next int) erro
 }
 
 // StageVerifierMACs returns the multiply-adds of VerifyStage with the
-// given number of heads checked at position pos: the Freivalds dot
-// products of the six products, both sides (10·D + 2·F), and the
-// attention of those heads (2·(pos+1)·d_head each).
+// given number of heads checked at position pos: StageFreivaldsMACs and
+// AttentionMACs.
 func StageVerifierMACs(cfg Config, pos, heads int) float64 {
+	return StageFreivaldsMACs(cfg) + AttentionMACs(cfg, pos, heads)
+}
+
+// StageFreivaldsMACs returns the multiply-adds of VerifyStage's Freivalds
+// dot products of the six products, both sides: the accumulators' 5·D +
+// F, the inputs' 3·D + F (q, k and v share one, Projection), and 2 mixing
+// q, k and v: 8·D + 2·F + 2.
+func StageFreivaldsMACs(cfg Config) float64 {
 	d, f := float64(cfg.Dim), float64(cfg.FFN)
-	return 10*d + 2*f + float64(heads)*2*float64(pos+1)*float64(cfg.HeadDim())
+	return 8*d + 2*f + 2
+}
+
+// AttentionMACs returns the multiply-adds of recomputing heads heads'
+// attention at position pos: scores and outputs, 2·(pos+1)·d_head each.
+func AttentionMACs(cfg Config, pos, heads int) float64 {
+	return float64(heads) * 2 * float64(pos+1) * float64(cfg.HeadDim())
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/poai-network/poai/gpu"
@@ -39,7 +40,7 @@ func newFixture(t testing.TB, cfg Config) *fixture {
 		}
 		return r
 	}
-	p, err := Project(w, vec(cfg.Dim), vec(cfg.FFN), vec(cfg.Vocab))
+	p, err := Project(w, vec(cfg.Dim), vec(cfg.FFN), vec(cfg.Vocab), vec(1)[0], vec(1)[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +119,20 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		change(&st)
 		if err := VerifyStage(f.w, f.p, pos, l, &st, keys, values, allHeads(f.cfg)); !errors.Is(err, ErrStage) {
 			t.Errorf("%s changed: %v", name, err)
+		}
+	}
+	// Errors that cancel under one shared vector (AccQ·r + AccK·r + AccV·r
+	// unchanged) fail the mixed check of q, k and v; no attention is
+	// recomputed here, so Freivalds alone must see them.
+	for name, change := range map[string]func(*Stage){
+		"q up, k down": func(s *Stage) { s.AccQ[11]++; s.AccK[11]-- },
+		"k up, v down": func(s *Stage) { s.AccK[12] += 3; s.AccV[12] -= 3 },
+		"q, k, v":      func(s *Stage) { s.AccQ[5] += 2; s.AccK[5]--; s.AccV[5]-- },
+	} {
+		st := clone(honest)
+		change(&st)
+		if err := VerifyStage(f.w, f.p, pos, l, &st, nil, nil, nil); !errors.Is(err, ErrStage) || !strings.Contains(err.Error(), "q, k and v") {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 	// A wrong key row of an earlier position changes attention.
