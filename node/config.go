@@ -84,6 +84,8 @@ type P2PConfig struct {
 	ConnLow   int      `toml:"conn_low" comment:"Connection manager low watermark: trimming stops here."`
 	ConnHigh  int      `toml:"conn_high" comment:"Connection manager high watermark: above it connections are trimmed."`
 	TraceFile string   `toml:"trace_file" comment:"Write gossipsub's event trace to this file as JSON lines (see 'poai trace summarize'); empty disables it."`
+	// TraceRemote is p2p.Config.TraceRemote.
+	TraceRemote string `toml:"trace_remote" comment:"Send gossipsub's event trace to a remote tracer at this multiaddr ending in /p2p/<peer ID> (libp2p's /libp2p/pubsub/tracer/1.0.0, e.g. 'poai trace collect'); empty disables it."`
 	// ShareTopology makes the node answer and ask p2p.TopologyProtocol.
 	ShareTopology bool `toml:"share_topology" comment:"Share this node's gossip mesh (peer IDs and gossipsub scores, no addresses) with peers that ask, and ask the peers that share for theirs, so the API and live page show the whole network. A mesh tells an eclipse attacker whom to displace: off unless you run a test network or want to be seen."`
 	Shards        int  `toml:"shards" comment:"Number of shards the network is split into (p2p.ShardOf): a peer challenges, proves and attests only inside its own shard's topics. Every peer of a network must agree; 1 means one network-wide set of topics."`
@@ -315,6 +317,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := p2p.ParseBootstrap(c.P2P.Bootstrap); err != nil {
 		bad("[p2p] bootstrap: %v", err)
+	}
+	if c.P2P.TraceRemote != "" {
+		if _, err := peer.AddrInfoFromString(c.P2P.TraceRemote); err != nil {
+			bad("[p2p] trace_remote: %q is not a multiaddr ending in /p2p/<peer ID>: %v", c.P2P.TraceRemote, err)
+		}
 	}
 	if c.P2P.Shards < 0 || c.P2P.Shards > 4096 {
 		bad("[p2p] shards: %d is outside 0..4096", c.P2P.Shards)

@@ -128,7 +128,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	pc.Bootstrap = n.cfg.P2P.Bootstrap
 	pc.MDNS = n.cfg.P2P.MDNS
 	pc.ConnLow, pc.ConnHigh = n.cfg.P2P.ConnLow, n.cfg.P2P.ConnHigh
-	pc.TraceFile = n.cfg.P2P.TraceFile
+	pc.TraceFile, pc.TraceRemote = n.cfg.P2P.TraceFile, n.cfg.P2P.TraceRemote
 	pc.HeartbeatInterval = n.o.heartbeat
 	pc.ScoreInspectInterval = n.o.inspect
 	n.shard = p2p.ShardOf(n.id, n.cfg.P2P.Shards)

@@ -104,8 +104,9 @@ func TestConfigValidate(t *testing.T) {
 	c.Log.Level = "loud"
 	c.P2P.Bootstrap = []string{"/ip4/1.2.3.4/tcp/1"}
 	c.Challenge.Waves = -1
+	c.P2P.TraceRemote = "/ip4/127.0.0.1/tcp/4010"
 	err := c.Validate()
-	for _, want := range []string{"[challenge] slack", "[log] level", "[p2p] bootstrap", "[challenge] waves"} {
+	for _, want := range []string{"[challenge] slack", "[log] level", "[p2p] bootstrap", "[challenge] waves", "[p2p] trace_remote"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not name %s", err, want)
 		}

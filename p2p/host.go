@@ -11,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pubsubpb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -53,6 +54,11 @@ type Config struct {
 	// (pubsub.NewJSONTracer): publish, deliver, reject, duplicate, graft,
 	// prune, join and leave events with nanosecond timestamps.
 	TraceFile string
+	// TraceRemote, when set, is the full multiaddr (ending in /p2p/<peer
+	// ID>) of a remote tracer (pubsub.NewRemoteTracer, protocol
+	// /libp2p/pubsub/tracer/1.0.0, e.g. `poai trace collect`) that
+	// receives the same events, batched and gzipped, beside TraceFile.
+	TraceRemote string
 	// Topics are the topics gossipsub scores (ScoreParams); nil means
 	// Topics, the unsharded names.
 	Topics []string
@@ -151,7 +157,7 @@ type Host struct {
 	ps     *pubsub.PubSub
 	mdns   mdns.Service
 	mesh   *meshTracer
-	tracer *pubsub.JSONTracer
+	tracer traceTee
 	notify *network.NotifyBundle
 
 	mu     sync.Mutex
@@ -256,22 +262,42 @@ func start(h host.Host, cfg Config, log *slog.Logger) (*Host, error) {
 	opts = append(opts,
 		pubsub.WithPeerScore(ScoreParams(topics, app), Thresholds()),
 		pubsub.WithPeerScoreInspect(scores.update, cmp.Or(cfg.ScoreInspectInterval, time.Second)))
-	var tracer *pubsub.JSONTracer
+	ctx, cancel := context.WithCancel(context.Background())
+	var tracer traceTee
 	if cfg.TraceFile != "" {
-		if tracer, err = pubsub.NewJSONTracer(cfg.TraceFile); err != nil {
+		jt, err := pubsub.NewJSONTracer(cfg.TraceFile)
+		if err != nil {
+			cancel()
 			h.Close()
 			return nil, fmt.Errorf("gossipsub trace %s: %w", cfg.TraceFile, err)
 		}
+		tracer = append(tracer, jt)
+	}
+	if cfg.TraceRemote != "" {
+		ai, err := peer.AddrInfoFromString(cfg.TraceRemote)
+		if err != nil {
+			cancel()
+			h.Close()
+			tracer.Close()
+			return nil, fmt.Errorf("remote tracer %q: want a multiaddr ending in /p2p/<peer ID>: %w", cfg.TraceRemote, err)
+		}
+		rt, err := pubsub.NewRemoteTracer(ctx, h, *ai, log)
+		if err != nil {
+			cancel()
+			h.Close()
+			tracer.Close()
+			return nil, fmt.Errorf("remote tracer %s: %w", cfg.TraceRemote, err)
+		}
+		tracer = append(tracer, rt)
+	}
+	if len(tracer) > 0 {
 		opts = append(opts, pubsub.WithEventTracer(tracer))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	ps, err := pubsub.NewGossipSub(ctx, h, opts...)
 	if err != nil {
 		cancel()
 		h.Close()
-		if tracer != nil {
-			tracer.Close()
-		}
+		tracer.Close()
 		return nil, fmt.Errorf("gossipsub: %w", err)
 	}
 	p := &Host{cfg: cfg, log: log, host: h, ps: ps, mesh: mesh, scores: scores, app: app, tracer: tracer, topics: make(map[string]*pubsub.Topic), joined: make(map[string]joined), ctx: ctx, cancel: cancel}
@@ -496,10 +522,29 @@ func (p *Host) Close() error {
 	p.mu.Unlock()
 	p.wg.Wait()
 	errs = append(errs, p.host.Close())
-	if p.tracer != nil {
-		p.tracer.Close()
-	}
+	p.tracer.Close()
 	return errors.Join(errs...)
+}
+
+// traceTee hands each gossipsub event to every tracer it holds (gossipsub
+// takes one event tracer): the JSON file and the remote tracer.
+type traceTee []interface {
+	pubsub.EventTracer
+	Close()
+}
+
+// Trace implements pubsub.EventTracer.
+func (t traceTee) Trace(evt *pubsubpb.TraceEvent) {
+	for _, tr := range t {
+		tr.Trace(evt)
+	}
+}
+
+// Close closes every tracer.
+func (t traceTee) Close() {
+	for _, tr := range t {
+		tr.Close()
+	}
 }
 
 // LastRPC returns when a gossipsub RPC from id last reached this host

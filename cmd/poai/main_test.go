@@ -811,3 +811,31 @@ func TestRunHelpNamesEnv(t *testing.T) {
 		t.Errorf("only %d run flags name a config key", n)
 	}
 }
+
+// TestTraceCollect: the collector prints an address a node's
+// trace_remote accepts, keeps its identity across runs, and refuses to
+// start without --out.
+func TestTraceCollect(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"trace", "collect", "--listen", "/ip4/127.0.0.1/tcp/0", "--key", filepath.Join(dir, "c.key"), "--out", filepath.Join(dir, "t.json"), "--duration", "100ms"}
+	out1, err := run(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := regexp.MustCompile(`at (\S+/p2p/(\S+))`).FindStringSubmatch(out1)
+	if addr == nil || !strings.Contains(out1, "collected 0 events") {
+		t.Fatalf("output:\n%s", out1)
+	}
+	c := node.DefaultConfig()
+	c.P2P.TraceRemote = addr[1]
+	if err := c.Validate(); err != nil {
+		t.Errorf("trace_remote %s refused: %v", addr[1], err)
+	}
+	out2, err := run(t, args...)
+	if err != nil || !strings.Contains(out2, "/p2p/"+addr[2]) {
+		t.Errorf("second run: another identity (%v):\n%s", err, out2)
+	}
+	if _, err := run(t, "trace", "collect", "--key", filepath.Join(dir, "c.key")); err == nil || !strings.Contains(err.Error(), "--out") {
+		t.Errorf("no --out: %v", err)
+	}
+}

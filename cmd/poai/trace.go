@@ -2,16 +2,23 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"os/signal"
 	"sort"
+	"syscall"
 	"text/tabwriter"
+	"time"
 
+	"github.com/libp2p/go-libp2p"
 	tracepb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/spf13/cobra"
 
+	"github.com/poai-network/poai/p2p"
 	"github.com/poai-network/poai/scoring"
 )
 
@@ -147,6 +154,67 @@ of one machine (one clock) to measure it.`,
 		},
 	}
 	sum.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
-	cmd.AddCommand(sum)
+	cmd.AddCommand(sum, traceCollectCmd())
+	return cmd
+}
+
+// traceCollectCmd is `poai trace collect`: a remote tracer for many nodes.
+func traceCollectCmd() *cobra.Command {
+	var (
+		listen   []string
+		out, key string
+		duration time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "collect",
+		Short: "Receive gossipsub traces from many nodes (p2p.trace_remote) into one JSON-lines file",
+		Long: `collect listens as a libp2p remote tracer (protocol /libp2p/pubsub/tracer/1.0.0,
+go-libp2p-pubsub's RemoteTracer) and appends every event the traced nodes send
+to --out as one JSON line, the format p2p.trace_file writes and 'poai trace
+summarize' reads. It prints its address: set each node's [p2p] trace_remote
+(or POAI_P2P_TRACE_REMOTE) to it. Its identity is kept in --key, so the address
+stays the same across restarts. Events come batched about once a second; a
+node buffers up to 64 Ki events while the collector is away and then drops
+the oldest. Stops on Ctrl-C or after --duration.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return fmt.Errorf("--out: a file to append the events to is required")
+			}
+			f, err := os.OpenFile(out, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+			if err != nil {
+				return fmt.Errorf("--out: %w", err)
+			}
+			defer f.Close()
+			k, err := p2p.LoadOrCreateKey(key)
+			if err != nil {
+				return fmt.Errorf("--key: %w", err)
+			}
+			h, err := libp2p.New(libp2p.Identity(k), libp2p.ListenAddrStrings(listen...))
+			if err != nil {
+				return fmt.Errorf("--listen %v: %w", listen, err)
+			}
+			defer h.Close()
+			c := p2p.CollectTraces(h, f, slog.Default())
+			for _, a := range h.Addrs() {
+				fmt.Fprintf(cmd.OutOrStdout(), "collecting gossipsub traces at %s/p2p/%s\n", a, h.ID())
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "set [p2p] trace_remote (or POAI_P2P_TRACE_REMOTE) of each node to one of these; events go to %s\n", out)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if duration > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, duration)
+				defer cancel()
+			}
+			<-ctx.Done()
+			fmt.Fprintf(cmd.OutOrStdout(), "collected %d events from %d tracer streams into %s\n", c.Events(), c.Peers(), out)
+			return nil
+		},
+	}
+	cmd.Flags().StringSliceVar(&listen, "listen", []string{"/ip4/127.0.0.1/tcp/4010"}, "multiaddrs to listen on (use a routable address for nodes on other machines)")
+	cmd.Flags().StringVar(&out, "out", "", "file to append the events to, JSON lines (required)")
+	cmd.Flags().StringVar(&key, "key", "trace-collector.key", "identity key file of the collector, created if missing")
+	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	return cmd
 }
