@@ -92,6 +92,17 @@ func newHost(t *testing.T, bootstrap ...string) *Host {
 // of the test.
 func newHostWith(t *testing.T, edit func(*Config)) *Host {
 	t.Helper()
+	h, err := tryHost(t, edit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// tryHost is newHostWith returning New's error; the caller closes the host.
+func tryHost(t *testing.T, edit func(*Config)) (*Host, error) {
+	t.Helper()
 	k, err := LoadOrCreateKey(filepath.Join(t.TempDir(), "identity.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -100,12 +111,7 @@ func newHostWith(t *testing.T, edit func(*Config)) *Host {
 	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.MDNS = false
 	edit(&cfg)
-	h, err := New(k, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
+	return New(k, cfg, nil)
 }
 
 // testValidator accepts any payload but "bad", which it rejects and

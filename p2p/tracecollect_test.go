@@ -82,15 +82,8 @@ func TestRemoteTracer(t *testing.T) {
 // TestRemoteTracerBadAddress: a remote tracer address without a peer ID
 // is refused at start, naming the setting's form.
 func TestRemoteTracerBadAddress(t *testing.T) {
-	k, err := LoadOrCreateKey(filepath.Join(t.TempDir(), "identity.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.MDNS = false
-	cfg.TraceRemote = "/ip4/127.0.0.1/tcp/4010"
-	if h, err := New(k, cfg, nil); err == nil || !strings.Contains(err.Error(), "/p2p/<peer ID>") {
+	h, err := tryHost(t, func(cfg *Config) { cfg.TraceRemote = "/ip4/127.0.0.1/tcp/4010" })
+	if err == nil || !strings.Contains(err.Error(), "/p2p/<peer ID>") {
 		if h != nil {
 			h.Close()
 		}

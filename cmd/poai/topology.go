@@ -40,39 +40,35 @@ has no record.`,
 			if a.json && format != "json" {
 				return fmt.Errorf("--json and --format %s conflict: --json prints the API's JSON, --format %s a graph; give one", format, format)
 			}
-			out := cmd.OutOrStdout()
-			if network {
-				var v node.NetworkView
-				body, err := a.get("/network", nil, &v)
-				if err != nil {
-					return err
-				}
-				switch format {
-				case "json":
-					_, err = out.Write(body)
-				case "dot":
-					err = writeNetworkDot(out, v)
-				case "graphml":
-					err = writeNetworkGraphML(out, v)
-				default:
-					return fmt.Errorf("--format %q: json, dot or graphml", format)
-				}
-				return err
+			if format != "json" && format != "dot" && format != "graphml" {
+				return fmt.Errorf("--format %q: json, dot or graphml", format)
 			}
-			var t node.TopologyView
-			body, err := a.get("/topology", nil, &t)
+			var (
+				t    node.TopologyView
+				v    node.NetworkView
+				body []byte
+				err  error
+			)
+			if network {
+				body, err = a.get("/network", nil, &v)
+			} else {
+				body, err = a.get("/topology", nil, &t)
+			}
 			if err != nil {
 				return err
 			}
-			switch format {
-			case "json":
+			out := cmd.OutOrStdout()
+			switch {
+			case format == "json":
 				_, err = out.Write(body)
-			case "dot":
+			case format == "dot" && network:
+				err = writeNetworkDot(out, v)
+			case format == "dot":
 				err = writeDot(out, t)
-			case "graphml":
-				err = writeGraphML(out, t)
+			case network:
+				err = writeNetworkGraphML(out, v)
 			default:
-				return fmt.Errorf("--format %q: json, dot or graphml", format)
+				err = writeGraphML(out, t)
 			}
 			return err
 		},
