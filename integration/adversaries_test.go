@@ -6,6 +6,7 @@ import (
 
 	"github.com/poai-network/poai/node"
 	"github.com/poai-network/poai/node/devnet"
+	"github.com/poai-network/poai/p2p"
 	"github.com/poai-network/poai/scoring"
 )
 
@@ -330,6 +331,85 @@ func TestColludingChallenger(t *testing.T) {
 		}
 		if !p.Graylisted {
 			t.Errorf("colluding target not graylisted: gossipsub score %.1f", p.GossipScore)
+		}
+	}
+}
+
+// TestUnderpoweredFlagged: a device delivering 85 % of its claim answers
+// every challenge inside the deadline's slack, so no verdict fails it; the
+// speed test (scoring.SpeedMonitor) of the honest peers that verify it
+// flags it, its integrity there drops to 0 and they graylist it, while no
+// honest peer is flagged by anyone.
+func TestUnderpoweredFlagged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 5-peer devnet for two to four minutes")
+	}
+	d, err := devnet.Start(t.Context(), devnet.Config{
+		Nodes: 5, Adversaries: map[node.Role]int{node.RoleUnderpowered: 1}, DataDir: t.TempDir(), GPU: "off",
+		Devices: devnet.DevicesEmulated, Target: 300 * time.Millisecond, Slack: 1.5, Allowance: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var cheat *node.Node
+	for _, n := range d.Nodes {
+		if n.Role() == node.RoleUnderpowered {
+			cheat = n
+		}
+	}
+	flaggers := func() (by []*node.Node) {
+		for _, o := range d.Nodes {
+			if o == cheat {
+				continue
+			}
+			if st, ok := o.Observer().Speed(cheat.ID()); ok && st.Flagged {
+				by = append(by, o)
+			}
+		}
+		return by
+	}
+	give := time.After(4 * time.Minute)
+	for len(flaggers()) < 2 {
+		select {
+		case <-give:
+			t.Fatalf("after 4 minutes (%d epochs) flagged by %d honest peers", d.Epoch(), len(flaggers()))
+		case <-time.After(time.Second):
+		}
+	}
+	r, err := d.Report()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := r.Emulator; e == nil || e.Overloaded {
+		t.Fatalf("test bed, not a node: emulated devices overran %+v", e)
+	}
+	honestMin := 2.0
+	for _, p := range r.Peers {
+		t.Logf("%-12s %s score %.3f recv %2d pass %2d speed %.2f flagged by %d graylisted %v",
+			p.Role, p.PeerID[len(p.PeerID)-6:], p.FinalScore, p.Challenges, p.Passed, p.Relative, p.FlaggedBy, p.Graylisted)
+		if p.Role == node.RoleHonest {
+			honestMin = min(honestMin, p.FinalScore)
+			if p.FlaggedBy > 0 {
+				t.Errorf("honest %s flagged by %d peers", p.PeerID, p.FlaggedBy)
+			}
+		}
+	}
+	for _, p := range r.Peers {
+		if p.Role == node.RoleUnderpowered && p.Failed > 0 {
+			t.Logf("the underpowered device failed %d of %d challenges (it is meant to pass them all)", p.Failed, p.Challenges)
+		}
+	}
+	for _, o := range flaggers() {
+		pt, _ := o.Book().PeerTrust(cheat.ID().String())
+		// The trust round after the flag sets the integrity to 0.
+		deadline := time.Now().Add(30 * time.Second)
+		for !pt.Overclaimed && time.Now().Before(deadline) {
+			time.Sleep(500 * time.Millisecond)
+			pt, _ = o.Book().PeerTrust(cheat.ID().String())
+		}
+		if !pt.Overclaimed || pt.Score != 0 || o.Observer().AppScore(cheat.ID()) > p2p.GraylistThreshold {
+			t.Errorf("%s flagged it but holds integrity %.3f (overclaimed %v), app score %.0f", o.ID(), pt.Score, pt.Overclaimed, o.Observer().AppScore(cheat.ID()))
 		}
 	}
 }

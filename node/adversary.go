@@ -138,13 +138,21 @@ const (
 	// RoleReplayLLM (adversary) answers every llm challenge of a shape
 	// with its first answer (another prompt's sequence).
 	RoleReplayLLM Role = "replay-llm"
+	// RoleUnderpowered (adversary) claims UnderpoweredClaimFactor times
+	// the throughput it has: its device delivers about 85 % of its claim,
+	// so every answer still comes inside the deadline's slack and passes.
+	// Only the speed test (scoring.SpeedMonitor) tells it from its peers.
+	RoleUnderpowered Role = "underpowered"
 )
 
 // Adversary parameters.
 const (
-	SlowClaimFactor   = 8
-	LazyFraction      = 0.5
-	OnOffHonestEpochs = 4
+	SlowClaimFactor = 8
+	// UnderpoweredClaimFactor: a device delivering 1/1.18 ≈ 85 % of what
+	// RoleUnderpowered claims.
+	UnderpoweredClaimFactor = 1.18
+	LazyFraction            = 0.5
+	OnOffHonestEpochs       = 4
 	// LateJunkClaimFactor is how much more than it has RoleLateJunk
 	// claims: enough that its honest answers miss every devnet deadline
 	// (slack 3 and 0.5 s allowance over a 0.4 s target pass a device at
@@ -179,7 +187,7 @@ const (
 var Roles = []Role{RoleHonest, RoleSlow, RoleLazy, RoleReplay, RoleRelay, RoleForgedNVML, RoleLazyVerifier, RoleColluder, RoleSybil, RoleOnOff,
 	RoleLateJunk, RoleEquivocator, RoleVoider, RoleSibling, RoleInflate, RoleVRAMDodger,
 	RoleSybilFlood, RoleColludingChallenger, RoleSharedDevice, RoleEpochSkew, RoleShareWithholder,
-	RoleLazyLLM, RoleCheapAttention, RoleShortDecode, RoleBatchedGuess, RoleReplayLLM}
+	RoleLazyLLM, RoleCheapAttention, RoleShortDecode, RoleBatchedGuess, RoleReplayLLM, RoleUnderpowered}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
@@ -204,7 +212,8 @@ func ParseRole(s string) (Role, error) {
 func proverFor(n *Node) proverRole {
 	h := newHonestProver(n)
 	switch n.role {
-	case RoleHonest, "", RoleLazyVerifier, RoleForgedNVML, RoleSlow, RoleSibling, RoleInflate, RoleVRAMDodger, RoleSharedDevice, RoleShareWithholder:
+	case RoleHonest, "", RoleLazyVerifier, RoleForgedNVML, RoleSlow, RoleSibling, RoleInflate, RoleVRAMDodger, RoleSharedDevice, RoleShareWithholder,
+		RoleUnderpowered:
 		if n.role.Adversary() {
 			return cappedProver{h}
 		}
@@ -269,7 +278,7 @@ func (forgedClaimer) claim(c *pb.DeviceClaim, _ *gpu.DeviceCatalog) bool {
 	return true
 }
 
-// overClaimer (adversary: RoleSlow, RoleLateJunk) claims a device factor
+// overClaimer (adversary: RoleSlow, RoleLateJunk, RoleUnderpowered) claims a device factor
 // times faster and bigger than it has.
 type overClaimer struct{ factor float64 }
 
@@ -291,13 +300,16 @@ func (l catalogLiar) claim(c *pb.DeviceClaim, cat *gpu.DeviceCatalog) bool {
 }
 
 // ClaimFactor is how many times the device it has a role claims: more
-// than 1 for the adversaries that over-claim (RoleSlow, RoleLateJunk).
+// than 1 for the adversaries that over-claim (RoleSlow, RoleLateJunk,
+// RoleUnderpowered).
 func (r Role) ClaimFactor() float64 {
 	switch r {
 	case RoleSlow:
 		return SlowClaimFactor
 	case RoleLateJunk:
 		return LateJunkClaimFactor
+	case RoleUnderpowered:
+		return UnderpoweredClaimFactor
 	}
 	return 1
 }

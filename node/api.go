@@ -117,6 +117,9 @@ func (n *Node) Peers() []PeerView {
 			if e.slowProof != "" {
 				flags = append(flags, e.slowProof)
 			}
+			if f := n.claims.speedFlag(id); f != "" {
+				flags = append(flags, f)
+			}
 			out = append(out, PeerView{PeerID: id.String(), LastSeen: e.seen.UTC(), Claim: claimView(e.claim), Flags: flags})
 		}
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/poai-network/poai/gpu/cuda"
 	"github.com/poai-network/poai/gpu/nvml"
 	"github.com/poai-network/poai/p2p"
+	"github.com/poai-network/poai/scoring"
 )
 
 // claimerRole is how a node states its device claim from the figures it
@@ -205,6 +206,10 @@ type claimBook struct {
 	app       *appScores
 	metrics   *metrics
 	log       *slog.Logger
+	// speed tests each peer's passed proofs against its class's peers
+	// (scoring.SpeedMonitor): a device slower than its claim, inside every
+	// deadline's slack.
+	speed *scoring.SpeedMonitor
 }
 
 // peerTTL is how long a claim keeps its author live (livePeers). Claims
@@ -299,22 +304,35 @@ func (b *claimBook) onClaim(from peer.ID, d decoded, at time.Time) {
 	b.peers[from] = e
 }
 
-// checkProofSpeed flags a target whose passing proof of a catalog model
-// took longer than the model's anticipated time over nvml.SlowProofFactor:
-// a device that passes on the deadline's slack but is weaker than it says.
-func (b *claimBook) checkProofSpeed(t *tracked, latency time.Duration) {
+// checkProofSpeed weighs a passing proof's speed, anticipated over
+// latency: the speed test (scoring.SpeedMonitor) against the target's
+// class, whose first flag it reports as overclaimed; and, for a catalog
+// model, a flag when the proof took longer than the anticipated time over
+// nvml.SlowProofFactor. Both catch a device that passes on the deadline's
+// slack but is weaker than it says. Loop goroutine only.
+func (b *claimBook) checkProofSpeed(t *tracked, latency time.Duration) (overclaimed bool) {
 	e, ok := b.peers[t.target]
-	if !ok {
-		return
-	}
-	if _, catalog := b.planner.Lookup(e.claim.GetModel()); !catalog {
-		return
+	if !ok || latency <= 0 {
+		return false
 	}
 	pl, err := b.planner.Plan(e.claim, t.ch.GetWorkload())
 	if err != nil || pl.Anticipated <= 0 {
-		return
+		return false
 	}
 	speed := pl.Anticipated.Seconds() / latency.Seconds()
+	if b.speed != nil {
+		class := e.claim.GetModel() + "/" + workloadName(t.ch.GetWorkload())
+		before, _ := b.speed.State(t.target.String())
+		if st, tested := b.speed.Observe(t.target.String(), class, speed); tested && st.Flagged && !before.Flagged {
+			b.metrics.flagged.WithLabelValues("underpowered").Inc()
+			b.log.Info("device slower than its peers of the same claim", "target", shortID(t.target), "class", class,
+				"relative_speed", st.Relative, "samples", st.Samples)
+			overclaimed = true
+		}
+	}
+	if _, catalog := b.planner.Lookup(e.claim.GetModel()); !catalog {
+		return overclaimed
+	}
 	if speed >= nvml.SlowProofFactor {
 		return
 	}
@@ -330,4 +348,23 @@ func (b *claimBook) checkProofSpeed(t *tracked, latency time.Duration) {
 		b.log.Info("passing proof far below the claimed model's speed", "target", shortID(t.target), "flag", flag)
 	}
 	e.slowProof = flag
+	return overclaimed
 }
+
+// speedFlag is the flag of a peer the speed test flagged, or "".
+func (b *claimBook) speedFlag(id peer.ID) string {
+	if b.speed == nil {
+		return ""
+	}
+	st, ok := b.speed.State(id.String())
+	if !ok || !st.Flagged {
+		return ""
+	}
+	p := scoring.DefaultSpeedParams()
+	return fmt.Sprintf("%s: proofs at about %.0f%% of the speed of its peers with the same claim (sequential test, %d passed proofs; a device at %.0f%% or faster is flagged with probability under %.0e over %d)",
+		FlagUnderpowered, 100*st.Relative, st.Samples, 100*p.Tolerated, p.Alpha, p.Horizon)
+}
+
+// FlagUnderpowered begins the flag of a peer whose proofs the speed test
+// (scoring.SpeedMonitor) found slower than its class's peers'.
+const FlagUnderpowered = "underpowered"

@@ -287,8 +287,8 @@ func (tk *tracker) attest(t *tracked, v pb.Verdict, latency time.Duration, devia
 	tk.metrics.attested.WithLabelValues(verdictName(v)).Inc()
 	tk.summary.count(&tk.summary.given, verdictName(v))
 	tk.stats.bump(func(s *Stats) { s.Attested++ })
-	if v == pb.Verdict_VERDICT_PASS {
-		tk.claims.checkProofSpeed(t, latency)
+	if v == pb.Verdict_VERDICT_PASS && tk.claims.checkProofSpeed(t, latency) {
+		tk.book.SetOverclaimed(t.target.String())
 	}
 	lvl := slog.LevelDebug
 	if v != pb.Verdict_VERDICT_PASS {

@@ -78,7 +78,7 @@ func newMetrics() *metrics {
 			Name: "poai_rechecks_total", Help: "Challenges this node re-verified without being one of their verifiers (sampled, or verdicts disagreed).",
 		}),
 		flagged: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "poai_claims_flagged_total", Help: "Peers flagged: unverifiable (a workload the claim must prove cannot be planned), device_report (claim disagrees with its NVML report, the catalog or physical bounds), slow_proof (passing proofs far below the claimed model's speed).",
+			Name: "poai_claims_flagged_total", Help: "Peers flagged: unverifiable (a workload the claim must prove cannot be planned), device_report (claim disagrees with its NVML report, the catalog or physical bounds), slow_proof (passing proofs far below the claimed model's speed), underpowered (the sequential speed test: proofs slower than the peers with the same claim).",
 		}, []string{"reason"}),
 		proveTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "poai_prove_seconds", Help: "Time to compute and commit a proof workload.",

@@ -284,7 +284,7 @@ func New(dataDir string, cfg Config, opts ...Option) (*Node, error) {
 	n.ev = events{q: make(chan func(), 4096), wg: &n.wg}
 	n.planner.Catalog = o.catalog
 	n.claims = claimBook{
-		peers: make(map[peer.ID]*peerEntry), clock: n.clock, cat: cmp.Or(o.catalog, gpu.DefaultCatalog),
+		peers: make(map[peer.ID]*peerEntry), speed: scoring.NewSpeedMonitor(scoring.DefaultSpeedParams()), clock: n.clock, cat: cmp.Or(o.catalog, gpu.DefaultCatalog),
 		planner: n.planner, workloads: n.workloads, rate: c.Rate,
 		ttl: peerTTL(c.PeerTTLEpochs, n.clock.Length), addrTTL: time.Duration(c.PeerTTLEpochs) * n.clock.Length,
 		app: &n.app, metrics: n.metrics, log: o.log,

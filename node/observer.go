@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/poai-network/poai/scoring"
 )
 
 // Observer reads what a node has learned about the other peers, for
@@ -46,4 +47,10 @@ func (o Observer) Unverifiable(p peer.ID) bool {
 // the topic base (p2p.TopicAttestation and the like) for its own shard.
 func (o Observer) MeshPeers(base string) int {
 	return len(o.n.host.MeshPeers(o.n.gossip.topic(base)))
+}
+
+// Speed returns the speed test's standing of p (scoring.SpeedMonitor), if
+// this node has tested any of p's proofs.
+func (o Observer) Speed(p peer.ID) (scoring.SpeedState, bool) {
+	return o.n.claims.speed.State(p.String())
 }

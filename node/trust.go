@@ -51,6 +51,9 @@ const MissRampEvidence = 6
 // AppScore maps a peer's standing to its gossipsub application score.
 // Newcomers (too little evidence) score 0: neither credit nor blame.
 func AppScore(pt scoring.PeerTrust, minEvidence float64) float64 {
+	if pt.Overclaimed {
+		return UnverifiableScore // its claim is shown false: as bad as one nobody can check
+	}
 	if pt.Evidence < minEvidence {
 		return 0
 	}

@@ -197,6 +197,30 @@ type Book struct {
 	vector    TrustVector
 	rolled    bool
 	compacted uint64
+	// overclaimed holds the peers this node's speed test found slower
+	// than their claim (SetOverclaimed), at most maxOverclaimed.
+	overclaimed map[string]bool
+}
+
+// maxOverclaimed bounds Book.overclaimed (a SpeedMonitor tracks at most
+// maxSpeedPeers peers, so it can flag no more).
+const maxOverclaimed = maxSpeedPeers
+
+// SetOverclaimed records this node's own finding that peer's device is
+// slower than its claim (a SpeedMonitor flag): from the next trust round
+// its integrity score is 0 and PeerTrust.Overclaimed is set. It is
+// evidence this node gathered as a verifier, not an attestation, so it
+// weighs nothing in other nodes' rounds. Kept in memory: a restarted node
+// finds it again from the peer's next proofs.
+func (b *Book) SetOverclaimed(peer string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.overclaimed == nil {
+		b.overclaimed = map[string]bool{}
+	}
+	if len(b.overclaimed) < maxOverclaimed {
+		b.overclaimed[peer] = true
+	}
 }
 
 // Open opens (creating if needed) the book in dir. self is the local peer

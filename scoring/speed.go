@@ -8,42 +8,43 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// SpeedParams set a SpeedMonitor's sequential test: is a peer's device
-// slower than its claim, though every answer came inside the deadline's
-// slack?
+// SpeedParams set a SpeedMonitor's test: is a peer's device slower than
+// its claim, though every answer came inside the deadline's slack?
 //
 // Each passed challenge gives a speed s = anticipated / latency: the plan's
 // time for the claimed device over the time the answer took, on the
 // verifier's clock. Its log, less the median log-speed of every peer of the
 // same class (claimed model and workload) in a recent window, is the
 // residual r; a device as fast as its peers has r ≈ 0, one delivering a
-// fraction f of their speed r ≈ ln f. The monitor runs Page's CUSUM of the
-// log-likelihood ratio between N(ln Tolerated, σ²) and N(ln Flagged, σ²)
-// (Page, "Continuous inspection schemes", Biometrika 1954), σ the
-// within-peer spread of residuals, robustly estimated (1.4826·MAD) and at
-// least MinSigma, each residual clipped to [ln Flagged − 4σ, ln Tolerated +
-// 4σ] so that one wild latency moves it by a bounded step. The peer is flagged once the
-// statistic reaches h = ln(Horizon/Alpha): a peer delivering Tolerated of its
-// peers' speed, or more, is flagged within Horizon observations with
-// probability at most Alpha (each excursion of the CUSUM from zero crosses h
-// with probability at most e^−h under the tolerated mean, and there are at
-// most Horizon excursions).
+// fraction f of their speed r ≈ ln f. Let m = (ln Tolerated + ln Flagged)/2
+// be the midpoint between what an honest device may deliver and what is
+// flagged, and q the share of the class's window below m (the population's
+// own tail of slow answers, at least MinTail). A peer whose latest n ≥
+// MinSamples residuals (at most PeerWindow) have a median below m, and k of
+// them below m with P(Binomial(n, q) ≥ k) ≤ Alpha/Horizon, is flagged: a
+// sign test against its own class, robust to heavy-tailed latencies (a few
+// slow answers move it by a few counts, never by their size). If an honest
+// device's answers fall below m no more often than its class's, it is
+// flagged within Horizon observations with probability at most Alpha (a
+// union bound over the tests).
 type SpeedParams struct {
 	// Tolerated is the speed fraction an honest device may deliver
 	// (spread between devices of one model, network); Flagged the one to
 	// flag. 0 < Flagged < Tolerated ≤ 1.
 	Tolerated, Flagged float64
-	// Alpha bounds the probability that a device at Tolerated or faster is
-	// flagged within Horizon observations.
+	// Alpha bounds the probability that an honest device is flagged
+	// within Horizon observations.
 	Alpha   float64
 	Horizon int
-	// MinSigma floors the residuals' spread (log units).
-	MinSigma float64
+	// MinSamples and PeerWindow bound the residuals a test uses.
+	MinSamples, PeerWindow int
+	// MinTail floors q, the class's share of answers below the midpoint.
+	MinTail float64
 	// MinPeers is how many distinct peers a class's window must hold
 	// before its median is a reference (fewer: not observed).
 	MinPeers int
 	// Window is how many recent samples per class set its median and
-	// spread.
+	// tail.
 	Window int
 }
 
@@ -51,39 +52,34 @@ type SpeedParams struct {
 // 95 %, with a false-flag probability of 10⁻⁵ per device over 10⁵ passed
 // challenges (about a month at one challenge per 30 s epoch).
 func DefaultSpeedParams() SpeedParams {
-	return SpeedParams{Tolerated: 0.95, Flagged: 0.90, Alpha: 1e-5, Horizon: 100_000, MinSigma: 0.02, MinPeers: 4, Window: 512}
+	return SpeedParams{Tolerated: 0.95, Flagged: 0.90, Alpha: 1e-5, Horizon: 100_000,
+		MinSamples: 12, PeerWindow: 64, MinTail: 0.05, MinPeers: 4, Window: 512}
 }
-
-// Threshold is the CUSUM's alarm level h = ln(Horizon/Alpha).
-func (p SpeedParams) Threshold() float64 { return math.Log(float64(p.Horizon) / p.Alpha) }
 
 // SpeedState is one peer's standing in a SpeedMonitor.
 type SpeedState struct {
 	// Samples counts the observations tested (those with a reference).
 	Samples int `json:"samples"`
-	// Relative is exp of the mean residual of the peer's recent samples:
-	// its speed as a fraction of its peers' median.
+	// Relative is exp of the median residual of the peer's latest
+	// samples: its speed as a fraction of its peers' median.
 	Relative float64 `json:"relative"`
-	// CUSUM is the test statistic, Threshold the level that flags.
-	CUSUM     float64 `json:"cusum"`
-	Threshold float64 `json:"threshold"`
-	// Flagged stays set once the statistic reached Threshold.
+	// PValue is the last test's P(Binomial(n, q) ≥ k); it flags at or
+	// below Alpha/Horizon.
+	PValue float64 `json:"p_value"`
+	// Flagged stays set once a test flagged the peer.
 	Flagged bool `json:"flagged"`
 }
 
 // Limits of a SpeedMonitor's memory: peers and classes tracked (least
-// recently used forgotten), residuals kept per peer.
+// recently used forgotten).
 const (
-	maxSpeedPeers     = 4096
-	maxSpeedClasses   = 64
-	maxPeerClasses    = 8
-	speedPeerHistory  = 32
-	speedMinOwnSample = 3
+	maxSpeedPeers   = 4096
+	maxSpeedClasses = 64
 )
 
-// SpeedMonitor keeps the sequential speed test of every peer (SpeedParams).
-// Memory is bounded (maxSpeedPeers peers, maxSpeedClasses classes, Window
-// samples each). Safe for concurrent use.
+// SpeedMonitor keeps the speed test of every peer (SpeedParams). Memory
+// is bounded (maxSpeedPeers peers, maxSpeedClasses classes, Window samples
+// each). Safe for concurrent use.
 type SpeedMonitor struct {
 	p       SpeedParams
 	mu      sync.Mutex
@@ -93,17 +89,14 @@ type SpeedMonitor struct {
 
 type speedPeer struct {
 	state     SpeedState
-	residuals []float64            // the latest, at most speedPeerHistory
-	byClass   map[string][]float64 // own recent log-speeds per class, at most maxPeerClasses classes
+	residuals []float64 // the latest, at most PeerWindow
 }
 
 type speedClass struct {
 	logs    []float64      // ring of recent log-speeds
 	who     []string       // their peers
 	count   map[string]int // samples in logs per peer
-	devs    []float64      // ring of recent within-peer |deviations|
 	nextL   int
-	nextD   int
 	scratch []float64
 }
 
@@ -127,46 +120,63 @@ func (m *SpeedMonitor) Observe(peer, class string, speed float64) (st SpeedState
 	defer m.mu.Unlock()
 	c, ok := m.classes.Get(class)
 	if !ok {
-		c = &speedClass{}
+		c = &speedClass{count: map[string]int{}}
 		m.classes.Add(class, c)
 	}
 	p, ok := m.peers.Get(peer)
 	if !ok {
-		p = &speedPeer{byClass: map[string][]float64{}}
-		p.state.Threshold = m.p.Threshold()
+		p = &speedPeer{}
 		m.peers.Add(peer, p)
 	}
-	// The reference is the class's median before this sample joins it.
-	ref, peersIn := c.median()
-	own, seen := p.byClass[class]
-	if !seen && len(p.byClass) >= maxPeerClasses {
-		clear(p.byClass) // a peer changing its claim over and over starts its own history over
+	// The reference and the tail are the other peers' of the class, before
+	// this sample: a peer's own answers never set the bar they are held to.
+	ref, others, peersIn := c.othersMedian(peer)
+	mid := (math.Log(m.p.Tolerated) + math.Log(m.p.Flagged)) / 2
+	below := 0
+	for _, l := range others {
+		if l-ref < mid {
+			below++
+		}
 	}
-	if len(own) >= speedMinOwnSample {
-		c.addDev(math.Abs(y-median(own)), m.p.Window)
-	}
-	p.byClass[class] = appendCapped(own, y, speedPeerHistory)
 	c.add(peer, y, m.p.Window)
 	if peersIn < m.p.MinPeers {
 		return p.state, false
 	}
-	c.scratch = append(c.scratch[:0], c.devs...)
-	sigma := math.Max(m.p.MinSigma, 1.4826*medianInPlace(c.scratch))
-	mu0, mu1 := math.Log(m.p.Tolerated), math.Log(m.p.Flagged)
-	r := math.Max(mu1-4*sigma, math.Min(mu0+4*sigma, y-ref))
-	llr := (mu0 - mu1) / (sigma * sigma) * ((mu0+mu1)/2 - r)
-	p.state.CUSUM = math.Max(0, p.state.CUSUM+llr)
+	q := math.Max(m.p.MinTail, float64(below)/float64(len(others)))
+	p.residuals = appendCapped(p.residuals, y-ref, m.p.PeerWindow)
 	p.state.Samples++
-	p.residuals = appendCapped(p.residuals, y-ref, speedPeerHistory)
-	mean := 0.0
-	for _, x := range p.residuals {
-		mean += x
+	k := 0
+	for _, r := range p.residuals {
+		if r < mid {
+			k++
+		}
 	}
-	p.state.Relative = math.Exp(mean / float64(len(p.residuals)))
-	if p.state.CUSUM >= p.state.Threshold {
+	med := median(p.residuals)
+	p.state.Relative = math.Exp(med)
+	p.state.PValue = binomialTail(len(p.residuals), k, q)
+	if len(p.residuals) >= m.p.MinSamples && med < mid && p.state.PValue <= m.p.Alpha/float64(m.p.Horizon) {
 		p.state.Flagged = true
 	}
 	return p.state, true
+}
+
+// binomialTail returns P(Binomial(n, q) ≥ k).
+func binomialTail(n, k int, q float64) float64 {
+	if k <= 0 {
+		return 1
+	}
+	if q >= 1 {
+		return 1
+	}
+	lq, l1q := math.Log(q), math.Log1p(-q)
+	lgN, _ := math.Lgamma(float64(n + 1))
+	sum := 0.0
+	for i := k; i <= n; i++ {
+		a, _ := math.Lgamma(float64(i + 1))
+		b, _ := math.Lgamma(float64(n - i + 1))
+		sum += math.Exp(lgN - a - b + float64(i)*lq + float64(n-i)*l1q)
+	}
+	return math.Min(1, sum)
 }
 
 // State returns peer's state, if the monitor holds one.
@@ -197,23 +207,22 @@ func (c *speedClass) add(peer string, y float64, window int) {
 	c.nextL = (c.nextL + 1) % window
 }
 
-func (c *speedClass) addDev(d float64, window int) {
-	if len(c.devs) < window {
-		c.devs = append(c.devs, d)
-		return
+// othersMedian returns the median of the log-speeds in the class's window
+// not from peer, those log-speeds (valid until the next call), and how many
+// other peers they come from.
+func (c *speedClass) othersMedian(peer string) (float64, []float64, int) {
+	c.scratch = c.scratch[:0]
+	for i, l := range c.logs {
+		if c.who[i] != peer {
+			c.scratch = append(c.scratch, l)
+		}
 	}
-	c.devs[c.nextD] = d
-	c.nextD = (c.nextD + 1) % window
-}
-
-// median returns the class's median log-speed and how many distinct peers
-// its window holds.
-func (c *speedClass) median() (float64, int) {
-	if len(c.logs) == 0 {
-		return 0, 0
+	n := len(c.count)
+	if c.count[peer] > 0 {
+		n--
 	}
-	c.scratch = append(c.scratch[:0], c.logs...)
-	return medianInPlace(c.scratch), len(c.count)
+	others := slices.Clone(c.scratch)
+	return medianInPlace(c.scratch), others, n
 }
 
 // median returns the median of xs (0 for none), leaving xs as it is.

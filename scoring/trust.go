@@ -106,8 +106,11 @@ type PeerTrust struct {
 	Evidence float64 `json:"evidence"`
 	// Score is the integrity score, Relative·(1 − Bad), in [0,1]: 0 for a
 	// newcomer nobody vouches for yet, near 1 for a peer every trusted
-	// verifier passes.
+	// verifier passes; 0 for a peer Overclaimed.
 	Score float64 `json:"score"`
+	// Overclaimed is set when this node's speed test found the peer's
+	// device slower than its claim (Book.SetOverclaimed).
+	Overclaimed bool `json:"overclaimed,omitempty"`
 }
 
 // TrustVector is the outcome of one EigenTrust round.
@@ -397,6 +400,9 @@ func (b *Book) roll(epoch uint64) (TrustVector, error) {
 			pt.Missing = a.miss / (a.sat + a.unsat)
 		}
 		pt.Score = pt.Relative * (1 - pt.Bad)
+		if b.overclaimed[id] {
+			pt.Score, pt.Overclaimed = 0, true
+		}
 		if id == b.self {
 			pt.Score, pt.Bad, pt.Missing = 1, 0, 0
 		}

@@ -300,7 +300,7 @@ func drawTable(w io.Writer, d *devnet.Devnet, r devnet.Report, elapsed time.Dura
 	}
 	fmt.Fprintf(&b, "epoch %d  elapsed %s  nodes %d\n", d.Epoch(), elapsed.Round(time.Second), r.Nodes)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "PEER\tROLE\tSCORE\tGOSSIP\tCAUGHT\tRECV\tPASS\tFAIL\tP50 ms\tP99 ms\tACCURACY\t")
+	fmt.Fprintln(tw, "PEER\tROLE\tSCORE\tGOSSIP\tCAUGHT\tRECV\tPASS\tFAIL\tP50 ms\tP99 ms\tACCURACY\tSPEED\tSLOW BY\t")
 	peers := append([]devnet.PeerReport(nil), r.Peers...)
 	sort.SliceStable(peers, func(i, j int) bool { return peers[i].FinalScore > peers[j].FinalScore })
 	for _, p := range peers {
@@ -312,8 +312,12 @@ func drawTable(w io.Writer, d *devnet.Devnet, r devnet.Report, elapsed time.Dura
 		if p.CaughtEpoch >= 0 {
 			caught = fmt.Sprintf("epoch %d", p.CaughtEpoch)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.0f\t%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t\n", "…"+p.PeerID[len(p.PeerID)-8:], role,
-			p.FinalScore, p.GossipScore, caught, p.Challenges, p.Passed, p.Failed, p.LatencyP50, p.LatencyP99, p.Accuracy)
+		speed := "-"
+		if p.Relative > 0 {
+			speed = fmt.Sprintf("%.2f", p.Relative)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.0f\t%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%s\t%d\t\n", "…"+p.PeerID[len(p.PeerID)-8:], role,
+			p.FinalScore, p.GossipScore, caught, p.Challenges, p.Passed, p.Failed, p.LatencyP50, p.LatencyP99, p.Accuracy, speed, p.FlaggedBy)
 	}
 	tw.Flush()
 	// Why each failing peer failed: the latest verdict against it, in its

@@ -179,19 +179,19 @@ func fitDevnetScale(m gpu.Throughput, p challenge.Planner) gpu.DevnetScale {
 }
 
 // emulatedBackend returns a device emulating the devnet twin of catalog
-// model on inner, holding hold of its memory, varying by jitter (seeded
-// with seed: gpu.Budget.Jitter), with the rates a claim of
-// that twin is held to (p.RatesFor: the floors), and those rates as a
-// measured throughput for its claim.
-func emulatedBackend(inner gpu.Backend, p challenge.Planner, model string, hold, jitter float64, seed uint64) (*gpu.Emulated, gpu.Throughput, error) {
+// model on inner, holding hold of its memory and computing at speed (1: the
+// model's) of its rates, varying by jitter (seeded with seed:
+// gpu.Budget.Jitter), with the rates a claim of that twin is held to
+// (p.RatesFor: the floors) as a measured throughput for its claim.
+func emulatedBackend(inner gpu.Backend, p challenge.Planner, model string, hold, speed, jitter float64, seed uint64) (*gpu.Emulated, gpu.Throughput, error) {
 	spec, ok := p.Lookup(gpu.DevnetPrefix + model)
 	if !ok {
 		return nil, gpu.Throughput{}, fmt.Errorf("devnet: no emulated %s in the catalog", model)
 	}
 	r := p.RatesFor(&pb.DeviceClaim{Model: spec.Model, Count: 1})
-	e, err := gpu.NewEmulated(inner, gpu.Budget{Model: spec.Model, Int8OPS: r.Int8OPS, BF16FLOPS: r.BF16FLOPS,
-		HashesPerSec: r.HashesPerSec, MemBytes: uint64(hold * float64(r.MemBytes)), Jitter: jitter, JitterSeed: seed,
-		LLMInt8OPS: r.LLMInt8OPS, LLMBytesPerSec: r.LLMBytesPerSec})
+	e, err := gpu.NewEmulated(inner, gpu.Budget{Model: spec.Model, Int8OPS: speed * r.Int8OPS, BF16FLOPS: speed * r.BF16FLOPS,
+		HashesPerSec: speed * r.HashesPerSec, MemBytes: uint64(hold * float64(r.MemBytes)), Jitter: jitter, JitterSeed: seed,
+		LLMInt8OPS: speed * r.LLMInt8OPS, LLMBytesPerSec: speed * r.LLMBytesPerSec})
 	if err != nil {
 		return nil, gpu.Throughput{}, err
 	}

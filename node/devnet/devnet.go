@@ -306,7 +306,9 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 		case emulated:
 			p := c.Challenge.Planner()
 			p.Catalog = catalog
-			e, t, err := emulatedBackend(backend, p, model, hold, Jitter, uint64(i))
+			// An over-claimer (slow, late-junk, underpowered) has a
+			// device 1/ClaimFactor as fast as the model it reports.
+			e, t, err := emulatedBackend(backend, p, model, hold, 1/role.ClaimFactor(), Jitter, uint64(i))
 			if err != nil {
 				d.Close()
 				return nil, err

@@ -62,7 +62,7 @@ func TestEmulatedRolesVRAM(t *testing.T) {
 		if role == node.RoleHonest {
 			model, hold = EmulatedHonestModel, 1
 		}
-		dev, th, err := emulatedBackend(gpu.NewCPU(gpu.WithWorkers(1)), p, model, hold, 0, 0)
+		dev, th, err := emulatedBackend(gpu.NewCPU(gpu.WithWorkers(1)), p, model, hold, 1/role.ClaimFactor(), 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -70,6 +70,12 @@ type PeerReport struct {
 	// a verdict never given.
 	ChallengerSlots int `json:"challenger_slots"`
 	VerifierSlots   int `json:"verifier_slots"`
+	// FlaggedBy counts the honest peers of its shard whose speed test
+	// (scoring.SpeedMonitor) flagged the peer as slower than the peers
+	// with its claim; Relative is the first honest observer's estimate of
+	// its speed against theirs (0: not tested).
+	FlaggedBy int     `json:"speed_flagged_by"`
+	Relative  float64 `json:"relative_speed,omitempty"`
 	// Failures are the observer's latest attested failures of the peer
 	// (at most maxFailures, newest first), each with the verifier's reason
 	// and the evidence's CIDs.
@@ -179,6 +185,9 @@ func (d *Devnet) Report() (Report, error) {
 			if o.Observer().Hears(p.ID()) {
 				pr.HeardBy++
 			}
+			if st, ok := o.Observer().Speed(p.ID()); ok && st.Flagged {
+				pr.FlaggedBy++
+			}
 			if slices.Contains(o.ConnectedPeers(), p.ID()) {
 				pr.HonestLinks++
 			}
@@ -193,6 +202,9 @@ func (d *Devnet) Report() (Report, error) {
 		pr.Graylisted = pr.GossipScore < p2p.GraylistThreshold
 		pr.CaughtEpoch = caughtEpoch(observer, p.ID(), r.Epochs)
 		pr.Trust, _ = observer.Book().PeerTrust(p.ID().String())
+		if st, ok := observer.Observer().Speed(p.ID()); ok && st.Samples > 0 {
+			pr.Relative = st.Relative
+		}
 		if pr.Failures, err = failures(observer, p.ID().String()); err != nil {
 			return r, err
 		}
