@@ -55,7 +55,11 @@ type PeerView struct {
 	Connected bool      `json:"connected"`
 	LastSeen  time.Time `json:"last_claim"`
 	Claim     ClaimView `json:"claim"`
-	Score     float64   `json:"score"`
+	// Score is the integrity score (EigenTrust, scoring.PeerTrust.Score).
+	Score float64 `json:"score"`
+	// New is true while this node holds no evidence about the peer: its
+	// score of 0 then says nothing.
+	New bool `json:"new"`
 	// GossipScore is gossipsub's score of the peer in this node's router
 	// (application score plus the router's counters; below −80 it is
 	// graylisted).
@@ -131,6 +135,9 @@ func (n *Node) Peers() []PeerView {
 		out[i].Self = id == n.id
 		out[i].Connected = out[i].Self || slices.Contains(connected, id)
 		out[i].Score = n.book.Score(out[i].PeerID)
+		if pt, ok := n.book.PeerTrust(out[i].PeerID); !out[i].Self && (!ok || pt.Evidence == 0) {
+			out[i].New = true
+		}
 	}
 	slices.SortFunc(out, func(a, b PeerView) int {
 		if a.PeerID < b.PeerID {

@@ -316,8 +316,8 @@ func drawTable(w io.Writer, d *devnet.Devnet, r devnet.Report, elapsed time.Dura
 		if p.Relative > 0 {
 			speed = fmt.Sprintf("%.2f", p.Relative)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.0f\t%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%s\t%d\t\n", "…"+p.PeerID[len(p.PeerID)-8:], role,
-			p.FinalScore, p.GossipScore, caught, p.Challenges, p.Passed, p.Failed, p.LatencyP50, p.LatencyP99, p.Accuracy, speed, p.FlaggedBy)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%s\t%d\t\n", "…"+p.PeerID[len(p.PeerID)-8:], role,
+			integrityText(p.FinalScore, p.Trust.Evidence == 0), p.GossipScore, caught, p.Challenges, p.Passed, p.Failed, p.LatencyP50, p.LatencyP99, p.Accuracy, speed, p.FlaggedBy)
 	}
 	tw.Flush()
 	// Why each failing peer failed: the latest verdict against it, in its

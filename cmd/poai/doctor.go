@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -110,14 +111,19 @@ func runDoctor(cmd *cobra.Command, rf *runFlags) []doctorCheck {
 		return out
 	}
 	add("config", checkOK, cfgPath, "")
-	if warnings, err := node.CheckDataDir(dir, cfgPath); err != nil {
-		add("identity", checkFail, err.Error(), "restore identity.key from a backup, or run 'poai init' for a new identity")
+	keyPath := filepath.Join(dir, node.KeyFile)
+	warnings, err := node.CheckDataDir(dir, cfgPath)
+	if err == nil {
+		_, err = p2p.LoadOrCreateKey(keyPath) // the file is there (CheckDataDir): this decodes and test-signs it
+	}
+	if err != nil {
+		add("identity", checkFail, err.Error(), "restore identity.key from a backup; or move it away and run 'poai init' for a new identity (a new peer ID)")
 	} else if len(warnings) > 0 {
 		for _, w := range warnings {
 			add("identity", checkWarn, w, "chmod the files named to 0600 and the directory to 0700")
 		}
 	} else {
-		add("identity", checkOK, "identity.key present, private", "")
+		add("identity", checkOK, "identity.key present, private, signs and verifies", "")
 	}
 	switch free, err := node.FreeBytes(dir); {
 	case errors.Is(err, errors.ErrUnsupported):

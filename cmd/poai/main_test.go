@@ -721,7 +721,23 @@ func TestDoctorFindsWhatRunWouldFailOn(t *testing.T) {
 	if err == nil || !strings.Contains(out, "fail  p2p ports") || !strings.Contains(out, "port "+port) {
 		t.Fatalf("held port %s: err %v\n%s", port, err, out)
 	}
-	if err := os.Remove(filepath.Join(dir, node.KeyFile)); err != nil {
+	keyPath := filepath.Join(dir, node.KeyFile)
+	good, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := slices.Clone(good)
+	for i := 10; i < 20; i++ {
+		bad[i] ^= 0xff // inside the seed: the key still decodes, but cannot sign
+	}
+	if err := os.WriteFile(keyPath, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, append([]string{"doctor"}, free...)...)
+	if err == nil || !strings.Contains(out, "fail  identity") || !strings.Contains(out, "damaged") || !strings.Contains(out, "move it away") {
+		t.Fatalf("damaged key: err %v\n%s", err, out)
+	}
+	if err := os.Remove(keyPath); err != nil {
 		t.Fatal(err)
 	}
 	out, err = run(t, append([]string{"doctor"}, free...)...)
@@ -837,5 +853,40 @@ func TestTraceCollect(t *testing.T) {
 	}
 	if _, err := run(t, "trace", "collect", "--key", filepath.Join(dir, "c.key")); err == nil || !strings.Contains(err.Error(), "--out") {
 		t.Errorf("no --out: %v", err)
+	}
+}
+
+// TestRunHeldPortWritesNothing: run on a held p2p port fails naming the
+// port before it measures the device or opens the store, so the data
+// directory holds nothing new.
+func TestRunHeldPortWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := run(t, "init", "--data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	_, port, _ := net.SplitHostPort(held.Addr().String())
+	_, err = run(t, "run", "--data-dir", dir, "--listen", "/ip4/127.0.0.1/tcp/"+port, "--api-addr", "", "--metrics-addr", "", "--mdns=false")
+	if err == nil || !strings.Contains(err.Error(), port) {
+		t.Fatalf("run on held port %s: %v", port, err)
+	}
+	after, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		var names []string
+		for _, e := range after {
+			names = append(names, e.Name())
+		}
+		t.Errorf("run wrote to the data directory before failing: %v (had %d entries)", names, len(before))
 	}
 }

@@ -119,9 +119,10 @@ func peersCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var ps []node.PeerView
 			return a.show(cmd, "/peers", nil, &ps, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "PEER ID\tCONNECTED\tMODEL\tINT8 TOPS\tBF16 TFLOPS\tSCORE\tLAST CLAIM")
+				fmt.Fprintln(tw, "PEER ID\tCONNECTED\tMODEL\tINT8 TOPS\tBF16 TFLOPS\tINTEGRITY\tGOSSIP\tLAST CLAIM\tFLAGS")
 				for _, p := range ps {
-					fmt.Fprintf(tw, "%s\t%v\t%s\t%.4g\t%.4g\t%.3f\t%s\n", p.PeerID, p.Connected, p.Claim.Model, p.Claim.Int8TOPS, p.Claim.BF16TFLOPS, p.Score, p.LastSeen.Format(time.RFC3339))
+					fmt.Fprintf(tw, "%s\t%v\t%s\t%.4g\t%.4g\t%s\t%.1f\t%s\t%s\n", p.PeerID, p.Connected, p.Claim.Model, p.Claim.Int8TOPS, p.Claim.BF16TFLOPS,
+						integrityText(p.Score, p.New), p.GossipScore, p.LastSeen.Format(time.RFC3339), strings.Join(p.Flags, "; "))
 				}
 			})
 		},
@@ -264,4 +265,13 @@ pass, what to check.`,
 	}
 	a.register(cmd)
 	return cmd
+}
+
+// integrityText prints an integrity score, or "new" for a peer with no
+// record yet (0 then means nothing, not a cheat).
+func integrityText(score float64, isNew bool) string {
+	if isNew {
+		return "new"
+	}
+	return fmt.Sprintf("%.3f", score)
 }

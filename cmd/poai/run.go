@@ -20,6 +20,7 @@ import (
 
 	"github.com/poai-network/poai/internal/logging"
 	"github.com/poai-network/poai/node"
+	"github.com/poai-network/poai/p2p"
 	"github.com/poai-network/poai/scoring"
 )
 
@@ -61,6 +62,11 @@ start) until --recalibrate measures again and logs both.`,
 			}
 			warnings, err := node.CheckDataDir(dir, cfgPath)
 			if err != nil {
+				return err
+			}
+			// A held port fails here, before the device is measured or the
+			// store opened: nothing is written for a node that cannot start.
+			if err := p2p.CheckPortsFree(cfg.P2P.Listen); err != nil {
 				return err
 			}
 			if resetStore {

@@ -74,6 +74,7 @@ has no record.`,
 		},
 	}
 	a.register(cmd)
+	cmd.Flags().Lookup("json").Usage = "the same as --format json (the default); an error with another --format"
 	cmd.Flags().StringVar(&format, "format", "json", "json, dot or graphml")
 	cmd.Flags().BoolVar(&network, "network", false, "export the merged network (this node's mesh and the views its peers share) instead of this node's own")
 	return cmd
