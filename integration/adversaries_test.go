@@ -342,10 +342,12 @@ func TestColludingChallenger(t *testing.T) {
 // honest peer is flagged by anyone.
 func TestUnderpoweredFlagged(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs a 5-peer devnet for two to four minutes")
+		t.Skip("runs a 6-peer devnet for two to four minutes")
 	}
+	// Six peers: a verifier compares a target with the other peers of its
+	// class, and needs four (scoring.SpeedParams.MinPeers).
 	d, err := devnet.Start(t.Context(), devnet.Config{
-		Nodes: 5, Adversaries: map[node.Role]int{node.RoleUnderpowered: 1}, DataDir: t.TempDir(), GPU: "off",
+		Nodes: 6, Adversaries: map[node.Role]int{node.RoleUnderpowered: 1}, DataDir: t.TempDir(), GPU: "off",
 		Devices: devnet.DevicesEmulated, Target: 300 * time.Millisecond, Slack: 1.5, Allowance: 200 * time.Millisecond,
 	})
 	if err != nil {
