@@ -30,8 +30,10 @@ const (
 	// viewAskers bounds the requests in flight at once.
 	viewAskers = 8
 	// maxViews bounds the views kept (and the askers rate-limited): past
-	// it the least recently used is forgotten.
-	maxViews = 4096
+	// it the least recently used is forgotten; maxViewBytes bounds their
+	// encoded size together, the oldest forgotten first.
+	maxViews     = 4096
+	maxViewBytes = 16 << 20
 )
 
 // viewAnswerRate is how often one asker gets this node's view: one per
@@ -140,6 +142,7 @@ type viewShare struct {
 
 	mu     sync.Mutex
 	views  *simplelru.LRU[peer.ID, sharedView]
+	bytes  int // encoded size of views
 	askers *simplelru.LRU[peer.ID, *rate.Limiter]
 }
 
@@ -147,12 +150,25 @@ type viewShare struct {
 type sharedView struct {
 	at     time.Time
 	report *pb.TopologyReport
+	size   int // encoded bytes
 }
 
 func newViewShare(h *p2p.Host, epoch func() uint64) *viewShare {
-	views, _ := simplelru.NewLRU[peer.ID, sharedView](maxViews, nil)
-	askers, _ := simplelru.NewLRU[peer.ID, *rate.Limiter](maxViews, nil)
-	return &viewShare{host: h, epoch: epoch, views: views, askers: askers}
+	v := &viewShare{host: h, epoch: epoch}
+	v.views, _ = simplelru.NewLRU(maxViews, func(_ peer.ID, sv sharedView) { v.bytes -= sv.size })
+	v.askers, _ = simplelru.NewLRU[peer.ID, *rate.Limiter](maxViews, nil)
+	return v
+}
+
+// keep stores id's view; the oldest go while the views exceed
+// maxViewBytes. Callers hold v.mu.
+func (v *viewShare) keep(id peer.ID, sv sharedView) {
+	v.views.Remove(id)
+	v.views.Add(id, sv)
+	v.bytes += sv.size
+	for v.bytes > maxViewBytes && v.views.Len() > 1 {
+		v.views.RemoveOldest()
+	}
 }
 
 // answer is the TopologyProtocol handler's: this node's report, or nil
@@ -216,7 +232,7 @@ func (v *viewShare) collect(ctx context.Context) {
 				return // a malformed report: keep the last good view until it ages out
 			}
 			v.mu.Lock()
-			v.views.Add(id, sharedView{at: time.Now(), report: r})
+			v.keep(id, sharedView{at: time.Now(), report: r, size: len(b)})
 			v.mu.Unlock()
 		}()
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/poai-network/poai/challenge/pb"
+	"github.com/poai-network/poai/p2p"
 )
 
 // TestNetworkViewMergesSharedViews: a sharing node merges the views of the
@@ -139,5 +141,29 @@ func TestTopologyReport(t *testing.T) {
 	}
 	if _, err := decodeTopology([]byte{0xff, 0xff}); !errors.Is(err, errBadTopology) {
 		t.Errorf("garbage: %v", err)
+	}
+}
+
+// TestViewBytesBounded: however many peers share views, the views kept
+// stay under maxViewBytes, the oldest forgotten first.
+func TestViewBytesBounded(t *testing.T) {
+	v := newViewShare(nil, func() uint64 { return 0 })
+	size := p2p.MaxTopologyBytes
+	n := 2*maxViewBytes/size + 10
+	for i := range n {
+		v.keep(peer.ID(fmt.Sprint("peer", i)), sharedView{at: time.Now(), report: &pb.TopologyReport{}, size: size})
+		if v.bytes > maxViewBytes {
+			t.Fatalf("after %d views %d bytes kept, bound %d", i+1, v.bytes, maxViewBytes)
+		}
+	}
+	if _, ok := v.views.Peek(peer.ID(fmt.Sprint("peer", n-1))); !ok {
+		t.Error("the newest view was dropped")
+	}
+	if _, ok := v.views.Peek("peer0"); ok {
+		t.Error("the oldest view was kept past the bound")
+	}
+	v.keep(peer.ID(fmt.Sprint("peer", n-1)), sharedView{size: 10})
+	if want := (v.views.Len()-1)*size + 10; v.bytes != want {
+		t.Errorf("replacing a view: %d bytes counted, want %d", v.bytes, want)
 	}
 }

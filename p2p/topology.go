@@ -23,7 +23,7 @@ import (
 const TopologyProtocol protocol.ID = "/poai/topology/1.0.0"
 
 // MaxTopologyBytes bounds an encoded report FetchTopology accepts.
-const MaxTopologyBytes = 256 << 10
+const MaxTopologyBytes = 64 << 10
 
 // ServeTopology answers TopologyProtocol requests with report(asker), the
 // encoded report to hand out (nil: reset the stream, e.g. over the
