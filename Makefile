@@ -1,5 +1,9 @@
 # Targets mirror .ci/run.
 GO ?= go
+# go-nvml (NVIDIA's binding) calls NVML functions its header marks
+# deprecated; the C compiler's warnings about them, printed once when the
+# binding is first built, are not poai's.
+export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 RACE_PKGS = ./challenge/... ./scoring/... ./p2p/... ./node/...
 
 .PHONY: build test race lint proto fuzz bench devnet ptx gpu-check-bins
