@@ -241,6 +241,7 @@ func (n *Node) APIHandler(token string) http.Handler {
 		writeJSON(w, out)
 	})
 	mux.HandleFunc("GET "+APIVersion+"/proofs", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.Proofs()) })
+	mux.HandleFunc("GET "+APIVersion+"/voids", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.Voids()) })
 	mux.HandleFunc("GET "+APIVersion+"/topology", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.Topology()) })
 	mux.HandleFunc("GET "+APIVersion+"/network", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, n.Network()) })
 	mux.HandleFunc("GET "+APIVersion+"/trust", func(w http.ResponseWriter, r *http.Request) {

@@ -214,15 +214,19 @@ func (tk *tracker) finalize(t *tracked) {
 			"challenger_revealed", t.secret != nil, "shares_missing", len(missing))
 		tk.metrics.void.WithLabelValues("reveal").Inc()
 		t.advance(settled)
+		var culprits []peer.ID
 		if t.secret == nil && t.challenger != tk.id {
 			tk.recordCheck(t, t.challenger, false)
 			tk.noteVoid(t.challenger)
+			culprits = append(culprits, t.challenger)
 		}
 		for _, v := range missing {
 			if v != tk.id {
 				tk.recordCheck(t, v, false)
+				culprits = append(culprits, v)
 			}
 		}
+		tk.voids.add(t, "reveal", culprits)
 		return
 	}
 	latency := time.Since(t.receivedAt)

@@ -161,6 +161,9 @@ type tracker struct {
 	summary epochSummary
 	// proofs is this node's latest challenges as a target (Node.Proofs).
 	proofs proofHistory
+	// voids are the latest challenges this node voided, with who caused
+	// each (voids.go).
+	voids voidLog
 	// draining: the node stops issuing challenges (Node.Drain).
 	draining bool
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -71,6 +72,20 @@ func TestWithheldRevealBlamed(t *testing.T) {
 			}
 			if got := testutil.ToFloat64(n.metrics.void.WithLabelValues("reveal")); got != 1 {
 				t.Fatalf("%v voids, want 1", got)
+			}
+			// The void says who caused it: the challenger without its
+			// secret, each verifier whose listed share never came.
+			var want []string
+			if !tc.secret {
+				want = append(want, tr.challenger.String())
+			}
+			for i, revealed := range tc.revealed {
+				if !revealed {
+					want = append(want, verifiers[i].String())
+				}
+			}
+			if v := n.tk.voids.recs; len(v) != 1 || v[0].Cause != "reveal" || !slices.Equal(v[0].Culprits, want) || v[0].Challenge != chCID.String() {
+				t.Fatalf("void record %+v, want culprits %v", v, want)
 			}
 			// A verifier that withheld its listed share may not judge the
 			// challenge it voided: its attestation counts for nothing.

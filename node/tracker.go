@@ -199,6 +199,7 @@ func (tk *tracker) legitimate(ch *pb.Challenge, key string, from peer.ID, at tim
 		if t, ok := tk.tracked[prev.key]; ok && !t.settled() {
 			t.advance(settled)
 			tk.metrics.void.WithLabelValues("duplicate").Inc()
+			tk.voids.add(t, "duplicate", []peer.ID{from})
 			tk.log.Info("challenge void: its challenger sent two in one epoch", "challenger", shortID(from), "target", shortID(target))
 		}
 		return errors.New("sender already challenged the target this epoch")
