@@ -695,3 +695,30 @@ func TestValidatorClaimAddrs(t *testing.T) {
 		}
 	}
 }
+
+// TestAttestationReason: a verifier's error text (errors.Join puts
+// newlines between errors; a prover's bytes may carry escapes or
+// bidirectional overrides) becomes a reason the attestation validator
+// accepts, so a cheater cannot keep its BAD_PROOF from being published.
+func TestAttestationReason(t *testing.T) {
+	now := testClock.Start(5)
+	verifier, target := newPeer(t), newPeer(t)
+	_, _, chCID := newChallenge(t, newPeer(t), target, now)
+	v := NewValidator(DefaultLimits(), testClock, 100)
+	joined := errors.Join(errors.New("leaf 3: bad Merkle proof"), errors.New("leaf 9: row of 12 bytes"))
+	for i, raw := range []string{joined.Error(), "row \x1b[2J 3\u202e wrong", "bad \xff utf8", strings.Repeat("é", MaxReason)} {
+		r := AttestationReason(raw)
+		if len(r) > MaxReason || strings.ContainsAny(r, "\n\x1b\u202e") {
+			t.Errorf("%q: reason %q", raw, r)
+		}
+		a := &pb.Attestation{ChallengeCid: chCID.Bytes(), Target: []byte(target), Verifier: []byte(verifier), Epoch: 5,
+			Verdict: pb.Verdict_VERDICT_BAD_PROOF, LatencyMs: uint32(10 + i), DeadlineMs: 100, DataAccuracy: 0, IssuedUnixMs: now.UnixMilli(), Reason: r}
+		b, _ := Marshal(a)
+		if _, _, err := v.Attestation(verifier, b, now); err != nil {
+			t.Errorf("%q: the validator refuses the verifier's own reason: %v", raw, err)
+		}
+	}
+	if strings.Contains(joined.Error(), "\n") == false {
+		t.Fatal("errors.Join no longer separates with a newline: this test tests nothing")
+	}
+}

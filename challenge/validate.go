@@ -679,8 +679,9 @@ func (v *Validator) ChallengeRequest(from peer.ID, data []byte, now time.Time) (
 }
 
 // MaxReason bounds an attestation's reason in bytes (UTF-8 without
-// control characters, so it prints safely), MaxEvidence its evidence
-// CIDs.
+// control or format characters, so it prints safely: no newlines, no
+// terminal escapes, no bidirectional overrides), MaxEvidence its
+// evidence CIDs.
 const (
 	MaxReason   = 256
 	MaxEvidence = 4
@@ -718,8 +719,8 @@ func (v *Validator) Attestation(from peer.ID, data []byte, now time.Time) (*pb.A
 	if n := len(m.GetCheckDigest()); n != 0 && n != CheckDigestSize {
 		return nil, cid.Undef, fmt.Errorf("%w: check_digest of %d bytes", ErrMalformed, n)
 	}
-	if r := m.GetReason(); len(r) > MaxReason || !utf8.ValidString(r) || strings.ContainsFunc(r, unicode.IsControl) {
-		return nil, cid.Undef, fmt.Errorf("%w: reason of %d bytes (at most %d, UTF-8, no control characters)", ErrMalformed, len(r), MaxReason)
+	if r := m.GetReason(); len(r) > MaxReason || !utf8.ValidString(r) || strings.ContainsFunc(r, unprintable) {
+		return nil, cid.Undef, fmt.Errorf("%w: reason of %d bytes (at most %d, UTF-8, no control or format characters)", ErrMalformed, len(r), MaxReason)
 	}
 	if n := len(m.GetEvidence()); n > MaxEvidence {
 		return nil, cid.Undef, fmt.Errorf("%w: %d evidence CIDs, at most %d", ErrMalformed, n, MaxEvidence)
@@ -881,4 +882,30 @@ func (c *epochCache) put(key string, e uint64) {
 		delete(c.epoch, c.order[0])
 		c.order = c.order[1:]
 	}
+}
+
+// unprintable reports whether r may not appear in an attestation's reason:
+// a control character (newline, escape) or a format character (U+202E and
+// the other bidirectional controls).
+func unprintable(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
+
+// AttestationReason makes s a valid attestation reason: invalid UTF-8 and control or
+// format characters become spaces, and it is cut to MaxReason bytes
+// without splitting a character. Verifiers pass their error texts through
+// it (errors.Join puts newlines between errors).
+func AttestationReason(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || unprintable(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, " "))
+	if len(s) <= MaxReason {
+		return s
+	}
+	s = s[:MaxReason]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
 }

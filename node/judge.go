@@ -7,7 +7,6 @@ import (
 	"math"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -285,7 +284,7 @@ func (tk *tracker) attest(t *tracked, v pb.Verdict, latency time.Duration, devia
 		a.CheckDigest = t.digests[tk.id] // nil when this node did not verify (an adversary) or the workload has none
 	}
 	if v != pb.Verdict_VERDICT_PASS {
-		a.Reason = clip(reason, challenge.MaxReason)
+		a.Reason = challenge.AttestationReason(reason)
 		a.Evidence = evidenceOf(t)
 	}
 	tk.metrics.attested.WithLabelValues(verdictName(v)).Inc()
@@ -445,18 +444,6 @@ func evidenceOf(t *tracked) [][]byte {
 		}
 	}
 	return out
-}
-
-// clip cuts s to at most n bytes without splitting a UTF-8 sequence.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // evidenceStrings gives evidence CIDs (validated) in string form.
