@@ -306,35 +306,46 @@ func (b *claimBook) onClaim(from peer.ID, d decoded, at time.Time) {
 
 // checkProofSpeed weighs a passing proof's speed, anticipated over
 // latency: the speed test (scoring.SpeedMonitor) against the target's
-// class, whose first flag it reports as overclaimed; and, for a catalog
+// class, whose state it returns (tested: a bar to hold it to); and, for a catalog
 // model, a flag when the proof took longer than the anticipated time over
 // nvml.SlowProofFactor. Both catch a device that passes on the deadline's
 // slack but is weaker than it says. Loop goroutine only.
-func (b *claimBook) checkProofSpeed(t *tracked, latency time.Duration) (overclaimed bool) {
+func (b *claimBook) checkProofSpeed(t *tracked, latency time.Duration) (st scoring.SpeedState, tested bool) {
 	e, ok := b.peers[t.target]
 	if !ok || latency <= 0 {
-		return false
+		return st, false
 	}
 	pl, err := b.planner.Plan(e.claim, t.ch.GetWorkload())
 	if err != nil || pl.Anticipated <= 0 {
-		return false
+		return st, false
 	}
 	speed := pl.Anticipated.Seconds() / latency.Seconds()
+	spec, catalog := b.planner.Lookup(e.claim.GetModel())
 	if b.speed != nil {
-		class := e.claim.GetModel() + "/" + workloadName(t.ch.GetWorkload())
+		// The class is the catalog's name of the model (else the name
+		// normalized): spelling a model another way must not put a
+		// device in a class of its own, where nobody holds it to a bar.
+		model := gpu.NormalizeModel(e.claim.GetModel())
+		if catalog {
+			model = spec.Model
+		}
+		class := model + "/" + workloadName(t.ch.GetWorkload())
 		before, _ := b.speed.State(t.target.String())
-		if st, tested := b.speed.Observe(t.target.String(), class, speed); tested && st.Flagged && !before.Flagged {
+		st, tested = b.speed.Observe(t.target.String(), class, speed)
+		switch {
+		case st.Flagged && !before.Flagged:
 			b.metrics.flagged.WithLabelValues("underpowered").Inc()
 			b.log.Info("device slower than its peers of the same claim", "target", shortID(t.target), "class", class,
 				"relative_speed", st.Relative, "samples", st.Samples)
-			overclaimed = true
+		case before.Flagged && !st.Flagged:
+			b.log.Info("speed flag lifted", "target", shortID(t.target), "class", class, "relative_speed", st.Relative, "tested", tested)
 		}
 	}
-	if _, catalog := b.planner.Lookup(e.claim.GetModel()); !catalog {
-		return overclaimed
+	if !catalog {
+		return st, tested
 	}
 	if speed >= nvml.SlowProofFactor {
-		return
+		return st, tested
 	}
 	flag := fmt.Sprintf("%v proof ran at %.0f%% of the speed a %s should reach", t.ch.GetWorkload(), 100*speed, e.claim.GetModel())
 	if c := t.com; c != nil && nvml.Throttled(c.GetSmClockMhz(), c.GetSmClockMaxMhz()) {
@@ -348,7 +359,7 @@ func (b *claimBook) checkProofSpeed(t *tracked, latency time.Duration) (overclai
 		b.log.Info("passing proof far below the claimed model's speed", "target", shortID(t.target), "flag", flag)
 	}
 	e.slowProof = flag
-	return overclaimed
+	return st, tested
 }
 
 // speedFlag is the flag of a peer the speed test flagged, or "".

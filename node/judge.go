@@ -290,8 +290,9 @@ func (tk *tracker) attest(t *tracked, v pb.Verdict, latency time.Duration, devia
 	tk.metrics.attested.WithLabelValues(verdictName(v)).Inc()
 	tk.summary.count(&tk.summary.given, verdictName(v))
 	tk.stats.bump(func(s *Stats) { s.Attested++ })
-	if v == pb.Verdict_VERDICT_PASS && tk.claims.checkProofSpeed(t, latency) {
-		tk.book.SetOverclaimed(t.target.String())
+	if v == pb.Verdict_VERDICT_PASS && !t.untimed {
+		st, _ := tk.claims.checkProofSpeed(t, latency)
+		tk.book.SetOverclaimed(t.target.String(), st.Flagged)
 	}
 	lvl := slog.LevelDebug
 	if v != pb.Verdict_VERDICT_PASS {

@@ -196,7 +196,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.tk.validateClaim = n.validatorFor(p2p.TopicClaims, wrap(n.validator.Claim))
 	n.host.ServeClaim(n.announce.encoded)
 	if n.cfg.P2P.ShareTopology {
-		n.views = newViewShare(n.host, func() uint64 { return n.clock.At(time.Now()) })
+		live := func() (ids []peer.ID) {
+			n.ev.snapshot(func() { ids = n.claims.livePeers(time.Now()) })
+			return ids
+		}
+		n.views = newViewShare(n.host, func() uint64 { return n.clock.At(time.Now()) }, live)
 		n.host.ServeTopology(n.views.answer)
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.views.run(n.ctx) }()

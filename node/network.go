@@ -139,6 +139,9 @@ func encodeTopology(r *pb.TopologyReport) []byte {
 type viewShare struct {
 	host  *p2p.Host
 	epoch func() uint64
+	// live lists the peers with a live claim: only they are asked, so
+	// identities that only connect cannot fill the view.
+	live func() []peer.ID
 
 	mu     sync.Mutex
 	views  *simplelru.LRU[peer.ID, sharedView]
@@ -153,8 +156,8 @@ type sharedView struct {
 	size   int // encoded bytes
 }
 
-func newViewShare(h *p2p.Host, epoch func() uint64) *viewShare {
-	v := &viewShare{host: h, epoch: epoch}
+func newViewShare(h *p2p.Host, epoch func() uint64, live func() []peer.ID) *viewShare {
+	v := &viewShare{host: h, epoch: epoch, live: live}
 	v.views, _ = simplelru.NewLRU(maxViews, func(_ peer.ID, sv sharedView) { v.bytes -= sv.size })
 	v.askers, _ = simplelru.NewLRU[peer.ID, *rate.Limiter](maxViews, nil)
 	return v
@@ -203,13 +206,17 @@ func (v *viewShare) run(ctx context.Context) {
 	}
 }
 
-// collect asks every connected peer that shares for its view, at most
-// viewAskers at a time, and keeps the answers that decode.
+// collect asks every connected peer with a live claim that shares for its
+// view, at most viewAskers at a time, all within one viewInterval (peers
+// that never answer cannot stretch a sweep), and keeps the answers that
+// decode.
 func (v *viewShare) collect(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, viewInterval)
+	defer cancel()
 	sem := make(chan struct{}, viewAskers)
 	var wg sync.WaitGroup
-	for _, id := range v.host.ConnectedPeers() {
-		if !v.host.SharesTopology(id) {
+	for _, id := range v.live() {
+		if !v.host.Connected(id) || !v.host.SharesTopology(id) {
 			continue
 		}
 		select {
@@ -251,6 +258,12 @@ func (v *viewShare) fresh(now time.Time) map[peer.ID]*pb.TopologyReport {
 	}
 	return out
 }
+
+// Bounds of a NetworkView: views are merged until they are reached.
+const (
+	maxNetworkNodes = 2048
+	maxNetworkEdges = 32768
+)
 
 // NetworkView is the body of GET /api/v1/network: the network as this
 // node sees it, merged from its own mesh and the views its peers shared
@@ -308,6 +321,9 @@ func (n *Node) Network() NetworkView {
 	seen := map[peer.ID]bool{}
 	add := func(id peer.ID) { seen[id] = true }
 	for from, r := range reports {
+		if len(seen) >= maxNetworkNodes || len(v.Edges) >= maxNetworkEdges {
+			break // a view past these is no longer a picture anyone can read
+		}
 		add(from)
 		for _, c := range r.Connected {
 			add(peer.ID(c))

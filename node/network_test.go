@@ -147,7 +147,7 @@ func TestTopologyReport(t *testing.T) {
 // TestViewBytesBounded: however many peers share views, the views kept
 // stay under maxViewBytes, the oldest forgotten first.
 func TestViewBytesBounded(t *testing.T) {
-	v := newViewShare(nil, func() uint64 { return 0 })
+	v := newViewShare(nil, func() uint64 { return 0 }, nil)
 	size := p2p.MaxTopologyBytes
 	n := 2*maxViewBytes/size + 10
 	for i := range n {

@@ -29,10 +29,13 @@ type tracked struct {
 	comAt      time.Time
 	op         *pb.Opening
 	opCID      cid.Cid // op's content ID, evidence in this node's attestation
-	secret     []byte  // the challenger's revealed opening secret
-	revealAt   time.Time
-	committed  *challenge.Committed // this node's own proof, when it is the target, until it is opened
-	opened     bool
+	// untimed: the latency of this PASS is excused or was timed under
+	// overload, so it is no speed sample (checkProofSpeed).
+	untimed   bool
+	secret    []byte // the challenger's revealed opening secret
+	revealAt  time.Time
+	committed *challenge.Committed // this node's own proof, when it is the target, until it is opened
+	opened    bool
 	// slim: op's rows were dropped (slimOpening), so t can no longer be
 	// verified or re-checked from it.
 	slim bool

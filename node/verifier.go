@@ -103,7 +103,12 @@ func (tk *tracker) verified(t *tracked, res challenge.Result, err error) {
 	// an orphan): the latency on this clock is then zero, never negative.
 	// Time the target spent proving earlier challenges of its own is not
 	// its latency (busyOverlap).
-	latency := max(t.comAt.Sub(t.receivedAt), 0) - tk.busyOverlap(t)
+	overlap := tk.busyOverlap(t)
+	latency := max(t.comAt.Sub(t.receivedAt), 0) - overlap
+	// A latency excused by an earlier proof (the prover chose when that
+	// one committed), or timed while this node was overloaded, says
+	// nothing about the device's speed: no speed sample.
+	t.untimed = overlap > 0 || tk.overloaded(t.receivedAt, t.comAt)
 	deadline := time.Duration(t.ch.GetDeadlineMs()) * time.Millisecond
 	verdict := res.Verdict
 	if t.equivocation != nil {

@@ -207,14 +207,19 @@ type Book struct {
 const maxOverclaimed = maxSpeedPeers
 
 // SetOverclaimed records this node's own finding that peer's device is
-// slower than its claim (a SpeedMonitor flag): from the next trust round
-// its integrity score is 0 and PeerTrust.Overclaimed is set. It is
-// evidence this node gathered as a verifier, not an attestation, so it
-// weighs nothing in other nodes' rounds. Kept in memory: a restarted node
-// finds it again from the peer's next proofs.
-func (b *Book) SetOverclaimed(peer string) {
+// slower than its claim (on: a SpeedMonitor flag), or that it no longer
+// is: while set, from the next trust round, the peer's integrity score is
+// 0 and PeerTrust.Overclaimed is set. It is evidence this node gathered as
+// a verifier, not an attestation, so it weighs nothing in other nodes'
+// rounds. Kept in memory: a restarted node finds it again from the peer's
+// next proofs.
+func (b *Book) SetOverclaimed(peer string, on bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if !on {
+		delete(b.overclaimed, peer)
+		return
+	}
 	if b.overclaimed == nil {
 		b.overclaimed = map[string]bool{}
 	}

@@ -13,15 +13,18 @@ import (
 //
 // Each passed challenge gives a speed s = anticipated / latency: the plan's
 // time for the claimed device over the time the answer took, on the
-// verifier's clock. Its log, less the median log-speed of every peer of the
-// same class (claimed model and workload) in a recent window, is the
+// verifier's clock. Its log, less the reference of its class (claimed model
+// and workload) — the median over the other peers of the class of each
+// one's median log-speed in a recent window, one vote per peer — is the
 // residual r; a device as fast as its peers has r ≈ 0, one delivering a
 // fraction f of their speed r ≈ ln f. Let m = (ln Tolerated + ln Flagged)/2
 // be the midpoint between what an honest device may deliver and what is
-// flagged, and q the share of the class's window below m (the population's
-// own tail of slow answers, at least MinTail). A peer whose latest n ≥
-// MinSamples residuals (at most PeerWindow) have a median below m, and k of
-// them below m with P(Binomial(n, q) ≥ k) ≤ Alpha/Horizon, is flagged: a
+// flagged, and q the other peers' share of answers below m, each peer
+// weighing one (the population's own tail of slow answers, at least
+// MinTail). A peer whose latest n ≥ MinSamples residuals in the class (at
+// most PeerWindow) have a median below m, and k of them below m with
+// P(Binomial(n, q) ≥ k) ≤ Alpha/Horizon, is flagged, until a later test of
+// it no longer says so: a
 // sign test against its own class, robust to heavy-tailed latencies (a few
 // slow answers move it by a few counts, never by their size). If an honest
 // device's answers fall below m no more often than its class's, it is
@@ -60,13 +63,13 @@ func DefaultSpeedParams() SpeedParams {
 type SpeedState struct {
 	// Samples counts the observations tested (those with a reference).
 	Samples int `json:"samples"`
-	// Relative is exp of the median residual of the peer's latest
-	// samples: its speed as a fraction of its peers' median.
+	// Relative is exp of the median residual of the peer's latest samples
+	// in the class last tested: its speed as a fraction of its peers'.
 	Relative float64 `json:"relative"`
 	// PValue is the last test's P(Binomial(n, q) ≥ k); it flags at or
 	// below Alpha/Horizon.
 	PValue float64 `json:"p_value"`
-	// Flagged stays set once a test flagged the peer.
+	// Flagged is the last test's outcome.
 	Flagged bool `json:"flagged"`
 }
 
@@ -88,9 +91,16 @@ type SpeedMonitor struct {
 }
 
 type speedPeer struct {
-	state     SpeedState
-	residuals []float64 // the latest, at most PeerWindow
+	state SpeedState
+	// residuals are the latest (at most PeerWindow) per class, at most
+	// maxPeerClasses classes: a device weak at one workload is judged on
+	// that workload, not averaged with the others.
+	residuals map[string][]float64
 }
+
+// maxPeerClasses bounds the classes a peer's residuals are kept for; a
+// peer changing its claim over and over starts over.
+const maxPeerClasses = 8
 
 type speedClass struct {
 	logs    []float64      // ring of recent log-speeds
@@ -125,38 +135,40 @@ func (m *SpeedMonitor) Observe(peer, class string, speed float64) (st SpeedState
 	}
 	p, ok := m.peers.Get(peer)
 	if !ok {
-		p = &speedPeer{}
+		p = &speedPeer{residuals: map[string][]float64{}}
 		m.peers.Add(peer, p)
 	}
 	// The reference and the tail are the other peers' of the class, before
-	// this sample: a peer's own answers never set the bar they are held to.
-	ref, others, peersIn := c.othersMedian(peer)
+	// this sample, one vote per peer: a peer's own answers never set the
+	// bar they are held to, and many answers of a few peers do not either.
 	mid := (math.Log(m.p.Tolerated) + math.Log(m.p.Flagged)) / 2
-	below := 0
-	for _, l := range others {
-		if l-ref < mid {
-			below++
-		}
-	}
+	ref, q, peersIn := c.reference(peer, mid)
 	c.add(peer, y, m.p.Window)
 	if peersIn < m.p.MinPeers {
+		// No bar to hold it to: a flag from an earlier test lapses.
+		p.state.Flagged = false
 		return p.state, false
 	}
-	q := math.Max(m.p.MinTail, float64(below)/float64(len(others)))
-	p.residuals = appendCapped(p.residuals, y-ref, m.p.PeerWindow)
+	q = math.Max(m.p.MinTail, q)
+	res, seen := p.residuals[class]
+	if !seen && len(p.residuals) >= maxPeerClasses {
+		clear(p.residuals)
+	}
+	res = appendCapped(res, y-ref, m.p.PeerWindow)
+	p.residuals[class] = res
 	p.state.Samples++
 	k := 0
-	for _, r := range p.residuals {
+	for _, r := range res {
 		if r < mid {
 			k++
 		}
 	}
-	med := median(p.residuals)
+	med := median(res)
 	p.state.Relative = math.Exp(med)
-	p.state.PValue = binomialTail(len(p.residuals), k, q)
-	if len(p.residuals) >= m.p.MinSamples && med < mid && p.state.PValue <= m.p.Alpha/float64(m.p.Horizon) {
-		p.state.Flagged = true
-	}
+	p.state.PValue = binomialTail(len(res), k, q)
+	// Not sticky: a peer whose class's bar moved back, or whose answers
+	// recovered, is cleared by its next test.
+	p.state.Flagged = len(res) >= m.p.MinSamples && med < mid && p.state.PValue <= m.p.Alpha/float64(m.p.Horizon)
 	return p.state, true
 }
 
@@ -207,22 +219,35 @@ func (c *speedClass) add(peer string, y float64, window int) {
 	c.nextL = (c.nextL + 1) % window
 }
 
-// othersMedian returns the median of the log-speeds in the class's window
-// not from peer, those log-speeds (valid until the next call), and how many
-// other peers they come from.
-func (c *speedClass) othersMedian(peer string) (float64, []float64, int) {
-	c.scratch = c.scratch[:0]
+// reference returns, over the class's window without peer's answers, the
+// median of the other peers' own median log-speeds (one vote per peer),
+// the share of their answers below that median + mid (each peer's answers
+// weighing 1 together), and how many other peers there are.
+func (c *speedClass) reference(peer string, mid float64) (ref, q float64, peers int) {
+	byPeer := map[string][]float64{}
 	for i, l := range c.logs {
-		if c.who[i] != peer {
-			c.scratch = append(c.scratch, l)
+		if w := c.who[i]; w != peer {
+			byPeer[w] = append(byPeer[w], l)
 		}
 	}
-	n := len(c.count)
-	if c.count[peer] > 0 {
-		n--
+	if len(byPeer) == 0 {
+		return 0, 0, 0
 	}
-	others := slices.Clone(c.scratch)
-	return medianInPlace(c.scratch), others, n
+	c.scratch = c.scratch[:0]
+	for _, ls := range byPeer {
+		c.scratch = append(c.scratch, median(ls))
+	}
+	ref = medianInPlace(c.scratch)
+	for _, ls := range byPeer {
+		below := 0
+		for _, l := range ls {
+			if l-ref < mid {
+				below++
+			}
+		}
+		q += float64(below) / float64(len(ls))
+	}
+	return ref, q / float64(len(byPeer)), len(byPeer)
 }
 
 // median returns the median of xs (0 for none), leaving xs as it is.

@@ -149,3 +149,41 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+// TestSpeedMonitorOneVotePerPeer: identities that answer far more often,
+// and faster than their claim, do not set the bar while they are fewer
+// than the other honest peers of the class (two against three); a flag
+// lifts once the class's bar comes back.
+func TestSpeedMonitorOneVotePerPeer(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	m := NewSpeedMonitor(DefaultSpeedParams())
+	for range 300 {
+		for h := range 4 {
+			if st, _ := m.Observe(fmt.Sprint("h", h), "c", math.Exp(noise(rng, 0.02, 0))); st.Flagged {
+				t.Fatalf("honest h%d flagged beside two fast identities answering ten times as often", h)
+			}
+			for s := range 2 * 10 {
+				m.Observe(fmt.Sprint("s", s%2), "c", 1.25*math.Exp(noise(rng, 0.02, 0)))
+			}
+		}
+	}
+	// Now the fast identities are the majority: the honest peers look
+	// slow and are flagged; once they are gone the flags lift.
+	for range 100 {
+		for s := range 6 {
+			m.Observe(fmt.Sprint("f", s), "c", 1.25*math.Exp(noise(rng, 0.02, 0)))
+		}
+		m.Observe("h0", "c", math.Exp(noise(rng, 0.02, 0)))
+	}
+	if st, _ := m.State("h0"); !st.Flagged {
+		t.Fatalf("a majority of fast identities did not move the bar (state %+v): the test above tests nothing", st)
+	}
+	for range 300 {
+		for h := range 5 {
+			m.Observe(fmt.Sprint("h", h), "c", math.Exp(noise(rng, 0.02, 0)))
+		}
+	}
+	if st, _ := m.State("h0"); st.Flagged {
+		t.Errorf("h0 still flagged once the fast identities left: %+v", st)
+	}
+}

@@ -502,3 +502,43 @@ func TestSpacedMissesCount(t *testing.T) {
 		t.Fatalf("every fourth challenge skipped for free: %+v", pt)
 	}
 }
+
+// TestOverclaimedScoresZero: a peer this node's speed test flags has
+// integrity 0 from the next round, whatever its record, and its own again
+// once the flag is lifted.
+func TestOverclaimedScoresZero(t *testing.T) {
+	b := openTrust(t, t.TempDir(), DefaultParams())
+	defer b.Close()
+	for e := uint64(0); e < 4; e++ {
+		for k, v := range []string{"self", "v1", "v2"} {
+			for _, target := range []string{"v1", "v2", "fast"} {
+				if target == v {
+					continue
+				}
+				a := att(fmt.Sprint("c", e, target, k), target, v, VerdictPass)
+				a.Epoch = e
+				if err := b.Record(a); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	score := func(e uint64) PeerTrust {
+		v, err := b.Roll(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.Peers["fast"]
+	}
+	if pt := score(4); pt.Score < 0.5 || pt.Overclaimed {
+		t.Fatalf("before the flag: %+v", pt)
+	}
+	b.SetOverclaimed("fast", true)
+	if pt := score(5); pt.Score != 0 || !pt.Overclaimed {
+		t.Fatalf("flagged: %+v", pt)
+	}
+	b.SetOverclaimed("fast", false)
+	if pt := score(6); pt.Score < 0.5 || pt.Overclaimed {
+		t.Fatalf("flag lifted: %+v", pt)
+	}
+}
