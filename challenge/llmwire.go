@@ -37,11 +37,15 @@ const (
 	MaxLLMPrompt  = 1024
 	MaxLLMDecode  = 256
 	MaxLLMVocab   = 1 << 14
+	// MaxLLMHeads bounds the attention heads (the verifier's stage plan
+	// keeps a head set in 64 bits).
+	MaxLLMHeads = 64
 )
 
 // LLMConfigOf returns the model and task an llm challenge names, or an
 // error wrapping ErrMalformed when it names none or one outside
-// llm.Config.Validate, MaxLLMWeights, MaxLLMDecode or MaxLLMVocab, or
+// llm.Config.Validate, MaxLLMWeights, MaxLLMDecode, MaxLLMVocab or
+// MaxLLMHeads, or
 // checks that do not fit the task.
 func LLMConfigOf(ch *pb.Challenge) (llm.Config, error) {
 	s := ch.GetLlm()
@@ -62,6 +66,11 @@ func LLMConfigOf(ch *pb.Challenge) (llm.Config, error) {
 		return llm.Config{}, fmt.Errorf("%w: decode %d, want 1..%d", ErrMalformed, cfg.Decode, MaxLLMDecode)
 	case cfg.Vocab > MaxLLMVocab:
 		return llm.Config{}, fmt.Errorf("%w: vocab %d over %d", ErrMalformed, cfg.Vocab, MaxLLMVocab)
+	case cfg.Heads > MaxLLMHeads:
+		// The verifier's stage plan keeps a head set in 64 bits: a shape it
+		// could not verify must be refused as a challenge, not turned
+		// into a BAD_PROOF against an honest prover.
+		return llm.Config{}, fmt.Errorf("%w: %d heads over %d", ErrMalformed, cfg.Heads, MaxLLMHeads)
 	case ch.GetOpenings() < 1 || int(ch.GetOpenings()) > cfg.Positions()*cfg.Layers:
 		return llm.Config{}, fmt.Errorf("%w: %d stage checks of %d stages", ErrMalformed, ch.GetOpenings(), cfg.Positions()*cfg.Layers)
 	case s.GetLinks() < 1 || int(s.GetLinks()) > cfg.Decode:

@@ -28,15 +28,39 @@ type TraceCollector struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	enc    *json.Encoder
+	out    *countingWriter
+	limit  int64 // bytes; 0: none
 	events atomic.Int64
 	peers  atomic.Int64
 }
 
-// CollectTraces makes h a remote-tracer collector writing to w.
-func CollectTraces(h host.Host, w io.Writer, log *slog.Logger) *TraceCollector {
-	c := &TraceCollector{log: log, enc: json.NewEncoder(w)}
+// CollectTraces makes h a remote-tracer collector writing to w, at most
+// limit bytes (0: no limit); past it every tracer stream is reset.
+func CollectTraces(h host.Host, w io.Writer, limit int64, log *slog.Logger) *TraceCollector {
+	cw := &countingWriter{w: w}
+	c := &TraceCollector{log: log, enc: json.NewEncoder(cw), out: cw, limit: limit}
 	h.SetStreamHandler(pubsub.RemoteTracerProtoID, c.handle)
 	return c
+}
+
+// countingWriter counts the bytes written through it (under
+// TraceCollector.mu).
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Bytes returns how many bytes were written.
+func (c *TraceCollector) Bytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.n
 }
 
 // Events returns how many events were written, Peers how many tracer
@@ -66,7 +90,17 @@ func (c *TraceCollector) handle(s network.Stream) {
 			return
 		}
 		c.mu.Lock()
+		if c.limit > 0 && c.out.n >= c.limit {
+			c.mu.Unlock()
+			c.log.Warn("trace output full: stream refused", "from", from, "limit_bytes", c.limit)
+			_ = s.Reset()
+			return
+		}
 		for _, ev := range batch.GetBatch() {
+			// A tracer reports its own events: the peer is the one the
+			// stream's secure channel authenticated, whatever the event
+			// says, so one node cannot write events in another's name.
+			ev.PeerID = []byte(from)
 			if err := c.enc.Encode(ev); err != nil {
 				c.mu.Unlock()
 				c.log.Warn("trace write failed", "err", err)

@@ -41,7 +41,7 @@ func (s *syncBuffer) String() string {
 func TestRemoteTracer(t *testing.T) {
 	collector := newHost(t)
 	var out syncBuffer
-	c := CollectTraces(collector.Libp2p(), &out, slog.Default())
+	c := CollectTraces(collector.Libp2p(), &out, 0, slog.Default())
 	file := filepath.Join(t.TempDir(), "trace.json")
 	traced := newHostWith(t, func(cfg *Config) {
 		cfg.TraceFile = file
@@ -88,5 +88,35 @@ func TestRemoteTracerBadAddress(t *testing.T) {
 			h.Close()
 		}
 		t.Fatalf("a tracer address without a peer ID: %v", err)
+	}
+}
+
+// TestTraceCollectorLimit: past its byte limit the collector writes
+// nothing more.
+func TestTraceCollectorLimit(t *testing.T) {
+	collector := newHost(t)
+	var out syncBuffer
+	c := CollectTraces(collector.Libp2p(), &out, 1, slog.Default())
+	traced := newHostWith(t, func(cfg *Config) {
+		cfg.TraceRemote = collector.Addrs()[0].String() + "/p2p/" + collector.ID().String()
+	})
+	if err := traced.Join("t", testValidator(new(atomic.Int32)), func(Message) {}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Events() == 0 && time.Now().Before(deadline) {
+		_ = traced.Publish(t.Context(), "t", []byte("hello"))
+		time.Sleep(300 * time.Millisecond)
+	}
+	first := c.Bytes()
+	if first == 0 {
+		t.Fatal("nothing collected")
+	}
+	for range 5 {
+		_ = traced.Publish(t.Context(), "t", []byte("more"))
+		time.Sleep(300 * time.Millisecond)
+	}
+	if got := c.Bytes(); got != first {
+		t.Errorf("%d bytes written past the limit (first batch %d)", got-first, first)
 	}
 }

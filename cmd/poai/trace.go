@@ -164,6 +164,7 @@ func traceCollectCmd() *cobra.Command {
 		listen   []string
 		out, key string
 		duration time.Duration
+		maxBytes int64
 	)
 	cmd := &cobra.Command{
 		Use:   "collect",
@@ -175,7 +176,10 @@ summarize' reads. It prints its address: set each node's [p2p] trace_remote
 (or POAI_P2P_TRACE_REMOTE) to it. Its identity is kept in --key, so the address
 stays the same across restarts. Events come batched about once a second; a
 node buffers up to 64 Ki events while the collector is away and then drops
-the oldest. Stops on Ctrl-C or after --duration.`,
+the oldest. Each event is recorded under the peer its stream authenticated,
+whatever the event says. Any peer that reaches the address may send: listen
+where only your nodes can, and --max-bytes bounds the file. Stops on Ctrl-C
+or after --duration.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
@@ -195,7 +199,7 @@ the oldest. Stops on Ctrl-C or after --duration.`,
 				return fmt.Errorf("--listen %v: %w", listen, err)
 			}
 			defer h.Close()
-			c := p2p.CollectTraces(h, f, slog.Default())
+			c := p2p.CollectTraces(h, f, maxBytes, slog.Default())
 			for _, a := range h.Addrs() {
 				fmt.Fprintf(cmd.OutOrStdout(), "collecting gossipsub traces at %s/p2p/%s\n", a, h.ID())
 			}
@@ -216,5 +220,6 @@ the oldest. Stops on Ctrl-C or after --duration.`,
 	cmd.Flags().StringVar(&out, "out", "", "file to append the events to, JSON lines (required)")
 	cmd.Flags().StringVar(&key, "key", "trace-collector.key", "identity key file of the collector, created if missing")
 	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
+	cmd.Flags().Int64Var(&maxBytes, "max-bytes", 4<<30, "stop writing once --out has grown by this many bytes (any peer that reaches the address may send traces; 0: no limit)")
 	return cmd
 }
