@@ -23,8 +23,9 @@ import (
 // weighing one (the population's own tail of slow answers, at least
 // MinTail). A peer whose latest n ≥ MinSamples residuals in the class (at
 // most PeerWindow) have a median below m, and k of them below m with
-// P(Binomial(n, q) ≥ k) ≤ Alpha/Horizon, is flagged, until a later test of
-// it no longer says so: a
+// P(Binomial(n, q) ≥ k) ≤ Alpha/(2·Horizon), is flagged; so is one whose
+// latest residuals over all its classes pass the same test against the
+// largest of their classes' q; until a later test no longer says so: a
 // sign test against its own class, robust to heavy-tailed latencies (a few
 // slow answers move it by a few counts, never by their size). If an honest
 // device's answers fall below m no more often than its class's, it is
@@ -94,9 +95,15 @@ type speedPeer struct {
 	state SpeedState
 	// residuals are the latest (at most PeerWindow) per class, at most
 	// maxPeerClasses classes: a device weak at one workload is judged on
-	// that workload, not averaged with the others.
+	// that workload, not averaged with the others. pooled are the latest
+	// of all its classes, each with its class's tail q when it came: a
+	// device weak at everything is judged on every answer, sooner.
 	residuals map[string][]float64
+	pooled    []pooledResidual
 }
+
+// pooledResidual is one residual of speedPeer.pooled and its class's q.
+type pooledResidual struct{ r, q float64 }
 
 // maxPeerClasses bounds the classes a peer's residuals are kept for; a
 // peer changing its claim over and over starts over.
@@ -156,20 +163,48 @@ func (m *SpeedMonitor) Observe(peer, class string, speed float64) (st SpeedState
 	}
 	res = appendCapped(res, y-ref, m.p.PeerWindow)
 	p.residuals[class] = res
+	if len(p.pooled) < m.p.PeerWindow {
+		p.pooled = append(p.pooled, pooledResidual{y - ref, q})
+	} else {
+		copy(p.pooled, p.pooled[1:])
+		p.pooled[len(p.pooled)-1] = pooledResidual{y - ref, q}
+	}
 	p.state.Samples++
+	// Two tests, each at half the level (a union bound keeps Alpha): the
+	// class's own answers, and all of the peer's answers against the
+	// largest tail q among their classes (a binomial with the largest q
+	// bounds the sum of binomials with smaller ones).
+	level := m.p.Alpha / float64(m.p.Horizon) / 2
+	flagClass, pClass, medClass := m.signTest(res, q, mid, level)
+	all := make([]float64, len(p.pooled))
+	qMax := 0.0
+	for i, x := range p.pooled {
+		all[i], qMax = x.r, math.Max(qMax, x.q)
+	}
+	flagAll, pAll, medAll := m.signTest(all, qMax, mid, level)
+	p.state.Relative, p.state.PValue = math.Exp(medClass), pClass
+	if pAll < pClass {
+		p.state.Relative, p.state.PValue = math.Exp(medAll), pAll
+	}
+	// Not sticky: a peer whose class's bar moved back, or whose answers
+	// recovered, is cleared by its next test.
+	p.state.Flagged = flagClass || flagAll
+	return p.state, true
+}
+
+// signTest reports whether residuals res (at least MinSamples) have a
+// median below mid and more of them below mid than a tail q explains at
+// level; with the p-value and the median.
+func (m *SpeedMonitor) signTest(res []float64, q, mid, level float64) (flag bool, p, med float64) {
 	k := 0
 	for _, r := range res {
 		if r < mid {
 			k++
 		}
 	}
-	med := median(res)
-	p.state.Relative = math.Exp(med)
-	p.state.PValue = binomialTail(len(res), k, q)
-	// Not sticky: a peer whose class's bar moved back, or whose answers
-	// recovered, is cleared by its next test.
-	p.state.Flagged = len(res) >= m.p.MinSamples && med < mid && p.state.PValue <= m.p.Alpha/float64(m.p.Horizon)
-	return p.state, true
+	med = median(res)
+	p = binomialTail(len(res), k, q)
+	return len(res) >= m.p.MinSamples && med < mid && p <= level, p, med
 }
 
 // binomialTail returns P(Binomial(n, q) ≥ k).

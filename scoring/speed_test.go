@@ -51,7 +51,7 @@ func TestSpeedMonitorCatchesUnderpowered(t *testing.T) {
 	for _, c := range []struct {
 		sigma, tail float64
 		within      int // observations by which 99 % of runs flag
-	}{{0.02, 0, 16}, {0.02, 0.1, 24}, {0.05, 0, 32}, {0.05, 0.1, 56}} {
+	}{{0.02, 0, 18}, {0.02, 0.1, 26}, {0.05, 0, 34}, {0.05, 0.1, 60}} {
 		const runs = 200
 		var at []int
 		for range runs {
